@@ -1,0 +1,154 @@
+// Configuration: every key is declared once here with its default and description, parsed and validated at
+// start. A bad value stops the process with a message naming the key; nothing reads process.env elsewhere.
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Parser<T> = (raw: string, key: string) => T;
+
+interface KeySpec<T> {
+  readonly env: string;
+  readonly default: T;
+  readonly parse: Parser<T>;
+  readonly description: string;
+}
+
+const str: Parser<string> = (raw) => raw;
+
+const int =
+  (min: number, max = Number.MAX_SAFE_INTEGER): Parser<number> =>
+  (raw, key) => {
+    const n = Number(raw);
+    if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new ConfigError(`${key} must be an integer between ${min} and ${max}, got "${raw}"`);
+    }
+    return n;
+  };
+
+const bool: Parser<boolean> = (raw, key) => {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+  throw new ConfigError(`${key} must be true or false, got "${raw}"`);
+};
+
+const list: Parser<string[]> = (raw) =>
+  raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+
+const hexKeys: Parser<string[]> = (raw, key) => {
+  const keys = list(raw, key);
+  for (const k of keys) {
+    if (!/^[0-9a-f]{64}$/.test(k)) throw new ConfigError(`${key} must list 64-char lowercase hex pubkeys, got "${k}"`);
+  }
+  return keys;
+};
+
+const wsUrls: Parser<string[]> = (raw, key) => {
+  const urls = list(raw, key);
+  for (const u of urls) {
+    let parsed: URL;
+    try {
+      parsed = new URL(u);
+    } catch {
+      throw new ConfigError(`${key} has an invalid URL "${u}"`);
+    }
+    if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
+      throw new ConfigError(`${key} URLs must use ws:// or wss://, got "${u}"`);
+    }
+  }
+  return urls;
+};
+
+const httpUrl: Parser<string> = (raw, key) => {
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${key} must be an absolute http(s) URL, got "${raw}"`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new ConfigError(`${key} must use http:// or https://, got "${raw}"`);
+  }
+  // Kept without a trailing slash so that PUBLIC_URL + path is the absolute URL a client signs (NIP-98).
+  return raw.replace(/\/+$/, '');
+};
+
+const oneOf =
+  <T extends string>(values: readonly T[]): Parser<T> =>
+  (raw, key) => {
+    if (!(values as readonly string[]).includes(raw)) {
+      throw new ConfigError(`${key} must be one of ${values.join(', ')}, got "${raw}"`);
+    }
+    return raw as T;
+  };
+
+const intList: Parser<number[]> = (raw, key) => list(raw, key).map((v) => int(0, 65535)(v, key));
+
+const spec = {
+  databaseUrl: { env: 'DATABASE_URL', default: '', parse: str, description: 'PostgreSQL URL; empty runs the embedded PGlite database under DATA_DIR' },
+  dataDir: { env: 'DATA_DIR', default: './data', parse: str, description: 'Directory of the embedded database (used only without DATABASE_URL)' },
+  dbPoolMax: { env: 'DB_POOL_MAX', default: 10, parse: int(1, 200), description: 'Largest PostgreSQL connection pool per process' },
+  redisUrl: { env: 'REDIS_URL', default: '', parse: str, description: 'Redis URL for live counters, rate limits, replay cache and cross-process fan-out; empty runs without Redis' },
+  redisPrefix: { env: 'REDIS_PREFIX', default: 'nostrx:', parse: str, description: 'Prefix of every Redis key and channel this service uses' },
+  host: { env: 'HOST', default: '127.0.0.1', parse: str, description: 'Address to listen on' },
+  port: { env: 'PORT', default: 7447, parse: int(0, 65535), description: 'Port of the relay, the NIP-11 document and the HTTP API (0 picks a free one)' },
+  publicUrl: { env: 'PUBLIC_URL', default: '', parse: httpUrl, description: 'Public base URL as clients see it (default http://localhost:PORT); NIP-42 and NIP-98 compare against it' },
+  upstreamRelays: { env: 'UPSTREAM_RELAYS', default: [] as string[], parse: wsUrls, description: 'Comma-separated ws(s):// relays that accepted events are forwarded to by default' },
+  allowPrivateRelays: { env: 'ALLOW_PRIVATE_RELAYS', default: false, parse: bool, description: 'Allow relay URLs that resolve to loopback, private or link-local addresses (SSRF guard off)' },
+  adminPubkeys: { env: 'ADMIN_PUBKEYS', default: [] as string[], parse: hexKeys, description: 'Comma-separated hex pubkeys allowed on admin routes and NIP-86' },
+  logLevel: { env: 'LOG_LEVEL', default: 'info', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), description: 'Log level' },
+  relayName: { env: 'RELAY_NAME', default: 'NostrX relay', parse: str, description: 'NIP-11 name' },
+  relayDescription: { env: 'RELAY_DESCRIPTION', default: 'Cross-posts from Twitter/X to Nostr with your own keys', parse: str, description: 'NIP-11 description' },
+  relayContact: { env: 'RELAY_CONTACT', default: '', parse: str, description: 'NIP-11 contact' },
+  relayPubkey: { env: 'RELAY_PUBKEY', default: '', parse: str, description: 'NIP-11 admin pubkey' },
+  maxMessageBytes: { env: 'MAX_MESSAGE_BYTES', default: 131072, parse: int(1024), description: 'Largest WebSocket message accepted (bytes)' },
+  maxSubscriptions: { env: 'MAX_SUBSCRIPTIONS', default: 20, parse: int(1), description: 'Open subscriptions per connection' },
+  maxFilters: { env: 'MAX_FILTERS', default: 10, parse: int(1), description: 'Filters per REQ or COUNT' },
+  maxFilterValues: { env: 'MAX_FILTER_VALUES', default: 1000, parse: int(1), description: 'Values in one filter array (ids, authors, kinds, #tag)' },
+  maxSubIdLength: { env: 'MAX_SUBID_LENGTH', default: 64, parse: int(1, 256), description: 'Longest subscription id' },
+  maxLimit: { env: 'MAX_LIMIT', default: 500, parse: int(1), description: 'Largest limit of a stored-events query' },
+  defaultLimit: { env: 'DEFAULT_LIMIT', default: 100, parse: int(1), description: 'Limit used when a filter has none' },
+  maxEventTags: { env: 'MAX_EVENT_TAGS', default: 2000, parse: int(1), description: 'Tags per event' },
+  maxTagElementLength: { env: 'MAX_TAG_ELEMENT_LENGTH', default: 1024, parse: int(1), description: 'Longest string inside a tag' },
+  maxContentLength: { env: 'MAX_CONTENT_LENGTH', default: 65536, parse: int(1), description: 'Longest event content (characters)' },
+  createdAtPastSeconds: { env: 'CREATED_AT_PAST_SECONDS', default: 94608000, parse: int(0), description: 'How far in the past created_at may be (default 3 years)' },
+  createdAtFutureSeconds: { env: 'CREATED_AT_FUTURE_SECONDS', default: 900, parse: int(0), description: 'How far in the future created_at may be' },
+  maxBufferedBytes: { env: 'MAX_BUFFERED_BYTES', default: 4194304, parse: int(65536), description: 'Outgoing bytes queued for one connection before it is dropped as a slow reader' },
+  authRequiredForWrite: { env: 'AUTH_REQUIRED_FOR_WRITE', default: false, parse: bool, description: 'Require NIP-42 AUTH before EVENT, and only accept events by authenticated pubkeys' },
+  postKinds: { env: 'POST_KINDS', default: [1, 6, 16, 30023] as number[], parse: intList, description: 'Kinds that count against the daily/monthly quota' },
+  workers: { env: 'WORKERS', default: 1, parse: int(1, 64), description: 'Processes serving the same port (node cluster)' },
+} satisfies Record<string, KeySpec<unknown>>;
+
+type Spec = typeof spec;
+export type Config = { readonly [K in keyof Spec]: Spec[K]['default'] };
+
+export const configKeys: readonly { env: string; default: unknown; description: string }[] = Object.values(spec).map(
+  ({ env, default: d, description }) => ({ env, default: d, description }),
+);
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const out: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(spec) as [string, KeySpec<unknown>][]) {
+    const raw = env[key.env];
+    out[name] = raw === undefined || raw === '' ? key.default : key.parse(raw, key.env);
+  }
+  const config = out as Config;
+  // With PORT=0 the port is known only after listen; the server fills PUBLIC_URL in then (withPort).
+  const publicUrl = config.publicUrl || (config.port ? `http://localhost:${config.port}` : '');
+  return Object.freeze({ ...config, publicUrl });
+}
+
+/** The config once the listening port is known: fills the default PUBLIC_URL for PORT=0. */
+export function withPort(config: Config, port: number): Config {
+  if (config.publicUrl) return config;
+  return Object.freeze({ ...config, port, publicUrl: `http://localhost:${port}` });
+}
+
+/** The relay's own WebSocket URL, derived from PUBLIC_URL (http→ws, https→wss). */
+export function relayUrl(config: Pick<Config, 'publicUrl'>): string {
+  return config.publicUrl.replace(/^http/, 'ws') + '/';
+}

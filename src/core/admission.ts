@@ -1,0 +1,220 @@
+// Admission: the one path every published event takes, from the relay and from the API alike. The stages run
+// top to bottom; each `check…` may end the path with a rejection, cheap checks before the signature is
+// verified. Only after the commit are subscribers told (fan-out) and the forwarder woken.
+import type { Knex } from 'knex';
+import { LRUCache } from 'lru-cache';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import * as kinds from '../nips/kinds.js';
+import * as nip01 from '../nips/nip01.js';
+import * as nip09 from '../nips/nip09.js';
+import * as nip40 from '../nips/nip40.js';
+import * as nip70 from '../nips/nip70.js';
+import { rejection, type Rejection } from '../nips/result.js';
+import type { NostrEvent, VerifiedEvent } from '../nips/nip01.js';
+import { deleteReferenced, eventExists, saveEvent, type SaveOutcome } from '../store/events.js';
+import type { UserRecord } from '../store/users.js';
+import type { Accounts } from './accounts.js';
+import type { FanOut } from './fanout.js';
+
+export interface SourceMeta {
+  readonly platform?: string;
+  readonly tweetId?: string;
+  readonly tweetUrl?: string;
+  readonly tweetText?: string;
+  readonly username?: string;
+}
+
+export interface AdmissionContext {
+  readonly via: 'relay' | 'api';
+  /** Pubkeys the caller proved it holds: NIP-42 AUTH on the relay, the NIP-98 signer on the API. */
+  readonly authed: ReadonlySet<string>;
+  readonly ip?: string | undefined;
+  readonly source?: SourceMeta | undefined;
+}
+
+/** Facts about the quota a rejection or acceptance was measured against (for the API's JSON and the OK text). */
+export interface QuotaFacts {
+  readonly plan: string;
+  readonly period: 'daily' | 'monthly';
+  readonly limit: number;
+  readonly used: number;
+  readonly resetsAt: string;
+}
+
+export type Admission =
+  | { readonly status: 'accepted'; readonly eventId: string; readonly message: string; readonly rowId?: string | undefined }
+  | { readonly status: 'duplicate'; readonly eventId: string; readonly message: string }
+  | { readonly status: 'rejected'; readonly eventId: string; readonly rejection: Rejection; readonly quota?: QuotaFacts | undefined };
+
+/** Hooks the quota and forwarding stages plug into the admission transaction (see core/quota.ts, core/outbox.ts). */
+export interface AdmissionStages {
+  /** Before verification: a cheap look at whether the author is already at the limit. */
+  precheckQuota?(user: UserRecord, ev: NostrEvent): Promise<{ rejection: Rejection; quota: QuotaFacts } | undefined>;
+  /** Inside the transaction: charge the event; a rejection rolls the transaction back. */
+  chargeQuota?(trx: Knex.Transaction, user: UserRecord, ev: VerifiedEvent): Promise<{ rejection: Rejection; quota: QuotaFacts } | undefined>;
+  /** Inside the transaction: write the forwarding outbox rows for a stored event. */
+  enqueueForwarding?(trx: Knex.Transaction, user: UserRecord, ev: VerifiedEvent, rowId: string): Promise<void>;
+  /** After the commit (or its failure): told the outcome; cannot change the answer. */
+  onSettled?(user: UserRecord, ev: NostrEvent, outcome: Admission, committed: boolean): void;
+  /** NIP-86 bans: a rejection when the pubkey or event is banned. */
+  checkBans?(ev: NostrEvent): Rejection | undefined;
+}
+
+export interface AdmissionDeps {
+  readonly db: Knex;
+  readonly config: Config;
+  readonly log: Logger;
+  readonly accounts: Accounts;
+  readonly fanout: FanOut;
+  readonly stages?: AdmissionStages;
+  /** Seconds since the epoch; injectable for tests. */
+  readonly now?: () => number;
+}
+
+export type Admit = (raw: unknown, ctx: AdmissionContext) => Promise<Admission>;
+
+class QuotaRollback extends Error {
+  constructor(readonly result: { rejection: Rejection; quota: QuotaFacts }) {
+    super(result.rejection.message);
+  }
+}
+
+const UNIQUE_VIOLATION = '23505';
+
+function idOf(raw: unknown): string {
+  if (typeof raw === 'object' && raw !== null && 'id' in raw) {
+    const id = (raw as { id: unknown }).id;
+    if (typeof id === 'string' && id.length <= 64) return id;
+  }
+  return '';
+}
+
+export function createAdmission(deps: AdmissionDeps): Admit {
+  const { config, log, stages = {} } = deps;
+  const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
+  // Ids this process stored or saw stored: clients retry, and a retry should cost no query and no verification.
+  const known = new LRUCache<string, true>({ max: 100_000 });
+  const limits: nip01.EventLimits = {
+    maxContentLength: config.maxContentLength,
+    maxEventTags: config.maxEventTags,
+    maxTagElementLength: config.maxTagElementLength,
+    createdAtPastSeconds: config.createdAtPastSeconds,
+    createdAtFutureSeconds: config.createdAtFutureSeconds,
+  };
+
+  const rejected = (eventId: string, r: Rejection, quota?: QuotaFacts): Admission => ({ status: 'rejected', eventId, rejection: r, quota });
+  const duplicate = (eventId: string): Admission => ({ status: 'duplicate', eventId, message: 'duplicate: already have this event' });
+
+  function checkAuth(ev: NostrEvent, ctx: AdmissionContext): Rejection | undefined {
+    if (config.authRequiredForWrite && ctx.via === 'relay') {
+      if (ctx.authed.size === 0) return rejection('auth-required', 'this relay only accepts events after AUTH (NIP-42)');
+      if (!ctx.authed.has(ev.pubkey)) return rejection('restricted', 'events must be signed by the authenticated pubkey');
+    }
+    if (nip70.isProtected(ev) && !ctx.authed.has(ev.pubkey)) {
+      return rejection('auth-required', 'this event is protected (NIP-70): authenticate as its author to publish it');
+    }
+    return undefined;
+  }
+
+  async function isKnown(id: string): Promise<boolean> {
+    if (known.has(id)) return true;
+    if (!(await eventExists(deps.db, id))) return false;
+    known.set(id, true);
+    return true;
+  }
+
+  async function store(user: UserRecord, ev: VerifiedEvent, ctx: AdmissionContext): Promise<SaveOutcome> {
+    const extras = {
+      userId: user.id,
+      dTag: kinds.replaceKey(ev),
+      expiresAt: nip40.expiration(ev),
+      sourcePlatform: ctx.source?.platform,
+      tweet: ctx.source && { id: ctx.source.tweetId, url: ctx.source.tweetUrl, text: ctx.source.tweetText, username: ctx.source.username },
+    };
+    return deps.db.transaction(async (trx) => {
+      const saved = await saveEvent(trx, ev, extras);
+      if (saved.status !== 'inserted') return saved;
+      if (ev.kind === kinds.EventDeletion) await deleteReferenced(trx, ev.pubkey, nip09.deletionTargets(ev), ev.created_at);
+      const over = await stages.chargeQuota?.(trx, user, ev);
+      if (over) throw new QuotaRollback(over);
+      await stages.enqueueForwarding?.(trx, user, ev, saved.rowId);
+      return saved;
+    });
+  }
+
+  async function storeWithRetry(user: UserRecord, ev: VerifiedEvent, ctx: AdmissionContext): Promise<SaveOutcome> {
+    try {
+      return await store(user, ev, ctx);
+    } catch (err) {
+      // Two first versions of one replaceable event raced on the unique index: the loser re-runs and now
+      // sees the winner, so the NIP-01 newest-wins rule decides.
+      if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
+      return store(user, ev, ctx);
+    }
+  }
+
+  function outcomeAdmission(ev: NostrEvent, saved: SaveOutcome): Admission {
+    switch (saved.status) {
+      case 'inserted':
+        return { status: 'accepted', eventId: ev.id, message: '', rowId: saved.rowId };
+      case 'duplicate':
+        return duplicate(ev.id);
+      case 'superseded':
+        return { status: 'duplicate', eventId: ev.id, message: 'duplicate: a newer version of this event is already stored' };
+      case 'deleted':
+        return rejected(ev.id, rejection('blocked', 'this event was deleted by its author (NIP-09)'));
+    }
+  }
+
+  return async function admit(raw, ctx) {
+    const parsed = nip01.parseEvent(raw);
+    if (!parsed.ok) return rejected(idOf(raw), parsed.rejection);
+    const ev = parsed.value;
+    const limited = nip01.checkLimits(ev, limits, now());
+    if (limited) return rejected(ev.id, limited);
+    const unauthorised = checkAuth(ev, ctx);
+    if (unauthorised) return rejected(ev.id, unauthorised);
+    if (nip40.isExpired(ev, now())) return rejected(ev.id, rejection('invalid', 'this event has expired (NIP-40)'));
+    const banned = stages.checkBans?.(ev);
+    if (banned) return rejected(ev.id, banned);
+    const ephemeral = kinds.kindClass(ev.kind) === 'ephemeral';
+    if (!ephemeral && (await isKnown(ev.id))) return duplicate(ev.id);
+
+    const user = await deps.accounts.forPubkey(ev.pubkey);
+    if (user.status === 'suspended' || user.status === 'deleted') {
+      return rejected(ev.id, rejection('blocked', `this account is ${user.status}`));
+    }
+    const early = ephemeral ? undefined : await stages.precheckQuota?.(user, ev);
+    if (early) return settle(user, ev, rejected(ev.id, early.rejection, early.quota), false);
+
+    const verified = nip01.verifySignature(ev);
+    if (!verified.ok) return rejected(ev.id, verified.rejection);
+    if (ephemeral) {
+      deps.fanout.publish(verified.value);
+      return { status: 'accepted', eventId: ev.id, message: '' };
+    }
+
+    let saved: SaveOutcome;
+    try {
+      saved = await storeWithRetry(user, verified.value, ctx);
+    } catch (err) {
+      if (err instanceof QuotaRollback) return settle(user, ev, rejected(ev.id, err.result.rejection, err.result.quota), false);
+      log.error({ err, eventId: ev.id, pubkey: ev.pubkey, kind: ev.kind }, 'storing an event failed');
+      return settle(user, ev, rejected(ev.id, rejection('error', 'could not store the event, try again later')), false);
+    }
+    const result = outcomeAdmission(ev, saved);
+    if (saved.status !== 'deleted') known.set(ev.id, true);
+    if (saved.status === 'inserted') deps.fanout.publish(verified.value);
+    return settle(user, ev, result, saved.status === 'inserted');
+  };
+
+  function settle(user: UserRecord, ev: NostrEvent, outcome: Admission, committed: boolean): Admission {
+    try {
+      stages.onSettled?.(user, ev, outcome, committed);
+    } catch (err) {
+      log.error({ err, eventId: ev.id }, 'an admission listener failed');
+    }
+    return outcome;
+  }
+}

@@ -1,0 +1,37 @@
+// NIP-11: the relay information document, built from the configuration (the limits this relay enforces, the
+// very values it enforces) and from the plans table (fees.subscription).
+import type { Config } from '../config.js';
+import type { PlanRecord } from '../store/plans.js';
+import * as nip11 from '../nips/nip11.js';
+
+export const supportedNips = [1, 9, 11, 40, 42, 45, 65, 70, 86, 98];
+const THIRTY_DAYS = 30 * 24 * 3600;
+
+export function relayInfo(config: Config, plans: readonly PlanRecord[], version: string): nip11.RelayInfoDocument {
+  const offered = plans.filter((p) => p.isActive && p.isPublic);
+  return nip11.buildInfoDocument({
+    name: config.relayName,
+    description: config.relayDescription,
+    ...(config.relayPubkey ? { pubkey: config.relayPubkey } : {}),
+    ...(config.relayContact ? { contact: config.relayContact } : {}),
+    supportedNips,
+    software: 'https://github.com/nostrx/nostrx-relay',
+    version,
+    limitation: {
+      maxMessageLength: config.maxMessageBytes,
+      maxSubscriptions: config.maxSubscriptions,
+      maxLimit: config.maxLimit,
+      maxSubIdLength: config.maxSubIdLength,
+      maxEventTags: config.maxEventTags,
+      maxContentLength: config.maxContentLength,
+      authRequired: config.authRequiredForWrite,
+      paymentRequired: false,
+      restrictedWrites: true,
+      createdAtLowerLimit: config.createdAtPastSeconds,
+      createdAtUpperLimit: config.createdAtFutureSeconds,
+      defaultLimit: config.defaultLimit,
+    },
+    subscriptionFees: offered.map((p) => ({ amount: Number(p.priceMonthly), unit: p.currency, period: THIRTY_DAYS, plan: p.code })),
+    paymentsUrl: `${config.publicUrl}/v1/plans`,
+  });
+}

@@ -1,0 +1,72 @@
+// Database handle: PostgreSQL through pg when DATABASE_URL is set, else embedded PGlite in DATA_DIR.
+// Both are reached through the same knex API so every query in store/ runs unchanged on either.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
+import lockfile from 'proper-lockfile';
+import { PGlite, types } from '@electric-sql/pglite';
+import ClientPgLite from 'knex-pglite';
+
+export type Db = Knex;
+
+export interface Database {
+  readonly knex: Knex;
+  readonly kind: 'pg' | 'pglite';
+  close(): Promise<void>;
+}
+
+export interface DbOptions {
+  databaseUrl: string;
+  dataDir: string;
+  poolMax: number;
+}
+
+// pg returns int8/numeric as strings; keep it that way on both drivers (no silent precision loss), and convert
+// where a number is wanted, in the store function that reads it.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => v);
+
+export async function openDatabase(opts: DbOptions): Promise<Database> {
+  if (opts.databaseUrl) return openPostgres(opts.databaseUrl, opts.poolMax);
+  return openPglite(opts.dataDir);
+}
+
+function openPostgres(url: string, poolMax: number): Database {
+  const knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: poolMax } });
+  return { knex, kind: 'pg', close: () => knex.destroy() };
+}
+
+async function openPglite(dataDir: string): Promise<Database> {
+  const dir = path.resolve(dataDir);
+  mkdirSync(dir, { recursive: true });
+  // PGlite has no cross-process lock and a second opener can corrupt the directory, so we take one.
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(dir, { stale: 15_000, update: 5_000, lockfilePath: path.join(dir, 'nostrx.lock') });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOCKED') {
+      throw new Error(`the data directory ${dir} is in use by another nostrx process; stop it or set DATA_DIR to another directory`);
+    }
+    throw err;
+  }
+  const pglite = new PGlite(path.join(dir, 'pglite'), {
+    parsers: {
+      [types.INT8]: (v: string) => v,
+      [types.NUMERIC]: (v: string) => v,
+      [types.BYTEA]: (v: string) => Buffer.from(v.slice(2), 'hex'),
+    },
+  });
+  await pglite.waitReady;
+  const config = { client: ClientPgLite, dialect: 'postgres', connection: () => ({ pglite }) };
+  const knex = knexFactory(config as unknown as Knex.Config);
+  return {
+    knex,
+    kind: 'pglite',
+    close: async () => {
+      await knex.destroy();
+      await pglite.close();
+      await release();
+    },
+  };
+}

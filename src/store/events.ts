@@ -1,0 +1,224 @@
+// The event store: nostr_events (one row per stored event, kept exactly as signed) and nostr_event_tags (the
+// first value of every single-letter tag, for #x filters). Rows are never updated in place: a replaced or
+// deleted event gets removed_at, and only rows with removed_at IS NULL are served.
+import type { Knex } from 'knex';
+import type { NostrEvent } from '../nips/nip01.js';
+import type { Filter } from '../nips/filter.js';
+
+export type SaveOutcome =
+  | { readonly status: 'inserted'; readonly rowId: string }
+  | { readonly status: 'duplicate' }
+  /** A newer version of this replaceable/addressable event is stored (or one with the same time and lower id). */
+  | { readonly status: 'superseded' }
+  /** The author already deleted this event (NIP-09); it is not stored again. */
+  | { readonly status: 'deleted' };
+
+export interface EventRowExtras {
+  readonly userId: string;
+  /** Replace key: '' for replaceable kinds, the d value for addressable kinds, null for regular ones. */
+  readonly dTag: string | null;
+  readonly expiresAt: number | undefined;
+  readonly sourcePlatform?: string | undefined;
+  readonly tweet?: { id?: string; url?: string; text?: string; username?: string } | undefined;
+}
+
+interface EventRow {
+  event_id: string;
+  pubkey: string;
+  created_at_nostr: string | number;
+  event_kind: number;
+  tags: string[][] | string;
+  content: string;
+  sig: string;
+}
+
+const eventColumns = ['event_id', 'pubkey', 'created_at_nostr', 'event_kind', 'tags', 'content', 'sig'] as const;
+
+export function rowToEvent(row: EventRow): NostrEvent {
+  return {
+    id: row.event_id,
+    pubkey: row.pubkey,
+    created_at: Number(row.created_at_nostr),
+    kind: row.event_kind,
+    tags: typeof row.tags === 'string' ? (JSON.parse(row.tags) as string[][]) : row.tags,
+    content: row.content,
+    sig: row.sig,
+  };
+}
+
+/** The first value of each single-letter tag, once per (name, value): what #x filters match on. */
+function indexedTags(ev: NostrEvent): { name: string; value: string }[] {
+  const seen = new Set<string>();
+  const out: { name: string; value: string }[] = [];
+  for (const tag of ev.tags) {
+    const [name, value] = tag;
+    if (name === undefined || value === undefined || name.length !== 1 || !/[a-zA-Z]/.test(name)) continue;
+    const key = `${name}\u0000${value}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ name, value });
+  }
+  return out;
+}
+
+function insertRow(ev: NostrEvent, extras: EventRowExtras): Record<string, unknown> {
+  return {
+    user_id: extras.userId,
+    event_id: ev.id,
+    pubkey: ev.pubkey,
+    event_kind: ev.kind,
+    created_at_nostr: ev.created_at,
+    content: ev.content,
+    tags: JSON.stringify(ev.tags),
+    sig: ev.sig,
+    d_tag: extras.dTag,
+    expires_at: extras.expiresAt ?? null,
+    source_platform: extras.sourcePlatform ?? null,
+    original_tweet_id: extras.tweet?.id ?? null,
+    original_tweet_url: extras.tweet?.url ?? null,
+    original_tweet_text: extras.tweet?.text ?? null,
+    original_username: extras.tweet?.username ?? null,
+  };
+}
+
+async function insertTags(trx: Knex, rowId: string, ev: NostrEvent): Promise<void> {
+  const tags = indexedTags(ev);
+  if (tags.length === 0) return;
+  await trx('nostr_event_tags').insert(
+    tags.map((t) => ({ event_row_id: rowId, name: t.name, value: t.value, created_at_nostr: ev.created_at, event_kind: ev.kind })),
+  );
+}
+
+/** True when a live kind-5 event by the same author names this event by id (e tag) or address (a tag). */
+async function deletedByAuthor(trx: Knex, ev: NostrEvent, dTag: string | null): Promise<boolean> {
+  const byId = trx('nostr_event_tags as t')
+    .join('nostr_events as d', 'd.id', 't.event_row_id')
+    .where({ 't.name': 'e', 't.value': ev.id, 'd.event_kind': 5, 'd.pubkey': ev.pubkey })
+    .whereNull('d.removed_at')
+    .select(trx.raw('1'));
+  const query = dTag === null
+    ? byId
+    : byId.union(
+        trx('nostr_event_tags as t')
+          .join('nostr_events as d', 'd.id', 't.event_row_id')
+          .where({ 't.name': 'a', 't.value': `${ev.kind}:${ev.pubkey}:${dTag}`, 'd.event_kind': 5, 'd.pubkey': ev.pubkey })
+          .where('d.created_at_nostr', '>=', ev.created_at)
+          .whereNull('d.removed_at')
+          .select(trx.raw('1')),
+      );
+  const rows = (await query.limit(1)) as unknown[];
+  return rows.length > 0;
+}
+
+/**
+ * Stores one event inside the caller's transaction. Regular events: insert unless the id exists. Replaceable and
+ * addressable events: the live version for (pubkey, kind, d) is locked and replaced only by a newer one (equal
+ * created_at: the lower id wins, NIP-01). A concurrent first insert of the same address surfaces as a unique
+ * violation (23505), which the caller retries.
+ */
+export async function saveEvent(trx: Knex.Transaction, ev: NostrEvent, extras: EventRowExtras): Promise<SaveOutcome> {
+  if (await deletedByAuthor(trx, ev, extras.dTag)) {
+    const exists = await trx('nostr_events').where({ event_id: ev.id }).first('id');
+    return exists ? { status: 'duplicate' } : { status: 'deleted' };
+  }
+  if (extras.dTag !== null) {
+    const current = (await trx('nostr_events')
+      .where({ pubkey: ev.pubkey, event_kind: ev.kind, d_tag: extras.dTag })
+      .whereNull('removed_at')
+      .forUpdate()
+      .first('id', 'event_id', 'created_at_nostr')) as { id: string; event_id: string; created_at_nostr: string } | undefined;
+    if (current) {
+      if (current.event_id === ev.id) return { status: 'duplicate' };
+      const currentAt = Number(current.created_at_nostr);
+      if (currentAt > ev.created_at || (currentAt === ev.created_at && current.event_id < ev.id)) return { status: 'superseded' };
+      await trx('nostr_events').where({ id: current.id }).update({ removed_at: trx.fn.now(), removed_reason: 'replaced', updated_at: trx.fn.now() });
+    }
+  }
+  const inserted = (await trx('nostr_events')
+    .insert(insertRow(ev, extras))
+    .onConflict('event_id')
+    .ignore()
+    .returning('id')) as { id: string }[];
+  const rowId = inserted[0]?.id;
+  if (rowId === undefined) return { status: 'duplicate' };
+  await insertTags(trx, rowId, ev);
+  return { status: 'inserted', rowId };
+}
+
+/** Whether an event with this id was ever stored (served or not): the cheap duplicate check. */
+export async function eventExists(db: Knex, eventId: string): Promise<boolean> {
+  const row = await db('nostr_events').where({ event_id: eventId }).first('id');
+  return row !== undefined;
+}
+
+/**
+ * NIP-09: marks the author's own events named by id or address as deleted. Deletions (kind 5) themselves are
+ * never removed this way. Addressable targets are removed up to the deletion's created_at.
+ */
+export async function deleteReferenced(
+  trx: Knex.Transaction,
+  author: string,
+  targets: { ids: string[]; addresses: { kind: number; pubkey: string; d: string }[] },
+  deletionCreatedAt: number,
+): Promise<number> {
+  let removed = 0;
+  const mark = { removed_at: trx.fn.now(), removed_reason: 'deleted', updated_at: trx.fn.now() };
+  if (targets.ids.length > 0) {
+    removed += await trx('nostr_events')
+      .where({ pubkey: author })
+      .whereIn('event_id', targets.ids)
+      .whereNot('event_kind', 5)
+      .whereNull('removed_at')
+      .update(mark);
+  }
+  for (const a of targets.addresses) {
+    if (a.pubkey !== author || a.kind === 5) continue;
+    removed += await trx('nostr_events')
+      .where({ pubkey: author, event_kind: a.kind, d_tag: a.d })
+      .where('created_at_nostr', '<=', deletionCreatedAt)
+      .whereNull('removed_at')
+      .update(mark);
+  }
+  return removed;
+}
+
+function applyFilter<Q extends Knex.QueryBuilder>(q: Q, db: Knex, f: Filter, nowSeconds: number): Q {
+  q.whereNull('e.removed_at').where((w) => w.whereNull('e.expires_at').orWhere('e.expires_at', '>', nowSeconds));
+  if (f.ids) q.whereIn('e.event_id', f.ids);
+  if (f.authors) q.whereIn('e.pubkey', f.authors);
+  if (f.kinds) q.whereIn('e.event_kind', f.kinds);
+  if (f.since !== undefined) q.where('e.created_at_nostr', '>=', f.since);
+  if (f.until !== undefined) q.where('e.created_at_nostr', '<=', f.until);
+  for (const [name, values] of Object.entries(f.tags ?? {})) {
+    q.whereExists(
+      db('nostr_event_tags as t').select(db.raw('1')).whereRaw('t.event_row_id = e.id').where('t.name', name).whereIn('t.value', values),
+    );
+  }
+  return q;
+}
+
+/** Live events matching one filter, newest first, ties by lowest id (NIP-01), at most `limit`. */
+export async function queryFilter(db: Knex, f: Filter, limit: number, nowSeconds: number): Promise<NostrEvent[]> {
+  if (limit <= 0) return [];
+  const q = applyFilter(db('nostr_events as e').select(eventColumns.map((c) => `e.${c}`)), db, f, nowSeconds)
+    .orderBy([{ column: 'e.created_at_nostr', order: 'desc' }, { column: 'e.event_id', order: 'asc' }])
+    .limit(limit);
+  const rows = (await q) as EventRow[];
+  return rows.map(rowToEvent);
+}
+
+/** NIP-45: number of distinct live events matching any of the filters. */
+export async function countFilters(db: Knex, filters: Filter[], nowSeconds: number): Promise<number> {
+  if (filters.length === 0) return 0;
+  const q = db('nostr_events as e').where((any) => {
+    for (const f of filters) any.orWhere((w) => applyFilter(w, db, f, nowSeconds));
+  });
+  const rows = (await q.count<{ n: string | number }[]>({ n: '*' })) as { n: string | number }[];
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** Marks events whose NIP-40 expiration has passed; returns how many. */
+export async function removeExpired(db: Knex, nowSeconds: number, batch = 1000): Promise<number> {
+  const ids = db('nostr_events').select('id').whereNull('removed_at').where('expires_at', '<=', nowSeconds).limit(batch);
+  return db('nostr_events').whereIn('id', ids).update({ removed_at: db.fn.now(), removed_reason: 'expired', updated_at: db.fn.now() });
+}

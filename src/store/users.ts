@@ -1,0 +1,43 @@
+// users: one row per Nostr pubkey that has published or called the API.
+import type { Knex } from 'knex';
+
+export type UserStatus = 'active' | 'suspended' | 'deleted' | 'pending_verification';
+
+export interface UserRecord {
+  readonly id: string;
+  readonly pubkey: string;
+  readonly status: UserStatus;
+  readonly timezone: string;
+}
+
+interface UserRow {
+  id: string;
+  nostr_public_key: string;
+  status: UserStatus;
+  timezone: string | null;
+}
+
+function toRecord(r: UserRow): UserRecord {
+  return { id: r.id, pubkey: r.nostr_public_key, status: r.status, timezone: r.timezone ?? 'UTC' };
+}
+
+const columns = ['id', 'nostr_public_key', 'status', 'timezone'];
+
+export async function findUserByPubkey(db: Knex, pubkey: string): Promise<UserRecord | undefined> {
+  const row = (await db('users').where({ nostr_public_key: pubkey }).first(columns)) as UserRow | undefined;
+  return row ? toRecord(row) : undefined;
+}
+
+/** Returns the user for this pubkey, creating it (status active, plan basic by having no subscription). */
+export async function upsertUserByPubkey(db: Knex, pubkey: string): Promise<{ user: UserRecord; created: boolean }> {
+  const inserted = (await db('users')
+    .insert({ nostr_public_key: pubkey })
+    .onConflict('nostr_public_key')
+    .ignore()
+    .returning(columns)) as UserRow[];
+  const first = inserted[0];
+  if (first) return { user: toRecord(first), created: true };
+  const existing = await findUserByPubkey(db, pubkey);
+  if (!existing) throw new Error(`user ${pubkey} vanished between insert and select`);
+  return { user: existing, created: false };
+}

@@ -1,0 +1,41 @@
+// Starts the whole service on a loopback port against a fresh test database, with nostr-tools set up to use
+// the `ws` client (Node 20 has no global WebSocket). Stopped at teardown.
+import { WebSocket } from 'ws';
+import { useWebSocketImplementation as useRelayWs } from 'nostr-tools/relay';
+import { useWebSocketImplementation as usePoolWs } from 'nostr-tools/pool';
+import { loadConfig } from '../../src/config.js';
+import { startApp, type App } from '../../src/app.js';
+import { createTestDatabaseUrl } from './db.js';
+import { testRedisPrefix, testRedisUrl } from './redis.js';
+
+useRelayWs(WebSocket);
+usePoolWs(WebSocket);
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export interface TestAppOptions {
+  /** Extra environment (config keys) for this instance. */
+  env?: Record<string, string>;
+  /** Use this database instead of a fresh one (several instances on one database). */
+  databaseUrl?: string;
+  /** Give the instance Redis (with a key prefix of this test file's own). */
+  redis?: boolean | string;
+  now?: () => number;
+}
+
+export async function startTestApp(t: Teardown, opts: TestAppOptions = {}): Promise<App> {
+  const databaseUrl = opts.databaseUrl ?? (await createTestDatabaseUrl(t));
+  const env: Record<string, string> = {
+    DATABASE_URL: databaseUrl,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...(opts.redis ? { REDIS_URL: testRedisUrl, REDIS_PREFIX: typeof opts.redis === 'string' ? opts.redis : testRedisPrefix(t) } : {}),
+    ...opts.env,
+  };
+  const app = await startApp({ config: loadConfig(env), ...(opts.now ? { now: opts.now } : {}) });
+  t.teardown(() => app.close());
+  return app;
+}

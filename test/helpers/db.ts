@@ -1,0 +1,39 @@
+// Each test file gets its own PostgreSQL database (created here, dropped at teardown) on the server the
+// machine runs (TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/test), migrated to the latest schema.
+import { randomBytes } from 'node:crypto';
+import knexFactory from 'knex';
+import { openDatabase, type Database } from '../../src/store/db.js';
+import { migrateLatest } from '../../src/store/migrate.js';
+
+export const adminUrl = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export function dbUrl(name: string): string {
+  const u = new URL(adminUrl);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+/** Creates an empty database and returns its URL; it is dropped when the test ends. */
+export async function createTestDatabaseUrl(t: Teardown): Promise<string> {
+  const name = `nostrx_t_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
+  await admin.raw(`CREATE DATABASE ${name}`);
+  t.teardown(async () => {
+    await admin.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.destroy();
+  });
+  return dbUrl(name);
+}
+
+/** A migrated database of its own for one test file. */
+export async function createTestDatabase(t: Teardown): Promise<Database & { url: string }> {
+  const url = await createTestDatabaseUrl(t);
+  const db = await openDatabase({ databaseUrl: url, dataDir: '', poolMax: 10 });
+  await migrateLatest(db.knex);
+  t.teardown(() => db.close());
+  return Object.assign(db, { url });
+}
