@@ -6,17 +6,20 @@ import { relayUrl as relayUrlOf, withPort, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import * as nip01 from './nips/nip01.js';
 import { corsHeaders } from './nips/nip11.js';
-import { createAccounts } from './core/accounts.js';
-import { createAdmission, type Admit } from './core/admission.js';
+import { createAccounts, type Accounts } from './core/accounts.js';
+import { createPlans, type Plans } from './core/plans.js';
+import { createAdmission, measured, type Admit } from './core/admission.js';
+import { createMetrics, type Metrics } from './core/metrics.js';
 import { createFanOut, type FanOut } from './core/fanout.js';
 import { createQueries, type EventQueries } from './core/query.js';
+import { checkReadiness } from './core/health.js';
 import { startMaintenance } from './core/maintenance.js';
 import { openDatabase, type Database } from './store/db.js';
 import { migrateLatest } from './store/migrate.js';
 import { ensureMonthlyPartitions } from './store/partitions.js';
-import { listPlans } from './store/plans.js';
 import { redisFanOutBridge } from './store/pubsub.js';
 import { openRedis, type Redis } from './store/redis.js';
+import { registerOpsRoutes } from './api/ops-routes.js';
 import { relayInfo } from './relay/info.js';
 import { attachRelay, type RelayServer } from './relay/server.js';
 
@@ -52,6 +55,9 @@ export interface App {
   readonly admit: Admit;
   readonly queries: EventQueries;
   readonly fanout: FanOut;
+  readonly metrics: Metrics;
+  readonly accounts: Accounts;
+  readonly plans: Plans;
   close(): Promise<void>;
 }
 
@@ -75,19 +81,22 @@ export async function startApp(opts: AppOptions): Promise<App> {
     (err) => log.error({ err }, 'a fan-out listener failed'),
   );
   const accounts = createAccounts(db.knex);
-  const admit = createAdmission({ db: db.knex, config, log, accounts, fanout, ...(opts.now ? { now: opts.now } : {}) });
+  const plans = createPlans(db.knex);
+  const metrics = createMetrics();
+  const admit = measured(createAdmission({ db: db.knex, config, log, accounts, fanout, ...(opts.now ? { now: opts.now } : {}) }), metrics);
   const queries = createQueries(db.knex, config, opts.now);
 
   const httpLog: FastifyBaseLogger = log;
   const http = Fastify({ loggerInstance: httpLog, bodyLimit: 256 * 1024, disableRequestLogging: true });
   http.get('/', async (req, reply) => {
     if ((req.headers.accept ?? '').includes('application/nostr+json')) {
-      const doc = relayInfo(config, await listPlans(db.knex), version);
+      const doc = relayInfo(config, await plans.all(), version);
       return reply.headers(corsHeaders).type('application/nostr+json').send(doc);
     }
     return reply.type('text/plain').send(`${config.relayName}: connect a Nostr client to ${relayUrlOf(config)}\n`);
   });
   http.options('/', async (_req, reply) => reply.headers(corsHeaders).code(204).send());
+  registerOpsRoutes(http, { metrics, readiness: () => checkReadiness(db, redis) });
 
   await http.listen({ host: config.host, port: config.port });
   const address = http.server.address();
@@ -104,6 +113,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
     authWindowSeconds: 600,
     maxConnectionsPerIp: 10_000,
     clientIp,
+    onMessage: (type) => metrics.messages.inc({ type }),
+    onSlowReader: () => metrics.slowReadersDropped.inc(),
+    onDelivered: (n) => metrics.deliveries.inc(n),
     limits: {
       maxMessageBytes: config.maxMessageBytes,
       maxSubscriptions: config.maxSubscriptions,
@@ -117,6 +129,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
     },
     ...(opts.now ? { now: opts.now } : {}),
   });
+  metrics.probes.connections = () => relay.connectionCount();
+  metrics.probes.subscriptions = () => relay.subscriptions.size;
+  metrics.probes.redisUp = () => (redis ? Number(redis.status === 'ready') : -1);
+  metrics.probes.dbPool = () => db.poolStats();
   const maintenance = startMaintenance({ db: db.knex, log, ...(opts.now ? { now: opts.now } : {}) });
   log.info({ url: config.publicUrl, relay: relayUrl, db: db.kind, redis: Boolean(redis) }, 'nostrx listening');
 
@@ -132,6 +148,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
     admit,
     queries,
     fanout,
+    metrics,
+    accounts,
+    plans,
     async close() {
       maintenance.stop();
       await relay.close();

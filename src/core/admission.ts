@@ -16,6 +16,7 @@ import { deleteReferenced, eventExists, saveEvent, type SaveOutcome } from '../s
 import type { UserRecord } from '../store/users.js';
 import type { Accounts } from './accounts.js';
 import type { FanOut } from './fanout.js';
+import type { Metrics } from './metrics.js';
 
 export interface SourceMeta {
   readonly platform?: string;
@@ -217,4 +218,16 @@ export function createAdmission(deps: AdmissionDeps): Admit {
     }
     return outcome;
   }
+}
+
+/** Wraps an admission function to count outcomes and time them (GET /metrics). */
+export function measured(admit: Admit, metrics: Pick<Metrics, 'events' | 'admissionSeconds'>): Admit {
+  return async (raw, ctx) => {
+    const started = process.hrtime.bigint();
+    const result = await admit(raw, ctx);
+    const reason = result.status === 'rejected' ? result.rejection.prefix : '';
+    metrics.events.inc({ outcome: result.status, reason, via: ctx.via });
+    metrics.admissionSeconds.observe({ outcome: result.status }, Number(process.hrtime.bigint() - started) / 1e9);
+    return result;
+  };
 }

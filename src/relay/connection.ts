@@ -31,6 +31,7 @@ export interface ConnectionDeps {
   /** Per-IP and per-connection message rate limits (core/rate-limits.ts); a rejection answers the message. */
   readonly checkRate?: (ip: string, connId: string) => Promise<Rejection | undefined>;
   readonly onMessage?: (type: string) => void;
+  readonly onSlowReader?: () => void;
   readonly now?: () => number;
 }
 
@@ -76,6 +77,7 @@ export class Connection implements Subscriber {
     // A reader that does not keep up would make us buffer without bound: past the ceiling it is dropped.
     if (this.ws.bufferedAmount > this.deps.limits.maxBufferedBytes) {
       this.deps.log.warn({ conn: this.id, ip: this.ip, buffered: this.ws.bufferedAmount }, 'dropping a slow reader');
+      this.deps.onSlowReader?.();
       this.closed = true;
       this.deps.subscriptions.removeOwner(this);
       this.ws.terminate();

@@ -13,6 +13,7 @@ export interface RelayServerOptions extends Omit<ConnectionDeps, 'subscriptions'
   readonly maxConnectionsPerIp: number;
   /** The client address: the socket's, or the first X-Forwarded-For hop when behind a trusted proxy. */
   readonly clientIp: (req: IncomingMessage) => string;
+  readonly onDelivered?: (n: number) => void;
 }
 
 export interface RelayServer {
@@ -36,7 +37,8 @@ export function attachRelay(http: Server, opts: RelayServerOptions): RelayServer
   let accepting = true;
 
   const stopListening = opts.fanout.subscribe(({ event, json }) => {
-    subscriptions.dispatch(event, json);
+    const n = subscriptions.dispatch(event, json);
+    if (n > 0) opts.onDelivered?.(n);
   });
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

@@ -13,6 +13,9 @@ export type Db = Knex;
 export interface Database {
   readonly knex: Knex;
   readonly kind: 'pg' | 'pglite';
+  poolStats(): { used: number; free: number; pending: number };
+  /** Throws when the database does not answer. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -31,9 +34,25 @@ export async function openDatabase(opts: DbOptions): Promise<Database> {
   return openPglite(opts.dataDir);
 }
 
+interface TarnPool {
+  numUsed(): number;
+  numFree(): number;
+  numPendingAcquires(): number;
+}
+
+function poolStatsOf(knex: Knex): { used: number; free: number; pending: number } {
+  const pool = (knex.client as { pool?: TarnPool }).pool;
+  if (!pool) return { used: 0, free: 0, pending: 0 };
+  return { used: pool.numUsed(), free: pool.numFree(), pending: pool.numPendingAcquires() };
+}
+
+async function ping(knex: Knex): Promise<void> {
+  await knex.raw('select 1');
+}
+
 function openPostgres(url: string, poolMax: number): Database {
   const knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: poolMax } });
-  return { knex, kind: 'pg', close: () => knex.destroy() };
+  return { knex, kind: 'pg', poolStats: () => poolStatsOf(knex), ping: () => ping(knex), close: () => knex.destroy() };
 }
 
 async function openPglite(dataDir: string): Promise<Database> {
@@ -63,6 +82,8 @@ async function openPglite(dataDir: string): Promise<Database> {
   return {
     knex,
     kind: 'pglite',
+    poolStats: () => poolStatsOf(knex),
+    ping: () => ping(knex),
     close: async () => {
       await knex.destroy();
       await pglite.close();

@@ -64,3 +64,12 @@ export async function listPlans(db: Knex): Promise<PlanRecord[]> {
   const rows = (await db('subscription_plans').select('*').orderBy([{ column: 'sort_order' }, { column: 'plan_code' }])) as PlanRow[];
   return rows.map(toPlan);
 }
+
+/** The plan of the user's active subscription, or undefined when there is none (the user is on basic). */
+export async function activeSubscriptionPlan(db: Knex, userId: string): Promise<PlanRecord | undefined> {
+  const row = (await db('user_subscriptions as s')
+    .join('subscription_plans as p', 'p.id', 's.plan_id')
+    .where({ 's.user_id': userId, 's.status': 'active' })
+    .first('p.*')) as PlanRow | undefined;
+  return row ? toPlan(row) : undefined;
+}

@@ -1,0 +1,22 @@
+// Operational endpoints: liveness, readiness and Prometheus metrics. Unauthenticated; put them behind the
+// load balancer's internal listener in production if the figures are not meant to be public.
+import type { FastifyInstance } from 'fastify';
+import type { Readiness } from '../core/health.js';
+import type { Metrics } from '../core/metrics.js';
+
+export interface OpsDeps {
+  readonly metrics: Metrics;
+  readonly readiness: () => Promise<Readiness>;
+}
+
+export function registerOpsRoutes(http: FastifyInstance, deps: OpsDeps): void {
+  http.get('/healthz', async () => ({ status: 'ok' }));
+  http.get('/readyz', async (_req, reply) => {
+    const r = await deps.readiness();
+    return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not ready', ...r.checks });
+  });
+  http.get('/metrics', async (_req, reply) => {
+    const body = await deps.metrics.registry.metrics();
+    return reply.type(deps.metrics.registry.contentType).send(body);
+  });
+}

@@ -1,0 +1,89 @@
+// Prometheus metrics (prom-client), one registry per process, served at GET /metrics. Every metric the
+// service exports is declared here, so its names and labels are defined once.
+import client from 'prom-client';
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** Read at scrape time; the composition root points them at the live objects. */
+export interface Probes {
+  connections(): number;
+  subscriptions(): number;
+  dbPool(): { used: number; free: number; pending: number };
+  redisUp(): number;
+}
+
+export function createMetrics() {
+  const registry = new client.Registry();
+  const probes: Probes = { connections: () => 0, subscriptions: () => 0, dbPool: () => ({ used: 0, free: 0, pending: 0 }), redisUp: () => -1 };
+  client.collectDefaultMetrics({ register: registry, prefix: 'nostrx_process_' });
+  const r = [registry];
+  return {
+    registry,
+    probes,
+    connections: new client.Gauge({
+      name: 'nostrx_connections',
+      help: 'Open WebSocket connections',
+      registers: r,
+      collect() {
+        this.set(probes.connections());
+      },
+    }),
+    subscriptions: new client.Gauge({
+      name: 'nostrx_subscriptions',
+      help: 'Open live subscriptions',
+      registers: r,
+      collect() {
+        this.set(probes.subscriptions());
+      },
+    }),
+    messages: new client.Counter({ name: 'nostrx_messages_total', help: 'Client messages by type', labelNames: ['type'] as const, registers: r }),
+    events: new client.Counter({
+      name: 'nostrx_events_total',
+      help: 'Admission outcomes: accepted, duplicate, or rejected with the NIP-01 prefix as reason',
+      labelNames: ['outcome', 'reason', 'via'] as const,
+      registers: r,
+    }),
+    admissionSeconds: new client.Histogram({
+      name: 'nostrx_admission_seconds',
+      help: 'Time from receiving an EVENT to its answer',
+      labelNames: ['outcome'] as const,
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: r,
+    }),
+    quotaRejections: new client.Counter({ name: 'nostrx_quota_rejections_total', help: 'Events refused for quota, by plan and period', labelNames: ['plan', 'period'] as const, registers: r }),
+    rateLimited: new client.Counter({ name: 'nostrx_rate_limited_total', help: 'Messages refused by the per-IP or per-connection rate limit', labelNames: ['scope'] as const, registers: r }),
+    deliveries: new client.Counter({ name: 'nostrx_deliveries_total', help: 'Events delivered to live subscriptions', registers: r }),
+    slowReadersDropped: new client.Counter({ name: 'nostrx_slow_readers_dropped_total', help: 'Connections dropped for not reading fast enough', registers: r }),
+    forwardAttempts: new client.Counter({ name: 'nostrx_forward_attempts_total', help: 'Forwarding attempts by outcome and upstream relay', labelNames: ['outcome', 'relay'] as const, registers: r }),
+    forwardSeconds: new client.Histogram({
+      name: 'nostrx_forward_seconds',
+      help: 'Time from sending an event upstream to its OK',
+      labelNames: ['relay'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    }),
+    outboxDepth: new client.Gauge({ name: 'nostrx_outbox_depth', help: 'Forwarding rows not yet finished', registers: r }),
+    outboxOldestSeconds: new client.Gauge({ name: 'nostrx_outbox_oldest_seconds', help: 'Age of the oldest unfinished forwarding row', registers: r }),
+    dbPool: new client.Gauge({
+      name: 'nostrx_db_pool',
+      help: 'Database pool connections by state',
+      labelNames: ['state'] as const,
+      registers: r,
+      collect() {
+        const p = probes.dbPool();
+        this.set({ state: 'used' }, p.used);
+        this.set({ state: 'free' }, p.free);
+        this.set({ state: 'pending' }, p.pending);
+      },
+    }),
+    redisUp: new client.Gauge({
+      name: 'nostrx_redis_up',
+      help: '1 when Redis is connected, 0 when not, -1 when not configured',
+      registers: r,
+      collect() {
+        this.set(probes.redisUp());
+      },
+    }),
+    httpRequests: new client.Counter({ name: 'nostrx_http_requests_total', help: 'HTTP API requests by route and status', labelNames: ['route', 'method', 'status'] as const, registers: r }),
+  };
+}

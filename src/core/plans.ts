@@ -1,0 +1,57 @@
+// Plans: the effective plan of a user is the plan of their active subscription, else `basic`. Both the plan
+// list and each user's effective plan are cached in the process; `invalidate…` drops entries when a plan or a
+// subscription changes (core/plan-invalidation.ts carries that across processes through Redis).
+import type { Knex } from 'knex';
+import { LRUCache } from 'lru-cache';
+import { activeSubscriptionPlan, listPlans, type PlanRecord } from '../store/plans.js';
+
+export const DEFAULT_PLAN = 'basic';
+
+export interface Plans {
+  all(): Promise<PlanRecord[]>;
+  byCode(code: string): Promise<PlanRecord | undefined>;
+  effectivePlan(userId: string): Promise<PlanRecord>;
+  invalidateUser(userId: string): void;
+  invalidateAll(): void;
+}
+
+export function createPlans(db: Knex, opts: { ttlMs?: number; max?: number } = {}): Plans {
+  const ttl = opts.ttlMs ?? 60_000;
+  let list: { at: number; plans: Promise<PlanRecord[]> } | undefined;
+  // The user's active plan code ('' = none, so basic); plan rows come from the list cache.
+  const perUser = new LRUCache<string, string>({ max: opts.max ?? 100_000, ttl });
+
+  const all = (): Promise<PlanRecord[]> => {
+    if (!list || Date.now() - list.at > ttl) {
+      const plans = listPlans(db);
+      list = { at: Date.now(), plans };
+      plans.catch(() => {
+        list = undefined;
+      });
+    }
+    return list.plans;
+  };
+  const byCode = async (code: string) => (await all()).find((p) => p.code === code);
+
+  return {
+    all,
+    byCode,
+    async effectivePlan(userId) {
+      let code = perUser.get(userId);
+      if (code === undefined) {
+        code = (await activeSubscriptionPlan(db, userId))?.code ?? '';
+        perUser.set(userId, code);
+      }
+      const plan = (await byCode(code || DEFAULT_PLAN)) ?? (await byCode(DEFAULT_PLAN));
+      if (!plan) throw new Error(`the ${DEFAULT_PLAN} plan is missing from subscription_plans`);
+      return plan;
+    },
+    invalidateUser(userId) {
+      perUser.delete(userId);
+    },
+    invalidateAll() {
+      list = undefined;
+      perUser.clear();
+    },
+  };
+}
