@@ -1,0 +1,221 @@
+/**
+ * NIP-01 events: shape, limits, id and signature. Pure functions over plain data; the only
+ * state is the nostr-wasm instance loaded once by `initVerifier()`.
+ */
+import { getEventHash, verifyEvent as verifyEventPure } from 'nostr-tools/pure';
+import type { NostrEvent } from 'nostr-tools/pure';
+import { setNostrWasm } from 'nostr-tools/wasm';
+import { initNostrWasm } from 'nostr-wasm';
+import type { Nostr } from 'nostr-wasm';
+import { fail, ok, rejection } from './result.js';
+import type { Rejection, Result } from './result.js';
+
+export type { NostrEvent };
+
+declare const verified: unique symbol;
+/**
+ * An event whose id and signature were checked by `verifySignature`. The brand exists only in
+ * the type system; only `verifySignature` produces it. Do not spread a VerifiedEvent into a
+ * modified copy: the compiler cannot see that the copy is no longer verified.
+ */
+export type VerifiedEvent = NostrEvent & { readonly [verified]: true };
+
+export interface EventLimits {
+  /** Maximum `content.length` (UTF-16 code units, as NIP-11 `max_content_length`). */
+  maxContentLength: number;
+  maxEventTags: number;
+  /** Maximum length of any single tag element (name or value). */
+  maxTagElementLength: number;
+  /** How far `created_at` may lie before now; `Infinity` disables the check. */
+  createdAtPastSeconds: number;
+  /** How far `created_at` may lie after now. */
+  createdAtFutureSeconds: number;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const HEX128 = /^[0-9a-f]{128}$/;
+const FIELDS = ['id', 'pubkey', 'created_at', 'kind', 'tags', 'content', 'sig'] as const;
+
+export function isHex64(s: unknown): s is string {
+  return typeof s === 'string' && HEX64.test(s);
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/**
+ * Checks the shape only (no hashing): exactly the seven NIP-01 fields with the right types.
+ * Returns a fresh plain object (tags copied too), never the input, so nothing attached to the
+ * input (such as nostr-tools' cached "verified" symbol) survives.
+ */
+export function parseEvent(raw: unknown): Result<NostrEvent> {
+  if (!isRecord(raw)) return fail('invalid', 'event must be a JSON object');
+  for (const key of Object.keys(raw)) {
+    if (!(FIELDS as readonly string[]).includes(key)) return fail('invalid', `unexpected event field "${key}"`);
+  }
+  for (const key of FIELDS) {
+    if (!Object.hasOwn(raw, key)) return fail('invalid', `event is missing "${key}"`);
+  }
+  const { id, pubkey, created_at, kind, tags, content, sig } = raw;
+  if (!isHex64(id)) return fail('invalid', 'id must be 64 lowercase hex characters');
+  if (!isHex64(pubkey)) return fail('invalid', 'pubkey must be 64 lowercase hex characters');
+  if (typeof sig !== 'string' || !HEX128.test(sig)) return fail('invalid', 'sig must be 128 lowercase hex characters');
+  if (typeof kind !== 'number' || !Number.isInteger(kind) || kind < 0 || kind > 65535) {
+    return fail('invalid', 'kind must be an integer from 0 to 65535');
+  }
+  if (typeof created_at !== 'number' || !Number.isSafeInteger(created_at) || created_at < 0) {
+    return fail('invalid', 'created_at must be a non-negative integer');
+  }
+  if (typeof content !== 'string') return fail('invalid', 'content must be a string');
+  if (!Array.isArray(tags)) return fail('invalid', 'tags must be an array');
+  const copied: string[][] = [];
+  for (let i = 0; i < tags.length; i++) {
+    const tag: unknown = tags[i];
+    if (!Array.isArray(tag) || tag.length === 0) return fail('invalid', `tag ${i} must be a non-empty array`);
+    for (const el of tag) {
+      if (typeof el !== 'string') return fail('invalid', `tag ${i} must contain only strings`);
+    }
+    copied.push((tag as string[]).slice());
+  }
+  return ok({ id, pubkey, created_at, kind, tags: copied, content, sig });
+}
+
+/** Size and time limits. The first broken limit is returned; undefined when all hold. */
+export function checkLimits(ev: NostrEvent, limits: EventLimits, nowSeconds: number): Rejection | undefined {
+  if (ev.content.length > limits.maxContentLength) {
+    return rejection('invalid', `content is ${ev.content.length} characters, the limit is ${limits.maxContentLength}`);
+  }
+  if (ev.tags.length > limits.maxEventTags) {
+    return rejection('invalid', `event has ${ev.tags.length} tags, the limit is ${limits.maxEventTags}`);
+  }
+  for (const tag of ev.tags) {
+    for (const el of tag) {
+      if (el.length > limits.maxTagElementLength) {
+        return rejection(
+          'invalid',
+          `a "${(tag[0] ?? '').slice(0, 32)}" tag has an element of ${el.length} characters, the limit is ${limits.maxTagElementLength}`,
+        );
+      }
+    }
+  }
+  const ahead = ev.created_at - nowSeconds;
+  if (ahead > limits.createdAtFutureSeconds) {
+    return rejection('invalid', `created_at is ${ahead} s in the future, the limit is ${limits.createdAtFutureSeconds} s`);
+  }
+  if (-ahead > limits.createdAtPastSeconds) {
+    return rejection('invalid', `created_at is ${-ahead} s in the past, the limit is ${limits.createdAtPastSeconds} s`);
+  }
+  return undefined;
+}
+
+function computeId(ev: NostrEvent): string | undefined {
+  try {
+    return getEventHash(ev);
+  } catch {
+    return undefined; // nostr-tools refuses to serialise a malformed event
+  }
+}
+
+/** The cheap check: the id is the sha256 of the NIP-01 serialisation. No signature check. */
+export function checkId(ev: NostrEvent): Rejection | undefined {
+  const id = computeId(ev);
+  if (id === undefined) return rejection('invalid', 'event is malformed');
+  if (id !== ev.id) return rejection('invalid', 'id does not match the event hash');
+  return undefined;
+}
+
+let wasm: Nostr | undefined;
+let loading: Promise<void> | undefined;
+
+/**
+ * Loads nostr-wasm once (concurrent and later calls share the first load). Also installs it
+ * into `nostr-tools/wasm`, so `finalizeEvent` from there works elsewhere. Throws an Error
+ * naming the cause when the module cannot be loaded; a failed load may be retried.
+ * `load` exists for tests.
+ */
+export async function initVerifier(load: () => Promise<Nostr> = initNostrWasm): Promise<void> {
+  if (wasm) return;
+  loading ??= loadVerifier(load);
+  try {
+    await loading;
+  } catch (err) {
+    loading = undefined;
+    throw err;
+  }
+}
+
+async function loadVerifier(load: () => Promise<Nostr>): Promise<void> {
+  let instance: Nostr;
+  try {
+    instance = await load();
+  } catch (cause) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    throw new Error(`nip01.initVerifier: could not load nostr-wasm (${why})`, { cause });
+  }
+  setNostrWasm(instance);
+  wasm = instance;
+}
+
+/**
+ * nostr-wasm's heap cannot grow: hashing a serialisation of about 945 kB aborts with
+ * "Out of memory". Events whose serialisation could come near that (JSON escapes at most
+ * 6 bytes per UTF-16 unit) are verified with the pure-JS implementation instead.
+ */
+const WASM_MAX_CHARS = 120_000;
+
+function serialisedCharsUpperBound(ev: NostrEvent): number {
+  let n = ev.content.length + 200;
+  for (const tag of ev.tags) {
+    n += 4;
+    for (const el of tag) n += el.length + 3;
+  }
+  return n;
+}
+
+function copyEvent(ev: NostrEvent): NostrEvent {
+  return {
+    id: ev.id,
+    pubkey: ev.pubkey,
+    created_at: ev.created_at,
+    kind: ev.kind,
+    tags: ev.tags.map((t) => t.slice()),
+    content: ev.content,
+    sig: ev.sig,
+  };
+}
+
+/**
+ * Computes the id (getEventHash) and checks the BIP-340 signature, freshly every time: it works
+ * on a copy, so no cached "verified" mark (nostr-tools sets one on objects it has seen) can be
+ * read or left behind. Returns that copy, branded. Throws only if `initVerifier()` has not run.
+ */
+export function verifySignature(ev: NostrEvent): Result<VerifiedEvent> {
+  if (!wasm) throw new Error('nip01.verifySignature called before nip01.initVerifier()');
+  const copy = copyEvent(ev);
+  const id = computeId(copy);
+  if (id === undefined) return fail('invalid', 'event is malformed');
+  if (id !== copy.id) return fail('invalid', 'id does not match the event hash');
+  if (serialisedCharsUpperBound(copy) > WASM_MAX_CHARS) {
+    // a second fresh copy: the pure verifier caches its answer on the object it is given
+    return verifyEventPure(copyEvent(copy)) ? ok(copy as VerifiedEvent) : fail('invalid', 'signature is invalid');
+  }
+  try {
+    wasm.verifyEvent(copy);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : '';
+    if (why === 'pubkey is invalid') return fail('invalid', 'pubkey is not a valid secp256k1 x-only public key');
+    if (why === 'signature is invalid' || why === 'id is invalid') return fail('invalid', 'signature is invalid');
+    // anything else is a wasm runtime fault, not a verdict: ask the pure implementation
+    return verifyEventPure(copyEvent(copy)) ? ok(copy as VerifiedEvent) : fail('invalid', 'signature is invalid');
+  }
+  return ok(copy as VerifiedEvent);
+}
+
+/** The value of the first tag named `name` (its second element), or undefined. */
+export function firstTagValue(ev: Pick<NostrEvent, 'tags'>, name: string): string | undefined {
+  for (const tag of ev.tags) {
+    if (tag[0] === name) return tag[1];
+  }
+  return undefined;
+}
