@@ -1,0 +1,384 @@
+// `npm run bench`: starts the built service in a child process on loopback (PostgreSQL database
+// BENCH_DATABASE_URL, recreated; Redis at BENCH_REDIS_URL unless empty), drives it with pre-signed events over
+// WebSocket connections from this process, and prints ONE JSON line with every scenario's figures.
+// Every load loop is bounded in count and in time; all traffic goes to 127.0.0.1.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import knexFactory from 'knex';
+import { WebSocket } from 'ws';
+import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
+import { finalizeEvent, setNostrWasm } from 'nostr-tools/wasm';
+import { initNostrWasm } from 'nostr-wasm';
+import type { NostrEvent } from 'nostr-tools/pure';
+import { prepareUnlimitedKeys } from './prepare.js';
+
+const env = process.env;
+const adminUrl = env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const dbName = env.BENCH_DB ?? 'nostrx_bench';
+const redisUrl = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const port = Number(env.BENCH_PORT ?? 7590);
+const scenarios = (env.BENCH_SCENARIOS ?? 'admission,latency,flood,fanout,idle').split(',');
+const maxSeconds = Number(env.BENCH_MAX_SECONDS ?? 60); // per scenario, a hard stop
+
+const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return Math.round((sorted[i] ?? NaN) * 100) / 100;
+}
+
+function latencySummary(samples: number[]): { p50: number; p95: number; p99: number; max: number } {
+  const s = [...samples].sort((a, b) => a - b);
+  return { p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), max: percentile(s, 100) };
+}
+
+async function recreateDatabase(): Promise<string> {
+  const admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
+  await admin.raw(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  await admin.raw(`CREATE DATABASE ${dbName}`);
+  await admin.destroy();
+  const u = new URL(adminUrl);
+  u.pathname = `/${dbName}`;
+  return u.toString();
+}
+
+async function startService(databaseUrl: string, extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['dist/src/index.js'], {
+    env: {
+      ...env,
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: 'nostrx_bench:',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      UPSTREAM_RELAYS: '',
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/readyz`);
+      if (r.ok) return child;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  child.kill('SIGKILL');
+  throw new Error('service did not become ready within 60 s');
+}
+
+async function stopService(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+function connect(): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false });
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+function signEvents(keys: Uint8Array[], count: number, content: (i: number) => string, kind = 1): NostrEvent[] {
+  const now = Math.floor(Date.now() / 1000);
+  const out: NostrEvent[] = [];
+  for (let i = 0; i < count; i++) {
+    const sk = keys[i % keys.length]!;
+    out.push(finalizeEvent({ kind, created_at: now - (i % 600), tags: [['t', 'bench']], content: content(i) }, sk));
+  }
+  return out;
+}
+
+interface PublishResult {
+  accepted: number;
+  rejected: number;
+  seconds: number;
+  latenciesMs: number[];
+  reasons: Record<string, number>;
+}
+
+/** Sends every event over `conns` connections, at most `inflight` unanswered per connection; optional fixed rate. */
+async function publishAll(conns: WebSocket[], events: NostrEvent[], opts: { inflight: number; ratePerSecond?: number }): Promise<PublishResult> {
+  const sentAt = new Map<string, number>();
+  const latenciesMs: number[] = [];
+  const reasons: Record<string, number> = {};
+  let accepted = 0;
+  let rejected = 0;
+  let next = 0;
+  const started = performance.now();
+  const deadline = started + maxSeconds * 1000;
+  await new Promise<void>((resolve) => {
+    let answered = 0;
+    const inflight = new Map<WebSocket, number>();
+    const sendOne = (ws: WebSocket): boolean => {
+      if (next >= events.length || performance.now() > deadline) return false;
+      if (opts.ratePerSecond && next >= ((performance.now() - started) / 1000) * opts.ratePerSecond) return false;
+      const ev = events[next++]!;
+      sentAt.set(ev.id, performance.now());
+      inflight.set(ws, (inflight.get(ws) ?? 0) + 1);
+      ws.send(`["EVENT",${JSON.stringify(ev)}]`);
+      return true;
+    };
+    const pump = (ws: WebSocket) => {
+      while ((inflight.get(ws) ?? 0) < opts.inflight && sendOne(ws));
+    };
+    const finish = () => {
+      if (answered >= next && (next >= events.length || performance.now() > deadline)) {
+        clearInterval(ticker);
+        resolve();
+      }
+    };
+    for (const ws of conns) {
+      ws.on('message', (data: Buffer) => {
+        const text = data.toString();
+        if (!text.startsWith('["OK"')) return;
+        const m = JSON.parse(text) as [string, string, boolean, string];
+        const t0 = sentAt.get(m[1]);
+        if (t0 !== undefined) {
+          latenciesMs.push(performance.now() - t0);
+          sentAt.delete(m[1]);
+        }
+        if (m[2]) accepted++;
+        else {
+          rejected++;
+          const reason = m[3].split(':')[0] ?? '';
+          reasons[reason] = (reasons[reason] ?? 0) + 1;
+        }
+        answered++;
+        inflight.set(ws, (inflight.get(ws) ?? 1) - 1);
+        pump(ws);
+        finish();
+      });
+      pump(ws);
+    }
+    // paced sending, and a safety stop
+    const ticker = setInterval(() => {
+      for (const ws of conns) pump(ws);
+      if (performance.now() > deadline + 5000) {
+        clearInterval(ticker);
+        resolve();
+      }
+      finish();
+    }, 5);
+  });
+  for (const ws of conns) ws.removeAllListeners('message');
+  return { accepted, rejected, seconds: (performance.now() - started) / 1000, latenciesMs, reasons };
+}
+
+async function scenarioAdmission(keys: Uint8Array[]): Promise<Record<string, unknown>> {
+  const total = Number(env.BENCH_EVENTS ?? 20000);
+  const events = signEvents(keys, total, (i) => `admission ${i} ${Math.random()}`);
+  const conns = await Promise.all(Array.from({ length: Number(env.BENCH_CONNECTIONS ?? 8) }, connect));
+  const r = await publishAll(conns, events, { inflight: Number(env.BENCH_INFLIGHT ?? 256) });
+  for (const ws of conns) ws.close();
+  return {
+    events: total,
+    connections: conns.length,
+    keys: keys.length,
+    accepted: r.accepted,
+    rejected: r.rejected,
+    reasons: r.reasons,
+    accepted_per_s: Math.round(r.accepted / r.seconds),
+    ok_latency_ms: latencySummary(r.latenciesMs),
+  };
+}
+
+async function scenarioLatency(keys: Uint8Array[]): Promise<Record<string, unknown>> {
+  const rate = Number(env.BENCH_STEADY_RATE ?? 300);
+  const seconds = Number(env.BENCH_STEADY_SECONDS ?? 10);
+  const events = signEvents(keys, rate * seconds, (i) => `steady ${i} ${Math.random()}`);
+  const conns = await Promise.all(Array.from({ length: 8 }, connect));
+  const r = await publishAll(conns, events, { inflight: 64, ratePerSecond: rate });
+  for (const ws of conns) ws.close();
+  return { rate_per_s: rate, seconds, accepted: r.accepted, ok_latency_ms: latencySummary(r.latenciesMs) };
+}
+
+async function scenarioFlood(keys: Uint8Array[]): Promise<Record<string, unknown>> {
+  // One basic-plan user at the limit floods; other (unlimited) users publish at a steady rate meanwhile.
+  const flooder = generateSecretKey();
+  const floodCount = Number(env.BENCH_FLOOD_EVENTS ?? 20000);
+  const warm = signEvents([flooder], 3, (i) => `use the quota ${i}`);
+  const flood = signEvents([flooder], floodCount, (i) => `flood ${i} ${Math.random()}`);
+  const floodConns = await Promise.all(Array.from({ length: 4 }, connect));
+  await publishAll(floodConns, warm, { inflight: 1 });
+  const others = signEvents(keys, 300 * 10, (i) => `bystander ${i} ${Math.random()}`);
+  const otherConns = await Promise.all(Array.from({ length: 4 }, connect));
+  const [f, o] = await Promise.all([
+    publishAll(floodConns, flood, { inflight: 512 }),
+    publishAll(otherConns, others, { inflight: 64, ratePerSecond: 300 }),
+  ]);
+  for (const ws of [...floodConns, ...otherConns]) ws.close();
+  return {
+    flood_events: floodCount,
+    flood_rejected: f.rejected,
+    flood_reasons: f.reasons,
+    rejections_per_s: Math.round(f.rejected / f.seconds),
+    others_accepted: o.accepted,
+    others_ok_latency_ms: latencySummary(o.latenciesMs),
+  };
+}
+
+async function scenarioFanout(keys: Uint8Array[]): Promise<Record<string, unknown>> {
+  const subscribers = Number(env.BENCH_SUBSCRIBERS ?? 100);
+  const rate = Number(env.BENCH_FANOUT_RATE ?? 150);
+  const seconds = Number(env.BENCH_FANOUT_SECONDS ?? 10);
+  const subs = await Promise.all(Array.from({ length: subscribers }, connect));
+  const sentAt = new Map<string, number>();
+  const delivery: number[] = [];
+  let deliveries = 0;
+  await Promise.all(
+    subs.map(
+      (ws, i) =>
+        new Promise<void>((resolve) => {
+          ws.on('message', (data: Buffer) => {
+            const text = data.toString();
+            if (text.startsWith('["EOSE"')) return resolve();
+            if (!text.startsWith('["EVENT"')) return;
+            deliveries++;
+            const id = /"id":"([0-9a-f]{64})"/.exec(text)?.[1];
+            const t0 = id ? sentAt.get(id) : undefined;
+            if (t0 !== undefined) delivery.push(performance.now() - t0);
+          });
+          ws.send(JSON.stringify(['REQ', `s${i}`, { kinds: [1], '#t': ['fanout'], limit: 0 }]));
+        }),
+    ),
+  );
+  // tagged so that only this scenario's events match the subscriptions
+  const tagged = Array.from({ length: rate * seconds }, (_, i) =>
+    finalizeEvent({ kind: 1, created_at: Math.floor(Date.now() / 1000), tags: [['t', 'fanout']], content: `fanout ${i} ${Math.random()}` }, keys[i % keys.length]!),
+  );
+  const pubs = await Promise.all(Array.from({ length: 4 }, connect));
+  const started = performance.now();
+  const steady = await publishAllRecording(pubs, tagged, rate, sentAt);
+  await new Promise((r) => setTimeout(r, 1000));
+  const steadySeconds = (performance.now() - started) / 1000;
+  const steadyDeliveries = deliveries;
+
+  // burst: how many deliveries per second the relay sustains when publishing as fast as it accepts
+  deliveries = 0;
+  const burstEvents = Array.from({ length: Number(env.BENCH_FANOUT_BURST ?? 3000) }, (_, i) =>
+    finalizeEvent({ kind: 1, created_at: Math.floor(Date.now() / 1000), tags: [['t', 'fanout']], content: `burst ${i} ${Math.random()}` }, keys[i % keys.length]!),
+  );
+  const burstStart = performance.now();
+  const expected = burstEvents.length * subscribers;
+  await publishAll(pubs, burstEvents, { inflight: 256 });
+  const burstDeadline = performance.now() + 30_000;
+  while (deliveries < expected && performance.now() < burstDeadline) await new Promise((r) => setTimeout(r, 10));
+  const burstSeconds = (performance.now() - burstStart) / 1000;
+  for (const ws of [...subs, ...pubs]) ws.close();
+  return {
+    subscribers,
+    steady_rate_per_s: rate,
+    steady_accepted: steady,
+    steady_deliveries: steadyDeliveries,
+    steady_deliveries_per_s: Math.round(steadyDeliveries / steadySeconds),
+    delivery_latency_ms: latencySummary(delivery),
+    burst_events: burstEvents.length,
+    burst_deliveries: deliveries,
+    burst_deliveries_per_s: Math.round(deliveries / burstSeconds),
+  };
+}
+
+async function publishAllRecording(conns: WebSocket[], events: NostrEvent[], rate: number, sentAt: Map<string, number>): Promise<number> {
+  let accepted = 0;
+  let next = 0;
+  const started = performance.now();
+  const deadline = started + maxSeconds * 1000;
+  for (const ws of conns) {
+    ws.on('message', (data: Buffer) => {
+      const text = data.toString();
+      if (text.startsWith('["OK"') && text.includes(',true,')) accepted++;
+    });
+  }
+  while (next < events.length && performance.now() < deadline) {
+    const due = Math.min(events.length, Math.floor(((performance.now() - started) / 1000) * rate));
+    while (next < due) {
+      const ev = events[next]!;
+      sentAt.set(ev.id, performance.now());
+      conns[next % conns.length]!.send(`["EVENT",${JSON.stringify(ev)}]`);
+      next++;
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  for (const ws of conns) ws.removeAllListeners('message');
+  return accepted;
+}
+
+async function scenarioIdle(pid: number): Promise<Record<string, unknown>> {
+  const target = Number(env.BENCH_IDLE_CONNECTIONS ?? 10000);
+  const before = rssMb(pid);
+  const conns: WebSocket[] = [];
+  const deadline = performance.now() + maxSeconds * 1000;
+  while (conns.length < target && performance.now() < deadline) {
+    const batch = await Promise.allSettled(Array.from({ length: Math.min(200, target - conns.length) }, connect));
+    for (const b of batch) if (b.status === 'fulfilled') conns.push(b.value);
+  }
+  await Promise.all(
+    conns.map(
+      (ws, i) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 30_000);
+          ws.on('message', (d: Buffer) => {
+            if (d.toString().startsWith('["EOSE"')) {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+          ws.send(JSON.stringify(['REQ', `idle${i}`, { kinds: [1], authors: [getPublicKey(generateSecretKey())], limit: 0 }]));
+        }),
+    ),
+  );
+  await new Promise((r) => setTimeout(r, 2000));
+  const after = rssMb(pid);
+  for (const ws of conns) ws.terminate();
+  return { connections: conns.length, rss_before_mb: before, rss_after_mb: after };
+}
+
+async function main(): Promise<void> {
+  setNostrWasm(await initNostrWasm());
+  const databaseUrl = await recreateDatabase();
+  log(`database ${dbName} recreated`);
+  const child = await startService(databaseUrl, { RATE_LIMIT_IP_PER_SECOND: '1000000', RATE_LIMIT_IP_BURST: '1000000', RATE_LIMIT_CONN_PER_SECOND: '1000000', RATE_LIMIT_CONN_BURST: '1000000' });
+  const result: Record<string, unknown> = { node: process.version, cpus: (await import('node:os')).cpus().length };
+  try {
+    const keys = Array.from({ length: Number(env.BENCH_KEYS ?? 1000) }, () => generateSecretKey());
+    await prepareUnlimitedKeys(databaseUrl, keys.map((k) => getPublicKey(k)));
+    for (const name of scenarios) {
+      log(`scenario ${name}`);
+      const t0 = performance.now();
+      if (name === 'admission') result.admission = await scenarioAdmission(keys);
+      else if (name === 'latency') result.latency = await scenarioLatency(keys);
+      else if (name === 'flood') result.flood = await scenarioFlood(keys);
+      else if (name === 'fanout') result.fanout = await scenarioFanout(keys);
+      else if (name === 'idle') result.idle = await scenarioIdle(child.pid!);
+      log(`scenario ${name} took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
+    result.rss_mb = rssMb(child.pid!);
+  } finally {
+    await stopService(child);
+  }
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
