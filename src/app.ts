@@ -61,8 +61,12 @@ export interface App {
   close(): Promise<void>;
 }
 
-function clientIp(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? 'unknown';
+function clientIpOf(trustProxy: boolean): (req: IncomingMessage) => string {
+  return (req) => {
+    const forwarded = trustProxy ? req.headers['x-forwarded-for'] : undefined;
+    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
+    return first || req.socket.remoteAddress || 'unknown';
+  };
 }
 
 export async function startApp(opts: AppOptions): Promise<App> {
@@ -87,7 +91,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const queries = createQueries(db.knex, config, opts.now);
 
   const httpLog: FastifyBaseLogger = log;
-  const http = Fastify({ loggerInstance: httpLog, bodyLimit: 256 * 1024, disableRequestLogging: true });
+  const http = Fastify({ loggerInstance: httpLog, trustProxy: config.trustProxy, bodyLimit: 256 * 1024, disableRequestLogging: true });
   http.get('/', async (req, reply) => {
     if ((req.headers.accept ?? '').includes('application/nostr+json')) {
       const doc = relayInfo(config, await plans.all(), version);
@@ -111,8 +115,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
     relayUrl,
     path: '/',
     authWindowSeconds: 600,
-    maxConnectionsPerIp: 10_000,
-    clientIp,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
+    clientIp: clientIpOf(config.trustProxy),
     onMessage: (type) => metrics.messages.inc({ type }),
     onSlowReader: () => metrics.slowReadersDropped.inc(),
     onDelivered: (n) => metrics.deliveries.inc(n),
