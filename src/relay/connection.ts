@@ -259,6 +259,17 @@ export class Connection implements Subscriber {
     this.deps.subscriptions.removeOwner(this);
   }
 
+  /** Stops reading new messages and resolves once every message already received has been answered. */
+  async drain(): Promise<void> {
+    this.ws.pause();
+    this.paused = true;
+    let seen: Promise<void> | undefined;
+    while (seen !== this.queue) {
+      seen = this.queue;
+      await seen;
+    }
+  }
+
   /** Closes with a proper close code (graceful shutdown). */
   close(code: number, reason: string): void {
     if (this.closed) return;

@@ -19,8 +19,11 @@ export interface RelayServerOptions extends Omit<ConnectionDeps, 'subscriptions'
 export interface RelayServer {
   readonly subscriptions: SubscriptionIndex;
   connectionCount(): number;
-  /** Stops taking connections and closes the open ones with `code`. */
-  close(code?: number, reason?: string): Promise<void>;
+  /**
+   * Stops taking connections and messages, waits (at most `drainMs`) until every message already received has
+   * been answered, then closes the connections with `code`.
+   */
+  close(code?: number, reason?: string, drainMs?: number): Promise<void>;
 }
 
 function refuse(socket: Duplex, status: number, text: string): void {
@@ -65,9 +68,13 @@ export function attachRelay(http: Server, opts: RelayServerOptions): RelayServer
   return {
     subscriptions,
     connectionCount: () => connections.size,
-    async close(code = 1001, reason = 'server shutting down') {
+    async close(code = 1001, reason = 'server shutting down', drainMs = 5000) {
       accepting = false;
       http.off('upgrade', onUpgrade);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, drainMs)));
+      await Promise.race([Promise.all([...connections].map((c) => c.drain())), timeout]);
+      clearTimeout(timer);
       stopListening();
       for (const c of connections) c.close(code, reason);
       await new Promise<void>((resolve) => wss.close(() => resolve()));
