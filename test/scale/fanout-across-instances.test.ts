@@ -1,0 +1,59 @@
+// Two instances on different ports share one PostgreSQL and one Redis: a subscriber on instance B sees, live,
+// what Alice publishes on instance A (Redis pub/sub), and stored events are visible from both.
+import t from 'tap';
+import { Relay } from 'nostr-tools/relay';
+import type { NostrEvent } from 'nostr-tools/pure';
+import { createTestDatabaseUrl } from '../helpers/db.js';
+import { testRedisPrefix } from '../helpers/redis.js';
+import { startTestApp } from '../helpers/app.js';
+import { buildEvent, newKey } from '../helpers/events.js';
+
+const databaseUrl = await createTestDatabaseUrl(t);
+const prefix = testRedisPrefix(t);
+const a = await startTestApp(t, { databaseUrl, redis: prefix });
+const b = await startTestApp(t, { databaseUrl, redis: prefix });
+
+t.test('a live subscriber on B receives what is published on A, once', async (t) => {
+  const alice = newKey();
+  const onA = await Relay.connect(a.relayUrl);
+  const onB = await Relay.connect(b.relayUrl);
+  t.teardown(() => {
+    onA.close();
+    onB.close();
+  });
+  const received: NostrEvent[] = [];
+  const eose = new Promise<void>((resolve) => {
+    onB.subscribe([{ authors: [alice.pk] }], { onevent: (e) => received.push(e), oneose: resolve });
+  });
+  await eose;
+  const ev = buildEvent(alice.sk, { content: 'from A' });
+  await onA.publish(ev);
+  for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(received.length, 1);
+  t.equal(received[0]?.id, ev.id);
+});
+
+t.test('an event stored through A is served by B, and a duplicate sent to B is recognised', async (t) => {
+  const key = newKey();
+  const onA = await Relay.connect(a.relayUrl);
+  const onB = await Relay.connect(b.relayUrl);
+  t.teardown(() => {
+    onA.close();
+    onB.close();
+  });
+  const ev = buildEvent(key.sk);
+  await onA.publish(ev);
+  t.equal(await onB.publish(ev), 'duplicate: already have this event');
+  const got = await new Promise<NostrEvent[]>((resolve) => {
+    const out: NostrEvent[] = [];
+    const sub = onB.subscribe([{ ids: [ev.id] }], {
+      onevent: (e) => out.push(e),
+      oneose: () => {
+        sub.close();
+        resolve(out);
+      },
+    });
+  });
+  t.equal(got.length, 1);
+});
