@@ -82,7 +82,21 @@ export function parseEvent(raw: unknown): Result<NostrEvent> {
 }
 
 /** Size and time limits. The first broken limit is returned; undefined when all hold. */
+/** Longest d tag, in UTF-8 bytes: it is part of a unique btree key (PostgreSQL caps an entry near 2.7 kB). */
+export const MAX_D_TAG_BYTES = 512;
+
+function hasNul(ev: NostrEvent): boolean {
+  if (ev.content.includes('\u0000')) return true;
+  return ev.tags.some((tag) => tag.some((el) => el.includes('\u0000')));
+}
+
 export function checkLimits(ev: NostrEvent, limits: EventLimits, nowSeconds: number): Rejection | undefined {
+  // PostgreSQL text and jsonb cannot hold U+0000; such an event could never be stored or served as signed.
+  if (hasNul(ev)) return rejection('invalid', 'event contains a NUL (U+0000) character');
+  const d = ev.tags.find((t) => t[0] === 'd')?.[1];
+  if (d !== undefined && Buffer.byteLength(d) > MAX_D_TAG_BYTES) {
+    return rejection('invalid', `d tag is ${Buffer.byteLength(d)} bytes, the limit is ${MAX_D_TAG_BYTES}`);
+  }
   if (ev.content.length > limits.maxContentLength) {
     return rejection('invalid', `content is ${ev.content.length} characters, the limit is ${limits.maxContentLength}`);
   }

@@ -85,9 +85,12 @@ async function openPglite(dataDir: string): Promise<Database> {
     poolStats: () => poolStatsOf(knex),
     ping: () => ping(knex),
     close: async () => {
-      await knex.destroy();
-      await pglite.close();
-      await release();
+      try {
+        await knex.destroy(); // knex-pglite closes the PGlite instance it was given
+        if (!pglite.closed) await pglite.close();
+      } finally {
+        await release();
+      }
     },
   };
 }

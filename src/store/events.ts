@@ -46,6 +46,9 @@ export function rowToEvent(row: EventRow): NostrEvent {
   };
 }
 
+/** Longer tag values are not indexed (a btree entry is capped near 2.7 kB); #x filters cannot find them. */
+const MAX_INDEXED_TAG_BYTES = 512;
+
 /** The first value of each single-letter tag, once per (name, value): what #x filters match on. */
 function indexedTags(ev: NostrEvent): { name: string; value: string }[] {
   const seen = new Set<string>();
@@ -53,6 +56,7 @@ function indexedTags(ev: NostrEvent): { name: string; value: string }[] {
   for (const tag of ev.tags) {
     const [name, value] = tag;
     if (name === undefined || value === undefined || name.length !== 1 || !/[a-zA-Z]/.test(name)) continue;
+    if (value.length > MAX_INDEXED_TAG_BYTES / 4 && Buffer.byteLength(value) > MAX_INDEXED_TAG_BYTES) continue;
     const key = `${name}\u0000${value}`;
     if (seen.has(key)) continue;
     seen.add(key);

@@ -82,6 +82,14 @@ t.test('malformed events are refused with invalid: and the reason', async (t) =>
   [accepted, message] = await c.publish(ancient);
   t.match(message, /^invalid: created_at is \d+ s in the past, the limit is 94608000 s$/);
 
+  const nul = buildEvent(key.sk, { content: 'a\u0000b' });
+  [accepted, message] = await c.publish(nul);
+  t.equal(message, 'invalid: event contains a NUL (U+0000) character');
+
+  const longD = buildEvent(key.sk, { kind: 30023, tags: [['d', 'é'.repeat(300)]] });
+  [accepted, message] = await c.publish(longD);
+  t.equal(message, 'invalid: d tag is 600 bytes, the limit is 512');
+
   const { events } = await c.req('none', { authors: [key.pk] });
   t.equal(events.length, 0, 'nothing refused was stored');
 });
