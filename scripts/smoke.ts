@@ -16,14 +16,31 @@ const env = { ...process.env, DATABASE_URL: '', REDIS_URL: '', DATA_DIR: dataDir
 delete env.DATABASE_URL;
 delete env.REDIS_URL;
 
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function fail(msg: string): never {
   process.stderr.write(`smoke: FAILED: ${msg}\n`);
   process.exit(1);
 }
 
-const child = spawn('npm', ['start', '--silent'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+// detached: the service runs in a process group of its own, so a failure can stop npm and node together
+const child = spawn('npm', ['start', '--silent'], { env, stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+const killAll = () => {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+};
 const deadline = setTimeout(() => {
-  child.kill('SIGKILL');
+  killAll();
   fail('timed out after 120 s');
 }, 120_000);
 
@@ -52,14 +69,20 @@ try {
     });
   });
   relay.close();
-  if (got.length !== 1 || JSON.stringify(got[0]) !== JSON.stringify(ev)) fail(`read back ${JSON.stringify(got)}`);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  child.kill('SIGTERM');
-  const code = await exited;
-  if (code !== 0) fail(`exit code ${code} after SIGTERM`);
+  const fields = ['id', 'pubkey', 'created_at', 'kind', 'tags', 'content', 'sig'] as const;
+  const back = got[0] as Record<string, unknown> | undefined;
+  if (got.length !== 1 || !fields.every((f) => JSON.stringify(back?.[f]) === JSON.stringify(ev[f]))) fail(`read back ${JSON.stringify(got)}`);
+  // SIGTERM to the whole group, as a terminal's Ctrl-C or a supervisor would: node must shut down cleanly.
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  process.kill(-child.pid!, 'SIGTERM');
+  await exited;
+  for (let i = 0; i < 100 && groupAlive(child.pid!); i++) await new Promise((r) => setTimeout(r, 100));
+  if (groupAlive(child.pid!)) fail('the service did not exit within 10 s of SIGTERM');
+  if (!output.includes('shutting down')) fail(`no clean shutdown was logged:\n${output}`);
+  if (output.includes('"level":50') || output.includes('"level":60')) fail(`errors were logged:\n${output}`);
   process.stdout.write(`smoke: ok (published and read back ${ev.id} on embedded PGlite, clean shutdown)\n`);
 } catch (err) {
-  child.kill('SIGKILL');
+  killAll();
   fail(err instanceof Error ? err.message : String(err));
 } finally {
   clearTimeout(deadline);
