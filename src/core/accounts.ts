@@ -1,17 +1,29 @@
-// Accounts: the user behind a pubkey, created on first contact. Lookups are cached in the process because every
-// event needs one; a change of status (suspension) invalidates the entry through `invalidate`.
+// Accounts: the user behind a pubkey, created the first time it publishes a correctly signed event or calls the
+// API. Lookups are cached in the process because every event needs one; a change of status (suspension)
+// invalidates the entry through `invalidate` (and, across processes, core/cache-invalidation.ts).
 import type { Knex } from 'knex';
 import { LRUCache } from 'lru-cache';
-import { upsertUserByPubkey, type UserRecord } from '../store/users.js';
+import { findUserByPubkey, upsertUserByPubkey, type UserRecord } from '../store/users.js';
 
 export interface Accounts {
+  /** The user for this pubkey, created (active, on basic) if there is none. Only for a proven pubkey. */
   forPubkey(pubkey: string): Promise<UserRecord>;
+  /** The user for this pubkey if one exists; never creates one, so it is safe before a signature is checked. */
+  find(pubkey: string): Promise<UserRecord | undefined>;
   invalidate(pubkey: string): void;
 }
 
 export function createAccounts(db: Knex, opts: { max?: number; ttlMs?: number } = {}): Accounts {
   const cache = new LRUCache<string, UserRecord>({ max: opts.max ?? 50_000, ttl: opts.ttlMs ?? 60_000 });
   const pending = new Map<string, Promise<UserRecord>>();
+  // Bumped by invalidate: a lookup that started before an invalidation must not cache what it read.
+  let generation = 0;
+
+  const remember = (pubkey: string, user: UserRecord, startedAt: number): UserRecord => {
+    if (startedAt === generation) cache.set(pubkey, user);
+    return user;
+  };
+
   return {
     async forPubkey(pubkey) {
       const hit = cache.get(pubkey);
@@ -19,17 +31,23 @@ export function createAccounts(db: Knex, opts: { max?: number; ttlMs?: number } 
       // Concurrent events of a new user share one lookup instead of racing inserts.
       let p = pending.get(pubkey);
       if (!p) {
+        const startedAt = generation;
         p = upsertUserByPubkey(db, pubkey)
-          .then(({ user }) => {
-            cache.set(pubkey, user);
-            return user;
-          })
+          .then(({ user }) => remember(pubkey, user, startedAt))
           .finally(() => pending.delete(pubkey));
         pending.set(pubkey, p);
       }
       return p;
     },
+    async find(pubkey) {
+      const hit = cache.get(pubkey);
+      if (hit) return hit;
+      const startedAt = generation;
+      const user = await findUserByPubkey(db, pubkey);
+      return user && remember(pubkey, user, startedAt);
+    },
     invalidate(pubkey) {
+      generation++;
       cache.delete(pubkey);
     },
   };

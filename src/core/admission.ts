@@ -12,7 +12,8 @@ import * as nip40 from '../nips/nip40.js';
 import * as nip70 from '../nips/nip70.js';
 import { rejection, type Rejection } from '../nips/result.js';
 import type { NostrEvent, VerifiedEvent } from '../nips/nip01.js';
-import { deleteReferenced, eventExists, saveEvent, type SaveOutcome } from '../store/events.js';
+import { deleteReferenced, existingEventIds, saveEvent, type SaveOutcome } from '../store/events.js';
+import { createBatcher } from './batcher.js';
 import type { UserRecord } from '../store/users.js';
 import type { Accounts } from './accounts.js';
 import type { FanOut } from './fanout.js';
@@ -50,14 +51,23 @@ export type Admission =
 
 /** Hooks the quota and forwarding stages plug into the admission transaction (see core/quota.ts, core/outbox.ts). */
 export interface AdmissionStages {
-  /** Before verification: a cheap look at whether the author is already at the limit. */
+  /** Before verification, for a known author: answers from memory whether they are already at the limit. */
   precheckQuota?(user: UserRecord, ev: NostrEvent): Promise<{ rejection: Rejection; quota: QuotaFacts } | undefined>;
+  /**
+   * After verification, before the transaction: the fast shared check (Redis) that holds one post of the quota
+   * until onSettled; a rejection ends the path. Only signed events get here, so a forged event cannot hold
+   * anyone's quota.
+   */
+  reserveQuota?(user: UserRecord, ev: VerifiedEvent): Promise<{ rejection: Rejection; quota: QuotaFacts } | undefined>;
   /** Inside the transaction: charge the event; a rejection rolls the transaction back. */
   chargeQuota?(trx: Knex.Transaction, user: UserRecord, ev: VerifiedEvent): Promise<{ rejection: Rejection; quota: QuotaFacts } | undefined>;
   /** Inside the transaction: write the forwarding outbox rows for a stored event. */
   enqueueForwarding?(trx: Knex.Transaction, user: UserRecord, ev: VerifiedEvent, rowId: string): Promise<void>;
-  /** After the commit (or its failure): told the outcome; cannot change the answer. */
-  onSettled?(user: UserRecord, ev: NostrEvent, outcome: Admission, committed: boolean): void;
+  /**
+   * After the commit (or its failure), for every event that reached precheckQuota: told the outcome; cannot
+   * change the answer. After verification `ev` is the same VerifiedEvent object reserveQuota and chargeQuota saw.
+   */
+  onSettled?(user: UserRecord, ev: NostrEvent, outcome: Admission, committed: boolean, ctx: AdmissionContext): void;
   /** NIP-86 bans: a rejection when the pubkey or event is banned. */
   checkBans?(ev: NostrEvent): Rejection | undefined;
 }
@@ -96,6 +106,10 @@ export function createAdmission(deps: AdmissionDeps): Admit {
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   // Ids this process stored or saw stored: clients retry, and a retry should cost no query and no verification.
   const known = new LRUCache<string, true>({ max: 100_000 });
+  const storedIds = createBatcher<string, true>(async (ids) => {
+    const found = await existingEventIds(deps.db, ids);
+    return new Map([...found].map((id) => [id, true as const]));
+  });
   const limits: nip01.EventLimits = {
     maxContentLength: config.maxContentLength,
     maxEventTags: config.maxEventTags,
@@ -118,9 +132,15 @@ export function createAdmission(deps: AdmissionDeps): Admit {
     return undefined;
   }
 
-  async function isKnown(id: string): Promise<boolean> {
+  function checkAccount(user: UserRecord): Rejection | undefined {
+    if (user.status === 'suspended' || user.status === 'deleted') return rejection('blocked', `this account is ${user.status}`);
+    return undefined;
+  }
+
+  /** Stored before, by this process or another (the in-memory set is checked first by the caller). */
+  async function isStored(id: string): Promise<boolean> {
     if (known.has(id)) return true;
-    if (!(await eventExists(deps.db, id))) return false;
+    if (!(await storedIds(id))) return false;
     known.set(id, true);
     return true;
   }
@@ -180,39 +200,51 @@ export function createAdmission(deps: AdmissionDeps): Admit {
     const banned = stages.checkBans?.(ev);
     if (banned) return rejected(ev.id, banned);
     const ephemeral = kinds.kindClass(ev.kind) === 'ephemeral';
-    if (!ephemeral && (await isKnown(ev.id))) return duplicate(ev.id);
+    if (!ephemeral && known.has(ev.id)) return duplicate(ev.id);
 
-    const user = await deps.accounts.forPubkey(ev.pubkey);
-    if (user.status === 'suspended' || user.status === 'deleted') {
-      return rejected(ev.id, rejection('blocked', `this account is ${user.status}`));
+    // Nothing is created before the signature is checked: a known author is looked up (cached), so that a
+    // suspended one, or one already at the limit, is answered from memory, without I/O and without verifying.
+    let user = await deps.accounts.find(ev.pubkey);
+    if (user) {
+      const refused = checkAccount(user);
+      if (refused) return rejected(ev.id, refused);
+      const early = ephemeral ? undefined : await stages.precheckQuota?.(user, ev);
+      if (early) return settle(user, ev, rejected(ev.id, early.rejection, early.quota), false, ctx);
     }
-    const early = ephemeral ? undefined : await stages.precheckQuota?.(user, ev);
-    if (early) return settle(user, ev, rejected(ev.id, early.rejection, early.quota), false);
+    if (!ephemeral && (await isStored(ev.id))) return duplicate(ev.id);
 
     const verified = nip01.verifySignature(ev);
     if (!verified.ok) return rejected(ev.id, verified.rejection);
+    const signed = verified.value;
+    if (!user) {
+      user = await deps.accounts.forPubkey(ev.pubkey);
+      const refused = checkAccount(user);
+      if (refused) return rejected(ev.id, refused);
+    }
     if (ephemeral) {
-      deps.fanout.publish(verified.value);
+      deps.fanout.publish(signed);
       return { status: 'accepted', eventId: ev.id, message: '' };
     }
+    const held = await stages.reserveQuota?.(user, signed);
+    if (held) return settle(user, signed, rejected(ev.id, held.rejection, held.quota), false, ctx);
 
     let saved: SaveOutcome;
     try {
-      saved = await storeWithRetry(user, verified.value, ctx);
+      saved = await storeWithRetry(user, signed, ctx);
     } catch (err) {
-      if (err instanceof QuotaRollback) return settle(user, ev, rejected(ev.id, err.result.rejection, err.result.quota), false);
+      if (err instanceof QuotaRollback) return settle(user, signed, rejected(ev.id, err.result.rejection, err.result.quota), false, ctx);
       log.error({ err, eventId: ev.id, pubkey: ev.pubkey, kind: ev.kind }, 'storing an event failed');
-      return settle(user, ev, rejected(ev.id, rejection('error', 'could not store the event, try again later')), false);
+      return settle(user, signed, rejected(ev.id, rejection('error', 'could not store the event, try again later')), false, ctx);
     }
     const result = outcomeAdmission(ev, saved);
     if (saved.status !== 'deleted') known.set(ev.id, true);
-    if (saved.status === 'inserted') deps.fanout.publish(verified.value);
-    return settle(user, ev, result, saved.status === 'inserted');
+    if (saved.status === 'inserted') deps.fanout.publish(signed);
+    return settle(user, signed, result, saved.status === 'inserted', ctx);
   };
 
-  function settle(user: UserRecord, ev: NostrEvent, outcome: Admission, committed: boolean): Admission {
+  function settle(user: UserRecord, ev: NostrEvent, outcome: Admission, committed: boolean, ctx: AdmissionContext): Admission {
     try {
-      stages.onSettled?.(user, ev, outcome, committed);
+      stages.onSettled?.(user, ev, outcome, committed, ctx);
     } catch (err) {
       log.error({ err, eventId: ev.id }, 'an admission listener failed');
     }

@@ -1,6 +1,6 @@
 // Plans: the effective plan of a user is the plan of their active subscription, else `basic`. Both the plan
 // list and each user's effective plan are cached in the process; `invalidate…` drops entries when a plan or a
-// subscription changes (core/plan-invalidation.ts carries that across processes through Redis).
+// subscription changes (core/cache-invalidation.ts carries that across processes through Redis).
 import type { Knex } from 'knex';
 import { LRUCache } from 'lru-cache';
 import { activeSubscriptionPlan, listPlans, type PlanRecord } from '../store/plans.js';
@@ -20,13 +20,17 @@ export function createPlans(db: Knex, opts: { ttlMs?: number; max?: number } = {
   let list: { at: number; plans: Promise<PlanRecord[]> } | undefined;
   // The user's active plan code ('' = none, so basic); plan rows come from the list cache.
   const perUser = new LRUCache<string, string>({ max: opts.max ?? 100_000, ttl });
+  // Bumped by every invalidation: a look-up that started before one must not cache what it read (it may have
+  // read the subscription as it was before the change that caused the invalidation).
+  let generation = 0;
 
   const all = (): Promise<PlanRecord[]> => {
     if (!list || Date.now() - list.at > ttl) {
       const plans = listPlans(db);
-      list = { at: Date.now(), plans };
+      const entry = { at: Date.now(), plans };
+      list = entry;
       plans.catch(() => {
-        list = undefined;
+        if (list === entry) list = undefined;
       });
     }
     return list.plans;
@@ -39,17 +43,20 @@ export function createPlans(db: Knex, opts: { ttlMs?: number; max?: number } = {
     async effectivePlan(userId) {
       let code = perUser.get(userId);
       if (code === undefined) {
+        const startedAt = generation;
         code = (await activeSubscriptionPlan(db, userId))?.code ?? '';
-        perUser.set(userId, code);
+        if (startedAt === generation) perUser.set(userId, code);
       }
       const plan = (await byCode(code || DEFAULT_PLAN)) ?? (await byCode(DEFAULT_PLAN));
       if (!plan) throw new Error(`the ${DEFAULT_PLAN} plan is missing from subscription_plans`);
       return plan;
     },
     invalidateUser(userId) {
+      generation++;
       perUser.delete(userId);
     },
     invalidateAll() {
+      generation++;
       list = undefined;
       perUser.clear();
     },

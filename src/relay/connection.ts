@@ -275,6 +275,8 @@ export class Connection implements Subscriber {
     if (this.closed) return;
     this.closed = true;
     this.deps.subscriptions.removeOwner(this);
+    // drain() paused reading; the client's answer to our close frame must be read for the close to complete
+    this.ws.resume();
     this.ws.close(code, reason);
   }
 }

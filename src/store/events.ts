@@ -149,10 +149,11 @@ export async function saveEvent(trx: Knex.Transaction, ev: NostrEvent, extras: E
   return { status: 'inserted', rowId };
 }
 
-/** Whether an event with this id was ever stored (served or not): the cheap duplicate check. */
-export async function eventExists(db: Knex, eventId: string): Promise<boolean> {
-  const row = await db('nostr_events').where({ event_id: eventId }).first('id');
-  return row !== undefined;
+/** Which of these ids were ever stored (served or not): the cheap duplicate check, for many ids at once. */
+export async function existingEventIds(db: Knex, ids: string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = (await db('nostr_events').whereIn('event_id', ids).select('event_id')) as { event_id: string }[];
+  return new Set(rows.map((r) => r.event_id));
 }
 
 /**

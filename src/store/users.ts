@@ -41,3 +41,20 @@ export async function upsertUserByPubkey(db: Knex, pubkey: string): Promise<{ us
   if (!existing) throw new Error(`user ${pubkey} vanished between insert and select`);
   return { user: existing, created: false };
 }
+
+export async function findUserById(db: Knex, userId: string): Promise<UserRecord | undefined> {
+  const row = (await db('users').where({ id: userId }).first(columns)) as UserRow | undefined;
+  return row ? toRecord(row) : undefined;
+}
+
+/** Sets the status inside the caller's transaction (the row locked first); returns the user before and after. */
+export async function updateUserStatus(
+  trx: Knex.Transaction,
+  userId: string,
+  status: UserStatus,
+): Promise<{ before: UserRecord; after: UserRecord } | undefined> {
+  const row = (await trx('users').where({ id: userId }).forUpdate().first(columns)) as UserRow | undefined;
+  if (!row) return undefined;
+  const updated = (await trx('users').where({ id: userId }).update({ status }).returning(columns)) as UserRow[];
+  return { before: toRecord(row), after: toRecord(updated[0] as UserRow) };
+}

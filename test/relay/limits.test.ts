@@ -6,7 +6,7 @@ import { startTestApp } from '../helpers/app.js';
 import { buildEvent, newKey } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
 
-const app = await startTestApp(t, { env: { MAX_BUFFERED_BYTES: '65536', MAX_CONNECTIONS_PER_IP: '3', MAX_CONTENT_LENGTH: '60000', MAX_MESSAGE_BYTES: '131072' } });
+const app = await startTestApp(t, { env: { MAX_BUFFERED_BYTES: '65536', MAX_CONNECTIONS_PER_IP: '3', MAX_CONTENT_LENGTH: '60000', MAX_MESSAGE_BYTES: '131072' }, plans: { basic: { daily: -1 } } });
 
 t.test('a reader that stops reading is dropped, and others are unaffected', async (t) => {
   const key = newKey();

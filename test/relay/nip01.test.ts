@@ -8,7 +8,7 @@ import { startTestApp } from '../helpers/app.js';
 import { buildEvent, newKey } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
 
-const app = await startTestApp(t, { env: { MAX_SUBSCRIPTIONS: '3', MAX_FILTERS: '2', MAX_EVENT_TAGS: '10', MAX_CONTENT_LENGTH: '100', MAX_MESSAGE_BYTES: '4096' } });
+const app = await startTestApp(t, { env: { MAX_SUBSCRIPTIONS: '3', MAX_FILTERS: '2', MAX_EVENT_TAGS: '10', MAX_CONTENT_LENGTH: '100', MAX_MESSAGE_BYTES: '4096' }, plans: { basic: { daily: -1 } } });
 const now = () => Math.floor(Date.now() / 1000);
 
 async function fetchAll(relay: Relay, filter: Filter): Promise<NostrEvent[]> {

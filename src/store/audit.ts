@@ -1,0 +1,60 @@
+// audit_log: who changed what (plans, statuses, bans, relays …). Written in the same transaction as the change,
+// so there is no change without its row and no row without its change.
+import type { Knex } from 'knex';
+
+export interface AuditEntry {
+  readonly table: string;
+  readonly operation: 'INSERT' | 'UPDATE' | 'DELETE';
+  /** The user the change concerns, when it concerns one. */
+  readonly userId?: string | null | undefined;
+  readonly oldValues?: Record<string, unknown> | null | undefined;
+  readonly newValues?: Record<string, unknown> | null | undefined;
+  /** Who made the change: an admin pubkey, 'user' (the user themself), or a system name ('payments'). */
+  readonly actor: string;
+}
+
+export interface AuditRecord {
+  readonly id: string;
+  readonly table: string;
+  readonly operation: string;
+  readonly oldValues: unknown;
+  readonly newValues: unknown;
+  readonly actor: string | null;
+  readonly createdAt: string;
+}
+
+export async function writeAudit(db: Knex, e: AuditEntry): Promise<void> {
+  await db('audit_log').insert({
+    table_name: e.table,
+    operation: e.operation,
+    user_id: e.userId ?? null,
+    old_values: e.oldValues ? JSON.stringify(e.oldValues) : null,
+    new_values: e.newValues ? JSON.stringify(e.newValues) : null,
+    actor: e.actor,
+  });
+}
+
+/** Every audit row about one user, oldest first. */
+export async function auditEntriesForUser(db: Knex, userId: string): Promise<AuditRecord[]> {
+  const rows = (await db('audit_log')
+    .where({ user_id: userId })
+    .orderBy([{ column: 'created_at' }, { column: 'id' }])
+    .select('id', 'table_name', 'operation', 'old_values', 'new_values', 'actor', 'created_at')) as {
+    id: string;
+    table_name: string;
+    operation: string;
+    old_values: unknown;
+    new_values: unknown;
+    actor: string | null;
+    created_at: Date | string;
+  }[];
+  return rows.map((r) => ({
+    id: r.id,
+    table: r.table_name,
+    operation: r.operation,
+    oldValues: r.old_values,
+    newValues: r.new_values,
+    actor: r.actor,
+    createdAt: r.created_at instanceof Date ? r.created_at.toISOString() : String(r.created_at),
+  }));
+}
