@@ -12,8 +12,9 @@ import * as nip40 from '../nips/nip40.js';
 import * as nip70 from '../nips/nip70.js';
 import { rejection, type Rejection } from '../nips/result.js';
 import type { NostrEvent, VerifiedEvent } from '../nips/nip01.js';
-import { deleteReferenced, existingEventIds, saveEvent, type SaveOutcome } from '../store/events.js';
+import { deleteReferenced, existingEventIds, saveEvent, type EventRowExtras, type SaveOutcome } from '../store/events.js';
 import { createBatcher } from './batcher.js';
+import { createWriter, type WriteJob } from './writer.js';
 import type { UserRecord } from '../store/users.js';
 import type { Accounts } from './accounts.js';
 import type { FanOut } from './fanout.js';
@@ -61,6 +62,16 @@ export interface AdmissionStages {
   reserveQuota?(user: UserRecord, ev: VerifiedEvent): Promise<{ rejection: Rejection; quota: QuotaFacts } | undefined>;
   /** Inside the transaction: charge the event; a rejection rolls the transaction back. */
   chargeQuota?(trx: Knex.Transaction, user: UserRecord, ev: VerifiedEvent): Promise<{ rejection: Rejection; quota: QuotaFacts } | undefined>;
+  /**
+   * Inside a group-commit transaction: charge many stored events at once (aligned answers: a rejection takes that
+   * event back out of the batch). Without it, chargeQuota is called per event.
+   */
+  chargeQuotaBatch?(
+    trx: Knex.Transaction,
+    items: readonly { user: UserRecord; ev: VerifiedEvent }[],
+  ): Promise<({ rejection: Rejection; quota: QuotaFacts } | undefined)[]>;
+  /** Inside a group-commit transaction: the outbox rows of many stored events at once. */
+  enqueueForwardingBatch?(trx: Knex.Transaction, items: readonly { user: UserRecord; ev: VerifiedEvent; rowId: string }[]): Promise<void>;
   /** Inside the transaction: write the forwarding outbox rows for a stored event. */
   enqueueForwarding?(trx: Knex.Transaction, user: UserRecord, ev: VerifiedEvent, rowId: string): Promise<void>;
   /**
@@ -145,14 +156,21 @@ export function createAdmission(deps: AdmissionDeps): Admit {
     return true;
   }
 
-  async function store(user: UserRecord, ev: VerifiedEvent, ctx: AdmissionContext): Promise<SaveOutcome> {
-    const extras = {
+  function rowExtras(user: UserRecord, ev: VerifiedEvent, ctx: AdmissionContext): EventRowExtras {
+    return {
       userId: user.id,
       dTag: kinds.replaceKey(ev),
       expiresAt: nip40.expiration(ev),
       sourcePlatform: ctx.source?.platform,
       tweet: ctx.source && { id: ctx.source.tweetId, url: ctx.source.tweetUrl, text: ctx.source.tweetText, username: ctx.source.username },
     };
+  }
+
+  async function store(user: UserRecord, ev: VerifiedEvent, ctx: AdmissionContext): Promise<SaveOutcome> {
+    return storeJob({ user, ev, extras: rowExtras(user, ev, ctx) });
+  }
+
+  async function storeJob({ user, ev, extras }: WriteJob): Promise<SaveOutcome> {
     return deps.db.transaction(async (trx) => {
       const saved = await saveEvent(trx, ev, extras);
       if (saved.status !== 'inserted') return saved;
@@ -162,6 +180,25 @@ export function createAdmission(deps: AdmissionDeps): Admit {
       await stages.enqueueForwarding?.(trx, user, ev, saved.rowId);
       return saved;
     });
+  }
+
+  const writer = createWriter({
+    db: deps.db,
+    log,
+    stages,
+    single: (job) =>
+      storeJob(job).catch((err: unknown) => {
+        if (err instanceof QuotaRollback) return { status: 'refused' as const, refusal: err.result };
+        throw err;
+      }),
+  });
+
+  /** Regular events go through the group-commit writer; replaceable, addressable and deletions one by one. */
+  async function save(user: UserRecord, ev: VerifiedEvent, ctx: AdmissionContext): Promise<SaveOutcome> {
+    if (kinds.kindClass(ev.kind) !== 'regular' || ev.kind === kinds.EventDeletion) return storeWithRetry(user, ev, ctx);
+    const r = await writer.submit({ user, ev, extras: rowExtras(user, ev, ctx) });
+    if (r.status === 'refused') throw new QuotaRollback(r.refusal);
+    return r;
   }
 
   async function storeWithRetry(user: UserRecord, ev: VerifiedEvent, ctx: AdmissionContext): Promise<SaveOutcome> {
@@ -230,7 +267,7 @@ export function createAdmission(deps: AdmissionDeps): Admit {
 
     let saved: SaveOutcome;
     try {
-      saved = await storeWithRetry(user, signed, ctx);
+      saved = await save(user, signed, ctx);
     } catch (err) {
       if (err instanceof QuotaRollback) return settle(user, signed, rejected(ev.id, err.result.rejection, err.result.quota), false, ctx);
       log.error({ err, eventId: ev.id, pubkey: ev.pubkey, kind: ev.kind }, 'storing an event failed');

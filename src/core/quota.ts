@@ -14,7 +14,7 @@ import type { Logger } from '../log.js';
 import type { NostrEvent } from '../nips/nip01.js';
 import { rejection, type Rejection } from '../nips/result.js';
 import type { PlanRecord } from '../store/plans.js';
-import { chargePost, readUsage, type LedgerPeriod } from '../store/quotas.js';
+import { chargePost, chargeUnlimited, readUsage, type LedgerPeriod, type UnlimitedCharge } from '../store/quotas.js';
 import type { CounterPeriod, QuotaCounters, ReserveResult } from '../store/quota-counters.js';
 import type { UserRecord } from '../store/users.js';
 import type { AdmissionContext, AdmissionStages, QuotaFacts } from './admission.js';
@@ -53,7 +53,7 @@ export interface QuotaStatus {
 }
 
 type Refusal = { rejection: Rejection; quota: QuotaFacts };
-type Stages = Required<Pick<AdmissionStages, 'precheckQuota' | 'reserveQuota' | 'chargeQuota' | 'onSettled'>>;
+type Stages = Required<Pick<AdmissionStages, 'precheckQuota' | 'reserveQuota' | 'chargeQuota' | 'chargeQuotaBatch' | 'onSettled'>>;
 
 export interface Quota {
   readonly stages: Stages;
@@ -250,6 +250,43 @@ export function createQuota(deps: QuotaDeps): Quota {
       ticket.refused = { type: l.type, used: r.used };
       mark(user.id, { plan: ticket.plan.code, type: l.type, limit: l.limit, used: r.used, resetsAt: l.period.resetsAt });
       return limitReached(ticket.plan, l.type, l.limit, r.used, l.period.resetsAt);
+    },
+
+    // Group commit: events of unlimited users are counted with one upsert for the whole batch; every event of a
+    // user with a limit goes through chargeQuota, one conditional upsert each, in batch order.
+    async chargeQuotaBatch(trx, items) {
+      const out: (Refusal | undefined)[] = new Array(items.length).fill(undefined);
+      const groups = new Map<string, { row: UnlimitedCharge; tickets: Ticket[] }>();
+      for (const [i, { user, ev }] of items.entries()) {
+        if (!isPost(ev.kind)) continue;
+        let ticket = tickets.get(ev);
+        if (!ticket) {
+          const plan = await plans.effectivePlan(user.id);
+          ticket = { plan, limits: limitsFor(user, plan, nowMs()) };
+          tickets.set(ev, ticket);
+        }
+        if (ticket.limits.some((l) => l.limit >= 0)) {
+          out[i] = await stages.chargeQuota(trx, user, ev);
+          continue;
+        }
+        for (const l of ticket.limits) {
+          const key = `${user.id}:${l.type}`;
+          const g = groups.get(key);
+          if (g) {
+            g.tickets.push(ticket);
+            groups.set(key, { row: { ...g.row, n: g.row.n + 1 }, tickets: g.tickets });
+          } else {
+            groups.set(key, { row: { userId: user.id, type: l.type, date: l.period.date, resetsAt: isoSeconds(l.period.resetsAt), n: 1 }, tickets: [ticket] });
+          }
+        }
+      }
+      const after = await chargeUnlimited(trx, [...groups.values()].map((g) => g.row));
+      for (const [key, g] of groups) {
+        const total = after.get(key) ?? g.row.n;
+        // each event's own count, in batch order, for the usage records
+        g.tickets.forEach((t, k) => (t.charged = { ...t.charged, [g.row.type]: total - g.row.n + k + 1 }));
+      }
+      return out;
     },
 
     onSettled(user, ev, outcome, committed, ctx) {

@@ -42,7 +42,10 @@ export class Connection implements Subscriber {
   readonly challenge = nip42.makeChallenge();
   private readonly authed = new Set<string>();
   private queue: Promise<void> = Promise.resolve();
+  /** Messages received and not yet answered (EVENT admissions included). */
   private queued = 0;
+  private readonly inflight = new Set<Promise<void>>();
+  private draining = false;
   private paused = false;
   private closed = false;
   /** Subscriptions whose stored events are still being sent; live events wait here until EOSE. */
@@ -102,22 +105,41 @@ export class Connection implements Subscriber {
       this.paused = true;
       this.ws.pause();
     }
-    this.queue = this.queue
-      .then(() => this.handle(text))
-      .catch((err: unknown) => {
-        this.deps.log.error({ err, conn: this.id }, 'handling a message failed');
-        this.send(messages.noticeMessage('error: internal error while handling the message'));
-      })
-      .finally(() => {
-        this.queued--;
-        if (this.paused && this.queued < this.deps.limits.maxQueued / 2) {
-          this.paused = false;
-          this.ws.resume();
-        }
-      });
+    // Messages start in order (AUTH before the EVENT after it, REQ before its CLOSE). An EVENT's admission then
+    // runs on while the next messages start: the store's rules do not depend on arrival order (newest version
+    // wins, deletions hold either way), and concurrent admissions share group commits.
+    this.queue = this.queue.then(async () => {
+      let tail: Promise<void> | undefined;
+      try {
+        tail = (await this.handle(text))?.tail;
+      } catch (err) {
+        this.failed(err);
+      }
+      if (!tail) return this.finished();
+      this.inflight.add(tail);
+      tail
+        .catch((err: unknown) => this.failed(err))
+        .finally(() => {
+          this.inflight.delete(tail);
+          this.finished();
+        });
+    });
   }
 
-  private async handle(text: string): Promise<void> {
+  private failed(err: unknown): void {
+    this.deps.log.error({ err, conn: this.id }, 'handling a message failed');
+    this.send(messages.noticeMessage('error: internal error while handling the message'));
+  }
+
+  private finished(): void {
+    this.queued--;
+    if (this.paused && !this.draining && this.queued < this.deps.limits.maxQueued / 2) {
+      this.paused = false;
+      this.ws.resume();
+    }
+  }
+
+  private async handle(text: string): Promise<{ tail: Promise<void> } | void> {
     const parsed = messages.parseClientMessage(text, this.deps.limits);
     if (!parsed.ok) {
       if (parsed.subId !== undefined) this.send(messages.closedMessage(parsed.subId, parsed.rejection.message));
@@ -130,7 +152,7 @@ export class Connection implements Subscriber {
     if (limited) return this.refuse(msg, limited);
     switch (msg.type) {
       case 'EVENT':
-        return this.onEvent(msg.event);
+        return { tail: this.onEvent(msg.event) };
       case 'REQ':
         return this.onReq(msg.subId, msg.filters);
       case 'COUNT':
@@ -261,12 +283,14 @@ export class Connection implements Subscriber {
 
   /** Stops reading new messages and resolves once every message already received has been answered. */
   async drain(): Promise<void> {
+    this.draining = true;
     this.ws.pause();
     this.paused = true;
     let seen: Promise<void> | undefined;
-    while (seen !== this.queue) {
+    while (seen !== this.queue || this.inflight.size > 0) {
       seen = this.queue;
       await seen;
+      await Promise.allSettled([...this.inflight]);
     }
   }
 

@@ -50,7 +50,7 @@ export function rowToEvent(row: EventRow): NostrEvent {
 const MAX_INDEXED_TAG_BYTES = 512;
 
 /** The first value of each single-letter tag, once per (name, value): what #x filters match on. */
-function indexedTags(ev: NostrEvent): { name: string; value: string }[] {
+export function indexedTags(ev: NostrEvent): { name: string; value: string }[] {
   const seen = new Set<string>();
   const out: { name: string; value: string }[] = [];
   for (const tag of ev.tags) {
@@ -65,7 +65,7 @@ function indexedTags(ev: NostrEvent): { name: string; value: string }[] {
   return out;
 }
 
-function insertRow(ev: NostrEvent, extras: EventRowExtras): Record<string, unknown> {
+export function insertRow(ev: NostrEvent, extras: EventRowExtras): Record<string, unknown> {
   return {
     user_id: extras.userId,
     event_id: ev.id,

@@ -77,3 +77,35 @@ export async function readUsage(
   for (const r of rows) out[r.quota_type] = r.posts_used;
   return out;
 }
+
+export interface UnlimitedCharge {
+  readonly userId: string;
+  readonly type: LedgerPeriodType;
+  readonly date: string;
+  readonly resetsAt: string;
+  /** Posts to add (at least 1). */
+  readonly n: number;
+}
+
+/**
+ * Counts many posts of users whose period is unlimited (-1) in ONE upsert: there is no limit to check, so the
+ * ledger only counts (usage and stats read it). At most one row per (user, type, date) may be given: Postgres
+ * refuses to update a row twice in one statement. Rows are locked in a fixed order (user, type) so concurrent
+ * batches never deadlock. Returns the counts after the charge, keyed `${userId}:${type}`.
+ */
+export async function chargeUnlimited(trx: Knex.Transaction, rows: readonly UnlimitedCharge[]): Promise<Map<string, number>> {
+  if (rows.length === 0) return new Map();
+  const sorted = [...rows].sort((a, b) => (a.userId === b.userId ? a.type.localeCompare(b.type) : a.userId < b.userId ? -1 : 1));
+  const values = sorted.map(() => '(?::uuid, ?::date, ?::quota_type_enum, ?::int, -1, ?::timestamptz, now())').join(', ');
+  const bindings = sorted.flatMap((r) => [r.userId, r.date, r.type, r.n, r.resetsAt]);
+  const { rows: out } = (await trx.raw(
+    `INSERT INTO user_quotas (user_id, quota_date, quota_type, posts_used, posts_limit, resets_at, last_reset_at)
+     VALUES ${values}
+     ON CONFLICT (user_id, quota_date, quota_type) DO UPDATE
+       SET posts_used = user_quotas.posts_used + EXCLUDED.posts_used, posts_limit = -1,
+           resets_at = EXCLUDED.resets_at, updated_at = now()
+     RETURNING user_id, quota_type, posts_used`,
+    bindings,
+  )) as { rows: { user_id: string; quota_type: LedgerPeriodType; posts_used: number }[] };
+  return new Map(out.map((r) => [`${r.user_id}:${r.quota_type}`, r.posts_used]));
+}
