@@ -1,0 +1,138 @@
+// The caller's own account: GET/PATCH /v1/me, GET /v1/me/export (everything we hold about them) and DELETE /v1/me
+// (erasure; NIP-98 only, so a leaked session token cannot erase an account).
+import type { FastifyInstance } from 'fastify';
+import type { Profile } from '../core/profile.js';
+import { callerOf } from './auth.js';
+import { apiError } from './errors.js';
+import type { ApiServices } from './index.js';
+
+interface PatchBody {
+  display_name?: string | null;
+  email?: string | null;
+  timezone?: string;
+  locale?: string;
+  data_retention_days?: number;
+  analytics_enabled?: boolean;
+  marketing_emails?: boolean;
+}
+
+// The users.valid_email CHECK, so that what passes here is never refused by the database.
+const EMAIL = '^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}$';
+
+function profileView(p: Profile, plan: string) {
+  return {
+    id: p.id,
+    pubkey: p.pubkey,
+    status: p.status,
+    plan,
+    display_name: p.displayName,
+    email: p.email,
+    email_verified: p.emailVerified,
+    avatar_url: p.avatarUrl,
+    timezone: p.timezone,
+    locale: p.locale,
+    data_retention_days: p.dataRetentionDays,
+    analytics_enabled: p.analyticsEnabled,
+    marketing_emails: p.marketingEmails,
+    created_at: p.createdAt,
+    last_active_at: p.lastActiveAt,
+  };
+}
+
+export function registerMeRoutes(http: FastifyInstance, deps: ApiServices): void {
+  const { access, profiles, plans } = deps;
+  const view = async (p: Profile | undefined) => {
+    if (!p) throw apiError('user_not_found', 'your account no longer exists');
+    return profileView(p, (await plans.effectivePlan(p.id)).code);
+  };
+
+  http.get(
+    '/v1/me',
+    access('user', { tags: ['account'], summary: 'Your account, preferences and plan', response: { 200: { $ref: 'Profile#' } } }),
+    async (req) => view(await profiles.get(callerOf(req).user.id)),
+  );
+
+  http.patch<{ Body: PatchBody }>(
+    '/v1/me',
+    access('user', {
+      tags: ['account'],
+      summary: 'Change your display name, email, timezone, locale and privacy preferences',
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        minProperties: 1,
+        properties: {
+          display_name: { type: ['string', 'null'], minLength: 1, maxLength: 100 },
+          email: { type: ['string', 'null'], maxLength: 320, pattern: EMAIL },
+          timezone: { type: 'string', minLength: 1, maxLength: 50, description: 'IANA time zone name, e.g. Europe/Paris; your quota day starts at its midnight' },
+          locale: { type: 'string', minLength: 2, maxLength: 10, description: 'BCP 47 tag, e.g. en-US' },
+          data_retention_days: { type: 'integer', minimum: 0, maximum: 3650 },
+          analytics_enabled: { type: 'boolean' },
+          marketing_emails: { type: 'boolean' },
+        },
+      },
+      response: { 200: { $ref: 'Profile#' } },
+    }),
+    async (req) => {
+      const caller = callerOf(req);
+      const b = req.body;
+      const result = await profiles.update(caller.user.id, caller.pubkey, {
+        displayName: b.display_name,
+        email: b.email,
+        timezone: b.timezone,
+        locale: b.locale,
+        dataRetentionDays: b.data_retention_days,
+        analyticsEnabled: b.analytics_enabled,
+        marketingEmails: b.marketing_emails,
+      });
+      if (!result.ok) {
+        const field = result.field ?? 'body';
+        throw apiError('validation_failed', `body.${field}: ${result.rejection.message.replace(/^invalid: /, '')}`, { field, location: 'body' });
+      }
+      return view(result.value);
+    },
+  );
+
+  http.get(
+    '/v1/me/export',
+    access('user', {
+      tags: ['account'],
+      summary: 'Everything we hold about you, table by table, as stored',
+      response: {
+        200: {
+          type: 'object',
+          required: ['exported_at', 'tables'],
+          properties: {
+            exported_at: { type: 'string', format: 'date-time' },
+            tables: { type: 'object', additionalProperties: { type: 'array', items: {} } },
+          },
+        },
+      },
+    }),
+    async (req, reply) => {
+      const caller = callerOf(req);
+      const tables = await profiles.export(caller.user.id);
+      return reply
+        .header('Content-Disposition', `attachment; filename="nostrx-export-${caller.pubkey.slice(0, 12)}.json"`)
+        .header('Cache-Control', 'no-store')
+        .send({ exported_at: new Date(deps.now() * 1000), tables });
+    },
+  );
+
+  http.delete(
+    '/v1/me',
+    access('signed', {
+      tags: ['account'],
+      summary: 'Erase your account and its data (NIP-98 required)',
+      description:
+        'Deletes your events, relays, sessions, quota ledger, stats and usage, cancels your subscription, and removes your pubkey and ' +
+        'personal fields. Subscription and payment records are kept (accounting law) without anything that identifies you.',
+      response: { 204: { type: 'null' } },
+    }),
+    async (req, reply) => {
+      const caller = callerOf(req);
+      if (!(await profiles.erase(caller.user.id, caller.pubkey))) throw apiError('user_not_found');
+      return reply.code(204).send();
+    },
+  );
+}

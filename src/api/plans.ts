@@ -1,0 +1,39 @@
+// GET /v1/plans (public): the plans anyone can subscribe to, with prices and limits.
+import type { FastifyInstance } from 'fastify';
+import type { Plans } from '../core/plans.js';
+import type { ApiServices } from './index.js';
+
+type PlanRecord = Awaited<ReturnType<Plans['all']>>[number];
+
+export function planView(p: PlanRecord, maxCustomRelays: number) {
+  return {
+    code: p.code,
+    name: p.name,
+    description: p.description,
+    price_monthly: p.priceMonthly,
+    price_yearly: p.priceYearly,
+    currency: p.currency,
+    daily_post_limit: p.dailyPostLimit,
+    monthly_post_limit: p.monthlyPostLimit,
+    custom_relays_allowed: p.customRelaysAllowed,
+    max_custom_relays: p.customRelaysAllowed ? maxCustomRelays : null,
+    analytics_enabled: p.analyticsEnabled,
+    priority_support: p.prioritySupport,
+    multiple_identities: p.multipleIdentities,
+  };
+}
+
+export function registerPlanRoutes(http: FastifyInstance, deps: ApiServices): void {
+  http.get(
+    '/v1/plans',
+    deps.access('public', {
+      tags: ['plans'],
+      summary: 'The public, active plans with their prices and limits',
+      response: { 200: { type: 'object', required: ['plans'], properties: { plans: { type: 'array', items: { $ref: 'Plan#' } } } } },
+    }),
+    async () => {
+      const plans = (await deps.plans.all()).filter((p) => p.isActive && p.isPublic);
+      return { plans: plans.map((p) => planView(p, deps.config.maxCustomRelays)) };
+    },
+  );
+}

@@ -1,0 +1,242 @@
+// A user's own data as a whole: the profile row (read and update), the export of every row we hold about them,
+// and erasure.
+import { randomBytes } from 'node:crypto';
+import type { Knex } from 'knex';
+import { auditEntriesForUser, writeAudit } from './audit.js';
+import type { UserStatus } from './users.js';
+
+export interface Profile {
+  readonly id: string;
+  readonly pubkey: string;
+  readonly status: UserStatus;
+  readonly displayName: string | null;
+  readonly email: string | null;
+  readonly emailVerified: boolean;
+  readonly avatarUrl: string | null;
+  readonly timezone: string;
+  readonly locale: string;
+  readonly dataRetentionDays: number;
+  readonly analyticsEnabled: boolean;
+  readonly marketingEmails: boolean;
+  readonly createdAt: Date;
+  readonly lastActiveAt: Date;
+}
+
+export interface ProfilePatch {
+  readonly displayName?: string | null | undefined;
+  readonly email?: string | null | undefined;
+  readonly timezone?: string | undefined;
+  readonly locale?: string | undefined;
+  readonly dataRetentionDays?: number | undefined;
+  readonly analyticsEnabled?: boolean | undefined;
+  readonly marketingEmails?: boolean | undefined;
+}
+
+interface ProfileRow {
+  id: string;
+  nostr_public_key: string;
+  status: UserStatus;
+  display_name: string | null;
+  email: string | null;
+  email_verified: boolean;
+  avatar_url: string | null;
+  timezone: string;
+  locale: string;
+  data_retention_days: number;
+  analytics_enabled: boolean;
+  marketing_emails: boolean;
+  created_at: Date;
+  last_active_at: Date;
+}
+
+const profileColumns = [
+  'id', 'nostr_public_key', 'status', 'display_name', 'email', 'email_verified', 'avatar_url', 'timezone', 'locale',
+  'data_retention_days', 'analytics_enabled', 'marketing_emails', 'created_at', 'last_active_at',
+];
+
+function toProfile(r: ProfileRow): Profile {
+  return {
+    id: r.id,
+    pubkey: r.nostr_public_key,
+    status: r.status,
+    displayName: r.display_name,
+    email: r.email,
+    emailVerified: r.email_verified,
+    avatarUrl: r.avatar_url,
+    timezone: r.timezone,
+    locale: r.locale,
+    dataRetentionDays: r.data_retention_days,
+    analyticsEnabled: r.analytics_enabled,
+    marketingEmails: r.marketing_emails,
+    createdAt: r.created_at,
+    lastActiveAt: r.last_active_at,
+  };
+}
+
+export async function getProfile(db: Knex, userId: string): Promise<Profile | undefined> {
+  const row = (await db('users').where({ id: userId }).first(profileColumns)) as ProfileRow | undefined;
+  return row && toProfile(row);
+}
+
+/** Applies the fields present in `patch`; a changed email is unverified again. */
+export async function updateProfile(db: Knex, userId: string, patch: ProfilePatch): Promise<Profile | undefined> {
+  const values: Record<string, unknown> = {};
+  if (patch.displayName !== undefined) values.display_name = patch.displayName;
+  if (patch.email !== undefined) {
+    values.email = patch.email;
+    values.email_verified = db.raw('CASE WHEN email IS NOT DISTINCT FROM ? THEN email_verified ELSE false END', [patch.email]);
+  }
+  if (patch.timezone !== undefined) values.timezone = patch.timezone;
+  if (patch.locale !== undefined) values.locale = patch.locale;
+  if (patch.dataRetentionDays !== undefined) values.data_retention_days = patch.dataRetentionDays;
+  if (patch.analyticsEnabled !== undefined) values.analytics_enabled = patch.analyticsEnabled;
+  if (patch.marketingEmails !== undefined) values.marketing_emails = patch.marketingEmails;
+  if (Object.keys(values).length === 0) return getProfile(db, userId);
+  const rows = (await db('users').where({ id: userId }).update(values).returning(profileColumns)) as ProfileRow[];
+  return rows[0] && toProfile(rows[0]);
+}
+
+/**
+ * Every row we hold about the user, table by table, as stored. Left out: the session token hashes (credentials)
+ * and payments.provider_data_encrypted (the provider's encrypted blob, which we cannot read either).
+ */
+export async function exportUserRows(db: Knex, userId: string): Promise<Record<string, unknown[]>> {
+  const byUser = (table: string) => db(table).where({ user_id: userId });
+  const [users, sessions, subscriptions, payments, quotas, dailyStats, usageEvents, relays, events, publishes, audit] = await Promise.all([
+    db('users').where({ id: userId }).select('*'),
+    byUser('user_sessions').select(db.raw('id, user_id, extension_id, created_at, expires_at, last_used_at, extension_version, browser_name, browser_version, os, ip_address, is_active, revoked_at, revoked_reason')).orderBy('created_at'),
+    byUser('user_subscriptions').select('*').orderBy('created_at'),
+    byUser('payments').select(db.raw('id, user_id, subscription_id, amount, currency, status, payment_provider, provider_payment_id, provider_customer_id, payment_method, last_four_digits, created_at, processed_at, failed_at, failure_reason, provider_fee, net_amount, invoice_url, receipt_url, archived')).orderBy('created_at'),
+    byUser('user_quotas').select('*').orderBy([{ column: 'quota_date' }, { column: 'quota_type' }]),
+    byUser('daily_usage_stats').select('*').orderBy('stat_date'),
+    byUser('usage_events').select('*').orderBy('occurred_at'),
+    byUser('user_relays').select('*').orderBy('added_at'),
+    byUser('nostr_events').select('*').orderBy('created_at'),
+    db('relay_publishes as p').join('nostr_events as e', 'e.id', 'p.event_id').where('e.user_id', userId).select('p.*').orderBy('p.created_at'),
+    auditEntriesForUser(db, userId),
+  ]);
+  return {
+    users,
+    user_sessions: sessions,
+    user_subscriptions: subscriptions,
+    payments,
+    user_quotas: quotas,
+    daily_usage_stats: dailyStats,
+    usage_events: usageEvents,
+    user_relays: relays,
+    nostr_events: events,
+    relay_publishes: publishes,
+    audit_log: audit,
+  };
+}
+
+/**
+ * Erases the user (GDPR): their events (with their tags and outbox rows), relays, sessions, quota ledger, stats
+ * and usage events are deleted; the active subscription is canceled; the users row loses every personal field
+ * and its pubkey (replaced by random bytes), and is kept with status 'deleted' only because subscriptions and
+ * payments, which accounting law requires us to keep, point at it. The pubkey is then free: if it ever comes
+ * back it gets a new, empty account. Returns false when there is no such user.
+ */
+export async function eraseUser(db: Knex, userId: string): Promise<boolean> {
+  return db.transaction(async (trx) => {
+    const user = (await trx('users').where({ id: userId }).forUpdate().first('id', 'status')) as { id: string; status: UserStatus } | undefined;
+    if (!user) return false;
+    for (const table of ['nostr_events', 'user_relays', 'user_sessions', 'user_quotas', 'daily_usage_stats', 'usage_events']) {
+      await trx(table).where({ user_id: userId }).delete();
+    }
+    const canceled = (await trx('user_subscriptions')
+      .where({ user_id: userId, status: 'active' })
+      .update({ status: 'canceled', canceled_at: trx.fn.now(), ends_at: trx.fn.now(), updated_at: trx.fn.now(), notes: 'account erased' })
+      .returning(['id'])) as { id: string }[];
+    for (const s of canceled) {
+      await writeAudit(trx, { table: 'user_subscriptions', operation: 'UPDATE', userId, oldValues: { id: s.id, status: 'active' }, newValues: { id: s.id, status: 'canceled' }, actor: 'user' });
+    }
+    await trx('users').where({ id: userId }).update({
+      nostr_public_key: randomBytes(32).toString('hex'),
+      status: 'deleted',
+      extension_id: null,
+      email: null,
+      email_verified: false,
+      display_name: null,
+      avatar_url: null,
+      created_from_ip: null,
+      user_agent: null,
+      marketing_emails: false,
+      analytics_enabled: false,
+    });
+    await writeAudit(trx, { table: 'users', operation: 'DELETE', userId, oldValues: { status: user.status }, newValues: { status: 'deleted', erased: true }, actor: 'user' });
+    return true;
+  });
+}
+
+export interface UserSummary {
+  readonly id: string;
+  readonly pubkey: string;
+  readonly status: UserStatus;
+  readonly plan: string;
+  readonly displayName: string | null;
+  readonly email: string | null;
+  readonly createdAt: Date;
+  readonly lastActiveAt: Date;
+}
+
+export interface UserFilter {
+  readonly status?: UserStatus | undefined;
+  readonly plan?: string | undefined;
+  readonly pubkey?: string | undefined;
+  /** Part of the email or display name (case-insensitive). */
+  readonly q?: string | undefined;
+  /** The id of the last user of the previous page. */
+  readonly after?: string | undefined;
+  readonly limit: number;
+}
+
+const likePattern = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+function summaries(db: Knex) {
+  return db('users as u')
+    .leftJoin('user_subscriptions as s', function activeOnly() {
+      this.on('s.user_id', '=', 'u.id').andOn('s.status', '=', db.raw('?', ['active']));
+    })
+    .leftJoin('subscription_plans as p', 'p.id', 's.plan_id')
+    .select('u.id', 'u.nostr_public_key', 'u.status', 'u.display_name', 'u.email', 'u.created_at', 'u.last_active_at', db.raw(`COALESCE(p.plan_code, 'basic') AS plan_code`));
+}
+
+interface SummaryRow {
+  id: string;
+  nostr_public_key: string;
+  status: UserStatus;
+  display_name: string | null;
+  email: string | null;
+  created_at: Date;
+  last_active_at: Date;
+  plan_code: string;
+}
+
+const toSummary = (r: SummaryRow): UserSummary => ({
+  id: r.id,
+  pubkey: r.nostr_public_key,
+  status: r.status,
+  plan: r.plan_code,
+  displayName: r.display_name,
+  email: r.email,
+  createdAt: r.created_at,
+  lastActiveAt: r.last_active_at,
+});
+
+/** Users, newest first (ties by id), filtered; keyset pagination by (created_at, id). */
+export async function listUsers(db: Knex, f: UserFilter): Promise<UserSummary[]> {
+  const q = summaries(db);
+  if (f.status) q.where('u.status', f.status);
+  if (f.plan) q.whereRaw(`COALESCE(p.plan_code, 'basic') = ?`, [f.plan]);
+  if (f.pubkey) q.where('u.nostr_public_key', f.pubkey);
+  if (f.q) q.where((w) => w.whereILike('u.email', likePattern(f.q ?? '')).orWhereILike('u.display_name', likePattern(f.q ?? '')));
+  if (f.after) q.whereRaw('(u.created_at, u.id) < (SELECT c.created_at, c.id FROM users c WHERE c.id = ?)', [f.after]);
+  const rows = (await q.orderBy([{ column: 'u.created_at', order: 'desc' }, { column: 'u.id', order: 'desc' }]).limit(f.limit)) as SummaryRow[];
+  return rows.map(toSummary);
+}
+
+export async function getUserSummary(db: Knex, userId: string): Promise<UserSummary | undefined> {
+  const row = (await summaries(db).where('u.id', userId).first()) as SummaryRow | undefined;
+  return row && toSummary(row);
+}

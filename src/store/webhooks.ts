@@ -1,0 +1,17 @@
+// payment_webhook_events: the inbox of payment-provider webhooks, one row per provider event id. Inserted in the
+// transaction that applies the event, so an event is applied exactly once: a redelivery finds the row (after
+// waiting for a concurrent first delivery to commit) and changes nothing.
+import type { Knex } from 'knex';
+
+/** True when this event is new (and now recorded); false when it was already applied. */
+export async function recordWebhookEvent(
+  trx: Knex.Transaction,
+  e: { provider: string; eventId: string; type: string; payload: unknown },
+): Promise<boolean> {
+  const rows = (await trx('payment_webhook_events')
+    .insert({ provider: e.provider, provider_event_id: e.eventId, event_type: e.type, payload: JSON.stringify(e.payload) })
+    .onConflict(['provider', 'provider_event_id'])
+    .ignore()
+    .returning('provider_event_id')) as unknown[];
+  return rows.length > 0;
+}
