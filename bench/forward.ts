@@ -1,0 +1,264 @@
+// Forwarding benchmark: the service runs in a child process (`node --import tsx src/index.ts`) on a recreated
+// PostgreSQL database, with 5 upstream relays on loopback ports served from this process. Two phases:
+// - drain: BENCH_FORWARD_EVENTS events are admitted with the forwarder off, then the service is restarted with it
+//   on, and the backlog is forwarded to all 5 upstreams: events/s and deliveries/s forwarded (first to last
+//   upstream acceptance), not limited by admission;
+// - latency: BENCH_FORWARD_LATENCY_EVENTS events published one after another with the forwarder on: time from our
+//   OK to the first upstream acceptance, and to the last one (p50/p99).
+// Prints ONE JSON line. Run: node --import tsx bench/forward.ts   (BENCH_PG_ADMIN_URL, BENCH_FORWARD_PORT …)
+import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import knexFactory from 'knex';
+import { WebSocket, WebSocketServer } from 'ws';
+import { generateSecretKey } from 'nostr-tools/pure';
+import { finalizeEvent, setNostrWasm } from 'nostr-tools/wasm';
+import { initNostrWasm } from 'nostr-wasm';
+import type { NostrEvent } from 'nostr-tools/pure';
+
+const env = process.env;
+const adminUrl = env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const dbName = env.BENCH_FORWARD_DB ?? 'nostrx_bench_forward';
+const port = Number(env.BENCH_FORWARD_PORT ?? 7591);
+const total = Number(env.BENCH_FORWARD_EVENTS ?? 2000);
+const upstreamCount = Number(env.BENCH_FORWARD_UPSTREAMS ?? 5);
+const connections = Number(env.BENCH_FORWARD_CONNECTIONS ?? 4);
+const inflightPerConnection = Number(env.BENCH_FORWARD_INFLIGHT ?? 64);
+const latencyEvents = Number(env.BENCH_FORWARD_LATENCY_EVENTS ?? 300);
+const maxSeconds = Number(env.BENCH_MAX_SECONDS ?? 120);
+
+const log = (msg: string) => process.stderr.write(`bench/forward: ${msg}\n`);
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return Math.round((sorted[i] ?? NaN) * 100) / 100;
+}
+const summary = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { p50: percentile(s, 50), p99: percentile(s, 99), max: percentile(s, 100) };
+};
+
+/** A minimal upstream relay: answers OK true to every EVENT and notes when (performance.now()). */
+async function startUpstream(accepted: Map<string, number[]>): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer((_req, res) => res.writeHead(404).end());
+  const wss = new WebSocketServer({ server, perMessageDeflate: false });
+  wss.on('connection', (ws) => {
+    ws.on('message', (data: Buffer) => {
+      const text = data.toString();
+      if (!text.startsWith('["EVENT"')) return;
+      const ev = (JSON.parse(text) as [string, { id: string }])[1];
+      ws.send(`["OK","${ev.id}",true,""]`);
+      let times = accepted.get(ev.id);
+      if (!times) accepted.set(ev.id, (times = []));
+      times.push(performance.now());
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  return {
+    url,
+    close: async () => {
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+async function recreateDatabase(): Promise<string> {
+  const admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
+  await admin.raw(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  await admin.raw(`CREATE DATABASE ${dbName}`);
+  await admin.destroy();
+  const u = new URL(adminUrl);
+  u.pathname = `/${dbName}`;
+  return u.toString();
+}
+
+async function dropDatabase(): Promise<void> {
+  const admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
+  await admin.raw(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  await admin.destroy();
+}
+
+async function startService(databaseUrl: string, upstreams: string[], forward: boolean): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], {
+    env: {
+      ...env,
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: '',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      UPSTREAM_RELAYS: upstreams.join(','),
+      ALLOW_PRIVATE_RELAYS: 'true',
+      POST_KINDS: '40000', // no quota in the way: this measures forwarding
+      FORWARD_ENABLED: String(forward),
+      DB_POOL_MAX: env.BENCH_FORWARD_POOL ?? '20',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) return child;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  child.kill('SIGKILL');
+  throw new Error('service did not become ready within 60 s');
+}
+
+async function stopService(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function connect(): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false });
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+/** Publishes every event, at most `inflight` unanswered per connection; returns when each was answered. */
+async function publishAll(conns: WebSocket[], events: NostrEvent[], inflightMax = inflightPerConnection): Promise<{ okAt: Map<string, number>; rejected: number }> {
+  const okAt = new Map<string, number>();
+  let rejected = 0;
+  let next = 0;
+  let answered = 0;
+  await new Promise<void>((resolve) => {
+    const inflight = new Map<WebSocket, number>();
+    const pump = (ws: WebSocket) => {
+      while ((inflight.get(ws) ?? 0) < inflightMax && next < events.length) {
+        const ev = events[next++]!;
+        inflight.set(ws, (inflight.get(ws) ?? 0) + 1);
+        ws.send(`["EVENT",${JSON.stringify(ev)}]`);
+      }
+    };
+    for (const ws of conns) {
+      ws.on('message', (data: Buffer) => {
+        const m = JSON.parse(data.toString()) as [string, string, boolean, string];
+        if (m[0] !== 'OK') return;
+        if (m[2]) okAt.set(m[1], performance.now());
+        else rejected++;
+        answered++;
+        inflight.set(ws, (inflight.get(ws) ?? 1) - 1);
+        if (answered === events.length) {
+          for (const c of conns) c.removeAllListeners('message');
+          resolve();
+        }
+        else pump(ws);
+      });
+      pump(ws);
+    }
+  });
+  return { okAt, rejected };
+}
+
+async function waitForDeliveries(accepted: Map<string, number[]>, events: NostrEvent[]): Promise<boolean> {
+  const deadline = performance.now() + maxSeconds * 1000;
+  const done = () => events.every((e) => (accepted.get(e.id)?.length ?? 0) >= upstreamCount);
+  while (!done() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return done();
+}
+
+async function main(): Promise<void> {
+  setNostrWasm(await initNostrWasm());
+  const accepted = new Map<string, number[]>();
+  const upstreams = await Promise.all(Array.from({ length: upstreamCount }, () => startUpstream(accepted)));
+  const urls = upstreams.map((u) => u.url);
+  const databaseUrl = await recreateDatabase();
+  let service: ChildProcess | undefined;
+  try {
+    const keys = Array.from({ length: 50 }, () => generateSecretKey());
+    const now = Math.floor(Date.now() / 1000);
+    const sign = (n: number, label: string) =>
+      Array.from({ length: n }, (_, i) =>
+        finalizeEvent({ kind: 1, created_at: now - (i % 600), tags: [['t', 'bench']], content: `${label} ${i} ${Math.random()}` }, keys[i % keys.length]!),
+      );
+
+    // Phase 1, drain: a backlog admitted with the forwarder off, forwarded after a restart with it on.
+    const backlog = sign(total, 'drain');
+    service = await startService(databaseUrl, urls, false);
+    let conns = await Promise.all(Array.from({ length: connections }, connect));
+    log(`admitting ${total} events over ${connections} connections (forwarder off)`);
+    const admitStarted = performance.now();
+    const admitted = await publishAll(conns, backlog);
+    const admitSeconds = (performance.now() - admitStarted) / 1000;
+    for (const ws of conns) ws.close();
+    await stopService(service);
+    log(`forwarding the backlog of ${total * upstreamCount} rows to ${upstreamCount} upstreams`);
+    service = await startService(databaseUrl, urls, true);
+    const drained = await waitForDeliveries(accepted, backlog);
+    const times = backlog.flatMap((e) => accepted.get(e.id) ?? []);
+    const drainSeconds = (Math.max(...times) - Math.min(...times)) / 1000;
+    const deliveries = backlog.reduce((n, e) => n + Math.min(accepted.get(e.id)?.length ?? 0, upstreamCount), 0);
+
+    // Phase 2, latency: one event at a time, forwarder on (its upstream connections are open by now).
+    log(`publishing ${latencyEvents} events one at a time`);
+    conns = await Promise.all(Array.from({ length: 1 }, connect));
+    const paced = sign(latencyEvents, 'latency');
+    const { okAt } = await publishAll(conns, paced, 1);
+    const latencyComplete = await waitForDeliveries(accepted, paced);
+    for (const ws of conns) ws.close();
+    const toFirst: number[] = [];
+    const toAll: number[] = [];
+    for (const e of paced) {
+      const ok = okAt.get(e.id);
+      const ts = accepted.get(e.id);
+      if (ok === undefined || !ts || ts.length === 0) continue;
+      toFirst.push(Math.min(...ts) - ok);
+      if (ts.length >= upstreamCount) toAll.push(Math.max(...ts) - ok);
+    }
+
+    const db = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 1 } });
+    const statuses = (await db('relay_publishes').select('status').count({ n: '*' }).groupBy('status')) as { status: string; n: string }[];
+    await db.destroy();
+    const duplicates = [...backlog, ...paced].reduce((n, e) => n + Math.max(0, (accepted.get(e.id)?.length ?? 0) - upstreamCount), 0);
+
+    process.stdout.write(
+      `${JSON.stringify({
+        scenario: 'forward',
+        upstreams: upstreamCount,
+        drain: {
+          events: total,
+          admitted: admitted.okAt.size,
+          admitted_per_s: Math.round(admitted.okAt.size / admitSeconds),
+          complete: drained,
+          deliveries,
+          forwarded_events_per_s: Math.round(total / drainSeconds),
+          forwarded_deliveries_per_s: Math.round(deliveries / drainSeconds),
+        },
+        latency: {
+          events: latencyEvents,
+          complete: latencyComplete,
+          ok_to_first_upstream_ms: summary(toFirst),
+          ok_to_all_upstreams_ms: summary(toAll),
+        },
+        duplicate_deliveries: duplicates,
+        outbox: Object.fromEntries(statuses.map((s) => [s.status, Number(s.n)])),
+        load_average: (await import('node:os')).loadavg().map((l) => Math.round(l * 100) / 100),
+      })}\n`,
+    );
+  } finally {
+    if (service) await stopService(service);
+    for (const u of upstreams) await u.close();
+    await dropDatabase();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench/forward failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
