@@ -90,6 +90,7 @@ export interface AdmissionDeps {
   readonly accounts: Accounts;
   readonly fanout: FanOut;
   readonly stages?: AdmissionStages;
+  readonly onBatch?: (size: number, seconds: number) => void;
   /** Seconds since the epoch; injectable for tests. */
   readonly now?: () => number;
 }
@@ -186,6 +187,7 @@ export function createAdmission(deps: AdmissionDeps): Admit {
     db: deps.db,
     log,
     stages,
+    ...(deps.onBatch ? { onBatch: deps.onBatch } : {}),
     single: (job) =>
       storeJob(job).catch((err: unknown) => {
         if (err instanceof QuotaRollback) return { status: 'refused' as const, refusal: err.result };

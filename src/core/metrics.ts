@@ -50,6 +50,18 @@ export function createMetrics() {
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: r,
     }),
+    writeBatchSize: new client.Histogram({
+      name: 'nostrx_write_batch_events',
+      help: 'Events per group-commit transaction',
+      buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500],
+      registers: r,
+    }),
+    writeBatchSeconds: new client.Histogram({
+      name: 'nostrx_write_batch_seconds',
+      help: 'Duration of a group-commit transaction',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: r,
+    }),
     quotaRejections: new client.Counter({ name: 'nostrx_quota_rejections_total', help: 'Events refused for quota, by plan and period', labelNames: ['plan', 'period'] as const, registers: r }),
     rateLimited: new client.Counter({ name: 'nostrx_rate_limited_total', help: 'Messages refused by the per-IP or per-connection rate limit', labelNames: ['scope'] as const, registers: r }),
     deliveries: new client.Counter({ name: 'nostrx_deliveries_total', help: 'Events delivered to live subscriptions', registers: r }),

@@ -26,6 +26,8 @@ export interface WriterDeps {
   /** Stores one event in a transaction of its own: used when a whole batch fails, to isolate the cause. */
   readonly single: (job: WriteJob) => Promise<WriteResult>;
   readonly maxBatch?: number;
+  /** Told the size and duration of every committed batch (metrics). */
+  readonly onBatch?: (size: number, seconds: number) => void;
 }
 
 export interface Writer {
@@ -87,8 +89,10 @@ export function createWriter(deps: WriterDeps): Writer {
 
   async function flush(batch: Pending[]): Promise<void> {
     const jobs = batch.map((p) => p.job);
+    const started = process.hrtime.bigint();
     try {
       const results = await deps.db.transaction((trx) => writeBatch(trx, jobs));
+      deps.onBatch?.(batch.length, Number(process.hrtime.bigint() - started) / 1e9);
       batch.forEach((p, i) => p.resolve(results[i]!));
     } catch (err) {
       if (batch.length === 1) {
