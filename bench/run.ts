@@ -45,7 +45,8 @@ async function recreateDatabase(): Promise<string> {
 }
 
 async function startService(databaseUrl: string, extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['dist/src/index.js'], {
+  const nodeArgs = (env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean); // e.g. --cpu-prof to profile the service
+  const child = spawn(process.execPath, [...nodeArgs, 'dist/src/index.js'], {
     env: {
       ...env,
       DATABASE_URL: databaseUrl,

@@ -1,7 +1,7 @@
 // The composition root: builds store, core, relay and api with plain calls and shows the whole topology here.
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { relayUrl as relayUrlOf, withPort, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import * as nip01 from './nips/nip01.js';
@@ -14,12 +14,24 @@ import { createFanOut, type FanOut } from './core/fanout.js';
 import { createQueries, type EventQueries } from './core/query.js';
 import { checkReadiness } from './core/health.js';
 import { startMaintenance } from './core/maintenance.js';
+import { createForwarder, wakeOnAccepted, type Forwarder } from './core/forwarder.js';
+import { createOutboxStage } from './core/outbox.js';
+import { createOutboxBatchStage } from './core/outbox-batch.js';
+import { createQuota, type Quota } from './core/quota.js';
+import { createUsageRecorder, type UsageRecorder } from './core/usage-recorder.js';
+import { createRateLimits, type RateLimits } from './core/rate-limits.js';
+import { createCacheInvalidation, type CacheInvalidation } from './core/cache-invalidation.js';
+import type { AccountAdminDeps } from './core/account-admin.js';
+import { memoryQuotaCounters, redisQuotaCounters } from './store/quota-counters.js';
+import { memoryTokenBuckets, redisTokenBuckets } from './store/rate-limit-store.js';
 import { openDatabase, type Database } from './store/db.js';
 import { migrateLatest } from './store/migrate.js';
 import { ensureMonthlyPartitions } from './store/partitions.js';
-import { redisFanOutBridge } from './store/pubsub.js';
+import { redisChannel, redisFanOutBridge } from './store/pubsub.js';
 import { openRedis, type Redis } from './store/redis.js';
 import { registerOpsRoutes } from './api/ops-routes.js';
+import { apiServerOptions, registerApi } from './api/index.js';
+import { createBans } from './core/bans.js';
 import { relayInfo } from './relay/info.js';
 import { attachRelay, type RelayServer } from './relay/server.js';
 
@@ -58,6 +70,14 @@ export interface App {
   readonly metrics: Metrics;
   readonly accounts: Accounts;
   readonly plans: Plans;
+  /** The forwarding outbox worker of this process (started only with FORWARD_ENABLED). */
+  readonly forwarder: Forwarder;
+  readonly quota: Quota;
+  readonly usage: UsageRecorder;
+  readonly rateLimits: RateLimits;
+  readonly invalidation: CacheInvalidation;
+  /** What changePlan / setUserStatus / quotaStatus (core/account-admin.ts) take. */
+  readonly accountAdmin: AccountAdminDeps;
   close(): Promise<void>;
 }
 
@@ -68,6 +88,8 @@ function clientIpOf(trustProxy: boolean): (req: IncomingMessage) => string {
     return first || req.socket.remoteAddress || 'unknown';
   };
 }
+
+const quietPaths = new Set(['/healthz', '/readyz', '/metrics']);
 
 export async function startApp(opts: AppOptions): Promise<App> {
   let config = opts.config;
@@ -87,11 +109,65 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const accounts = createAccounts(db.knex);
   const plans = createPlans(db.knex);
   const metrics = createMetrics();
-  const admit = measured(createAdmission({ db: db.knex, config, log, accounts, fanout, ...(opts.now ? { now: opts.now } : {}) }), metrics);
+  // Quotas: Redis counters (or memory) for fast refusals, the user_quotas ledger as arbiter; usage rows batched.
+  const usage = createUsageRecorder({ db: db.knex, log });
+  const quota = createQuota({
+    db: db.knex,
+    log,
+    plans,
+    postKinds: config.postKinds,
+    counters: redis ? redisQuotaCounters(redis, config.redisPrefix) : memoryQuotaCounters(),
+    usage,
+    now: opts.now,
+    onRejected: (plan, period) => metrics.quotaRejections.inc({ plan, period }),
+  });
+  const invalidation = createCacheInvalidation({
+    plans,
+    accounts,
+    onUserPlan: (userId) => quota.forget(userId),
+    channel: redis && redisChannel(redis, `${config.redisPrefix}invalidate`, (err) => log.error({ err }, 'cache invalidation over Redis failed')),
+  });
+  const accountAdmin: AccountAdminDeps = { db: db.knex, plans, quota, invalidation, usage, now: opts.now };
+  const rateLimits = createRateLimits({
+    settings: {
+      ipPerSecond: config.rateLimitIpPerSecond,
+      ipBurst: config.rateLimitIpBurst,
+      connPerSecond: config.rateLimitConnPerSecond,
+      connBurst: config.rateLimitConnBurst,
+    },
+    ipBuckets: redis ? redisTokenBuckets(redis, config.redisPrefix) : memoryTokenBuckets(),
+    shared: Boolean(redis),
+    log,
+    onLimited: (scope) => metrics.rateLimited.inc({ scope }),
+  });
+  // Forwarding: admission writes the outbox rows (enqueueForwarding); the forwarder is woken after each commit.
+  const forwarder = createForwarder({ db: db.knex, config, log, metrics });
+  // NIP-86 bans, in memory (reloaded on change, across processes over Redis): admission's checkBans stage.
+  const bans = await createBans({ db: db.knex, log, redis, redisPrefix: config.redisPrefix });
+  const stages = { ...quota.stages, ...createOutboxStage({ config, log }), ...createOutboxBatchStage({ config }), checkBans: bans.check };
+  const admit = wakeOnAccepted(
+    measured(createAdmission({ db: db.knex, config, log, accounts, fanout, stages, onBatch: (n, seconds) => { metrics.writeBatchSize.observe(n); metrics.writeBatchSeconds.observe(seconds); }, ...(opts.now ? { now: opts.now } : {}) }), metrics),
+    forwarder,
+  );
   const queries = createQueries(db.knex, config, opts.now);
 
   const httpLog: FastifyBaseLogger = log;
-  const http = Fastify({ loggerInstance: httpLog, trustProxy: config.trustProxy, bodyLimit: 256 * 1024, disableRequestLogging: true });
+  const http = Fastify({ loggerInstance: httpLog, trustProxy: config.trustProxy, disableRequestLogging: true, ...apiServerOptions(config) });
+  // The HTTP API first, so its OpenAPI document sees every route declared after it.
+  await registerApi(http, {
+    config,
+    publicUrl: () => config.publicUrl,
+    log,
+    db: db.knex,
+    redis,
+    admit,
+    accounts,
+    plans,
+    bans,
+    invalidation,
+    accountAdmin,
+    now: opts.now ?? (() => Math.floor(Date.now() / 1000)),
+  });
   http.get('/', async (req, reply) => {
     if ((req.headers.accept ?? '').includes('application/nostr+json')) {
       const doc = relayInfo(config, await plans.all(), version);
@@ -117,6 +193,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     authWindowSeconds: 600,
     maxConnectionsPerIp: config.maxConnectionsPerIp,
     clientIp: clientIpOf(config.trustProxy),
+    checkRate: (ip, connId) => rateLimits.check(ip, connId),
     onMessage: (type) => metrics.messages.inc({ type }),
     onSlowReader: () => metrics.slowReadersDropped.inc(),
     onDelivered: (n) => metrics.deliveries.inc(n),
@@ -138,6 +215,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   metrics.probes.redisUp = () => (redis ? Number(redis.status === 'ready') : -1);
   metrics.probes.dbPool = () => db.poolStats();
   const maintenance = startMaintenance({ db: db.knex, log, ...(opts.now ? { now: opts.now } : {}) });
+  if (config.forwardEnabled) forwarder.start();
   log.info({ url: config.publicUrl, relay: relayUrl, db: db.kind, redis: Boolean(redis) }, 'nostrx listening');
 
   return {
@@ -155,10 +233,20 @@ export async function startApp(opts: AppOptions): Promise<App> {
     metrics,
     accounts,
     plans,
+    forwarder,
+    quota,
+    usage,
+    rateLimits,
+    invalidation,
+    accountAdmin,
     async close() {
       maintenance.stop();
       await relay.close();
       await http.close();
+      await forwarder.stop();
+      await usage.close();
+      await invalidation.close();
+      await bans.close();
       await fanout.close();
       redis?.disconnect();
       await db.close();

@@ -77,7 +77,12 @@ export function attachRelay(http: Server, opts: RelayServerOptions): RelayServer
       clearTimeout(timer);
       stopListening();
       for (const c of connections) c.close(code, reason);
+      // A client that never answers our close frame would hold shutdown for ws's 30 s close timeout.
+      const hard = setTimeout(() => {
+        for (const client of wss.clients) client.terminate();
+      }, 1000);
       await new Promise<void>((resolve) => wss.close(() => resolve()));
+      clearTimeout(hard);
     },
   };
 }

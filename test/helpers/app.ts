@@ -23,6 +23,11 @@ export interface TestAppOptions {
   /** Give the instance Redis (with a key prefix of this test file's own). */
   redis?: boolean | string;
   now?: () => number;
+  /**
+   * Plan limits to set in this database before the test runs, e.g. `{ basic: { daily: -1 } }` for tests about
+   * something other than quotas that publish more than 3 notes with one key. Quotas stay on (the path runs).
+   */
+  plans?: Record<string, { daily?: number; monthly?: number | null }>;
 }
 
 export async function startTestApp(t: Teardown, opts: TestAppOptions = {}): Promise<App> {
@@ -37,5 +42,17 @@ export async function startTestApp(t: Teardown, opts: TestAppOptions = {}): Prom
   };
   const app = await startApp({ config: loadConfig(env), ...(opts.now ? { now: opts.now } : {}) });
   t.teardown(() => app.close());
+  if (opts.plans) {
+    for (const [code, limits] of Object.entries(opts.plans)) {
+      await app.db
+        .knex('subscription_plans')
+        .where({ plan_code: code })
+        .update({
+          ...(limits.daily !== undefined ? { daily_post_limit: limits.daily } : {}),
+          ...(limits.monthly !== undefined ? { monthly_post_limit: limits.monthly } : {}),
+        });
+    }
+    app.invalidation.allPlans();
+  }
   return app;
 }
