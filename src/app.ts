@@ -152,7 +152,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const queries = createQueries(db.knex, config, opts.now);
 
   const httpLog: FastifyBaseLogger = log;
-  const http = Fastify({ loggerInstance: httpLog, trustProxy: config.trustProxy, disableRequestLogging: true, ...apiServerOptions(config) });
+  const http = Fastify({
+    loggerInstance: httpLog,
+    trustProxy: config.trustProxy,
+    // one log line per API request, with its request id; probes and scrapes would only add noise
+    logController: new LogController({ disableRequestLogging: (req) => quietPaths.has(req.url) }),
+    ...apiServerOptions(config),
+  });
   // The HTTP API first, so its OpenAPI document sees every route declared after it.
   await registerApi(http, {
     config,
