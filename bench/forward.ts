@@ -3,8 +3,8 @@
 // - drain: BENCH_FORWARD_EVENTS events are admitted with the forwarder off, then the service is restarted with it
 //   on, and the backlog is forwarded to all 5 upstreams: events/s and deliveries/s forwarded (first to last
 //   upstream acceptance), not limited by admission;
-// - latency: BENCH_FORWARD_LATENCY_EVENTS events published one after another with the forwarder on: time from our
-//   OK to the first upstream acceptance, and to the last one (p50/p99).
+// - latency: BENCH_FORWARD_LATENCY_EVENTS events published at BENCH_FORWARD_RATE events/s (default 300) with the
+//   forwarder on: time from our OK to the first upstream acceptance, and to the last one (p50/p99).
 // Prints ONE JSON line. Run: node --import tsx bench/forward.ts   (BENCH_PG_ADMIN_URL, BENCH_FORWARD_PORT …)
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
@@ -25,7 +25,8 @@ const total = Number(env.BENCH_FORWARD_EVENTS ?? 2000);
 const upstreamCount = Number(env.BENCH_FORWARD_UPSTREAMS ?? 5);
 const connections = Number(env.BENCH_FORWARD_CONNECTIONS ?? 4);
 const inflightPerConnection = Number(env.BENCH_FORWARD_INFLIGHT ?? 64);
-const latencyEvents = Number(env.BENCH_FORWARD_LATENCY_EVENTS ?? 300);
+const latencyEvents = Number(env.BENCH_FORWARD_LATENCY_EVENTS ?? 1500);
+const latencyRate = Number(env.BENCH_FORWARD_RATE ?? 300);
 const maxSeconds = Number(env.BENCH_MAX_SECONDS ?? 120);
 
 const log = (msg: string) => process.stderr.write(`bench/forward: ${msg}\n`);
@@ -132,6 +133,33 @@ function connect(): Promise<WebSocket> {
 }
 
 /** Publishes every event, at most `inflight` unanswered per connection; returns when each was answered. */
+/** Sends the events at a fixed rate (round-robin over the connections), recording when each OK arrives. */
+async function publishPaced(conns: WebSocket[], events: NostrEvent[], rate: number): Promise<{ okAt: Map<string, number> }> {
+  const okAt = new Map<string, number>();
+  let answered = 0;
+  const done = new Promise<void>((resolve) => {
+    for (const ws of conns) {
+      ws.on('message', (data: Buffer) => {
+        const m = JSON.parse(data.toString()) as [string, string, boolean, string];
+        if (m[0] !== 'OK') return;
+        if (m[2]) okAt.set(m[1], performance.now());
+        if (++answered === events.length) resolve();
+      });
+    }
+  });
+  const started = performance.now();
+  const deadline = started + maxSeconds * 1000;
+  let next = 0;
+  while (next < events.length && performance.now() < deadline) {
+    const due = Math.min(events.length, Math.floor(((performance.now() - started) / 1000) * rate) + 1);
+    for (; next < due; next++) conns[next % conns.length]!.send(`["EVENT",${JSON.stringify(events[next])}]`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  await Promise.race([done, new Promise((r) => setTimeout(r, 10_000))]);
+  for (const c of conns) c.removeAllListeners('message');
+  return { okAt };
+}
+
 async function publishAll(conns: WebSocket[], events: NostrEvent[], inflightMax = inflightPerConnection): Promise<{ okAt: Map<string, number>; rejected: number }> {
   const okAt = new Map<string, number>();
   let rejected = 0;
@@ -205,11 +233,11 @@ async function main(): Promise<void> {
     const drainSeconds = (Math.max(...times) - Math.min(...times)) / 1000;
     const deliveries = backlog.reduce((n, e) => n + Math.min(accepted.get(e.id)?.length ?? 0, upstreamCount), 0);
 
-    // Phase 2, latency: one event at a time, forwarder on (its upstream connections are open by now).
-    log(`publishing ${latencyEvents} events one at a time`);
-    conns = await Promise.all(Array.from({ length: 1 }, connect));
+    // Phase 2, latency: a steady rate, forwarder on (its upstream connections are open by now).
+    log(`publishing ${latencyEvents} events at ${latencyRate}/s`);
+    conns = await Promise.all(Array.from({ length: 4 }, connect));
     const paced = sign(latencyEvents, 'latency');
-    const { okAt } = await publishAll(conns, paced, 1);
+    const { okAt } = await publishPaced(conns, paced, latencyRate);
     const latencyComplete = await waitForDeliveries(accepted, paced);
     for (const ws of conns) ws.close();
     const toFirst: number[] = [];

@@ -18,7 +18,7 @@ const adminUrl = env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/p
 const dbName = env.BENCH_DB ?? 'nostrx_bench';
 const redisUrl = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const port = Number(env.BENCH_PORT ?? 7590);
-const scenarios = (env.BENCH_SCENARIOS ?? 'admission,latency,flood,fanout,idle').split(',');
+const scenarios = (env.BENCH_SCENARIOS ?? 'admission,latency,flood,fanout,idle,forward').split(',');
 const maxSeconds = Number(env.BENCH_MAX_SECONDS ?? 60); // per scenario, a hard stop
 
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -353,6 +353,16 @@ async function scenarioIdle(pid: number): Promise<Record<string, unknown>> {
   return { connections: conns.length, rss_before_mb: before, rss_after_mb: after };
 }
 
+/** The forwarding figures come from bench/forward.ts, run as a child with its own service and upstream relays. */
+async function scenarioForward(): Promise<Record<string, unknown>> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/forward.ts'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (code !== 0) throw new Error(`bench/forward.ts exited with ${code}`);
+  return JSON.parse(out.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
+}
+
 async function main(): Promise<void> {
   setNostrWasm(await initNostrWasm());
   const databaseUrl = await recreateDatabase();
@@ -362,7 +372,7 @@ async function main(): Promise<void> {
   try {
     const keys = Array.from({ length: Number(env.BENCH_KEYS ?? 1000) }, () => generateSecretKey());
     await prepareUnlimitedKeys(databaseUrl, keys.map((k) => getPublicKey(k)));
-    for (const name of scenarios) {
+    for (const name of scenarios.filter((s) => s !== 'forward')) {
       log(`scenario ${name}`);
       const t0 = performance.now();
       if (name === 'admission') result.admission = await scenarioAdmission(keys);
@@ -375,6 +385,10 @@ async function main(): Promise<void> {
     result.rss_mb = rssMb(child.pid!);
   } finally {
     await stopService(child);
+  }
+  if (scenarios.includes('forward')) {
+    log('scenario forward');
+    result.forward = await scenarioForward();
   }
   process.stdout.write(JSON.stringify(result) + '\n');
 }
