@@ -11,6 +11,7 @@ import { fail, failWith, ok, type Result } from '../nips/result.js';
 import type { NostrEvent } from '../nips/nip01.js';
 import * as nip65 from '../nips/nip65.js';
 import { addUserRelay, replaceNip65Relays, type AddRelayOutcome, type RelayListChange } from '../store/user-relays.js';
+import { withDeadline } from './deadline.js';
 
 export interface ResolvedAddress {
   readonly address: string;
@@ -41,21 +42,6 @@ function addressAllowed(cls: AddressClass, allowPrivate: boolean): boolean {
 
 const notFoundCodes = new Set(['ENOTFOUND', 'ENODATA', 'EAI_NONAME', 'EAI_NODATA']);
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(Object.assign(new Error(`${what} took longer than ${ms} ms`), { code: 'ETIMEOUT' })), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
-}
 
 /**
  * Resolves `host` (an IP literal resolves to itself) and checks every address against the policy. Returns the
@@ -68,7 +54,10 @@ export async function checkHost(host: string, policy: AddressPolicy): Promise<Re
     addresses = [{ address: host, family: net.isIP(host) }];
   } else {
     try {
-      addresses = await withTimeout((policy.resolve ?? systemResolver)(host), policy.timeoutMs ?? 3000, `resolving ${host}`);
+      const ms = policy.timeoutMs ?? 3000;
+      addresses = await withDeadline((policy.resolve ?? systemResolver)(host), ms, () =>
+        Object.assign(new Error(`resolving ${host} took longer than ${ms} ms`), { code: 'ETIMEOUT' }),
+      );
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'string' && notFoundCodes.has(code)) return fail('invalid', `relay host ${host} does not resolve`);

@@ -11,6 +11,7 @@ import type { NostrEvent } from '../nips/nip01.js';
 import { parseRelayUrl } from '../nips/relay-url.js';
 import { checkHost, guardedLookup, type AddressPolicy } from './relay-targets.js';
 import { fetchRelayInfo, type RelayInfo } from './relay-info.js';
+import { withDeadline } from './deadline.js';
 
 export type { RelayInfo };
 
@@ -129,21 +130,6 @@ function sleep(ms: number, signal: { closed: boolean }): Promise<void> {
   });
 }
 
-function deadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new DeadlineError(`no connection within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
-}
 
 function errorText(err: unknown): string {
   if (err instanceof Error) {
@@ -345,7 +331,7 @@ export function createUpstreamPool(o: UpstreamPoolOptions): UpstreamPool {
       if (state.closed) return report({ kind: 'shutdown' }, null, null);
       let ws: WebSocket;
       try {
-        ws = await deadline(connect(up), o.timeoutMs);
+        ws = await withDeadline(connect(up), o.timeoutMs, () => new DeadlineError(`no connection within ${o.timeoutMs} ms`));
       } catch (err) {
         if (err instanceof ShutdownError || state.closed) return report({ kind: 'shutdown' }, null, null);
         if (err instanceof DeadlineError) return report({ kind: 'connect-timeout' }, null, null);

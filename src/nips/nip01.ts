@@ -82,6 +82,17 @@ export function parseEvent(raw: unknown): Result<NostrEvent> {
 }
 
 /** Size and time limits. The first broken limit is returned; undefined when all hold. */
+/**
+ * How `created_at` falls outside the window [now - past, now + future], in words
+ * ("3600 s in the future, the limit is 900 s"), or undefined when it is inside. Both sides are checked.
+ */
+export function createdAtOutside(createdAt: number, nowSeconds: number, past: number, future: number): string | undefined {
+  const ahead = createdAt - nowSeconds;
+  if (ahead > future) return `${ahead} s in the future, the limit is ${future} s`;
+  if (-ahead > past) return `${-ahead} s in the past, the limit is ${past} s`;
+  return undefined;
+}
+
 /** Longest d tag, in UTF-8 bytes: it is part of a unique btree key (PostgreSQL caps an entry near 2.7 kB). */
 export const MAX_D_TAG_BYTES = 512;
 
@@ -113,13 +124,8 @@ export function checkLimits(ev: NostrEvent, limits: EventLimits, nowSeconds: num
       }
     }
   }
-  const ahead = ev.created_at - nowSeconds;
-  if (ahead > limits.createdAtFutureSeconds) {
-    return rejection('invalid', `created_at is ${ahead} s in the future, the limit is ${limits.createdAtFutureSeconds} s`);
-  }
-  if (-ahead > limits.createdAtPastSeconds) {
-    return rejection('invalid', `created_at is ${-ahead} s in the past, the limit is ${limits.createdAtPastSeconds} s`);
-  }
+  const outside = createdAtOutside(ev.created_at, nowSeconds, limits.createdAtPastSeconds, limits.createdAtFutureSeconds);
+  if (outside) return rejection('invalid', `created_at is ${outside}`);
   return undefined;
 }
 

@@ -1,7 +1,7 @@
 /** NIP-42 client authentication: challenges and kind-22242 AUTH events. */
 import { randomBytes } from 'node:crypto';
 import { normalizeURL } from 'nostr-tools/utils';
-import { firstTagValue, parseEvent, verifySignature } from './nip01.js';
+import { createdAtOutside, firstTagValue, parseEvent, verifySignature } from './nip01.js';
 import { ClientAuth } from './kinds.js';
 import { fail, failWith, ok } from './result.js';
 import type { Result } from './result.js';
@@ -40,13 +40,8 @@ export function verifyAuthEvent(raw: unknown, opts: AuthEventOptions): Result<st
   if (!parsed.ok) return parsed;
   const ev = parsed.value;
   if (ev.kind !== ClientAuth) return fail('invalid', `auth event must be kind ${ClientAuth}, got ${ev.kind}`);
-  const ahead = ev.created_at - opts.nowSeconds;
-  if (ahead > opts.windowSeconds) {
-    return fail('invalid', `auth event created_at is ${ahead} s in the future, the limit is ${opts.windowSeconds} s`);
-  }
-  if (-ahead > opts.windowSeconds) {
-    return fail('invalid', `auth event created_at is ${-ahead} s in the past, the limit is ${opts.windowSeconds} s`);
-  }
+  const outside = createdAtOutside(ev.created_at, opts.nowSeconds, opts.windowSeconds, opts.windowSeconds);
+  if (outside) return fail('invalid', `auth event created_at is ${outside}`);
   const challenge = firstTagValue(ev, 'challenge');
   if (challenge === undefined) return fail('invalid', 'auth event has no challenge tag');
   if (challenge !== opts.challenge) return fail('invalid', 'auth event challenge does not match');

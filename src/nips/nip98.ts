@@ -7,7 +7,7 @@
  * Replay protection (remember `eventId` for about 2 × window) is the caller's job.
  */
 import { createHash } from 'node:crypto';
-import { firstTagValue, parseEvent, verifySignature } from './nip01.js';
+import { createdAtOutside, firstTagValue, parseEvent, verifySignature } from './nip01.js';
 import type { VerifiedEvent } from './nip01.js';
 import { HTTPAuth } from './kinds.js';
 
@@ -80,13 +80,8 @@ export function verifyAuthorization(header: string | undefined, opts: HttpAuthOp
   const ev = parsed.value;
 
   if (ev.kind !== HTTPAuth) return refuse('kind', `Authorization event must be kind ${HTTPAuth}, got ${ev.kind}`);
-  const ahead = ev.created_at - opts.nowSeconds;
-  if (ahead > opts.windowSeconds) {
-    return refuse('created_at', `Authorization event created_at is ${ahead} s in the future, the limit is ${opts.windowSeconds} s`);
-  }
-  if (-ahead > opts.windowSeconds) {
-    return refuse('created_at', `Authorization event created_at is ${-ahead} s in the past, the limit is ${opts.windowSeconds} s`);
-  }
+  const outside = createdAtOutside(ev.created_at, opts.nowSeconds, opts.windowSeconds, opts.windowSeconds);
+  if (outside) return refuse('created_at', `Authorization event created_at is ${outside}`);
   const u = firstTagValue(ev, 'u');
   if (u === undefined) return refuse('url', 'Authorization event has no u tag');
   if (u !== opts.url) return refuse('url', 'Authorization event u tag does not match the request URL');

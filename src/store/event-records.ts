@@ -2,7 +2,7 @@
 // upstream relay's relay_publishes row (status, attempts, timings, answer).
 import type { Knex } from 'knex';
 import type { NostrEvent } from '../nips/nip01.js';
-import { rowToEvent } from './events.js';
+import { rowToEvent, type EventRow } from './events.js';
 
 export type EventStatus = 'pending' | 'signing' | 'publishing' | 'published' | 'failed' | 'partial';
 
@@ -50,16 +50,9 @@ export interface EventListQuery {
   readonly limit: number;
 }
 
-interface RecordRow {
+interface RecordRow extends EventRow {
   id: string;
   user_id: string;
-  event_id: string;
-  pubkey: string;
-  created_at_nostr: string | number;
-  event_kind: number;
-  tags: string[][] | string;
-  content: string;
-  sig: string;
   status: EventStatus;
   created_at: Date;
   published_at: Date | null;

@@ -22,7 +22,8 @@ export interface EventRowExtras {
   readonly tweet?: { id?: string; url?: string; text?: string; username?: string } | undefined;
 }
 
-interface EventRow {
+/** The columns that hold an event exactly as it was signed. */
+export interface EventRow {
   event_id: string;
   pubkey: string;
   created_at_nostr: string | number;
