@@ -50,29 +50,49 @@ export function createRateLimits(deps: RateLimitDeps): RateLimits {
   const ipRefusal = rejection('rate-limited', `slow down: your IP address may send ${s.ipPerSecond} messages per second (bursts of ${s.ipBurst})`);
   let lastError = 0;
 
+  // One lease request per IP at a time: concurrent messages wait for it instead of each taking a lease, which
+  // would drain the shared bucket for messages that were never sent.
+  const leasing = new Map<string, Promise<number>>();
+
+  function fromPool(ip: string): boolean {
+    const pool = leased.get(ip) ?? 0;
+    if (pool <= 0) return false;
+    leased.set(ip, pool - 1);
+    return true;
+  }
+
   async function checkIp(ip: string): Promise<Rejection | undefined> {
     if (s.ipPerSecond <= 0) return undefined;
-    const pool = leased.get(ip) ?? 0;
-    if (pool > 0) {
-      leased.set(ip, pool - 1);
-      return undefined;
-    }
-    let got: number;
-    try {
-      got = await deps.ipBuckets.take(`ip:${ip}`, s.ipPerSecond, s.ipBurst, lease);
-    } catch (err) {
-      if (Date.now() - lastError > 10_000) {
-        lastError = Date.now();
-        deps.log.warn({ err }, 'rate-limit store unavailable; per-IP limits are not enforced meanwhile');
+    while (!fromPool(ip)) {
+      const waiting = leasing.get(ip);
+      if (waiting) {
+        if ((await waiting) <= 0) return refuseIp();
+        continue;
       }
-      return undefined;
+      const request = deps.ipBuckets.take(`ip:${ip}`, s.ipPerSecond, s.ipBurst, lease).then(
+        (got) => {
+          if (got > 0) leased.set(ip, (leased.get(ip) ?? 0) + got);
+          return got;
+        },
+        (err: unknown) => {
+          if (Date.now() - lastError > 10_000) {
+            lastError = Date.now();
+            deps.log.warn({ err }, 'rate-limit store unavailable; per-IP limits are not enforced meanwhile');
+          }
+          return Number.POSITIVE_INFINITY; // not enforced while the store is down
+        },
+      );
+      leasing.set(ip, request);
+      const got = await request.finally(() => leasing.delete(ip));
+      if (got === Number.POSITIVE_INFINITY) return undefined;
+      if (got <= 0) return refuseIp();
     }
-    if (got <= 0) {
-      deps.onLimited?.('ip');
-      return ipRefusal;
-    }
-    if (got > 1) leased.set(ip, (leased.get(ip) ?? 0) + got - 1);
     return undefined;
+  }
+
+  function refuseIp(): Rejection {
+    deps.onLimited?.('ip');
+    return ipRefusal;
   }
 
   return {

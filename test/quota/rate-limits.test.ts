@@ -57,6 +57,13 @@ t.test('with Redis the per-IP limit holds across processes (two limiters, one bu
   t.equal(n, 10);
 });
 
+t.test('many messages at once from one IP share one lease instead of each draining the bucket', async (t) => {
+  // burst 1000 with leases of 50: before, 100 concurrent checks took 100 leases (5000 tokens) and most were refused
+  const rl = createRateLimits({ settings: settings({ ipPerSecond: 1000, ipBurst: 1000 }), ipBuckets: redisTokenBuckets(redis, `${prefix}concurrent:`), shared: true, log });
+  const answers = await Promise.all(Array.from({ length: 100 }, () => rl.checkIp('198.51.100.7')));
+  t.equal(answers.filter((a) => a === undefined).length, 100, 'all 100 allowed');
+});
+
 t.test('a busy IP takes tokens from Redis in leases, not one call per message', async (t) => {
   const p = `${prefix}lease:`;
   let calls = 0;
