@@ -262,6 +262,7 @@ async function scenarioFanout(keys: Uint8Array[]): Promise<Record<string, unknow
         }),
     ),
   );
+  log(`fanout: ${subscribers} subscribers ready`);
   // tagged so that only this scenario's events match the subscriptions
   const tagged = Array.from({ length: rate * seconds }, (_, i) =>
     finalizeEvent({ kind: 1, created_at: Math.floor(Date.now() / 1000), tags: [['t', 'fanout']], content: `fanout ${i} ${Math.random()}` }, keys[i % keys.length]!),
@@ -271,6 +272,7 @@ async function scenarioFanout(keys: Uint8Array[]): Promise<Record<string, unknow
   const steady = await publishAllRecording(pubs, tagged, rate, sentAt);
   await new Promise((r) => setTimeout(r, 1000));
   const steadySeconds = (performance.now() - started) / 1000;
+  log(`fanout: steady phase done, ${deliveries} deliveries`);
   const steadyDeliveries = deliveries;
 
   // burst: how many deliveries per second the relay sustains when publishing as fast as it accepts
