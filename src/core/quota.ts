@@ -257,7 +257,10 @@ export function createQuota(deps: QuotaDeps): Quota {
     async chargeQuotaBatch(trx, items) {
       const out: (Refusal | undefined)[] = new Array(items.length).fill(undefined);
       const groups = new Map<string, { row: UnlimitedCharge; tickets: Ticket[] }>();
-      for (const [i, { user, ev }] of items.entries()) {
+      // by user (stable): concurrent batches lock ledger rows in the same order and cannot deadlock
+      const order = [...items.keys()].sort((a, b) => (items[a]!.user.id < items[b]!.user.id ? -1 : items[a]!.user.id > items[b]!.user.id ? 1 : a - b));
+      for (const i of order) {
+        const { user, ev } = items[i]!;
         if (!isPost(ev.kind)) continue;
         let ticket = tickets.get(ev);
         if (!ticket) {

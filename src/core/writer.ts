@@ -26,6 +26,12 @@ export interface WriterDeps {
   /** Stores one event in a transaction of its own: used when a whole batch fails, to isolate the cause. */
   readonly single: (job: WriteJob) => Promise<WriteResult>;
   readonly maxBatch?: number;
+  /**
+   * Transactions written at once (default 2). Each batch locks its rows in a fixed order (events by id, quota
+   * rows by user), so concurrent batches wait on each other but do not deadlock; if one ever did, its events
+   * would be written again one by one.
+   */
+  readonly concurrency?: number;
   /** Told the size and duration of every committed batch (metrics). */
   readonly onBatch?: (size: number, seconds: number) => void;
 }
@@ -45,7 +51,8 @@ interface Pending {
 export function createWriter(deps: WriterDeps): Writer {
   const maxBatch = deps.maxBatch ?? 500;
   let queue: Pending[] = [];
-  let running: Promise<void> | undefined;
+  const concurrency = deps.concurrency ?? 2;
+  const running = new Set<Promise<void>>();
 
   async function writeBatch(trx: Knex.Transaction, jobs: readonly WriteJob[]): Promise<WriteResult[]> {
     const results: WriteResult[] = new Array(jobs.length);
@@ -106,13 +113,15 @@ export function createWriter(deps: WriterDeps): Writer {
   }
 
   function pump(): void {
-    if (running || queue.length === 0) return;
-    const batch = queue.slice(0, maxBatch);
-    queue = queue.slice(batch.length);
-    running = flush(batch).finally(() => {
-      running = undefined;
-      pump();
-    });
+    while (running.size < concurrency && queue.length > 0) {
+      const batch = queue.slice(0, maxBatch);
+      queue = queue.slice(batch.length);
+      const p: Promise<void> = flush(batch).finally(() => {
+        running.delete(p);
+        pump();
+      });
+      running.add(p);
+    }
   }
 
   return {
@@ -123,7 +132,7 @@ export function createWriter(deps: WriterDeps): Writer {
       });
     },
     async idle() {
-      while (running || queue.length > 0) await (running ?? Promise.resolve());
+      while (running.size > 0 || queue.length > 0) await Promise.allSettled([...running]);
     },
   };
 }

@@ -26,8 +26,10 @@ export async function deletedByAuthors(trx: Knex, events: readonly NostrEvent[])
 /** Inserts the rows; returns event id → row id for those that were new (the others were already stored). */
 export async function insertEvents(trx: Knex, items: readonly BatchItem[]): Promise<Map<string, string>> {
   if (items.length === 0) return new Map();
+  // in id order: concurrent batches then take the unique-index locks in the same order and cannot deadlock
+  const ordered = [...items].sort((a, b) => (a.ev.id < b.ev.id ? -1 : a.ev.id > b.ev.id ? 1 : 0));
   const rows = (await trx('nostr_events')
-    .insert(items.map((i) => insertRow(i.ev, i.extras)))
+    .insert(ordered.map((i) => insertRow(i.ev, i.extras)))
     .onConflict('event_id')
     .ignore()
     .returning(['id', 'event_id'])) as { id: string; event_id: string }[];
