@@ -5,6 +5,8 @@ import type { Knex } from 'knex';
 import { LRUCache } from 'lru-cache';
 import { activeSubscriptionPlan, listPlans, type PlanRecord } from '../store/plans.js';
 
+export type { PlanRecord };
+
 export const DEFAULT_PLAN = 'basic';
 
 export interface Plans {
