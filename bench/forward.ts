@@ -16,6 +16,7 @@ import { generateSecretKey } from 'nostr-tools/pure';
 import { finalizeEvent, setNostrWasm } from 'nostr-tools/wasm';
 import { initNostrWasm } from 'nostr-wasm';
 import type { NostrEvent } from 'nostr-tools/pure';
+import { dropDatabase, percentile, recreateDatabase, stopService, waitReady } from './common.js';
 
 const env = process.env;
 const adminUrl = env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -31,11 +32,6 @@ const maxSeconds = Number(env.BENCH_MAX_SECONDS ?? 120);
 
 const log = (msg: string) => process.stderr.write(`bench/forward: ${msg}\n`);
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return Math.round((sorted[i] ?? NaN) * 100) / 100;
-}
 const summary = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return { p50: percentile(s, 50), p99: percentile(s, 99), max: percentile(s, 100) };
@@ -68,22 +64,6 @@ async function startUpstream(accepted: Map<string, number[]>): Promise<{ url: st
   };
 }
 
-async function recreateDatabase(): Promise<string> {
-  const admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
-  await admin.raw(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-  await admin.raw(`CREATE DATABASE ${dbName}`);
-  await admin.destroy();
-  const u = new URL(adminUrl);
-  u.pathname = `/${dbName}`;
-  return u.toString();
-}
-
-async function dropDatabase(): Promise<void> {
-  const admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
-  await admin.raw(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-  await admin.destroy();
-}
-
 async function startService(databaseUrl: string, upstreams: string[], forward: boolean): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], {
     env: {
@@ -101,27 +81,7 @@ async function startService(databaseUrl: string, upstreams: string[], forward: b
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) return child;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  child.kill('SIGKILL');
-  throw new Error('service did not become ready within 60 s');
-}
-
-async function stopService(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
+  return waitReady(child, port);
 }
 
 function connect(): Promise<WebSocket> {
@@ -206,7 +166,7 @@ async function main(): Promise<void> {
   const accepted = new Map<string, number[]>();
   const upstreams = await Promise.all(Array.from({ length: upstreamCount }, () => startUpstream(accepted)));
   const urls = upstreams.map((u) => u.url);
-  const databaseUrl = await recreateDatabase();
+  const databaseUrl = await recreateDatabase(adminUrl, dbName);
   let service: ChildProcess | undefined;
   try {
     const keys = Array.from({ length: 50 }, () => generateSecretKey());
@@ -282,7 +242,7 @@ async function main(): Promise<void> {
   } finally {
     if (service) await stopService(service);
     for (const u of upstreams) await u.close();
-    await dropDatabase();
+    await dropDatabase(adminUrl, dbName);
   }
 }
 

@@ -5,13 +5,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import knexFactory from 'knex';
 import { WebSocket } from 'ws';
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import { finalizeEvent, setNostrWasm } from 'nostr-tools/wasm';
 import { initNostrWasm } from 'nostr-wasm';
 import type { NostrEvent } from 'nostr-tools/pure';
 import { prepareUnlimitedKeys } from './prepare.js';
+import { latencySummary, recreateDatabase, stopService, waitReady } from './common.js';
 
 const env = process.env;
 const adminUrl = env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -22,27 +22,6 @@ const scenarios = (env.BENCH_SCENARIOS ?? 'admission,latency,flood,fanout,idle,f
 const maxSeconds = Number(env.BENCH_MAX_SECONDS ?? 60); // per scenario, a hard stop
 
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return Math.round((sorted[i] ?? NaN) * 100) / 100;
-}
-
-function latencySummary(samples: number[]): { p50: number; p95: number; p99: number; max: number } {
-  const s = [...samples].sort((a, b) => a - b);
-  return { p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), max: percentile(s, 100) };
-}
-
-async function recreateDatabase(): Promise<string> {
-  const admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
-  await admin.raw(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-  await admin.raw(`CREATE DATABASE ${dbName}`);
-  await admin.destroy();
-  const u = new URL(adminUrl);
-  u.pathname = `/${dbName}`;
-  return u.toString();
-}
 
 async function startService(databaseUrl: string, extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
   const nodeArgs = (env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean); // e.g. --cpu-prof to profile the service
@@ -60,28 +39,7 @@ async function startService(databaseUrl: string, extraEnv: Record<string, string
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}`);
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/readyz`);
-      if (r.ok) return child;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  child.kill('SIGKILL');
-  throw new Error('service did not become ready within 60 s');
-}
-
-async function stopService(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
+  return waitReady(child, port);
 }
 
 function rssMb(pid: number): number {
@@ -367,7 +325,7 @@ async function scenarioForward(): Promise<Record<string, unknown>> {
 
 async function main(): Promise<void> {
   setNostrWasm(await initNostrWasm());
-  const databaseUrl = await recreateDatabase();
+  const databaseUrl = await recreateDatabase(adminUrl, dbName);
   log(`database ${dbName} recreated`);
   const child = await startService(databaseUrl, { RATE_LIMIT_IP_PER_SECOND: '1000000', RATE_LIMIT_IP_BURST: '1000000', RATE_LIMIT_CONN_PER_SECOND: '1000000', RATE_LIMIT_CONN_BURST: '1000000' });
   const result: Record<string, unknown> = { node: process.version, cpus: (await import('node:os')).cpus().length };
