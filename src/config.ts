@@ -120,6 +120,7 @@ const spec = {
   logLevel: { env: 'LOG_LEVEL', default: 'info', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), description: 'Log level' },
   relayName: { env: 'RELAY_NAME', default: 'NostrX relay', parse: str, description: 'NIP-11 name' },
   relayDescription: { env: 'RELAY_DESCRIPTION', default: 'Cross-posts from Twitter/X to Nostr with your own keys', parse: str, description: 'NIP-11 description' },
+  relaySoftware: { env: 'RELAY_SOFTWARE', default: 'https://github.com/nostrx/nostrx-relay', parse: str, description: 'NIP-11 software: the URL of this project\'s repository' },
   relayContact: { env: 'RELAY_CONTACT', default: '', parse: str, description: 'NIP-11 contact' },
   relayPubkey: { env: 'RELAY_PUBKEY', default: '', parse: str, description: 'NIP-11 admin pubkey' },
   maxMessageBytes: { env: 'MAX_MESSAGE_BYTES', default: 131072, parse: int(1024), description: 'Largest WebSocket message accepted (bytes)' },

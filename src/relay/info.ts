@@ -15,7 +15,7 @@ export function relayInfo(config: Config, plans: readonly PlanRecord[], version:
     ...(config.relayPubkey ? { pubkey: config.relayPubkey } : {}),
     ...(config.relayContact ? { contact: config.relayContact } : {}),
     supportedNips,
-    software: 'https://github.com/nostrx/nostrx-relay',
+    software: config.relaySoftware,
     version,
     limitation: {
       maxMessageLength: config.maxMessageBytes,
