@@ -16,7 +16,6 @@ import { checkReadiness } from './core/health.js';
 import { startMaintenance } from './core/maintenance.js';
 import { createForwarder, wakeOnAccepted, type Forwarder } from './core/forwarder.js';
 import { createOutboxStage } from './core/outbox.js';
-import { createOutboxBatchStage } from './core/outbox-batch.js';
 import { createQuota, type Quota } from './core/quota.js';
 import { createUsageRecorder, type UsageRecorder } from './core/usage-recorder.js';
 import { createRateLimits, type RateLimits } from './core/rate-limits.js';
@@ -27,7 +26,7 @@ import { memoryTokenBuckets, redisTokenBuckets } from './store/rate-limit-store.
 import { openDatabase, type Database } from './store/db.js';
 import { migrateLatest } from './store/migrate.js';
 import { ensureMonthlyPartitions } from './store/partitions.js';
-import { redisChannel, redisFanOutBridge } from './store/pubsub.js';
+import { redisChannel } from './store/pubsub.js';
 import { openRedis, type Redis } from './store/redis.js';
 import { registerOpsRoutes } from './api/ops-routes.js';
 import { apiServerOptions, registerApi } from './api/index.js';
@@ -103,7 +102,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
 
   const redis = config.redisUrl ? await openRedis(config.redisUrl, 'nostrx') : undefined;
   const fanout = createFanOut(
-    redis && redisFanOutBridge(redis, `${config.redisPrefix}events`, (err) => log.error({ err }, 'redis fan-out failed')),
+    redis && redisChannel(redis, `${config.redisPrefix}events`, (err) => log.error({ err }, 'redis fan-out failed')),
     (err) => log.error({ err }, 'a fan-out listener failed'),
   );
   const accounts = createAccounts(db.knex);
@@ -144,7 +143,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const forwarder = createForwarder({ db: db.knex, config, log, metrics });
   // NIP-86 bans, in memory (reloaded on change, across processes over Redis): admission's checkBans stage.
   const bans = await createBans({ db: db.knex, log, redis, redisPrefix: config.redisPrefix });
-  const stages = { ...quota.stages, ...createOutboxStage({ config, log }), ...createOutboxBatchStage({ config }), checkBans: bans.check };
+  const stages = { ...quota.stages, ...createOutboxStage({ config, log }), checkBans: bans.check };
   const admit = wakeOnAccepted(
     measured(createAdmission({ db: db.knex, config, log, accounts, fanout, stages, onBatch: (n, seconds) => { metrics.writeBatchSize.observe(n); metrics.writeBatchSeconds.observe(seconds); }, ...(opts.now ? { now: opts.now } : {}) }), metrics),
     forwarder,

@@ -20,44 +20,39 @@ import type { NostrEvent } from '../nips/nip01.js';
 export type FinalStatus = 'published' | 'rejected' | 'failed' | 'timeout';
 
 /**
- * Queues one outbox row per target for a stored event and sets the event's total_relays and status 'publishing',
- * inside the admission transaction, in one statement (a multi-row insert and the event update). Every row gets the transaction's now() as created_at, so
- * the UNIQUE (event_id, relay_url, created_at) key makes a repeated call a no-op. Returns the rows queued.
+ * Queues one outbox row per (stored event, target) and adds to each event's total_relays with status
+ * 'publishing', inside the admission transaction, in two statements for any number of events. Every row gets the
+ * transaction's now() as created_at, so the UNIQUE (event_id, relay_url, created_at) key makes a repeat a no-op.
  */
-export async function enqueuePublishes(
-  trx: Knex.Transaction,
-  eventRowId: string,
-  targets: readonly { userRelayId: string | null; url: string }[],
-): Promise<number> {
-  if (targets.length === 0) return 0;
-  const { rows } = (await trx.raw(
-    `WITH ins AS (
-       INSERT INTO relay_publishes (event_id, user_relay_id, relay_url, connection_type)
-       SELECT :event, t.id, t.url, CASE WHEN t.url LIKE 'wss%' THEN 'wss' ELSE 'ws' END
-       FROM unnest(CAST(:ids AS uuid[]), CAST(:urls AS text[])) AS t (id, url)
-       ON CONFLICT (event_id, relay_url, created_at) DO NOTHING
-       RETURNING 1
-     )
-     UPDATE nostr_events SET total_relays = total_relays + (SELECT count(*) FROM ins), status = 'publishing', updated_at = now()
-     WHERE id = :event
-     RETURNING (SELECT count(*) FROM ins) AS queued`,
-    {
-      event: eventRowId,
-      ids: trx.raw('?', [targets.map((t) => t.userRelayId) as string[]]), // NULL entries are sent as SQL NULLs
-      urls: trx.raw('?', [targets.map((t) => t.url)]),
-    },
-  )) as { rows: { queued: string | number }[] };
-  return Number(rows[0]?.queued ?? 0);
+export async function enqueuePublishes(trx: Knex.Transaction, rows: readonly { eventRowId: string; userRelayId: string | null; url: string }[]): Promise<void> {
+  if (rows.length === 0) return;
+  const { rows: queued } = (await trx.raw(
+    `INSERT INTO relay_publishes (event_id, user_relay_id, relay_url, connection_type)
+     SELECT t.event_id, t.relay_id, t.url, CASE WHEN t.url LIKE 'wss%' THEN 'wss' ELSE 'ws' END
+     FROM unnest(CAST(? AS uuid[]), CAST(? AS uuid[]), CAST(? AS text[])) AS t (event_id, relay_id, url)
+     ON CONFLICT (event_id, relay_url, created_at) DO NOTHING
+     RETURNING event_id`,
+    [rows.map((r) => r.eventRowId), rows.map((r) => r.userRelayId) as string[], rows.map((r) => r.url)], // NULL entries are sent as SQL NULLs
+  )) as { rows: { event_id: string }[] };
+  const counts = new Map<string, number>();
+  for (const r of queued) counts.set(r.event_id, (counts.get(r.event_id) ?? 0) + 1);
+  if (counts.size === 0) return;
+  await trx.raw(
+    `UPDATE nostr_events e SET total_relays = e.total_relays + c.n, status = 'publishing', updated_at = now()
+     FROM unnest(CAST(? AS uuid[]), CAST(? AS int[])) AS c (id, n) WHERE e.id = c.id`,
+    [[...counts.keys()], [...counts.values()]],
+  );
 }
 
 /**
- * Records on the event that it is not forwarded (NIP-70 protected, or no target relay): status 'published' with
- * total_relays 0 (every one of its zero targets has it; the event itself is stored and served here), and
+ * Records on events that they are not forwarded (NIP-70 protected, or no target relay): status 'published' with
+ * total_relays 0 (every one of their zero targets has them; they are stored and served here), and
  * failure_reason saying why, starting with "not forwarded:".
  */
-export async function markNotForwarded(trx: Knex.Transaction, eventRowId: string, reason: string): Promise<void> {
+export async function markNotForwarded(trx: Knex.Transaction, eventRowIds: readonly string[], reason: string): Promise<void> {
+  if (eventRowIds.length === 0) return;
   await trx('nostr_events')
-    .where({ id: eventRowId })
+    .whereIn('id', [...eventRowIds])
     .update({ status: 'published', total_relays: 0, published_at: trx.fn.now(), failure_reason: `not forwarded: ${reason}`, publish_duration_ms: 0, updated_at: trx.fn.now() });
 }
 

@@ -34,6 +34,3 @@ export function redisChannel(redis: Redis, channel: string, onError: (err: unkno
     },
   };
 }
-
-/** The cross-process bridge of core/fanout.ts: event JSON on one channel. */
-export const redisFanOutBridge = redisChannel;

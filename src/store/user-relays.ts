@@ -229,47 +229,56 @@ export interface RelayTarget {
   readonly url: string;
 }
 
-/** The user's active custom relays marked `write`: the forwarding targets when the plan allows custom relays. */
-export async function activeWriteRelays(db: Knex, userId: string): Promise<RelayTarget[]> {
+/** Each user's active custom write relays ('api' and 'nip65'), in the order they were added. */
+export async function activeWriteRelaysOf(db: Knex, userIds: readonly string[]): Promise<Map<string, RelayTarget[]>> {
+  const out = new Map<string, RelayTarget[]>(userIds.map((u) => [u, []]));
+  if (userIds.length === 0) return out;
   const rows = (await db('user_relays')
-    .where({ user_id: userId, is_active: true, write: true })
+    .whereIn('user_id', [...userIds])
+    .where({ is_active: true, write: true })
     .whereIn('source', customSources)
     .orderBy('added_at')
-    .select('id', 'relay_url')) as { id: string; relay_url: string }[];
-  return rows.map((r) => ({ userRelayId: r.id, url: r.relay_url }));
+    .select('id', 'user_id', 'relay_url')) as { id: string; user_id: string; relay_url: string }[];
+  for (const r of rows) out.get(r.user_id)?.push({ userRelayId: r.id, url: r.relay_url });
+  return out;
+}
+
+/** The user's active custom relays marked `write`: the forwarding targets when the plan allows custom relays. */
+export async function activeWriteRelays(db: Knex, userId: string): Promise<RelayTarget[]> {
+  return (await activeWriteRelaysOf(db, [userId])).get(userId) ?? [];
 }
 
 /**
- * The user's rows for the operator's default relays, created when missing (source 'default', is_default). A row
- * the user already has for the same URL (one of their own, active or not) is used as it is. One statement, plus
- * a second read when a concurrent transaction created a row this statement's snapshot could not see.
+ * Each user's rows for the default relays, created where missing (source 'default'), in one insert and one
+ * read. A user's own row for the same URL is used as it is.
  */
-export async function ensureDefaultRelays(db: Knex, userId: string, urls: readonly string[]): Promise<RelayTarget[]> {
-  if (urls.length === 0) return [];
-  const { rows } = (await db.raw(
-    `WITH wanted AS (SELECT DISTINCT unnest(CAST(? AS text[])) AS url),
-     ins AS (
-       INSERT INTO user_relays (user_id, relay_url, is_default, source, read, write)
-       SELECT ?, url, true, 'default', false, true FROM wanted
-       ON CONFLICT (user_id, relay_url) DO NOTHING
-       RETURNING id, relay_url
-     )
-     SELECT id, relay_url FROM ins
-     UNION ALL
-     SELECT r.id, r.relay_url FROM user_relays r JOIN wanted w ON w.url = r.relay_url WHERE r.user_id = ?`,
-    [[...urls], userId, userId],
-  )) as { rows: { id: string; relay_url: string }[] };
-  let found = rows;
-  if (new Set(found.map((r) => r.relay_url)).size < new Set(urls).size) {
-    found = (await db('user_relays').where({ user_id: userId }).whereIn('relay_url', [...urls]).select('id', 'relay_url')) as { id: string; relay_url: string }[];
-  }
-  const byUrl = new Map(found.map((r) => [r.relay_url, r.id]));
-  const out: RelayTarget[] = [];
-  for (const url of new Set(urls)) {
-    const id = byUrl.get(url);
-    if (id) out.push({ userRelayId: id, url });
+export async function ensureDefaultRelaysOf(db: Knex, userIds: readonly string[], urls: readonly string[]): Promise<Map<string, RelayTarget[]>> {
+  const out = new Map<string, RelayTarget[]>(userIds.map((u) => [u, []]));
+  if (userIds.length === 0 || urls.length === 0) return out;
+  await db.raw(
+    `INSERT INTO user_relays (user_id, relay_url, is_default, source, read, write)
+     SELECT u, url, true, 'default', false, true FROM unnest(CAST(? AS uuid[])) AS u CROSS JOIN unnest(CAST(? AS text[])) AS url
+     ON CONFLICT (user_id, relay_url) DO NOTHING`,
+    [[...userIds], [...urls]],
+  );
+  const rows = (await db('user_relays').whereIn('user_id', [...userIds]).whereIn('relay_url', [...urls]).select('id', 'user_id', 'relay_url')) as {
+    id: string;
+    user_id: string;
+    relay_url: string;
+  }[];
+  const byKey = new Map(rows.map((r) => [`${r.user_id} ${r.relay_url}`, r.id]));
+  for (const u of userIds) {
+    for (const url of new Set(urls)) {
+      const id = byKey.get(`${u} ${url}`);
+      if (id) out.get(u)?.push({ userRelayId: id, url });
+    }
   }
   return out;
+}
+
+/** One user's rows for the default relays (see ensureDefaultRelaysOf). */
+export async function ensureDefaultRelays(db: Knex, userId: string, urls: readonly string[]): Promise<RelayTarget[]> {
+  return (await ensureDefaultRelaysOf(db, [userId], urls)).get(userId) ?? [];
 }
 
 export interface RelayListChange {
@@ -333,18 +342,24 @@ export async function replaceNip65Relays(
 }
 
 /**
- * Whether the user's effective plan allows relays of their own: the plan of their active subscription, else the
- * `basic` plan (the same rule as core/plans.ts effectivePlan). Read on the caller's connection, so the admission
- * transaction never waits for a second pool connection.
+ * Which of these users' effective plans allow relays of their own: the plan of their active subscription, else
+ * the `basic` plan (the same rule as core/plans.ts effectivePlan). Read on the caller's connection, so the
+ * admission transaction never waits for a second pool connection.
  */
-export async function planAllowsCustomRelays(db: Knex, userId: string): Promise<boolean> {
+export async function customRelaysAllowedOf(db: Knex, userIds: readonly string[]): Promise<Set<string>> {
+  if (userIds.length === 0) return new Set();
   const { rows } = (await db.raw(
-    `SELECT COALESCE(
+    `SELECT u.id FROM unnest(CAST(? AS uuid[])) AS u (id)
+     WHERE COALESCE(
        (SELECT p.custom_relays_allowed FROM user_subscriptions s JOIN subscription_plans p ON p.id = s.plan_id
-        WHERE s.user_id = ? AND s.status = 'active' LIMIT 1),
+        WHERE s.user_id = u.id AND s.status = 'active' LIMIT 1),
        (SELECT custom_relays_allowed FROM subscription_plans WHERE plan_code = 'basic'),
-       false) AS allowed`,
-    [userId],
-  )) as { rows: { allowed: boolean }[] };
-  return rows[0]?.allowed === true;
+       false)`,
+    [[...userIds]],
+  )) as { rows: { id: string }[] };
+  return new Set(rows.map((r) => r.id));
+}
+
+export async function planAllowsCustomRelays(db: Knex, userId: string): Promise<boolean> {
+  return (await customRelaysAllowedOf(db, [userId])).has(userId);
 }
