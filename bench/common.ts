@@ -57,3 +57,17 @@ export async function stopService(child: ChildProcess): Promise<void> {
   await exited;
   clearTimeout(timer);
 }
+
+/** The service's group-commit counters read from its /metrics, to tell how many events shared a transaction. */
+export async function writeBatchTotals(port: number): Promise<{ batches: number; events: number; seconds: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { batches: value('nostrx_write_batch_events_count'), events: value('nostrx_write_batch_events_sum'), seconds: value('nostrx_write_batch_seconds_sum') };
+}
+
+/** Mean batch size and duration between two readings of writeBatchTotals. */
+export function writeBatchSummary(before: Awaited<ReturnType<typeof writeBatchTotals>>, after: Awaited<ReturnType<typeof writeBatchTotals>>): { batches: number; mean_events: number; mean_ms: number } {
+  const batches = after.batches - before.batches;
+  const round = (n: number) => Math.round(n * 100) / 100;
+  return { batches, mean_events: round((after.events - before.events) / Math.max(1, batches)), mean_ms: round(((after.seconds - before.seconds) * 1000) / Math.max(1, batches)) };
+}

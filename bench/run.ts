@@ -11,7 +11,7 @@ import { finalizeEvent, setNostrWasm } from 'nostr-tools/wasm';
 import { initNostrWasm } from 'nostr-wasm';
 import type { NostrEvent } from 'nostr-tools/pure';
 import { prepareUnlimitedKeys } from './prepare.js';
-import { latencySummary, recreateDatabase, stopService, waitReady } from './common.js';
+import { latencySummary, recreateDatabase, stopService, waitReady, writeBatchSummary, writeBatchTotals } from './common.js';
 
 const env = process.env;
 const adminUrl = env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -146,7 +146,9 @@ async function scenarioAdmission(keys: Uint8Array[]): Promise<Record<string, unk
   const total = Number(env.BENCH_EVENTS ?? 20000);
   const events = signEvents(keys, total, (i) => `admission ${i} ${Math.random()}`);
   const conns = await Promise.all(Array.from({ length: Number(env.BENCH_CONNECTIONS ?? 8) }, connect));
+  const before = await writeBatchTotals(port);
   const r = await publishAll(conns, events, { inflight: Number(env.BENCH_INFLIGHT ?? 256) });
+  const batches = writeBatchSummary(before, await writeBatchTotals(port));
   for (const ws of conns) ws.close();
   return {
     events: total,
@@ -157,6 +159,7 @@ async function scenarioAdmission(keys: Uint8Array[]): Promise<Record<string, unk
     reasons: r.reasons,
     accepted_per_s: Math.round(r.accepted / r.seconds),
     ok_latency_ms: latencySummary(r.latenciesMs),
+    write_batches: batches,
   };
 }
 

@@ -3,7 +3,8 @@
 // invalidates the entry through `invalidate` (and, across processes, core/cache-invalidation.ts).
 import type { Knex } from 'knex';
 import { LRUCache } from 'lru-cache';
-import { findUserByPubkey, upsertUserByPubkey, type UserRecord } from '../store/users.js';
+import { findUsersByPubkeys, upsertUserByPubkey, type UserRecord } from '../store/users.js';
+import { createBatcher } from './batcher.js';
 
 export interface Accounts {
   /** The user for this pubkey, created (active, on basic) if there is none. Only for a proven pubkey. */
@@ -23,6 +24,13 @@ export function createAccounts(db: Knex, opts: { max?: number; ttlMs?: number } 
     if (startedAt === generation) cache.set(pubkey, user);
     return user;
   };
+  // A burst of events from many authors the cache does not know yet costs one query, not one per author.
+  const lookup = createBatcher<string, UserRecord>(async (pubkeys) => {
+    const startedAt = generation;
+    const found = await findUsersByPubkeys(db, pubkeys);
+    for (const [pubkey, user] of found) remember(pubkey, user, startedAt);
+    return found;
+  });
 
   return {
     async forPubkey(pubkey) {
@@ -42,9 +50,7 @@ export function createAccounts(db: Knex, opts: { max?: number; ttlMs?: number } 
     async find(pubkey) {
       const hit = cache.get(pubkey);
       if (hit) return hit;
-      const startedAt = generation;
-      const user = await findUserByPubkey(db, pubkey);
-      return user && remember(pubkey, user, startedAt);
+      return lookup(pubkey);
     },
     invalidate(pubkey) {
       generation++;

@@ -12,9 +12,10 @@ import * as nip40 from '../nips/nip40.js';
 import * as nip70 from '../nips/nip70.js';
 import { rejection, type Rejection } from '../nips/result.js';
 import type { NostrEvent, VerifiedEvent } from '../nips/nip01.js';
-import { deleteReferenced, existingEventIds, saveEvent, type EventRowExtras, type SaveOutcome } from '../store/events.js';
+import type { Forwarding } from '../store/event-batch.js';
+import { deleteReferenced, existingEventIds, saveEvent, type EventRowExtras } from '../store/events.js';
 import { createBatcher } from './batcher.js';
-import { createWriter, type WriteJob } from './writer.js';
+import { createWriter, type Saved, type WriteJob } from './writer.js';
 import type { UserRecord } from '../store/users.js';
 import type { Accounts } from './accounts.js';
 import type { FanOut } from './fanout.js';
@@ -46,7 +47,8 @@ export interface QuotaFacts {
 }
 
 export type Admission =
-  | { readonly status: 'accepted'; readonly eventId: string; readonly message: string; readonly rowId?: string | undefined }
+  /** `queued`: outbox rows were written with the event, so the forwarder has work. */
+  | { readonly status: 'accepted'; readonly eventId: string; readonly message: string; readonly queued?: boolean }
   | { readonly status: 'duplicate'; readonly eventId: string; readonly message: string }
   | { readonly status: 'rejected'; readonly eventId: string; readonly rejection: Rejection; readonly quota?: QuotaFacts | undefined };
 
@@ -70,10 +72,13 @@ export interface AdmissionStages {
     trx: Knex.Transaction,
     items: readonly { user: UserRecord; ev: VerifiedEvent }[],
   ): Promise<({ rejection: Rejection; quota: QuotaFacts } | undefined)[]>;
-  /** Inside a group-commit transaction: the outbox rows of many stored events at once. */
-  enqueueForwardingBatch?(trx: Knex.Transaction, items: readonly { user: UserRecord; ev: VerifiedEvent; rowId: string }[]): Promise<void>;
-  /** Inside the transaction: write the forwarding outbox rows for a stored event. */
-  enqueueForwarding?(trx: Knex.Transaction, user: UserRecord, ev: VerifiedEvent, rowId: string): Promise<void>;
+  /**
+   * Inside a group-commit transaction, before the events are stored: where each goes (aligned answers), so that
+   * the rows and their outbox rows are written together. Without it, events of a batch are not forwarded.
+   */
+  planForwarding?(trx: Knex.Transaction, items: readonly { user: UserRecord; ev: VerifiedEvent }[]): Promise<Forwarding[]>;
+  /** Inside the transaction: write the forwarding outbox rows for a stored event; true when it wrote any. */
+  enqueueForwarding?(trx: Knex.Transaction, user: UserRecord, ev: VerifiedEvent, rowId: string): Promise<boolean>;
   /**
    * After the commit (or its failure), for every event that reached precheckQuota: told the outcome; cannot
    * change the answer. After verification `ev` is the same VerifiedEvent object reserveQuota and chargeQuota saw.
@@ -167,19 +172,19 @@ export function createAdmission(deps: AdmissionDeps): Admit {
     };
   }
 
-  async function store(user: UserRecord, ev: VerifiedEvent, ctx: AdmissionContext): Promise<SaveOutcome> {
+  async function store(user: UserRecord, ev: VerifiedEvent, ctx: AdmissionContext): Promise<Saved> {
     return storeJob({ user, ev, extras: rowExtras(user, ev, ctx) });
   }
 
-  async function storeJob({ user, ev, extras }: WriteJob): Promise<SaveOutcome> {
+  async function storeJob({ user, ev, extras }: WriteJob): Promise<Saved> {
     return deps.db.transaction(async (trx) => {
       const saved = await saveEvent(trx, ev, extras);
       if (saved.status !== 'inserted') return saved;
       if (ev.kind === kinds.EventDeletion) await deleteReferenced(trx, ev.pubkey, nip09.deletionTargets(ev), ev.created_at);
       const over = await stages.chargeQuota?.(trx, user, ev);
       if (over) throw new QuotaRollback(over);
-      await stages.enqueueForwarding?.(trx, user, ev, saved.rowId);
-      return saved;
+      const queued = (await stages.enqueueForwarding?.(trx, user, ev, saved.rowId)) ?? false;
+      return { ...saved, queued };
     });
   }
 
@@ -196,14 +201,14 @@ export function createAdmission(deps: AdmissionDeps): Admit {
   });
 
   /** Regular events go through the group-commit writer; replaceable, addressable and deletions one by one. */
-  async function save(user: UserRecord, ev: VerifiedEvent, ctx: AdmissionContext): Promise<SaveOutcome> {
+  async function save(user: UserRecord, ev: VerifiedEvent, ctx: AdmissionContext): Promise<Saved> {
     if (kinds.kindClass(ev.kind) !== 'regular' || ev.kind === kinds.EventDeletion) return storeWithRetry(user, ev, ctx);
     const r = await writer.submit({ user, ev, extras: rowExtras(user, ev, ctx) });
     if (r.status === 'refused') throw new QuotaRollback(r.refusal);
     return r;
   }
 
-  async function storeWithRetry(user: UserRecord, ev: VerifiedEvent, ctx: AdmissionContext): Promise<SaveOutcome> {
+  async function storeWithRetry(user: UserRecord, ev: VerifiedEvent, ctx: AdmissionContext): Promise<Saved> {
     try {
       return await store(user, ev, ctx);
     } catch (err) {
@@ -214,10 +219,10 @@ export function createAdmission(deps: AdmissionDeps): Admit {
     }
   }
 
-  function outcomeAdmission(ev: NostrEvent, saved: SaveOutcome): Admission {
+  function outcomeAdmission(ev: NostrEvent, saved: Saved): Admission {
     switch (saved.status) {
       case 'inserted':
-        return { status: 'accepted', eventId: ev.id, message: '', rowId: saved.rowId };
+        return { status: 'accepted', eventId: ev.id, message: '', queued: saved.queued };
       case 'duplicate':
         return duplicate(ev.id);
       case 'superseded':
@@ -267,7 +272,7 @@ export function createAdmission(deps: AdmissionDeps): Admit {
     const held = await stages.reserveQuota?.(user, signed);
     if (held) return settle(user, signed, rejected(ev.id, held.rejection, held.quota), false, ctx);
 
-    let saved: SaveOutcome;
+    let saved: Saved;
     try {
       saved = await save(user, signed, ctx);
     } catch (err) {

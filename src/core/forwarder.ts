@@ -288,7 +288,7 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
 export function wakeOnAccepted(admit: Admit, forwarder: Pick<Forwarder, 'wake'>): Admit {
   return async (raw, ctx) => {
     const result = await admit(raw, ctx);
-    if (result.status === 'accepted' && result.rowId !== undefined) forwarder.wake();
+    if (result.status === 'accepted' && result.queued) forwarder.wake();
     return result;
   };
 }

@@ -1,7 +1,8 @@
 // The enqueue stage of admission: inside the transaction that stores events, decide their target relays and
 // write one relay_publishes row per target, so an event is never stored without its forwarding work, and never
-// queued without being stored. The group-commit writer calls it for a whole batch (a few statements whatever the
-// batch size); the one-event path (replaceable events, deletions) calls the same code with a batch of one.
+// queued without being stored. `planForwarding` decides for many events at once (a couple of statements whatever
+// their number); the group-commit writer stores the plan with the rows in one statement (store/event-batch.ts),
+// and the one-event path (replaceable events, deletions) writes it after storing its event.
 //
 // Targets: the user's active custom write relays when their plan has custom_relays_allowed (and they have some),
 // else the operator's UPSTREAM_RELAYS. A NIP-65 relay list (kind 10002) of a user whose plan allows custom relays
@@ -13,6 +14,7 @@ import type { Logger } from '../log.js';
 import type { VerifiedEvent } from '../nips/nip01.js';
 import * as nip70 from '../nips/nip70.js';
 import { parseRelayUrl } from '../nips/relay-url.js';
+import type { Forwarding } from '../store/event-batch.js';
 import { enqueuePublishes, markNotForwarded } from '../store/outbox.js';
 import { activeWriteRelaysOf, customRelaysAllowedOf, ensureDefaultRelaysOf, type RelayTarget } from '../store/user-relays.js';
 import type { UserRecord } from '../store/users.js';
@@ -28,22 +30,17 @@ export interface OutboxStageDeps {
   readonly resolve?: Resolver;
 }
 
-export type OutboxStage = Required<Pick<AdmissionStages, 'enqueueForwarding' | 'enqueueForwardingBatch'>>;
+export type OutboxStage = Required<Pick<AdmissionStages, 'enqueueForwarding' | 'planForwarding'>>;
 
-type Item = { readonly user: UserRecord; readonly ev: VerifiedEvent; readonly rowId: string };
+type Item = { readonly user: UserRecord; readonly ev: VerifiedEvent };
 
 export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
   const log = deps.log.child({ mod: 'outbox' });
   const defaults = [...new Set(deps.config.upstreamRelays.map((u) => parseRelayUrl(u)).flatMap((p) => (p.ok ? [p.value.url] : [])))];
 
-  async function enqueueMany(trx: Knex.Transaction, items: readonly Item[]): Promise<void> {
-    const isProtected = (i: Item) => nip70.isProtected(i.ev);
-    await markNotForwarded(
-      trx,
-      items.filter(isProtected).map((i) => i.rowId),
-      'the event is protected (NIP-70), only its author may publish it to other relays',
-    );
-    const forwarded = items.filter((i) => !isProtected(i));
+  /** Where each of these events goes (aligned with `items`). */
+  async function planForwarding(trx: Knex.Transaction, items: readonly Item[]): Promise<Forwarding[]> {
+    const forwarded = items.filter((i) => !nip70.isProtected(i.ev));
     const users = [...new Set(forwarded.map((i) => i.user.id))];
     // read on the transaction's own connection: a second pool connection here could wait on this one
     const custom = await customRelaysAllowedOf(trx, users);
@@ -51,15 +48,11 @@ export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
     const needDefaults = users.filter((u) => (own.get(u)?.length ?? 0) === 0);
     const fallback = await ensureDefaultRelaysOf(trx, needDefaults, defaults);
     const targetsOf = (u: string): RelayTarget[] => ((own.get(u)?.length ?? 0) > 0 ? own.get(u)! : (fallback.get(u) ?? []));
-    await markNotForwarded(
-      trx,
-      forwarded.filter((i) => targetsOf(i.user.id).length === 0).map((i) => i.rowId),
-      'no upstream relays are configured',
-    );
-    await enqueuePublishes(
-      trx,
-      forwarded.flatMap((i) => targetsOf(i.user.id).map((t) => ({ eventRowId: i.rowId, userRelayId: t.userRelayId, url: t.url }))),
-    );
+    return items.map((i): Forwarding => {
+      if (nip70.isProtected(i.ev)) return { notForwarded: 'the event is protected (NIP-70), only its author may publish it to other relays' };
+      const targets = targetsOf(i.user.id);
+      return targets.length > 0 ? { targets } : { notForwarded: 'no upstream relays are configured' };
+    });
   }
 
   return {
@@ -73,8 +66,14 @@ export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
         });
         log.info({ user: user.id, eventId: ev.id, ...change }, 'relay list applied');
       }
-      await enqueueMany(trx, [{ user, ev, rowId }]);
+      const [plan] = await planForwarding(trx, [{ user, ev }]);
+      if (!plan || 'notForwarded' in plan) {
+        await markNotForwarded(trx, [rowId], plan?.notForwarded ?? 'no upstream relays are configured');
+        return false;
+      }
+      await enqueuePublishes(trx, plan.targets.map((t) => ({ eventRowId: rowId, userRelayId: t.userRelayId, url: t.url })));
+      return true;
     },
-    enqueueForwardingBatch: enqueueMany,
+    planForwarding,
   };
 }

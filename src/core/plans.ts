@@ -3,7 +3,8 @@
 // subscription changes (core/cache-invalidation.ts carries that across processes through Redis).
 import type { Knex } from 'knex';
 import { LRUCache } from 'lru-cache';
-import { activeSubscriptionPlan, listPlans, type PlanRecord } from '../store/plans.js';
+import { activeSubscriptionPlans, listPlans, type PlanRecord } from '../store/plans.js';
+import { createBatcher } from './batcher.js';
 
 export type { PlanRecord };
 
@@ -38,17 +39,20 @@ export function createPlans(db: Knex, opts: { ttlMs?: number; max?: number } = {
     return list.plans;
   };
   const byCode = async (code: string) => (await all()).find((p) => p.code === code);
+  // Many users' first events in the same moment (a cold cache) share one query.
+  const activeCode = createBatcher<string, string>(async (userIds) => {
+    const startedAt = generation;
+    const found = await activeSubscriptionPlans(db, userIds);
+    const codes = new Map(userIds.map((id) => [id, found.get(id)?.code ?? '']));
+    if (startedAt === generation) for (const [id, code] of codes) perUser.set(id, code);
+    return codes;
+  });
 
   return {
     all,
     byCode,
     async effectivePlan(userId) {
-      let code = perUser.get(userId);
-      if (code === undefined) {
-        const startedAt = generation;
-        code = (await activeSubscriptionPlan(db, userId))?.code ?? '';
-        if (startedAt === generation) perUser.set(userId, code);
-      }
+      const code = perUser.get(userId) ?? (await activeCode(userId)) ?? '';
       const plan = (await byCode(code || DEFAULT_PLAN)) ?? (await byCode(DEFAULT_PLAN));
       if (!plan) throw new Error(`the ${DEFAULT_PLAN} plan is missing from subscription_plans`);
       return plan;

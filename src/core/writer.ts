@@ -1,12 +1,13 @@
 // Group commit for regular events: while one batch is being written, newly verified events wait; when it
-// commits, all of them go in the next transaction, with one multi-row statement per step. Each event's answer
-// is sent only after the transaction that holds it has committed. Under light load a batch is one event, so
-// nothing waits; under heavy load many events share one commit and a handful of round trips.
+// commits, all of them go in the next transaction. Each event's answer is sent only after the transaction that
+// holds it has committed. Under light load a batch is one event, so nothing waits; under heavy load many events
+// share one commit. Either way a batch is a few statements: where the events go (forwarding), the rows with
+// their tags and outbox rows (one statement), and the quota charge.
 import type { Knex } from 'knex';
 import type { Logger } from '../log.js';
 import type { VerifiedEvent } from '../nips/nip01.js';
 import type { Rejection } from '../nips/result.js';
-import { deleteRows, deletedByAuthors, insertEvents, insertTagsFor } from '../store/event-batch.js';
+import { deleteRows, deletedByAuthors, insertBatch, type Forwarding } from '../store/event-batch.js';
 import type { EventRowExtras, SaveOutcome } from '../store/events.js';
 import type { UserRecord } from '../store/users.js';
 import type { AdmissionStages, QuotaFacts } from './admission.js';
@@ -17,7 +18,10 @@ export interface WriteJob {
   readonly extras: EventRowExtras;
 }
 
-export type WriteResult = SaveOutcome | { readonly status: 'refused'; readonly refusal: { rejection: Rejection; quota: QuotaFacts } };
+/** How storing went; a stored event says whether outbox rows were written with it (the forwarder has work). */
+export type Saved = Exclude<SaveOutcome, { status: 'inserted' }> | { readonly status: 'inserted'; readonly rowId: string; readonly queued: boolean };
+
+export type WriteResult = Saved | { readonly status: 'refused'; readonly refusal: { rejection: Rejection; quota: QuotaFacts } };
 
 export interface WriterDeps {
   readonly db: Knex;
@@ -48,6 +52,8 @@ interface Pending {
   reject(e: unknown): void;
 }
 
+const hasTargets = (f: Forwarding | undefined): boolean => f !== undefined && 'targets' in f && f.targets.length > 0;
+
 export function createWriter(deps: WriterDeps): Writer {
   const maxBatch = deps.maxBatch ?? 500;
   let queue: Pending[] = [];
@@ -63,34 +69,29 @@ export function createWriter(deps: WriterDeps): Writer {
       else first.set(j.ev.id, i);
     });
     const unique = [...first.values()];
-    const deleted = await deletedByAuthors(trx, unique.map((i) => jobs[i]!.ev));
-    for (const i of unique) if (deleted.has(jobs[i]!.ev.id)) results[i] = { status: 'deleted' };
-    const candidates = unique.filter((i) => results[i] === undefined);
-    const rowIds = await insertEvents(trx, candidates.map((i) => jobs[i]!));
-    const stored = candidates.filter((i) => {
-      if (rowIds.has(jobs[i]!.ev.id)) return true;
-      results[i] = { status: 'duplicate' };
-      return false;
-    });
+    const plans = (await deps.stages.planForwarding?.(trx, unique.map((i) => jobs[i]!))) ?? [];
+    const noForwarding: Forwarding = { notForwarded: 'no upstream relays are configured' };
+    const rowIds = await insertBatch(trx, unique.map((i, k) => ({ ...jobs[i]!, forwarding: plans[k] ?? noForwarding })));
+    // not stored: already there, or deleted by its author (rare, so asked only then)
+    const missing = unique.filter((i) => !rowIds.has(jobs[i]!.ev.id));
+    const deleted = await deletedByAuthors(trx, missing.map((i) => jobs[i]!.ev));
+    for (const i of missing) results[i] = { status: deleted.has(jobs[i]!.ev.id) ? 'deleted' : 'duplicate' };
+    const stored = unique.filter((i) => rowIds.has(jobs[i]!.ev.id));
 
     const refusals = stored.length > 0 ? ((await deps.stages.chargeQuotaBatch?.(trx, stored.map((i) => jobs[i]!))) ?? []) : [];
-    const kept: number[] = [];
     const takenBack: string[] = [];
+    const queued = new Set(unique.filter((_, k) => hasTargets(plans[k])));
     stored.forEach((i, k) => {
       const refusal = refusals[k];
+      const rowId = rowIds.get(jobs[i]!.ev.id)!;
       if (refusal) {
         results[i] = { status: 'refused', refusal };
-        takenBack.push(rowIds.get(jobs[i]!.ev.id)!);
+        takenBack.push(rowId);
       } else {
-        results[i] = { status: 'inserted', rowId: rowIds.get(jobs[i]!.ev.id)! };
-        kept.push(i);
+        results[i] = { status: 'inserted', rowId, queued: queued.has(i) };
       }
     });
     await deleteRows(trx, takenBack);
-    const keptRows = kept.map((i) => ({ ...jobs[i]!, rowId: rowIds.get(jobs[i]!.ev.id)! }));
-    await insertTagsFor(trx, keptRows);
-    if (deps.stages.enqueueForwardingBatch) await deps.stages.enqueueForwardingBatch(trx, keptRows);
-    else for (const r of keptRows) await deps.stages.enqueueForwarding?.(trx, r.user, r.ev, r.rowId);
     return results;
   }
 

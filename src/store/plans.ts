@@ -65,11 +65,16 @@ export async function listPlans(db: Knex): Promise<PlanRecord[]> {
   return rows.map(toPlan);
 }
 
-/** The plan of the user's active subscription, or undefined when there is none (the user is on basic). */
-export async function activeSubscriptionPlan(db: Knex, userId: string): Promise<PlanRecord | undefined> {
-  const row = (await db('user_subscriptions as s')
+/**
+ * The plans of these users' active subscriptions, by user id; users without one are absent (on basic). One
+ * query for many users (a partial unique index keeps at most one active subscription per user).
+ */
+export async function activeSubscriptionPlans(db: Knex, userIds: readonly string[]): Promise<Map<string, PlanRecord>> {
+  if (userIds.length === 0) return new Map();
+  const rows = (await db('user_subscriptions as s')
     .join('subscription_plans as p', 'p.id', 's.plan_id')
-    .where({ 's.user_id': userId, 's.status': 'active' })
-    .first('p.*')) as PlanRow | undefined;
-  return row ? toPlan(row) : undefined;
+    .whereIn('s.user_id', userIds)
+    .where('s.status', 'active')
+    .select('p.*', 's.user_id as subscriber_id')) as (PlanRow & { subscriber_id: string })[];
+  return new Map(rows.map((r) => [r.subscriber_id, toPlan(r)]));
 }

@@ -24,8 +24,14 @@ function toRecord(r: UserRow): UserRecord {
 const columns = ['id', 'nostr_public_key', 'status', 'timezone'];
 
 export async function findUserByPubkey(db: Knex, pubkey: string): Promise<UserRecord | undefined> {
-  const row = (await db('users').where({ nostr_public_key: pubkey }).first(columns)) as UserRow | undefined;
-  return row ? toRecord(row) : undefined;
+  return (await findUsersByPubkeys(db, [pubkey])).get(pubkey);
+}
+
+/** The users of these pubkeys that exist, by pubkey (one query for many look-ups). */
+export async function findUsersByPubkeys(db: Knex, pubkeys: readonly string[]): Promise<Map<string, UserRecord>> {
+  if (pubkeys.length === 0) return new Map();
+  const rows = (await db('users').whereIn('nostr_public_key', pubkeys).select(columns)) as UserRow[];
+  return new Map(rows.map((r) => [r.nostr_public_key, toRecord(r)]));
 }
 
 /** Returns the user for this pubkey, creating it (status active, plan basic by having no subscription). */
