@@ -143,7 +143,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const forwarder = createForwarder({ db: db.knex, config, log, metrics });
   // NIP-86 bans, in memory (reloaded on change, across processes over Redis): admission's checkBans stage.
   const bans = await createBans({ db: db.knex, log, redis, redisPrefix: config.redisPrefix });
-  const stages = { ...quota.stages, ...createOutboxStage({ config, log }), checkBans: bans.check };
+  const stages = { ...quota.stages, ...createOutboxStage({ config, log, plans }), checkBans: bans.check };
   const admit = wakeOnAccepted(
     measured(createAdmission({ db: db.knex, config, log, accounts, fanout, stages, onBatch: (n, seconds) => { metrics.writeBatchSize.observe(n); metrics.writeBatchSeconds.observe(seconds); }, ...(opts.now ? { now: opts.now } : {}) }), metrics),
     forwarder,

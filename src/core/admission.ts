@@ -13,8 +13,7 @@ import * as nip70 from '../nips/nip70.js';
 import { rejection, type Rejection } from '../nips/result.js';
 import type { NostrEvent, VerifiedEvent } from '../nips/nip01.js';
 import type { Forwarding } from '../store/event-batch.js';
-import { deleteReferenced, existingEventIds, saveEvent, type EventRowExtras } from '../store/events.js';
-import { createBatcher } from './batcher.js';
+import { deleteReferenced, saveEvent, type EventRowExtras } from '../store/events.js';
 import { createWriter, type Saved, type WriteJob } from './writer.js';
 import type { UserRecord } from '../store/users.js';
 import type { Accounts } from './accounts.js';
@@ -122,11 +121,9 @@ export function createAdmission(deps: AdmissionDeps): Admit {
   const { config, log, stages = {} } = deps;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   // Ids this process stored or saw stored: clients retry, and a retry should cost no query and no verification.
+  // An id stored by another process is not looked up before verifying: that query would cost every new event a
+  // round trip to save the rare duplicate a verification; the insert tells duplicates apart anyway.
   const known = new LRUCache<string, true>({ max: 100_000 });
-  const storedIds = createBatcher<string, true>(async (ids) => {
-    const found = await existingEventIds(deps.db, ids);
-    return new Map([...found].map((id) => [id, true as const]));
-  });
   const limits: nip01.EventLimits = {
     maxContentLength: config.maxContentLength,
     maxEventTags: config.maxEventTags,
@@ -152,14 +149,6 @@ export function createAdmission(deps: AdmissionDeps): Admit {
   function checkAccount(user: UserRecord): Rejection | undefined {
     if (user.status === 'suspended' || user.status === 'deleted') return rejection('blocked', `this account is ${user.status}`);
     return undefined;
-  }
-
-  /** Stored before, by this process or another (the in-memory set is checked first by the caller). */
-  async function isStored(id: string): Promise<boolean> {
-    if (known.has(id)) return true;
-    if (!(await storedIds(id))) return false;
-    known.set(id, true);
-    return true;
   }
 
   function rowExtras(user: UserRecord, ev: VerifiedEvent, ctx: AdmissionContext): EventRowExtras {
@@ -255,7 +244,6 @@ export function createAdmission(deps: AdmissionDeps): Admit {
       const early = ephemeral ? undefined : await stages.precheckQuota?.(user, ev);
       if (early) return settle(user, ev, rejected(ev.id, early.rejection, early.quota), false, ctx);
     }
-    if (!ephemeral && (await isStored(ev.id))) return duplicate(ev.id);
 
     const verified = nip01.verifySignature(ev);
     if (!verified.ok) return rejected(ev.id, verified.rejection);

@@ -16,7 +16,8 @@ import * as nip70 from '../nips/nip70.js';
 import { parseRelayUrl } from '../nips/relay-url.js';
 import type { Forwarding } from '../store/event-batch.js';
 import { enqueuePublishes, markNotForwarded } from '../store/outbox.js';
-import { activeWriteRelaysOf, customRelaysAllowedOf, ensureDefaultRelaysOf, type RelayTarget } from '../store/user-relays.js';
+import { activeWriteRelaysOf, ensureDefaultRelaysOf, type RelayTarget } from '../store/user-relays.js';
+import type { Plans } from './plans.js';
 import type { UserRecord } from '../store/users.js';
 import type { AdmissionStages } from './admission.js';
 import { applyRelayList, type Resolver } from './relay-targets.js';
@@ -26,6 +27,11 @@ export const RELAY_LIST_KIND = 10002;
 export interface OutboxStageDeps {
   readonly config: Pick<Config, 'upstreamRelays' | 'allowPrivateRelays' | 'maxCustomRelays'>;
   readonly log: Logger;
+  /**
+   * The effective plan decides whether a user's own relays count. Cached: admission looked it up for the quota a
+   * moment before, so the transaction does not wait on a second pool connection for it.
+   */
+  readonly plans: Pick<Plans, 'effectivePlan'>;
   /** DNS for the SSRF check of NIP-65 relays (tests); default dns.lookup. */
   readonly resolve?: Resolver;
 }
@@ -38,13 +44,18 @@ export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
   const log = deps.log.child({ mod: 'outbox' });
   const defaults = [...new Set(deps.config.upstreamRelays.map((u) => parseRelayUrl(u)).flatMap((p) => (p.ok ? [p.value.url] : [])))];
 
+  async function customRelaysAllowed(userIds: readonly string[]): Promise<string[]> {
+    const plans = await Promise.all(userIds.map((u) => deps.plans.effectivePlan(u)));
+    return userIds.filter((_, k) => plans[k]!.customRelaysAllowed);
+  }
+
   /** Where each of these events goes (aligned with `items`). */
   async function planForwarding(trx: Knex.Transaction, items: readonly Item[]): Promise<Forwarding[]> {
     const forwarded = items.filter((i) => !nip70.isProtected(i.ev));
     const users = [...new Set(forwarded.map((i) => i.user.id))];
+    const custom = await customRelaysAllowed(users);
     // read on the transaction's own connection: a second pool connection here could wait on this one
-    const custom = await customRelaysAllowedOf(trx, users);
-    const own = await activeWriteRelaysOf(trx, [...custom]);
+    const own = await activeWriteRelaysOf(trx, custom);
     const needDefaults = users.filter((u) => (own.get(u)?.length ?? 0) === 0);
     const fallback = await ensureDefaultRelaysOf(trx, needDefaults, defaults);
     const targetsOf = (u: string): RelayTarget[] => ((own.get(u)?.length ?? 0) > 0 ? own.get(u)! : (fallback.get(u) ?? []));
@@ -57,7 +68,7 @@ export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
 
   return {
     async enqueueForwarding(trx, user, ev, rowId) {
-      if (ev.kind === RELAY_LIST_KIND && !nip70.isProtected(ev) && (await customRelaysAllowedOf(trx, [user.id])).has(user.id)) {
+      if (ev.kind === RELAY_LIST_KIND && !nip70.isProtected(ev) && (await customRelaysAllowed([user.id])).length > 0) {
         const change = await applyRelayList(trx, user.id, ev, {
           allowPrivate: deps.config.allowPrivateRelays,
           max: deps.config.maxCustomRelays,

@@ -150,13 +150,6 @@ export async function saveEvent(trx: Knex.Transaction, ev: NostrEvent, extras: E
   return { status: 'inserted', rowId };
 }
 
-/** Which of these ids were ever stored (served or not): the cheap duplicate check, for many ids at once. */
-export async function existingEventIds(db: Knex, ids: string[]): Promise<Set<string>> {
-  if (ids.length === 0) return new Set();
-  const rows = (await db('nostr_events').whereIn('event_id', ids).select('event_id')) as { event_id: string }[];
-  return new Set(rows.map((r) => r.event_id));
-}
-
 /**
  * NIP-09: marks the author's own events named by id or address as deleted. Deletions (kind 5) themselves are
  * never removed this way. Addressable targets are removed up to the deletion's created_at.

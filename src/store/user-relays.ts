@@ -340,26 +340,3 @@ export async function replaceNip65Relays(
   }
   return { added, kept, deactivated, skipped };
 }
-
-/**
- * Which of these users' effective plans allow relays of their own: the plan of their active subscription, else
- * the `basic` plan (the same rule as core/plans.ts effectivePlan). Read on the caller's connection, so the
- * admission transaction never waits for a second pool connection.
- */
-export async function customRelaysAllowedOf(db: Knex, userIds: readonly string[]): Promise<Set<string>> {
-  if (userIds.length === 0) return new Set();
-  const { rows } = (await db.raw(
-    `SELECT u.id FROM unnest(CAST(? AS uuid[])) AS u (id)
-     WHERE COALESCE(
-       (SELECT p.custom_relays_allowed FROM user_subscriptions s JOIN subscription_plans p ON p.id = s.plan_id
-        WHERE s.user_id = u.id AND s.status = 'active' LIMIT 1),
-       (SELECT custom_relays_allowed FROM subscription_plans WHERE plan_code = 'basic'),
-       false)`,
-    [[...userIds]],
-  )) as { rows: { id: string }[] };
-  return new Set(rows.map((r) => r.id));
-}
-
-export async function planAllowsCustomRelays(db: Knex, userId: string): Promise<boolean> {
-  return (await customRelaysAllowedOf(db, [userId])).has(userId);
-}

@@ -12,11 +12,11 @@ import {
   ensureDefaultRelays,
   getUserRelay,
   listUserRelays,
-  planAllowsCustomRelays,
   replaceNip65Relays,
   updateUserRelay,
 } from '../../src/store/user-relays.js';
 import { addOwnRelay, applyRelayList } from '../../src/core/relay-targets.js';
+import { createPlans } from '../../src/core/plans.js';
 
 const database = await createTestDatabase(t);
 const db = database.knex;
@@ -136,11 +136,12 @@ t.test('addOwnRelay: the plan must allow custom relays and the URL must pass the
   t.match(await addOwnRelay(db, user, { url: 'wss://1.0.0.1' }, { ...opts, max: 1 }), { ok: false, rejection: { prefix: 'restricted', message: /1 relays of your own/ } });
 });
 
-t.test('planAllowsCustomRelays follows the active subscription, else basic', async (t) => {
-  t.equal(await planAllowsCustomRelays(db, await newUser()), false);
-  t.equal(await planAllowsCustomRelays(db, await newUser('premium')), true);
-  t.equal(await planAllowsCustomRelays(db, await newUser('advanced')), true);
+t.test('relays of their own follow the active subscription, else basic', async (t) => {
+  const allowed = async (userId: string) => (await createPlans(db).effectivePlan(userId)).customRelaysAllowed;
+  t.equal(await allowed(await newUser()), false);
+  t.equal(await allowed(await newUser('premium')), true);
+  t.equal(await allowed(await newUser('advanced')), true);
   const lapsed = await newUser('premium');
   await db('user_subscriptions').where({ user_id: lapsed }).update({ status: 'canceled' });
-  t.equal(await planAllowsCustomRelays(db, lapsed), false);
+  t.equal(await allowed(lapsed), false);
 });
