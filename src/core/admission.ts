@@ -13,6 +13,7 @@ import * as nip70 from '../nips/nip70.js';
 import { rejection, type Rejection } from '../nips/result.js';
 import type { NostrEvent, VerifiedEvent } from '../nips/nip01.js';
 import type { Forwarding } from '../store/event-batch.js';
+import type { UncappedPeriod } from '../store/quotas.js';
 import { deleteReferenced, saveEvent, type EventRowExtras } from '../store/events.js';
 import { createWriter, type Saved, type WriteJob } from './writer.js';
 import type { UserRecord } from '../store/users.js';
@@ -72,10 +73,19 @@ export interface AdmissionStages {
     items: readonly { user: UserRecord; ev: VerifiedEvent }[],
   ): Promise<({ rejection: Rejection; quota: QuotaFacts } | undefined)[]>;
   /**
-   * Inside a group-commit transaction, before the events are stored: where each goes (aligned answers), so that
-   * the rows and their outbox rows are written together. Without it, events of a batch are not forwarded.
+   * For a group-commit batch, before it is written: the ledger periods each event is counted in (none for a kind
+   * that is not a post), when no event of the batch is counted against a cap. The batch is then written as one
+   * statement that counts them too, without a transaction around it. Undefined: chargeQuotaBatch decides, in a
+   * transaction.
    */
-  planForwarding?(trx: Knex.Transaction, items: readonly { user: UserRecord; ev: VerifiedEvent }[]): Promise<Forwarding[]>;
+  unlimitedCharges?(items: readonly { user: UserRecord; ev: VerifiedEvent }[]): Promise<(readonly UncappedPeriod[])[] | undefined>;
+  /** After such a one-statement write: the ledger's counts after it (`${userId}:${type}`), for the stored events. */
+  chargedUnlimited?(items: readonly { user: UserRecord; ev: VerifiedEvent }[], totals: ReadonlyMap<string, number>): void;
+  /**
+   * For a group-commit batch (in its transaction, if it has one), before the events are stored: where each goes
+   * (aligned answers), so that the rows and their outbox rows are written together. Without it, events of a batch are not forwarded.
+   */
+  planForwarding?(db: Knex, items: readonly { user: UserRecord; ev: VerifiedEvent }[]): Promise<Forwarding[]>;
   /** Inside the transaction: write the forwarding outbox rows for a stored event; true when it wrote any. */
   enqueueForwarding?(trx: Knex.Transaction, user: UserRecord, ev: VerifiedEvent, rowId: string): Promise<boolean>;
   /**

@@ -50,14 +50,14 @@ export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
   }
 
   /** Where each of these events goes (aligned with `items`). */
-  async function planForwarding(trx: Knex.Transaction, items: readonly Item[]): Promise<Forwarding[]> {
+  async function planForwarding(db: Knex, items: readonly Item[]): Promise<Forwarding[]> {
     const forwarded = items.filter((i) => !nip70.isProtected(i.ev));
     const users = [...new Set(forwarded.map((i) => i.user.id))];
     const custom = await customRelaysAllowed(users);
-    // read on the transaction's own connection: a second pool connection here could wait on this one
-    const own = await activeWriteRelaysOf(trx, custom);
+    // in a transaction, read on its own connection: a second pool connection here could wait on this one
+    const own = await activeWriteRelaysOf(db, custom);
     const needDefaults = users.filter((u) => (own.get(u)?.length ?? 0) === 0);
-    const fallback = await ensureDefaultRelaysOf(trx, needDefaults, defaults);
+    const fallback = await ensureDefaultRelaysOf(db, needDefaults, defaults);
     const targetsOf = (u: string): RelayTarget[] => ((own.get(u)?.length ?? 0) > 0 ? own.get(u)! : (fallback.get(u) ?? []));
     return items.map((i): Forwarding => {
       if (nip70.isProtected(i.ev)) return { notForwarded: 'the event is protected (NIP-70), only its author may publish it to other relays' };

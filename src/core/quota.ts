@@ -53,7 +53,7 @@ export interface QuotaStatus {
 }
 
 type Refusal = { rejection: Rejection; quota: QuotaFacts };
-type Stages = Required<Pick<AdmissionStages, 'precheckQuota' | 'reserveQuota' | 'chargeQuota' | 'chargeQuotaBatch' | 'onSettled'>>;
+type Stages = Required<Pick<AdmissionStages, 'precheckQuota' | 'reserveQuota' | 'chargeQuota' | 'chargeQuotaBatch' | 'unlimitedCharges' | 'chargedUnlimited' | 'onSettled'>>;
 
 export interface Quota {
   readonly stages: Stages;
@@ -187,6 +187,38 @@ export function createQuota(deps: QuotaDeps): Quota {
     }
   }
 
+  /** The ticket of each item that is a post (made now if reserveQuota did not run for it), aligned. */
+  async function ticketsOf(items: readonly { user: UserRecord; ev: NostrEvent }[]): Promise<(Ticket | undefined)[]> {
+    const out: (Ticket | undefined)[] = [];
+    for (const { user, ev } of items) {
+      if (!isPost(ev.kind)) {
+        out.push(undefined);
+        continue;
+      }
+      let ticket = tickets.get(ev);
+      if (!ticket) {
+        const plan = await plans.effectivePlan(user.id);
+        ticket = { plan, limits: limitsFor(user, plan, nowMs()) };
+        tickets.set(ev, ticket);
+      }
+      out.push(ticket);
+    }
+    return out;
+  }
+
+  /** One ledger row per (user, period) for these uncapped posts, with the number of posts each adds. */
+  function unlimitedRows(items: readonly { userId: string; ticket: Ticket }[]): UnlimitedCharge[] {
+    const rows = new Map<string, UnlimitedCharge>();
+    for (const { userId, ticket } of items) {
+      for (const l of ticket.limits) {
+        const key = `${userId}:${l.type}`;
+        const row = rows.get(key);
+        rows.set(key, row ? { ...row, n: row.n + 1 } : { userId, type: l.type, date: l.period.date, resetsAt: isoSeconds(l.period.resetsAt), n: 1 });
+      }
+    }
+    return [...rows.values()];
+  }
+
   const stages: Stages = {
     async precheckQuota(user, ev) {
       if (!isPost(ev.kind)) return undefined;
@@ -256,40 +288,48 @@ export function createQuota(deps: QuotaDeps): Quota {
     // user with a limit goes through chargeQuota, one conditional upsert each, in batch order.
     async chargeQuotaBatch(trx, items) {
       const out: (Refusal | undefined)[] = new Array(items.length).fill(undefined);
-      const groups = new Map<string, { row: UnlimitedCharge; tickets: Ticket[] }>();
+      const ticketList = await ticketsOf(items);
       // by user (stable): concurrent batches lock ledger rows in the same order and cannot deadlock
       const order = [...items.keys()].sort((a, b) => (items[a]!.user.id < items[b]!.user.id ? -1 : items[a]!.user.id > items[b]!.user.id ? 1 : a - b));
+      const uncapped: number[] = [];
       for (const i of order) {
-        const { user, ev } = items[i]!;
-        if (!isPost(ev.kind)) continue;
-        let ticket = tickets.get(ev);
-        if (!ticket) {
-          const plan = await plans.effectivePlan(user.id);
-          ticket = { plan, limits: limitsFor(user, plan, nowMs()) };
-          tickets.set(ev, ticket);
+        const ticket = ticketList[i];
+        if (!ticket) continue;
+        if (ticket.limits.some((l) => l.limit >= 0)) out[i] = await stages.chargeQuota(trx, items[i]!.user, items[i]!.ev);
+        else uncapped.push(i);
+      }
+      const rows = unlimitedRows(uncapped.map((i) => ({ userId: items[i]!.user.id, ticket: ticketList[i]! })));
+      stages.chargedUnlimited(uncapped.map((i) => items[i]!), await chargeUnlimited(trx, rows));
+      return out;
+    },
+
+    async unlimitedCharges(items) {
+      const ticketList = await ticketsOf(items);
+      if (ticketList.some((t) => t?.limits.some((l) => l.limit >= 0))) return undefined;
+      return ticketList.map((t) => (t ? t.limits.map((l) => ({ type: l.type, date: l.period.date, resetsAt: isoSeconds(l.period.resetsAt) })) : []));
+    },
+
+    chargedUnlimited(items, totals) {
+      // each event's own count, in batch order, for the usage records: the last one of a user sees the total
+      const seen = new Map<string, number>();
+      const added = new Map<string, number>();
+      for (const { user, ev } of items) {
+        for (const l of tickets.get(ev)?.limits ?? []) {
+          const key = `${user.id}:${l.type}`;
+          added.set(key, (added.get(key) ?? 0) + 1);
         }
-        if (ticket.limits.some((l) => l.limit >= 0)) {
-          out[i] = await stages.chargeQuota(trx, user, ev);
-          continue;
-        }
+      }
+      for (const { user, ev } of items) {
+        const ticket = tickets.get(ev);
+        if (!ticket) continue;
         for (const l of ticket.limits) {
           const key = `${user.id}:${l.type}`;
-          const g = groups.get(key);
-          if (g) {
-            g.tickets.push(ticket);
-            groups.set(key, { row: { ...g.row, n: g.row.n + 1 }, tickets: g.tickets });
-          } else {
-            groups.set(key, { row: { userId: user.id, type: l.type, date: l.period.date, resetsAt: isoSeconds(l.period.resetsAt), n: 1 }, tickets: [ticket] });
-          }
+          const k = (seen.get(key) ?? 0) + 1;
+          seen.set(key, k);
+          const total = totals.get(key) ?? added.get(key)!;
+          ticket.charged = { ...ticket.charged, [l.type]: total - added.get(key)! + k };
         }
       }
-      const after = await chargeUnlimited(trx, [...groups.values()].map((g) => g.row));
-      for (const [key, g] of groups) {
-        const total = after.get(key) ?? g.row.n;
-        // each event's own count, in batch order, for the usage records
-        g.tickets.forEach((t, k) => (t.charged = { ...t.charged, [g.row.type]: total - g.row.n + k + 1 }));
-      }
-      return out;
     },
 
     onSettled(user, ev, outcome, committed, ctx) {

@@ -9,6 +9,7 @@ import type { VerifiedEvent } from '../nips/nip01.js';
 import type { Rejection } from '../nips/result.js';
 import { deleteRows, deletedByAuthors, insertBatch, type Forwarding } from '../store/event-batch.js';
 import type { EventRowExtras, SaveOutcome } from '../store/events.js';
+import type { UncappedPeriod } from '../store/quotas.js';
 import type { UserRecord } from '../store/users.js';
 import type { AdmissionStages, QuotaFacts } from './admission.js';
 
@@ -53,6 +54,7 @@ interface Pending {
 }
 
 const hasTargets = (f: Forwarding | undefined): boolean => f !== undefined && 'targets' in f && f.targets.length > 0;
+const NO_FORWARDING: Forwarding = { notForwarded: 'no upstream relays are configured' };
 
 export function createWriter(deps: WriterDeps): Writer {
   const maxBatch = deps.maxBatch ?? 500;
@@ -60,7 +62,17 @@ export function createWriter(deps: WriterDeps): Writer {
   const concurrency = deps.concurrency ?? 2;
   const running = new Set<Promise<void>>();
 
-  async function writeBatch(trx: Knex.Transaction, jobs: readonly WriteJob[]): Promise<WriteResult[]> {
+  interface Written {
+    readonly results: WriteResult[];
+    /** Indexes of the jobs whose rows were stored. */
+    readonly stored: number[];
+    readonly rowIds: Map<string, string>;
+    readonly totals: Map<string, number>;
+    readonly queued: Set<number>;
+  }
+
+  /** Stores the rows of a batch with their tags and outbox rows (and the given uncapped charges); answers the rest. */
+  async function writeRows(db: Knex, jobs: readonly WriteJob[], charges?: readonly (readonly UncappedPeriod[])[]): Promise<Written> {
     const results: WriteResult[] = new Array(jobs.length);
     // the same event twice in one batch: the later copies are duplicates of the first
     const first = new Map<string, number>();
@@ -69,37 +81,50 @@ export function createWriter(deps: WriterDeps): Writer {
       else first.set(j.ev.id, i);
     });
     const unique = [...first.values()];
-    const plans = (await deps.stages.planForwarding?.(trx, unique.map((i) => jobs[i]!))) ?? [];
-    const noForwarding: Forwarding = { notForwarded: 'no upstream relays are configured' };
-    const rowIds = await insertBatch(trx, unique.map((i, k) => ({ ...jobs[i]!, forwarding: plans[k] ?? noForwarding })));
+    const plans = (await deps.stages.planForwarding?.(db, unique.map((i) => jobs[i]!))) ?? [];
+    const { rowIds, totals } = await insertBatch(
+      db,
+      unique.map((i, k) => ({ ...jobs[i]!, forwarding: plans[k] ?? NO_FORWARDING, charges: charges?.[i] ?? [] })),
+    );
     // not stored: already there, or deleted by its author (rare, so asked only then)
     const missing = unique.filter((i) => !rowIds.has(jobs[i]!.ev.id));
-    const deleted = await deletedByAuthors(trx, missing.map((i) => jobs[i]!.ev));
+    const deleted = await deletedByAuthors(db, missing.map((i) => jobs[i]!.ev));
     for (const i of missing) results[i] = { status: deleted.has(jobs[i]!.ev.id) ? 'deleted' : 'duplicate' };
     const stored = unique.filter((i) => rowIds.has(jobs[i]!.ev.id));
-
-    const refusals = stored.length > 0 ? ((await deps.stages.chargeQuotaBatch?.(trx, stored.map((i) => jobs[i]!))) ?? []) : [];
-    const takenBack: string[] = [];
     const queued = new Set(unique.filter((_, k) => hasTargets(plans[k])));
-    stored.forEach((i, k) => {
+    for (const i of stored) results[i] = { status: 'inserted', rowId: rowIds.get(jobs[i]!.ev.id)!, queued: queued.has(i) };
+    return { results, stored, rowIds, totals, queued };
+  }
+
+  /** No event of the batch is counted against a cap: one statement, atomic on its own, no transaction. */
+  async function writeUncapped(jobs: readonly WriteJob[], charges: readonly (readonly UncappedPeriod[])[]): Promise<WriteResult[]> {
+    const w = await writeRows(deps.db, jobs, charges);
+    deps.stages.chargedUnlimited?.(w.stored.map((i) => jobs[i]!), w.totals);
+    return w.results;
+  }
+
+  /** Some event is counted against a cap: the ledger decides each in the transaction, and a refused row goes. */
+  async function writeInTransaction(trx: Knex.Transaction, jobs: readonly WriteJob[]): Promise<WriteResult[]> {
+    const w = await writeRows(trx, jobs);
+    if (w.stored.length === 0) return w.results;
+    const refusals = (await deps.stages.chargeQuotaBatch?.(trx, w.stored.map((i) => jobs[i]!))) ?? [];
+    const takenBack: string[] = [];
+    w.stored.forEach((i, k) => {
       const refusal = refusals[k];
-      const rowId = rowIds.get(jobs[i]!.ev.id)!;
-      if (refusal) {
-        results[i] = { status: 'refused', refusal };
-        takenBack.push(rowId);
-      } else {
-        results[i] = { status: 'inserted', rowId, queued: queued.has(i) };
-      }
+      if (!refusal) return;
+      w.results[i] = { status: 'refused', refusal };
+      takenBack.push(w.rowIds.get(jobs[i]!.ev.id)!);
     });
     await deleteRows(trx, takenBack);
-    return results;
+    return w.results;
   }
 
   async function flush(batch: Pending[]): Promise<void> {
     const jobs = batch.map((p) => p.job);
     const started = process.hrtime.bigint();
     try {
-      const results = await deps.db.transaction((trx) => writeBatch(trx, jobs));
+      const charges = await deps.stages.unlimitedCharges?.(jobs);
+      const results = charges ? await writeUncapped(jobs, charges) : await deps.db.transaction((trx) => writeInTransaction(trx, jobs));
       deps.onBatch?.(batch.length, Number(process.hrtime.bigint() - started) / 1e9);
       batch.forEach((p, i) => p.resolve(results[i]!));
     } catch (err) {

@@ -5,6 +5,7 @@
 import type { Knex } from 'knex';
 import type { NostrEvent } from '../nips/nip01.js';
 import { indexedTags, type EventRowExtras } from './events.js';
+import type { LedgerPeriodType, UncappedPeriod } from './quotas.js';
 import type { RelayTarget } from './user-relays.js';
 
 /** Where a stored event goes: to these relays, or nowhere and why (the reason is stored on the row). */
@@ -14,6 +15,15 @@ export interface BatchItem {
   readonly ev: NostrEvent;
   readonly extras: EventRowExtras;
   readonly forwarding: Forwarding;
+  /** Ledger periods the event is counted in if it is stored (uncapped: no limit to check). */
+  readonly charges?: readonly UncappedPeriod[];
+}
+
+export interface BatchWritten {
+  /** Event id → row id of the events stored. */
+  readonly rowIds: Map<string, string>;
+  /** posts_used after the charges, keyed `${userId}:${type}`. */
+  readonly totals: Map<string, number>;
 }
 
 /** Ids among these events that a live kind-5 event by the same author names in an e tag. */
@@ -29,9 +39,10 @@ export async function deletedByAuthors(trx: Knex, events: readonly NostrEvent[])
   return new Set(rows.filter((r) => authorOf.get(r.value) === r.pubkey).map((r) => r.value));
 }
 
-// Rows are inserted in event-id order: concurrent batches then take the unique-index locks in the same order
-// and cannot deadlock. An event its author deleted (NIP-09) or one already stored is skipped; the caller tells
-// the two apart for the few ids that come back missing.
+// Rows are inserted in event-id order and ledger rows upserted in user order: concurrent batches then take the
+// locks in the same order. An event its author deleted (NIP-09) or one already stored is skipped, and neither
+// counted nor queued; the caller tells the two apart for the few ids that come back missing. Without charges
+// and targets, the last two parts write nothing.
 const INSERT_BATCH = `
 WITH input AS (
   SELECT * FROM unnest(
@@ -71,21 +82,38 @@ outbox AS (
   SELECT ev.id, p.relay_id, p.url, CASE WHEN p.url LIKE 'wss%' THEN 'wss' ELSE 'ws' END
   FROM unnest(CAST(? AS text[]), CAST(? AS uuid[]), CAST(? AS text[])) AS p (event_id, relay_id, url)
   JOIN ev ON ev.event_id = p.event_id
+),
+charge AS (
+  INSERT INTO user_quotas (user_id, quota_date, quota_type, posts_used, posts_limit, resets_at, last_reset_at)
+  SELECT c.user_id, c.quota_date, c.quota_type, count(*), -1, min(c.resets_at), now()
+  FROM unnest(CAST(? AS text[]), CAST(? AS uuid[]), CAST(? AS date[]), CAST(? AS quota_type_enum[]), CAST(? AS timestamptz[]))
+    AS c (event_id, user_id, quota_date, quota_type, resets_at)
+  JOIN ev ON ev.event_id = c.event_id
+  GROUP BY c.user_id, c.quota_date, c.quota_type
+  ORDER BY c.user_id, c.quota_type
+  ON CONFLICT (user_id, quota_date, quota_type) DO UPDATE
+    SET posts_used = user_quotas.posts_used + EXCLUDED.posts_used, posts_limit = -1,
+        resets_at = EXCLUDED.resets_at, updated_at = now()
+  RETURNING user_id, quota_type, posts_used
 )
-SELECT id, event_id FROM ev`;
+SELECT CAST(id AS text) AS id, event_id, NULL AS quota_type, NULL AS posts_used FROM ev
+UNION ALL
+SELECT CAST(user_id AS text), NULL, CAST(quota_type AS text), posts_used FROM charge`;
 
 /**
- * Stores the events with their tags and outbox rows in one statement; returns event id → row id for those that
- * were stored. An event missing from the answer was already stored, or deleted by its author (deletedByAuthors).
+ * Stores the events with their tags, outbox rows and uncapped ledger counts in one statement (atomic on its own,
+ * or part of the caller's transaction). An event missing from `rowIds` was already stored, or deleted by its
+ * author (deletedByAuthors).
  */
-export async function insertBatch(trx: Knex, items: readonly BatchItem[]): Promise<Map<string, string>> {
-  if (items.length === 0) return new Map();
+export async function insertBatch(db: Knex, items: readonly BatchItem[]): Promise<BatchWritten> {
+  if (items.length === 0) return { rowIds: new Map(), totals: new Map() };
   const col = <T>(f: (i: BatchItem) => T): T[] => items.map(f);
   const targetsOf = (i: BatchItem): readonly RelayTarget[] => ('targets' in i.forwarding ? i.forwarding.targets : []);
   const tags = items.flatMap((i) => indexedTags(i.ev).map((t) => [i.ev.id, t.name, t.value] as const));
   const outbox = items.flatMap((i) => targetsOf(i).map((t) => [i.ev.id, t.userRelayId, t.url] as const));
+  const charges = items.flatMap((i) => (i.charges ?? []).map((c) => [i.ev.id, i.extras.userId, c.date, c.type, c.resetsAt] as const));
   // NULL entries of the arrays are sent as SQL NULLs
-  const { rows } = (await trx.raw(INSERT_BATCH, [
+  const { rows } = (await db.raw(INSERT_BATCH, [
     col((i) => i.ev.id),
     col((i) => i.extras.userId),
     col((i) => i.ev.pubkey),
@@ -109,8 +137,14 @@ export async function insertBatch(trx: Knex, items: readonly BatchItem[]): Promi
     outbox.map((o) => o[0]),
     outbox.map((o) => o[1]),
     outbox.map((o) => o[2]),
-  ] as unknown as readonly Knex.Value[])) as { rows: { id: string; event_id: string }[] };
-  return new Map(rows.map((r) => [r.event_id, r.id]));
+    ...[0, 1, 2, 3, 4].map((k) => charges.map((c) => c[k])),
+  ] as unknown as readonly Knex.Value[])) as { rows: ({ id: string; event_id: string; quota_type: null } | { id: string; quota_type: LedgerPeriodType; posts_used: number })[] };
+  const written: BatchWritten = { rowIds: new Map(), totals: new Map() };
+  for (const r of rows) {
+    if (r.quota_type === null) written.rowIds.set(r.event_id, r.id);
+    else written.totals.set(`${r.id}:${r.quota_type}`, r.posts_used);
+  }
+  return written;
 }
 
 /** Takes back rows stored earlier in this same transaction (their quota was refused); their outbox rows go too. */

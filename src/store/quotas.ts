@@ -78,11 +78,15 @@ export async function readUsage(
   return out;
 }
 
-export interface UnlimitedCharge {
-  readonly userId: string;
+/** One period an uncapped post is counted in. */
+export interface UncappedPeriod {
   readonly type: LedgerPeriodType;
   readonly date: string;
   readonly resetsAt: string;
+}
+
+export interface UnlimitedCharge extends UncappedPeriod {
+  readonly userId: string;
   /** Posts to add (at least 1). */
   readonly n: number;
 }

@@ -31,6 +31,39 @@ t.test('hundreds of concurrent events from many authors are all stored, once', a
   t.equal(Number(ledger[0]?.n), 400, 'the ledger counted every stored post once');
 });
 
+t.test('uncapped posts in one statement: each post gets its own count in the usage records', async (t) => {
+  const k = newKey();
+  const user = await app.accounts.forPubkey(k.pk);
+  await (await import('../../src/core/account-admin.js')).changePlan(app.accountAdmin, user.id, 'advanced', 'test');
+  const events = Array.from({ length: 30 }, (_, i) => buildEvent(k.sk, { content: `counted ${i}` }));
+  const answers = await Promise.all(events.map((ev) => app.admit(ev, relayCtx)));
+  t.equal(answers.filter((a) => a.status === 'accepted').length, 30);
+  await app.usage.flush();
+  const rows = (await app.db.knex('usage_events').where({ user_id: user.id, event_action: 'post_charged' }).select('posts_used_before', 'posts_used_after')) as {
+    posts_used_before: number;
+    posts_used_after: number;
+  }[];
+  t.same(
+    rows.map((r) => r.posts_used_after).sort((a, b) => a - b),
+    Array.from({ length: 30 }, (_, i) => i + 1),
+    'counts 1..30, each once, though many posts shared a statement',
+  );
+  t.ok(rows.every((r) => r.posts_used_before === r.posts_used_after - 1));
+});
+
+t.test('capped and uncapped authors in the same burst: the capped one still gets exactly 3', async (t) => {
+  const capped = newKey();
+  const free = newKey();
+  const user = await app.accounts.forPubkey(free.pk);
+  await (await import('../../src/core/account-admin.js')).changePlan(app.accountAdmin, user.id, 'advanced', 'test');
+  const events = Array.from({ length: 40 }, (_, i) => buildEvent((i % 2 ? capped : free).sk, { content: `mixed ${i}` }));
+  const answers = await Promise.all(events.map((ev) => app.admit(ev, relayCtx)));
+  const acceptedOf = (pk: string) => answers.filter((a, i) => a.status === 'accepted' && events[i]!.pubkey === pk).length;
+  t.equal(acceptedOf(free.pk), 20);
+  t.equal(acceptedOf(capped.pk), 3);
+  t.equal(await countStored(events.map((e) => e.id)), 23);
+});
+
 t.test('a basic author sending 20 posts at once gets exactly 3 stored', async (t) => {
   const k = newKey();
   const events = Array.from({ length: 20 }, (_, i) => buildEvent(k.sk, { content: `basic ${i}` }));

@@ -249,6 +249,21 @@ t.test('Grace: an event with the NIP-70 ["-"] tag is stored but not forwarded, a
   t.equal(h0.count(ev.id), 0);
 });
 
+t.test('Heidi (advanced, no cap): a burst written a few statements at a time is forwarded whole, once per relay', async (t) => {
+  const heidi = newKey();
+  await subscribeUser(db, heidi.pk, 'advanced');
+  const evs = Array.from({ length: 20 }, (_, i) => buildEvent(heidi.sk, { content: `burst ${i}` }));
+  const answers = await Promise.all(evs.map((ev) => app.admit(ev, { via: 'relay', authed: new Set() })));
+  t.same(answers.map((a) => a.status), evs.map(() => 'accepted'));
+  const rows = await waitForFinal(db, evs.map((e) => e.id));
+  t.equal(rows.length, 40, 'one row per event and default relay');
+  t.ok(rows.every((r) => r.status === 'published'));
+  for (const ev of evs) {
+    t.equal(h0.count(ev.id), 1);
+    t.equal((await eventRow(db, ev.id)).total_relays, 2);
+  }
+});
+
 t.test('forwarding shows in the metrics', async (t) => {
   const res = await fetch(`${app.url}/metrics`);
   const text = await res.text();
