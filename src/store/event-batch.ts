@@ -4,6 +4,7 @@
 // round trip and a parse and plan in Postgres, and under load those, not the rows, were the cost of a batch.
 import type { Knex } from 'knex';
 import type { NostrEvent } from '../nips/nip01.js';
+import { queryPrepared } from './db.js';
 import { indexedTags, type EventRowExtras } from './events.js';
 import type { LedgerPeriodType, UncappedPeriod } from './quotas.js';
 import type { RelayTarget } from './user-relays.js';
@@ -43,7 +44,7 @@ export async function deletedByAuthors(trx: Knex, events: readonly NostrEvent[])
 // locks in the same order. An event its author deleted (NIP-09) or one already stored is skipped, and neither
 // counted nor queued; the caller tells the two apart for the few ids that come back missing. Without charges
 // and targets, the last two parts write nothing.
-const INSERT_BATCH = `
+const INSERT_BATCH_SQL = `
 WITH input AS (
   SELECT * FROM unnest(
     CAST(? AS text[]), CAST(? AS uuid[]), CAST(? AS text[]), CAST(? AS int[]), CAST(? AS bigint[]), CAST(? AS text[]),
@@ -99,6 +100,8 @@ charge AS (
 SELECT CAST(id AS text) AS id, event_id, NULL AS quota_type, NULL AS posts_used FROM ev
 UNION ALL
 SELECT CAST(user_id AS text), NULL, CAST(quota_type AS text), posts_used FROM charge`;
+let placeholder = 0;
+const INSERT_BATCH = INSERT_BATCH_SQL.replace(/\?/g, () => `$${++placeholder}`);
 
 /**
  * Stores the events with their tags, outbox rows and uncapped ledger counts in one statement (atomic on its own,
@@ -113,7 +116,7 @@ export async function insertBatch(db: Knex, items: readonly BatchItem[]): Promis
   const outbox = items.flatMap((i) => targetsOf(i).map((t) => [i.ev.id, t.userRelayId, t.url] as const));
   const charges = items.flatMap((i) => (i.charges ?? []).map((c) => [i.ev.id, i.extras.userId, c.date, c.type, c.resetsAt] as const));
   // NULL entries of the arrays are sent as SQL NULLs
-  const { rows } = (await db.raw(INSERT_BATCH, [
+  const rows = await queryPrepared<{ id: string; event_id: string; quota_type: null } | { id: string; quota_type: LedgerPeriodType; posts_used: number }>(db, 'nostrx_insert_batch', INSERT_BATCH, [
     col((i) => i.ev.id),
     col((i) => i.extras.userId),
     col((i) => i.ev.pubkey),
@@ -138,7 +141,7 @@ export async function insertBatch(db: Knex, items: readonly BatchItem[]): Promis
     outbox.map((o) => o[1]),
     outbox.map((o) => o[2]),
     ...[0, 1, 2, 3, 4].map((k) => charges.map((c) => c[k])),
-  ] as unknown as readonly Knex.Value[])) as { rows: ({ id: string; event_id: string; quota_type: null } | { id: string; quota_type: LedgerPeriodType; posts_used: number })[] };
+  ]);
   const written: BatchWritten = { rowIds: new Map(), totals: new Map() };
   for (const r of rows) {
     if (r.quota_type === null) written.rowIds.set(r.event_id, r.id);

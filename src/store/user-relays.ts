@@ -13,6 +13,7 @@
 // URLs are stored in their normalised form (nips/relay-url.ts parseRelayUrl). Functions here take URLs that were
 // already validated (core/relay-targets.ts validateRelayUrl); they do no DNS and no SSRF check themselves.
 import type { Knex } from 'knex';
+import { queryPrepared } from './db.js';
 
 export type RelaySource = 'api' | 'nip65' | 'default';
 
@@ -229,16 +230,21 @@ export interface RelayTarget {
   readonly url: string;
 }
 
-/** Each user's active custom write relays ('api' and 'nip65'), in the order they were added. */
+/**
+ * Each user's active custom write relays ('api' and 'nip65'), in the order they were added. Read for every
+ * group-commit batch of users with custom relays, hence a prepared statement.
+ */
 export async function activeWriteRelaysOf(db: Knex, userIds: readonly string[]): Promise<Map<string, RelayTarget[]>> {
   const out = new Map<string, RelayTarget[]>(userIds.map((u) => [u, []]));
   if (userIds.length === 0) return out;
-  const rows = (await db('user_relays')
-    .whereIn('user_id', [...userIds])
-    .where({ is_active: true, write: true })
-    .whereIn('source', customSources)
-    .orderBy('added_at')
-    .select('id', 'user_id', 'relay_url')) as { id: string; user_id: string; relay_url: string }[];
+  const rows = await queryPrepared<{ id: string; user_id: string; relay_url: string }>(
+    db,
+    'nostrx_active_write_relays',
+    `SELECT id, user_id, relay_url FROM user_relays
+     WHERE user_id = ANY(CAST($1 AS uuid[])) AND is_active AND write AND source = ANY(CAST($2 AS text[]))
+     ORDER BY added_at`,
+    [[...userIds], [...customSources]],
+  );
   for (const r of rows) out.get(r.user_id)?.push({ userRelayId: r.id, url: r.relay_url });
   return out;
 }
