@@ -71,3 +71,19 @@ export function writeBatchSummary(before: Awaited<ReturnType<typeof writeBatchTo
   const round = (n: number) => Math.round(n * 100) / 100;
   return { batches, mean_events: round((after.events - before.events) / Math.max(1, batches)), mean_ms: round(((after.seconds - before.seconds) * 1000) / Math.max(1, batches)) };
 }
+
+/** The service's own count of accepted events by admission time (histogram buckets, cumulative, le → count). */
+export async function acceptedLatencyBuckets(port: number): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^nostrx_admission_seconds_bucket\{le="([^"]+)",outcome="accepted"\} (\S+)$/gm)) out.set(m[1]!, Number(m[2]));
+  return out;
+}
+
+/** Server-side p50/p99 upper bounds (bucket edges, seconds → ms) of the events accepted between two readings. */
+export function serverLatencySummary(before: Map<string, number>, after: Map<string, number>): { p50_le_ms: number; p99_le_ms: number } {
+  const rows = [...after].map(([le, n]) => ({ le: le === '+Inf' ? Infinity : Number(le), n: n - (before.get(le) ?? 0) })).sort((a, b) => a.le - b.le);
+  const total = rows.at(-1)?.n ?? 0;
+  const edge = (q: number) => (rows.find((r) => r.n >= q * total)?.le ?? Infinity) * 1000;
+  return { p50_le_ms: edge(0.5), p99_le_ms: edge(0.99) };
+}

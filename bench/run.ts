@@ -4,6 +4,7 @@
 // Every load loop is bounded in count and in time; all traffic goes to 127.0.0.1.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
@@ -11,7 +12,9 @@ import { finalizeEvent, setNostrWasm } from 'nostr-tools/wasm';
 import { initNostrWasm } from 'nostr-wasm';
 import type { NostrEvent } from 'nostr-tools/pure';
 import { prepareUnlimitedKeys } from './prepare.js';
-import { latencySummary, recreateDatabase, stopService, waitReady, writeBatchSummary, writeBatchTotals } from './common.js';
+import { connectTo, publishOn, type PublishResult } from './publish.js';
+import type { FloodJob } from './flood-worker.js';
+import { acceptedLatencyBuckets, latencySummary, recreateDatabase, serverLatencySummary, stopService, waitReady, writeBatchSummary, writeBatchTotals } from './common.js';
 
 const env = process.env;
 const adminUrl = env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -48,13 +51,7 @@ function rssMb(pid: number): number {
   return Math.round(kb / 1024);
 }
 
-function connect(): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false });
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  });
-}
+const connect = (): Promise<WebSocket> => connectTo(port);
 
 function signEvents(keys: Uint8Array[], count: number, content: (i: number) => string, kind = 1): NostrEvent[] {
   const now = Math.floor(Date.now() / 1000);
@@ -66,80 +63,8 @@ function signEvents(keys: Uint8Array[], count: number, content: (i: number) => s
   return out;
 }
 
-interface PublishResult {
-  accepted: number;
-  rejected: number;
-  seconds: number;
-  latenciesMs: number[];
-  reasons: Record<string, number>;
-}
-
-/** Sends every event over `conns` connections, at most `inflight` unanswered per connection; optional fixed rate. */
-async function publishAll(conns: WebSocket[], events: NostrEvent[], opts: { inflight: number; ratePerSecond?: number }): Promise<PublishResult> {
-  const sentAt = new Map<string, number>();
-  const latenciesMs: number[] = [];
-  const reasons: Record<string, number> = {};
-  let accepted = 0;
-  let rejected = 0;
-  let next = 0;
-  const started = performance.now();
-  const deadline = started + maxSeconds * 1000;
-  await new Promise<void>((resolve) => {
-    let answered = 0;
-    const inflight = new Map<WebSocket, number>();
-    const sendOne = (ws: WebSocket): boolean => {
-      if (next >= events.length || performance.now() > deadline) return false;
-      if (opts.ratePerSecond && next >= ((performance.now() - started) / 1000) * opts.ratePerSecond) return false;
-      const ev = events[next++]!;
-      sentAt.set(ev.id, performance.now());
-      inflight.set(ws, (inflight.get(ws) ?? 0) + 1);
-      ws.send(`["EVENT",${JSON.stringify(ev)}]`);
-      return true;
-    };
-    const pump = (ws: WebSocket) => {
-      while ((inflight.get(ws) ?? 0) < opts.inflight && sendOne(ws));
-    };
-    const finish = () => {
-      if (answered >= next && (next >= events.length || performance.now() > deadline)) {
-        clearInterval(ticker);
-        resolve();
-      }
-    };
-    for (const ws of conns) {
-      ws.on('message', (data: Buffer) => {
-        const text = data.toString();
-        if (!text.startsWith('["OK"')) return;
-        const m = JSON.parse(text) as [string, string, boolean, string];
-        const t0 = sentAt.get(m[1]);
-        if (t0 !== undefined) {
-          latenciesMs.push(performance.now() - t0);
-          sentAt.delete(m[1]);
-        }
-        if (m[2]) accepted++;
-        else {
-          rejected++;
-          const reason = m[3].split(':')[0] ?? '';
-          reasons[reason] = (reasons[reason] ?? 0) + 1;
-        }
-        answered++;
-        inflight.set(ws, (inflight.get(ws) ?? 1) - 1);
-        pump(ws);
-        finish();
-      });
-      pump(ws);
-    }
-    // paced sending, and a safety stop
-    const ticker = setInterval(() => {
-      for (const ws of conns) pump(ws);
-      if (performance.now() > deadline + 5000) {
-        clearInterval(ticker);
-        resolve();
-      }
-      finish();
-    }, 5);
-  });
-  for (const ws of conns) ws.removeAllListeners('message');
-  return { accepted, rejected, seconds: (performance.now() - started) / 1000, latenciesMs, reasons };
+function publishAll(conns: WebSocket[], events: NostrEvent[], opts: { inflight: number; ratePerSecond?: number }): Promise<PublishResult> {
+  return publishOn(conns, events, { ...opts, maxSeconds });
 }
 
 async function scenarioAdmission(keys: Uint8Array[]): Promise<Record<string, unknown>> {
@@ -179,15 +104,22 @@ async function scenarioFlood(keys: Uint8Array[]): Promise<Record<string, unknown
   const floodCount = Number(env.BENCH_FLOOD_EVENTS ?? 20000);
   const warm = signEvents([flooder], 3, (i) => `use the quota ${i}`);
   const flood = signEvents([flooder], floodCount, (i) => `flood ${i} ${Math.random()}`);
-  const floodConns = await Promise.all(Array.from({ length: 4 }, connect));
-  await publishAll(floodConns, warm, { inflight: 1 });
+  const warmConn = await connect();
+  await publishAll([warmConn], warm, { inflight: 1 });
+  warmConn.close();
   const others = signEvents(keys, 300 * 10, (i) => `bystander ${i} ${Math.random()}`);
   const otherConns = await Promise.all(Array.from({ length: 4 }, connect));
-  const [f, o] = await Promise.all([
-    publishAll(floodConns, flood, { inflight: 512 }),
-    publishAll(otherConns, others, { inflight: 64, ratePerSecond: 300 }),
-  ]);
-  for (const ws of [...floodConns, ...otherConns]) ws.close();
+  const job: FloodJob = { port, events: flood, connections: 4, inflight: 512, maxSeconds };
+  const before = await acceptedLatencyBuckets(port);
+  const worker = new Worker(new URL('./flood-worker.js', import.meta.url), { workerData: job });
+  const flooded = new Promise<Omit<PublishResult, 'latenciesMs'>>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  const [f, o] = await Promise.all([flooded, publishAll(otherConns, others, { inflight: 64, ratePerSecond: 300 })]);
+  await worker.terminate();
+  const serverSide = serverLatencySummary(before, await acceptedLatencyBuckets(port));
+  for (const ws of otherConns) ws.close();
   return {
     flood_events: floodCount,
     flood_rejected: f.rejected,
@@ -195,6 +127,8 @@ async function scenarioFlood(keys: Uint8Array[]): Promise<Record<string, unknown
     rejections_per_s: Math.round(f.rejected / f.seconds),
     others_accepted: o.accepted,
     others_ok_latency_ms: latencySummary(o.latenciesMs),
+    // the same events timed inside the service (admission histogram bucket edges): what the service did to them
+    others_admission_ms_in_service: serverSide,
   };
 }
 

@@ -256,7 +256,7 @@ export function createAdmission(deps: AdmissionDeps): Admit {
     }
 
     const verified = nip01.verifySignature(ev);
-    if (!verified.ok) return rejected(ev.id, verified.rejection);
+    if (!verified.ok) return user ? settle(user, ev, rejected(ev.id, verified.rejection), false, ctx) : rejected(ev.id, verified.rejection);
     const signed = verified.value;
     if (!user) {
       user = await deps.accounts.forPubkey(ev.pubkey);

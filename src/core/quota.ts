@@ -19,6 +19,7 @@ import type { CounterPeriod, QuotaCounters, ReserveResult } from '../store/quota
 import type { UserRecord } from '../store/users.js';
 import type { AdmissionContext, AdmissionStages, QuotaFacts } from './admission.js';
 import type { Plans } from './plans.js';
+import { createPostGate } from './post-gate.js';
 import { createPeriodClock, isoSeconds, type PeriodType, type QuotaPeriod } from './quota-periods.js';
 import type { UsageRecorder } from './usage-recorder.js';
 
@@ -93,6 +94,12 @@ interface Mark {
 
 const MAX_MARKS = 200_000;
 
+/** The smallest limit of the plan (daily or monthly), or undefined when both are unlimited. */
+function smallestCap(plan: PlanRecord): number | undefined {
+  const caps = [plan.dailyPostLimit, plan.monthlyPostLimit].filter((l): l is number => l !== null && l >= 0);
+  return caps.length > 0 ? Math.min(...caps) : undefined;
+}
+
 function limitOf(plan: PlanRecord, type: PeriodType): number | null {
   return type === 'daily' ? plan.dailyPostLimit : plan.monthlyPostLimit;
 }
@@ -135,6 +142,7 @@ export function createQuota(deps: QuotaDeps): Quota {
   const clock = createPeriodClock();
   const timeoutMs = deps.countersTimeoutMs ?? 250;
   const marks = new Map<string, Mark>();
+  const gate = createPostGate();
   const tickets = new WeakMap<NostrEvent, Ticket>();
   const instance = randomBytes(6).toString('hex');
   let seq = 0;
@@ -159,6 +167,7 @@ export function createQuota(deps: QuotaDeps): Quota {
     if (old && old.plan === m.plan && old.resetsAt > m.resetsAt && old.resetsAt > nowMs()) return; // keep the longer one
     if (marks.size >= MAX_MARKS && !old) marks.delete(marks.keys().next().value as string);
     marks.set(userId, m);
+    gate.wake(userId); // posts waiting for a slot are answered from memory now
   }
 
   const counterPeriod = (l: Limited, at: number): CounterPeriod => ({
@@ -219,21 +228,31 @@ export function createQuota(deps: QuotaDeps): Quota {
     return [...rows.values()];
   }
 
+  /** The answer from memory for a user marked as at the limit (the mark is dropped once stale). */
+  async function markedRefusal(user: UserRecord): Promise<Refusal | undefined> {
+    const m = marks.get(user.id);
+    if (!m) return undefined;
+    if (nowMs() >= m.resetsAt) {
+      marks.delete(user.id);
+      return undefined;
+    }
+    const plan = await plans.effectivePlan(user.id);
+    if (plan.code !== m.plan || limitOf(plan, m.type) !== m.limit) {
+      marks.delete(user.id);
+      return undefined;
+    }
+    return limitReached(plan, m.type, m.limit, m.used, m.resetsAt);
+  }
+
   const stages: Stages = {
     async precheckQuota(user, ev) {
       if (!isPost(ev.kind)) return undefined;
-      const m = marks.get(user.id);
-      if (!m) return undefined;
-      if (nowMs() >= m.resetsAt) {
-        marks.delete(user.id);
-        return undefined;
-      }
-      const plan = await plans.effectivePlan(user.id);
-      if (plan.code !== m.plan || limitOf(plan, m.type) !== m.limit) {
-        marks.delete(user.id);
-        return undefined;
-      }
-      return limitReached(plan, m.type, m.limit, m.used, m.resetsAt);
+      const refused = await markedRefusal(user);
+      if (refused) return refused;
+      const slots = smallestCap(await plans.effectivePlan(user.id));
+      if (slots === undefined) return undefined;
+      if (await gate.enter(user.id, ev.id, Math.max(1, slots), () => !marks.has(user.id))) return undefined;
+      return markedRefusal(user);
     },
 
     async reserveQuota(user, ev) {
@@ -334,6 +353,7 @@ export function createQuota(deps: QuotaDeps): Quota {
 
     onSettled(user, ev, outcome, committed, ctx) {
       if (!isPost(ev.kind)) return;
+      gate.leave(user.id, ev.id);
       const ticket = tickets.get(ev);
       tickets.delete(ev);
       if (ticket?.token && ticket.held) {
@@ -398,6 +418,7 @@ export function createQuota(deps: QuotaDeps): Quota {
     isPost,
     forget(userId) {
       marks.delete(userId);
+      gate.wake(userId);
     },
     async status(user) {
       const plan = await plans.effectivePlan(user.id);
