@@ -38,7 +38,7 @@ export interface ConnectionDeps {
 let nextConnId = 0;
 
 /** How long messages may be started in one turn of the event loop before the rest wait for the next turn. */
-const TURN_BUDGET_MS = 4;
+const TURN_BUDGET_MS = 20;
 let turnStartedAt = 0;
 let inTurn = false;
 
