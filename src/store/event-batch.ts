@@ -87,7 +87,8 @@ outbox AS (
 charge AS (
   INSERT INTO user_quotas (user_id, quota_date, quota_type, posts_used, posts_limit, resets_at, last_reset_at)
   SELECT c.user_id, c.quota_date, c.quota_type, count(*), -1, min(c.resets_at), now()
-  FROM unnest(CAST(? AS text[]), CAST(? AS uuid[]), CAST(? AS date[]), CAST(? AS quota_type_enum[]), CAST(? AS timestamptz[]))
+  -- the enum array goes through text[]: PGlite cannot serialise an array parameter of an enum type
+  FROM unnest(CAST(? AS text[]), CAST(? AS uuid[]), CAST(? AS date[]), CAST(CAST(? AS text[]) AS quota_type_enum[]), CAST(? AS timestamptz[]))
     AS c (event_id, user_id, quota_date, quota_type, resets_at)
   JOIN ev ON ev.event_id = c.event_id
   GROUP BY c.user_id, c.quota_date, c.quota_type

@@ -1,0 +1,66 @@
+// The one-statement batch insert (store/event-batch.ts) on both databases the service runs on: rows, indexed
+// tags, outbox rows and uncapped ledger counts together; ids already stored or deleted by their author skipped.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import type { Knex } from 'knex';
+import { createTestDatabase } from '../helpers/db.js';
+import { buildEvent, newKey } from '../helpers/events.js';
+import { openDatabase } from '../../src/store/db.js';
+import { deletedByAuthors, insertBatch, type BatchItem } from '../../src/store/event-batch.js';
+import { migrateLatest } from '../../src/store/migrate.js';
+import { ensureDefaultRelays } from '../../src/store/user-relays.js';
+import { upsertUserByPubkey } from '../../src/store/users.js';
+
+const extras = (userId: string) => ({ userId, dTag: null, expiresAt: undefined });
+const charges = [{ type: 'daily' as const, date: '2026-11-25', resetsAt: '2026-11-26T00:00:00Z' }];
+
+async function exercise(t: Test, db: Knex): Promise<void> {
+  const k = newKey();
+  const { user } = await upsertUserByPubkey(db, k.pk);
+  const targets = await ensureDefaultRelays(db, user.id, ['wss://a.example/', 'wss://b.example/']);
+  const tagged = buildEvent(k.sk, { content: 'tagged', tags: [['t', 'x'], ['p', k.pk]] });
+  const plain = buildEvent(k.sk, { content: 'plain' });
+  const items: BatchItem[] = [
+    { ev: tagged, extras: extras(user.id), forwarding: { targets }, charges },
+    { ev: plain, extras: extras(user.id), forwarding: { notForwarded: 'no upstream relays are configured' }, charges },
+  ];
+  const first = await insertBatch(db, items);
+  t.same([...first.rowIds.keys()].sort(), [tagged.id, plain.id].sort());
+  t.same(first.totals, new Map([[`${user.id}:daily`, 2]]), 'both posts counted, one ledger row');
+  const tags = (await db('nostr_event_tags').where({ event_row_id: first.rowIds.get(tagged.id) }).orderBy('name').select('name', 'value')) as { name: string; value: string }[];
+  t.same(tags, [{ name: 'p', value: k.pk }, { name: 't', value: 'x' }]);
+  const outbox = (await db('relay_publishes').where({ event_id: first.rowIds.get(tagged.id) }).orderBy('relay_url').select('relay_url', 'status')) as { relay_url: string }[];
+  t.same(outbox.map((r) => r.relay_url), ['wss://a.example/', 'wss://b.example/']);
+  const rows = (await db('nostr_events').whereIn('event_id', [tagged.id, plain.id]).orderBy('content').select('content', 'status', 'total_relays', 'failure_reason')) as Record<string, unknown>[];
+  t.match(rows, [
+    { content: 'plain', status: 'published', total_relays: 0, failure_reason: 'not forwarded: no upstream relays are configured' },
+    { content: 'tagged', status: 'publishing', total_relays: 2, failure_reason: null },
+  ]);
+
+  // again, with an event its author deleted: neither the copy nor the deleted one is stored or counted
+  const doomed = buildEvent(k.sk, { content: 'doomed' });
+  const deletion = buildEvent(k.sk, { kind: 5, tags: [['e', doomed.id]] });
+  await insertBatch(db, [{ ev: deletion, extras: extras(user.id), forwarding: { notForwarded: 'test' } }]);
+  const second = await insertBatch(db, [items[0]!, { ev: doomed, extras: extras(user.id), forwarding: { targets }, charges }]);
+  t.equal(second.rowIds.size, 0);
+  t.equal(second.totals.size, 0, 'nothing stored, nothing counted');
+  t.same([...(await deletedByAuthors(db, [tagged, doomed]))], [doomed.id]);
+}
+
+t.test('on PostgreSQL', async (t) => {
+  const db = await createTestDatabase(t);
+  await exercise(t, db.knex);
+});
+
+t.test('on PGlite', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'nostrx-batch-'));
+  const db = await openDatabase({ databaseUrl: '', dataDir: dir, poolMax: 1 });
+  t.teardown(async () => {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await migrateLatest(db.knex);
+  await exercise(t, db.knex);
+});
