@@ -284,13 +284,8 @@ export function createQuota(deps: QuotaDeps): Quota {
     },
 
     async chargeQuota(trx, user, ev) {
-      if (!isPost(ev.kind)) return undefined;
-      let ticket = tickets.get(ev);
-      if (!ticket) {
-        const plan = await plans.effectivePlan(user.id);
-        ticket = { plan, limits: limitsFor(user, plan, nowMs()) };
-        tickets.set(ev, ticket);
-      }
+      const [ticket] = await ticketsOf([{ user, ev }]);
+      if (!ticket) return undefined; // not a post
       const ledger: LedgerPeriod[] = ticket.limits.map((l) => ({ type: l.type, date: l.period.date, limit: l.limit, resetsAt: isoSeconds(l.period.resetsAt) }));
       const r = await chargePost(trx, user.id, ledger);
       if (r.ok) {
