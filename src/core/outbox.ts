@@ -9,6 +9,7 @@
 // first replaces their nip65 relays, so the list itself already goes to the relays it names. NIP-70 protected
 // events are stored but not forwarded, and the event row says so.
 import type { Knex } from 'knex';
+import { LRUCache } from 'lru-cache';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { VerifiedEvent } from '../nips/nip01.js';
@@ -44,6 +45,28 @@ export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
   const log = deps.log.child({ mod: 'outbox' });
   const defaults = [...new Set(deps.config.upstreamRelays.map((u) => parseRelayUrl(u)).flatMap((p) => (p.ok ? [p.value.url] : [])))];
 
+  // A user's rows for the operator's default relays, once they are known to be committed: every batch of their
+  // events needs them, and they never change (rows go only with their user; the URLs only with a restart).
+  const knownDefaults = new LRUCache<string, RelayTarget[]>({ max: 100_000 });
+
+  async function defaultTargetsOf(db: Knex, userIds: readonly string[]): Promise<Map<string, RelayTarget[]>> {
+    const out = new Map<string, RelayTarget[]>();
+    const missing: string[] = [];
+    for (const u of userIds) {
+      const known = knownDefaults.get(u);
+      if (known) out.set(u, known);
+      else missing.push(u);
+    }
+    const found = await ensureDefaultRelaysOf(db, missing, defaults);
+    for (const [u, targets] of found) {
+      const plain = targets.map((t) => ({ userRelayId: t.userRelayId, url: t.url }));
+      out.set(u, plain);
+      // a row inserted just now may yet be rolled back with the caller's transaction: remembered next time
+      if (targets.length === defaults.length && !targets.some((t) => t.created)) knownDefaults.set(u, plain);
+    }
+    return out;
+  }
+
   async function customRelaysAllowed(userIds: readonly string[]): Promise<string[]> {
     const plans = await Promise.all(userIds.map((u) => deps.plans.effectivePlan(u)));
     return userIds.filter((_, k) => plans[k]!.customRelaysAllowed);
@@ -57,7 +80,7 @@ export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
     // in a transaction, read on its own connection: a second pool connection here could wait on this one
     const own = await activeWriteRelaysOf(db, custom);
     const needDefaults = users.filter((u) => (own.get(u)?.length ?? 0) === 0);
-    const fallback = await ensureDefaultRelaysOf(db, needDefaults, defaults);
+    const fallback = await defaultTargetsOf(db, needDefaults);
     const targetsOf = (u: string): RelayTarget[] => ((own.get(u)?.length ?? 0) > 0 ? own.get(u)! : (fallback.get(u) ?? []));
     return items.map((i): Forwarding => {
       if (nip70.isProtected(i.ev)) return { notForwarded: 'the event is protected (NIP-70), only its author may publish it to other relays' };

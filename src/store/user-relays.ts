@@ -254,19 +254,27 @@ export async function activeWriteRelays(db: Knex, userId: string): Promise<Relay
   return (await activeWriteRelaysOf(db, [userId])).get(userId) ?? [];
 }
 
+/** A default relay's row for one user; `created` when this call inserted it (not committed yet in a transaction). */
+export interface DefaultTarget extends RelayTarget {
+  readonly created: boolean;
+}
+
 /**
  * Each user's rows for the default relays, created where missing (source 'default'), in one insert and one
- * read. A user's own row for the same URL is used as it is.
+ * read. A user's own row for the same URL is used as it is. Rows are never deleted but with their user, so a
+ * row that was not created by this call may be remembered.
  */
-export async function ensureDefaultRelaysOf(db: Knex, userIds: readonly string[], urls: readonly string[]): Promise<Map<string, RelayTarget[]>> {
-  const out = new Map<string, RelayTarget[]>(userIds.map((u) => [u, []]));
+export async function ensureDefaultRelaysOf(db: Knex, userIds: readonly string[], urls: readonly string[]): Promise<Map<string, DefaultTarget[]>> {
+  const out = new Map<string, DefaultTarget[]>(userIds.map((u) => [u, []]));
   if (userIds.length === 0 || urls.length === 0) return out;
-  await db.raw(
+  const { rows: inserted } = (await db.raw(
     `INSERT INTO user_relays (user_id, relay_url, is_default, source, read, write)
      SELECT u, url, true, 'default', false, true FROM unnest(CAST(? AS uuid[])) AS u CROSS JOIN unnest(CAST(? AS text[])) AS url
-     ON CONFLICT (user_id, relay_url) DO NOTHING`,
+     ON CONFLICT (user_id, relay_url) DO NOTHING
+     RETURNING id`,
     [[...userIds], [...urls]],
-  );
+  )) as { rows: { id: string }[] };
+  const created = new Set(inserted.map((r) => r.id));
   const rows = (await db('user_relays').whereIn('user_id', [...userIds]).whereIn('relay_url', [...urls]).select('id', 'user_id', 'relay_url')) as {
     id: string;
     user_id: string;
@@ -276,14 +284,14 @@ export async function ensureDefaultRelaysOf(db: Knex, userIds: readonly string[]
   for (const u of userIds) {
     for (const url of new Set(urls)) {
       const id = byKey.get(`${u} ${url}`);
-      if (id) out.get(u)?.push({ userRelayId: id, url });
+      if (id) out.get(u)?.push({ userRelayId: id, url, created: created.has(id) });
     }
   }
   return out;
 }
 
 /** One user's rows for the default relays (see ensureDefaultRelaysOf). */
-export async function ensureDefaultRelays(db: Knex, userId: string, urls: readonly string[]): Promise<RelayTarget[]> {
+export async function ensureDefaultRelays(db: Knex, userId: string, urls: readonly string[]): Promise<DefaultTarget[]> {
   return (await ensureDefaultRelaysOf(db, [userId], urls)).get(userId) ?? [];
 }
 

@@ -80,7 +80,10 @@ t.test('ensureDefaultRelays creates one row per default relay once, and reuses a
   if (own.status !== 'added') throw new Error('setup');
   const first = await ensureDefaultRelays(db, user, ['wss://d1.example/', 'wss://shared.example/', 'wss://d1.example/']);
   const second = await ensureDefaultRelays(db, user, ['wss://d1.example/', 'wss://shared.example/']);
-  t.same(first, second, 'idempotent');
+  const rowsOf = (targets: typeof first) => targets.map(({ userRelayId, url }) => ({ userRelayId, url }));
+  t.same(rowsOf(first), rowsOf(second), 'idempotent');
+  t.same(first.map((r) => r.created), [true, false], 'created: the rows this call inserted');
+  t.same(second.map((r) => r.created), [false, false]);
   t.equal(first.length, 2);
   t.equal(first.find((r) => r.url === 'wss://shared.example/')?.userRelayId, own.relay.id);
   const rows = await listUserRelays(db, user, { includeDefaults: true });
