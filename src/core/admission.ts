@@ -54,7 +54,10 @@ export type Admission =
 
 /** Hooks the quota and forwarding stages plug into the admission transaction (see core/quota.ts, core/outbox.ts). */
 export interface AdmissionStages {
-  /** Before verification, for a known author: answers from memory whether they are already at the limit. */
+  /**
+   * Before verification, for a known author: answers from memory whether they are already at the limit. May wait
+   * while the author's earlier posts are being admitted (core/post-gate.ts); onSettled ends what it let through.
+   */
   precheckQuota?(user: UserRecord, ev: NostrEvent): Promise<{ rejection: Rejection; quota: QuotaFacts } | undefined>;
   /**
    * After verification, before the transaction: the fast shared check (Redis) that holds one post of the quota

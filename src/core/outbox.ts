@@ -15,7 +15,7 @@ import type { Logger } from '../log.js';
 import type { VerifiedEvent } from '../nips/nip01.js';
 import * as nip70 from '../nips/nip70.js';
 import { parseRelayUrl } from '../nips/relay-url.js';
-import type { Forwarding } from '../store/event-batch.js';
+import { NO_UPSTREAM, type Forwarding } from '../store/event-batch.js';
 import { enqueuePublishes, markNotForwarded } from '../store/outbox.js';
 import { activeWriteRelaysOf, ensureDefaultRelaysOf, type RelayTarget } from '../store/user-relays.js';
 import type { Plans } from './plans.js';
@@ -85,7 +85,7 @@ export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
     return items.map((i): Forwarding => {
       if (nip70.isProtected(i.ev)) return { notForwarded: 'the event is protected (NIP-70), only its author may publish it to other relays' };
       const targets = targetsOf(i.user.id);
-      return targets.length > 0 ? { targets } : { notForwarded: 'no upstream relays are configured' };
+      return targets.length > 0 ? { targets } : NO_UPSTREAM;
     });
   }
 
@@ -100,9 +100,9 @@ export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
         });
         log.info({ user: user.id, eventId: ev.id, ...change }, 'relay list applied');
       }
-      const [plan] = await planForwarding(trx, [{ user, ev }]);
-      if (!plan || 'notForwarded' in plan) {
-        await markNotForwarded(trx, [rowId], plan?.notForwarded ?? 'no upstream relays are configured');
+      const [plan = NO_UPSTREAM] = await planForwarding(trx, [{ user, ev }]);
+      if ('notForwarded' in plan) {
+        await markNotForwarded(trx, [rowId], plan.notForwarded);
         return false;
       }
       await enqueuePublishes(trx, plan.targets.map((t) => ({ eventRowId: rowId, userRelayId: t.userRelayId, url: t.url })));

@@ -1,13 +1,13 @@
 // Group commit for regular events: while one batch is being written, newly verified events wait; when it
-// commits, all of them go in the next transaction. Each event's answer is sent only after the transaction that
-// holds it has committed. Under light load a batch is one event, so nothing waits; under heavy load many events
-// share one commit. Either way a batch is a few statements: where the events go (forwarding), the rows with
-// their tags and outbox rows (one statement), and the quota charge.
+// commits, all of them are written together. Each event's answer is sent only after what holds it has committed.
+// Under light load a batch is one event, so nothing waits; under heavy load many events share one commit. A batch
+// with no post counted against a cap is ONE statement (rows, tags, outbox rows, ledger counts) and no transaction;
+// one with capped posts is a transaction: that statement, then the conditional charge of each capped post.
 import type { Knex } from 'knex';
 import type { Logger } from '../log.js';
 import type { VerifiedEvent } from '../nips/nip01.js';
 import type { Rejection } from '../nips/result.js';
-import { deleteRows, deletedByAuthors, insertBatch, type Forwarding } from '../store/event-batch.js';
+import { NO_UPSTREAM, deleteRows, deletedByAuthors, insertBatch, type Forwarding } from '../store/event-batch.js';
 import type { EventRowExtras, SaveOutcome } from '../store/events.js';
 import type { UncappedPeriod } from '../store/quotas.js';
 import type { UserRecord } from '../store/users.js';
@@ -54,7 +54,6 @@ interface Pending {
 }
 
 const hasTargets = (f: Forwarding | undefined): boolean => f !== undefined && 'targets' in f && f.targets.length > 0;
-const NO_FORWARDING: Forwarding = { notForwarded: 'no upstream relays are configured' };
 
 export function createWriter(deps: WriterDeps): Writer {
   const maxBatch = deps.maxBatch ?? 500;
@@ -68,7 +67,6 @@ export function createWriter(deps: WriterDeps): Writer {
     readonly stored: number[];
     readonly rowIds: Map<string, string>;
     readonly totals: Map<string, number>;
-    readonly queued: Set<number>;
   }
 
   /** Stores the rows of a batch with their tags and outbox rows (and the given uncapped charges); answers the rest. */
@@ -84,7 +82,7 @@ export function createWriter(deps: WriterDeps): Writer {
     const plans = (await deps.stages.planForwarding?.(db, unique.map((i) => jobs[i]!))) ?? [];
     const { rowIds, totals } = await insertBatch(
       db,
-      unique.map((i, k) => ({ ...jobs[i]!, forwarding: plans[k] ?? NO_FORWARDING, charges: charges?.[i] ?? [] })),
+      unique.map((i, k) => ({ ...jobs[i]!, forwarding: plans[k] ?? NO_UPSTREAM, charges: charges?.[i] ?? [] })),
     );
     // not stored: already there, or deleted by its author (rare, so asked only then)
     const missing = unique.filter((i) => !rowIds.has(jobs[i]!.ev.id));
@@ -93,7 +91,7 @@ export function createWriter(deps: WriterDeps): Writer {
     const stored = unique.filter((i) => rowIds.has(jobs[i]!.ev.id));
     const queued = new Set(unique.filter((_, k) => hasTargets(plans[k])));
     for (const i of stored) results[i] = { status: 'inserted', rowId: rowIds.get(jobs[i]!.ev.id)!, queued: queued.has(i) };
-    return { results, stored, rowIds, totals, queued };
+    return { results, stored, rowIds, totals };
   }
 
   /** No event of the batch is counted against a cap: one statement, atomic on its own, no transaction. */

@@ -12,6 +12,9 @@ import type { RelayTarget } from './user-relays.js';
 /** Where a stored event goes: to these relays, or nowhere and why (the reason is stored on the row). */
 export type Forwarding = { readonly targets: readonly RelayTarget[] } | { readonly notForwarded: string };
 
+/** The plan of an event no relay is configured for. */
+export const NO_UPSTREAM: Forwarding = { notForwarded: 'no upstream relays are configured' };
+
 export interface BatchItem {
   readonly ev: NostrEvent;
   readonly extras: EventRowExtras;
