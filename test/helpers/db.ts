@@ -1,6 +1,10 @@
 // Each test file gets its own PostgreSQL database (created here, dropped at teardown) on the server the
-// machine runs (TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/test), migrated to the latest schema.
+// machine runs (TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/test), migrated to the latest schema;
+// tests of the embedded mode get a PGlite database in a temporary directory.
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import knexFactory from 'knex';
 import { openDatabase, type Database } from '../../src/store/db.js';
 import { migrateLatest } from '../../src/store/migrate.js';
@@ -36,4 +40,16 @@ export async function createTestDatabase(t: Teardown): Promise<Database & { url:
   await migrateLatest(db.knex);
   t.teardown(() => db.close());
   return Object.assign(db, { url });
+}
+
+/** A migrated embedded database (PGlite) in a temporary directory, removed at teardown. */
+export async function createTestPglite(t: Teardown): Promise<Database> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'nostrx-pglite-'));
+  const db = await openDatabase({ databaseUrl: '', dataDir: dir, poolMax: 1 });
+  t.teardown(async () => {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await migrateLatest(db.knex);
+  return db;
 }

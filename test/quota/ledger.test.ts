@@ -1,13 +1,8 @@
 // The user_quotas ledger (store/quotas.ts), the arbiter: concurrent transactions can never take it past the
 // limit, the limit passed in is the one that applies, and the same SQL runs on the embedded database (PGlite).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import t from 'tap';
 import type { Knex } from 'knex';
-import { createTestDatabase } from '../helpers/db.js';
-import { openDatabase } from '../../src/store/db.js';
-import { migrateLatest } from '../../src/store/migrate.js';
+import { createTestDatabase, createTestPglite } from '../helpers/db.js';
 import { chargePost, readUsage, type LedgerPeriod } from '../../src/store/quotas.js';
 import { upsertUserByPubkey } from '../../src/store/users.js';
 import { newKey } from '../helpers/events.js';
@@ -68,13 +63,7 @@ t.test('a limit of 0 allows nothing and creates no row', async (t) => {
 });
 
 t.test('the same statements run on the embedded database (PGlite)', async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'nostrx-ledger-'));
-  const pglite = await openDatabase({ databaseUrl: '', dataDir: dir, poolMax: 1 });
-  t.teardown(async () => {
-    await pglite.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  await migrateLatest(pglite.knex);
+  const pglite = await createTestPglite(t);
   const userId = await newUser(pglite.knex);
   const results = await Promise.all(Array.from({ length: 6 }, () => charge(pglite.knex, userId, [day(3), month(10)])));
   t.equal(results.filter(Boolean).length, 3);

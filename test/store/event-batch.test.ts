@@ -1,15 +1,10 @@
 // The one-statement batch insert (store/event-batch.ts) on both databases the service runs on: rows, indexed
 // tags, outbox rows and uncapped ledger counts together; ids already stored or deleted by their author skipped.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { Knex } from 'knex';
-import { createTestDatabase } from '../helpers/db.js';
+import { createTestDatabase, createTestPglite } from '../helpers/db.js';
 import { buildEvent, newKey } from '../helpers/events.js';
-import { openDatabase } from '../../src/store/db.js';
 import { deletedByAuthors, insertBatch, type BatchItem } from '../../src/store/event-batch.js';
-import { migrateLatest } from '../../src/store/migrate.js';
 import { ensureDefaultRelays } from '../../src/store/user-relays.js';
 import { upsertUserByPubkey } from '../../src/store/users.js';
 
@@ -55,12 +50,6 @@ t.test('on PostgreSQL', async (t) => {
 });
 
 t.test('on PGlite', async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'nostrx-batch-'));
-  const db = await openDatabase({ databaseUrl: '', dataDir: dir, poolMax: 1 });
-  t.teardown(async () => {
-    await db.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  await migrateLatest(db.knex);
+  const db = await createTestPglite(t);
   await exercise(t, db.knex);
 });
