@@ -2,6 +2,7 @@
 // upstream relays' NIP-11 documents. Written by the forwarder in the transaction that records a batch of attempts,
 // each table with one statement per batch.
 import type { Knex } from 'knex';
+import { notErased } from './usage.js';
 
 /** What a batch of attempts did to one user_relays row (the forwarder adds the attempts up, in order). */
 export interface RelayStatsDelta {
@@ -100,6 +101,7 @@ export async function addDailyRelayStats(trx: Knex, deltas: readonly DailyRelayD
      FROM unnest(CAST(:users AS uuid[]), CAST(:days AS date[]), CAST(:attempts AS integer[]), CAST(:successes AS integer[]),
        CAST(:successMs AS bigint[]), CAST(:minMs AS integer[]), CAST(:maxMs AS integer[]))
        AS v (user_id, day, attempts, successes, success_ms, min_ms, max_ms)
+     WHERE ${notErased('v')}
      ON CONFLICT (user_id, stat_date) DO UPDATE SET
        total_relay_attempts = d.total_relay_attempts + EXCLUDED.total_relay_attempts,
        successful_relay_publishes = d.successful_relay_publishes + EXCLUDED.successful_relay_publishes,

@@ -34,6 +34,15 @@ export interface DailyStatsDelta {
 // 23514 check_violation is also what PostgreSQL raises for "no partition of relation found for row".
 const NO_PARTITION = '23514';
 
+const EVENT_COLUMNS =
+  'user_id, event_type, event_action, occurred_at, source_platform, posts_used_before, posts_used_after, quota_limit, event_data, ip_address, timezone';
+
+/**
+ * Usage is buffered for up to a second (core/usage-recorder.ts), in every process: what arrives after an account
+ * was erased (status 'deleted', its rows gone) must not bring its usage back. A condition on the rows named `alias`.
+ */
+export const notErased = (alias: string): string => `EXISTS (SELECT 1 FROM users u WHERE u.id = ${alias}.user_id AND u.status <> 'deleted')`;
+
 function eventRecord(r: UsageEventRow): Record<string, unknown> {
   return {
     user_id: r.userId,
@@ -44,7 +53,7 @@ function eventRecord(r: UsageEventRow): Record<string, unknown> {
     posts_used_before: r.postsUsedBefore ?? null,
     posts_used_after: r.postsUsedAfter ?? null,
     quota_limit: r.quotaLimit ?? null,
-    event_data: r.data ? JSON.stringify(r.data) : null,
+    event_data: r.data ?? null,
     ip_address: r.ip ?? null,
     timezone: r.timezone ?? null,
   };
@@ -57,41 +66,49 @@ function eventRecord(r: UsageEventRow): Record<string, unknown> {
  */
 export async function insertUsageEvents(db: Knex, rows: readonly UsageEventRow[]): Promise<void> {
   if (rows.length === 0) return;
-  const records = rows.map(eventRecord);
+  const insert = () => db.raw(
+    `INSERT INTO usage_events (${EVENT_COLUMNS})
+     SELECT ${EVENT_COLUMNS} FROM jsonb_populate_recordset(NULL::usage_events, CAST(? AS jsonb)) AS r
+     WHERE ${notErased('r')}`,
+    [JSON.stringify(rows.map(eventRecord))],
+  );
   try {
-    await db('usage_events').insert(records);
+    await insert();
   } catch (err) {
     if ((err as { code?: string }).code !== NO_PARTITION) throw err;
     const months = new Map<string, Date>();
     for (const r of rows) months.set(r.occurredAt.toISOString().slice(0, 7), r.occurredAt);
     for (const d of months.values()) await ensureMonthlyPartitions(db, d, 0);
-    await db('usage_events').insert(records);
+    await insert();
   }
 }
 
-/** Adds the deltas to daily_usage_stats in one upsert. */
+/** Adds the deltas to daily_usage_stats in one upsert; an erased account's deltas are dropped (notErased). */
 export async function addDailyStats(db: Knex, deltas: readonly DailyStatsDelta[]): Promise<void> {
   if (deltas.length === 0) return;
-  const add = (col: string) => db.raw('?? + excluded.??', [`daily_usage_stats.${col}`, col]);
-  await db('daily_usage_stats')
-    .insert(
-      deltas.map((d) => ({
-        user_id: d.userId,
-        stat_date: d.date,
-        total_posts: d.totalPosts,
-        successful_posts: d.successfulPosts,
-        failed_posts: d.failedPosts,
-        twitter_posts: d.twitterPosts,
-        x_com_posts: d.xComPosts,
-      })),
-    )
-    .onConflict(['user_id', 'stat_date'])
-    .merge({
-      total_posts: add('total_posts'),
-      successful_posts: add('successful_posts'),
-      failed_posts: add('failed_posts'),
-      twitter_posts: add('twitter_posts'),
-      x_com_posts: add('x_com_posts'),
-      updated_at: db.fn.now(),
-    });
+  const col = <T>(f: (d: DailyStatsDelta) => T) => db.raw('?', [deltas.map(f) as unknown as string[]]);
+  await db.raw(
+    `INSERT INTO daily_usage_stats AS d (user_id, stat_date, total_posts, successful_posts, failed_posts, twitter_posts, x_com_posts)
+     SELECT r.user_id, r.stat_date, r.total_posts, r.successful_posts, r.failed_posts, r.twitter_posts, r.x_com_posts
+     FROM unnest(CAST(:users AS uuid[]), CAST(:dates AS date[]), CAST(:total AS integer[]), CAST(:ok AS integer[]),
+       CAST(:failed AS integer[]), CAST(:twitter AS integer[]), CAST(:xcom AS integer[]))
+       AS r (user_id, stat_date, total_posts, successful_posts, failed_posts, twitter_posts, x_com_posts)
+     WHERE ${notErased('r')}
+     ON CONFLICT (user_id, stat_date) DO UPDATE SET
+       total_posts = d.total_posts + EXCLUDED.total_posts,
+       successful_posts = d.successful_posts + EXCLUDED.successful_posts,
+       failed_posts = d.failed_posts + EXCLUDED.failed_posts,
+       twitter_posts = d.twitter_posts + EXCLUDED.twitter_posts,
+       x_com_posts = d.x_com_posts + EXCLUDED.x_com_posts,
+       updated_at = now()`,
+    {
+      users: col((d) => d.userId),
+      dates: col((d) => d.date),
+      total: col((d) => d.totalPosts),
+      ok: col((d) => d.successfulPosts),
+      failed: col((d) => d.failedPosts),
+      twitter: col((d) => d.twitterPosts),
+      xcom: col((d) => d.xComPosts),
+    },
+  );
 }

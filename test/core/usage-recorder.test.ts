@@ -8,12 +8,13 @@ import { newKey } from '../helpers/events.js';
 import { createLogger } from '../../src/log.js';
 import { createUsageRecorder } from '../../src/core/usage-recorder.js';
 import { upsertUserByPubkey } from '../../src/store/users.js';
+import { eraseUser } from '../../src/store/user-data.js';
 
 const db = await createTestDatabase(t);
 const log = createLogger('silent');
 const statements: string[] = [];
 db.knex.on('query', (q: { sql: string }) => statements.push(q.sql));
-const inserts = (table: string) => statements.filter((s) => s.startsWith(`insert into "${table}"`)).length;
+const inserts = (table: string) => statements.filter((s) => s.toLowerCase().replace(/\s+/g, ' ').startsWith(`insert into ${table} `) || s.startsWith(`insert into "${table}"`)).length;
 const newUser = async () => (await upsertUserByPubkey(db.knex, newKey().pk)).user.id;
 
 t.test('120 events and 3 users’ stats are written with one statement each', async (t) => {
@@ -40,6 +41,22 @@ t.test('120 events and 3 users’ stats are written with one statement each', as
   await rec.flush();
   const s2 = await db.knex('daily_usage_stats').where({ user_id: users[0] }).first('total_posts', 'successful_posts');
   t.same(s2, { total_posts: 41, successful_posts: 37 }, 'a later flush adds to the stored row');
+});
+
+t.test('usage buffered when the account is erased is not written back', async (t) => {
+  const rec = createUsageRecorder({ db: db.knex, log, flushMs: 60_000 });
+  t.teardown(() => rec.close());
+  const [kept, erased] = [await newUser(), await newUser()];
+  for (const userId of [kept, erased]) {
+    rec.event({ userId, type: 'post_success', action: 'post_stored', occurredAt: new Date('2026-11-25T10:00:00Z') });
+    rec.post(userId, '2026-11-25', 'success', 'twitter');
+  }
+  t.ok(await eraseUser(db.knex, erased));
+  await rec.flush();
+  for (const table of ['usage_events', 'daily_usage_stats']) {
+    t.equal((await db.knex(table).where({ user_id: kept })).length, 1, `${table}: the other user's row is written`);
+    t.equal((await db.knex(table).where({ user_id: erased })).length, 0, `${table}: nothing of the erased account`);
+  }
 });
 
 t.test('refused attempts are aggregated: one row per user and period per flush', async (t) => {
