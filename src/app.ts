@@ -2,13 +2,14 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { relayUrl as relayUrlOf, withPort, type Config } from './config.js';
+import { relayUrl as relayUrlOf, verifyThreadsOf, withPort, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import * as nip01 from './nips/nip01.js';
 import { corsHeaders } from './nips/nip11.js';
 import { createAccounts, type Accounts } from './core/accounts.js';
 import { createPlans, type Plans } from './core/plans.js';
 import { createAdmission, measured, type Admit } from './core/admission.js';
+import { createVerifierPool } from './core/verifier-pool.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
 import { createFanOut, type FanOut } from './core/fanout.js';
 import { createQueries, type EventQueries } from './core/query.js';
@@ -94,6 +95,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   let config = opts.config;
   const log = opts.log ?? createLogger(config.logLevel);
   await nip01.initVerifier();
+  const verifier = await createVerifierPool({ threads: verifyThreadsOf(config), log });
 
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: config.dbPoolMax });
   const applied = await migrateLatest(db.knex);
@@ -145,7 +147,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const bans = await createBans({ db: db.knex, log, redis, redisPrefix: config.redisPrefix });
   const stages = { ...quota.stages, ...createOutboxStage({ config, log, plans }), checkBans: bans.check };
   const admit = wakeOnAccepted(
-    measured(createAdmission({ db: db.knex, config, log, accounts, fanout, stages, onBatch: (n, seconds) => { metrics.writeBatchSize.observe(n); metrics.writeBatchSeconds.observe(seconds); }, ...(opts.now ? { now: opts.now } : {}) }), metrics),
+    measured(createAdmission({ db: db.knex, config, log, accounts, fanout, stages, verify: verifier.verify, onBatch: (n, seconds) => { metrics.writeBatchSize.observe(n); metrics.writeBatchSeconds.observe(seconds); }, ...(opts.now ? { now: opts.now } : {}) }), metrics),
     forwarder,
   );
   const queries = createQueries(db.knex, config, opts.now);
@@ -249,6 +251,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       await relay.close();
       await http.close();
       await forwarder.stop();
+      await verifier.close();
       await usage.close();
       await invalidation.close();
       await bans.close();

@@ -1,5 +1,6 @@
 // Configuration: every key is declared once here with its default and description, parsed and validated at
 // start. A bad value stops the process with a message naming the key; nothing reads process.env elsewhere.
+import { availableParallelism } from 'node:os';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -145,6 +146,7 @@ const spec = {
   rateLimitConnPerSecond: { env: 'RATE_LIMIT_CONN_PER_SECOND', default: 200, parse: int(0), description: 'Relay messages per second on one connection (token bucket; 0 = no limit)' },
   rateLimitConnBurst: { env: 'RATE_LIMIT_CONN_BURST', default: 1000, parse: int(1), description: 'Messages one connection may send at once before RATE_LIMIT_CONN_PER_SECOND applies' },
   workers: { env: 'WORKERS', default: 1, parse: int(1, 64), description: 'Processes serving the same port (node cluster)' },
+  verifyThreads: { env: 'VERIFY_THREADS', default: -1, parse: int(-1, 64), description: 'Threads per process that check event signatures beside the main thread: 0 = on the main thread, -1 = the cores divided among WORKERS' },
 } satisfies Record<string, KeySpec<unknown>>;
 
 type Spec = typeof spec;
@@ -164,6 +166,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // With PORT=0 the port is known only after listen; the server fills PUBLIC_URL in then (withPort).
   const publicUrl = config.publicUrl || (config.port ? `http://localhost:${config.port}` : '');
   return Object.freeze({ ...config, publicUrl });
+}
+
+/** VERIFY_THREADS resolved: -1 shares the machine's cores among the WORKERS processes, at least one each. */
+export function verifyThreadsOf(config: Pick<Config, 'verifyThreads' | 'workers'>, cores = availableParallelism()): number {
+  if (config.verifyThreads >= 0) return config.verifyThreads;
+  return Math.max(1, Math.floor(cores / config.workers));
 }
 
 /** The config once the listening port is known: fills the default PUBLIC_URL for PORT=0. */

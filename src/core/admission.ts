@@ -16,6 +16,7 @@ import type { Forwarding } from '../store/event-batch.js';
 import type { UncappedPeriod } from '../store/quotas.js';
 import { deleteReferenced, saveEvent, type EventRowExtras } from '../store/events.js';
 import { createWriter, type Saved, type WriteJob } from './writer.js';
+import { verifyHere, type Verify } from './verifier-pool.js';
 import type { UserRecord } from '../store/users.js';
 import type { Accounts } from './accounts.js';
 import type { FanOut } from './fanout.js';
@@ -108,6 +109,8 @@ export interface AdmissionDeps {
   readonly fanout: FanOut;
   readonly stages?: AdmissionStages;
   readonly onBatch?: (size: number, seconds: number) => void;
+  /** Id and signature check; the verifier threads' (core/verifier-pool.ts), else on this thread. */
+  readonly verify?: Verify;
   /** Seconds since the epoch; injectable for tests. */
   readonly now?: () => number;
 }
@@ -131,7 +134,7 @@ function idOf(raw: unknown): string {
 }
 
 export function createAdmission(deps: AdmissionDeps): Admit {
-  const { config, log, stages = {} } = deps;
+  const { config, log, stages = {}, verify = verifyHere } = deps;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   // Ids this process stored or saw stored: clients retry, and a retry should cost no query and no verification.
   // An id stored by another process is not looked up before verifying: that query would cost every new event a
@@ -258,7 +261,7 @@ export function createAdmission(deps: AdmissionDeps): Admit {
       if (early) return settle(user, ev, rejected(ev.id, early.rejection, early.quota), false, ctx);
     }
 
-    const verified = nip01.verifySignature(ev);
+    const verified = await verify(ev);
     if (!verified.ok) return user ? settle(user, ev, rejected(ev.id, verified.rejection), false, ctx) : rejected(ev.id, verified.rejection);
     const signed = verified.value;
     if (!user) {

@@ -193,7 +193,8 @@ function serialisedCharsUpperBound(ev: NostrEvent): number {
   return n;
 }
 
-function copyEvent(ev: NostrEvent): NostrEvent {
+/** A copy of the seven NIP-01 fields (tags copied too), with nothing else a caller may have attached. */
+export function copyEvent(ev: NostrEvent): NostrEvent {
   return {
     id: ev.id,
     pubkey: ev.pubkey,

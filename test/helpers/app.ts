@@ -37,6 +37,7 @@ export async function startTestApp(t: Teardown, opts: TestAppOptions = {}): Prom
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    VERIFY_THREADS: '1', // the threaded path, at the start-up cost of one thread
     ...(opts.redis ? { REDIS_URL: testRedisUrl, REDIS_PREFIX: typeof opts.redis === 'string' ? opts.redis : testRedisPrefix(t) } : {}),
     ...opts.env,
   };
