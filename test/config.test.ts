@@ -2,7 +2,7 @@
 // listing every key (so the documentation cannot fall behind the code).
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { ConfigError, configKeys, loadConfig, relayUrl, withPort } from '../src/config.js';
+import { ConfigError, configKeys, loadConfig, relayUrl, verifyThreadsOf, withPort } from '../src/config.js';
 
 t.test('defaults give the embedded mode on 127.0.0.1:7447', async (t) => {
   const c = loadConfig({});
@@ -54,6 +54,15 @@ t.test('a bad value is refused with a message naming the key', async (t) => {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env));
   }
   t.ok(new ConfigError('x') instanceof Error);
+});
+
+t.test('VERIFY_THREADS: a number is taken as is; -1 shares the cores among WORKERS, at least one each', async (t) => {
+  t.equal(verifyThreadsOf(loadConfig({ VERIFY_THREADS: '0' }), 8), 0);
+  t.equal(verifyThreadsOf(loadConfig({ VERIFY_THREADS: '3' }), 8), 3);
+  t.equal(verifyThreadsOf(loadConfig({}), 8), 8);
+  t.equal(verifyThreadsOf(loadConfig({ WORKERS: '3' }), 8), 2);
+  t.equal(verifyThreadsOf(loadConfig({ WORKERS: '4' }), 2), 1);
+  t.throws(() => loadConfig({ VERIFY_THREADS: '-2' }), ConfigError);
 });
 
 t.test('the README documents every configuration key', async (t) => {

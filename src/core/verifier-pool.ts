@@ -103,7 +103,12 @@ export async function createVerifierPool(opts: VerifierPoolOptions): Promise<Ver
     if (!closing) log.error({ err: why, orphanBatches: orphans.length }, 'a signature verifier thread died; its events are verified on the main thread');
     for (const batch of orphans) verifyLocally(batch);
     if (drained && inFlightTotal() === 0) drained();
-    if (!closing) void spawn().then((t) => threads.push(t), (err: unknown) => log.error({ err }, 'could not replace a signature verifier thread'));
+    if (closing) return;
+    void spawn().then(
+      // a replacement that became ready after close began would otherwise outlive the pool
+      (t) => (closing ? void t.worker.terminate() : threads.push(t)),
+      (err: unknown) => log.error({ err }, 'could not replace a signature verifier thread'),
+    );
   }
 
   function spawn(): Promise<Thread> {
