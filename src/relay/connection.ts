@@ -10,6 +10,7 @@ import * as nip42 from '../nips/nip42.js';
 import type { Rejection, Result } from '../nips/result.js';
 import type { Admit } from '../core/admission.js';
 import type { EventQueries } from '../core/query.js';
+import { createFairShare } from './fair-share.js';
 import type { SubscriptionIndex, Subscriber } from './subscriptions.js';
 
 export interface ConnectionLimits extends MessageLimits, FilterLimits {
@@ -37,32 +38,13 @@ export interface ConnectionDeps {
 
 let nextConnId = 0;
 
-/** How long messages may be started in one turn of the event loop before the rest wait for the next turn. */
-const TURN_BUDGET_MS = 20;
-let turnStartedAt = 0;
-let inTurn = false;
-
-/**
- * Fairness between clients: once messages have been started for TURN_BUDGET_MS in this turn of the event loop,
- * the next one waits for the next turn. Without it, a client flooding cheap messages (each answered from memory,
- * so all in one run of promise callbacks) keeps everything that needs I/O, like other clients' messages and the
- * database's answers, waiting until the flood stops.
- */
-async function fairTurn(): Promise<void> {
-  if (!inTurn) {
-    inTurn = true;
-    turnStartedAt = performance.now();
-    setImmediate(() => (inTurn = false));
-    return;
-  }
-  if (performance.now() - turnStartedAt > TURN_BUDGET_MS) await new Promise((resolve) => setImmediate(resolve));
-}
-
 export class Connection implements Subscriber {
   readonly id = `c${++nextConnId}`;
   readonly challenge = nip42.makeChallenge();
   private readonly authed = new Set<string>();
   private queue: Promise<void> = Promise.resolve();
+  /** This connection's share of each turn of the event loop (relay/fair-share.ts). */
+  private readonly share = createFairShare();
   /** Messages received and not yet answered (EVENT admissions included). */
   private queued = 0;
   private readonly inflight = new Set<Promise<void>>();
@@ -148,7 +130,7 @@ export class Connection implements Subscriber {
     // runs on while the next messages start: the store's rules do not depend on arrival order (newest version
     // wins, deletions hold either way), and concurrent admissions share group commits.
     this.queue = this.queue.then(async () => {
-      await fairTurn();
+      await this.share();
       let tail: Promise<void> | undefined;
       try {
         tail = (await this.handle(text))?.tail;
