@@ -7,6 +7,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { WebSocket, type ClientOptions } from 'ws';
 import type { Logger } from '../log.js';
+import { corkUntilNextTick } from '../ws-cork.js';
 import type { NostrEvent } from '../nips/nip01.js';
 import { parseRelayUrl } from '../nips/relay-url.js';
 import { checkHost, guardedLookup, type AddressPolicy } from './relay-targets.js';
@@ -350,6 +351,7 @@ export function createUpstreamPool(o: UpstreamPoolOptions): UpstreamPool {
         set.add(resolve);
         timer = setTimeout(() => resolve({ kind: 'timeout' }), o.timeoutMs);
         transitions.push({ status: 'publishing', at: iso() });
+        corkUntilNextTick(ws); // a claimed batch's events to this relay leave in one write
         ws.send(JSON.stringify(['EVENT', ev]), (err) => {
           if (err) resolve({ kind: 'dropped', error: errorText(err) });
         });

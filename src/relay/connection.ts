@@ -2,6 +2,7 @@
 // subscriptions live in the shared index, and everything it is sent passes the slow-reader guard.
 import type { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
+import { corkUntilNextTick } from '../ws-cork.js';
 import * as filter from '../nips/filter.js';
 import type { Filter, FilterLimits } from '../nips/filter.js';
 import * as messages from '../nips/messages.js';
@@ -49,7 +50,6 @@ export class Connection implements Subscriber {
   private queued = 0;
   private readonly inflight = new Set<Promise<void>>();
   private draining = false;
-  private corked = false;
   private paused = false;
   private closed = false;
   /** Subscriptions whose stored events are still being sent; live events wait here until EOSE. */
@@ -90,24 +90,8 @@ export class Connection implements Subscriber {
       this.ws.terminate();
       return;
     }
-    this.cork();
+    corkUntilNextTick(this.ws);
     this.ws.send(text);
-  }
-
-  /**
-   * Frames sent in the same turn of the event loop leave in one write: a fan-out burst costs one syscall per
-   * connection instead of one per event. ws has no public cork, so the underlying net.Socket is used when present.
-   */
-  private cork(): void {
-    if (this.corked) return;
-    const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-    if (!socket) return;
-    this.corked = true;
-    socket.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      socket.uncork();
-    });
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
