@@ -89,8 +89,14 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
     });
 
   const recorder = createAttemptRecorder({ db, workerId, log, pool });
-  const active = new Map<string, number>(); // attempts in flight per relay URL
-  const inflight = new Set<Promise<void>>();
+  // A slot (FORWARD_CONCURRENCY, FORWARD_RELAY_CONCURRENCY) is held while an event is on its way to a relay and
+  // given back when the relay has answered: recording the outcome (a group commit) then goes on without it, so a
+  // slot turns over at the relay's pace, not at the database's. What is answered and not yet recorded is bounded
+  // on its own: past it, nothing new is claimed until the recorder catches up.
+  const maxUnrecorded = 4 * config.forwardConcurrency;
+  const active = new Map<string, number>(); // events on their way to each relay URL
+  let sending = 0;
+  const inflight = new Set<Promise<void>>(); // attempts not yet recorded, sending or not
   let started = false;
   let stopping = false;
   let pumping: Promise<void> | null = null;
@@ -165,7 +171,7 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
       do {
         again = false;
         if (stopping) break;
-        const free = config.forwardConcurrency - inflight.size;
+        const free = Math.min(config.forwardConcurrency - sending, maxUnrecorded - inflight.size);
         if (free <= 0) break;
         const limit = Math.min(config.forwardBatchSize, free);
         const rows = await claimDue(db, { workerId, limit, leaseMs, excludeUrls: excluded(), maxAgeSeconds: config.forwardMaxAgeSeconds });
@@ -192,20 +198,30 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
       if (b.paused || (active.get(row.url) ?? 0) >= relayCap(row.url)) return false;
     }
     active.set(row.url, (active.get(row.url) ?? 0) + 1);
-    const p = attempt(row)
+    sending += 1;
+    let held = true;
+    const freeSlot = () => {
+      if (!held) return;
+      held = false;
+      sending -= 1;
+      const n = (active.get(row.url) ?? 1) - 1;
+      if (n <= 0) active.delete(row.url);
+      else active.set(row.url, n);
+      if (lastClaimFull) wake();
+    };
+    const p = attempt(row, freeSlot)
       .catch((err: unknown) => log.error({ err, relay: row.url, row: row.id }, 'a forwarding attempt failed'))
       .finally(() => {
         inflight.delete(p);
-        const n = (active.get(row.url) ?? 1) - 1;
-        if (n <= 0) active.delete(row.url);
-        else active.set(row.url, n);
+        freeSlot();
         if (lastClaimFull) wake();
       });
     inflight.add(p);
     return true;
   }
 
-  async function attempt(row: ClaimedPublish): Promise<void> {
+  /** Sends one claimed row and records the outcome; freeSlot is called once the relay has answered (or could not). */
+  async function attempt(row: ClaimedPublish, freeSlot: () => void): Promise<void> {
     const startedAt = new Date();
     if (row.removedReason !== null) {
       const decision: Decision = {
@@ -231,6 +247,7 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
       return;
     }
     const report = await pool.publish(row.url, row.event);
+    freeSlot();
     const decision = classify(report, row, policy);
     let pausedUntil: Date | null = null;
     if (decision.health !== 'none') pausedUntil = pool.reportHealth(row.url, decision.health);
