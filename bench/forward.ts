@@ -1,11 +1,12 @@
-// Forwarding benchmark: the service runs in a child process (`node --import tsx src/index.ts`) on a recreated
+// Forwarding benchmark: the built service runs in a child process (`node dist/src/index.js`) on a recreated
 // PostgreSQL database, with 5 upstream relays on loopback ports served from this process. Two phases:
 // - drain: BENCH_FORWARD_EVENTS events are admitted with the forwarder off, then the service is restarted with it
 //   on, and the backlog is forwarded to all 5 upstreams: events/s and deliveries/s forwarded (first to last
 //   upstream acceptance), not limited by admission;
 // - latency: BENCH_FORWARD_LATENCY_EVENTS events published at BENCH_FORWARD_RATE events/s (default 300) with the
 //   forwarder on: time from our OK to the first upstream acceptance, and to the last one (p50/p99).
-// Prints ONE JSON line. Run: node --import tsx bench/forward.ts   (BENCH_PG_ADMIN_URL, BENCH_FORWARD_PORT …)
+// Prints ONE JSON line. Run after `npm run build`: node dist/bench/forward.js   (BENCH_PG_ADMIN_URL, BENCH_FORWARD_PORT …;
+// BENCH_NODE_ARGS are passed to the service's node, e.g. --cpu-prof)
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -65,7 +66,8 @@ async function startUpstream(accepted: Map<string, number[]>): Promise<{ url: st
 }
 
 async function startService(databaseUrl: string, upstreams: string[], forward: boolean): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], {
+  const nodeArgs = (env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, 'dist/src/index.js'], {
     env: {
       ...env,
       DATABASE_URL: databaseUrl,

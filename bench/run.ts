@@ -252,7 +252,7 @@ async function scenarioIdle(pid: number): Promise<Record<string, unknown>> {
 
 /** The forwarding figures come from bench/forward.ts, run as a child with its own service and upstream relays. */
 async function scenarioForward(): Promise<Record<string, unknown>> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/forward.ts'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['dist/bench/forward.js'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
