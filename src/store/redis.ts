@@ -4,7 +4,9 @@ import { Redis } from 'ioredis';
 export type { Redis };
 
 export async function openRedis(url: string, connectionName: string): Promise<Redis> {
-  const redis = new Redis(url, { lazyConnect: true, connectionName, maxRetriesPerRequest: 2, enableOfflineQueue: true });
+  // Auto-pipelining: the commands issued in one turn of the event loop (a quota reservation and a fan-out PUBLISH
+  // per event, under load hundreds a turn) leave in one write instead of one syscall each.
+  const redis = new Redis(url, { lazyConnect: true, connectionName, maxRetriesPerRequest: 2, enableOfflineQueue: true, enableAutoPipelining: true });
   await redis.connect();
   return redis;
 }
