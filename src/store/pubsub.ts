@@ -1,6 +1,7 @@
 // Messages between processes over Redis pub/sub: the live fan-out of events, and cache invalidations. Each
 // message carries the sending instance's id, so a process ignores its own broadcasts (it has already acted on
-// them locally).
+// them locally). A connection in subscriber mode can run no other command, so the channels of one Redis client
+// share ONE subscriber connection (a process holds two connections to Redis, however many channels it uses).
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 
@@ -11,17 +12,46 @@ export interface Channel {
   close(): Promise<void>;
 }
 
+type Route = (message: string) => void;
+
+interface Subscriber {
+  readonly conn: Redis;
+  /** Per channel name, the channels of this process listening on it. */
+  readonly routes: Map<string, Set<Route>>;
+}
+
+const subscribers = new WeakMap<Redis, Subscriber>();
+
+function subscriberOf(redis: Redis): Subscriber {
+  const existing = subscribers.get(redis);
+  if (existing) return existing;
+  const conn = redis.duplicate();
+  const routes = new Map<string, Set<Route>>();
+  conn.on('message', (channel: string, message: string) => {
+    for (const route of routes.get(channel) ?? []) route(message);
+  });
+  const created = { conn, routes };
+  subscribers.set(redis, created);
+  return created;
+}
+
 export function redisChannel(redis: Redis, channel: string, onError: (err: unknown) => void): Channel {
   const instance = randomBytes(6).toString('hex');
-  const sub = redis.duplicate();
   const handlers: ((text: string) => void)[] = [];
-  sub.on('message', (_channel: string, message: string) => {
+  const route: Route = (message) => {
     const sep = message.indexOf('|');
     if (sep < 0 || message.slice(0, sep) === instance) return;
     const text = message.slice(sep + 1);
     for (const h of handlers) h(text);
-  });
-  sub.subscribe(channel).catch(onError);
+  };
+  const sub = subscriberOf(redis);
+  let listeners = sub.routes.get(channel);
+  if (!listeners) {
+    sub.routes.set(channel, (listeners = new Set()));
+    sub.conn.subscribe(channel).catch(onError);
+  }
+  listeners.add(route);
+  let closed = false;
   return {
     publish(text) {
       redis.publish(channel, `${instance}|${text}`).catch(onError);
@@ -30,7 +60,18 @@ export function redisChannel(redis: Redis, channel: string, onError: (err: unkno
       handlers.push(handler);
     },
     async close() {
-      sub.disconnect();
+      if (closed) return;
+      closed = true;
+      const set = sub.routes.get(channel);
+      set?.delete(route);
+      if (set && set.size === 0) {
+        sub.routes.delete(channel);
+        if (sub.routes.size > 0) await sub.conn.unsubscribe(channel).catch(onError);
+      }
+      if (sub.routes.size === 0 && subscribers.get(redis) === sub) {
+        subscribers.delete(redis);
+        sub.conn.disconnect();
+      }
     },
   };
 }
