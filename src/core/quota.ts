@@ -14,7 +14,7 @@ import type { Logger } from '../log.js';
 import type { NostrEvent } from '../nips/nip01.js';
 import { rejection, type Rejection } from '../nips/result.js';
 import type { PlanRecord } from '../store/plans.js';
-import { chargePost, chargeUnlimited, readUsage, type LedgerPeriod, type UnlimitedCharge } from '../store/quotas.js';
+import { chargePosts, chargeUnlimited, readUsage, type LedgerPeriod, type PostChargeResult, type UnlimitedCharge } from '../store/quotas.js';
 import type { CounterPeriod, QuotaCounters, ReserveResult } from '../store/quota-counters.js';
 import type { UserRecord } from '../store/users.js';
 import type { AdmissionContext, AdmissionStages, QuotaFacts } from './admission.js';
@@ -244,6 +244,27 @@ export function createQuota(deps: QuotaDeps): Quota {
     return limitReached(plan, m.type, m.limit, m.used, m.resetsAt);
   }
 
+  const ledgerPeriods = (ticket: Ticket): LedgerPeriod[] =>
+    ticket.limits.map((l) => ({ type: l.type, date: l.period.date, limit: l.limit, resetsAt: isoSeconds(l.period.resetsAt) }));
+
+  const samePeriods = (a: Ticket, b: Ticket): boolean =>
+    a.limits.length === b.limits.length && a.limits.every((l, i) => l.period.date === b.limits[i]!.period.date && l.limit === b.limits[i]!.limit);
+
+  /** The k-th post (0-based, batch order) of a user whose posts were charged together: its count, or its refusal. */
+  function settleCharge(user: UserRecord, ticket: Ticket, r: PostChargeResult, k: number): Refusal | undefined {
+    if (k < r.taken) {
+      const charged: Partial<Record<PeriodType, number>> = {};
+      for (const l of ticket.limits) charged[l.type] = (r.before[l.type] ?? 0) + k + 1;
+      ticket.charged = charged;
+      return undefined;
+    }
+    const l = ticket.limits.find((x) => x.type === r.refusedBy?.type) as Limited;
+    const used = (r.before[l.type] ?? 0) + r.taken;
+    ticket.refused = { type: l.type, used };
+    mark(user.id, { plan: ticket.plan.code, type: l.type, limit: l.limit, used, resetsAt: l.period.resetsAt });
+    return limitReached(ticket.plan, l.type, l.limit, used, l.period.resetsAt);
+  }
+
   const stages: Stages = {
     async precheckQuota(user, ev) {
       if (!isPost(ev.kind)) return undefined;
@@ -284,33 +305,38 @@ export function createQuota(deps: QuotaDeps): Quota {
     },
 
     async chargeQuota(trx, user, ev) {
-      const [ticket] = await ticketsOf([{ user, ev }]);
-      if (!ticket) return undefined; // not a post
-      const ledger: LedgerPeriod[] = ticket.limits.map((l) => ({ type: l.type, date: l.period.date, limit: l.limit, resetsAt: isoSeconds(l.period.resetsAt) }));
-      const r = await chargePost(trx, user.id, ledger);
-      if (r.ok) {
-        ticket.charged = r.used;
-        return undefined;
-      }
-      const l = ticket.limits.find((x) => x.type === r.period.type) as Limited;
-      ticket.refused = { type: l.type, used: r.used };
-      mark(user.id, { plan: ticket.plan.code, type: l.type, limit: l.limit, used: r.used, resetsAt: l.period.resetsAt });
-      return limitReached(ticket.plan, l.type, l.limit, r.used, l.period.resetsAt);
+      return (await stages.chargeQuotaBatch(trx, [{ user, ev }]))[0];
     },
 
-    // Group commit: events of unlimited users are counted with one upsert for the whole batch; every event of a
-    // user with a limit goes through chargeQuota, one conditional upsert each, in batch order.
+    // Group commit: posts of unlimited users are counted with one upsert for the whole batch; posts of users with
+    // a limit are charged together (store/quotas.ts chargePosts: three statements however many), each user's
+    // first posts in batch order taking what room is left.
     async chargeQuotaBatch(trx, items) {
       const out: (Refusal | undefined)[] = new Array(items.length).fill(undefined);
       const ticketList = await ticketsOf(items);
-      // by user (stable): concurrent batches lock ledger rows in the same order and cannot deadlock
-      const order = [...items.keys()].sort((a, b) => (items[a]!.user.id < items[b]!.user.id ? -1 : items[a]!.user.id > items[b]!.user.id ? 1 : a - b));
       const uncapped: number[] = [];
-      for (const i of order) {
+      const byUser = new Map<string, number[]>(); // capped posts, in batch order
+      const later: number[] = []; // a second set of periods for one user (a batch across midnight): one by one after
+      items.forEach(({ user }, i) => {
         const ticket = ticketList[i];
-        if (!ticket) continue;
-        if (ticket.limits.some((l) => l.limit >= 0)) out[i] = await stages.chargeQuota(trx, items[i]!.user, items[i]!.ev);
-        else uncapped.push(i);
+        if (!ticket) return;
+        if (!ticket.limits.some((l) => l.limit >= 0)) return void uncapped.push(i);
+        const same = byUser.get(user.id);
+        if (!same) byUser.set(user.id, [i]);
+        else if (samePeriods(ticketList[same[0]!]!, ticket)) same.push(i);
+        else later.push(i);
+      });
+      const charges = [...byUser.values()].map((idx) => ({ userId: items[idx[0]!]!.user.id, periods: ledgerPeriods(ticketList[idx[0]!]!), n: idx.length }));
+      const results = await chargePosts(trx, charges);
+      for (const idx of byUser.values()) {
+        const { user } = items[idx[0]!]!;
+        const r = results.get(user.id)!;
+        idx.forEach((i, k) => (out[i] = settleCharge(user, ticketList[i]!, r, k)));
+      }
+      for (const i of later) {
+        const { user } = items[i]!;
+        const r = (await chargePosts(trx, [{ userId: user.id, periods: ledgerPeriods(ticketList[i]!), n: 1 }])).get(user.id)!;
+        out[i] = settleCharge(user, ticketList[i]!, r, 0);
       }
       const rows = unlimitedRows(uncapped.map((i) => ({ userId: items[i]!.user.id, ticket: ticketList[i]! })));
       stages.chargedUnlimited(uncapped.map((i) => items[i]!), await chargeUnlimited(trx, rows));

@@ -1,10 +1,8 @@
 // user_quotas: the Postgres quota ledger, the arbiter of every quota decision. One row per user and period
-// (daily: the user's local date; monthly: the first day of the local month). A post is charged by ONE
-// conditional upsert inside the transaction that stores the event: the row is created at 1, or incremented only
-// while it is below the limit passed in. The limit is the user's plan limit *now*, so a plan change applies at
-// once to the count already used today. ON CONFLICT DO UPDATE locks the row and evaluates its WHERE against the
-// latest committed version, so concurrent transactions (in any number of processes) can never push the count
-// past the limit: the losers get no row back and roll back.
+// (daily: the user's local date; monthly: the first day of the local month). Posts of users with a limit are
+// charged inside the transaction that stores them (chargePosts: a batch's posts in three statements, the rows
+// locked, so concurrent transactions in any number of processes can never push a count past its limit); posts of
+// users without one are only counted (chargeUnlimited).
 import type { Knex } from 'knex';
 
 export type LedgerPeriodType = 'daily' | 'monthly';
@@ -19,45 +17,107 @@ export interface LedgerPeriod {
   readonly resetsAt: string;
 }
 
-export type ChargeResult =
-  | { readonly ok: true; readonly used: Readonly<Partial<Record<LedgerPeriodType, number>>> }
-  | { readonly ok: false; readonly period: LedgerPeriod; readonly used: number };
-
-/** posts_used of one period, 0 when the row does not exist yet. */
-async function usedIn(db: Knex, userId: string, p: Pick<LedgerPeriod, 'type' | 'date'>): Promise<number> {
-  const row = (await db('user_quotas')
-    .where({ user_id: userId, quota_type: p.type, quota_date: p.date })
-    .first('posts_used')) as { posts_used: number } | undefined;
-  return row?.posts_used ?? 0;
+/** One user's posts in a batch, charged together: the periods they count in (daily first) and how many. */
+export interface PostCharge {
+  readonly userId: string;
+  readonly periods: readonly LedgerPeriod[];
+  /** Posts of this user to charge, at least 1. */
+  readonly n: number;
 }
 
+/** How many of a user's posts the ledger took (the first ones, in the caller's order), and the counts before. */
+export interface PostChargeResult {
+  readonly taken: number;
+  /** posts_used of each period before this charge. */
+  readonly before: Readonly<Partial<Record<LedgerPeriodType, number>>>;
+  /** When some were refused: the period that refused them (the first, daily before monthly, with no room left). */
+  readonly refusedBy?: LedgerPeriod;
+}
+
+interface LedgerKey {
+  readonly userId: string;
+  readonly p: LedgerPeriod;
+}
+
+const byUserAndType = (a: LedgerKey, b: LedgerKey): number =>
+  a.userId === b.userId ? a.p.type.localeCompare(b.p.type) : a.userId < b.userId ? -1 : 1;
+
 /**
- * Charges one post against every period given (daily first, then monthly: the same order everywhere, so two
- * transactions never wait on each other's rows in opposite orders). Must run inside the admission transaction;
- * on `ok: false` the caller rolls it back, which also undoes any period already charged by this call.
+ * Charges the posts of many users at once, inside the transaction that stores them, in three statements
+ * whatever their number: the missing ledger rows are created at 0, every row is locked (FOR UPDATE, in a fixed
+ * order: user, then daily before monthly, so concurrent batches in any process wait on each other and never
+ * deadlock), and each user's count grows by what fits under the smallest room left in any of their periods. A
+ * period's limit is the user's plan limit *now*, so a plan change applies at once to the count already used.
+ * Locked rows are read at their latest committed version, so no interleaving can push a count past its limit.
+ * At most one charge per user: the keys must be unique.
  */
-export async function chargePost(trx: Knex.Transaction, userId: string, periods: readonly LedgerPeriod[]): Promise<ChargeResult> {
-  const used: Partial<Record<LedgerPeriodType, number>> = {};
-  for (const p of periods) {
-    // A limit of 0 allows nothing; the insert below would start the row at 1, past the limit.
-    if (p.limit === 0) return { ok: false, period: p, used: await usedIn(trx, userId, p) };
-    const { rows } = (await trx.raw(
-      `INSERT INTO user_quotas (user_id, quota_date, quota_type, posts_used, posts_limit, resets_at, last_reset_at)
-       VALUES (?, ?::date, ?::quota_type_enum, 1, ?, ?::timestamptz, now())
-       ON CONFLICT (user_id, quota_date, quota_type) DO UPDATE
-         SET posts_used = user_quotas.posts_used + 1, posts_limit = EXCLUDED.posts_limit,
-             resets_at = EXCLUDED.resets_at, updated_at = now()
-         WHERE EXCLUDED.posts_limit = -1 OR user_quotas.posts_used < EXCLUDED.posts_limit
-       RETURNING posts_used`,
-      [userId, p.date, p.type, p.limit, p.resetsAt],
-    )) as { rows: { posts_used: number }[] };
-    const after = rows[0]?.posts_used;
-    // No row back: the row exists and is at (or, after a downgrade, past) the limit. It is locked by now, so
-    // this read sees the latest committed count.
-    if (after === undefined) return { ok: false, period: p, used: await usedIn(trx, userId, p) };
-    used[p.type] = after;
+export async function chargePosts(trx: Knex.Transaction, charges: readonly PostCharge[]): Promise<Map<string, PostChargeResult>> {
+  const out = new Map<string, PostChargeResult>();
+  if (charges.length === 0) return out;
+  const keys: LedgerKey[] = charges.flatMap((c) => c.periods.map((p) => ({ userId: c.userId, p }))).sort(byUserAndType);
+  const list = (f: (k: LedgerKey) => unknown) => trx.raw('?', [keys.map(f) as unknown as string[]]);
+  const wanted = {
+    users: list((k) => k.userId),
+    dates: list((k) => k.p.date),
+    types: list((k) => k.p.type),
+    limits: list((k) => k.p.limit),
+    resets: list((k) => k.p.resetsAt),
+  };
+  await trx.raw(
+    `INSERT INTO user_quotas (user_id, quota_date, quota_type, posts_used, posts_limit, resets_at, last_reset_at)
+     SELECT v.user_id, v.quota_date, CAST(v.quota_type AS quota_type_enum), 0, v.lim, v.resets_at, now()
+     FROM unnest(CAST(:users AS uuid[]), CAST(:dates AS date[]), CAST(:types AS text[]), CAST(:limits AS integer[]), CAST(:resets AS timestamptz[]))
+       WITH ORDINALITY AS v (user_id, quota_date, quota_type, lim, resets_at, ord)
+     ORDER BY v.ord
+     ON CONFLICT (user_id, quota_date, quota_type) DO NOTHING`,
+    wanted,
+  );
+  const { rows } = (await trx.raw(
+    `SELECT q.user_id, CAST(q.quota_type AS text) AS quota_type, q.posts_used
+     FROM user_quotas q
+     JOIN unnest(CAST(:users AS uuid[]), CAST(:dates AS date[]), CAST(:types AS text[])) AS v (user_id, quota_date, quota_type)
+       ON q.user_id = v.user_id AND q.quota_date = v.quota_date AND q.quota_type = CAST(v.quota_type AS quota_type_enum)
+     ORDER BY q.user_id, q.quota_type
+     FOR UPDATE OF q`,
+    wanted,
+  )) as { rows: { user_id: string; quota_type: LedgerPeriodType; posts_used: number }[] };
+  const used = new Map(rows.map((r) => [`${r.user_id}:${r.quota_type}`, r.posts_used]));
+
+  const grants: { key: LedgerKey; n: number }[] = [];
+  for (const c of charges) {
+    const before: Partial<Record<LedgerPeriodType, number>> = {};
+    let taken = c.n;
+    let refusedBy: LedgerPeriod | undefined;
+    for (const p of c.periods) {
+      const u = used.get(`${c.userId}:${p.type}`) ?? 0;
+      before[p.type] = u;
+      const room = p.limit < 0 ? Infinity : Math.max(0, p.limit - u);
+      if (room < taken) {
+        taken = room;
+        refusedBy = p;
+      }
+    }
+    out.set(c.userId, refusedBy ? { taken, before, refusedBy } : { taken, before });
+    if (taken > 0) for (const p of c.periods) grants.push({ key: { userId: c.userId, p }, n: taken });
   }
-  return { ok: true, used };
+  if (grants.length === 0) return out;
+  grants.sort((a, b) => byUserAndType(a.key, b.key));
+  const col = (f: (g: { key: LedgerKey; n: number }) => unknown) => trx.raw('?', [grants.map(f) as unknown as string[]]);
+  await trx.raw(
+    `UPDATE user_quotas q SET posts_used = q.posts_used + v.n, posts_limit = v.lim, resets_at = v.resets_at, updated_at = now()
+     FROM unnest(CAST(:users AS uuid[]), CAST(:dates AS date[]), CAST(:types AS text[]), CAST(:limits AS integer[]),
+       CAST(:resets AS timestamptz[]), CAST(:n AS integer[])) AS v (user_id, quota_date, quota_type, lim, resets_at, n)
+     WHERE q.user_id = v.user_id AND q.quota_date = v.quota_date AND q.quota_type = CAST(v.quota_type AS quota_type_enum)`,
+    {
+      users: col((g) => g.key.userId),
+      dates: col((g) => g.key.p.date),
+      types: col((g) => g.key.p.type),
+      limits: col((g) => g.key.p.limit),
+      resets: col((g) => g.key.p.resetsAt),
+      n: col((g) => g.n),
+    },
+  );
+  return out;
 }
 
 /** posts_used for the given periods (0 for a period without a row): what counters are rebuilt from. */

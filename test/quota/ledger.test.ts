@@ -1,9 +1,11 @@
 // The user_quotas ledger (store/quotas.ts), the arbiter: concurrent transactions can never take it past the
-// limit, the limit passed in is the one that applies, and the same SQL runs on the embedded database (PGlite).
+// limit, a batch's posts of one user take what room is left in order, concurrent batches over the same users in
+// different orders never deadlock, the limit passed in is the one that applies, and the same SQL runs on the
+// embedded database (PGlite).
 import t from 'tap';
 import type { Knex } from 'knex';
 import { createTestDatabase, createTestPglite } from '../helpers/db.js';
-import { chargePost, readUsage, type LedgerPeriod } from '../../src/store/quotas.js';
+import { chargePosts, readUsage, type LedgerPeriod, type PostChargeResult } from '../../src/store/quotas.js';
 import { upsertUserByPubkey } from '../../src/store/users.js';
 import { newKey } from '../helpers/events.js';
 
@@ -16,12 +18,12 @@ async function newUser(knex: Knex): Promise<string> {
   return (await upsertUserByPubkey(knex, newKey().pk)).user.id;
 }
 
-/** One transaction per call, as admission does; a refusal rolls back like admission's QuotaRollback. */
+/** One post in a transaction of its own, as admission does for one event; a refusal rolls back. */
 async function charge(knex: Knex, userId: string, periods: LedgerPeriod[]): Promise<boolean> {
   try {
     return await knex.transaction(async (trx) => {
-      const r = await chargePost(trx, userId, periods);
-      if (!r.ok) throw new Error('refused');
+      const r = (await chargePosts(trx, [{ userId, periods, n: 1 }])).get(userId)!;
+      if (r.taken === 0) throw new Error('refused');
       return true;
     });
   } catch (err) {
@@ -47,8 +49,8 @@ t.test('a refused monthly period rolls back the daily charge made in the same tr
 t.test('the limit passed in applies to what is already counted (plan changes mid-day)', async (t) => {
   const userId = await newUser(db.knex);
   for (let i = 0; i < 5; i++) t.ok(await charge(db.knex, userId, [day(25)]));
-  const refused = await db.knex.transaction(async (trx) => chargePost(trx, userId, [day(3)]));
-  t.same(refused, { ok: false, period: day(3), used: 5 }, 'a downgrade below the count refuses, reporting the count');
+  const refused = await db.knex.transaction(async (trx) => (await chargePosts(trx, [{ userId, periods: [day(3)], n: 1 }])).get(userId));
+  t.same(refused, { taken: 0, before: { daily: 5 }, refusedBy: day(3) }, 'a downgrade below the count refuses, reporting the count');
   t.ok(await charge(db.knex, userId, [day(-1)]), 'unlimited accepts');
   t.ok(await charge(db.knex, userId, [day(7)]));
   t.notOk(await charge(db.knex, userId, [day(7)]));
@@ -60,6 +62,45 @@ t.test('a limit of 0 allows nothing and creates no row', async (t) => {
   const userId = await newUser(db.knex);
   t.notOk(await charge(db.knex, userId, [day(0)]));
   t.equal((await db.knex('user_quotas').where({ user_id: userId })).length, 0);
+});
+
+t.test('a batch: each user takes what fits under the smallest room left, in one call', async (t) => {
+  const [fresh, twoUsed, unlimitedDaily, full] = await Promise.all([1, 2, 3, 4].map(() => newUser(db.knex)));
+  for (let i = 0; i < 2; i++) await charge(db.knex, twoUsed!, [day(3)]);
+  for (let i = 0; i < 3; i++) await charge(db.knex, full!, [day(3)]);
+  const results = await db.knex.transaction(async (trx) =>
+    chargePosts(trx, [
+      { userId: fresh!, periods: [day(3)], n: 2 },
+      { userId: twoUsed!, periods: [day(3)], n: 5 },
+      { userId: unlimitedDaily!, periods: [day(-1), month(4)], n: 6 },
+      { userId: full!, periods: [day(3)], n: 1 },
+    ]),
+  );
+  const expected: [string, PostChargeResult][] = [
+    [fresh!, { taken: 2, before: { daily: 0 } }],
+    [twoUsed!, { taken: 1, before: { daily: 2 }, refusedBy: day(3) }],
+    [unlimitedDaily!, { taken: 4, before: { daily: 0, monthly: 0 }, refusedBy: month(4) }],
+    [full!, { taken: 0, before: { daily: 3 }, refusedBy: day(3) }],
+  ];
+  for (const [userId, r] of expected) t.same(results.get(userId), r);
+  t.same(await readUsage(db.knex, fresh!, [day(3)]), { daily: 2, monthly: 0 });
+  t.same(await readUsage(db.knex, twoUsed!, [day(3)]), { daily: 3, monthly: 0 });
+  t.same(await readUsage(db.knex, unlimitedDaily!, [day(-1), month(4)]), { daily: 4, monthly: 4 }, 'both periods count what was taken');
+  t.same(await readUsage(db.knex, full!, [day(3)]), { daily: 3, monthly: 0 });
+});
+
+t.test('concurrent batches over the same users, given in different orders: no deadlock, no count past a limit', async (t) => {
+  const users = await Promise.all(Array.from({ length: 8 }, () => newUser(db.knex)));
+  const batches = Array.from({ length: 24 }, (_, b) => {
+    const order = b % 2 === 0 ? users : [...users].reverse();
+    return db.knex.transaction(async (trx) => chargePosts(trx, order.map((userId) => ({ userId, periods: [day(10), month(25)], n: 2 }))));
+  });
+  const results = await Promise.all(batches);
+  for (const userId of users) {
+    const taken = results.reduce((n, r) => n + r.get(userId)!.taken, 0);
+    t.equal(taken, 10, 'exactly the daily limit was taken over all batches');
+    t.same(await readUsage(db.knex, userId, [day(10), month(25)]), { daily: 10, monthly: 10 });
+  }
 });
 
 t.test('the same statements run on the embedded database (PGlite)', async (t) => {
