@@ -1,12 +1,12 @@
-// Puts the benchmark's keys on the unlimited `advanced` plan before the load starts, as an operator would
-// through the admin API, but in bulk: one multi-row insert of users and one of their active subscriptions.
+// Puts the benchmark's keys on a plan (the unlimited `advanced` by default) before the load starts, as an operator
+// would through the admin API, but in bulk: one multi-row insert of users and one of their active subscriptions.
 import knexFactory from 'knex';
 
-export async function prepareUnlimitedKeys(databaseUrl: string, pubkeys: string[]): Promise<void> {
+export async function prepareKeys(databaseUrl: string, pubkeys: string[], planCode = 'advanced'): Promise<void> {
   const db = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 2 } });
   try {
-    const plan = (await db('subscription_plans').where({ plan_code: 'advanced' }).first('id', 'price_monthly')) as { id: string; price_monthly: string } | undefined;
-    if (!plan) throw new Error('the advanced plan is missing');
+    const plan = (await db('subscription_plans').where({ plan_code: planCode }).first('id', 'price_monthly')) as { id: string; price_monthly: string } | undefined;
+    if (!plan) throw new Error(`the ${planCode} plan is missing`);
     for (let i = 0; i < pubkeys.length; i += 500) {
       const chunk = pubkeys.slice(i, i + 500);
       const users = (await db('users')

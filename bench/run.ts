@@ -11,7 +11,7 @@ import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import { finalizeEvent, setNostrWasm } from 'nostr-tools/wasm';
 import { initNostrWasm } from 'nostr-wasm';
 import type { NostrEvent } from 'nostr-tools/pure';
-import { prepareUnlimitedKeys } from './prepare.js';
+import { prepareKeys } from './prepare.js';
 import { connectTo, publishOn, type PublishResult } from './publish.js';
 import type { FloodJob } from './flood-worker.js';
 import { acceptedLatencyBuckets, latencySummary, recreateDatabase, serverLatencySummary, stopService, waitReady, writeBatchSummary, writeBatchTotals } from './common.js';
@@ -21,7 +21,7 @@ const adminUrl = env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/p
 const dbName = env.BENCH_DB ?? 'nostrx_bench';
 const redisUrl = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const port = Number(env.BENCH_PORT ?? 7590);
-const scenarios = (env.BENCH_SCENARIOS ?? 'admission,latency,flood,fanout,idle,forward').split(',');
+const scenarios = (env.BENCH_SCENARIOS ?? 'admission,capped,latency,flood,fanout,idle,forward').split(',');
 const maxSeconds = Number(env.BENCH_MAX_SECONDS ?? 60); // per scenario, a hard stop
 
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -79,6 +79,30 @@ async function scenarioAdmission(keys: Uint8Array[]): Promise<Record<string, unk
     events: total,
     connections: conns.length,
     keys: keys.length,
+    accepted: r.accepted,
+    rejected: r.rejected,
+    reasons: r.reasons,
+    accepted_per_s: Math.round(r.accepted / r.seconds),
+    ok_latency_ms: latencySummary(r.latenciesMs),
+    write_batches: batches,
+  };
+}
+
+async function scenarioCapped(databaseUrl: string): Promise<Record<string, unknown>> {
+  // What most users are: on a plan with a daily limit, so every post is charged against the ledger's cap in the
+  // transaction that stores it. 1,000 other keys on `premium` (25 a day), 20 posts each: all within the limit.
+  const keys = Array.from({ length: Number(env.BENCH_KEYS ?? 1000) }, () => generateSecretKey());
+  await prepareKeys(databaseUrl, keys.map((k) => getPublicKey(k)), 'premium');
+  const total = keys.length * 20;
+  const events = signEvents(keys, total, (i) => `capped ${i} ${Math.random()}`);
+  const conns = await Promise.all(Array.from({ length: Number(env.BENCH_CONNECTIONS ?? 8) }, connect));
+  const before = await writeBatchTotals(port);
+  const r = await publishAll(conns, events, { inflight: Number(env.BENCH_INFLIGHT ?? 256) });
+  const batches = writeBatchSummary(before, await writeBatchTotals(port));
+  for (const ws of conns) ws.close();
+  return {
+    events: total,
+    plan: 'premium',
     accepted: r.accepted,
     rejected: r.rejected,
     reasons: r.reasons,
@@ -272,11 +296,12 @@ async function main(): Promise<void> {
   const result: Record<string, unknown> = { node: process.version, cpus: (await import('node:os')).cpus().length };
   try {
     const keys = Array.from({ length: Number(env.BENCH_KEYS ?? 1000) }, () => generateSecretKey());
-    await prepareUnlimitedKeys(databaseUrl, keys.map((k) => getPublicKey(k)));
+    await prepareKeys(databaseUrl, keys.map((k) => getPublicKey(k)));
     for (const name of scenarios.filter((s) => s !== 'forward')) {
       log(`scenario ${name}`);
       const t0 = performance.now();
       if (name === 'admission') result.admission = await scenarioAdmission(keys);
+      else if (name === 'capped') result.capped = await scenarioCapped(databaseUrl);
       else if (name === 'latency') result.latency = await scenarioLatency(keys);
       else if (name === 'flood') result.flood = await scenarioFlood(keys);
       else if (name === 'fanout') result.fanout = await scenarioFanout(keys);
