@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
-import { finalizeEvent, setNostrWasm } from 'nostr-tools/wasm';
+import { finalizeEvent, setNostrWasm, verifyEvent } from 'nostr-tools/wasm';
 import { initNostrWasm } from 'nostr-wasm';
 import type { NostrEvent } from 'nostr-tools/pure';
 import { prepareKeys } from './prepare.js';
@@ -275,13 +275,27 @@ async function scenarioForward(): Promise<Record<string, unknown>> {
   return JSON.parse(out.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
 }
 
+/**
+ * How fast this machine checks a signature today (nostr-wasm, this process's thread, µs per event): the same
+ * machine has measured 2× apart on different days, so figures of different runs compare only alongside it.
+ */
+function verifyMicrosPerEvent(): number {
+  const sk = generateSecretKey();
+  const events = Array.from({ length: 2000 }, (_, i) => finalizeEvent({ kind: 1, created_at: 1_700_000_000, tags: [], content: `calibration ${i}` }, sk));
+  for (const ev of events.slice(0, 200)) verifyEvent({ ...ev }); // warm-up; a copy, since a checked event is marked
+  const t0 = performance.now();
+  for (const ev of events) verifyEvent({ ...ev });
+  return Math.round(((performance.now() - t0) * 1000) / events.length);
+}
+
 async function main(): Promise<void> {
   setNostrWasm(await initNostrWasm());
+  const verifyUs = verifyMicrosPerEvent();
   const databaseUrl = await recreateDatabase(adminUrl, dbName);
   log(`database ${dbName} recreated`);
   const serviceEnv = { RATE_LIMIT_IP_PER_SECOND: '1000000', RATE_LIMIT_IP_BURST: '1000000', RATE_LIMIT_CONN_PER_SECOND: '1000000', RATE_LIMIT_CONN_BURST: '1000000' };
   let child = await startService(databaseUrl, serviceEnv);
-  const result: Record<string, unknown> = { node: process.version, cpus: (await import('node:os')).cpus().length };
+  const result: Record<string, unknown> = { node: process.version, cpus: (await import('node:os')).cpus().length, verify_us_per_event: verifyUs };
   try {
     const keys = Array.from({ length: Number(env.BENCH_KEYS ?? 1000) }, () => generateSecretKey());
     await prepareKeys(databaseUrl, keys.map((k) => getPublicKey(k)));
