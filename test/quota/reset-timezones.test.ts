@@ -5,6 +5,7 @@ import t from 'tap';
 import { startTestApp } from '../helpers/app.js';
 import { buildEvent, newKey, type Key } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { verifySignature } from '../../src/nips/nip01.js';
 
 let clock = Date.parse('2026-11-25T20:00:00Z') / 1000;
 const setClock = (iso: string) => (clock = Date.parse(iso) / 1000);
@@ -69,4 +70,37 @@ t.test('an unknown time zone counts days in UTC', async (t) => {
   await inZone(k, 'Mars/Olympus_Mons');
   for (let i = 0; i < 3; i++) await publish(c, k);
   t.same(await publish(c, k), [false, 'rate-limited: daily limit of 3 posts reached on the basic plan; resets at 2026-11-28T00:00:00Z']);
+});
+
+t.test('one group commit holding posts from both sides of the user’s midnight charges each to its own day', async (t) => {
+  // Drives the quota stages as a group commit does: each post is reserved when it is verified, and the batch is
+  // charged in one transaction. Two posts reserved at 23:59:59 UTC and two at 00:00:00 meet in one batch.
+  const k = newKey();
+  const user = await app.accounts.forPubkey(k.pk);
+  const stages = app.quota.stages;
+  const verified = (created_at: number, content: string) => {
+    const r = verifySignature(buildEvent(k.sk, { created_at, content }));
+    if (!r.ok) throw new Error(r.rejection.message);
+    return r.value;
+  };
+  setClock('2026-11-28T23:59:59Z');
+  const before = [verified(clock, 'late 1'), verified(clock, 'late 2')];
+  for (const ev of before) t.equal(await stages.reserveQuota(user, ev), undefined);
+  setClock('2026-11-29T00:00:00Z');
+  const after = [verified(clock, 'early 1'), verified(clock, 'early 2')];
+  for (const ev of after) t.equal(await stages.reserveQuota(user, ev), undefined);
+
+  const items = [before[0]!, after[0]!, before[1]!, after[1]!].map((ev) => ({ user, ev }));
+  const refusals = await app.db.knex.transaction((trx) => stages.chargeQuotaBatch(trx, items));
+  t.same(refusals, [undefined, undefined, undefined, undefined], 'all four fit: two on each day');
+  const days = (await app.db.knex('user_quotas')
+    .where({ user_id: user.id, quota_type: 'daily' })
+    .orderBy('quota_date')
+    .select(app.db.knex.raw('quota_date::text AS day'), 'posts_used')) as unknown[];
+  t.same(days, [
+    { day: '2026-11-28', posts_used: 2 },
+    { day: '2026-11-29', posts_used: 2 },
+  ]);
+  // settled as admission would, so the Redis holds are confirmed
+  for (const { ev } of items) stages.onSettled(user, ev, { status: 'accepted', eventId: ev.id, message: '' }, true, { via: 'relay', authed: new Set() });
 });
