@@ -14,7 +14,7 @@ import type { NostrEvent } from 'nostr-tools/pure';
 import { prepareKeys } from './prepare.js';
 import { connectTo, publishOn, type PublishResult } from './publish.js';
 import type { FloodJob } from './flood-worker.js';
-import { acceptedLatencyBuckets, latencySummary, recreateDatabase, serverLatencySummary, stopService, waitReady, writeBatchSummary, writeBatchTotals } from './common.js';
+import { acceptedLatencyBuckets, dropDatabase, latencySummary, recreateDatabase, serverLatencySummary, stopService, waitReady, writeBatchSummary, writeBatchTotals } from './common.js';
 
 const env = process.env;
 const adminUrl = env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -320,6 +320,8 @@ async function main(): Promise<void> {
   } finally {
     await stopService(child);
   }
+  // the forwarding scenario has its own database: this one's clean-up (autovacuum) must not run beside it
+  await dropDatabase(adminUrl, dbName);
   if (scenarios.includes('forward')) {
     log('scenario forward');
     result.forward = await scenarioForward();
