@@ -174,6 +174,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     invalidation,
     accountAdmin,
     now: opts.now ?? (() => Math.floor(Date.now() / 1000)),
+    checkIp: (ip) => rateLimits.checkIp(ip),
   });
   http.get('/', async (req, reply) => {
     if ((req.headers.accept ?? '').includes('application/nostr+json')) {

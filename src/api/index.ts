@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import type { Knex } from 'knex';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import type { Rejection } from '../nips/result.js';
 import type { AccountAdminDeps } from '../core/account-admin.js';
 import type { Accounts } from '../core/accounts.js';
 import type { Admit } from '../core/admission.js';
@@ -23,7 +24,7 @@ import { createSessions } from '../core/sessions.js';
 import { createUserDirectory } from '../core/user-directory.js';
 import { accessFor, authHooks } from './auth.js';
 import { useJsonBodies } from './body.js';
-import { errorHandler, notFoundHandler } from './errors.js';
+import { apiError, errorHandler, notFoundHandler } from './errors.js';
 import { sharedSchemas } from './schemas.js';
 import { registerAdminRoutes } from './admin.js';
 import { registerEventRoutes } from './events.js';
@@ -56,6 +57,8 @@ export interface ApiDeps {
   readonly accountAdmin: AccountAdminDeps;
   /** Seconds since the epoch. */
   readonly now: () => number;
+  /** The per-IP rate limit (core/rate-limits.ts), shared with the relay's messages; a rejection answers 429. */
+  readonly checkIp?: (ip: string) => Promise<Rejection | undefined>;
 }
 
 /** Options of the fastify instance the API needs: the body limit, and validation that refuses unknown fields. */
@@ -91,6 +94,15 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
   http.decorateRequest('caller', null);
   http.setErrorHandler(errorHandler);
   http.setNotFoundHandler(notFoundHandler);
+  // Before anything else is read: a client over its IP's rate costs no body parsing and no signature check.
+  const checkIp = deps.checkIp;
+  if (checkIp) {
+    http.addHook('onRequest', async (req) => {
+      if (!req.url.startsWith('/v1/')) return;
+      const limited = await checkIp(req.ip);
+      if (limited) throw apiError('rate_limited', limited.message.replace(/^rate-limited: /, ''), undefined, { 'retry-after': '1' });
+    });
+  }
 
   const { config, db, now } = deps;
   const sessions = createSessions({ db, ttlSeconds: config.sessionTtlSeconds, now });
