@@ -52,8 +52,10 @@ export interface Forwarder {
   wake(): void;
   /** Stops claiming, lets attempts in flight finish for a bounded time, then interrupts and records the rest. */
   stop(): Promise<void>;
-  /** Attempts in flight in this process. */
+  /** Attempts in flight in this process, not yet recorded (sending ones included). */
   inFlight(): number;
+  /** Of those, the ones sent and not yet answered (they hold a slot). */
+  sending(): number;
 }
 
 export function createForwarder(deps: ForwarderDeps): Forwarder {
@@ -284,6 +286,7 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
     },
     wake,
     inFlight: () => inflight.size,
+    sending: () => sending,
     async stop() {
       if (stopping) return;
       stopping = true;

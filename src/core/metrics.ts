@@ -10,11 +10,13 @@ export interface Probes {
   subscriptions(): number;
   dbPool(): { used: number; free: number; pending: number };
   redisUp(): number;
+  /** The forwarder's attempts: sent and not yet answered, and answered but not yet recorded. */
+  forwardInFlight(): { sending: number; recording: number };
 }
 
 export function createMetrics() {
   const registry = new client.Registry();
-  const probes: Probes = { connections: () => 0, subscriptions: () => 0, dbPool: () => ({ used: 0, free: 0, pending: 0 }), redisUp: () => -1 };
+  const probes: Probes = { connections: () => 0, subscriptions: () => 0, dbPool: () => ({ used: 0, free: 0, pending: 0 }), redisUp: () => -1, forwardInFlight: () => ({ sending: 0, recording: 0 }) };
   client.collectDefaultMetrics({ register: registry, prefix: 'nostrx_process_' });
   const r = [registry];
   return {
@@ -73,6 +75,17 @@ export function createMetrics() {
       labelNames: ['relay'] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: r,
+    }),
+    forwardInFlight: new client.Gauge({
+      name: 'nostrx_forward_in_flight',
+      help: 'Forwarding attempts in this process: sent and awaiting the relay (sending), answered and awaiting their record (recording)',
+      labelNames: ['stage'] as const,
+      registers: r,
+      collect() {
+        const f = probes.forwardInFlight();
+        this.set({ stage: 'sending' }, f.sending);
+        this.set({ stage: 'recording' }, f.recording);
+      },
     }),
     outboxDepth: new client.Gauge({ name: 'nostrx_outbox_depth', help: 'Forwarding rows not yet finished', registers: r }),
     outboxOldestSeconds: new client.Gauge({ name: 'nostrx_outbox_oldest_seconds', help: 'Age of the oldest unfinished forwarding row', registers: r }),

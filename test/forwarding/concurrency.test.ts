@@ -33,7 +33,16 @@ t.test('at most 2 events unanswered per relay, 3 over both; every outcome record
   t.teardown(() => c.close());
   const evs = Array.from({ length: 12 }, (_, i) => buildEvent(alice.sk, { content: `slow relay note ${i}` }));
   for (const ev of evs) t.same(await c.publish(ev), [true, '']);
+  // the gauge of events on their way, read while the slow relays hold them
+  const seen: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const text = await (await fetch(`${app.url}/metrics`)).text();
+    seen.push(Number(/nostrx_forward_in_flight\{stage="sending"\} (\d+)/.exec(text)?.[1] ?? -1));
+    await new Promise((r) => setTimeout(r, 40));
+  }
   const rows = await waitForFinal(app.db.knex, evs.map((e) => e.id), 20_000);
+  t.ok(seen.every((n) => n >= 0 && n <= 3), `nostrx_forward_in_flight{stage="sending"} stayed within the 3 slots: ${seen.join(', ')}`);
+  t.ok(seen.some((n) => n > 0), 'and showed the events on their way');
 
   t.equal(rows.length, 24, 'one row per event and relay');
   t.ok(rows.every((r) => r.status === 'published' && r.attempts === 1), 'every target published on its first attempt');

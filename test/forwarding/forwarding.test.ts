@@ -270,4 +270,6 @@ t.test('forwarding shows in the metrics', async (t) => {
   t.match(text, /nostrx_forward_attempts_total\{outcome="published",relay="ws:\/\/127\.0\.0\.1:\d+\/"\} \d+/);
   t.match(text, /nostrx_forward_attempts_total\{outcome="rejected",relay="custom"\} \d+/);
   t.match(text, /nostrx_forward_seconds_count\{relay="custom"\} \d+/);
+  t.match(text, /nostrx_forward_in_flight\{stage="sending"\} \d+/);
+  t.match(text, /nostrx_forward_in_flight\{stage="recording"\} \d+/);
 });
