@@ -13,6 +13,7 @@
 //   attempt to attempt_log, so every attempt number has exactly one entry.
 // - releaseClaims gives back rows that were claimed but not attempted (attempts is decremented, nothing logged).
 import type { Knex } from 'knex';
+import { arrayColumns } from './array-columns.js';
 import type { NostrEvent } from '../nips/nip01.js';
 
 // A row is 'pending' while it waits for an attempt and 'publishing' while a worker holds it; the finer steps of an
@@ -222,7 +223,7 @@ export interface AttemptRecord {
  */
 export async function finishAttempts(trx: Knex, workerId: string, items: readonly { key: ClaimKey; rec: AttemptRecord }[]): Promise<Set<string>> {
   if (items.length === 0) return new Set();
-  const col = <T>(f: (x: { key: ClaimKey; rec: AttemptRecord }) => T) => trx.raw('?', [items.map(f) as unknown as string[]]);
+  const col = arrayColumns(trx, items);
   const { rows } = (await trx.raw(
     `UPDATE relay_publishes p SET
        status = CAST(v.status AS relay_publish_status_enum),
@@ -280,7 +281,7 @@ export interface EventOutcomes {
  */
 export async function addEventOutcomes(trx: Knex, outcomes: readonly EventOutcomes[]): Promise<void> {
   if (outcomes.length === 0) return;
-  const col = <T>(f: (x: EventOutcomes) => T) => trx.raw('?', [outcomes.map(f) as unknown as string[]]);
+  const col = arrayColumns(trx, outcomes);
   await trx.raw(
     `UPDATE nostr_events e SET
        successful_relays = e.successful_relays + v.ok,

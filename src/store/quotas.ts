@@ -4,6 +4,7 @@
 // locked, so concurrent transactions in any number of processes can never push a count past its limit); posts of
 // users without one are only counted (chargeUnlimited).
 import type { Knex } from 'knex';
+import { arrayColumns } from './array-columns.js';
 
 export type LedgerPeriodType = 'daily' | 'monthly';
 
@@ -55,7 +56,7 @@ export async function chargePosts(trx: Knex.Transaction, charges: readonly PostC
   const out = new Map<string, PostChargeResult>();
   if (charges.length === 0) return out;
   const keys: LedgerKey[] = charges.flatMap((c) => c.periods.map((p) => ({ userId: c.userId, p }))).sort(byUserAndType);
-  const list = (f: (k: LedgerKey) => unknown) => trx.raw('?', [keys.map(f) as unknown as string[]]);
+  const list = arrayColumns(trx, keys);
   const wanted = {
     users: list((k) => k.userId),
     dates: list((k) => k.p.date),
@@ -83,7 +84,6 @@ export async function chargePosts(trx: Knex.Transaction, charges: readonly PostC
   )) as { rows: { user_id: string; quota_type: LedgerPeriodType; posts_used: number }[] };
   const used = new Map(rows.map((r) => [`${r.user_id}:${r.quota_type}`, r.posts_used]));
 
-  const grants: { key: LedgerKey; n: number }[] = [];
   for (const c of charges) {
     const before: Partial<Record<LedgerPeriodType, number>> = {};
     let taken = c.n;
@@ -98,23 +98,23 @@ export async function chargePosts(trx: Knex.Transaction, charges: readonly PostC
       }
     }
     out.set(c.userId, refusedBy ? { taken, before, refusedBy } : { taken, before });
-    if (taken > 0) for (const p of c.periods) grants.push({ key: { userId: c.userId, p }, n: taken });
   }
+  // every period of a user grows by what the user took; the keys are still in lock order
+  const grants = keys.filter((k) => out.get(k.userId)!.taken > 0);
   if (grants.length === 0) return out;
-  grants.sort((a, b) => byUserAndType(a.key, b.key));
-  const col = (f: (g: { key: LedgerKey; n: number }) => unknown) => trx.raw('?', [grants.map(f) as unknown as string[]]);
+  const col = arrayColumns(trx, grants);
   await trx.raw(
     `UPDATE user_quotas q SET posts_used = q.posts_used + v.n, posts_limit = v.lim, resets_at = v.resets_at, updated_at = now()
      FROM unnest(CAST(:users AS uuid[]), CAST(:dates AS date[]), CAST(:types AS text[]), CAST(:limits AS integer[]),
        CAST(:resets AS timestamptz[]), CAST(:n AS integer[])) AS v (user_id, quota_date, quota_type, lim, resets_at, n)
      WHERE q.user_id = v.user_id AND q.quota_date = v.quota_date AND q.quota_type = CAST(v.quota_type AS quota_type_enum)`,
     {
-      users: col((g) => g.key.userId),
-      dates: col((g) => g.key.p.date),
-      types: col((g) => g.key.p.type),
-      limits: col((g) => g.key.p.limit),
-      resets: col((g) => g.key.p.resetsAt),
-      n: col((g) => g.n),
+      users: col((k) => k.userId),
+      dates: col((k) => k.p.date),
+      types: col((k) => k.p.type),
+      limits: col((k) => k.p.limit),
+      resets: col((k) => k.p.resetsAt),
+      n: col((k) => out.get(k.userId)!.taken),
     },
   );
   return out;

@@ -2,6 +2,7 @@
 // upstream relays' NIP-11 documents. Written by the forwarder in the transaction that records a batch of attempts,
 // each table with one statement per batch.
 import type { Knex } from 'knex';
+import { arrayColumns } from './array-columns.js';
 import { notErased } from './usage.js';
 
 /** What a batch of attempts did to one user_relays row (the forwarder adds the attempts up, in order). */
@@ -34,7 +35,7 @@ export interface RelayStatsDelta {
  */
 export async function addRelayStats(trx: Knex, deltas: readonly RelayStatsDelta[]): Promise<void> {
   if (deltas.length === 0) return;
-  const col = <T>(f: (x: RelayStatsDelta) => T) => trx.raw('?', [deltas.map(f) as unknown as string[]]);
+  const col = arrayColumns(trx, deltas);
   await trx.raw(
     `UPDATE user_relays r SET
        last_connected_at = CASE WHEN v.connected THEN now() ELSE r.last_connected_at END,
@@ -91,7 +92,7 @@ export interface DailyRelayDelta {
  */
 export async function addDailyRelayStats(trx: Knex, deltas: readonly DailyRelayDelta[]): Promise<void> {
   if (deltas.length === 0) return;
-  const col = <T>(f: (x: DailyRelayDelta) => T) => trx.raw('?', [deltas.map(f) as unknown as string[]]);
+  const col = arrayColumns(trx, deltas);
   await trx.raw(
     `INSERT INTO daily_usage_stats AS d (user_id, stat_date, total_relay_attempts, successful_relay_publishes,
        avg_publish_time_ms, min_publish_time_ms, max_publish_time_ms, unique_relays_used)

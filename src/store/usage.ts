@@ -1,6 +1,7 @@
 // usage_events (partitioned by month) and daily_usage_stats, written in batches: one multi-row INSERT for the
 // events and one multi-row upsert for the stats per flush (core/usage-recorder.ts buffers them).
 import type { Knex } from 'knex';
+import { arrayColumns } from './array-columns.js';
 import { ensureMonthlyPartitions } from './partitions.js';
 
 export type UsageEventType = 'quota_usage' | 'quota_exceeded' | 'quota_reset' | 'tier_change' | 'post_success' | 'post_failure' | 'relay_error';
@@ -86,7 +87,7 @@ export async function insertUsageEvents(db: Knex, rows: readonly UsageEventRow[]
 /** Adds the deltas to daily_usage_stats in one upsert; an erased account's deltas are dropped (notErased). */
 export async function addDailyStats(db: Knex, deltas: readonly DailyStatsDelta[]): Promise<void> {
   if (deltas.length === 0) return;
-  const col = <T>(f: (d: DailyStatsDelta) => T) => db.raw('?', [deltas.map(f) as unknown as string[]]);
+  const col = arrayColumns(db, deltas);
   await db.raw(
     `INSERT INTO daily_usage_stats AS d (user_id, stat_date, total_posts, successful_posts, failed_posts, twitter_posts, x_com_posts)
      SELECT r.user_id, r.stat_date, r.total_posts, r.successful_posts, r.failed_posts, r.twitter_posts, r.x_com_posts
