@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import type { Knex } from 'knex';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import type { Rejection } from '../nips/result.js';
+import { reasonOf, type Rejection } from '../nips/result.js';
 import type { AccountAdminDeps } from '../core/account-admin.js';
 import type { Accounts } from '../core/accounts.js';
 import type { Admit } from '../core/admission.js';
@@ -100,7 +100,7 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
     http.addHook('onRequest', async (req) => {
       if (!req.url.startsWith('/v1/')) return;
       const limited = await checkIp(req.ip);
-      if (limited) throw apiError('rate_limited', limited.message.replace(/^rate-limited: /, ''), undefined, { 'retry-after': '1' });
+      if (limited) throw apiError('rate_limited', reasonOf(limited), undefined, { 'retry-after': '1' });
     });
   }
 

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Profile } from '../core/profile.js';
 import { callerOf } from './auth.js';
 import { apiError } from './errors.js';
+import { reasonOf } from '../nips/result.js';
 import type { ApiServices } from './index.js';
 
 interface PatchBody {
@@ -87,7 +88,7 @@ export function registerMeRoutes(http: FastifyInstance, deps: ApiServices): void
       });
       if (!result.ok) {
         const field = result.field ?? 'body';
-        throw apiError('validation_failed', `body.${field}: ${result.rejection.message.replace(/^invalid: /, '')}`, { field, location: 'body' });
+        throw apiError('validation_failed', `body.${field}: ${reasonOf(result.rejection)}`, { field, location: 'body' });
       }
       return view(result.value);
     },

@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { checkFeature, refusal } from '../core/features.js';
 import type { UserRelay } from '../core/relay-settings.js';
-import type { Rejection } from '../nips/result.js';
+import { reasonOf, type Rejection } from '../nips/result.js';
 import { callerOf } from './auth.js';
 import { apiError } from './errors.js';
 import type { ApiServices } from './index.js';
@@ -69,7 +69,7 @@ function relayView(r: UserRelay) {
 }
 
 function relayRefusal(r: Rejection, field: string): never {
-  const text = r.message.replace(/^[a-z-]+: /, '');
+  const text = reasonOf(r);
   if (r.prefix === 'restricted') throw apiError('relay_limit_reached', text);
   if (r.prefix === 'error') throw apiError('unavailable', text);
   throw apiError('relay_url_invalid', text, { field, location: 'body' });

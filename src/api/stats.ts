@@ -4,6 +4,7 @@ import { checkFeature, refusal } from '../core/features.js';
 import { dateRange, type DailyStat } from '../core/reports.js';
 import { callerOf } from './auth.js';
 import { apiError } from './errors.js';
+import { reasonOf } from '../nips/result.js';
 import type { ApiServices } from './index.js';
 
 export const dateQuery = {
@@ -45,7 +46,7 @@ function dayView(d: DailyStat) {
 /** The range of a report query, or a 400 naming the field. */
 export function rangeOrThrow(q: { from?: string; to?: string }, nowSeconds: number, defaultDays: number) {
   const r = dateRange(q, nowSeconds, defaultDays);
-  if (!r.ok) throw apiError('validation_failed', `querystring.${r.field ?? 'from'}: ${r.rejection.message.replace(/^invalid: /, '')}`, { field: r.field ?? 'from', location: 'querystring' });
+  if (!r.ok) throw apiError('validation_failed', `querystring.${r.field ?? 'from'}: ${reasonOf(r.rejection)}`, { field: r.field ?? 'from', location: 'querystring' });
   return r.value;
 }
 

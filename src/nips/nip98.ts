@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { createdAtOutside, firstTagValue, parseEvent, verifySignature } from './nip01.js';
 import type { VerifiedEvent } from './nip01.js';
 import { HTTPAuth } from './kinds.js';
+import { reasonOf } from './result.js';
 
 export interface HttpAuthOptions {
   /** The absolute URL as the client sees it (scheme, host, port, path and query). Compared exactly. */
@@ -99,6 +100,6 @@ export function verifyAuthorization(header: string | undefined, opts: HttpAuthOp
   }
 
   const checked = verifySignature(ev);
-  if (!checked.ok) return refuse('signature', `Authorization event ${checked.rejection.message.replace(/^invalid: /, '')}`);
+  if (!checked.ok) return refuse('signature', `Authorization event ${reasonOf(checked.rejection)}`);
   return { ok: true, pubkey: checked.value.pubkey, eventId: checked.value.id, event: checked.value };
 }

@@ -27,6 +27,11 @@ export function rejection(prefix: Prefix, text: string): Rejection {
   return { prefix, message: `${prefix}: ${text}` };
 }
 
+/** The text after the prefix, `"id does not match the event hash"`: for a message that carries no NIP-01 prefix (HTTP). */
+export function reasonOf(r: Rejection): string {
+  return r.message.slice(r.prefix.length + 2);
+}
+
 export type Result<T> =
   | { readonly ok: true; readonly value: T }
   | { readonly ok: false; readonly rejection: Rejection };

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { fail, failWith, ok, rejection } from '../../src/nips/result.js';
+import { fail, failWith, ok, reasonOf, rejection } from '../../src/nips/result.js';
 
 t.test('rejection joins the prefix and the text into the wire message', async (t) => {
   t.same(rejection('invalid', 'id does not match the event hash'), {
@@ -25,4 +25,10 @@ t.test('failWith passes an existing rejection through unchanged', async (t) => {
   const result = failWith<number>(r);
   t.equal(result.ok, false);
   if (!result.ok) t.equal(result.rejection, r);
+});
+
+t.test('reasonOf is the text without its prefix, whatever the prefix', async (t) => {
+  t.equal(reasonOf(rejection('invalid', 'id does not match the event hash')), 'id does not match the event hash');
+  t.equal(reasonOf(rejection('rate-limited', 'slow down: 3 a day')), 'slow down: 3 a day');
+  t.equal(reasonOf(rejection('auth-required', 'log in first')), 'log in first');
 });
