@@ -222,7 +222,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   metrics.probes.subscriptions = () => relay.subscriptions.size;
   metrics.probes.redisUp = () => (redis ? Number(redis.status === 'ready') : -1);
   metrics.probes.dbPool = () => db.poolStats();
-  metrics.probes.forwardInFlight = () => ({ sending: forwarder.sending(), recording: forwarder.inFlight() - forwarder.sending() });
+  metrics.probes.forwardInFlight = () => forwarder.inFlight();
   const maintenance = startMaintenance({ db: db.knex, log, ...(opts.now ? { now: opts.now } : {}) });
   if (config.forwardEnabled) forwarder.start();
   log.info({ url: config.publicUrl, relay: relayUrl, db: db.kind, redis: Boolean(redis) }, 'nostrx listening');

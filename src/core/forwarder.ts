@@ -52,10 +52,8 @@ export interface Forwarder {
   wake(): void;
   /** Stops claiming, lets attempts in flight finish for a bounded time, then interrupts and records the rest. */
   stop(): Promise<void>;
-  /** Attempts in flight in this process, not yet recorded (sending ones included). */
-  inFlight(): number;
-  /** Of those, the ones sent and not yet answered (they hold a slot). */
-  sending(): number;
+  /** Attempts in flight in this process: sent and not yet answered (holding a slot), answered and not yet recorded. */
+  inFlight(): { sending: number; recording: number };
 }
 
 export function createForwarder(deps: ForwarderDeps): Forwarder {
@@ -285,8 +283,7 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
       wake();
     },
     wake,
-    inFlight: () => inflight.size,
-    sending: () => sending,
+    inFlight: () => ({ sending, recording: inflight.size - sending }),
     async stop() {
       if (stopping) return;
       stopping = true;
