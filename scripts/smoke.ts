@@ -11,8 +11,9 @@ import { finalizeEvent, generateSecretKey } from 'nostr-tools/pure';
 useWebSocketImplementation(WebSocket);
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'nostrx-smoke-'));
-const port = 20000 + Math.floor(Math.random() * 20000);
-const env = { ...process.env, DATABASE_URL: '', REDIS_URL: '', DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'info' };
+// PORT=0: the system picks a free port and the service says which in its "nostrx listening" line (a port picked
+// here could be taken meanwhile, e.g. as the local end of an outgoing connection)
+const env = { ...process.env, DATABASE_URL: '', REDIS_URL: '', DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info' };
 delete env.DATABASE_URL;
 delete env.REDIS_URL;
 
@@ -45,17 +46,18 @@ const deadline = setTimeout(() => {
 }, 120_000);
 
 let output = '';
-const listening = new Promise<void>((resolve, reject) => {
+const listening = new Promise<string>((resolve, reject) => {
   child.stdout.on('data', (chunk: Buffer) => {
     output += chunk.toString();
-    if (output.includes('nostrx listening')) resolve();
+    const line = output.split('\n').slice(0, -1).find((l) => l.includes('"nostrx listening"')); // whole lines only
+    if (line) resolve((JSON.parse(line) as { relay: string }).relay.replace('//localhost:', '//127.0.0.1:'));
   });
   child.on('exit', (code) => reject(new Error(`npm start exited with ${code} before listening:\n${output}`)));
 });
 
 try {
-  await listening;
-  const relay = await Relay.connect(`ws://127.0.0.1:${port}`);
+  const relayUrl = await listening;
+  const relay = await Relay.connect(relayUrl);
   const ev = finalizeEvent({ kind: 1, created_at: Math.floor(Date.now() / 1000), tags: [], content: 'smoke test' }, generateSecretKey());
   await relay.publish(ev);
   const got = await new Promise<unknown[]>((resolve) => {
