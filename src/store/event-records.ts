@@ -12,6 +12,7 @@ export interface RelayOutcome {
   readonly attempts: number;
   readonly attemptedAt: Date | null;
   readonly completedAt: Date | null;
+  /** When the relay is tried (again): for a row in flight, when its lease runs out; null once the row is final. */
   readonly nextAttemptAt: Date | null;
   readonly connectionTimeMs: number | null;
   readonly publishTimeMs: number | null;
@@ -125,7 +126,7 @@ function toOutcome(r: OutcomeRow): RelayOutcome {
     attempts: r.attempts,
     attemptedAt: r.attempted_at,
     completedAt: r.completed_at,
-    nextAttemptAt: r.next_attempt_at,
+    nextAttemptAt: r.completed_at === null ? r.next_attempt_at : null,
     connectionTimeMs: r.connection_time_ms,
     publishTimeMs: r.publish_time_ms,
     totalTimeMs: r.total_time_ms,

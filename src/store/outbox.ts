@@ -4,8 +4,10 @@
 // The lease protocol (every statement below keeps it):
 // - claimDue picks due rows with FOR UPDATE SKIP LOCKED (so concurrent workers never pick the same row), and in
 //   the same statement increments `attempts` (the attempt number), sets claimed_by = the worker and
-//   claimed_until = now() + lease. A row is claimable when it is unfinished, due (next_attempt_at <= now()) and
-//   not leased (claimed_until IS NULL or in the past).
+//   claimed_until = now() + lease, and moves next_attempt_at to the lease's end: a leased row leaves the due range
+//   of the index (the claim scans only rows it can take, not the ones in flight before them) and is due again
+//   exactly when its lease runs out. A row is claimable when it is unfinished, due (next_attempt_at <= now()) and
+//   not leased (claimed_until IS NULL or in the past: rows leased before next_attempt_at moved with the lease).
 // - Only the holder writes the outcome: finishAttempts matches claimed_by AND attempts (the fence). A worker whose
 //   lease ran out and whose row was claimed again matches nothing, so its late result is dropped and no attempt
 //   is ever recorded twice.
@@ -110,47 +112,56 @@ export interface ClaimOptions {
   readonly maxAgeSeconds: number;
 }
 
-/** Claims up to `limit` due rows for this worker (see the lease protocol above), oldest due first. */
+const CLAIM_DUE = `WITH due AS (
+    SELECT p.id, p.created_at, p.event_id
+    FROM relay_publishes p
+    WHERE p.status IN ('pending', 'connecting', 'connected', 'publishing')
+      AND p.next_attempt_at <= now()
+      AND (p.claimed_until IS NULL OR p.claimed_until < now())
+      AND (p.relay_url <> ALL (CAST(:exclude AS text[])) OR p.created_at < now() - make_interval(secs => :maxAge))
+    ORDER BY p.next_attempt_at
+    LIMIT :limit
+    FOR UPDATE OF p SKIP LOCKED
+  )
+  UPDATE relay_publishes p SET
+    attempts = p.attempts + 1,
+    status = 'publishing',
+    attempted_at = now(),
+    claimed_by = :worker,
+    claimed_until = now() + make_interval(secs => :lease),
+    next_attempt_at = now() + make_interval(secs => :lease),
+    attempt_log = CASE WHEN p.claimed_by IS NULL THEN p.attempt_log ELSE p.attempt_log || jsonb_build_array(jsonb_build_object(
+      'attempt', p.attempts, 'worker', p.claimed_by, 'outcome', 'abandoned', 'error_code', 'lease_expired',
+      'error_message', 'the worker that made this attempt stopped before recording its outcome',
+      'noticed_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))) END
+  FROM due, nostr_events e, users u
+  WHERE p.id = due.id AND p.created_at = due.created_at AND e.id = due.event_id AND u.id = e.user_id
+  RETURNING p.id, CAST(p.created_at AS text) AS created_at, p.event_id AS event_row_id, p.user_relay_id, p.relay_url,
+    p.attempts, EXTRACT(EPOCH FROM now() - p.created_at) AS age_seconds, p.error_code,
+    e.user_id, u.timezone,
+    (SELECT r.relay_info IS NULL FROM user_relays r WHERE r.id = p.user_relay_id) AS needs_info,
+    e.event_id AS ev_id, e.pubkey AS ev_pubkey, e.created_at_nostr AS ev_created_at, e.event_kind AS ev_kind,
+    e.tags AS ev_tags, e.content AS ev_content, e.sig AS ev_sig, e.removed_reason`;
+
+/**
+ * Claims up to `limit` due rows for this worker (see the lease protocol above), oldest due first.
+ *
+ * Sorting is turned off for the claim: the due rows must be read in index order and the scan stopped at `limit`.
+ * Without statistics (a partition filled faster than autovacuum analyses it, e.g. a backlog built in its first
+ * minute), the planner guesses a few due rows and reads, locks and sorts all of them at every claim instead.
+ */
 export async function claimDue(db: Knex, o: ClaimOptions): Promise<ClaimedPublish[]> {
   if (o.limit <= 0) return [];
-  const { rows } = (await db.raw(
-    `WITH due AS (
-       SELECT p.id, p.created_at, p.event_id
-       FROM relay_publishes p
-       WHERE p.status IN ('pending', 'connecting', 'connected', 'publishing')
-         AND p.next_attempt_at <= now()
-         AND (p.claimed_until IS NULL OR p.claimed_until < now())
-         AND (p.relay_url <> ALL (CAST(:exclude AS text[])) OR p.created_at < now() - make_interval(secs => :maxAge))
-       ORDER BY p.next_attempt_at
-       LIMIT :limit
-       FOR UPDATE OF p SKIP LOCKED
-     )
-     UPDATE relay_publishes p SET
-       attempts = p.attempts + 1,
-       status = 'publishing',
-       attempted_at = now(),
-       claimed_by = :worker,
-       claimed_until = now() + make_interval(secs => :lease),
-       attempt_log = CASE WHEN p.claimed_by IS NULL THEN p.attempt_log ELSE p.attempt_log || jsonb_build_array(jsonb_build_object(
-         'attempt', p.attempts, 'worker', p.claimed_by, 'outcome', 'abandoned', 'error_code', 'lease_expired',
-         'error_message', 'the worker that made this attempt stopped before recording its outcome',
-         'noticed_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))) END
-     FROM due, nostr_events e, users u
-     WHERE p.id = due.id AND p.created_at = due.created_at AND e.id = due.event_id AND u.id = e.user_id
-     RETURNING p.id, CAST(p.created_at AS text) AS created_at, p.event_id AS event_row_id, p.user_relay_id, p.relay_url,
-       p.attempts, EXTRACT(EPOCH FROM now() - p.created_at) AS age_seconds, p.error_code,
-       e.user_id, u.timezone,
-       (SELECT r.relay_info IS NULL FROM user_relays r WHERE r.id = p.user_relay_id) AS needs_info,
-       e.event_id AS ev_id, e.pubkey AS ev_pubkey, e.created_at_nostr AS ev_created_at, e.event_kind AS ev_kind,
-       e.tags AS ev_tags, e.content AS ev_content, e.sig AS ev_sig, e.removed_reason`,
-    {
-      exclude: db.raw('?', [[...o.excludeUrls]]),
+  const { rows } = await db.transaction(async (trx) => {
+    await trx.raw('SET LOCAL enable_sort = off');
+    return (await trx.raw(CLAIM_DUE, {
+      exclude: trx.raw('?', [[...o.excludeUrls]]),
       maxAge: o.maxAgeSeconds,
       limit: o.limit,
       worker: o.workerId,
       lease: o.leaseMs / 1000,
-    },
-  )) as { rows: ClaimRow[] };
+    })) as { rows: ClaimRow[] };
+  });
   return rows.map((r) => ({
     id: r.id,
     createdAt: r.created_at,
@@ -182,11 +193,11 @@ export interface ClaimKey {
   readonly attempt: number;
 }
 
-/** Gives back claimed rows that were not attempted: the claim is undone (attempts - 1), nothing is logged. */
+/** Gives back claimed rows that were not attempted: the claim is undone (attempts - 1, due now), nothing is logged. */
 export async function releaseClaims(db: Knex, workerId: string, keys: readonly ClaimKey[]): Promise<number> {
   if (keys.length === 0) return 0;
   const { rowCount } = (await db.raw(
-    `UPDATE relay_publishes p SET attempts = p.attempts - 1, claimed_by = NULL, claimed_until = NULL, status = 'pending'
+    `UPDATE relay_publishes p SET attempts = p.attempts - 1, claimed_by = NULL, claimed_until = NULL, status = 'pending', next_attempt_at = now()
      FROM unnest(CAST(:ids AS uuid[]), CAST(:created AS timestamptz[]), CAST(:attempts AS integer[])) AS v (id, created_at, attempts)
      WHERE p.id = v.id AND p.created_at = v.created_at AND p.claimed_by = :worker AND p.attempts = v.attempts`,
     {
@@ -228,7 +239,7 @@ export async function finishAttempts(trx: Knex, workerId: string, items: readonl
     `UPDATE relay_publishes p SET
        status = CAST(v.status AS relay_publish_status_enum),
        completed_at = CASE WHEN v.status = 'pending' THEN NULL ELSE now() END,
-       next_attempt_at = CASE WHEN v.status = 'pending' THEN now() + make_interval(secs => v.retry_s) ELSE p.next_attempt_at END,
+       next_attempt_at = CASE WHEN v.status = 'pending' THEN now() + make_interval(secs => v.retry_s) ELSE now() END,
        connection_time_ms = v.conn_ms,
        publish_time_ms = v.pub_ms,
        total_time_ms = v.total_ms,

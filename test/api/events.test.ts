@@ -54,6 +54,7 @@ t.test('Alice publishes a note: 202, then the record shows the upstream relay to
   t.type(outcome.total_time_ms, 'number');
   t.type(outcome.publish_time_ms, 'number');
   t.ok(outcome.attempted_at && outcome.completed_at);
+  t.equal(outcome.next_attempt_at, null, 'a finished relay has no next attempt');
   t.ok(outcome.relay_response, "the relay's answer is recorded");
 
   const reader = await Relay.connect(upstream.relayUrl);
