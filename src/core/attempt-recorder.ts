@@ -1,11 +1,6 @@
 // Records forwarding attempts. Outcomes that arrive while a write is in progress are written together, in one
 // transaction per batch (group commit): the outbox rows (fenced by the lease), their events' totals and status, the
 // user_relays stats and the daily figures, each with one statement. A lost lease writes nothing for that row.
-//
-// Outcomes go to one of LANES group commits by their user. Every row a batch touches belongs to one user (the
-// outbox row, the event, the user's relay row, the user's daily figures), so batches of different lanes never wait
-// on each other's row locks and can be in flight together; one lane at a time keeps the database busy only half of
-// the time (each statement waits for the previous one's answer).
 import type { Knex } from 'knex';
 import type { Logger } from '../log.js';
 import { addEventOutcomes, finishAttempts, type AttemptRecord, type ClaimedPublish, type EventOutcomes } from '../store/outbox.js';
@@ -36,10 +31,6 @@ interface Queued {
 }
 
 const MAX_BATCH = 500;
-const LANES = 2;
-
-/** The lane of a user: a uuid's last 4 hex digits are random (v4), so users spread evenly. */
-const laneOf = (userId: string) => (Number.parseInt(userId.slice(-4), 16) || 0) % LANES;
 const retryableDbCodes = new Set(['40P01', '40001']);
 
 const dayFormats = new Map<string, Intl.DateTimeFormat>();
@@ -172,6 +163,9 @@ function dailyDeltas(done: readonly Queued[]): DailyRelayDelta[] {
 
 export function createAttemptRecorder(deps: { db: Knex; workerId: string; log: Logger; pool: Pick<UpstreamPool, 'info'> }): AttemptRecorder {
   const { db, workerId, log } = deps;
+  const queue: Queued[] = [];
+  let flushing: Promise<void> | null = null;
+  let flushQueued = false;
 
   async function write(batch: readonly Queued[]): Promise<Queued[]> {
     return db.transaction(async (trx) => {
@@ -207,21 +201,6 @@ export function createAttemptRecorder(deps: { db: Knex; workerId: string; log: L
     }
   }
 
-  const lanes = Array.from({ length: LANES }, () => createLane(writeWithRetry));
-  return {
-    record(outcome) {
-      const rec = attemptRecord(outcome, workerId);
-      return new Promise<void>((resolve, reject) => lanes[laneOf(outcome.row.userId)]!.push({ outcome, rec, resolve, reject }));
-    },
-  };
-}
-
-/** One group commit: what is queued while a batch is being written goes in the next batch (at most MAX_BATCH). */
-function createLane(writeBatch: (batch: readonly Queued[]) => Promise<void>): { push(q: Queued): void } {
-  const queue: Queued[] = [];
-  let flushing: Promise<void> | null = null;
-  let flushQueued = false;
-
   function scheduleFlush(): void {
     if (flushing || flushQueued) return;
     flushQueued = true;
@@ -237,7 +216,7 @@ function createLane(writeBatch: (batch: readonly Queued[]) => Promise<void>): { 
       while (queue.length > 0) {
         const batch = queue.splice(0, MAX_BATCH);
         try {
-          await writeBatch(batch);
+          await writeWithRetry(batch);
           for (const q of batch) q.resolve();
         } catch (err) {
           for (const q of batch) q.reject(err);
@@ -251,9 +230,12 @@ function createLane(writeBatch: (batch: readonly Queued[]) => Promise<void>): { 
   }
 
   return {
-    push(q) {
-      queue.push(q);
-      scheduleFlush();
+    record(outcome) {
+      const rec = attemptRecord(outcome, workerId);
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ outcome, rec, resolve, reject });
+        scheduleFlush();
+      });
     },
   };
 }
