@@ -264,6 +264,23 @@ t.test('Heidi (advanced, no cap): a burst written a few statements at a time is 
   }
 });
 
+t.test('eight users at once: their outcomes share group commits and every total is exact', async (t) => {
+  const users = Array.from({ length: 8 }, () => newKey());
+  const evs = users.flatMap((u) => Array.from({ length: 4 }, (_, i) => ({ u, ev: buildEvent(u.sk, { content: `lanes ${i}` }) })));
+  const answers = await Promise.all(evs.map(({ ev }) => app.admit(ev, { via: 'relay', authed: new Set() })));
+  t.ok(answers.every((a) => a.status === 'accepted'));
+  const rows = await waitForFinal(db, evs.map(({ ev }) => ev.id));
+  t.equal(rows.length, 64);
+  t.ok(rows.every((r) => r.status === 'published' && r.attempts === 1 && r.attempt_log.length === 1));
+  for (const { ev } of evs) t.match(await eventRow(db, ev.id), { status: 'published', total_relays: 2, successful_relays: 2, failed_relays: 0 });
+  for (const u of users) {
+    const relays = (await db('user_relays as r').join('users as x', 'x.id', 'r.user_id').where('x.nostr_public_key', u.pk).select('r.total_publishes', 'r.successful_publishes')) as Record<string, number>[];
+    t.same(relays, [{ total_publishes: 4, successful_publishes: 4 }, { total_publishes: 4, successful_publishes: 4 }], 'per user relay: four publishes, four taken');
+    const day = (await db('daily_usage_stats as d').join('users as x', 'x.id', 'd.user_id').where('x.nostr_public_key', u.pk).first('d.total_relay_attempts', 'd.successful_relay_publishes')) as Record<string, number>;
+    t.same(day, { total_relay_attempts: 8, successful_relay_publishes: 8 });
+  }
+});
+
 t.test('forwarding shows in the metrics', async (t) => {
   const res = await fetch(`${app.url}/metrics`);
   const text = await res.text();
