@@ -102,7 +102,7 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
   let pumping: Promise<void> | null = null;
   let again = false;
   let wakeQueued = false;
-  let lastClaimFull = false;
+  let lastClaimFull = true; // until a claim says otherwise, assume a backlog (one left by a stopped process)
   let retryTimer: NodeJS.Timeout | null = null;
   const retryTimes: number[] = []; // due times of retries scheduled here, ascending
   const timers: NodeJS.Timeout[] = [];
@@ -174,7 +174,7 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
         const free = Math.min(config.forwardConcurrency - sending, maxUnrecorded - inflight.size);
         if (free <= 0) break;
         const limit = Math.min(config.forwardBatchSize, free);
-        const rows = await claimDue(db, { workerId, limit, leaseMs, excludeUrls: excluded(), maxAgeSeconds: config.forwardMaxAgeSeconds });
+        const rows = await claimDue(db, { workerId, limit, leaseMs, excludeUrls: excluded(), maxAgeSeconds: config.forwardMaxAgeSeconds, backlog: lastClaimFull });
         lastClaimFull = rows.length === limit;
         const release: ClaimedPublish[] = [];
         for (const row of rows) {

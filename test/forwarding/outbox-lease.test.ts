@@ -12,7 +12,7 @@ const app = await startTestApp(t, { env: { ...forwardTestEnv, FORWARD_ENABLED: '
 const db = app.db.knex;
 
 const claim = (workerId: string, limit: number, extra: Partial<ClaimOptions> = {}) =>
-  claimDue(db, { workerId, limit, leaseMs: 60_000, excludeUrls: [], maxAgeSeconds: 3600, ...extra });
+  claimDue(db, { workerId, limit, leaseMs: 60_000, excludeUrls: [], maxAgeSeconds: 3600, backlog: false, ...extra });
 
 async function queue(n: number): Promise<string[]> {
   const key = newKey();
@@ -73,7 +73,7 @@ t.test('a row leased under the earlier rule (due in the past, lease still runnin
   await releaseClaims(db, 'new-worker', taken.map((r) => ({ id: r.id, createdAt: r.createdAt, attempt: r.attempt })));
 });
 
-t.test('claims take the oldest due rows first, also on a partition without statistics', async (t) => {
+t.test('claims take the oldest due rows first, also on a partition without statistics, with or without a backlog', async (t) => {
   const { rows: parts } = (await db.raw(
     `SELECT c.oid::regclass::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
      WHERE i.inhparent = 'relay_publishes'::regclass`,
@@ -81,15 +81,17 @@ t.test('claims take the oldest due rows first, also on a partition without stati
   // Forget what autovacuum may have learned, as for a partition filled in its first minute.
   for (const p of parts) await db.raw(`DELETE FROM pg_statistic WHERE starelid = CAST(? AS regclass)`, [p.name]);
   await queue(60);
-  const { rows: before } = (await db.raw(
-    `SELECT id, next_attempt_at AS due FROM relay_publishes WHERE status = 'pending' AND claimed_by IS NULL AND next_attempt_at <= now()`,
-  )) as { rows: { id: string; due: Date }[] };
-  t.ok(before.length >= 60, `${before.length} rows due`);
-  const taken = await claim('w3', 10);
-  t.equal(taken.length, 10);
-  const ids = new Set(taken.map((r) => r.id));
-  const newestTaken = Math.max(...before.filter((r) => ids.has(r.id)).map((r) => r.due.getTime()));
-  const oldestLeft = Math.min(...before.filter((r) => !ids.has(r.id)).map((r) => r.due.getTime()));
-  t.ok(newestTaken <= oldestLeft, 'no row left behind was due before a claimed one');
-  await releaseClaims(db, 'w3', taken.map((r) => ({ id: r.id, createdAt: r.createdAt, attempt: r.attempt })));
+  for (const backlog of [true, false]) {
+    const { rows: before } = (await db.raw(
+      `SELECT id, next_attempt_at AS due FROM relay_publishes WHERE status = 'pending' AND claimed_by IS NULL AND next_attempt_at <= now()`,
+    )) as { rows: { id: string; due: Date }[] };
+    t.ok(before.length >= 60, `${before.length} rows due`);
+    const taken = await claim('w3', 10, { backlog });
+    t.equal(taken.length, 10);
+    const ids = new Set(taken.map((r) => r.id));
+    const newestTaken = Math.max(...before.filter((r) => ids.has(r.id)).map((r) => r.due.getTime()));
+    const oldestLeft = Math.min(...before.filter((r) => !ids.has(r.id)).map((r) => r.due.getTime()));
+    t.ok(newestTaken <= oldestLeft, `no row left behind was due before a claimed one (backlog: ${backlog})`);
+    await releaseClaims(db, 'w3', taken.map((r) => ({ id: r.id, createdAt: r.createdAt, attempt: r.attempt })));
+  }
 });
