@@ -102,7 +102,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
   if (applied.length > 0) log.info({ applied, db: db.kind }, 'migrations applied');
   await ensureMonthlyPartitions(db.knex, new Date());
 
-  const redis = config.redisUrl ? await openRedis(config.redisUrl, 'nostrx') : undefined;
+  const redis = config.redisUrl
+    ? await openRedis(config.redisUrl, 'nostrx', (err, repeats) => log.warn({ err, repeats }, 'redis connection error (commands wait, then fail, until it is back)'))
+    : undefined;
   const fanout = createFanOut(
     redis && redisChannel(redis, `${config.redisPrefix}events`, (err) => log.error({ err }, 'redis fan-out failed')),
     (err) => log.error({ err }, 'a fan-out listener failed'),

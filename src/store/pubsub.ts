@@ -26,9 +26,17 @@ function subscriberOf(redis: Redis): Subscriber {
   const existing = subscribers.get(redis);
   if (existing) return existing;
   const conn = redis.duplicate();
+  // Its connection errors are the client's: reported where the client's are (store/redis.ts), not left unheard.
+  conn.on('error', (err: Error) => redis.emit('error', err));
   const routes = new Map<string, Set<Route>>();
   conn.on('message', (channel: string, message: string) => {
     for (const route of routes.get(channel) ?? []) route(message);
+  });
+  // ioredis subscribes again after a reconnection only to channels whose SUBSCRIBE had succeeded; one that failed
+  // while Redis was away (its retries used up) would stay deaf for good. Each time the connection is ready, every
+  // channel is subscribed (again: a second SUBSCRIBE to the same channel changes nothing).
+  conn.on('ready', () => {
+    if (routes.size > 0) conn.subscribe(...routes.keys()).catch(() => undefined); // reported through 'error'
   });
   const created = { conn, routes };
   subscribers.set(redis, created);

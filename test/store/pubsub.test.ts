@@ -10,17 +10,16 @@ import { testRedisPrefix, testRedisUrl } from '../helpers/redis.js';
 
 const prefix = testRedisPrefix(t);
 const name = `nostrx-pubsub-test-${randomBytes(4).toString('hex')}`;
-const processA = await openRedis(testRedisUrl, name);
-const processB = await openRedis(testRedisUrl, name);
+const failures: unknown[] = [];
+const onError = (err: unknown) => failures.push(err);
+const processA = await openRedis(testRedisUrl, name, onError);
+const processB = await openRedis(testRedisUrl, name, onError);
 const observer = new Redis(testRedisUrl);
 t.teardown(() => {
   processA.disconnect();
   processB.disconnect();
   observer.disconnect();
 });
-
-const failures: unknown[] = [];
-const onError = (err: unknown) => failures.push(err);
 
 /** Connections to Redis that carry this test's client name. */
 async function connections(): Promise<number> {
