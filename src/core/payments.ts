@@ -9,6 +9,9 @@
 //   subscription.canceled                        → canceled (ends_at = data.ends_at or now): back to basic;
 //   subscription.past_due                        → past_due: the plan's limits stop until it is renewed;
 //   payment.succeeded / .failed / .refunded      → the payment row (by provider payment id), with its status.
+// A canceled subscription stays canceled: providers retry deliveries, so a renewal, a past-due notice or even the
+// creation of a subscription may arrive after its cancellation; they are acknowledged and ignored. A cancellation
+// of a subscription not yet known is kept in payment_webhook_events and stops its late creation the same way.
 import type { Knex } from 'knex';
 import { writeAudit } from '../store/audit.js';
 import {
@@ -26,7 +29,7 @@ import {
 } from '../store/payments.js';
 import { activeSubscription, cancelActiveSubscription, lockUser } from '../store/subscriptions.js';
 import { upsertUserByPubkey } from '../store/users.js';
-import { recordWebhookEvent } from '../store/webhooks.js';
+import { canceledByWebhook, recordWebhookEvent } from '../store/webhooks.js';
 import type { CacheInvalidation } from './cache-invalidation.js';
 import type { Plans } from './plans.js';
 
@@ -124,6 +127,7 @@ export function createPayments(deps: PaymentsDeps): Payments {
     const providerId = need(d.subscription_id, 'subscription_id', p.type);
     const existing = await findProviderSubscription(trx, provider, providerId);
     if (existing && existing.userId !== userId) throw new PayloadError('subscription_id', `subscription ${providerId} belongs to another user`);
+    if (existing?.status === 'canceled' || (!existing && (await canceledByWebhook(trx, provider, providerId)))) return 'ignored_canceled_subscription';
     const planCode = d.plan ?? existing?.planCode;
     if (!planCode) throw new PayloadError('plan', `data.plan is required for ${p.type} of an unknown subscription`);
     const plan = (await deps.plans.all()).find((x) => x.code === planCode);
@@ -170,6 +174,7 @@ export function createPayments(deps: PaymentsDeps): Payments {
     const providerId = need(p.data.subscription_id, 'subscription_id', p.type);
     const existing = await findProviderSubscription(trx, provider, providerId);
     if (!existing || existing.userId !== userId) return 'ignored_unknown_subscription';
+    if (existing.status === 'canceled') return 'ignored_canceled_subscription';
     if (p.type === 'subscription.canceled') {
       const endsAt = date(p.data.ends_at, 'ends_at') ?? nowDate();
       await updateSubscription(trx, existing.id, { status: 'canceled', canceledAt: nowDate(), endsAt });

@@ -15,3 +15,12 @@ export async function recordWebhookEvent(
     .returning('provider_event_id')) as unknown[];
   return rows.length > 0;
 }
+
+/** True when a subscription.canceled webhook for this provider subscription was received (known to us then or not). */
+export async function canceledByWebhook(trx: Knex.Transaction, provider: string, subscriptionId: string): Promise<boolean> {
+  const row = (await trx('payment_webhook_events')
+    .where({ provider, event_type: 'subscription.canceled' })
+    .whereRaw(`payload->'data'->>'subscription_id' = ?`, [subscriptionId])
+    .first(trx.raw('1 AS found'))) as { found: number } | undefined;
+  return row !== undefined;
+}

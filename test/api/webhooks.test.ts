@@ -193,6 +193,37 @@ t.test('cancel or past_due of an unknown subscription is acknowledged and ignore
   t.equal(r.body.applied, 'ignored_unknown_subscription');
 });
 
+t.test('out of order: a renewal or past-due notice that arrives after the cancellation does not bring the subscription back', async (t) => {
+  const alice = newKey();
+  await deliver(event('subscription.created', { pubkey: alice.pk, subscription_id: 'sub_late', plan: 'premium' }));
+  t.equal((await deliver(event('subscription.canceled', { pubkey: alice.pk, subscription_id: 'sub_late' }))).body.applied, 'subscription_canceled');
+  const before = await counts();
+  for (const type of ['subscription.renewed', 'subscription.past_due', 'subscription.created', 'subscription.canceled']) {
+    const r = await deliver(event(type, { pubkey: alice.pk, subscription_id: 'sub_late', plan: 'premium' }));
+    t.same([r.status, r.body.applied], [200, 'ignored_canceled_subscription'], `${type} after the cancellation is acknowledged and ignored`);
+  }
+  t.equal(await planOf(alice), 'basic');
+  const after = await counts();
+  t.same({ ...after, webhooks: before.webhooks }, before, 'no subscription row or audit entry changed');
+  t.equal(after.webhooks, (before.webhooks ?? 0) + 4, 'the webhooks themselves are recorded (a redelivery is a duplicate)');
+  const sub = await db('user_subscriptions').where({ payment_provider_id: 'sub_late' }).first('status', 'canceled_at');
+  t.equal(sub.status, 'canceled');
+});
+
+t.test('out of order: a cancellation that arrives before its subscription is created keeps the late creation from activating it', async (t) => {
+  const bob = newKey();
+  const r = await deliver(event('subscription.canceled', { pubkey: bob.pk, subscription_id: 'sub_early_cancel' }));
+  t.equal(r.body.applied, 'ignored_unknown_subscription');
+  const created = await deliver(event('subscription.created', { pubkey: bob.pk, subscription_id: 'sub_early_cancel', plan: 'advanced' }));
+  t.same([created.status, created.body.applied], [200, 'ignored_canceled_subscription']);
+  t.equal(await planOf(bob), 'basic');
+  t.equal((await db('user_subscriptions').where({ payment_provider_id: 'sub_early_cancel' })).length, 0);
+  // Another subscription of the same user is not affected.
+  const other = await deliver(event('subscription.created', { pubkey: bob.pk, subscription_id: 'sub_bob_new', plan: 'premium' }));
+  t.equal(other.body.applied, 'subscription_activated');
+  t.equal(await planOf(bob), 'premium');
+});
+
 t.test('without PAYMENT_WEBHOOK_SECRET every webhook is refused with 503', async (t) => {
   const closed = await startTestApp(t);
   const r = await new ApiClient(closed.url).request('POST', '/v1/webhooks/payments', { raw: '{}', headers: { 'nostrx-signature': signWebhook('{}', '', now()) } });
