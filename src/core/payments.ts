@@ -11,7 +11,8 @@
 //   payment.succeeded / .failed / .refunded      → the payment row (by provider payment id), with its status.
 // A canceled subscription stays canceled: providers retry deliveries, so a renewal, a past-due notice or even the
 // creation of a subscription may arrive after its cancellation; they are acknowledged and ignored. A cancellation
-// of a subscription not yet known is kept in payment_webhook_events and stops its late creation the same way.
+// of a subscription not yet known is kept in payment_webhook_events and stops its late creation the same way. A
+// renewal whose current_period_end is before the stored one (an earlier period's, delivered late) is ignored too.
 import type { Knex } from 'knex';
 import { writeAudit } from '../store/audit.js';
 import {
@@ -136,6 +137,9 @@ export function createPayments(deps: PaymentsDeps): Payments {
     const start = date(d.current_period_start, 'current_period_start') ?? nowDate();
     const end = date(d.current_period_end, 'current_period_end') ?? (cycle === 'lifetime' ? null : addPeriod(start, cycle));
     if (end && end <= start) throw new PayloadError('current_period_end', 'data.current_period_end must be after current_period_start');
+    // A retried renewal of an earlier period, arriving after the later one: it would shorten the period.
+    const storedEnd = existing?.currentPeriodEnd;
+    if (p.type === 'subscription.renewed' && storedEnd && d.current_period_end !== undefined && end && end < storedEnd) return 'ignored_stale_renewal';
     const amount = d.amount ?? (cycle === 'yearly' ? (plan.priceYearly ?? plan.priceMonthly) : plan.priceMonthly);
     const change = { planId: plan.id, status: 'active' as const, billingCycle: cycle, amount, currency: d.currency ?? plan.currency, currentPeriodStart: start, currentPeriodEnd: end, endsAt: null, canceledAt: null };
 

@@ -210,6 +210,21 @@ t.test('out of order: a renewal or past-due notice that arrives after the cancel
   t.equal(sub.status, 'canceled');
 });
 
+t.test('out of order: a renewal of an earlier period that arrives after the later one does not shorten the period', async (t) => {
+  const carol = newKey();
+  const day = 86_400_000;
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const t0 = Date.now();
+  await deliver(event('subscription.created', { pubkey: carol.pk, subscription_id: 'sub_periods', plan: 'premium', current_period_start: iso(t0 - 10 * day), current_period_end: iso(t0 + 20 * day) }));
+  const later = await deliver(event('subscription.renewed', { pubkey: carol.pk, subscription_id: 'sub_periods', current_period_start: iso(t0 + 20 * day), current_period_end: iso(t0 + 50 * day) }));
+  t.equal(later.body.applied, 'subscription_renewed');
+  const earlier = await deliver(event('subscription.renewed', { pubkey: carol.pk, subscription_id: 'sub_periods', current_period_start: iso(t0 - 10 * day), current_period_end: iso(t0 + 20 * day) }));
+  t.same([earlier.status, earlier.body.applied], [200, 'ignored_stale_renewal']);
+  const sub = (await api.signed(carol, 'GET', '/v1/subscription')).body.subscription;
+  t.equal(new Date(sub.current_period_end).toISOString(), iso(t0 + 50 * day), 'the later period stays');
+  t.equal(await planOf(carol), 'premium');
+});
+
 t.test('out of order: a cancellation that arrives before its subscription is created keeps the late creation from activating it', async (t) => {
   const bob = newKey();
   const r = await deliver(event('subscription.canceled', { pubkey: bob.pk, subscription_id: 'sub_early_cancel' }));
