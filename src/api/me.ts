@@ -1,7 +1,9 @@
 // The caller's own account: GET/PATCH /v1/me, GET /v1/me/export (everything we hold about them) and DELETE /v1/me
 // (erasure; NIP-98 only, so a leaked session token cannot erase an account).
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Profile } from '../core/profile.js';
+import type { ExportBatch } from '../store/user-data.js';
 import { callerOf } from './auth.js';
 import { apiError } from './errors.js';
 import { reasonOf } from '../nips/result.js';
@@ -112,11 +114,12 @@ export function registerMeRoutes(http: FastifyInstance, deps: ApiServices): void
     }),
     async (req, reply) => {
       const caller = callerOf(req);
-      const tables = await profiles.export(caller.user.id);
+      const document = exportDocument(new Date(deps.now() * 1000), profiles.export(caller.user.id));
       return reply
+        .header('Content-Type', 'application/json; charset=utf-8')
         .header('Content-Disposition', `attachment; filename="nostrx-export-${caller.pubkey.slice(0, 12)}.json"`)
         .header('Cache-Control', 'no-store')
-        .send({ exported_at: new Date(deps.now() * 1000), tables });
+        .send(Readable.from(document));
     },
   );
 
@@ -136,4 +139,25 @@ export function registerMeRoutes(http: FastifyInstance, deps: ApiServices): void
       return reply.code(204).send();
     },
   );
+}
+
+/**
+ * The export as one JSON document, `{"exported_at": …, "tables": {"<table>": [rows…], …}}`, written a batch of rows at
+ * a time as they are read (the response schema above describes it; a stream is not serialized by fastify).
+ */
+async function* exportDocument(exportedAt: Date, batches: AsyncIterable<ExportBatch>): AsyncGenerator<string> {
+  yield `{"exported_at":${JSON.stringify(exportedAt)},"tables":{`;
+  let table: string | null = null;
+  let written = 0;
+  for await (const batch of batches) {
+    if (batch.table !== table) {
+      yield `${table === null ? '' : '],'}${JSON.stringify(batch.table)}:[`;
+      table = batch.table;
+      written = 0;
+    }
+    if (batch.rows.length === 0) continue;
+    yield `${written > 0 ? ',' : ''}${batch.rows.map((row) => JSON.stringify(row)).join(',')}`;
+    written += batch.rows.length;
+  }
+  yield table === null ? '}}' : ']}}';
 }

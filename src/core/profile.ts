@@ -3,7 +3,7 @@
 // a changed timezone moves the user's quota day, so the cached account is dropped in every process.
 import type { Knex } from 'knex';
 import { fail, ok, type Result } from '../nips/result.js';
-import { eraseUser, exportUserRows, getProfile, updateProfile, type Profile, type ProfilePatch } from '../store/user-data.js';
+import { eraseUser, exportUserRows, getProfile, updateProfile, type ExportBatch, type Profile, type ProfilePatch } from '../store/user-data.js';
 import type { CacheInvalidation } from './cache-invalidation.js';
 
 export type { Profile, ProfilePatch };
@@ -35,7 +35,8 @@ export interface ProfileService {
   get(userId: string): Promise<Profile | undefined>;
   /** A rejection names the field: `invalid: timezone …`. */
   update(userId: string, pubkey: string, patch: ProfilePatch): Promise<Result<Profile | undefined> & { field?: string }>;
-  export(userId: string): Promise<Record<string, unknown[]>>;
+  /** Everything we hold about the user, table by table, a batch of rows at a time (see store/user-data.ts). */
+  export(userId: string): AsyncIterable<ExportBatch>;
   erase(userId: string, pubkey: string): Promise<boolean>;
 }
 

@@ -34,21 +34,27 @@ export async function writeAudit(db: Knex, e: AuditEntry): Promise<void> {
   });
 }
 
-/** Every audit row about one user, oldest first. */
-export async function auditEntriesForUser(db: Knex, userId: string): Promise<AuditRecord[]> {
-  const rows = (await db('audit_log')
+interface AuditRow {
+  id: string;
+  table_name: string;
+  operation: string;
+  old_values: unknown;
+  new_values: unknown;
+  actor: string | null;
+  created_at: Date | string;
+}
+
+/** The query of every audit row about one user, oldest first (rows to be read with toAuditRecord). */
+export function auditRowsForUser(db: Knex, userId: string): Knex.QueryBuilder {
+  return db('audit_log')
     .where({ user_id: userId })
     .orderBy([{ column: 'created_at' }, { column: 'id' }])
-    .select('id', 'table_name', 'operation', 'old_values', 'new_values', 'actor', 'created_at')) as {
-    id: string;
-    table_name: string;
-    operation: string;
-    old_values: unknown;
-    new_values: unknown;
-    actor: string | null;
-    created_at: Date | string;
-  }[];
-  return rows.map((r) => ({
+    .select('id', 'table_name', 'operation', 'old_values', 'new_values', 'actor', 'created_at');
+}
+
+export function toAuditRecord(row: Record<string, unknown>): AuditRecord {
+  const r = row as unknown as AuditRow;
+  return {
     id: r.id,
     table: r.table_name,
     operation: r.operation,
@@ -56,5 +62,5 @@ export async function auditEntriesForUser(db: Knex, userId: string): Promise<Aud
     newValues: r.new_values,
     actor: r.actor,
     createdAt: r.created_at instanceof Date ? r.created_at.toISOString() : String(r.created_at),
-  }));
+  };
 }

@@ -2,7 +2,7 @@
 // and erasure.
 import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
-import { auditEntriesForUser, writeAudit } from './audit.js';
+import { auditRowsForUser, toAuditRecord, writeAudit } from './audit.js';
 import type { UserStatus } from './users.js';
 
 export interface Profile {
@@ -96,38 +96,55 @@ export async function updateProfile(db: Knex, userId: string, patch: ProfilePatc
   return rows[0] && toProfile(rows[0]);
 }
 
-/**
- * Every row we hold about the user, table by table, as stored. Left out: the session token hashes (credentials)
- * and payments.provider_data_encrypted (the provider's encrypted blob, which we cannot read either).
- */
-export async function exportUserRows(db: Knex, userId: string): Promise<Record<string, unknown[]>> {
+export interface ExportBatch {
+  readonly table: string;
+  readonly rows: readonly unknown[];
+}
+
+/** The export's tables in order, each with the query of the user's rows and, where needed, how a row is shown. */
+function exportQueries(db: Knex, userId: string): readonly (readonly [string, Knex.QueryBuilder, ((row: Record<string, unknown>) => unknown)?])[] {
   const byUser = (table: string) => db(table).where({ user_id: userId });
-  const [users, sessions, subscriptions, payments, quotas, dailyStats, usageEvents, relays, events, publishes, audit] = await Promise.all([
-    db('users').where({ id: userId }).select('*'),
-    byUser('user_sessions').select(db.raw('id, user_id, extension_id, created_at, expires_at, last_used_at, extension_version, browser_name, browser_version, os, ip_address, is_active, revoked_at, revoked_reason')).orderBy('created_at'),
-    byUser('user_subscriptions').select('*').orderBy('created_at'),
-    byUser('payments').select(db.raw('id, user_id, subscription_id, amount, currency, status, payment_provider, provider_payment_id, provider_customer_id, payment_method, last_four_digits, created_at, processed_at, failed_at, failure_reason, provider_fee, net_amount, invoice_url, receipt_url, archived')).orderBy('created_at'),
-    byUser('user_quotas').select('*').orderBy([{ column: 'quota_date' }, { column: 'quota_type' }]),
-    byUser('daily_usage_stats').select('*').orderBy('stat_date'),
-    byUser('usage_events').select('*').orderBy('occurred_at'),
-    byUser('user_relays').select('*').orderBy('added_at'),
-    byUser('nostr_events').select('*').orderBy('created_at'),
-    db('relay_publishes as p').join('nostr_events as e', 'e.id', 'p.event_id').where('e.user_id', userId).select('p.*').orderBy('p.created_at'),
-    auditEntriesForUser(db, userId),
-  ]);
-  return {
-    users,
-    user_sessions: sessions,
-    user_subscriptions: subscriptions,
-    payments,
-    user_quotas: quotas,
-    daily_usage_stats: dailyStats,
-    usage_events: usageEvents,
-    user_relays: relays,
-    nostr_events: events,
-    relay_publishes: publishes,
-    audit_log: audit,
-  };
+  return [
+    ['users', db('users').where({ id: userId }).select('*')],
+    ['user_sessions', byUser('user_sessions').select(db.raw('id, user_id, extension_id, created_at, expires_at, last_used_at, extension_version, browser_name, browser_version, os, ip_address, is_active, revoked_at, revoked_reason')).orderBy('created_at')],
+    ['user_subscriptions', byUser('user_subscriptions').select('*').orderBy('created_at')],
+    ['payments', byUser('payments').select(db.raw('id, user_id, subscription_id, amount, currency, status, payment_provider, provider_payment_id, provider_customer_id, payment_method, last_four_digits, created_at, processed_at, failed_at, failure_reason, provider_fee, net_amount, invoice_url, receipt_url, archived')).orderBy('created_at')],
+    ['user_quotas', byUser('user_quotas').select('*').orderBy([{ column: 'quota_date' }, { column: 'quota_type' }])],
+    ['daily_usage_stats', byUser('daily_usage_stats').select('*').orderBy('stat_date')],
+    ['usage_events', byUser('usage_events').select('*').orderBy('occurred_at')],
+    ['user_relays', byUser('user_relays').select('*').orderBy('added_at')],
+    ['nostr_events', byUser('nostr_events').select('*').orderBy('created_at')],
+    ['relay_publishes', db('relay_publishes as p').join('nostr_events as e', 'e.id', 'p.event_id').where('e.user_id', userId).select('p.*').orderBy('p.created_at')],
+    ['audit_log', auditRowsForUser(db, userId), toAuditRecord],
+  ];
+}
+
+/**
+ * Every row we hold about the user, table by table, as stored, in batches of at most `batchRows` rows (each table
+ * at least one batch, empty if it has no rows). Left out: the session token hashes (credentials) and
+ * payments.provider_data_encrypted (the provider's encrypted blob, which we cannot read either).
+ *
+ * All of it is read in one read-only REPEATABLE READ transaction (one snapshot: no row counted in two tables' states),
+ * through a cursor per table: an export holds one pool connection and one batch in memory, however many rows the
+ * user has. Stopping the iteration early (the client went away) ends the transaction.
+ */
+export async function* exportUserRows(db: Knex, userId: string, batchRows = 1000): AsyncGenerator<ExportBatch> {
+  const trx = await db.transaction();
+  try {
+    await trx.raw('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    for (const [table, query, show] of exportQueries(trx, userId)) {
+      const { sql, bindings } = query.toSQL();
+      await trx.raw(`DECLARE nostrx_export NO SCROLL CURSOR FOR ${sql}`, bindings);
+      for (;;) {
+        const { rows } = (await trx.raw(`FETCH ${batchRows} FROM nostrx_export`)) as { rows: Record<string, unknown>[] };
+        yield { table, rows: show ? rows.map(show) : rows };
+        if (rows.length < batchRows) break;
+      }
+      await trx.raw('CLOSE nostrx_export');
+    }
+  } finally {
+    await trx.rollback(); // it only read
+  }
 }
 
 /**

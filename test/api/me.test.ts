@@ -5,6 +5,7 @@ import { signWebhook } from '../../src/core/webhook-signature.js';
 import { startTestApp } from '../helpers/app.js';
 import { ApiClient } from '../helpers/api.js';
 import { buildEvent, newKey } from '../helpers/events.js';
+import { exportUserRows } from '../../src/store/user-data.js';
 
 const secret = 'whsec_me_test';
 const app = await startTestApp(t, { redis: true, env: { PAYMENT_WEBHOOK_SECRET: secret } });
@@ -97,6 +98,45 @@ t.test('GET /v1/me/export holds everything we keep about the user, and no secret
   t.ok(tables.audit_log.length >= 1, 'the audit trail about the user');
   t.notOk(r.text.includes('session_token'), 'no token hash');
   t.notOk(r.text.includes(token), 'no token');
+});
+
+t.test('a large export is read through a cursor, a batch at a time on one connection, and is the same document', async (t) => {
+  const bob = newKey();
+  const token = await api.session(bob);
+  t.equal((await api.bearer(token, 'POST', '/v1/events', { body: { event: buildEvent(bob.sk, { content: 'one' }) } })).status, 202);
+  const { id: userId } = await db('users').where({ nostr_public_key: bob.pk }).first('id');
+  // 2,500 audit rows: three cursor batches of the API's 1,000.
+  await db.raw(
+    `INSERT INTO audit_log (table_name, operation, user_id, new_values, actor, created_at)
+     SELECT 'users', 'UPDATE', ?, jsonb_build_object('n', g), 'test', now() + make_interval(secs => g) FROM generate_series(1, 2500) g`,
+    [userId],
+  );
+
+  const r = await api.bearer(token, 'GET', '/v1/me/export');
+  t.equal(r.status, 200);
+  t.match(r.headers.get('content-type'), /application\/json/);
+  const audit = (r.body.tables.audit_log as { table: string; newValues: { n?: number }; createdAt: string }[]).filter((a) => a.newValues?.n !== undefined);
+  t.equal(audit.length, 2500, 'every row, across batches');
+  t.same(audit.slice(0, 3).map((a) => a.newValues.n), [1, 2, 3], 'in order');
+  t.equal(audit[2499]!.newValues.n, 2500);
+  t.equal(typeof audit[0]!.createdAt, 'string', 'shown as the audit trail is shown');
+  t.equal(r.body.tables.nostr_events.length, 1);
+
+  // The store, with tiny batches: the same rows, no batch larger than asked, one pool connection held.
+  const small: Record<string, unknown[]> = {};
+  let largest = 0;
+  let usedDuring = 0;
+  for await (const b of exportUserRows(db, userId, 7)) {
+    (small[b.table] ??= []).push(...b.rows);
+    largest = Math.max(largest, b.rows.length);
+    usedDuring = Math.max(usedDuring, app.db.poolStats().used);
+  }
+  t.equal(largest, 7);
+  t.ok(usedDuring >= 1 && usedDuring <= 2, `one connection for the whole export, not one per table (plus at most a background flush): ${usedDuring}`);
+  t.same(Object.keys(small), Object.keys(r.body.tables), 'every table, in the same order');
+  t.equal(small.audit_log!.length, (r.body.tables.audit_log as unknown[]).length);
+  t.same(JSON.parse(JSON.stringify(small.nostr_events)), r.body.tables.nostr_events);
+  t.ok(app.db.poolStats().used <= 1, 'the transaction is over (its connection is back)');
 });
 
 t.test('DELETE /v1/me erases the account and its data; payments stay, anonymous', async (t) => {
