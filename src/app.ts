@@ -225,7 +225,12 @@ export async function startApp(opts: AppOptions): Promise<App> {
   metrics.probes.redisUp = () => (redis ? Number(redis.status === 'ready') : -1);
   metrics.probes.dbPool = () => db.poolStats();
   metrics.probes.forwardInFlight = () => forwarder.inFlight();
-  const maintenance = startMaintenance({ db: db.knex, log, ...(opts.now ? { now: opts.now } : {}) });
+  const maintenance = startMaintenance({
+    db: db.knex,
+    log,
+    retention: { usage_events: config.usageEventsRetentionDays, relay_publishes: config.relayPublishesRetentionDays },
+    ...(opts.now ? { now: opts.now } : {}),
+  });
   if (config.forwardEnabled) forwarder.start();
   log.info({ url: config.publicUrl, relay: relayUrl, db: db.kind, redis: Boolean(redis) }, 'nostrx listening');
 

@@ -93,6 +93,8 @@ const spec = {
   databaseUrl: { env: 'DATABASE_URL', default: '', parse: str, description: 'PostgreSQL URL; empty runs the embedded PGlite database under DATA_DIR' },
   dataDir: { env: 'DATA_DIR', default: './data', parse: str, description: 'Directory of the embedded database (used only without DATABASE_URL)' },
   dbPoolMax: { env: 'DB_POOL_MAX', default: 10, parse: int(1, 200), description: 'Largest PostgreSQL connection pool per process' },
+  usageEventsRetentionDays: { env: 'USAGE_EVENTS_RETENTION_DAYS', default: 90, parse: int(0, 36500), description: 'Days of usage_events kept: each month partition is dropped once its last day is this old (0 keeps everything; daily_usage_stats keep the totals)' },
+  relayPublishesRetentionDays: { env: 'RELAY_PUBLISHES_RETENTION_DAYS', default: 30, parse: int(0, 36500), description: "Days of per-relay publish results (relay_publishes) kept, the same way (0 keeps everything; the events keep their totals). Keep it above FORWARD_MAX_AGE_SECONDS" },
   redisUrl: { env: 'REDIS_URL', default: '', parse: str, description: 'Redis URL for live counters, rate limits, replay cache and cross-process fan-out; empty runs without Redis' },
   redisPrefix: { env: 'REDIS_PREFIX', default: 'nostrx:', parse: str, description: 'Prefix of every Redis key and channel this service uses' },
   host: { env: 'HOST', default: '127.0.0.1', parse: str, description: 'Address to listen on' },

@@ -1,16 +1,35 @@
 // Periodic upkeep run by every process (each job is idempotent, so several processes may run it): monthly
-// partitions created ahead, and NIP-40 expired events taken out of the served set.
+// partitions created ahead, old months of the partitioned tables dropped by retention, and NIP-40 expired events
+// taken out of the served set.
 import type { Knex } from 'knex';
 import type { Logger } from '../log.js';
 import { removeExpired } from '../store/events.js';
-import { ensureMonthlyPartitions } from '../store/partitions.js';
+import { dropPartitionsBefore, ensureMonthlyPartitions, type PartitionedTable } from '../store/partitions.js';
+
+/** Days kept per partitioned table; 0 keeps everything. */
+export type Retention = Readonly<Record<PartitionedTable, number>>;
 
 export interface MaintenanceDeps {
   readonly db: Knex;
   readonly log: Logger;
+  readonly retention: Retention;
   readonly now?: () => number;
   readonly expiredSweepMs?: number;
   readonly partitionsMs?: number;
+}
+
+/**
+ * Drops the month partitions whose last day is older than the table's retention (a whole month at a time, so rows
+ * are kept between `days` and `days` plus a month). Returns the partitions dropped, per table.
+ */
+export async function applyRetention(db: Knex, retention: Retention, nowSeconds: number): Promise<Partial<Record<PartitionedTable, string[]>>> {
+  const dropped: Partial<Record<PartitionedTable, string[]>> = {};
+  for (const [table, days] of Object.entries(retention) as [PartitionedTable, number][]) {
+    if (days <= 0) continue;
+    const names = await dropPartitionsBefore(db, table, new Date((nowSeconds - days * 86_400) * 1000));
+    if (names.length > 0) dropped[table] = names;
+  }
+  return dropped;
 }
 
 export function startMaintenance(deps: MaintenanceDeps): { stop(): void } {
@@ -18,11 +37,17 @@ export function startMaintenance(deps: MaintenanceDeps): { stop(): void } {
   const run = (name: string, job: () => Promise<unknown>) => () => {
     job().catch((err: unknown) => deps.log.error({ err, job: name }, 'maintenance job failed'));
   };
+  const retention = run('retention', async () => {
+    const dropped = await applyRetention(deps.db, deps.retention, now());
+    if (Object.keys(dropped).length > 0) deps.log.info({ dropped, retention: deps.retention }, 'old partitions dropped by retention');
+  });
   const timers = [
     setInterval(run('expire', () => removeExpired(deps.db, now())), deps.expiredSweepMs ?? 60_000),
     setInterval(run('partitions', () => ensureMonthlyPartitions(deps.db, new Date(now() * 1000))), deps.partitionsMs ?? 6 * 3600_000),
+    setInterval(retention, deps.partitionsMs ?? 6 * 3600_000),
   ];
   for (const t of timers) t.unref();
+  retention(); // at start too: a service restarted once a month must not wait six hours
   return {
     stop() {
       for (const t of timers) clearInterval(t);
