@@ -3,23 +3,13 @@
 import t from 'tap';
 import type { Knex } from 'knex';
 import { createTestDatabase } from '../helpers/db.js';
+import { monthPartition, partitionsOf } from '../helpers/partitions.js';
 import { dropPartitionsBefore, ensureMonthlyPartitions, type PartitionedTable } from '../../src/store/partitions.js';
 
 const db = await createTestDatabase(t);
 const knex = db.knex;
 
-function monthPartition(table: PartitionedTable, now: Date, ahead: number): string {
-  const d = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + ahead, 1));
-  return `${table}_y${d.getUTCFullYear()}m${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
-}
-
-async function partitions(table: PartitionedTable): Promise<string[]> {
-  const { rows } = (await knex.raw(
-    `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = ?::regclass ORDER BY 1`,
-    [table],
-  )) as { rows: { name: string }[] };
-  return rows.map((r) => r.name);
-}
+const partitions = (table: PartitionedTable) => partitionsOf(knex, table);
 
 async function insertUsage(trx: Knex, userId: string, occurredAt: string): Promise<string> {
   const { rows } = (await trx.raw(
