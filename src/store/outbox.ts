@@ -15,7 +15,7 @@
 //   attempt to attempt_log, so every attempt number has exactly one entry.
 // - releaseClaims gives back rows that were claimed but not attempted (attempts is decremented, nothing logged).
 import type { Knex } from 'knex';
-import { arrayColumns } from './array-columns.js';
+import { queryPrepared } from './db.js';
 import type { NostrEvent } from '../nips/nip01.js';
 
 // A row is 'pending' while it waits for an attempt and 'publishing' while a worker holds it; the finer steps of an
@@ -236,51 +236,51 @@ export interface AttemptRecord {
   readonly logEntry: Record<string, unknown>;
 }
 
+const FINISH_ATTEMPTS = `UPDATE relay_publishes p SET
+    status = CAST(v.status AS relay_publish_status_enum),
+    completed_at = CASE WHEN v.status = 'pending' THEN NULL ELSE now() END,
+    next_attempt_at = CASE WHEN v.status = 'pending' THEN now() + make_interval(secs => v.retry_s) ELSE now() END,
+    connection_time_ms = v.conn_ms,
+    publish_time_ms = v.pub_ms,
+    total_time_ms = v.total_ms,
+    relay_response = v.response,
+    error_message = v.err_msg,
+    error_code = v.err_code,
+    ip_address = CAST(v.ip AS inet),
+    attempt_log = p.attempt_log || jsonb_build_array(v.entry),
+    claimed_by = NULL,
+    claimed_until = NULL
+  FROM unnest(CAST($1 AS uuid[]), CAST($2 AS timestamptz[]), CAST($3 AS integer[]), CAST($4 AS text[]),
+    CAST($5 AS float8[]), CAST($6 AS integer[]), CAST($7 AS integer[]), CAST($8 AS integer[]),
+    CAST($9 AS jsonb[]), CAST($10 AS text[]), CAST($11 AS text[]), CAST($12 AS text[]), CAST($13 AS jsonb[]))
+    AS v (id, created_at, attempts, status, retry_s, conn_ms, pub_ms, total_ms, response, err_msg, err_code, ip, entry)
+  WHERE p.id = v.id AND p.created_at = v.created_at AND p.claimed_by = $14 AND p.attempts = v.attempts
+  RETURNING p.id`;
+
 /**
- * Writes the outcomes of attempts held by `workerId`, many rows in one statement. Each row is fenced (claimed_by
- * and attempts must still match), so a result whose lease was lost writes nothing. Returns the ids written.
+ * Writes the outcomes of attempts held by `workerId`, many rows in one statement (prepared: it runs for every
+ * recorded batch). Each row is fenced (claimed_by and attempts must still match), so a result whose lease was lost
+ * writes nothing. Returns the ids written.
  */
 export async function finishAttempts(trx: Knex, workerId: string, items: readonly { key: ClaimKey; rec: AttemptRecord }[]): Promise<Set<string>> {
   if (items.length === 0) return new Set();
-  const col = arrayColumns(trx, items);
-  const { rows } = (await trx.raw(
-    `UPDATE relay_publishes p SET
-       status = CAST(v.status AS relay_publish_status_enum),
-       completed_at = CASE WHEN v.status = 'pending' THEN NULL ELSE now() END,
-       next_attempt_at = CASE WHEN v.status = 'pending' THEN now() + make_interval(secs => v.retry_s) ELSE now() END,
-       connection_time_ms = v.conn_ms,
-       publish_time_ms = v.pub_ms,
-       total_time_ms = v.total_ms,
-       relay_response = v.response,
-       error_message = v.err_msg,
-       error_code = v.err_code,
-       ip_address = CAST(v.ip AS inet),
-       attempt_log = p.attempt_log || jsonb_build_array(v.entry),
-       claimed_by = NULL,
-       claimed_until = NULL
-     FROM unnest(CAST(:ids AS uuid[]), CAST(:created AS timestamptz[]), CAST(:attempts AS integer[]), CAST(:statuses AS text[]),
-       CAST(:retry AS float8[]), CAST(:conn AS integer[]), CAST(:pub AS integer[]), CAST(:total AS integer[]),
-       CAST(:responses AS jsonb[]), CAST(:messages AS text[]), CAST(:codes AS text[]), CAST(:ips AS text[]), CAST(:entries AS jsonb[]))
-       AS v (id, created_at, attempts, status, retry_s, conn_ms, pub_ms, total_ms, response, err_msg, err_code, ip, entry)
-     WHERE p.id = v.id AND p.created_at = v.created_at AND p.claimed_by = :worker AND p.attempts = v.attempts
-     RETURNING p.id`,
-    {
-      ids: col((x) => x.key.id),
-      created: col((x) => x.key.createdAt),
-      attempts: col((x) => x.key.attempt),
-      statuses: col((x) => x.rec.status),
-      retry: col((x) => (x.rec.retryInMs ?? 0) / 1000),
-      conn: col((x) => x.rec.connectionTimeMs),
-      pub: col((x) => x.rec.publishTimeMs),
-      total: col((x) => x.rec.totalTimeMs),
-      responses: col((x) => (x.rec.relayResponse === null || x.rec.relayResponse === undefined ? null : JSON.stringify(x.rec.relayResponse))),
-      messages: col((x) => x.rec.errorMessage),
-      codes: col((x) => x.rec.errorCode),
-      ips: col((x) => x.rec.ipAddress),
-      entries: col((x) => JSON.stringify(x.rec.logEntry)),
-      worker: workerId,
-    },
-  )) as { rows: { id: string }[] };
+  const col = <T>(f: (x: { key: ClaimKey; rec: AttemptRecord }) => T): T[] => items.map(f);
+  const rows = await queryPrepared<{ id: string }>(trx, 'nostrx_finish_attempts', FINISH_ATTEMPTS, [
+    col((x) => x.key.id),
+    col((x) => x.key.createdAt),
+    col((x) => x.key.attempt),
+    col((x) => x.rec.status),
+    col((x) => (x.rec.retryInMs ?? 0) / 1000),
+    col((x) => x.rec.connectionTimeMs),
+    col((x) => x.rec.publishTimeMs),
+    col((x) => x.rec.totalTimeMs),
+    col((x) => (x.rec.relayResponse === null || x.rec.relayResponse === undefined ? null : JSON.stringify(x.rec.relayResponse))),
+    col((x) => x.rec.errorMessage),
+    col((x) => x.rec.errorCode),
+    col((x) => x.rec.ipAddress),
+    col((x) => JSON.stringify(x.rec.logEntry)),
+    workerId,
+  ]);
   return new Set(rows.map((r) => r.id));
 }
 
@@ -293,34 +293,38 @@ export interface EventOutcomes {
   readonly failure: string | null;
 }
 
+const ADD_EVENT_OUTCOMES = `UPDATE nostr_events e SET
+    successful_relays = e.successful_relays + v.ok,
+    failed_relays = e.failed_relays + v.bad,
+    status = CAST(CASE
+      WHEN e.successful_relays + e.failed_relays + v.ok + v.bad < e.total_relays THEN 'publishing'
+      WHEN e.successful_relays + v.ok >= e.total_relays THEN 'published'
+      WHEN e.successful_relays + v.ok > 0 THEN 'partial'
+      ELSE 'failed' END AS event_status_enum),
+    published_at = CASE WHEN v.ok > 0 THEN COALESCE(e.published_at, now()) ELSE e.published_at END,
+    failed_at = CASE WHEN e.successful_relays + e.failed_relays + v.ok + v.bad >= e.total_relays AND e.successful_relays + v.ok = 0
+      THEN now() ELSE e.failed_at END,
+    failure_reason = COALESCE(v.failure, e.failure_reason),
+    publish_duration_ms = CASE WHEN e.successful_relays + e.failed_relays + v.ok + v.bad >= e.total_relays
+      THEN CAST(LEAST(EXTRACT(EPOCH FROM now() - e.created_at) * 1000, 2147483647) AS integer) ELSE e.publish_duration_ms END,
+    updated_at = now()
+  FROM unnest(CAST($1 AS uuid[]), CAST($2 AS integer[]), CAST($3 AS integer[]), CAST($4 AS text[])) AS v (id, ok, bad, failure)
+  WHERE e.id = v.id`;
+
 /**
  * Adds finished targets to their events' totals (after finishAttempts, in its transaction). When the last target of
  * an event is final, the event gets its status: 'published' when every target took it, 'partial' when some did,
  * 'failed' when none did, and publish_duration_ms (from storing the event to its last outcome).
+ * Prepared, as finishAttempts.
  */
 export async function addEventOutcomes(trx: Knex, outcomes: readonly EventOutcomes[]): Promise<void> {
   if (outcomes.length === 0) return;
-  const col = arrayColumns(trx, outcomes);
-  await trx.raw(
-    `UPDATE nostr_events e SET
-       successful_relays = e.successful_relays + v.ok,
-       failed_relays = e.failed_relays + v.bad,
-       status = CAST(CASE
-         WHEN e.successful_relays + e.failed_relays + v.ok + v.bad < e.total_relays THEN 'publishing'
-         WHEN e.successful_relays + v.ok >= e.total_relays THEN 'published'
-         WHEN e.successful_relays + v.ok > 0 THEN 'partial'
-         ELSE 'failed' END AS event_status_enum),
-       published_at = CASE WHEN v.ok > 0 THEN COALESCE(e.published_at, now()) ELSE e.published_at END,
-       failed_at = CASE WHEN e.successful_relays + e.failed_relays + v.ok + v.bad >= e.total_relays AND e.successful_relays + v.ok = 0
-         THEN now() ELSE e.failed_at END,
-       failure_reason = COALESCE(v.failure, e.failure_reason),
-       publish_duration_ms = CASE WHEN e.successful_relays + e.failed_relays + v.ok + v.bad >= e.total_relays
-         THEN CAST(LEAST(EXTRACT(EPOCH FROM now() - e.created_at) * 1000, 2147483647) AS integer) ELSE e.publish_duration_ms END,
-       updated_at = now()
-     FROM unnest(CAST(:ids AS uuid[]), CAST(:ok AS integer[]), CAST(:bad AS integer[]), CAST(:failure AS text[])) AS v (id, ok, bad, failure)
-     WHERE e.id = v.id`,
-    { ids: col((x) => x.eventRowId), ok: col((x) => x.ok), bad: col((x) => x.failed), failure: col((x) => x.failure) },
-  );
+  await queryPrepared(trx, 'nostrx_event_outcomes', ADD_EVENT_OUTCOMES, [
+    outcomes.map((x) => x.eventRowId),
+    outcomes.map((x) => x.ok),
+    outcomes.map((x) => x.failed),
+    outcomes.map((x) => x.failure),
+  ]);
 }
 
 /** Unfinished outbox rows and the age of the oldest (for the nostrx_outbox_* gauges). */
