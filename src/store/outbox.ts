@@ -120,18 +120,18 @@ const CLAIM_DUE = `WITH due AS (
     WHERE p.status IN ('pending', 'connecting', 'connected', 'publishing')
       AND p.next_attempt_at <= now()
       AND (p.claimed_until IS NULL OR p.claimed_until < now())
-      AND (p.relay_url <> ALL (CAST(:exclude AS text[])) OR p.created_at < now() - make_interval(secs => :maxAge))
+      AND (p.relay_url <> ALL (CAST($1 AS text[])) OR p.created_at < now() - make_interval(secs => $2))
     ORDER BY p.next_attempt_at
-    LIMIT :limit
+    LIMIT $3
     FOR UPDATE OF p SKIP LOCKED
   )
   UPDATE relay_publishes p SET
     attempts = p.attempts + 1,
     status = 'publishing',
     attempted_at = now(),
-    claimed_by = :worker,
-    claimed_until = now() + make_interval(secs => :lease),
-    next_attempt_at = now() + make_interval(secs => :lease),
+    claimed_by = $4,
+    claimed_until = now() + make_interval(secs => $5),
+    next_attempt_at = now() + make_interval(secs => $5),
     attempt_log = CASE WHEN p.claimed_by IS NULL THEN p.attempt_log ELSE p.attempt_log || jsonb_build_array(jsonb_build_object(
       'attempt', p.attempts, 'worker', p.claimed_by, 'outcome', 'abandoned', 'error_code', 'lease_expired',
       'error_message', 'the worker that made this attempt stopped before recording its outcome',
@@ -156,20 +156,15 @@ const CLAIM_DUE = `WITH due AS (
  */
 export async function claimDue(db: Knex, o: ClaimOptions): Promise<ClaimedPublish[]> {
   if (o.limit <= 0) return [];
-  const claim = async (q: Knex | Knex.Transaction) =>
-    (await q.raw(CLAIM_DUE, {
-      exclude: q.raw('?', [[...o.excludeUrls]]),
-      maxAge: o.maxAgeSeconds,
-      limit: o.limit,
-      worker: o.workerId,
-      lease: o.leaseMs / 1000,
-    })) as { rows: ClaimRow[] };
-  const { rows } = o.backlog
+  const values = [[...o.excludeUrls], o.maxAgeSeconds, o.limit, o.workerId, o.leaseMs / 1000];
+  // Two prepared statements of the same text: each is always planned with the same enable_sort, so neither can
+  // reuse a plan made under the other setting.
+  const rows = o.backlog
     ? await db.transaction(async (trx) => {
         await trx.raw('SET LOCAL enable_sort = off');
-        return claim(trx);
+        return queryPrepared<ClaimRow>(trx, 'nostrx_claim_due_backlog', CLAIM_DUE, values);
       })
-    : await claim(db);
+    : await queryPrepared<ClaimRow>(db, 'nostrx_claim_due', CLAIM_DUE, values);
   return rows.map((r) => ({
     id: r.id,
     createdAt: r.created_at,
