@@ -25,16 +25,18 @@ const subscribers = new WeakMap<Redis, Subscriber>();
 function subscriberOf(redis: Redis): Subscriber {
   const existing = subscribers.get(redis);
   if (existing) return existing;
-  const conn = redis.duplicate();
+  // Subscribing again after a reconnection is done here, below, not by ioredis (autoResubscribe), which would only
+  // repeat the SUBSCRIBEs that had succeeded: one way, covering every channel.
+  const conn = redis.duplicate({ autoResubscribe: false });
   // Its connection errors are the client's: reported where the client's are (store/redis.ts), not left unheard.
   conn.on('error', (err: Error) => redis.emit('error', err));
   const routes = new Map<string, Set<Route>>();
   conn.on('message', (channel: string, message: string) => {
     for (const route of routes.get(channel) ?? []) route(message);
   });
-  // ioredis subscribes again after a reconnection only to channels whose SUBSCRIBE had succeeded; one that failed
-  // while Redis was away (its retries used up) would stay deaf for good. Each time the connection is ready, every
-  // channel is subscribed (again: a second SUBSCRIBE to the same channel changes nothing).
+  // Each time the connection is ready (the first time, and after every reconnection), every channel is subscribed,
+  // including one whose SUBSCRIBE failed while Redis was away (its retries used up), which would otherwise stay deaf
+  // for good. At the first connection this repeats the channels' own SUBSCRIBE, which changes nothing.
   conn.on('ready', () => {
     if (routes.size > 0) conn.subscribe(...routes.keys()).catch(() => undefined); // reported through 'error'
   });
