@@ -37,17 +37,18 @@ export function startMaintenance(deps: MaintenanceDeps): { stop(): void } {
   const run = (name: string, job: () => Promise<unknown>) => () => {
     job().catch((err: unknown) => deps.log.error({ err, job: name }, 'maintenance job failed'));
   };
-  const retention = run('retention', async () => {
+  // The months ahead are created and the months past their retention dropped by one job.
+  const partitions = run('partitions', async () => {
+    await ensureMonthlyPartitions(deps.db, new Date(now() * 1000));
     const dropped = await applyRetention(deps.db, deps.retention, now());
     if (Object.keys(dropped).length > 0) deps.log.info({ dropped, retention: deps.retention }, 'old partitions dropped by retention');
   });
   const timers = [
     setInterval(run('expire', () => removeExpired(deps.db, now())), deps.expiredSweepMs ?? 60_000),
-    setInterval(run('partitions', () => ensureMonthlyPartitions(deps.db, new Date(now() * 1000))), deps.partitionsMs ?? 6 * 3600_000),
-    setInterval(retention, deps.partitionsMs ?? 6 * 3600_000),
+    setInterval(partitions, deps.partitionsMs ?? 6 * 3600_000),
   ];
   for (const t of timers) t.unref();
-  retention(); // at start too: a service restarted once a month must not wait six hours
+  partitions(); // at start too: a service restarted once a month must not wait six hours to drop the old one
   return {
     stop() {
       for (const t of timers) clearInterval(t);
