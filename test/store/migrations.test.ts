@@ -54,6 +54,7 @@ interface EventInput {
   content?: string;
   created_at_nostr?: number | string;
   event_id?: string;
+  sig?: string;
 }
 
 async function newEvent(knex: Knex, userId: string, e: EventInput): Promise<string> {
@@ -66,7 +67,7 @@ async function newEvent(knex: Knex, userId: string, e: EventInput): Promise<stri
       created_at_nostr: e.created_at_nostr ?? 1_700_000_000,
       content: e.content ?? '',
       tags: JSON.stringify(e.tags ?? []),
-      sig: hex(128),
+      sig: e.sig ?? hex(128),
       d_tag: e.d_tag ?? null,
     })
     .returning('id')) as { id: string }[];
@@ -230,6 +231,18 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
       'an uppercase event id is refused',
     );
     await t.rejects(knex('users').insert({ nostr_public_key: 'A'.repeat(64) }), { code: '23514' }, 'an uppercase user pubkey is refused');
+    // the hex checks as migration 0009 writes them: exactly n bytes, none outside 0-9a-f
+    const refused: [string, EventInput][] = [
+      ['a 63-digit id', { pubkey: hex(64), event_kind: 1, event_id: hex(64).slice(1) }],
+      ['an id with a "g"', { pubkey: hex(64), event_kind: 1, event_id: hex(64).slice(1) + 'g' }],
+      ['an id ending in a newline', { pubkey: hex(64), event_kind: 1, event_id: hex(63) + '\n' }],
+      ['a pubkey of 62 digits and one 2-byte character', { pubkey: hex(62) + 'é', event_kind: 1 }],
+      ['an uppercase signature', { pubkey: hex(64), event_kind: 1, sig: hex(128).toUpperCase() }],
+      ['a 127-digit signature with a space', { pubkey: hex(64), event_kind: 1, sig: hex(128).slice(1) + ' ' }],
+    ];
+    for (const [what, input] of refused) await t.rejects(newEvent(knex, userId, input), { code: '23514' }, `${what} is refused`);
+    await t.rejects(newEvent(knex, userId, { pubkey: hex(64), event_kind: 1, event_id: hex(66).slice(1) }), { code: '22001' }, 'a 65-digit id is too long for its column');
+    await t.rejects(knex('relay_bans').insert({ kind: 'pubkey', value: hex(64).slice(1) + 'G' }), { code: '23514' }, 'a ban of a non-hex value is refused');
   });
 
   await t.test('the outbox follows its event and its relay', async (t) => {
