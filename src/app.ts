@@ -94,8 +94,10 @@ const quietPaths = new Set(['/healthz', '/readyz', '/metrics']);
 export async function startApp(opts: AppOptions): Promise<App> {
   let config = opts.config;
   const log = opts.log ?? createLogger(config.logLevel);
-  await nip01.initVerifier();
-  const verifier = await createVerifierPool({ threads: verifyThreadsOf(config), log });
+  const signatures = await nip01.initVerifier({ backend: config.verifyBackend });
+  if (signatures.nativeUnavailable) log.warn({ why: signatures.nativeUnavailable }, 'native signature checks unavailable; using nostr-wasm (~5× slower)');
+  const verifier = await createVerifierPool({ threads: verifyThreadsOf(config), log, backend: signatures.backend });
+  log.info({ backend: signatures.backend, threads: verifier.threads }, 'signature verification ready');
 
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: config.dbPoolMax });
   const applied = await migrateLatest(db.knex);

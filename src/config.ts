@@ -148,6 +148,7 @@ const spec = {
   rateLimitConnPerSecond: { env: 'RATE_LIMIT_CONN_PER_SECOND', default: 200, parse: int(0), description: 'Relay messages per second on one connection (token bucket; 0 = no limit)' },
   rateLimitConnBurst: { env: 'RATE_LIMIT_CONN_BURST', default: 1000, parse: int(1), description: 'Messages one connection may send at once before RATE_LIMIT_CONN_PER_SECOND applies' },
   workers: { env: 'WORKERS', default: 1, parse: int(1, 64), description: 'Processes serving the same port (node cluster)' },
+  verifyBackend: { env: 'VERIFY_BACKEND', default: 'auto' as 'auto' | 'native' | 'wasm', parse: oneOf(['auto', 'native', 'wasm'] as const), description: 'Who checks event signatures: native = bcrypto\'s binding to libsecp256k1 (~5× faster), wasm = nostr-wasm, auto = native when it loaded and passed its self-check at start, else wasm' },
   verifyThreads: { env: 'VERIFY_THREADS', default: -1, parse: int(-1, 64), description: 'Threads per process that check event signatures beside the main thread: 0 = on the main thread, -1 = the cores divided among WORKERS' },
 } satisfies Record<string, KeySpec<unknown>>;
 

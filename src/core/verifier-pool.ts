@@ -46,16 +46,24 @@ const MAX_BATCH = 256;
 
 const defaultWorkerUrl = new URL(`./verify-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 
+/** What a thread is started with. */
+export interface VerifyWorkerData {
+  /** The backend the main thread loaded: a thread checks signatures the same way, or does not start. */
+  readonly backend: nip01.VerifierBackend;
+}
+
 /** From source (tests, `npm run dev`) a thread does not inherit tsx's hooks: it registers them, then loads. */
-function startWorker(url: URL): Worker {
-  if (!url.pathname.endsWith('.ts')) return new Worker(url);
+function startWorker(url: URL, workerData: VerifyWorkerData): Worker {
+  if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData });
   const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`;
-  return new Worker(boot, { eval: true });
+  return new Worker(boot, { eval: true, workerData });
 }
 
 export interface VerifierPoolOptions {
   readonly threads: number;
   readonly log: Logger;
+  /** The signature backend nip01.initVerifier() loaded on this thread. */
+  readonly backend: nip01.VerifierBackend;
   /** The thread's script; tests replace it with one that dies. */
   readonly workerUrl?: URL;
 }
@@ -113,7 +121,7 @@ export async function createVerifierPool(opts: VerifierPoolOptions): Promise<Ver
 
   function spawn(): Promise<Thread> {
     return new Promise((resolve, reject) => {
-      const worker = startWorker(workerUrl);
+      const worker = startWorker(workerUrl, { backend: opts.backend });
       const thread: Thread = { worker, batches: new Map(), inFlight: 0 };
       let started = false;
       worker.on('message', (reply: VerifyReply) => {

@@ -1,9 +1,10 @@
-// The body of one verifier thread (core/verifier-pool.ts): loads nostr-wasm, then answers each batch of events
-// with one verdict per event, in order: null when the id and signature hold, else the rejection.
-import { parentPort } from 'node:worker_threads';
+// The body of one verifier thread (core/verifier-pool.ts): loads the main thread's signature backend, then
+// answers each batch of events with one verdict per event, in order: null when the id and signature hold, else
+// the rejection.
+import { parentPort, workerData } from 'node:worker_threads';
 import * as nip01 from '../nips/nip01.js';
 import type { Rejection } from '../nips/result.js';
-import type { VerifyReply, VerifyRequest } from './verifier-pool.js';
+import type { VerifyReply, VerifyRequest, VerifyWorkerData } from './verifier-pool.js';
 
 const port = parentPort;
 if (!port) throw new Error('verify-worker.ts runs only as a worker thread');
@@ -14,7 +15,7 @@ function verdictOf(ev: nip01.NostrEvent): Rejection | null {
 }
 
 try {
-  await nip01.initVerifier();
+  await nip01.initVerifier({ backend: (workerData as VerifyWorkerData).backend });
   port.postMessage({ ready: true } satisfies VerifyReply);
 } catch (err) {
   port.postMessage({ failed: err instanceof Error ? err.message : String(err) } satisfies VerifyReply);

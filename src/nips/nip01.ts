@@ -1,12 +1,14 @@
 /**
  * NIP-01 events: shape, limits, id and signature. Pure functions over plain data; the only
- * state is the nostr-wasm instance loaded once by `initVerifier()`.
+ * state is the signature backend loaded once by `initVerifier()`: nostr-wasm always, and the
+ * native one (bip340-native.ts) unless told otherwise.
  */
 import { getEventHash, verifyEvent as verifyEventPure } from 'nostr-tools/pure';
 import type { NostrEvent } from 'nostr-tools/pure';
 import { setNostrWasm } from 'nostr-tools/wasm';
 import { initNostrWasm } from 'nostr-wasm';
 import type { Nostr } from 'nostr-wasm';
+import { loadNativeBip340, type NativeBip340 } from './bip340-native.js';
 import { fail, ok, rejection } from './result.js';
 import type { Rejection, Result } from './result.js';
 
@@ -145,27 +147,47 @@ export function checkId(ev: NostrEvent): Rejection | undefined {
   return undefined;
 }
 
+/** Who checks signatures: bcrypto's native libsecp256k1 binding, or nostr-wasm. */
+export type VerifierBackend = 'native' | 'wasm';
+/** VERIFY_BACKEND: `auto` takes the native backend when it loads and passes its self-check, else nostr-wasm. */
+export type VerifierChoice = 'auto' | VerifierBackend;
+
+export interface VerifierOptions {
+  readonly backend?: VerifierChoice;
+  /** Loads nostr-wasm; exists for tests. */
+  readonly loadWasm?: () => Promise<Nostr>;
+}
+
+export interface VerifierLoaded {
+  readonly backend: VerifierBackend;
+  /** Why `auto` did not take the native backend. */
+  readonly nativeUnavailable?: string;
+}
+
 let wasm: Nostr | undefined;
-let loading: Promise<void> | undefined;
+let native: NativeBip340 | undefined;
+let loaded: VerifierLoaded | undefined;
+let loading: Promise<VerifierLoaded> | undefined;
 
 /**
- * Loads nostr-wasm once (concurrent and later calls share the first load). Also installs it
- * into `nostr-tools/wasm`, so `finalizeEvent` from there works elsewhere. Throws an Error
- * naming the cause when the module cannot be loaded; a failed load may be retried.
- * `load` exists for tests.
+ * Loads the signature backends once (concurrent and later calls share the first load, and its
+ * choice). nostr-wasm is always loaded: it is the fallback, and installing it into
+ * `nostr-tools/wasm` makes `finalizeEvent` from there work elsewhere. Throws an Error naming the
+ * cause when nostr-wasm cannot be loaded, or when `native` was asked for and is unavailable; a
+ * failed load may be retried.
  */
-export async function initVerifier(load: () => Promise<Nostr> = initNostrWasm): Promise<void> {
-  if (wasm) return;
-  loading ??= loadVerifier(load);
+export async function initVerifier(opts: VerifierOptions = {}): Promise<VerifierLoaded> {
+  if (loaded) return loaded;
+  loading ??= loadVerifier(opts.backend ?? 'auto', opts.loadWasm ?? initNostrWasm);
   try {
-    await loading;
+    return await loading;
   } catch (err) {
     loading = undefined;
     throw err;
   }
 }
 
-async function loadVerifier(load: () => Promise<Nostr>): Promise<void> {
+async function loadVerifier(choice: VerifierChoice, load: () => Promise<Nostr>): Promise<VerifierLoaded> {
   let instance: Nostr;
   try {
     instance = await load();
@@ -173,8 +195,13 @@ async function loadVerifier(load: () => Promise<Nostr>): Promise<void> {
     const why = cause instanceof Error ? cause.message : String(cause);
     throw new Error(`nip01.initVerifier: could not load nostr-wasm (${why})`, { cause });
   }
+  const nat = choice === 'wasm' ? undefined : loadNativeBip340();
+  if (choice === 'native' && !nat?.ok) throw new Error(`nip01.initVerifier: VERIFY_BACKEND=native, but ${nat && !nat.ok ? nat.why : 'it did not load'}`);
   setNostrWasm(instance);
   wasm = instance;
+  if (nat?.ok) native = nat.verifier;
+  loaded = native ? { backend: 'native' } : { backend: 'wasm', ...(nat && !nat.ok ? { nativeUnavailable: nat.why } : {}) };
+  return loaded;
 }
 
 /**
@@ -209,14 +236,18 @@ export function copyEvent(ev: NostrEvent): NostrEvent {
 /**
  * Computes the id (getEventHash) and checks the BIP-340 signature, freshly every time: it works
  * on a copy, so no cached "verified" mark (nostr-tools sets one on objects it has seen) can be
- * read or left behind. Returns that copy, branded. Throws only if `initVerifier()` has not run.
+ * read or left behind. Returns that copy, branded. `backend` (tests) picks one of the loaded
+ * backends; by default the one initVerifier() chose. Throws if `initVerifier()` has not run.
  */
-export function verifySignature(ev: NostrEvent): Result<VerifiedEvent> {
-  if (!wasm) throw new Error('nip01.verifySignature called before nip01.initVerifier()');
+export function verifySignature(ev: NostrEvent, backend: VerifierBackend | undefined = loaded?.backend): Result<VerifiedEvent> {
+  if (!wasm || !backend) throw new Error('nip01.verifySignature called before nip01.initVerifier()');
   const copy = copyEvent(ev);
   const id = computeId(copy);
   if (id === undefined) return fail('invalid', 'event is malformed');
   if (id !== copy.id) return fail('invalid', 'id does not match the event hash');
+  // NIP-01 signatures are lowercase hex; nostr-wasm would take an uppercase one, bcrypto's decoding a shorter one
+  if (!HEX128.test(copy.sig)) return fail('invalid', 'signature is invalid');
+  if (backend === 'native') return verifyNative(copy);
   if (serialisedCharsUpperBound(copy) > WASM_MAX_CHARS) {
     // a second fresh copy: the pure verifier caches its answer on the object it is given
     return verifyEventPure(copyEvent(copy)) ? ok(copy as VerifiedEvent) : fail('invalid', 'signature is invalid');
@@ -225,12 +256,22 @@ export function verifySignature(ev: NostrEvent): Result<VerifiedEvent> {
     wasm.verifyEvent(copy);
   } catch (err) {
     const why = err instanceof Error ? err.message : '';
-    if (why === 'pubkey is invalid') return fail('invalid', 'pubkey is not a valid secp256k1 x-only public key');
+    if (why === 'pubkey is invalid') return fail('invalid', BAD_PUBKEY);
     if (why === 'signature is invalid' || why === 'id is invalid') return fail('invalid', 'signature is invalid');
     // anything else is a wasm runtime fault, not a verdict: ask the pure implementation
     return verifyEventPure(copyEvent(copy)) ? ok(copy as VerifiedEvent) : fail('invalid', 'signature is invalid');
   }
   return ok(copy as VerifiedEvent);
+}
+
+const BAD_PUBKEY = 'pubkey is not a valid secp256k1 x-only public key';
+
+/** The id matches, so the pubkey is 64 lowercase hex digits (the serialisation checks it), and so is the sig. */
+function verifyNative(copy: NostrEvent): Result<VerifiedEvent> {
+  if (!native) throw new Error('nip01.verifySignature: the native backend is not loaded');
+  const verdict = native.verify(copy.id, copy.sig, copy.pubkey);
+  if (verdict === 'valid') return ok(copy as VerifiedEvent);
+  return fail('invalid', verdict === 'bad-pubkey' ? BAD_PUBKEY : 'signature is invalid');
 }
 
 /** The value of the first tag named `name` (its second element), or undefined. */

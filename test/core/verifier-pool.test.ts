@@ -34,10 +34,13 @@ async function checkVerdicts(t: Test, pool: VerifierPool, n: number): Promise<vo
   t.equal(same, n, `all ${n} verdicts match the main thread's`);
 }
 
-t.before(() => nip01.initVerifier());
+let backend: nip01.VerifierBackend;
+t.before(async () => {
+  backend = (await nip01.initVerifier()).backend;
+});
 
 t.test('two threads give every event of a 700-event turn the main thread verdict, in order', async (t) => {
-  const pool = await createVerifierPool({ threads: 2, log });
+  const pool = await createVerifierPool({ threads: 2, log, backend });
   t.teardown(() => pool.close());
   t.equal(pool.threads, 2);
   await checkVerdicts(t, pool, 700);
@@ -46,8 +49,14 @@ t.test('two threads give every event of a 700-event turn the main thread verdict
   t.same(r, { ok: false, rejection: { prefix: 'invalid', message: 'invalid: signature is invalid' } });
 });
 
+t.test('threads told to use nostr-wasm give the verdicts the main thread gives with its backend', async (t) => {
+  const pool = await createVerifierPool({ threads: 1, log, backend: 'wasm' });
+  t.teardown(() => pool.close());
+  await checkVerdicts(t, pool, 60);
+});
+
 t.test('what is handed on is a copy: changing the event afterwards changes nothing verified', async (t) => {
-  const pool = await createVerifierPool({ threads: 1, log });
+  const pool = await createVerifierPool({ threads: 1, log, backend });
   t.teardown(() => pool.close());
   const ev = { ...buildEvent(newKey().sk), extra: 'not a NIP-01 field' };
   const pending = pool.verify(ev);
@@ -60,14 +69,14 @@ t.test('what is handed on is a copy: changing the event afterwards changes nothi
 });
 
 t.test('a thread that dies: its events are verified on the main thread, none is lost or waved through', async (t) => {
-  const pool = await createVerifierPool({ threads: 1, log, workerUrl: new URL('../helpers/dying-verify-worker.ts', import.meta.url) });
+  const pool = await createVerifierPool({ threads: 1, log, backend, workerUrl: new URL('../helpers/dying-verify-worker.ts', import.meta.url) });
   t.teardown(() => pool.close());
   await checkVerdicts(t, pool, 30);
   await checkVerdicts(t, pool, 30); // the replacement dies too, and again nothing is lost
 });
 
 t.test('close waits for the checks in flight; later checks run on the main thread', async (t) => {
-  const pool = await createVerifierPool({ threads: 1, log });
+  const pool = await createVerifierPool({ threads: 1, log, backend });
   const cases = mixedEvents(90);
   const pending = Promise.all(cases.map(({ ev }) => pool.verify(ev)));
   await pool.close();
@@ -78,12 +87,12 @@ t.test('close waits for the checks in flight; later checks run on the main threa
 });
 
 t.test('zero threads: verification on the calling thread', async (t) => {
-  const pool = await createVerifierPool({ threads: 0, log });
+  const pool = await createVerifierPool({ threads: 0, log, backend });
   t.equal(pool.threads, 0);
   await checkVerdicts(t, pool, 9);
   await pool.close();
 });
 
 t.test('a thread that cannot start stops the pool from starting', async (t) => {
-  await t.rejects(createVerifierPool({ threads: 1, log, workerUrl: new URL('../helpers/no-such-worker.ts', import.meta.url) }));
+  await t.rejects(createVerifierPool({ threads: 1, log, backend, workerUrl: new URL('../helpers/no-such-worker.ts', import.meta.url) }));
 });

@@ -30,20 +30,26 @@ t.test('verifySignature throws when initVerifier has not run', async (t) => {
 
 t.test('initVerifier reports a loader failure as a clear Error and can be retried', async (t) => {
   await t.rejects(
-    nip01.initVerifier(async () => {
-      throw new Error('no wasm here');
+    nip01.initVerifier({
+      loadWasm: async () => {
+        throw new Error('no wasm here');
+      },
     }),
     { message: 'nip01.initVerifier: could not load nostr-wasm (no wasm here)' },
   );
   await t.rejects(
-    nip01.initVerifier(() => {
-      throw 'sync failure';
+    nip01.initVerifier({
+      loadWasm: () => {
+        throw 'sync failure';
+      },
     }),
     { message: 'nip01.initVerifier: could not load nostr-wasm (sync failure)' },
   );
   t.throws(() => nip01.verifySignature(buildEvent(alice.sk)), /before nip01\.initVerifier/, 'still unloaded');
-  await Promise.all([nip01.initVerifier(), nip01.initVerifier()]);
-  await nip01.initVerifier(); // idempotent
+  const [first, second] = await Promise.all([nip01.initVerifier(), nip01.initVerifier()]);
+  t.equal(second, first);
+  t.equal(await nip01.initVerifier({ backend: 'wasm' }), first, 'idempotent: the first load decides');
+  t.equal(first.backend, 'native', 'bcrypto built at install and passed its self-check');
   t.equal(nip01.verifySignature(buildEvent(alice.sk)).ok, true);
 });
 
@@ -178,6 +184,56 @@ t.test('verifySignature rejects a wrong id, a wrong signature and an invalid pub
   stolen.id = getEventHash(stolen);
   t.equal(messageOf(nip01.verifySignature(stolen)), 'invalid: signature is invalid');
   t.equal(messageOf(nip01.verifySignature({ ...ev, pubkey: 'nothex' })), 'invalid: event is malformed');
+});
+
+/** BIP-340 edge cases: each backend must give each of them the same verdict. */
+function edgeCases(): { name: string; ev: NostrEvent }[] {
+  const ev = buildEvent(alice.sk, { created_at: now });
+  const other = buildEvent(alice.sk, { created_at: now, content: 'other' });
+  const rehash = (e: NostrEvent): NostrEvent => ({ ...e, id: getEventHash(e) });
+  const p = 'fffffffffffffffffffffffffffffffffffffffffffffffffffffffefffffc2f';
+  const n = 'fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141';
+  const big = buildEvent(alice.sk, { created_at: now, content: 'x'.repeat(1_200_000) });
+  return [
+    { name: 'valid', ev },
+    { name: 'valid, with tags and unicode', ev: buildEvent(alice.sk, { created_at: now, content: 'é 🐦 "quoted"\n', tags: [['t', 'x'], ['p', alice.pk, 'wss://r']] }) },
+    { name: 'valid, 1.2 MB', ev: big },
+    { name: '1.2 MB, wrong signature', ev: { ...big, sig: other.sig } },
+    { name: 'content changed', ev: { ...ev, content: 'changed' } },
+    { name: 'signature of another event', ev: { ...ev, sig: other.sig } },
+    { name: 'signature of zeros', ev: { ...ev, sig: '0'.repeat(128) } },
+    { name: 'r = p', ev: { ...ev, sig: p + ev.sig.slice(64) } },
+    { name: 's = n', ev: { ...ev, sig: ev.sig.slice(0, 64) + n } },
+    { name: 's = all ones', ev: { ...ev, sig: ev.sig.slice(0, 64) + 'f'.repeat(64) } },
+    { name: 'pubkey beyond the field prime', ev: rehash({ ...ev, pubkey: 'f'.repeat(64) }) },
+    { name: 'pubkey x = 5, no point on the curve', ev: rehash({ ...ev, pubkey: '0'.repeat(63) + '5' }) },
+    { name: 'pubkey x = 1, on the curve, not the signer', ev: rehash({ ...ev, pubkey: '0'.repeat(63) + '1' }) },
+    { name: 'pubkey of zeros', ev: rehash({ ...ev, pubkey: '0'.repeat(64) }) },
+    { name: 'another valid signer', ev: buildEvent(newKey().sk, { created_at: now }) },
+    { name: 'uppercase signature (NIP-01 hex is lowercase)', ev: { ...ev, sig: ev.sig.toUpperCase() } },
+    { name: 'signature with a non-hex digit', ev: { ...ev, sig: ev.sig.slice(0, 127) + 'g' } },
+    { name: 'short signature', ev: { ...ev, sig: ev.sig.slice(0, 126) } },
+  ];
+}
+
+t.test('the native backend and nostr-wasm give every BIP-340 edge case the same verdict', async (t) => {
+  for (const { name, ev } of edgeCases()) {
+    const native = nip01.verifySignature(ev, 'native');
+    const wasm = nip01.verifySignature(ev, 'wasm');
+    t.same(native, wasm, name);
+  }
+  t.equal(nip01.verifySignature(edgeCases()[0]!.ev, 'native').ok, true, 'the corpus has valid events');
+  t.equal(messageOf(nip01.verifySignature(edgeCases()[11]!.ev, 'native')), 'invalid: pubkey is not a valid secp256k1 x-only public key');
+});
+
+t.test('the native backend agrees with nostr-wasm on 300 random keys and their forgeries', async (t) => {
+  let same = 0;
+  for (let i = 0; i < 300; i++) {
+    const ev = buildEvent(newKey().sk, { created_at: now + i, content: `event ${i}` });
+    const flipped = { ...ev, sig: ev.sig.slice(0, i % 128) + (ev.sig[i % 128] === '0' ? '1' : '0') + ev.sig.slice((i % 128) + 1) };
+    for (const e of [ev, flipped]) if (JSON.stringify(nip01.verifySignature(e, 'native')) === JSON.stringify(nip01.verifySignature(e, 'wasm'))) same++;
+  }
+  t.equal(same, 600);
 });
 
 t.test("verifySignature ignores nostr-tools' cached verified mark", async (t) => {
