@@ -11,6 +11,7 @@ import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import { finalizeEvent, setNostrWasm, verifyEvent } from 'nostr-tools/wasm';
 import { initNostrWasm } from 'nostr-wasm';
 import type { NostrEvent } from 'nostr-tools/pure';
+import * as nip01 from '../src/nips/nip01.js';
 import { prepareKeys } from './prepare.js';
 import { connectTo, publishOn, type PublishResult } from './publish.js';
 import type { FloodJob } from './flood-worker.js';
@@ -279,23 +280,29 @@ async function scenarioForward(): Promise<Record<string, unknown>> {
  * How fast this machine checks a signature today (nostr-wasm, this process's thread, µs per event): the same
  * machine has measured 2× apart on different days, so figures of different runs compare only alongside it.
  */
-function verifyMicrosPerEvent(): number {
+/** How fast this machine checks a signature today: nostr-wasm (as in earlier tables), and the service's own check with the native backend. */
+async function verifyMicrosPerEvent(): Promise<{ wasm: number; native: number | null }> {
   const sk = generateSecretKey();
   const events = Array.from({ length: 2000 }, (_, i) => finalizeEvent({ kind: 1, created_at: 1_700_000_000, tags: [], content: `calibration ${i}` }, sk));
-  for (const ev of events.slice(0, 200)) verifyEvent({ ...ev }); // warm-up; a copy, since a checked event is marked
-  const t0 = performance.now();
-  for (const ev of events) verifyEvent({ ...ev });
-  return Math.round(((performance.now() - t0) * 1000) / events.length);
+  const timed = (check: (ev: NostrEvent) => unknown): number => {
+    for (const ev of events.slice(0, 200)) check({ ...ev }); // warm-up; a copy, since a checked event is marked
+    const t0 = performance.now();
+    for (const ev of events) check({ ...ev });
+    return Math.round(((performance.now() - t0) * 1000) / events.length);
+  };
+  const wasm = timed(verifyEvent);
+  const { backend } = await nip01.initVerifier();
+  return { wasm, native: backend === 'native' ? timed((ev) => nip01.verifySignature(ev, 'native')) : null };
 }
 
 async function main(): Promise<void> {
   setNostrWasm(await initNostrWasm());
-  const verifyUs = verifyMicrosPerEvent();
+  const verifyUs = await verifyMicrosPerEvent();
   const databaseUrl = await recreateDatabase(adminUrl, dbName);
   log(`database ${dbName} recreated`);
   const serviceEnv = { RATE_LIMIT_IP_PER_SECOND: '1000000', RATE_LIMIT_IP_BURST: '1000000', RATE_LIMIT_CONN_PER_SECOND: '1000000', RATE_LIMIT_CONN_BURST: '1000000' };
   let child = await startService(databaseUrl, serviceEnv);
-  const result: Record<string, unknown> = { node: process.version, cpus: (await import('node:os')).cpus().length, verify_us_per_event: verifyUs };
+  const result: Record<string, unknown> = { node: process.version, cpus: (await import('node:os')).cpus().length, verify_us_per_event: verifyUs.wasm, native_verify_us_per_event: verifyUs.native };
   try {
     const keys = Array.from({ length: Number(env.BENCH_KEYS ?? 1000) }, () => generateSecretKey());
     await prepareKeys(databaseUrl, keys.map((k) => getPublicKey(k)));
