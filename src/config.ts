@@ -149,6 +149,7 @@ const spec = {
   rateLimitConnBurst: { env: 'RATE_LIMIT_CONN_BURST', default: 1000, parse: int(1), description: 'Messages one connection may send at once before RATE_LIMIT_CONN_PER_SECOND applies' },
   workers: { env: 'WORKERS', default: 1, parse: int(1, 64), description: 'Processes serving the same port (node cluster)' },
   verifyBackend: { env: 'VERIFY_BACKEND', default: 'auto' as 'auto' | 'native' | 'wasm', parse: oneOf(['auto', 'native', 'wasm'] as const), description: 'Who checks event signatures: native = bcrypto\'s binding to libsecp256k1 (~5× faster), wasm = nostr-wasm, auto = native when it loaded and passed its self-check at start, else wasm' },
+  verifyInlineUpTo: { env: 'VERIFY_INLINE_UP_TO', default: 8, parse: int(0, 10000), description: 'With the native backend, an event-loop turn that asks for at most this many signature checks makes them on the main thread instead of a verifier thread (a check costs less than the hop); 0 = always on the threads' },
   verifyThreads: { env: 'VERIFY_THREADS', default: -1, parse: int(-1, 64), description: 'Threads per process that check event signatures beside the main thread: 0 = on the main thread, -1 = the cores divided among WORKERS' },
 } satisfies Record<string, KeySpec<unknown>>;
 

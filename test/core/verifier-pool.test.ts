@@ -55,6 +55,19 @@ t.test('threads told to use nostr-wasm give the verdicts the main thread gives w
   await checkVerdicts(t, pool, 60);
 });
 
+t.test('a turn with at most inlineUpTo checks verifies them here; a larger one goes to the threads', async (t) => {
+  const pool = await createVerifierPool({ threads: 1, log, backend, inlineUpTo: 4, workerUrl: new URL('../helpers/marking-verify-worker.ts', import.meta.url) });
+  t.teardown(() => pool.close());
+  const key = newKey();
+  const turn = async (n: number) => {
+    const results = await Promise.all(Array.from({ length: n }, (_, i) => pool.verify(buildEvent(key.sk, { content: `turn of ${n}, ${i}` }))));
+    return results.map((r) => (r.ok ? 'here' : r.rejection.message));
+  };
+  t.same(await turn(4), Array(4).fill('here'), 'four checks: on the main thread, valid');
+  t.same(await turn(5), Array(5).fill('invalid: checked on the thread'), 'five: on the thread');
+  t.same(await turn(1), ['here']);
+});
+
 t.test('what is handed on is a copy: changing the event afterwards changes nothing verified', async (t) => {
   const pool = await createVerifierPool({ threads: 1, log, backend });
   t.teardown(() => pool.close());
