@@ -57,3 +57,12 @@ t.test('createPeriodClock reuses the answer within the day and recomputes at the
 t.test('isoSeconds prints UTC without milliseconds', async (t) => {
   t.equal(isoSeconds(at('2026-11-26T00:00:00.000Z')), '2026-11-26T00:00:00Z');
 });
+
+t.test('isoSeconds drops the milliseconds, and keeps answering right across repeated and changing instants', async (t) => {
+  const midnight = Date.UTC(2026, 10, 26);
+  t.equal(isoSeconds(midnight), '2026-11-26T00:00:00Z');
+  t.equal(isoSeconds(midnight), '2026-11-26T00:00:00Z', 'the kept answer');
+  t.equal(isoSeconds(midnight + 1_999), '2026-11-26T00:00:01Z');
+  t.equal(isoSeconds(midnight), '2026-11-26T00:00:00Z', 'back to the first instant');
+  t.throws(() => isoSeconds(Number.NaN), RangeError);
+});
