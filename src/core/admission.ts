@@ -300,14 +300,31 @@ export function createAdmission(deps: AdmissionDeps): Admit {
   }
 }
 
-/** Wraps an admission function to count outcomes and time them (GET /metrics). */
+/**
+ * Wraps an admission function to count outcomes and time them (GET /metrics). The labelled series are looked up
+ * once per label set: prom-client hashes the label object at every call otherwise, which a flood of refusals pays
+ * 20,000 times a second.
+ */
 export function measured(admit: Admit, metrics: Pick<Metrics, 'events' | 'admissionSeconds'>): Admit {
+  const counters = new Map<string, { inc(): void }>();
+  const timers = new Map<string, { observe(seconds: number): void }>();
+  const counterOf = (outcome: string, reason: string, via: string) => {
+    const key = `${outcome}|${reason}|${via}`;
+    let c = counters.get(key);
+    if (!c) counters.set(key, (c = metrics.events.labels({ outcome, reason, via })));
+    return c;
+  };
+  const timerOf = (outcome: string) => {
+    let h = timers.get(outcome);
+    if (!h) timers.set(outcome, (h = metrics.admissionSeconds.labels({ outcome })));
+    return h;
+  };
   return async (raw, ctx) => {
     const started = process.hrtime.bigint();
     const result = await admit(raw, ctx);
     const reason = result.status === 'rejected' ? result.rejection.prefix : '';
-    metrics.events.inc({ outcome: result.status, reason, via: ctx.via });
-    metrics.admissionSeconds.observe({ outcome: result.status }, Number(process.hrtime.bigint() - started) / 1e9);
+    counterOf(result.status, reason, ctx.via).inc();
+    timerOf(result.status).observe(Number(process.hrtime.bigint() - started) / 1e9);
     return result;
   };
 }
