@@ -277,10 +277,10 @@ async function scenarioForward(): Promise<Record<string, unknown>> {
 }
 
 /**
- * How fast this machine checks a signature today (nostr-wasm, this process's thread, µs per event): the same
- * machine has measured 2× apart on different days, so figures of different runs compare only alongside it.
+ * How fast this machine checks a signature today (µs per event, on this process's thread): nostr-wasm, as in the
+ * earlier tables, and the service's own check with the native backend. The same machine has measured 2× apart on
+ * different days, so figures of different runs compare only alongside it.
  */
-/** How fast this machine checks a signature today: nostr-wasm (as in earlier tables), and the service's own check with the native backend. */
 async function verifyMicrosPerEvent(): Promise<{ wasm: number; native: number | null }> {
   const sk = generateSecretKey();
   const events = Array.from({ length: 2000 }, (_, i) => finalizeEvent({ kind: 1, created_at: 1_700_000_000, tags: [], content: `calibration ${i}` }, sk));
