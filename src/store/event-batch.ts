@@ -4,6 +4,7 @@
 // round trip and a parse and plan in Postgres, and under load those, not the rows, were the cost of a batch.
 import type { Knex } from 'knex';
 import type { NostrEvent } from '../nips/nip01.js';
+import { preparedColumns } from './array-columns.js';
 import { queryPrepared } from './db.js';
 import { indexedTags, type EventRowExtras } from './events.js';
 import type { LedgerPeriodType, UncappedPeriod } from './quotas.js';
@@ -114,7 +115,7 @@ const INSERT_BATCH = INSERT_BATCH_SQL.replace(/\?/g, () => `$${++placeholder}`);
  */
 export async function insertBatch(db: Knex, items: readonly BatchItem[]): Promise<BatchWritten> {
   if (items.length === 0) return { rowIds: new Map(), totals: new Map() };
-  const col = <T>(f: (i: BatchItem) => T): T[] => items.map(f);
+  const col = preparedColumns(items);
   const targetsOf = (i: BatchItem): readonly RelayTarget[] => ('targets' in i.forwarding ? i.forwarding.targets : []);
   const tags = items.flatMap((i) => indexedTags(i.ev).map((t) => [i.ev.id, t.name, t.value] as const));
   const outbox = items.flatMap((i) => targetsOf(i).map((t) => [i.ev.id, t.userRelayId, t.url] as const));

@@ -15,6 +15,7 @@
 //   attempt to attempt_log, so every attempt number has exactly one entry.
 // - releaseClaims gives back rows that were claimed but not attempted (attempts is decremented, nothing logged).
 import type { Knex } from 'knex';
+import { preparedColumns } from './array-columns.js';
 import { queryPrepared } from './db.js';
 import type { NostrEvent } from '../nips/nip01.js';
 
@@ -259,7 +260,7 @@ const FINISH_ATTEMPTS = `UPDATE relay_publishes p SET
  */
 export async function finishAttempts(trx: Knex, workerId: string, items: readonly { key: ClaimKey; rec: AttemptRecord }[]): Promise<Set<string>> {
   if (items.length === 0) return new Set();
-  const col = <T>(f: (x: { key: ClaimKey; rec: AttemptRecord }) => T): T[] => items.map(f);
+  const col = preparedColumns(items);
   const rows = await queryPrepared<{ id: string }>(trx, 'nostrx_finish_attempts', FINISH_ATTEMPTS, [
     col((x) => x.key.id),
     col((x) => x.key.createdAt),
@@ -314,12 +315,8 @@ const ADD_EVENT_OUTCOMES = `UPDATE nostr_events e SET
  */
 export async function addEventOutcomes(trx: Knex, outcomes: readonly EventOutcomes[]): Promise<void> {
   if (outcomes.length === 0) return;
-  await queryPrepared(trx, 'nostrx_event_outcomes', ADD_EVENT_OUTCOMES, [
-    outcomes.map((x) => x.eventRowId),
-    outcomes.map((x) => x.ok),
-    outcomes.map((x) => x.failed),
-    outcomes.map((x) => x.failure),
-  ]);
+  const col = preparedColumns(outcomes);
+  await queryPrepared(trx, 'nostrx_event_outcomes', ADD_EVENT_OUTCOMES, [col((x) => x.eventRowId), col((x) => x.ok), col((x) => x.failed), col((x) => x.failure)]);
 }
 
 /** Unfinished outbox rows and the age of the oldest (for the nostrx_outbox_* gauges). */

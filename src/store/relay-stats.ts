@@ -2,6 +2,7 @@
 // upstream relays' NIP-11 documents. Written by the forwarder in the transaction that records a batch of attempts,
 // each table with one statement per batch.
 import type { Knex } from 'knex';
+import { preparedColumns } from './array-columns.js';
 import { queryPrepared } from './db.js';
 import { notErased } from './usage.js';
 
@@ -56,7 +57,7 @@ const ADD_RELAY_STATS = `UPDATE user_relays r SET
  */
 export async function addRelayStats(trx: Knex, deltas: readonly RelayStatsDelta[]): Promise<void> {
   if (deltas.length === 0) return;
-  const col = <T>(f: (x: RelayStatsDelta) => T): T[] => deltas.map(f);
+  const col = preparedColumns(deltas);
   await queryPrepared(trx, 'nostrx_relay_stats', ADD_RELAY_STATS, [
     col((x) => x.userRelayId),
     col((x) => x.connected),
@@ -112,7 +113,7 @@ const ADD_DAILY_RELAY_STATS = `INSERT INTO daily_usage_stats AS d (user_id, stat
  */
 export async function addDailyRelayStats(trx: Knex, deltas: readonly DailyRelayDelta[]): Promise<void> {
   if (deltas.length === 0) return;
-  const col = <T>(f: (x: DailyRelayDelta) => T): T[] => deltas.map(f);
+  const col = preparedColumns(deltas);
   await queryPrepared(trx, 'nostrx_daily_relay_stats', ADD_DAILY_RELAY_STATS, [
     col((x) => x.userId),
     col((x) => x.statDate),
