@@ -96,12 +96,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const log = opts.log ?? createLogger(config.logLevel);
   const signatures = await nip01.initVerifier({ backend: config.verifyBackend });
   if (signatures.nativeUnavailable) log.warn({ why: signatures.nativeUnavailable }, 'native signature checks unavailable; using nostr-wasm (~5× slower)');
-  const verifier = await createVerifierPool({
-    threads: verifyThreadsOf(config),
-    log,
-    backend: signatures.backend,
-    inlineUpTo: signatures.backend === 'native' ? config.verifyInlineUpTo : 0,
-  });
+  const verifier = await createVerifierPool({ threads: verifyThreadsOf(config), log, backend: signatures.backend, inlineUpTo: config.verifyInlineUpTo });
   log.info({ backend: signatures.backend, threads: verifier.threads }, 'signature verification ready');
 
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: config.dbPoolMax });

@@ -68,6 +68,13 @@ t.test('a turn with at most inlineUpTo checks verifies them here; a larger one g
   t.same(await turn(1), ['here']);
 });
 
+t.test('with nostr-wasm every check goes to the threads, however small the turn', async (t) => {
+  const pool = await createVerifierPool({ threads: 1, log, backend: 'wasm', inlineUpTo: 4, workerUrl: new URL('../helpers/marking-verify-worker.ts', import.meta.url) });
+  t.teardown(() => pool.close());
+  const r = await pool.verify(buildEvent(newKey().sk));
+  t.same(r, { ok: false, rejection: { prefix: 'invalid', message: 'invalid: checked on the thread' } });
+});
+
 t.test('what is handed on is a copy: changing the event afterwards changes nothing verified', async (t) => {
   const pool = await createVerifierPool({ threads: 1, log, backend });
   t.teardown(() => pool.close());
