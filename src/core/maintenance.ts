@@ -37,18 +37,23 @@ export function startMaintenance(deps: MaintenanceDeps): { stop(): void } {
   const run = (name: string, job: () => Promise<unknown>) => () => {
     job().catch((err: unknown) => deps.log.error({ err, job: name }, 'maintenance job failed'));
   };
+  const retention = async (): Promise<void> => {
+    const dropped = await applyRetention(deps.db, deps.retention, now());
+    if (Object.keys(dropped).length > 0) deps.log.info({ dropped, retention: deps.retention }, 'old partitions dropped by retention');
+  };
   // The months ahead are created and the months past their retention dropped by one job.
   const partitions = run('partitions', async () => {
     await ensureMonthlyPartitions(deps.db, new Date(now() * 1000));
-    const dropped = await applyRetention(deps.db, deps.retention, now());
-    if (Object.keys(dropped).length > 0) deps.log.info({ dropped, retention: deps.retention }, 'old partitions dropped by retention');
+    await retention();
   });
   const timers = [
     setInterval(run('expire', () => removeExpired(deps.db, now())), deps.expiredSweepMs ?? 60_000),
     setInterval(partitions, deps.partitionsMs ?? 6 * 3600_000),
   ];
   for (const t of timers) t.unref();
-  partitions(); // at start too: a service restarted once a month must not wait six hours to drop the old one
+  // At start, only the old months go (a service restarted once a month must not wait six hours to drop one): the
+  // caller has just created the months ahead, before serving (app.ts).
+  run('partitions', retention)();
   return {
     stop() {
       for (const t of timers) clearInterval(t);
