@@ -55,3 +55,20 @@ t.test('slow messages: the turn budget over all connections ends a turn before a
   t.equal(started.length, 9);
   t.ok(between >= 2, `the event loop came round ${between} times during 9 slow messages`);
 });
+
+t.test('messages of several connections waiting for the next turn resume together, so their answers leave in one write each', async (t) => {
+  const started: string[] = [];
+  // a run of callbacks ends when the promise callbacks are drained; a tick queued in one runs right after it
+  let runs = 0;
+  let inRun = false;
+  const countRun = () => {
+    if (inRun) return;
+    inRun = true;
+    runs++;
+    process.nextTick(() => (inRun = false));
+  };
+  const turns = 4;
+  await Promise.all(['a', 'b', 'c'].map((name) => queueMessages(name, turns * MESSAGES_PER_TURN, started, countRun)));
+  t.equal(started.length, 3 * turns * MESSAGES_PER_TURN);
+  t.ok(runs <= turns + 1, `${3 * turns * MESSAGES_PER_TURN} messages of 3 connections started in ${runs} runs of callbacks over ${turns} turns`);
+});
