@@ -52,6 +52,17 @@ function rssMb(pid: number): number {
   return Math.round(kb / 1024);
 }
 
+/** CPU the service used so far, in ms: the whole process and its main thread (Linux /proc; clock ticks). */
+function serviceCpuMs(pid: number): { process: number; main: number } {
+  const ticks = (path: string) => {
+    const stat = readFileSync(path, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]); // utime + stime
+  };
+  const tickMs = 10; // USER_HZ is 100 on Linux
+  return { process: ticks(`/proc/${pid}/stat`) * tickMs, main: ticks(`/proc/${pid}/task/${pid}/stat`) * tickMs };
+}
+
 const connect = (): Promise<WebSocket> => connectTo(port);
 
 function signEvents(keys: Uint8Array[], count: number, content: (i: number) => string, kind = 1): NostrEvent[] {
@@ -309,6 +320,7 @@ async function main(): Promise<void> {
     for (const name of scenarios.filter((s) => s !== 'forward')) {
       log(`scenario ${name}`);
       const t0 = performance.now();
+      const cpu0 = name === 'idle' ? undefined : serviceCpuMs(child.pid!);
       if (name === 'admission') result.admission = await scenarioAdmission(keys);
       else if (name === 'capped') result.capped = await scenarioCapped(databaseUrl);
       else if (name === 'latency') result.latency = await scenarioLatency(keys);
@@ -320,6 +332,11 @@ async function main(): Promise<void> {
         await stopService(child);
         child = await startService(databaseUrl, serviceEnv);
         result.idle = await scenarioIdle(child.pid!);
+      }
+      if (cpu0) {
+        // the service's CPU over the scenario: less shaken by a noisy machine than the rates, so it shows what a change saves
+        const cpu1 = serviceCpuMs(child.pid!);
+        (result[name] as Record<string, unknown>).service_cpu_ms = { process: cpu1.process - cpu0.process, main_thread: cpu1.main - cpu0.main };
       }
       log(`scenario ${name} took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
