@@ -12,7 +12,7 @@ import * as nip40 from '../nips/nip40.js';
 import * as nip70 from '../nips/nip70.js';
 import { rejection, type Rejection } from '../nips/result.js';
 import type { NostrEvent, VerifiedEvent } from '../nips/nip01.js';
-import type { Forwarding } from '../store/event-batch.js';
+import type { Forwarding } from '../store/forwarding-plan.js';
 import type { UncappedPeriod } from '../store/quotas.js';
 import { deleteReferenced, saveEvent, type EventRowExtras } from '../store/events.js';
 import { createWriter, type Saved, type WriteJob } from './writer.js';

@@ -1,13 +1,14 @@
-// The enqueue stage of admission: inside the transaction that stores events, decide their target relays and
-// write one relay_publishes row per target, so an event is never stored without its forwarding work, and never
-// queued without being stored. `planForwarding` decides for many events at once (a couple of statements whatever
-// their number); the group-commit writer stores the plan with the rows in one statement (store/event-batch.ts),
-// and the one-event path (replaceable events, deletions) writes it after storing its event.
+// The enqueue stage of admission: decide where events go, so that the statement storing them writes one
+// relay_publishes row per target in the same transaction: an event is never stored without its forwarding work,
+// and never queued without being stored. `planForwarding` decides for many events at once (one statement at most,
+// for the default relays' rows of users not seen before); the group-commit writer stores the plan with the rows in
+// one statement (store/event-batch.ts), and the one-event path (replaceable events, deletions) right after
+// storing its event (store/forwarding-plan.ts enqueuePlanned).
 //
-// Targets: the user's active custom write relays when their plan has custom_relays_allowed (and they have some),
-// else the operator's UPSTREAM_RELAYS. A NIP-65 relay list (kind 10002) of a user whose plan allows custom relays
-// first replaces their nip65 relays, so the list itself already goes to the relays it names. NIP-70 protected
-// events are stored but not forwarded, and the event row says so.
+// Targets: the user's active custom write relays when their plan has custom_relays_allowed and they have some
+// (read by the storing statement itself), else the operator's UPSTREAM_RELAYS. A NIP-65 relay list (kind 10002)
+// of a user whose plan allows custom relays first replaces their nip65 relays, so the list itself already goes to
+// the relays it names. NIP-70 protected events are stored but not forwarded, and the event row says so.
 import type { Knex } from 'knex';
 import { LRUCache } from 'lru-cache';
 import type { Config } from '../config.js';
@@ -15,9 +16,8 @@ import type { Logger } from '../log.js';
 import type { VerifiedEvent } from '../nips/nip01.js';
 import * as nip70 from '../nips/nip70.js';
 import { parseRelayUrl } from '../nips/relay-url.js';
-import { NO_UPSTREAM, type Forwarding } from '../store/event-batch.js';
-import { enqueuePublishes, markNotForwarded } from '../store/outbox.js';
-import { activeWriteRelaysOf, ensureDefaultRelaysOf, type RelayTarget } from '../store/user-relays.js';
+import { NO_UPSTREAM, enqueuePlanned, notForwarded, type Forwarding } from '../store/forwarding-plan.js';
+import { ensureDefaultRelaysOf, type RelayTarget } from '../store/user-relays.js';
 import type { Plans } from './plans.js';
 import type { UserRecord } from '../store/users.js';
 import type { AdmissionStages } from './admission.js';
@@ -72,20 +72,24 @@ export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
     return userIds.filter((_, k) => plans[k]!.customRelaysAllowed);
   }
 
-  /** Where each of these events goes (aligned with `items`). */
+  const PROTECTED = notForwarded('the event is protected (NIP-70), only its author may publish it to other relays');
+
+  /**
+   * Where each of these events goes (aligned with `items`). The default relays' rows are made for every user, also
+   * those whose own relays will be used: whether they have any is only read by the statement that stores the event.
+   */
   async function planForwarding(db: Knex, items: readonly Item[]): Promise<Forwarding[]> {
     const forwarded = items.filter((i) => !nip70.isProtected(i.ev));
     const users = [...new Set(forwarded.map((i) => i.user.id))];
-    const custom = await customRelaysAllowed(users);
-    // in a transaction, read on its own connection: a second pool connection here could wait on this one
-    const own = await activeWriteRelaysOf(db, custom);
-    const needDefaults = users.filter((u) => (own.get(u)?.length ?? 0) === 0);
-    const fallback = await defaultTargetsOf(db, needDefaults);
-    const targetsOf = (u: string): RelayTarget[] => ((own.get(u)?.length ?? 0) > 0 ? own.get(u)! : (fallback.get(u) ?? []));
+    const custom = new Set(await customRelaysAllowed(users));
+    // in a transaction, on its own connection: a second pool connection here could wait on this one
+    const fallback = await defaultTargetsOf(db, users);
     return items.map((i): Forwarding => {
-      if (nip70.isProtected(i.ev)) return { notForwarded: 'the event is protected (NIP-70), only its author may publish it to other relays' };
-      const targets = targetsOf(i.user.id);
-      return targets.length > 0 ? { targets } : NO_UPSTREAM;
+      if (nip70.isProtected(i.ev)) return PROTECTED;
+      const ownRelaysFirst = custom.has(i.user.id);
+      const targets = fallback.get(i.user.id) ?? [];
+      if (!ownRelaysFirst && targets.length === 0) return NO_UPSTREAM;
+      return { ownRelaysFirst, targets, notForwarded: NO_UPSTREAM.notForwarded };
     });
   }
 
@@ -101,12 +105,7 @@ export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
         log.info({ user: user.id, eventId: ev.id, ...change }, 'relay list applied');
       }
       const [plan = NO_UPSTREAM] = await planForwarding(trx, [{ user, ev }]);
-      if ('notForwarded' in plan) {
-        await markNotForwarded(trx, [rowId], plan.notForwarded);
-        return false;
-      }
-      await enqueuePublishes(trx, plan.targets.map((t) => ({ eventRowId: rowId, userRelayId: t.userRelayId, url: t.url })));
-      return true;
+      return enqueuePlanned(trx, { rowId, eventId: ev.id, userId: user.id }, plan);
     },
     planForwarding,
   };

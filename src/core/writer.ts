@@ -7,7 +7,8 @@ import type { Knex } from 'knex';
 import type { Logger } from '../log.js';
 import type { VerifiedEvent } from '../nips/nip01.js';
 import type { Rejection } from '../nips/result.js';
-import { NO_UPSTREAM, deleteRows, deletedByAuthors, insertBatch, type Forwarding } from '../store/event-batch.js';
+import { deleteRows, deletedByAuthors, insertBatch } from '../store/event-batch.js';
+import { NO_UPSTREAM } from '../store/forwarding-plan.js';
 import type { EventRowExtras, SaveOutcome } from '../store/events.js';
 import type { UncappedPeriod } from '../store/quotas.js';
 import type { UserRecord } from '../store/users.js';
@@ -53,8 +54,6 @@ interface Pending {
   reject(e: unknown): void;
 }
 
-const hasTargets = (f: Forwarding | undefined): boolean => f !== undefined && 'targets' in f && f.targets.length > 0;
-
 export function createWriter(deps: WriterDeps): Writer {
   const maxBatch = deps.maxBatch ?? 500;
   let queue: Pending[] = [];
@@ -80,7 +79,7 @@ export function createWriter(deps: WriterDeps): Writer {
     });
     const unique = [...first.values()];
     const plans = (await deps.stages.planForwarding?.(db, unique.map((i) => jobs[i]!))) ?? [];
-    const { rowIds, totals } = await insertBatch(
+    const { rowIds, queued, totals } = await insertBatch(
       db,
       unique.map((i, k) => ({ ...jobs[i]!, forwarding: plans[k] ?? NO_UPSTREAM, charges: charges?.[i] ?? [] })),
     );
@@ -89,8 +88,7 @@ export function createWriter(deps: WriterDeps): Writer {
     const deleted = await deletedByAuthors(db, missing.map((i) => jobs[i]!.ev));
     for (const i of missing) results[i] = { status: deleted.has(jobs[i]!.ev.id) ? 'deleted' : 'duplicate' };
     const stored = unique.filter((i) => rowIds.has(jobs[i]!.ev.id));
-    const queued = new Set(unique.filter((_, k) => hasTargets(plans[k])));
-    for (const i of stored) results[i] = { status: 'inserted', rowId: rowIds.get(jobs[i]!.ev.id)!, queued: queued.has(i) };
+    for (const i of stored) results[i] = { status: 'inserted', rowId: rowIds.get(jobs[i]!.ev.id)!, queued: queued.has(jobs[i]!.ev.id) };
     return { results, stored, rowIds, totals };
   }
 

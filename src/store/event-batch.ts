@@ -7,14 +7,8 @@ import type { NostrEvent } from '../nips/nip01.js';
 import { preparedColumns } from './array-columns.js';
 import { queryPrepared } from './db.js';
 import { indexedTags, type EventRowExtras } from './events.js';
+import { CONNECTION_TYPE_SQL, TARGETS_SQL, type Forwarding } from './forwarding-plan.js';
 import type { LedgerPeriodType, UncappedPeriod } from './quotas.js';
-import type { RelayTarget } from './user-relays.js';
-
-/** Where a stored event goes: to these relays, or nowhere and why (the reason is stored on the row). */
-export type Forwarding = { readonly targets: readonly RelayTarget[] } | { readonly notForwarded: string };
-
-/** The plan of an event no relay is configured for. */
-export const NO_UPSTREAM: Forwarding = { notForwarded: 'no upstream relays are configured' };
 
 export interface BatchItem {
   readonly ev: NostrEvent;
@@ -27,6 +21,8 @@ export interface BatchItem {
 export interface BatchWritten {
   /** Event id → row id of the events stored. */
   readonly rowIds: Map<string, string>;
+  /** Ids of the stored events that outbox rows were written for (the forwarder has work). */
+  readonly queued: Set<string>;
   /** posts_used after the charges, keyed `${userId}:${type}`. */
   readonly totals: Map<string, number>;
 }
@@ -47,34 +43,40 @@ export async function deletedByAuthors(trx: Knex, events: readonly NostrEvent[])
 // Rows are inserted in event-id order and ledger rows upserted in user order: concurrent batches then take the
 // locks in the same order. An event its author deleted (NIP-09) or one already stored is skipped, and neither
 // counted nor queued; the caller tells the two apart for the few ids that come back missing. Without charges
-// and targets, the last two parts write nothing.
+// and targets, the last two parts write nothing. The targets (forwarding-plan.ts) are decided before the rows are
+// inserted, as each row records their number.
 const INSERT_BATCH_SQL = `
 WITH input AS (
   SELECT * FROM unnest(
     CAST(? AS text[]), CAST(? AS uuid[]), CAST(? AS text[]), CAST(? AS int[]), CAST(? AS bigint[]), CAST(? AS text[]),
     CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS bigint[]), CAST(? AS text[]), CAST(? AS text[]),
-    CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS int[]), CAST(? AS text[])
+    CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS boolean[]), CAST(? AS text[])
   ) AS i (event_id, user_id, pubkey, kind, created_at_nostr, content, tags, sig, d_tag, expires_at, source_platform,
-          tweet_id, tweet_url, tweet_text, username, total_relays, not_forwarded)
+          tweet_id, tweet_url, tweet_text, username, own_first, not_forwarded)
 ),
+plan AS (SELECT event_id, user_id, own_first FROM input),
+planned AS (
+  SELECT * FROM unnest(CAST(? AS text[]), CAST(? AS uuid[]), CAST(? AS text[])) AS d (event_id, relay_id, url)
+),
+${TARGETS_SQL},
 ev AS (
   INSERT INTO nostr_events (event_id, user_id, pubkey, event_kind, created_at_nostr, content, tags, sig, d_tag, expires_at,
     source_platform, original_tweet_id, original_tweet_url, original_tweet_text, original_username,
     total_relays, status, published_at, publish_duration_ms, failure_reason)
   SELECT i.event_id, i.user_id, i.pubkey, i.kind, i.created_at_nostr, i.content, CAST(i.tags AS jsonb), i.sig, i.d_tag,
-    i.expires_at, i.source_platform, i.tweet_id, i.tweet_url, i.tweet_text, i.username, i.total_relays,
-    CAST(CASE WHEN i.not_forwarded IS NULL THEN 'publishing' ELSE 'published' END AS event_status_enum),
-    CASE WHEN i.not_forwarded IS NULL THEN NULL ELSE now() END,
-    CASE WHEN i.not_forwarded IS NULL THEN NULL ELSE 0 END,
-    CASE WHEN i.not_forwarded IS NULL THEN NULL ELSE 'not forwarded: ' || i.not_forwarded END
-  FROM input i
+    i.expires_at, i.source_platform, i.tweet_id, i.tweet_url, i.tweet_text, i.username, COALESCE(n.n, 0),
+    CAST(CASE WHEN n.n > 0 THEN 'publishing' ELSE 'published' END AS event_status_enum),
+    CASE WHEN n.n > 0 THEN NULL ELSE now() END,
+    CASE WHEN n.n > 0 THEN NULL ELSE 0 END,
+    CASE WHEN n.n > 0 THEN NULL ELSE 'not forwarded: ' || i.not_forwarded END
+  FROM input i LEFT JOIN target_count n ON n.event_id = i.event_id
   WHERE NOT EXISTS (
     SELECT 1 FROM nostr_event_tags t JOIN nostr_events d ON d.id = t.event_row_id
     WHERE t.name = 'e' AND t.value = i.event_id AND d.event_kind = 5 AND d.pubkey = i.pubkey AND d.removed_at IS NULL
   )
   ORDER BY i.event_id
   ON CONFLICT (event_id) DO NOTHING
-  RETURNING id, event_id, event_kind, created_at_nostr
+  RETURNING id, event_id, event_kind, created_at_nostr, total_relays
 ),
 tag AS (
   INSERT INTO nostr_event_tags (event_row_id, name, value, created_at_nostr, event_kind)
@@ -84,9 +86,8 @@ tag AS (
 ),
 outbox AS (
   INSERT INTO relay_publishes (event_id, user_relay_id, relay_url, connection_type)
-  SELECT ev.id, p.relay_id, p.url, CASE WHEN p.url LIKE 'wss%' THEN 'wss' ELSE 'ws' END
-  FROM unnest(CAST(? AS text[]), CAST(? AS uuid[]), CAST(? AS text[])) AS p (event_id, relay_id, url)
-  JOIN ev ON ev.event_id = p.event_id
+  SELECT ev.id, t.relay_id, t.url, ${CONNECTION_TYPE_SQL('t.url')}
+  FROM target t JOIN ev ON ev.event_id = t.event_id
 ),
 charge AS (
   INSERT INTO user_quotas (user_id, quota_date, quota_type, posts_used, posts_limit, resets_at, last_reset_at)
@@ -102,7 +103,7 @@ charge AS (
         resets_at = EXCLUDED.resets_at, updated_at = now()
   RETURNING user_id, quota_type, posts_used
 )
-SELECT CAST(id AS text) AS id, event_id, NULL AS quota_type, NULL AS posts_used FROM ev
+SELECT CAST(id AS text) AS id, event_id, NULL AS quota_type, total_relays AS n FROM ev
 UNION ALL
 SELECT CAST(user_id AS text), NULL, CAST(quota_type AS text), posts_used FROM charge`;
 let placeholder = 0;
@@ -114,43 +115,51 @@ const INSERT_BATCH = INSERT_BATCH_SQL.replace(/\?/g, () => `$${++placeholder}`);
  * author (deletedByAuthors).
  */
 export async function insertBatch(db: Knex, items: readonly BatchItem[]): Promise<BatchWritten> {
-  if (items.length === 0) return { rowIds: new Map(), totals: new Map() };
+  if (items.length === 0) return { rowIds: new Map(), queued: new Set(), totals: new Map() };
   const col = preparedColumns(items);
-  const targetsOf = (i: BatchItem): readonly RelayTarget[] => ('targets' in i.forwarding ? i.forwarding.targets : []);
   const tags = items.flatMap((i) => indexedTags(i.ev).map((t) => [i.ev.id, t.name, t.value] as const));
-  const outbox = items.flatMap((i) => targetsOf(i).map((t) => [i.ev.id, t.userRelayId, t.url] as const));
+  const planned = items.flatMap((i) => i.forwarding.targets.map((t) => [i.ev.id, t.userRelayId, t.url] as const));
   const charges = items.flatMap((i) => (i.charges ?? []).map((c) => [i.ev.id, i.extras.userId, c.date, c.type, c.resetsAt] as const));
-  // NULL entries of the arrays are sent as SQL NULLs
-  const rows = await queryPrepared<{ id: string; event_id: string; quota_type: null } | { id: string; quota_type: LedgerPeriodType; posts_used: number }>(db, 'nostrx_insert_batch', INSERT_BATCH, [
-    col((i) => i.ev.id),
-    col((i) => i.extras.userId),
-    col((i) => i.ev.pubkey),
-    col((i) => i.ev.kind),
-    col((i) => i.ev.created_at),
-    col((i) => i.ev.content),
-    col((i) => JSON.stringify(i.ev.tags)),
-    col((i) => i.ev.sig),
-    col((i) => i.extras.dTag),
-    col((i) => i.extras.expiresAt ?? null),
-    col((i) => i.extras.sourcePlatform ?? null),
-    col((i) => i.extras.tweet?.id ?? null),
-    col((i) => i.extras.tweet?.url ?? null),
-    col((i) => i.extras.tweet?.text ?? null),
-    col((i) => i.extras.tweet?.username ?? null),
-    col((i) => targetsOf(i).length),
-    col((i) => ('notForwarded' in i.forwarding ? i.forwarding.notForwarded : null)),
-    tags.map((t) => t[0]),
-    tags.map((t) => t[1]),
-    tags.map((t) => t[2]),
-    outbox.map((o) => o[0]),
-    outbox.map((o) => o[1]),
-    outbox.map((o) => o[2]),
-    ...[0, 1, 2, 3, 4].map((k) => charges.map((c) => c[k])),
-  ]);
-  const written: BatchWritten = { rowIds: new Map(), totals: new Map() };
+  // NULL entries of the arrays are sent as SQL NULLs. n: an event's number of targets, a ledger row's posts_used
+  const rows = await queryPrepared<{ id: string; event_id: string; quota_type: null; n: number } | { id: string; quota_type: LedgerPeriodType; n: number }>(
+    db,
+    'nostrx_insert_batch',
+    INSERT_BATCH,
+    [
+      col((i) => i.ev.id),
+      col((i) => i.extras.userId),
+      col((i) => i.ev.pubkey),
+      col((i) => i.ev.kind),
+      col((i) => i.ev.created_at),
+      col((i) => i.ev.content),
+      col((i) => JSON.stringify(i.ev.tags)),
+      col((i) => i.ev.sig),
+      col((i) => i.extras.dTag),
+      col((i) => i.extras.expiresAt ?? null),
+      col((i) => i.extras.sourcePlatform ?? null),
+      col((i) => i.extras.tweet?.id ?? null),
+      col((i) => i.extras.tweet?.url ?? null),
+      col((i) => i.extras.tweet?.text ?? null),
+      col((i) => i.extras.tweet?.username ?? null),
+      col((i) => i.forwarding.ownRelaysFirst),
+      col((i) => i.forwarding.notForwarded),
+      planned.map((p) => p[0]),
+      planned.map((p) => p[1]),
+      planned.map((p) => p[2]),
+      tags.map((t) => t[0]),
+      tags.map((t) => t[1]),
+      tags.map((t) => t[2]),
+      ...[0, 1, 2, 3, 4].map((k) => charges.map((c) => c[k])),
+    ],
+  );
+  const written: BatchWritten = { rowIds: new Map(), queued: new Set(), totals: new Map() };
   for (const r of rows) {
-    if (r.quota_type === null) written.rowIds.set(r.event_id, r.id);
-    else written.totals.set(`${r.id}:${r.quota_type}`, r.posts_used);
+    if (r.quota_type !== null) {
+      written.totals.set(`${r.id}:${r.quota_type}`, r.n);
+      continue;
+    }
+    written.rowIds.set(r.event_id, r.id);
+    if (r.n > 0) written.queued.add(r.event_id);
   }
   return written;
 }

@@ -23,43 +23,6 @@ import type { NostrEvent } from '../nips/nip01.js';
 // attempt (connecting, connected, publishing, answered) are kept with their times in its attempt_log entry.
 export type FinalStatus = 'published' | 'rejected' | 'failed' | 'timeout';
 
-/**
- * Queues one outbox row per (stored event, target) and adds to each event's total_relays with status
- * 'publishing', inside the admission transaction, in two statements for any number of events. Every row gets the
- * transaction's now() as created_at, so the UNIQUE (event_id, relay_url, created_at) key makes a repeat a no-op.
- */
-export async function enqueuePublishes(trx: Knex.Transaction, rows: readonly { eventRowId: string; userRelayId: string | null; url: string }[]): Promise<void> {
-  if (rows.length === 0) return;
-  const { rows: queued } = (await trx.raw(
-    `INSERT INTO relay_publishes (event_id, user_relay_id, relay_url, connection_type)
-     SELECT t.event_id, t.relay_id, t.url, CASE WHEN t.url LIKE 'wss%' THEN 'wss' ELSE 'ws' END
-     FROM unnest(CAST(? AS uuid[]), CAST(? AS uuid[]), CAST(? AS text[])) AS t (event_id, relay_id, url)
-     ON CONFLICT (event_id, relay_url, created_at) DO NOTHING
-     RETURNING event_id`,
-    [rows.map((r) => r.eventRowId), rows.map((r) => r.userRelayId) as string[], rows.map((r) => r.url)], // NULL entries are sent as SQL NULLs
-  )) as { rows: { event_id: string }[] };
-  const counts = new Map<string, number>();
-  for (const r of queued) counts.set(r.event_id, (counts.get(r.event_id) ?? 0) + 1);
-  if (counts.size === 0) return;
-  await trx.raw(
-    `UPDATE nostr_events e SET total_relays = e.total_relays + c.n, status = 'publishing', updated_at = now()
-     FROM unnest(CAST(? AS uuid[]), CAST(? AS int[])) AS c (id, n) WHERE e.id = c.id`,
-    [[...counts.keys()], [...counts.values()]],
-  );
-}
-
-/**
- * Records on events that they are not forwarded (NIP-70 protected, or no target relay): status 'published' with
- * total_relays 0 (every one of their zero targets has them; they are stored and served here), and
- * failure_reason saying why, starting with "not forwarded:".
- */
-export async function markNotForwarded(trx: Knex.Transaction, eventRowIds: readonly string[], reason: string): Promise<void> {
-  if (eventRowIds.length === 0) return;
-  await trx('nostr_events')
-    .whereIn('id', [...eventRowIds])
-    .update({ status: 'published', total_relays: 0, published_at: trx.fn.now(), failure_reason: `not forwarded: ${reason}`, publish_duration_ms: 0, updated_at: trx.fn.now() });
-}
-
 export interface ClaimedPublish {
   readonly id: string;
   /** created_at as Postgres text (microseconds kept), passed back as is to address the row. */

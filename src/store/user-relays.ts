@@ -13,7 +13,6 @@
 // URLs are stored in their normalised form (nips/relay-url.ts parseRelayUrl). Functions here take URLs that were
 // already validated (core/relay-targets.ts validateRelayUrl); they do no DNS and no SSRF check themselves.
 import type { Knex } from 'knex';
-import { queryPrepared } from './db.js';
 
 export type RelaySource = 'api' | 'nip65' | 'default';
 
@@ -106,7 +105,7 @@ function toUserRelay(r: UserRelayRow): UserRelay {
   };
 }
 
-const customSources: readonly RelaySource[] = ['api', 'nip65'];
+export const customSources: readonly RelaySource[] = ['api', 'nip65'];
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
@@ -228,30 +227,6 @@ export async function deleteUserRelay(db: Knex, userId: string, relayId: string)
 export interface RelayTarget {
   readonly userRelayId: string;
   readonly url: string;
-}
-
-/**
- * Each user's active custom write relays ('api' and 'nip65'), in the order they were added. Read for every
- * group-commit batch of users with custom relays, hence a prepared statement.
- */
-export async function activeWriteRelaysOf(db: Knex, userIds: readonly string[]): Promise<Map<string, RelayTarget[]>> {
-  const out = new Map<string, RelayTarget[]>(userIds.map((u) => [u, []]));
-  if (userIds.length === 0) return out;
-  const rows = await queryPrepared<{ id: string; user_id: string; relay_url: string }>(
-    db,
-    'nostrx_active_write_relays',
-    `SELECT id, user_id, relay_url FROM user_relays
-     WHERE user_id = ANY(CAST($1 AS uuid[])) AND is_active AND write AND source = ANY(CAST($2 AS text[]))
-     ORDER BY added_at`,
-    [[...userIds], [...customSources]],
-  );
-  for (const r of rows) out.get(r.user_id)?.push({ userRelayId: r.id, url: r.relay_url });
-  return out;
-}
-
-/** The user's active custom relays marked `write`: the forwarding targets when the plan allows custom relays. */
-export async function activeWriteRelays(db: Knex, userId: string): Promise<RelayTarget[]> {
-  return (await activeWriteRelaysOf(db, [userId])).get(userId) ?? [];
 }
 
 /** A default relay's row for one user; `created` when this call inserted it (not committed yet in a transaction). */

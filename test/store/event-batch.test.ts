@@ -5,6 +5,7 @@ import type { Knex } from 'knex';
 import { createTestDatabase, createTestPglite } from '../helpers/db.js';
 import { buildEvent, newKey } from '../helpers/events.js';
 import { deletedByAuthors, insertBatch, type BatchItem } from '../../src/store/event-batch.js';
+import { NO_UPSTREAM, notForwarded } from '../../src/store/forwarding-plan.js';
 import { ensureDefaultRelays } from '../../src/store/user-relays.js';
 import { upsertUserByPubkey } from '../../src/store/users.js';
 
@@ -18,12 +19,13 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   const tagged = buildEvent(k.sk, { content: 'tagged', tags: [['t', 'x'], ['p', k.pk]] });
   const plain = buildEvent(k.sk, { content: 'plain' });
   const items: BatchItem[] = [
-    { ev: tagged, extras: extras(user.id), forwarding: { targets }, charges },
-    { ev: plain, extras: extras(user.id), forwarding: { notForwarded: 'no upstream relays are configured' }, charges },
+    { ev: tagged, extras: extras(user.id), forwarding: { ...NO_UPSTREAM, targets }, charges },
+    { ev: plain, extras: extras(user.id), forwarding: NO_UPSTREAM, charges },
   ];
   const first = await insertBatch(db, items);
   t.same([...first.rowIds.keys()].sort(), [tagged.id, plain.id].sort());
   t.same(first.totals, new Map([[`${user.id}:daily`, 2]]), 'both posts counted, one ledger row');
+  t.same([...first.queued], [tagged.id], 'only the event with targets is queued');
   const tags = (await db('nostr_event_tags').where({ event_row_id: first.rowIds.get(tagged.id) }).orderBy('name').select('name', 'value')) as { name: string; value: string }[];
   t.same(tags, [{ name: 'p', value: k.pk }, { name: 't', value: 'x' }]);
   const outbox = (await db('relay_publishes').where({ event_id: first.rowIds.get(tagged.id) }).orderBy('relay_url').select('relay_url', 'status')) as { relay_url: string }[];
@@ -37,8 +39,8 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   // again, with an event its author deleted: neither the copy nor the deleted one is stored or counted
   const doomed = buildEvent(k.sk, { content: 'doomed' });
   const deletion = buildEvent(k.sk, { kind: 5, tags: [['e', doomed.id]] });
-  await insertBatch(db, [{ ev: deletion, extras: extras(user.id), forwarding: { notForwarded: 'test' } }]);
-  const second = await insertBatch(db, [items[0]!, { ev: doomed, extras: extras(user.id), forwarding: { targets }, charges }]);
+  await insertBatch(db, [{ ev: deletion, extras: extras(user.id), forwarding: notForwarded('test') }]);
+  const second = await insertBatch(db, [items[0]!, { ev: doomed, extras: extras(user.id), forwarding: { ...NO_UPSTREAM, targets }, charges }]);
   t.equal(second.rowIds.size, 0);
   t.equal(second.totals.size, 0, 'nothing stored, nothing counted');
   t.same([...(await deletedByAuthors(db, [tagged, doomed]))], [doomed.id]);

@@ -1,0 +1,99 @@
+// Where a stored event is forwarded, as it is written: the outbox rows go in the statement that stores the event
+// (event-batch.ts) or in the one right after it (enqueuePlanned), in the same transaction. The choice between
+// the user's own relays and the operator's defaults is made here, in SQL, once for both: the user's own relays
+// are read in that statement, so a group commit costs no round trip of its own to look them up.
+import type { Knex } from 'knex';
+import { queryPrepared } from './db.js';
+import { customSources, type RelayTarget } from './user-relays.js';
+
+/** What admission decided for an event (core/outbox.ts); the statement that stores it applies the decision. */
+export interface Forwarding {
+  /** The targets are the user's own active write relays when they have any (their plan allows them). */
+  readonly ownRelaysFirst: boolean;
+  /** The targets otherwise: the operator's default relays, as the user's rows for them. */
+  readonly targets: readonly RelayTarget[];
+  /** Why the event is not forwarded, when it ends up with no target (stored on its row). */
+  readonly notForwarded: string;
+}
+
+/** Not forwarded, for `reason`, whatever relays the user has. */
+export const notForwarded = (reason: string): Forwarding => ({ ownRelaysFirst: false, targets: [], notForwarded: reason });
+
+/** The plan of an event no relay is configured for. */
+export const NO_UPSTREAM: Forwarding = notForwarded('no upstream relays are configured');
+
+const CUSTOM_SOURCES = customSources.map((s) => `'${s}'`).join(', ');
+
+/**
+ * The targets of the events in a CTE `plan` (event_id, user_id, own_first), with their planned targets in a CTE
+ * `planned` (event_id, relay_id, url): `target` (event_id, relay_id, url), one row per outbox row, and
+ * `target_count` (event_id, n). The rule: the user's own relays when own_first and they have any, else the
+ * planned ones.
+ */
+export const TARGETS_SQL = `
+own AS (
+  SELECT r.user_id, r.id AS relay_id, r.relay_url AS url
+  FROM user_relays r
+  WHERE r.user_id IN (SELECT user_id FROM plan WHERE own_first) AND r.is_active AND r.write AND r.source IN (${CUSTOM_SOURCES})
+),
+target AS (
+  SELECT p.event_id, o.relay_id, o.url FROM plan p JOIN own o ON o.user_id = p.user_id WHERE p.own_first
+  UNION ALL
+  SELECT d.event_id, d.relay_id, d.url FROM planned d JOIN plan p ON p.event_id = d.event_id
+  WHERE NOT (p.own_first AND EXISTS (SELECT 1 FROM own o WHERE o.user_id = p.user_id))
+),
+target_count AS (
+  SELECT event_id, count(*) AS n FROM target GROUP BY event_id
+)`;
+
+/** The outbox row's connection type, from its URL. */
+export const CONNECTION_TYPE_SQL = (url: string): string => `CASE WHEN ${url} LIKE 'wss%' THEN 'wss' ELSE 'ws' END`;
+
+// Every outbox row gets the transaction's now() as created_at, so the UNIQUE (event_id, relay_url, created_at)
+// key makes a repeat in the same transaction a no-op.
+let placeholder = 0;
+const ENQUEUE_PLANNED = `
+WITH plan AS (
+  SELECT CAST(? AS text) AS event_id, CAST(? AS uuid) AS user_id, CAST(? AS boolean) AS own_first
+),
+planned AS (
+  SELECT * FROM unnest(CAST(? AS text[]), CAST(? AS uuid[]), CAST(? AS text[])) AS d (event_id, relay_id, url)
+),
+${TARGETS_SQL},
+queued AS (
+  INSERT INTO relay_publishes (event_id, user_relay_id, relay_url, connection_type)
+  SELECT CAST(? AS uuid), t.relay_id, t.url, ${CONNECTION_TYPE_SQL('t.url')} FROM target t
+  ON CONFLICT (event_id, relay_url, created_at) DO NOTHING
+  RETURNING 1
+),
+counted AS (SELECT count(*) AS n FROM queued)
+UPDATE nostr_events e SET
+  total_relays = e.total_relays + c.n,
+  status = CAST(CASE WHEN e.total_relays + c.n > 0 THEN 'publishing' ELSE 'published' END AS event_status_enum),
+  published_at = CASE WHEN e.total_relays + c.n > 0 THEN e.published_at ELSE now() END,
+  publish_duration_ms = CASE WHEN e.total_relays + c.n > 0 THEN e.publish_duration_ms ELSE 0 END,
+  failure_reason = CASE WHEN e.total_relays + c.n > 0 THEN e.failure_reason ELSE 'not forwarded: ' || CAST(? AS text) END,
+  updated_at = now()
+FROM counted c
+WHERE e.id = CAST(? AS uuid)
+RETURNING c.n`.replace(/\?/g, () => `$${++placeholder}`);
+
+/**
+ * For one event stored on its own (replaceable, addressable, deletions), in its transaction: writes its outbox
+ * rows as `plan` decides and records their number on the event, or that it is not forwarded and why (status
+ * 'published' with total_relays 0: every one of its zero targets has it). True when it queued any row.
+ */
+export async function enqueuePlanned(trx: Knex.Transaction, event: { rowId: string; eventId: string; userId: string }, plan: Forwarding): Promise<boolean> {
+  const rows = await queryPrepared<{ n: string | number }>(trx, 'nostrx_enqueue_planned', ENQUEUE_PLANNED, [
+    event.eventId,
+    event.userId,
+    plan.ownRelaysFirst,
+    plan.targets.map(() => event.eventId),
+    plan.targets.map((t) => t.userRelayId),
+    plan.targets.map((t) => t.url),
+    event.rowId,
+    plan.notForwarded,
+    event.rowId,
+  ]);
+  return Number(rows[0]?.n ?? 0) > 0;
+}
