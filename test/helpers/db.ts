@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import knexFactory from 'knex';
+import knexFactory, { type Knex } from 'knex';
+import type { Test } from 'tap';
 import { openDatabase, type Database } from '../../src/store/db.js';
 import { migrateLatest } from '../../src/store/migrate.js';
 
@@ -52,4 +53,10 @@ export async function createTestPglite(t: Teardown): Promise<Database> {
   });
   await migrateLatest(db.knex);
   return db;
+}
+
+/** Runs `exercise` as two subtests of `t`: on a PostgreSQL database of its own and on PGlite, the two the service runs on. */
+export function onBothDatabases(t: Test, exercise: (t: Test, db: Knex) => Promise<void>): void {
+  t.test('on PostgreSQL', async (st) => exercise(st, (await createTestDatabase(st)).knex));
+  t.test('on PGlite', async (st) => exercise(st, (await createTestPglite(st)).knex));
 }

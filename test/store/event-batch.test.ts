@@ -2,7 +2,7 @@
 // tags, outbox rows and uncapped ledger counts together; ids already stored or deleted by their author skipped.
 import t, { type Test } from 'tap';
 import type { Knex } from 'knex';
-import { createTestDatabase, createTestPglite } from '../helpers/db.js';
+import { onBothDatabases } from '../helpers/db.js';
 import { buildEvent, newKey } from '../helpers/events.js';
 import { deletedByAuthors, insertBatch, type BatchItem } from '../../src/store/event-batch.js';
 import { NO_UPSTREAM, notForwarded } from '../../src/store/forwarding-plan.js';
@@ -46,12 +46,4 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   t.same([...(await deletedByAuthors(db, [tagged, doomed]))], [doomed.id]);
 }
 
-t.test('on PostgreSQL', async (t) => {
-  const db = await createTestDatabase(t);
-  await exercise(t, db.knex);
-});
-
-t.test('on PGlite', async (t) => {
-  const db = await createTestPglite(t);
-  await exercise(t, db.knex);
-});
+onBothDatabases(t, exercise);

@@ -4,7 +4,7 @@
 // and the one-event path (enqueuePlanned): every case is run through both, on both databases.
 import t, { type Test } from 'tap';
 import type { Knex } from 'knex';
-import { createTestDatabase, createTestPglite } from '../helpers/db.js';
+import { onBothDatabases } from '../helpers/db.js';
 import { buildEvent, newKey } from '../helpers/events.js';
 import { insertBatch } from '../../src/store/event-batch.js';
 import { saveEvent } from '../../src/store/events.js';
@@ -77,12 +77,4 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   }
 }
 
-t.test('on PostgreSQL', async (t) => {
-  const db = await createTestDatabase(t);
-  await exercise(t, db.knex);
-});
-
-t.test('on PGlite', async (t) => {
-  const db = await createTestPglite(t);
-  await exercise(t, db.knex);
-});
+onBothDatabases(t, exercise);
