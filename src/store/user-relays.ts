@@ -110,7 +110,7 @@ const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 
 /**
  * The user's relays, oldest first. By default only their own (api, nip65), active or not; with
- * `includeDefaults` also the operator defaults they have been forwarded to (with their stats).
+ * `includeDefaults` also their rows for the operator's defaults (made when they first post, with their stats).
  */
 export async function listUserRelays(db: Knex, userId: string, opts: { includeDefaults?: boolean } = {}): Promise<UserRelay[]> {
   const q = db('user_relays').where({ user_id: userId });
