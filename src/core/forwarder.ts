@@ -223,6 +223,8 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
   /** Sends one claimed row and records the outcome; freeSlot is called once the relay has answered (or could not). */
   async function attempt(row: ClaimedPublish, freeSlot: () => void): Promise<void> {
     const startedAt = new Date();
+    // a row that is not sent holds no slot while its outcome is recorded (nor shows as sending)
+    if (row.removedReason !== null || row.ageSeconds > config.forwardMaxAgeSeconds) freeSlot();
     if (row.removedReason !== null) {
       const decision: Decision = {
         status: 'failed',
