@@ -84,13 +84,9 @@ export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
     const custom = new Set(await customRelaysAllowed(users));
     // in a transaction, on its own connection: a second pool connection here could wait on this one
     const fallback = await defaultTargetsOf(db, users);
-    return items.map((i): Forwarding => {
-      if (nip70.isProtected(i.ev)) return PROTECTED;
-      const ownRelaysFirst = custom.has(i.user.id);
-      const targets = fallback.get(i.user.id) ?? [];
-      if (!ownRelaysFirst && targets.length === 0) return NO_UPSTREAM;
-      return { ownRelaysFirst, targets, notForwarded: NO_UPSTREAM.notForwarded };
-    });
+    return items.map(
+      (i): Forwarding => (nip70.isProtected(i.ev) ? PROTECTED : { ...NO_UPSTREAM, ownRelaysFirst: custom.has(i.user.id), targets: fallback.get(i.user.id) ?? [] }),
+    );
   }
 
   return {

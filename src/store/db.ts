@@ -99,6 +99,12 @@ interface RowsOf<R> {
   readonly rows: R[];
 }
 
+/** A statement written with `?` placeholders, numbered `$1…$n` in order for queryPrepared. */
+export function numbered(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}
+
 /**
  * Runs a hot statement as a named prepared statement (node-pg keeps it per connection): Postgres parses and
  * plans it once per connection instead of at every call, which is most of what a small statement costs it.

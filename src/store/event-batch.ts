@@ -5,7 +5,7 @@
 import type { Knex } from 'knex';
 import type { NostrEvent } from '../nips/nip01.js';
 import { preparedColumns } from './array-columns.js';
-import { queryPrepared } from './db.js';
+import { numbered, queryPrepared } from './db.js';
 import { indexedTags, type EventRowExtras } from './events.js';
 import { CONNECTION_TYPE_SQL, TARGETS_SQL, type Forwarding } from './forwarding-plan.js';
 import type { LedgerPeriodType, UncappedPeriod } from './quotas.js';
@@ -106,8 +106,7 @@ charge AS (
 SELECT CAST(id AS text) AS id, event_id, NULL AS quota_type, total_relays AS n FROM ev
 UNION ALL
 SELECT CAST(user_id AS text), NULL, CAST(quota_type AS text), posts_used FROM charge`;
-let placeholder = 0;
-const INSERT_BATCH = INSERT_BATCH_SQL.replace(/\?/g, () => `$${++placeholder}`);
+const INSERT_BATCH = numbered(INSERT_BATCH_SQL);
 
 /**
  * Stores the events with their tags, outbox rows and uncapped ledger counts in one statement (atomic on its own,

@@ -3,7 +3,7 @@
 // the user's own relays and the operator's defaults is made here, in SQL, once for both: the user's own relays
 // are read in that statement, so a group commit costs no round trip of its own to look them up.
 import type { Knex } from 'knex';
-import { queryPrepared } from './db.js';
+import { numbered, queryPrepared } from './db.js';
 import { customSources, type RelayTarget } from './user-relays.js';
 
 /** What admission decided for an event (core/outbox.ts); the statement that stores it applies the decision. */
@@ -51,10 +51,10 @@ export const CONNECTION_TYPE_SQL = (url: string): string => `CASE WHEN ${url} LI
 
 // Every outbox row gets the transaction's now() as created_at, so the UNIQUE (event_id, relay_url, created_at)
 // key makes a repeat in the same transaction a no-op.
-let placeholder = 0;
-const ENQUEUE_PLANNED = `
+const ENQUEUE_PLANNED = numbered(`
 WITH plan AS (
-  SELECT CAST(? AS text) AS event_id, CAST(? AS uuid) AS user_id, CAST(? AS boolean) AS own_first
+  SELECT CAST(? AS uuid) AS row_id, CAST(? AS text) AS event_id, CAST(? AS uuid) AS user_id, CAST(? AS boolean) AS own_first,
+    CAST(? AS text) AS not_forwarded
 ),
 planned AS (
   SELECT * FROM unnest(CAST(? AS text[]), CAST(? AS uuid[]), CAST(? AS text[])) AS d (event_id, relay_id, url)
@@ -62,7 +62,7 @@ planned AS (
 ${TARGETS_SQL},
 queued AS (
   INSERT INTO relay_publishes (event_id, user_relay_id, relay_url, connection_type)
-  SELECT CAST(? AS uuid), t.relay_id, t.url, ${CONNECTION_TYPE_SQL('t.url')} FROM target t
+  SELECT p.row_id, t.relay_id, t.url, ${CONNECTION_TYPE_SQL('t.url')} FROM target t CROSS JOIN plan p
   ON CONFLICT (event_id, relay_url, created_at) DO NOTHING
   RETURNING 1
 ),
@@ -72,11 +72,11 @@ UPDATE nostr_events e SET
   status = CAST(CASE WHEN e.total_relays + c.n > 0 THEN 'publishing' ELSE 'published' END AS event_status_enum),
   published_at = CASE WHEN e.total_relays + c.n > 0 THEN e.published_at ELSE now() END,
   publish_duration_ms = CASE WHEN e.total_relays + c.n > 0 THEN e.publish_duration_ms ELSE 0 END,
-  failure_reason = CASE WHEN e.total_relays + c.n > 0 THEN e.failure_reason ELSE 'not forwarded: ' || CAST(? AS text) END,
+  failure_reason = CASE WHEN e.total_relays + c.n > 0 THEN e.failure_reason ELSE 'not forwarded: ' || p.not_forwarded END,
   updated_at = now()
-FROM counted c
-WHERE e.id = CAST(? AS uuid)
-RETURNING c.n`.replace(/\?/g, () => `$${++placeholder}`);
+FROM counted c, plan p
+WHERE e.id = p.row_id
+RETURNING c.n`);
 
 /**
  * For one event stored on its own (replaceable, addressable, deletions), in its transaction: writes its outbox
@@ -85,15 +85,14 @@ RETURNING c.n`.replace(/\?/g, () => `$${++placeholder}`);
  */
 export async function enqueuePlanned(trx: Knex.Transaction, event: { rowId: string; eventId: string; userId: string }, plan: Forwarding): Promise<boolean> {
   const rows = await queryPrepared<{ n: string | number }>(trx, 'nostrx_enqueue_planned', ENQUEUE_PLANNED, [
+    event.rowId,
     event.eventId,
     event.userId,
     plan.ownRelaysFirst,
+    plan.notForwarded,
     plan.targets.map(() => event.eventId),
     plan.targets.map((t) => t.userRelayId),
     plan.targets.map((t) => t.url),
-    event.rowId,
-    plan.notForwarded,
-    event.rowId,
   ]);
   return Number(rows[0]?.n ?? 0) > 0;
 }
