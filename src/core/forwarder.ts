@@ -191,12 +191,51 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
     }
   }
 
-  /** Starts the attempt for a claimed row; false when its relay is paused or at its cap (the row is released). */
-  function dispatch(row: ClaimedPublish): boolean {
-    if (row.removedReason === null && row.ageSeconds <= config.forwardMaxAgeSeconds) {
-      const b = pool.breaker(row.url);
-      if (b.paused || (active.get(row.url) ?? 0) >= relayCap(row.url)) return false;
+  /** The outcome of a claimed row that is not sent at all: its event was removed, or it is too old to deliver. */
+  function unsentOutcome(row: ClaimedPublish): Decision | undefined {
+    if (row.removedReason !== null) {
+      return {
+        status: 'failed',
+        outcome: 'not_forwarded',
+        errorCode: 'event_removed',
+        errorMessage: `the event was ${row.removedReason} before it was forwarded`,
+        health: 'none',
+      };
     }
+    if (row.ageSeconds <= config.forwardMaxAgeSeconds) return undefined;
+    const timedOut = row.lastErrorCode === 'timeout' || row.lastErrorCode === 'connect_timeout';
+    return {
+      status: timedOut ? 'timeout' : 'failed',
+      outcome: 'expired',
+      errorCode: 'expired',
+      errorMessage: `not delivered within FORWARD_MAX_AGE_SECONDS (${config.forwardMaxAgeSeconds} s)`,
+      health: 'none',
+    };
+  }
+
+  /** Keeps an attempt in `inflight` (bounded by maxUnrecorded) until its outcome is recorded. */
+  function track(row: ClaimedPublish, work: Promise<void>, done: () => void = () => {}): void {
+    const p: Promise<void> = work
+      .catch((err: unknown) => log.error({ err, relay: row.url, row: row.id }, 'a forwarding attempt failed'))
+      .finally(() => {
+        inflight.delete(p);
+        done();
+        if (lastClaimFull) wake();
+      });
+    inflight.add(p);
+  }
+
+  /**
+   * Starts the attempt for a claimed row; false when its relay is paused or at its cap (the row is released). A row
+   * that is not sent takes no slot: only its outcome is recorded.
+   */
+  function dispatch(row: ClaimedPublish): boolean {
+    const unsent = unsentOutcome(row);
+    if (unsent) {
+      track(row, recorder.record({ row, decision: unsent, report: null, startedAt: new Date(), pausedUntil: null }));
+      return true;
+    }
+    if (pool.breaker(row.url).paused || (active.get(row.url) ?? 0) >= relayCap(row.url)) return false;
     active.set(row.url, (active.get(row.url) ?? 0) + 1);
     sending += 1;
     let held = true;
@@ -209,45 +248,13 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
       else active.set(row.url, n);
       if (lastClaimFull) wake();
     };
-    const p = attempt(row, freeSlot)
-      .catch((err: unknown) => log.error({ err, relay: row.url, row: row.id }, 'a forwarding attempt failed'))
-      .finally(() => {
-        inflight.delete(p);
-        freeSlot();
-        if (lastClaimFull) wake();
-      });
-    inflight.add(p);
+    track(row, attempt(row, freeSlot), freeSlot);
     return true;
   }
 
   /** Sends one claimed row and records the outcome; freeSlot is called once the relay has answered (or could not). */
   async function attempt(row: ClaimedPublish, freeSlot: () => void): Promise<void> {
     const startedAt = new Date();
-    // a row that is not sent holds no slot while its outcome is recorded (nor shows as sending)
-    if (row.removedReason !== null || row.ageSeconds > config.forwardMaxAgeSeconds) freeSlot();
-    if (row.removedReason !== null) {
-      const decision: Decision = {
-        status: 'failed',
-        outcome: 'not_forwarded',
-        errorCode: 'event_removed',
-        errorMessage: `the event was ${row.removedReason} before it was forwarded`,
-        health: 'none',
-      };
-      await recorder.record({ row, decision, report: null, startedAt, pausedUntil: null });
-      return;
-    }
-    if (row.ageSeconds > config.forwardMaxAgeSeconds) {
-      const timedOut = row.lastErrorCode === 'timeout' || row.lastErrorCode === 'connect_timeout';
-      const decision: Decision = {
-        status: timedOut ? 'timeout' : 'failed',
-        outcome: 'expired',
-        errorCode: 'expired',
-        errorMessage: `not delivered within FORWARD_MAX_AGE_SECONDS (${config.forwardMaxAgeSeconds} s)`,
-        health: 'none',
-      };
-      await recorder.record({ row, decision, report: null, startedAt, pausedUntil: null });
-      return;
-    }
     const report = await pool.publish(row.url, row.event);
     freeSlot();
     const decision = classify(report, row, policy);
