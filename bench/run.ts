@@ -3,7 +3,7 @@
 // WebSocket connections from this process, and prints ONE JSON line with every scenario's figures.
 // Every load loop is bounded in count and in time; all traffic goes to 127.0.0.1.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
@@ -52,15 +52,35 @@ function rssMb(pid: number): number {
   return Math.round(kb / 1024);
 }
 
-/** CPU the service used so far, in ms: the whole process and its main thread (Linux /proc; clock ticks). */
+/**
+ * CPU the service used so far, in ms (Linux /proc, clock ticks): all its processes (with WORKERS, the cluster's
+ * workers beside the primary) and their main threads.
+ */
 function serviceCpuMs(pid: number): { process: number; main: number } {
-  const ticks = (path: string) => {
+  const fieldsOf = (path: string): string[] => {
     const stat = readFileSync(path, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]); // utime + stime
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   };
+  const ticks = (path: string) => {
+    const f = fieldsOf(path);
+    return Number(f[11]) + Number(f[12]); // utime + stime
+  };
+  const workers = readdirSync('/proc').filter((d) => {
+    if (!/^\d+$/.test(d)) return false;
+    try {
+      return Number(fieldsOf(`/proc/${d}/stat`)[1]) === pid; // ppid
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
   const tickMs = 10; // USER_HZ is 100 on Linux
-  return { process: ticks(`/proc/${pid}/stat`) * tickMs, main: ticks(`/proc/${pid}/task/${pid}/stat`) * tickMs };
+  let processTicks = 0;
+  let mainTicks = 0;
+  for (const p of [String(pid), ...workers]) {
+    processTicks += ticks(`/proc/${p}/stat`);
+    mainTicks += ticks(`/proc/${p}/task/${p}/stat`);
+  }
+  return { process: processTicks * tickMs, main: mainTicks * tickMs };
 }
 
 const connect = (): Promise<WebSocket> => connectTo(port);
