@@ -11,10 +11,12 @@ export interface FloodJob {
   readonly connections: number;
   readonly inflight: number;
   readonly maxSeconds: number;
+  /** Sent at this rate instead of as fast as answers come (the flood's control, paced like the real flood). */
+  readonly ratePerSecond?: number;
 }
 
 const job = workerData as FloodJob;
 const conns = await Promise.all(Array.from({ length: job.connections }, () => connectTo(job.port)));
-const r = await publishOn(conns, job.events, { inflight: job.inflight, maxSeconds: job.maxSeconds });
+const r = await publishOn(conns, job.events, { inflight: job.inflight, maxSeconds: job.maxSeconds, ...(job.ratePerSecond ? { ratePerSecond: job.ratePerSecond } : {}) });
 for (const ws of conns) ws.close();
 parentPort?.postMessage({ accepted: r.accepted, rejected: r.rejected, seconds: r.seconds, reasons: r.reasons });

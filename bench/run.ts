@@ -22,7 +22,7 @@ const adminUrl = env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/p
 const dbName = env.BENCH_DB ?? 'nostrx_bench';
 const redisUrl = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const port = Number(env.BENCH_PORT ?? 7590);
-const scenarios = (env.BENCH_SCENARIOS ?? 'admission,capped,latency,flood,fanout,idle,forward').split(',');
+const scenarios = (env.BENCH_SCENARIOS ?? 'admission,capped,latency,flood,flood_control,fanout,idle,forward').split(',');
 const maxSeconds = Number(env.BENCH_MAX_SECONDS ?? 60); // per scenario, a hard stop
 
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -145,6 +145,34 @@ async function scenarioLatency(keys: Uint8Array[]): Promise<Record<string, unkno
   return { rate_per_s: rate, seconds, accepted: r.accepted, ok_latency_ms: latencySummary(r.latenciesMs), admission_ms_in_service: serverSide };
 }
 
+/** The flood's client on a thread of its own against `floodPort`, while bystanders publish to the service. */
+async function floodBeside(floodPort: number, flood: NostrEvent[], others: NostrEvent[], floodRate?: number): Promise<{ f: Omit<PublishResult, 'latenciesMs'>; o: PublishResult }> {
+  const otherConns = await Promise.all(Array.from({ length: 4 }, connect));
+  const job: FloodJob = { port: floodPort, events: flood, connections: 4, inflight: 512, maxSeconds, ...(floodRate ? { ratePerSecond: floodRate } : {}) };
+  const worker = new Worker(new URL('./flood-worker.js', import.meta.url), { workerData: job });
+  const flooded = new Promise<Omit<PublishResult, 'latenciesMs'>>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  const [f, o] = await Promise.all([flooded, publishAll(otherConns, others, { inflight: 64, ratePerSecond: 300 })]);
+  await worker.terminate();
+  for (const ws of otherConns) ws.close();
+  return { f, o };
+}
+
+/** bench/refuser.ts in a child process; resolves with it and its port once it listens. */
+async function startRefuser(): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, ['dist/bench/refuser.js', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const refuserPort = await new Promise<number>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      const m = /ready (\d+)/.exec(d.toString());
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`bench/refuser.ts exited with ${code}`)));
+  });
+  return { child, port: refuserPort };
+}
+
 async function scenarioFlood(keys: Uint8Array[]): Promise<Record<string, unknown>> {
   // One basic-plan user at the limit floods; other (unlimited) users publish at a steady rate meanwhile.
   const flooder = generateSecretKey();
@@ -155,18 +183,9 @@ async function scenarioFlood(keys: Uint8Array[]): Promise<Record<string, unknown
   await publishAll([warmConn], warm, { inflight: 1 });
   warmConn.close();
   const others = signEvents(keys, 300 * 10, (i) => `bystander ${i} ${Math.random()}`);
-  const otherConns = await Promise.all(Array.from({ length: 4 }, connect));
-  const job: FloodJob = { port, events: flood, connections: 4, inflight: 512, maxSeconds };
   const before = await acceptedLatencyBuckets(port);
-  const worker = new Worker(new URL('./flood-worker.js', import.meta.url), { workerData: job });
-  const flooded = new Promise<Omit<PublishResult, 'latenciesMs'>>((resolve, reject) => {
-    worker.once('message', resolve);
-    worker.once('error', reject);
-  });
-  const [f, o] = await Promise.all([flooded, publishAll(otherConns, others, { inflight: 64, ratePerSecond: 300 })]);
-  await worker.terminate();
+  const { f, o } = await floodBeside(port, flood, others);
   const serverSide = serverLatencySummary(before, await acceptedLatencyBuckets(port));
-  for (const ws of otherConns) ws.close();
   return {
     flood_events: floodCount,
     flood_rejected: f.rejected,
@@ -177,6 +196,27 @@ async function scenarioFlood(keys: Uint8Array[]): Promise<Record<string, unknown
     // the same events timed inside the service (admission histogram bucket edges): what the service did to them
     others_admission_ms_in_service: serverSide,
   };
+}
+
+/**
+ * The flood's control: the same flood, at the rate the service refused it (`rate`, when the flood scenario ran
+ * before), refused by bench/refuser.ts instead of the service, beside the same bystanders publishing to the
+ * service. Their latency here is what the machine alone does to them.
+ */
+async function scenarioFloodControl(keys: Uint8Array[], rate?: number): Promise<Record<string, unknown>> {
+  const flood = signEvents([generateSecretKey()], Number(env.BENCH_FLOOD_EVENTS ?? 20000), (i) => `control flood ${i} ${Math.random()}`);
+  const refuser = await startRefuser();
+  try {
+    const { f, o } = await floodBeside(refuser.port, flood, signEvents(keys, 300 * 10, (i) => `bystander control ${i} ${Math.random()}`), rate);
+    return {
+      flood_rate_per_s: rate ?? 'unpaced',
+      rejections_per_s: Math.round(f.rejected / f.seconds),
+      others_accepted: o.accepted,
+      others_ok_latency_ms: latencySummary(o.latenciesMs),
+    };
+  } finally {
+    refuser.child.kill('SIGTERM');
+  }
 }
 
 async function scenarioFanout(keys: Uint8Array[]): Promise<Record<string, unknown>> {
@@ -345,6 +385,7 @@ async function main(): Promise<void> {
       else if (name === 'capped') result.capped = await scenarioCapped(databaseUrl);
       else if (name === 'latency') result.latency = await scenarioLatency(keys);
       else if (name === 'flood') result.flood = await scenarioFlood(keys);
+      else if (name === 'flood_control') result.flood_control = await scenarioFloodControl(keys, (result.flood as { rejections_per_s?: number } | undefined)?.rejections_per_s);
       else if (name === 'fanout') result.fanout = await scenarioFanout(keys);
       else if (name === 'idle') {
         // in a fresh process: what 10,000 connections cost, not what the heap grew to in the scenarios before
