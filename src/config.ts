@@ -48,6 +48,17 @@ const hexKeys: Parser<string[]> = (raw, key) => {
   return keys;
 };
 
+const origins: Parser<string[]> = (raw, key) => {
+  if (raw.trim().toLowerCase() === 'none') return [];
+  const entries = list(raw, key);
+  for (const o of entries) {
+    if (o !== '*' && !/^[a-z][a-z0-9+.-]*:\/\/[^/\s?#]+$/i.test(o)) {
+      throw new ConfigError(`${key} must list origins like https://example.com or chrome-extension://<id> (no path), or *, got "${o}"`);
+    }
+  }
+  return entries;
+};
+
 const wsUrls: Parser<string[]> = (raw, key) => {
   const urls = list(raw, key);
   for (const u of urls) {
@@ -119,6 +130,7 @@ const spec = {
   nip98WindowSeconds: { env: 'NIP98_WINDOW_SECONDS', default: 60, parse: int(1, 3600), description: 'How far a NIP-98 Authorization event created_at may be from now, either side; tokens are remembered twice as long against replay' },
   sessionTtlSeconds: { env: 'SESSION_TTL_SECONDS', default: 2592000, parse: int(60, 31536000), description: 'Lifetime of an API session bearer token from POST /v1/sessions (default 30 days)' },
   apiBodyLimitBytes: { env: 'API_BODY_LIMIT_BYTES', default: 262144, parse: int(1024, 16777216), description: 'Largest HTTP request body accepted; larger bodies are answered 413' },
+  apiCorsOrigins: { env: 'API_CORS_ORIGINS', default: ['*'] as string[], parse: origins, description: 'Comma-separated origins whose pages and extensions may call /v1 from a browser (CORS), e.g. chrome-extension://<id>,https://x.com; * = any (safe: the API takes no cookies, only Authorization headers); none = no CORS headers' },
   paymentWebhookSecret: { env: 'PAYMENT_WEBHOOK_SECRET', default: '', parse: str, description: 'HMAC-SHA256 secret of POST /v1/webhooks/payments; empty refuses every webhook (503)' },
   logLevel: { env: 'LOG_LEVEL', default: 'info', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), description: 'Log level' },
   relayName: { env: 'RELAY_NAME', default: 'NostrX relay', parse: str, description: 'NIP-11 name' },

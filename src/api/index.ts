@@ -24,6 +24,7 @@ import { createSessions } from '../core/sessions.js';
 import { createUserDirectory } from '../core/user-directory.js';
 import { accessFor, authHooks } from './auth.js';
 import { useJsonBodies } from './body.js';
+import { useApiCors } from './cors.js';
 import { apiError, errorHandler, notFoundHandler } from './errors.js';
 import { sharedSchemas } from './schemas.js';
 import { registerAdminRoutes } from './admin.js';
@@ -94,6 +95,8 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
   http.decorateRequest('caller', null);
   http.setErrorHandler(errorHandler);
   http.setNotFoundHandler(notFoundHandler);
+  // Before the rate limit: a preflight is answered by its own hook, and a 429 carries the headers a page needs to read it.
+  await useApiCors(http, deps.config.apiCorsOrigins);
   // Before anything else is read: a client over its IP's rate costs no body parsing and no signature check.
   const checkIp = deps.checkIp;
   if (checkIp) {

@@ -49,6 +49,8 @@ t.test('every route the server has is documented, and every documented route exi
     for (const method of Object.keys(ops)) documented.add(`${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`);
   }
   const served = serverRoutes();
+  // the browsers' CORS preflights (api/cors.ts): answered for every /v1 path, not an operation of the API
+  served.delete('OPTIONS *');
   t.ok(served.size >= 30, `${served.size} routes`);
   t.same([...served].filter((r) => !documented.has(r)).sort(), [], 'served but not documented');
   t.same([...documented].filter((r) => !served.has(r)).sort(), [], 'documented but not served');

@@ -21,8 +21,9 @@ t.test('past the burst: 429 rate_limited with Retry-After, before the signature 
   for (let i = 0; i < 3; i++) statuses.push((await api.request('GET', '/v1/plans')).status);
   t.same(statuses, [200, 200, 200], 'the rest of the burst');
 
-  const over = await api.request('GET', '/v1/plans');
+  const over = await api.request('GET', '/v1/plans', { headers: { origin: 'https://x.com' } });
   t.equal(over.status, 429);
+  t.equal(over.headers.get('access-control-allow-origin'), '*', 'a page can read the refusal (CORS before the limit)');
   t.equal(over.body.error.code, 'rate_limited');
   t.match(over.body.error.message, /your IP address may send 1 messages per second \(bursts of 4\)/);
   t.equal(over.headers.get('retry-after'), '1');
