@@ -231,6 +231,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     db: db.knex,
     log,
     retention: { usage_events: config.usageEventsRetentionDays, relay_publishes: config.relayPublishesRetentionDays },
+    removedEventsDays: config.removedEventsRetentionDays,
     ...(opts.now ? { now: opts.now } : {}),
   });
   if (config.forwardEnabled) forwarder.start();

@@ -106,6 +106,7 @@ const spec = {
   dbPoolMax: { env: 'DB_POOL_MAX', default: 10, parse: int(1, 200), description: 'Largest PostgreSQL connection pool per process' },
   usageEventsRetentionDays: { env: 'USAGE_EVENTS_RETENTION_DAYS', default: 90, parse: int(0, 36500), description: 'Days of usage_events kept: each month partition is dropped once its last day is this old (0 keeps everything; daily_usage_stats keep the totals)' },
   relayPublishesRetentionDays: { env: 'RELAY_PUBLISHES_RETENTION_DAYS', default: 30, parse: int(0, 36500), description: "Days of per-relay publish results (relay_publishes) kept, the same way (0 keeps everything; the events keep their totals). Keep it above FORWARD_MAX_AGE_SECONDS" },
+  removedEventsRetentionDays: { env: 'REMOVED_EVENTS_RETENTION_DAYS', default: 30, parse: int(0, 36500), description: 'Days an event taken out of the served set (deleted by its author, replaced by a newer version, expired) is kept before it is erased with its tags and per-relay results (0 keeps them; removals by a ban are kept, as lifting it restores them)' },
   redisUrl: { env: 'REDIS_URL', default: '', parse: str, description: 'Redis URL for live counters, rate limits, replay cache and cross-process fan-out; empty runs without Redis' },
   redisPrefix: { env: 'REDIS_PREFIX', default: 'nostrx:', parse: str, description: 'Prefix of every Redis key and channel this service uses' },
   host: { env: 'HOST', default: '127.0.0.1', parse: str, description: 'Address to listen on' },

@@ -1,9 +1,9 @@
 // Periodic upkeep run by every process (each job is idempotent, so several processes may run it): monthly
-// partitions created ahead, old months of the partitioned tables dropped by retention, and NIP-40 expired events
-// taken out of the served set.
+// partitions created ahead, old months of the partitioned tables dropped by retention, NIP-40 expired events
+// taken out of the served set, and events removed from it long enough ago erased.
 import type { Knex } from 'knex';
 import type { Logger } from '../log.js';
-import { removeExpired } from '../store/events.js';
+import { eraseRemoved, removeExpired } from '../store/events.js';
 import { dropPartitionsBefore, ensureMonthlyPartitions, type PartitionedTable } from '../store/partitions.js';
 
 /** Days kept per partitioned table; 0 keeps everything. */
@@ -13,7 +13,10 @@ export interface MaintenanceDeps {
   readonly db: Knex;
   readonly log: Logger;
   readonly retention: Retention;
+  /** Days a removed event (deleted, replaced, expired) is kept before it is erased; 0 keeps it. */
+  readonly removedEventsDays?: number;
   readonly now?: () => number;
+  readonly eraseMs?: number;
   readonly expiredSweepMs?: number;
   readonly partitionsMs?: number;
 }
@@ -32,6 +35,23 @@ export async function applyRetention(db: Knex, retention: Retention, nowSeconds:
   return dropped;
 }
 
+/** Batches of one erasing run: with the hourly runs, up to 2.4 million rows a day, each batch a short statement. */
+const ERASE_BATCH = 1000;
+const ERASE_MAX_BATCHES = 100;
+
+/** Erases the events removed more than `days` ago, a batch at a time; returns how many. */
+export async function eraseRemovedEvents(db: Knex, days: number, nowSeconds: number): Promise<number> {
+  if (days <= 0) return 0;
+  const before = new Date((nowSeconds - days * 86_400) * 1000);
+  let erased = 0;
+  for (let i = 0; i < ERASE_MAX_BATCHES; i++) {
+    const n = await eraseRemoved(db, before, ERASE_BATCH);
+    erased += n;
+    if (n < ERASE_BATCH) break;
+  }
+  return erased;
+}
+
 export function startMaintenance(deps: MaintenanceDeps): { stop(): void } {
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const run = (name: string, job: () => Promise<unknown>) => () => {
@@ -46,14 +66,20 @@ export function startMaintenance(deps: MaintenanceDeps): { stop(): void } {
     await ensureMonthlyPartitions(deps.db, new Date(now() * 1000));
     await retention();
   });
+  const erase = run('erase', async () => {
+    const erased = await eraseRemovedEvents(deps.db, deps.removedEventsDays ?? 0, now());
+    if (erased > 0) deps.log.info({ erased, removedEventsDays: deps.removedEventsDays }, 'removed events erased');
+  });
   const timers = [
     setInterval(run('expire', () => removeExpired(deps.db, now())), deps.expiredSweepMs ?? 60_000),
     setInterval(partitions, deps.partitionsMs ?? 6 * 3600_000),
+    setInterval(erase, deps.eraseMs ?? 3600_000),
   ];
   for (const t of timers) t.unref();
   // At start, only the old months go (a service restarted once a month must not wait six hours to drop one): the
   // caller has just created the months ahead, before serving (app.ts).
   run('partitions', retention)();
+  erase();
   return {
     stop() {
       for (const t of timers) clearInterval(t);

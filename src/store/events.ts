@@ -216,6 +216,29 @@ export async function countFilters(db: Knex, filters: Filter[], nowSeconds: numb
   return Number(rows[0]?.n ?? 0);
 }
 
+/**
+ * Why a removed row may be erased: its author deleted it, a newer version replaced it, it expired, its author
+ * vanished. A ban's removal is not among them: lifting the ban brings the row back.
+ */
+const ERASABLE_REASONS = ['deleted', 'replaced', 'expired', 'vanished'] as const;
+
+/**
+ * Erases up to `batch` events removed before `removedBefore` (with their tags and per-relay results, by cascade);
+ * returns how many. Nothing served changes: a removed row is never served, and what keeps a deleted or older
+ * version from coming back is the deletion event or the newer version, which stay.
+ */
+export async function eraseRemoved(db: Knex, removedBefore: Date, batch = 1000): Promise<number> {
+  const ids = db('nostr_events')
+    .select('id')
+    .whereNotNull('removed_at')
+    .where('removed_at', '<', removedBefore)
+    .whereIn('removed_reason', ERASABLE_REASONS)
+    .limit(batch);
+  // the rows, not the driver's count: PGlite's knex dialect answers a DELETE with its rows
+  const erased = (await db('nostr_events').whereIn('id', ids).delete().returning('id')) as { id: string }[];
+  return erased.length;
+}
+
 /** Marks events whose NIP-40 expiration has passed; returns how many. */
 export async function removeExpired(db: Knex, nowSeconds: number, batch = 1000): Promise<number> {
   const ids = db('nostr_events').select('id').whereNull('removed_at').where('expires_at', '<=', nowSeconds).limit(batch);
