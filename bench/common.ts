@@ -1,6 +1,7 @@
 // What both benchmark scripts share: percentiles, a recreated database, waiting for the service child to be
 // ready, and stopping it.
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import knexFactory from 'knex';
 
 export function percentile(sorted: number[], p: number): number {
@@ -86,4 +87,20 @@ export function serverLatencySummary(before: Map<string, number>, after: Map<str
   const total = rows.at(-1)?.n ?? 0;
   const edge = (q: number) => (rows.find((r) => r.n >= q * total)?.le ?? Infinity) * 1000;
   return { p50_le_ms: edge(0.5), p99_le_ms: edge(0.99) };
+}
+
+/** The machine's CPU time so far, in clock ticks over all cores (Linux /proc/stat): all of it, and what was stolen. */
+export function machineTicks(): { total: number; steal: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  // user nice system idle iowait irq softirq steal
+  return { total: fields.reduce((a, b) => a + b, 0), steal: fields[7] ?? 0 };
+}
+
+/**
+ * The share of the machine's CPU time the hypervisor gave to other guests between two readings, in %: on this
+ * shared machine it has been 0 in some hours and over 50 in others, and a run with much of it is not comparable.
+ */
+export function stealPercent(before: { total: number; steal: number }, after: { total: number; steal: number }): number {
+  const total = after.total - before.total;
+  return total > 0 ? Math.round(((after.steal - before.steal) / total) * 1000) / 10 : 0;
 }

@@ -17,7 +17,7 @@ import { generateSecretKey } from 'nostr-tools/pure';
 import { finalizeEvent, setNostrWasm } from 'nostr-tools/wasm';
 import { initNostrWasm } from 'nostr-wasm';
 import type { NostrEvent } from 'nostr-tools/pure';
-import { dropDatabase, percentile, recreateDatabase, stopService, waitReady } from './common.js';
+import { dropDatabase, machineTicks, percentile, recreateDatabase, stealPercent, stopService, waitReady } from './common.js';
 
 const env = process.env;
 const adminUrl = env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -167,6 +167,7 @@ async function waitForDeliveries(accepted: Map<string, number[]>, events: NostrE
 }
 
 async function main(): Promise<void> {
+  const machine0 = machineTicks();
   setNostrWasm(await initNostrWasm());
   const accepted = new Map<string, number[]>();
   const upstreams = await Promise.all(Array.from({ length: upstreamCount }, () => startUpstream(accepted)));
@@ -245,6 +246,7 @@ async function main(): Promise<void> {
         duplicate_deliveries: duplicates,
         outbox: Object.fromEntries(statuses.map((s) => [s.status, Number(s.n)])),
         load_average: (await import('node:os')).loadavg().map((l) => Math.round(l * 100) / 100),
+        steal_pct: stealPercent(machine0, machineTicks()),
       })}\n`,
     );
   } finally {

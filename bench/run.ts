@@ -15,7 +15,7 @@ import * as nip01 from '../src/nips/nip01.js';
 import { prepareKeys } from './prepare.js';
 import { connectTo, publishOn, type PublishResult } from './publish.js';
 import type { FloodJob } from './flood-worker.js';
-import { acceptedLatencyBuckets, dropDatabase, latencySummary, recreateDatabase, serverLatencySummary, stopService, waitReady, writeBatchSummary, writeBatchTotals } from './common.js';
+import { acceptedLatencyBuckets, dropDatabase, latencySummary, machineTicks, recreateDatabase, serverLatencySummary, stealPercent, stopService, waitReady, writeBatchSummary, writeBatchTotals } from './common.js';
 
 const env = process.env;
 const adminUrl = env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -381,6 +381,7 @@ async function main(): Promise<void> {
       log(`scenario ${name}`);
       const t0 = performance.now();
       const cpu0 = name === 'idle' ? undefined : serviceCpuMs(child.pid!);
+      const machine0 = machineTicks();
       if (name === 'admission') result.admission = await scenarioAdmission(keys);
       else if (name === 'capped') result.capped = await scenarioCapped(databaseUrl);
       else if (name === 'latency') result.latency = await scenarioLatency(keys);
@@ -399,6 +400,8 @@ async function main(): Promise<void> {
         const cpu1 = serviceCpuMs(child.pid!);
         (result[name] as Record<string, unknown>).service_cpu_ms = { process: cpu1.process - cpu0.process, main_thread: cpu1.main - cpu0.main };
       }
+      // CPU time the hypervisor gave other guests meanwhile: a run with much of it is not comparable
+      if (result[name]) (result[name] as Record<string, unknown>).steal_pct = stealPercent(machine0, machineTicks());
       log(`scenario ${name} took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
     result.rss_mb = rssMb(child.pid!);
