@@ -7,6 +7,7 @@ import { startTestApp } from '../helpers/app.js';
 import { ApiClient } from '../helpers/api.js';
 import { buildEvent, newKey, type Key } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { storedEvents } from '../helpers/stored-events.js';
 
 // The upstream relay counts no kind as a post, so its own quota never refuses what we forward.
 const upstream = await startTestApp(t, { env: { POST_KINDS: '9999' } });
@@ -59,10 +60,7 @@ t.test('Alice publishes a note: 202, then the record shows the upstream relay to
 
   const reader = await Relay.connect(upstream.relayUrl);
   t.teardown(() => reader.close());
-  const seen = await new Promise<unknown[]>((resolve) => {
-    const got: unknown[] = [];
-    const sub = reader.subscribe([{ ids: [ev.id] }], { onevent: (e) => got.push(e), oneose: () => (sub.close(), resolve(got)) });
-  });
+  const seen = await storedEvents(reader, { ids: [ev.id] });
   t.equal(seen.length, 1, 'the upstream relay stores it');
 });
 

@@ -6,9 +6,9 @@
 import t, { type Test } from 'tap';
 import type { Knex } from 'knex';
 import { Relay } from 'nostr-tools/relay';
-import type { NostrEvent } from 'nostr-tools/pure';
 import { createTestDatabaseUrl, onBothDatabases } from '../helpers/db.js';
 import { startTestApp } from '../helpers/app.js';
+import { storedEvents } from '../helpers/stored-events.js';
 import { buildEvent, newKey } from '../helpers/events.js';
 import { insertBatch } from '../../src/store/event-batch.js';
 import { NO_UPSTREAM } from '../../src/store/forwarding-plan.js';
@@ -83,15 +83,6 @@ t.test('through a real client nothing changes: a deleted event stays refused, an
 
   await t.rejects(relay.publish(note), /^blocked: .*deleted/, 'the deleted note published again is still refused');
   t.match(await relay.publish(profileV1), /^duplicate: a newer version/, 'the older profile is still superseded');
-  const served = await new Promise<NostrEvent[]>((resolve) => {
-    const out: NostrEvent[] = [];
-    const sub = relay.subscribe([{ authors: [alice.pk] }], {
-      onevent: (e) => out.push(e),
-      oneose: () => {
-        sub.close();
-        resolve(out);
-      },
-    });
-  });
+  const served = await storedEvents(relay, { authors: [alice.pk] });
   t.same(served.map((e) => e.id).sort(), [profileV2.id, deletion.id].sort(), 'what is served is unchanged');
 });

@@ -3,26 +3,13 @@
 import t from 'tap';
 import { Relay } from 'nostr-tools/relay';
 import type { NostrEvent } from 'nostr-tools/pure';
-import type { Filter } from 'nostr-tools/filter';
 import { startTestApp } from '../helpers/app.js';
 import { buildEvent, newKey } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { storedEvents } from '../helpers/stored-events.js';
 
 const app = await startTestApp(t, { env: { MAX_SUBSCRIPTIONS: '3', MAX_FILTERS: '2', MAX_EVENT_TAGS: '10', MAX_CONTENT_LENGTH: '100', MAX_MESSAGE_BYTES: '4096' }, plans: { basic: { daily: -1 } } });
 const now = () => Math.floor(Date.now() / 1000);
-
-async function fetchAll(relay: Relay, filter: Filter): Promise<NostrEvent[]> {
-  return new Promise((resolve) => {
-    const out: NostrEvent[] = [];
-    const sub = relay.subscribe([filter], {
-      onevent: (e) => out.push(e),
-      oneose: () => {
-        sub.close();
-        resolve(out);
-      },
-    });
-  });
-}
 
 t.test('Alice publishes a note and Bob reads it back exactly as it was signed', async (t) => {
   const alice = newKey();
@@ -32,7 +19,7 @@ t.test('Alice publishes a note and Bob reads it back exactly as it was signed', 
   t.equal(await relay.publish(ev), '');
   const bob = await Relay.connect(app.relayUrl);
   t.teardown(() => bob.close());
-  const got = await fetchAll(bob, { ids: [ev.id] });
+  const got = await storedEvents(bob, { ids: [ev.id] });
   t.equal(got.length, 1);
   t.same(JSON.parse(JSON.stringify(got[0])), ev);
 });

@@ -7,6 +7,7 @@ import { createTestDatabaseUrl } from '../helpers/db.js';
 import { testRedisPrefix } from '../helpers/redis.js';
 import { startTestApp } from '../helpers/app.js';
 import { buildEvent, newKey } from '../helpers/events.js';
+import { storedEvents } from '../helpers/stored-events.js';
 
 const databaseUrl = await createTestDatabaseUrl(t);
 const prefix = testRedisPrefix(t);
@@ -45,15 +46,6 @@ t.test('an event stored through A is served by B, and a duplicate sent to B is r
   const ev = buildEvent(key.sk);
   await onA.publish(ev);
   t.equal(await onB.publish(ev), 'duplicate: already have this event');
-  const got = await new Promise<NostrEvent[]>((resolve) => {
-    const out: NostrEvent[] = [];
-    const sub = onB.subscribe([{ ids: [ev.id] }], {
-      onevent: (e) => out.push(e),
-      oneose: () => {
-        sub.close();
-        resolve(out);
-      },
-    });
-  });
+  const got = await storedEvents(onB, { ids: [ev.id] });
   t.equal(got.length, 1);
 });

@@ -1,0 +1,18 @@
+// What a real client reads from a relay: nostr-tools' Relay subscribed to the filters, its events collected until
+// EOSE, then the subscription closed.
+import type { Relay } from 'nostr-tools/relay';
+import type { NostrEvent } from 'nostr-tools/pure';
+import type { Filter } from 'nostr-tools/filter';
+
+export function storedEvents(relay: Relay, ...filters: Filter[]): Promise<NostrEvent[]> {
+  return new Promise((resolve) => {
+    const out: NostrEvent[] = [];
+    const sub = relay.subscribe(filters, {
+      onevent: (e) => out.push(e),
+      oneose: () => {
+        sub.close();
+        resolve(out);
+      },
+    });
+  });
+}
