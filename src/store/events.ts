@@ -230,7 +230,7 @@ const ERASABLE_REASONS = ['deleted', 'replaced', 'expired', 'vanished'] as const
 export async function eraseRemoved(db: Knex, removedBefore: Date, batch = 1000): Promise<number> {
   const ids = db('nostr_events')
     .select('id')
-    .whereNotNull('removed_at')
+    // `<` holds for no NULL, so PostgreSQL proves the partial index's predicate (removed_at IS NOT NULL) from it
     .where('removed_at', '<', removedBefore)
     .whereIn('removed_reason', ERASABLE_REASONS)
     .limit(batch);
