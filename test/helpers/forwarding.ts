@@ -151,7 +151,7 @@ export async function startServiceProcess(t: Teardown, env: Record<string, strin
   });
   const lines = createInterface({ input: child.stdout! });
   const ready = await new Promise<{ relayUrl: string; workerId: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the service process did not start within 30 s')), 30_000);
+    const timer = setTimeout(() => reject(new Error('the service process did not start within 60 s')), 60_000);
     child.once('exit', (code) => reject(new Error(`the service process exited with ${code} before it was ready`)));
     lines.on('line', (line) => {
       try {
