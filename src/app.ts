@@ -111,8 +111,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
     redis && redisChannel(redis, `${config.redisPrefix}events`, (err) => log.error({ err }, 'redis fan-out failed')),
     (err) => log.error({ err }, 'a fan-out listener failed'),
   );
-  const accounts = createAccounts(db.knex);
   const plans = createPlans(db.knex);
+  const accounts = createAccounts(db.knex, { plans });
   const metrics = createMetrics();
   // Quotas: Redis counters (or memory) for fast refusals, the user_quotas ledger as arbiter; usage rows batched.
   const usage = createUsageRecorder({ db: db.knex, log });

@@ -14,6 +14,12 @@ export interface Plans {
   all(): Promise<PlanRecord[]>;
   byCode(code: string): Promise<PlanRecord | undefined>;
   effectivePlan(userId: string): Promise<PlanRecord>;
+  /**
+   * For a look-up made elsewhere that read users' active plan codes with their rows (core/accounts.ts): call it
+   * when the look-up starts, and the returned function with each code read. A code is kept only if no
+   * invalidation came in between, as for this module's own look-ups.
+   */
+  learn(): (userId: string, code: string) => void;
   invalidateUser(userId: string): void;
   invalidateAll(): void;
 }
@@ -56,6 +62,12 @@ export function createPlans(db: Knex, opts: { ttlMs?: number; max?: number } = {
       const plan = (await byCode(code || DEFAULT_PLAN)) ?? (await byCode(DEFAULT_PLAN));
       if (!plan) throw new Error(`the ${DEFAULT_PLAN} plan is missing from subscription_plans`);
       return plan;
+    },
+    learn() {
+      const startedAt = generation;
+      return (userId, code) => {
+        if (startedAt === generation) perUser.set(userId, code);
+      };
     },
     invalidateUser(userId) {
       generation++;

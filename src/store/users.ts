@@ -1,5 +1,6 @@
 // users: one row per Nostr pubkey that has published or called the API.
 import type { Knex } from 'knex';
+import { queryPrepared } from './db.js';
 
 export type UserStatus = 'active' | 'suspended' | 'deleted' | 'pending_verification';
 
@@ -24,14 +25,32 @@ function toRecord(r: UserRow): UserRecord {
 const columns = ['id', 'nostr_public_key', 'status', 'timezone'];
 
 export async function findUserByPubkey(db: Knex, pubkey: string): Promise<UserRecord | undefined> {
-  return (await findUsersByPubkeys(db, [pubkey])).get(pubkey);
+  const row = (await db('users').where({ nostr_public_key: pubkey }).first(columns)) as UserRow | undefined;
+  return row ? toRecord(row) : undefined;
 }
 
-/** The users of these pubkeys that exist, by pubkey (one query for many look-ups). */
-export async function findUsersByPubkeys(db: Knex, pubkeys: readonly string[]): Promise<Map<string, UserRecord>> {
+/** A user with the code of their active subscription's plan ('' when they have none, so the default plan). */
+export interface UserWithPlan {
+  readonly user: UserRecord;
+  readonly planCode: string;
+}
+
+// At most one subscription per user is active (idx_subscriptions_one_active), so the joins add no rows.
+const USERS_WITH_PLANS = `
+  SELECT u.id, u.nostr_public_key, u.status, u.timezone, COALESCE(p.plan_code, '') AS plan_code
+  FROM users u
+  LEFT JOIN user_subscriptions s ON s.user_id = u.id AND s.status = 'active'
+  LEFT JOIN subscription_plans p ON p.id = s.plan_id
+  WHERE u.nostr_public_key = ANY(CAST($1 AS text[]))`;
+
+/**
+ * The users of these pubkeys that exist, each with their plan's code, by pubkey: what admitting an author's event
+ * needs, in one prepared statement instead of a look-up of the user and then one of their subscription.
+ */
+export async function findUsersWithPlans(db: Knex, pubkeys: readonly string[]): Promise<Map<string, UserWithPlan>> {
   if (pubkeys.length === 0) return new Map();
-  const rows = (await db('users').whereIn('nostr_public_key', pubkeys).select(columns)) as UserRow[];
-  return new Map(rows.map((r) => [r.nostr_public_key, toRecord(r)]));
+  const rows = await queryPrepared<UserRow & { plan_code: string }>(db, 'nostrx_users_with_plans', USERS_WITH_PLANS, [pubkeys]);
+  return new Map(rows.map((r) => [r.nostr_public_key, { user: toRecord(r), planCode: r.plan_code }]));
 }
 
 /** Returns the user for this pubkey, creating it (status active, plan basic by having no subscription). */
