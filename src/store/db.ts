@@ -95,6 +95,14 @@ async function openPglite(dataDir: string): Promise<Database> {
   };
 }
 
+/**
+ * True when the database has a single connection (the embedded PGlite): there, a transaction kept open while a
+ * client reads slowly would stall every other query of the service.
+ */
+export function hasOneConnection(db: Knex): boolean {
+  return (db.client as { pool?: { max?: number } }).pool?.max === 1;
+}
+
 interface RowsOf<R> {
   readonly rows: R[];
 }

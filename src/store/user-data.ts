@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { auditRowsForUser, toAuditRecord, writeAudit } from './audit.js';
+import { hasOneConnection } from './db.js';
 import type { UserStatus } from './users.js';
 
 export interface Profile {
@@ -126,9 +127,18 @@ function exportQueries(db: Knex, userId: string): readonly (readonly [string, Kn
  *
  * All of it is read in one read-only REPEATABLE READ transaction (one snapshot: no row counted in two tables' states),
  * through a cursor per table: an export holds one pool connection and one batch in memory, however many rows the
- * user has. Stopping the iteration early (the client went away) ends the transaction.
+ * user has. Stopping the iteration early (the client went away) ends the transaction. On a database with a single
+ * connection (PGlite) the batches are all read first and the connection given back before the first is yielded:
+ * the export then holds the user's rows in memory, but a client reading it slowly does not stall the relay.
  */
 export async function* exportUserRows(db: Knex, userId: string, batchRows = 1000): AsyncGenerator<ExportBatch> {
+  if (!hasOneConnection(db)) return yield* readExport(db, userId, batchRows);
+  const batches: ExportBatch[] = [];
+  for await (const b of readExport(db, userId, batchRows)) batches.push(b);
+  yield* batches;
+}
+
+async function* readExport(db: Knex, userId: string, batchRows: number): AsyncGenerator<ExportBatch> {
   const trx = await db.transaction();
   try {
     await trx.raw('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
