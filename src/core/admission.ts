@@ -140,6 +140,12 @@ export function createAdmission(deps: AdmissionDeps): Admit {
   // An id stored by another process is not looked up before verifying: that query would cost every new event a
   // round trip to save the rare duplicate a verification; the insert tells duplicates apart anyway.
   const known = new LRUCache<string, true>({ max: 100_000 });
+  // A deleted event is no longer "had": sent again it is refused as the store refuses it (blocked), by this process
+  // as by any other. Deletions stored here and by other processes both reach the fan-out.
+  deps.fanout.subscribe(({ event }) => {
+    if (event.kind !== kinds.EventDeletion) return;
+    for (const id of nip09.deletionTargets(event).ids) known.delete(id);
+  });
   const limits: nip01.EventLimits = {
     maxContentLength: config.maxContentLength,
     maxEventTags: config.maxEventTags,

@@ -49,3 +49,27 @@ t.test('an event stored through A is served by B, and a duplicate sent to B is r
   const got = await storedEvents(onB, { ids: [ev.id] });
   t.equal(got.length, 1);
 });
+
+t.test('an event deleted through B is refused by A, which stored it, as by B', async (t) => {
+  const key = newKey();
+  const onA = await Relay.connect(a.relayUrl);
+  const onB = await Relay.connect(b.relayUrl);
+  t.teardown(() => {
+    onA.close();
+    onB.close();
+  });
+  const ev = buildEvent(key.sk, { content: 'regret' });
+  await onA.publish(ev);
+  t.equal(await onA.publish(ev), 'duplicate: already have this event', 'A remembers it');
+  await onB.publish(buildEvent(key.sk, { kind: 5, tags: [['e', ev.id]] }));
+  const refusal = 'blocked: this event was deleted by its author (NIP-09)';
+  await t.rejects(onB.publish(ev), new Error(refusal), 'B refuses it');
+  // A hears of the deletion over Redis, a moment after B stored it.
+  let answer = '';
+  for (let i = 0; i < 100; i++) {
+    answer = await onA.publish(ev).catch((err: Error) => err.message);
+    if (answer === refusal) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  t.equal(answer, refusal, 'and so does A');
+});
