@@ -232,6 +232,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     log,
     retention: { usage_events: config.usageEventsRetentionDays, relay_publishes: config.relayPublishesRetentionDays },
     removedEventsDays: config.removedEventsRetentionDays,
+    paymentsArchiveYears: config.paymentsArchiveYears,
     ...(opts.now ? { now: opts.now } : {}),
   });
   if (config.forwardEnabled) forwarder.start();

@@ -1,9 +1,10 @@
 // Periodic upkeep run by every process (each job is idempotent, so several processes may run it): monthly
 // partitions created ahead, old months of the partitioned tables dropped by retention, NIP-40 expired events
-// taken out of the served set, and events removed from it long enough ago erased.
+// taken out of the served set, events removed from it long enough ago erased, and old payments archived.
 import type { Knex } from 'knex';
 import type { Logger } from '../log.js';
 import { eraseRemoved, removeExpired } from '../store/events.js';
+import { archivePaymentsOlderThan } from '../store/payments.js';
 import { dropPartitionsBefore, ensureMonthlyPartitions, type PartitionedTable } from '../store/partitions.js';
 
 /** Days kept per partitioned table; 0 keeps everything. */
@@ -15,8 +16,11 @@ export interface MaintenanceDeps {
   readonly retention: Retention;
   /** Days a removed event (deleted, replaced, expired) is kept before it is erased; 0 keeps it. */
   readonly removedEventsDays?: number;
+  /** Years after which a payment is archived; 0 never. */
+  readonly paymentsArchiveYears?: number;
   readonly now?: () => number;
   readonly eraseMs?: number;
+  readonly archiveMs?: number;
   readonly expiredSweepMs?: number;
   readonly partitionsMs?: number;
 }
@@ -70,16 +74,23 @@ export function startMaintenance(deps: MaintenanceDeps): { stop(): void } {
     const erased = await eraseRemovedEvents(deps.db, deps.removedEventsDays ?? 0, now());
     if (erased > 0) deps.log.info({ erased, removedEventsDays: deps.removedEventsDays }, 'removed events erased');
   });
+  const archive = run('archive', async () => {
+    const years = deps.paymentsArchiveYears ?? 0;
+    const archived = years > 0 ? await archivePaymentsOlderThan(deps.db, years) : 0;
+    if (archived > 0) deps.log.info({ archived, paymentsArchiveYears: years }, 'old payments archived');
+  });
   const timers = [
     setInterval(run('expire', () => removeExpired(deps.db, now())), deps.expiredSweepMs ?? 60_000),
     setInterval(partitions, deps.partitionsMs ?? 6 * 3600_000),
     setInterval(erase, deps.eraseMs ?? 3600_000),
+    setInterval(archive, deps.archiveMs ?? 3600_000),
   ];
   for (const t of timers) t.unref();
   // At start, only the old months go (a service restarted once a month must not wait six hours to drop one): the
   // caller has just created the months ahead, before serving (app.ts).
   run('partitions', retention)();
   erase();
+  archive();
   return {
     stop() {
       for (const t of timers) clearInterval(t);

@@ -257,6 +257,19 @@ export async function upsertPayment(trx: Knex.Transaction, p: PaymentWrite): Pro
   return toPayment(rows[0] as PaymentRow);
 }
 
+/**
+ * Archives the payments made over `years` years ago (the founding schema's retention policy): they stay, as
+ * accounting law requires, but leave the user's history. Returns how many were archived now.
+ */
+export async function archivePaymentsOlderThan(db: Knex, years: number): Promise<number> {
+  const rows = (await db('payments')
+    .where({ archived: false })
+    .where('created_at', '<', db.raw('now() - make_interval(years => ?)', [years]))
+    .update({ archived: true })
+    .returning('id')) as { id: string }[];
+  return rows.length;
+}
+
 /** The user's payments, newest first, without archived ones. */
 export async function listPayments(db: Knex, userId: string, limit = 100): Promise<PaymentRecord[]> {
   const rows = (await db('payments')
