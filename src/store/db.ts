@@ -35,6 +35,7 @@ export async function openDatabase(opts: DbOptions): Promise<Database> {
 }
 
 interface TarnPool {
+  readonly max: number;
   numUsed(): number;
   numFree(): number;
   numPendingAcquires(): number;
@@ -100,7 +101,7 @@ async function openPglite(dataDir: string): Promise<Database> {
  * client reads slowly would stall every other query of the service.
  */
 export function hasOneConnection(db: Knex): boolean {
-  return (db.client as { pool?: { max?: number } }).pool?.max === 1;
+  return (db.client as { pool?: TarnPool }).pool?.max === 1;
 }
 
 interface RowsOf<R> {

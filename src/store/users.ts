@@ -37,7 +37,7 @@ export interface UserWithPlan {
 
 // At most one subscription per user is active (idx_subscriptions_one_active), so the joins add no rows.
 const USERS_WITH_PLANS = `
-  SELECT u.id, u.nostr_public_key, u.status, u.timezone, COALESCE(p.plan_code, '') AS plan_code
+  SELECT ${columns.map((c) => `u.${c}`).join(', ')}, COALESCE(p.plan_code, '') AS plan_code
   FROM users u
   LEFT JOIN user_subscriptions s ON s.user_id = u.id AND s.status = 'active'
   LEFT JOIN subscription_plans p ON p.id = s.plan_id

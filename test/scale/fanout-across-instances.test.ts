@@ -1,6 +1,6 @@
 // Two instances on different ports share one PostgreSQL and one Redis: a subscriber on instance B sees, live,
 // what Alice publishes on instance A (Redis pub/sub), and stored events are visible from both.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Relay } from 'nostr-tools/relay';
 import type { NostrEvent } from 'nostr-tools/pure';
 import { createTestDatabaseUrl } from '../helpers/db.js';
@@ -14,14 +14,16 @@ const prefix = testRedisPrefix(t);
 const a = await startTestApp(t, { databaseUrl, redis: prefix });
 const b = await startTestApp(t, { databaseUrl, redis: prefix });
 
+/** A nostr-tools Relay on each instance, closed when the test ends. */
+async function clientsOfBoth(t: Test): Promise<[Relay, Relay]> {
+  const clients = await Promise.all([Relay.connect(a.relayUrl), Relay.connect(b.relayUrl)]);
+  t.teardown(() => clients.forEach((c) => c.close()));
+  return clients;
+}
+
 t.test('a live subscriber on B receives what is published on A, once', async (t) => {
   const alice = newKey();
-  const onA = await Relay.connect(a.relayUrl);
-  const onB = await Relay.connect(b.relayUrl);
-  t.teardown(() => {
-    onA.close();
-    onB.close();
-  });
+  const [onA, onB] = await clientsOfBoth(t);
   const received: NostrEvent[] = [];
   const eose = new Promise<void>((resolve) => {
     onB.subscribe([{ authors: [alice.pk] }], { onevent: (e) => received.push(e), oneose: resolve });
@@ -37,12 +39,7 @@ t.test('a live subscriber on B receives what is published on A, once', async (t)
 
 t.test('an event stored through A is served by B, and a duplicate sent to B is recognised', async (t) => {
   const key = newKey();
-  const onA = await Relay.connect(a.relayUrl);
-  const onB = await Relay.connect(b.relayUrl);
-  t.teardown(() => {
-    onA.close();
-    onB.close();
-  });
+  const [onA, onB] = await clientsOfBoth(t);
   const ev = buildEvent(key.sk);
   await onA.publish(ev);
   t.equal(await onB.publish(ev), 'duplicate: already have this event');
@@ -52,12 +49,7 @@ t.test('an event stored through A is served by B, and a duplicate sent to B is r
 
 t.test('an event deleted through B is refused by A, which stored it, as by B', async (t) => {
   const key = newKey();
-  const onA = await Relay.connect(a.relayUrl);
-  const onB = await Relay.connect(b.relayUrl);
-  t.teardown(() => {
-    onA.close();
-    onB.close();
-  });
+  const [onA, onB] = await clientsOfBoth(t);
   const ev = buildEvent(key.sk, { content: 'regret' });
   await onA.publish(ev);
   t.equal(await onA.publish(ev), 'duplicate: already have this event', 'A remembers it');
