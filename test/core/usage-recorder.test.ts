@@ -15,6 +15,10 @@ const log = createLogger('silent');
 const statements: string[] = [];
 db.knex.on('query', (q: { sql: string }) => statements.push(q.sql));
 const inserts = (table: string) => statements.filter((s) => s.toLowerCase().replace(/\s+/g, ' ').startsWith(`insert into ${table} `) || s.startsWith(`insert into "${table}"`)).length;
+// Dates relative to now: the current month's partition always exists (the migration creates it), so a fixed
+// date would stop working once its month's partition is gone.
+const now = new Date();
+const today = now.toISOString().slice(0, 10);
 const newUser = async () => (await upsertUserByPubkey(db.knex, newKey().pk)).user.id;
 
 t.test('120 events and 3 users’ stats are written with one statement each', async (t) => {
@@ -24,8 +28,8 @@ t.test('120 events and 3 users’ stats are written with one statement each', as
   statements.length = 0;
   for (let i = 0; i < 120; i++) {
     const userId = users[i % 3]!;
-    rec.event({ userId, type: 'post_success', action: 'post_stored', occurredAt: new Date('2026-11-25T10:00:00Z'), data: { i } });
-    rec.post(userId, '2026-11-25', i % 10 === 0 ? 'failure' : 'success', i % 2 ? 'twitter' : 'x.com');
+    rec.event({ userId, type: 'post_success', action: 'post_stored', occurredAt: now, data: { i } });
+    rec.post(userId, today, i % 10 === 0 ? 'failure' : 'success', i % 2 ? 'twitter' : 'x.com');
   }
   t.equal(rec.pending(), 123);
   await rec.flush();
@@ -37,7 +41,7 @@ t.test('120 events and 3 users’ stats are written with one statement each', as
   const s = await db.knex('daily_usage_stats').where({ user_id: users[0] }).first('total_posts', 'successful_posts', 'failed_posts', 'twitter_posts', 'x_com_posts');
   t.same(s, { total_posts: 40, successful_posts: 36, failed_posts: 4, twitter_posts: 20, x_com_posts: 20 });
 
-  rec.post(users[0]!, '2026-11-25', 'success');
+  rec.post(users[0]!, today, 'success');
   await rec.flush();
   const s2 = await db.knex('daily_usage_stats').where({ user_id: users[0] }).first('total_posts', 'successful_posts');
   t.same(s2, { total_posts: 41, successful_posts: 37 }, 'a later flush adds to the stored row');
@@ -48,8 +52,8 @@ t.test('usage buffered when the account is erased is not written back', async (t
   t.teardown(() => rec.close());
   const [kept, erased] = [await newUser(), await newUser()];
   for (const userId of [kept, erased]) {
-    rec.event({ userId, type: 'post_success', action: 'post_stored', occurredAt: new Date('2026-11-25T10:00:00Z') });
-    rec.post(userId, '2026-11-25', 'success', 'twitter');
+    rec.event({ userId, type: 'post_success', action: 'post_stored', occurredAt: now });
+    rec.post(userId, today, 'success', 'twitter');
   }
   t.ok(await eraseUser(db.knex, erased));
   await rec.flush();
@@ -64,7 +68,7 @@ t.test('refused attempts are aggregated: one row per user and period per flush',
   t.teardown(() => rec.close());
   const userId = await newUser();
   for (let i = 0; i < 1000; i++) {
-    rec.exceeded({ userId, plan: 'basic', period: 'daily', periodDate: '2026-11-25', limit: 3, used: 3, resetsAt: '2026-11-26T00:00:00Z', at: new Date(Date.UTC(2026, 10, 25, 12, 0, i % 60)), via: 'relay', ip: '127.0.0.1' });
+    rec.exceeded({ userId, plan: 'basic', period: 'daily', periodDate: today, limit: 3, used: 3, resetsAt: new Date(Date.parse(today) + 86_400_000).toISOString(), at: new Date(now.getTime() + (i % 60) * 1000), via: 'relay', ip: '127.0.0.1' });
   }
   await rec.flush();
   const rows = (await db.knex('usage_events').where({ user_id: userId }).select('event_type', 'event_action', 'quota_limit', 'event_data', 'ip_address')) as {
@@ -116,7 +120,7 @@ t.test('while the database cannot be reached, rows are kept for the next flush',
   t.teardown(() => unreachable.destroy());
   const rec = createUsageRecorder({ db: unreachable, log, flushMs: 60_000 });
   rec.event({ userId: '00000000-0000-0000-0000-000000000000', type: 'quota_usage', action: 'post_charged', occurredAt: new Date() });
-  rec.post('00000000-0000-0000-0000-000000000000', '2026-11-25', 'success');
+  rec.post('00000000-0000-0000-0000-000000000000', today, 'success');
   await rec.flush();
   t.equal(rec.pending(), 2);
 });
