@@ -1,5 +1,5 @@
 // The rows taken out of the served set (deleted under NIP-09, replaced by a newer version, expired under NIP-40)
-// are erased once REMOVED_EVENTS_RETENTION_DAYS old (core/maintenance.ts). This index lets that job find them
+// are erased once REMOVED_EVENTS_RETENTION_DAYS old (core/ops/maintenance.ts). This index lets that job find them
 // without reading the whole table every hour; it holds removed rows only, so the live rows' writes never touch it.
 // Building it reads nostr_events once while the migration's transaction holds the table.
 import type { Knex } from 'knex';

@@ -6,22 +6,22 @@ import { relayUrl as relayUrlOf, verifyThreadsOf, withPort, type Config } from '
 import { createLogger, type Logger } from './log.js';
 import * as nip01 from './nips/nip01.js';
 import { corsHeaders } from './nips/nip11.js';
-import { createAccounts, type Accounts } from './core/accounts.js';
-import { createPlans, type Plans } from './core/plans.js';
-import { createAdmission, measured, type Admit } from './core/admission.js';
-import { createVerifierPool } from './core/verifier-pool.js';
-import { createMetrics, type Metrics } from './core/metrics.js';
-import { createFanOut, type FanOut } from './core/fanout.js';
-import { createQueries, type EventQueries } from './core/query.js';
-import { checkReadiness } from './core/health.js';
-import { startMaintenance } from './core/maintenance.js';
-import { createForwarder, wakeOnAccepted, type Forwarder } from './core/forwarder.js';
-import { createOutboxStage } from './core/outbox.js';
-import { createQuota, type Quota } from './core/quota.js';
-import { createUsageRecorder, type UsageRecorder } from './core/usage-recorder.js';
-import { createRateLimits, type RateLimits } from './core/rate-limits.js';
-import { createCacheInvalidation, type CacheInvalidation } from './core/cache-invalidation.js';
-import type { AccountAdminDeps } from './core/account-admin.js';
+import { createAccounts, type Accounts } from './core/accounts/accounts.js';
+import { createPlans, type Plans } from './core/quota/plans.js';
+import { createAdmission, measured, type Admit } from './core/admission/pipeline.js';
+import { createVerifierPool } from './core/admission/verifier-pool.js';
+import { createMetrics, type Metrics } from './core/ops/metrics.js';
+import { createFanOut, type FanOut } from './core/events/fanout.js';
+import { createQueries, type EventQueries } from './core/events/query.js';
+import { checkReadiness } from './core/ops/health.js';
+import { startMaintenance } from './core/ops/maintenance.js';
+import { createForwarder, wakeOnAccepted, type Forwarder } from './core/forwarding/forwarder.js';
+import { createOutboxStage } from './core/forwarding/enqueue.js';
+import { createQuota, type Quota } from './core/quota/tier-quota.js';
+import { createUsageRecorder, type UsageRecorder } from './core/ops/usage-recorder.js';
+import { createRateLimits, type RateLimits } from './core/quota/rate-limits.js';
+import { createCacheInvalidation, type CacheInvalidation } from './core/accounts/cache-invalidation.js';
+import type { AccountAdminDeps } from './core/accounts/account-admin.js';
 import { memoryQuotaCounters, redisQuotaCounters } from './store/quota-counters.js';
 import { memoryTokenBuckets, redisTokenBuckets } from './store/rate-limit-store.js';
 import { openDatabase, type Database } from './store/db.js';
@@ -31,7 +31,7 @@ import { redisChannel } from './store/pubsub.js';
 import { openRedis, type Redis } from './store/redis.js';
 import { registerOpsRoutes } from './api/ops-routes.js';
 import { apiServerOptions, registerApi } from './api/index.js';
-import { createBans } from './core/bans.js';
+import { createBans } from './core/moderation/ban-lists.js';
 import { relayInfo } from './relay/info.js';
 import { attachRelay, type RelayServer } from './relay/server.js';
 
@@ -76,7 +76,7 @@ export interface App {
   readonly usage: UsageRecorder;
   readonly rateLimits: RateLimits;
   readonly invalidation: CacheInvalidation;
-  /** What changePlan / setUserStatus / quotaStatus (core/account-admin.ts) take. */
+  /** What changePlan / setUserStatus / quotaStatus (core/accounts/account-admin.ts) take. */
   readonly accountAdmin: AccountAdminDeps;
   close(): Promise<void>;
 }

@@ -8,20 +8,20 @@ import type { Knex } from 'knex';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { reasonOf, type Rejection } from '../nips/result.js';
-import type { AccountAdminDeps } from '../core/account-admin.js';
-import type { Accounts } from '../core/accounts.js';
-import type { Admit } from '../core/admission.js';
-import type { Bans } from '../core/bans.js';
-import type { CacheInvalidation } from '../core/cache-invalidation.js';
-import { createEventRecords } from '../core/event-records.js';
-import { createHttpAuth, replayCache, type Redis } from '../core/http-auth.js';
-import { createPayments } from '../core/payments.js';
-import type { Plans } from '../core/plans.js';
-import { createProfiles } from '../core/profile.js';
-import { createRelaySettings } from '../core/relay-settings.js';
-import { createReports } from '../core/reports.js';
-import { createSessions } from '../core/sessions.js';
-import { createUserDirectory } from '../core/user-directory.js';
+import type { AccountAdminDeps } from '../core/accounts/account-admin.js';
+import type { Accounts } from '../core/accounts/accounts.js';
+import type { Admit } from '../core/admission/pipeline.js';
+import type { Bans } from '../core/moderation/ban-lists.js';
+import type { CacheInvalidation } from '../core/accounts/cache-invalidation.js';
+import { createEventRecords } from '../core/events/publish-history.js';
+import { createHttpAuth, replayCache, type Redis } from '../core/accounts/http-auth.js';
+import { createPayments } from '../core/billing/payment-webhooks.js';
+import type { Plans } from '../core/quota/plans.js';
+import { createProfiles } from '../core/accounts/profile.js';
+import { createRelaySettings } from '../core/forwarding/relay-settings.js';
+import { createReports } from '../core/ops/figures.js';
+import { createSessions } from '../core/accounts/sessions.js';
+import { createUserDirectory } from '../core/accounts/user-directory.js';
 import { accessFor, authHooks } from './auth.js';
 import { useJsonBodies } from './body.js';
 import { useApiCors } from './cors.js';
@@ -58,7 +58,7 @@ export interface ApiDeps {
   readonly accountAdmin: AccountAdminDeps;
   /** Seconds since the epoch. */
   readonly now: () => number;
-  /** The per-IP rate limit (core/rate-limits.ts), shared with the relay's messages; a rejection answers 429. */
+  /** The per-IP rate limit (core/quota/rate-limits.ts), shared with the relay's messages; a rejection answers 429. */
   readonly checkIp?: (ip: string) => Promise<Rejection | undefined>;
 }
 

@@ -2,7 +2,7 @@
 // (erasure; NIP-98 only, so a leaked session token cannot erase an account).
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import type { Profile } from '../core/profile.js';
+import type { Profile } from '../core/accounts/profile.js';
 import type { ExportBatch } from '../store/user-data.js';
 import { callerOf } from './auth.js';
 import { apiError } from './errors.js';

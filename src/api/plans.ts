@@ -1,6 +1,6 @@
 // GET /v1/plans (public): the plans anyone can subscribe to, with prices and limits.
 import type { FastifyInstance } from 'fastify';
-import type { Plans } from '../core/plans.js';
+import type { Plans } from '../core/quota/plans.js';
 import type { ApiServices } from './index.js';
 
 type PlanRecord = Awaited<ReturnType<Plans['all']>>[number];

@@ -1,7 +1,7 @@
 // GET /v1/stats?from&to: the caller's daily stats, on plans with analytics (403 naming the plan that has them).
 import type { FastifyInstance } from 'fastify';
-import { checkFeature, refusal } from '../core/features.js';
-import { dateRange, type DailyStat } from '../core/reports.js';
+import { checkFeature, refusal } from '../core/quota/features.js';
+import { dateRange, type DailyStat } from '../core/ops/figures.js';
 import { callerOf } from './auth.js';
 import { apiError } from './errors.js';
 import { reasonOf } from '../nips/result.js';

@@ -1,6 +1,6 @@
 // GET /v1/subscription: the caller's effective plan, their active subscription, its history and their payments.
 import type { FastifyInstance } from 'fastify';
-import type { PaymentRecord, SubscriptionRecord } from '../core/payments.js';
+import type { PaymentRecord, SubscriptionRecord } from '../core/billing/payment-webhooks.js';
 import { callerOf } from './auth.js';
 import type { ApiServices } from './index.js';
 import { planView } from './plans.js';

@@ -1,8 +1,8 @@
-// POST /v1/webhooks/payments: the payment provider's events (core/payments.ts). The signature is checked before
+// POST /v1/webhooks/payments: the payment provider's events (core/billing/payment-webhooks.ts). The signature is checked before
 // anything else, validation included, so an unsigned request learns nothing and changes nothing (400).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { webhookTypes, type WebhookPayload } from '../core/payments.js';
-import { SIGNATURE_HEADER, WEBHOOK_TOLERANCE_SECONDS, verifyWebhookSignature } from '../core/webhook-signature.js';
+import { webhookTypes, type WebhookPayload } from '../core/billing/payment-webhooks.js';
+import { SIGNATURE_HEADER, WEBHOOK_TOLERANCE_SECONDS, verifyWebhookSignature } from '../core/billing/webhook-signature.js';
 import { apiError } from './errors.js';
 import type { ApiServices } from './index.js';
 import { hex64 } from './schemas.js';

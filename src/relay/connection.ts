@@ -2,15 +2,15 @@
 // subscriptions live in the shared index, and everything it is sent passes the slow-reader guard.
 import type { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
-import { corkUntilNextTick } from '../ws-cork.js';
+import { corkUntilNextTick } from '../lib/ws-cork.js';
 import * as filter from '../nips/filter.js';
 import type { Filter, FilterLimits } from '../nips/filter.js';
 import * as messages from '../nips/messages.js';
 import type { MessageLimits } from '../nips/messages.js';
 import * as nip42 from '../nips/nip42.js';
 import type { Rejection, Result } from '../nips/result.js';
-import type { Admit } from '../core/admission.js';
-import type { EventQueries } from '../core/query.js';
+import type { Admit } from '../core/admission/pipeline.js';
+import type { EventQueries } from '../core/events/query.js';
 import { createFairShare } from './fair-share.js';
 import type { SubscriptionIndex, Subscriber } from './subscriptions.js';
 
@@ -30,7 +30,7 @@ export interface ConnectionDeps {
   readonly limits: ConnectionLimits;
   readonly relayUrl: string;
   readonly authWindowSeconds: number;
-  /** Per-IP and per-connection message rate limits (core/rate-limits.ts); a rejection answers the message. */
+  /** Per-IP and per-connection message rate limits (core/quota/rate-limits.ts); a rejection answers the message. */
   readonly checkRate?: (ip: string, connId: string) => Promise<Rejection | undefined>;
   readonly onMessage?: (type: string) => void;
   readonly onSlowReader?: () => void;

@@ -32,7 +32,7 @@ function currentTurn(): number {
 }
 
 // All the messages waiting for the next turn resume in one callback, so in one run of promise callbacks: what
-// they send leaves in one write per socket (ws-cork.ts), where a callback each made a write each.
+// they send leaves in one write per socket (lib/ws-cork.ts), where a callback each made a write each.
 let waiting: Promise<void> | undefined;
 
 function nextTurn(): Promise<void> {

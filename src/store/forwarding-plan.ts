@@ -6,7 +6,7 @@ import type { Knex } from 'knex';
 import { numbered, queryPrepared } from './db.js';
 import { customSources, type RelayTarget } from './user-relays.js';
 
-/** What admission decided for an event (core/outbox.ts); the statement that stores it applies the decision. */
+/** What admission decided for an event (core/forwarding/enqueue.ts); the statement that stores it applies the decision. */
 export interface Forwarding {
   /** The targets are the user's own active write relays when they have any (their plan allows them). */
   readonly ownRelaysFirst: boolean;

@@ -1,5 +1,5 @@
 // usage_events (partitioned by month) and daily_usage_stats, written in batches: one multi-row INSERT for the
-// events and one multi-row upsert for the stats per flush (core/usage-recorder.ts buffers them).
+// events and one multi-row upsert for the stats per flush (core/ops/usage-recorder.ts buffers them).
 import type { Knex } from 'knex';
 import { arrayColumns } from './array-columns.js';
 import { ensureMonthlyPartitions } from './partitions.js';
@@ -39,7 +39,7 @@ const EVENT_COLUMNS =
   'user_id, event_type, event_action, occurred_at, source_platform, posts_used_before, posts_used_after, quota_limit, event_data, ip_address, timezone';
 
 /**
- * Usage is buffered for up to a second (core/usage-recorder.ts), in every process: what arrives after an account
+ * Usage is buffered for up to a second (core/ops/usage-recorder.ts), in every process: what arrives after an account
  * was erased (status 'deleted', its rows gone) must not bring its usage back. A condition on the rows named `alias`.
  */
 export const notErased = (alias: string): string => `EXISTS (SELECT 1 FROM users u WHERE u.id = ${alias}.user_id AND u.status <> 'deleted')`;

@@ -11,7 +11,7 @@
 // relays that have `write`, and to the defaults when there are none.
 //
 // URLs are stored in their normalised form (nips/relay-url.ts parseRelayUrl). Functions here take URLs that were
-// already validated (core/relay-targets.ts validateRelayUrl); they do no DNS and no SSRF check themselves.
+// already validated (core/forwarding/relay-targets.ts validateRelayUrl); they do no DNS and no SSRF check themselves.
 import type { Knex } from 'knex';
 
 export type RelaySource = 'api' | 'nip65' | 'default';

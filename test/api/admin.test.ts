@@ -1,7 +1,7 @@
 // Admin routes: NIP-98 by a pubkey in ADMIN_PUBKEYS, 403 for anyone else. Users listed and filtered, plan and
 // status changes (audited, in force from the user's next event), and the three reports.
 import t from 'tap';
-import { signWebhook } from '../../src/core/webhook-signature.js';
+import { signWebhook } from '../../src/core/billing/webhook-signature.js';
 import { startTestApp } from '../helpers/app.js';
 import { ApiClient } from '../helpers/api.js';
 import { buildEvent, newKey, type Key } from '../helpers/events.js';

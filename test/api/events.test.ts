@@ -2,7 +2,7 @@
 // upstream relay (a second instance of this service), with each relay's outcome and timings in the record.
 import t from 'tap';
 import { Relay } from 'nostr-tools/relay';
-import { setUserStatus } from '../../src/core/account-admin.js';
+import { setUserStatus } from '../../src/core/accounts/account-admin.js';
 import { startTestApp } from '../helpers/app.js';
 import { ApiClient } from '../helpers/api.js';
 import { buildEvent, newKey, type Key } from '../helpers/events.js';
@@ -189,7 +189,7 @@ t.test('GET /v1/events pages through your events newest first, and filters by ki
   // An advanced (unlimited) user, so the quota does not interfere.
   await publish(advanced, buildEvent(advanced.sk, { kind: 0, content: '{}' }));
   const user = await app.db.knex('users').where({ nostr_public_key: advanced.pk }).first('id');
-  const { changePlan } = await import('../../src/core/account-admin.js');
+  const { changePlan } = await import('../../src/core/accounts/account-admin.js');
   await changePlan(app.accountAdmin, user.id, 'advanced', 'test');
   const before = new Date();
   const ids: string[] = [];

@@ -2,8 +2,8 @@
 // the same plan, calls every route a user may call, with NIP-98 and with a session, and tries Alice's ids in every
 // route that takes one: nothing of Alice's comes back, and nothing of hers changes.
 import t, { type Test } from 'tap';
-import { changePlan } from '../../src/core/account-admin.js';
-import { signWebhook } from '../../src/core/webhook-signature.js';
+import { changePlan } from '../../src/core/accounts/account-admin.js';
+import { signWebhook } from '../../src/core/billing/webhook-signature.js';
 import { startTestApp } from '../helpers/app.js';
 import { ApiClient, type Reply } from '../helpers/api.js';
 import { buildEvent, newKey, type Key } from '../helpers/events.js';

@@ -1,7 +1,7 @@
 // The caller's own account: profile and preferences, the quota, the export of everything we hold, and erasure.
 import t from 'tap';
-import { changePlan } from '../../src/core/account-admin.js';
-import { signWebhook } from '../../src/core/webhook-signature.js';
+import { changePlan } from '../../src/core/accounts/account-admin.js';
+import { signWebhook } from '../../src/core/billing/webhook-signature.js';
 import { startTestApp } from '../helpers/app.js';
 import { ApiClient } from '../helpers/api.js';
 import { buildEvent, newKey } from '../helpers/events.js';

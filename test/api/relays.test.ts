@@ -1,7 +1,7 @@
 // The user's own relays: only on plans with custom relays (403 naming the plan that has them), ws(s):// URLs that
 // resolve to public addresses only (SSRF guard), at most MAX_CUSTOM_RELAYS, and only ever one's own.
 import t from 'tap';
-import { changePlan } from '../../src/core/account-admin.js';
+import { changePlan } from '../../src/core/accounts/account-admin.js';
 import { startTestApp } from '../helpers/app.js';
 import { ApiClient } from '../helpers/api.js';
 import { newKey, type Key } from '../helpers/events.js';

@@ -1,6 +1,6 @@
 // GET /v1/stats: the caller's own daily stats, on plans with analytics only.
 import t from 'tap';
-import { changePlan } from '../../src/core/account-admin.js';
+import { changePlan } from '../../src/core/accounts/account-admin.js';
 import { startTestApp } from '../helpers/app.js';
 import { ApiClient } from '../helpers/api.js';
 import { newKey, type Key } from '../helpers/events.js';

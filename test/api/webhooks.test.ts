@@ -2,7 +2,7 @@
 // subscription moves the user to its plan at once (today's count stays); payments are recorded; every
 // subscription change is audited; a bad signature is a 400 that changes nothing.
 import t from 'tap';
-import { signWebhook } from '../../src/core/webhook-signature.js';
+import { signWebhook } from '../../src/core/billing/webhook-signature.js';
 import { startTestApp } from '../helpers/app.js';
 import { ApiClient } from '../helpers/api.js';
 import { buildEvent, newKey, type Key } from '../helpers/events.js';

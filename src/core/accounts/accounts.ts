@@ -1,0 +1,72 @@
+// Accounts: the user behind a pubkey, created the first time it publishes a correctly signed event or calls the
+// API. Lookups are cached in the process because every event needs one; a change of status (suspension)
+// invalidates the entry through `invalidate` (and, across processes, core/accounts/cache-invalidation.ts). A look-up also
+// reads the user's plan and hands it to core/quota/plans.ts: an author whose entries have expired (most users post a
+// few times a day, and the caches keep entries a minute) costs one query before their event, not two.
+import type { Knex } from 'knex';
+import { LRUCache } from 'lru-cache';
+import { findUsersWithPlans, upsertUserByPubkey, type UserRecord } from '../../store/users.js';
+import { createBatcher } from '../../lib/batcher.js';
+import type { Plans } from '../quota/plans.js';
+
+export interface Accounts {
+  /** The user for this pubkey, created (active, on basic) if there is none. Only for a proven pubkey. */
+  forPubkey(pubkey: string): Promise<UserRecord>;
+  /** The user for this pubkey if one exists; never creates one, so it is safe before a signature is checked. */
+  find(pubkey: string): Promise<UserRecord | undefined>;
+  invalidate(pubkey: string): void;
+}
+
+export function createAccounts(db: Knex, opts: { max?: number; ttlMs?: number; plans?: Pick<Plans, 'learn'> } = {}): Accounts {
+  const cache = new LRUCache<string, UserRecord>({ max: opts.max ?? 50_000, ttl: opts.ttlMs ?? 60_000 });
+  const pending = new Map<string, Promise<UserRecord>>();
+  // Bumped by invalidate: a lookup that started before an invalidation must not cache what it read.
+  let generation = 0;
+
+  const remember = (pubkey: string, user: UserRecord, startedAt: number): UserRecord => {
+    if (startedAt === generation) cache.set(pubkey, user);
+    return user;
+  };
+  // A burst of events from many authors the cache does not know yet costs one query, not one per author.
+  const lookup = createBatcher<string, UserRecord>(async (pubkeys) => {
+    const startedAt = generation;
+    const learnPlan = opts.plans?.learn();
+    const found = await findUsersWithPlans(db, pubkeys);
+    const users = new Map<string, UserRecord>();
+    for (const [pubkey, { user, planCode }] of found) {
+      users.set(pubkey, remember(pubkey, user, startedAt));
+      learnPlan?.(user.id, planCode);
+    }
+    return users;
+  });
+
+  return {
+    async forPubkey(pubkey) {
+      const hit = cache.get(pubkey);
+      if (hit) return hit;
+      // Concurrent events of a new user share one lookup instead of racing inserts.
+      let p = pending.get(pubkey);
+      if (!p) {
+        const startedAt = generation;
+        const learnPlan = opts.plans?.learn();
+        p = upsertUserByPubkey(db, pubkey)
+          .then(({ user, created }) => {
+            if (created) learnPlan?.(user.id, ''); // a user this statement created has no subscription yet
+            return remember(pubkey, user, startedAt);
+          })
+          .finally(() => pending.delete(pubkey));
+        pending.set(pubkey, p);
+      }
+      return p;
+    },
+    async find(pubkey) {
+      const hit = cache.get(pubkey);
+      if (hit) return hit;
+      return lookup(pubkey);
+    },
+    invalidate(pubkey) {
+      generation++;
+      cache.delete(pubkey);
+    },
+  };
+}

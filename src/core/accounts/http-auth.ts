@@ -1,0 +1,95 @@
+// Who is calling the HTTP API: a NIP-98 signature (checked by nips/nip98.ts, then accepted once: the replay cache
+// remembers each Authorization event id for twice the time window) or a session bearer token (core/accounts/sessions.ts).
+// Either way the answer is the caller's account, or the name of the check that failed.
+import * as nip98 from '../../nips/nip98.js';
+import type { Redis } from '../../store/redis.js';
+import { memorySeenOnce, redisSeenOnce, type SeenOnce } from '../../store/seen-once.js';
+import type { UserRecord } from '../../store/users.js';
+import type { Accounts } from './accounts.js';
+import type { Sessions } from './sessions.js';
+
+export type { Redis };
+
+/** The replay cache: in Redis (shared by every process) when configured, else in this process. */
+export function replayCache(redis: Redis | undefined, prefix: string): SeenOnce {
+  return redis ? redisSeenOnce(redis, prefix) : memorySeenOnce();
+}
+
+export type AuthCheck = nip98.HttpAuthCheck | 'replay' | 'session';
+
+export interface Caller {
+  readonly user: UserRecord;
+  readonly pubkey: string;
+  readonly via: 'nip98' | 'session';
+  /** The session the request used (via 'session'). */
+  readonly sessionId?: string;
+}
+
+export type AuthResult = { readonly ok: true; readonly caller: Caller } | { readonly ok: false; readonly check: AuthCheck; readonly message: string };
+
+export interface SignedRequest {
+  /** The absolute URL as the client sees it: PUBLIC_URL + path + query. */
+  readonly url: string;
+  readonly method: string;
+  /** The exact body bytes (undefined or empty when the request has no body). */
+  readonly body: Uint8Array | undefined;
+}
+
+export interface HttpAuthDeps {
+  readonly accounts: Accounts;
+  readonly sessions: Sessions;
+  readonly replay: SeenOnce;
+  readonly windowSeconds: number;
+  readonly maxHeaderLength: number;
+  /** Seconds since the epoch. */
+  readonly now: () => number;
+}
+
+export interface HttpAuth {
+  /** NIP-98 only (`Authorization: Nostr …`). */
+  signed(header: string | undefined, req: SignedRequest): Promise<AuthResult>;
+  /** NIP-98 or a session (`Authorization: Bearer …`). */
+  any(header: string | undefined, req: SignedRequest): Promise<AuthResult>;
+}
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+const sessionMessages = {
+  unknown: 'the session token is not known',
+  expired: 'the session has expired; sign in again with NIP-98 (POST /v1/sessions)',
+  revoked: 'the session was revoked; sign in again with NIP-98 (POST /v1/sessions)',
+} as const;
+
+export function createHttpAuth(deps: HttpAuthDeps): HttpAuth {
+  // A token is valid while created_at is within the window of now, on either side: remember it that long twice.
+  const replayTtl = 2 * deps.windowSeconds + 1;
+
+  async function signed(header: string | undefined, req: SignedRequest): Promise<AuthResult> {
+    const checked = nip98.verifyAuthorization(header, {
+      url: req.url,
+      method: req.method,
+      ...(req.body ? { body: req.body } : {}),
+      nowSeconds: deps.now(),
+      windowSeconds: deps.windowSeconds,
+      maxHeaderLength: deps.maxHeaderLength,
+    });
+    if (!checked.ok) return { ok: false, check: checked.check, message: checked.message };
+    // Only a fully valid token is remembered, so a forged or mistaken one cannot burn a real one's id.
+    if (!(await deps.replay.firstSeen(`nip98:${checked.eventId}`, replayTtl))) {
+      return { ok: false, check: 'replay', message: 'this Authorization event was already used; sign a new one for every request' };
+    }
+    const user = await deps.accounts.forPubkey(checked.pubkey);
+    return { ok: true, caller: { user, pubkey: checked.pubkey, via: 'nip98' } };
+  }
+
+  return {
+    signed,
+    async any(header, req) {
+      const bearer = header === undefined ? null : BEARER.exec(header);
+      if (!bearer) return signed(header, req);
+      const found = await deps.sessions.resolve(bearer[1] ?? '');
+      if (!found.ok) return { ok: false, check: 'session', message: sessionMessages[found.reason] };
+      return { ok: true, caller: { user: found.user, pubkey: found.user.pubkey, via: 'session', sessionId: found.session.id } };
+    },
+  };
+}

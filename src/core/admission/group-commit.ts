@@ -1,0 +1,160 @@
+// Group commit for regular events: while one batch is being written, newly verified events wait; when it
+// commits, all of them are written together. Each event's answer is sent only after what holds it has committed.
+// Under light load a batch is one event, so nothing waits; under heavy load many events share one commit. A batch
+// with no post counted against a cap is ONE statement (rows, tags, outbox rows, ledger counts) and no transaction;
+// one with capped posts is a transaction: that statement, then the conditional charge of each capped post.
+import type { Knex } from 'knex';
+import type { Logger } from '../../log.js';
+import type { VerifiedEvent } from '../../nips/nip01.js';
+import type { Rejection } from '../../nips/result.js';
+import { deleteRows, deletedByAuthors, insertBatch } from '../../store/event-batch.js';
+import { NO_UPSTREAM } from '../../store/forwarding-plan.js';
+import type { EventRowExtras, SaveOutcome } from '../../store/events.js';
+import type { UncappedPeriod } from '../../store/quotas.js';
+import type { UserRecord } from '../../store/users.js';
+import type { AdmissionStages, QuotaFacts } from './pipeline.js';
+
+export interface WriteJob {
+  readonly user: UserRecord;
+  readonly ev: VerifiedEvent;
+  readonly extras: EventRowExtras;
+}
+
+/** How storing went; a stored event says whether outbox rows were written with it (the forwarder has work). */
+export type Saved = Exclude<SaveOutcome, { status: 'inserted' }> | { readonly status: 'inserted'; readonly rowId: string; readonly queued: boolean };
+
+export type WriteResult = Saved | { readonly status: 'refused'; readonly refusal: { rejection: Rejection; quota: QuotaFacts } };
+
+export interface WriterDeps {
+  readonly db: Knex;
+  readonly log: Logger;
+  readonly stages: AdmissionStages;
+  /** Stores one event in a transaction of its own: used when a whole batch fails, to isolate the cause. */
+  readonly single: (job: WriteJob) => Promise<WriteResult>;
+  readonly maxBatch?: number;
+  /**
+   * Transactions written at once (default 2). Each batch locks its rows in a fixed order (events by id, quota
+   * rows by user), so concurrent batches wait on each other but do not deadlock; if one ever did, its events
+   * would be written again one by one.
+   */
+  readonly concurrency?: number;
+  /** Told the size and duration of every committed batch (metrics). */
+  readonly onBatch?: (size: number, seconds: number) => void;
+}
+
+export interface Writer {
+  submit(job: WriteJob): Promise<WriteResult>;
+  /** Resolves when everything submitted so far is written. */
+  idle(): Promise<void>;
+}
+
+interface Pending {
+  readonly job: WriteJob;
+  resolve(r: WriteResult): void;
+  reject(e: unknown): void;
+}
+
+export function createWriter(deps: WriterDeps): Writer {
+  const maxBatch = deps.maxBatch ?? 500;
+  let queue: Pending[] = [];
+  const concurrency = deps.concurrency ?? 2;
+  const running = new Set<Promise<void>>();
+
+  interface Written {
+    readonly results: WriteResult[];
+    /** Indexes of the jobs whose rows were stored. */
+    readonly stored: number[];
+    readonly rowIds: Map<string, string>;
+    readonly totals: Map<string, number>;
+  }
+
+  /** Stores the rows of a batch with their tags and outbox rows (and the given uncapped charges); answers the rest. */
+  async function writeRows(db: Knex, jobs: readonly WriteJob[], charges?: readonly (readonly UncappedPeriod[])[]): Promise<Written> {
+    const results: WriteResult[] = new Array(jobs.length);
+    // the same event twice in one batch: the later copies are duplicates of the first
+    const first = new Map<string, number>();
+    jobs.forEach((j, i) => {
+      if (first.has(j.ev.id)) results[i] = { status: 'duplicate' };
+      else first.set(j.ev.id, i);
+    });
+    const unique = [...first.values()];
+    const plans = (await deps.stages.planForwarding?.(db, unique.map((i) => jobs[i]!))) ?? [];
+    const { rowIds, queued, totals } = await insertBatch(
+      db,
+      unique.map((i, k) => ({ ...jobs[i]!, forwarding: plans[k] ?? NO_UPSTREAM, charges: charges?.[i] ?? [] })),
+    );
+    // not stored: already there, or deleted by its author (rare, so asked only then)
+    const missing = unique.filter((i) => !rowIds.has(jobs[i]!.ev.id));
+    const deleted = await deletedByAuthors(db, missing.map((i) => jobs[i]!.ev));
+    for (const i of missing) results[i] = { status: deleted.has(jobs[i]!.ev.id) ? 'deleted' : 'duplicate' };
+    const stored = unique.filter((i) => rowIds.has(jobs[i]!.ev.id));
+    for (const i of stored) results[i] = { status: 'inserted', rowId: rowIds.get(jobs[i]!.ev.id)!, queued: queued.has(jobs[i]!.ev.id) };
+    return { results, stored, rowIds, totals };
+  }
+
+  /** No event of the batch is counted against a cap: one statement, atomic on its own, no transaction. */
+  async function writeUncapped(jobs: readonly WriteJob[], charges: readonly (readonly UncappedPeriod[])[]): Promise<WriteResult[]> {
+    const w = await writeRows(deps.db, jobs, charges);
+    deps.stages.chargedUnlimited?.(w.stored.map((i) => jobs[i]!), w.totals);
+    return w.results;
+  }
+
+  /** Some event is counted against a cap: the ledger decides each in the transaction, and a refused row goes. */
+  async function writeInTransaction(trx: Knex.Transaction, jobs: readonly WriteJob[]): Promise<WriteResult[]> {
+    const w = await writeRows(trx, jobs);
+    if (w.stored.length === 0) return w.results;
+    const refusals = (await deps.stages.chargeQuotaBatch?.(trx, w.stored.map((i) => jobs[i]!))) ?? [];
+    const takenBack: string[] = [];
+    w.stored.forEach((i, k) => {
+      const refusal = refusals[k];
+      if (!refusal) return;
+      w.results[i] = { status: 'refused', refusal };
+      takenBack.push(w.rowIds.get(jobs[i]!.ev.id)!);
+    });
+    await deleteRows(trx, takenBack);
+    return w.results;
+  }
+
+  async function flush(batch: Pending[]): Promise<void> {
+    const jobs = batch.map((p) => p.job);
+    const started = process.hrtime.bigint();
+    try {
+      const charges = await deps.stages.unlimitedCharges?.(jobs);
+      const results = charges ? await writeUncapped(jobs, charges) : await deps.db.transaction((trx) => writeInTransaction(trx, jobs));
+      deps.onBatch?.(batch.length, Number(process.hrtime.bigint() - started) / 1e9);
+      batch.forEach((p, i) => p.resolve(results[i]!));
+    } catch (err) {
+      if (batch.length === 1) {
+        batch[0]!.reject(err);
+        return;
+      }
+      // One bad event must not fail the others: write each in its own transaction.
+      deps.log.warn({ err, batch: batch.length }, 'a batch write failed; writing its events one by one');
+      for (const p of batch) await deps.single(p.job).then(p.resolve, p.reject);
+    }
+  }
+
+  function pump(): void {
+    while (running.size < concurrency && queue.length > 0) {
+      const batch = queue.slice(0, maxBatch);
+      queue = queue.slice(batch.length);
+      const p: Promise<void> = flush(batch).finally(() => {
+        running.delete(p);
+        pump();
+      });
+      running.add(p);
+    }
+  }
+
+  return {
+    submit(job) {
+      return new Promise<WriteResult>((resolve, reject) => {
+        queue.push({ job, resolve, reject });
+        pump();
+      });
+    },
+    async idle() {
+      while (running.size > 0 || queue.length > 0) await Promise.allSettled([...running]);
+    },
+  };
+}

@@ -1,0 +1,51 @@
+// Figures: a user's own daily stats (plans with analytics only) and the admin reports. Ranges are whole UTC days,
+// at most a year; without one, the last 30 days (stats, revenue) or 7 days (engagement, relays), as the founding
+// document's queries had them.
+import type { Knex } from 'knex';
+import { fail, ok, type Result } from '../../nips/result.js';
+import {
+  engagementByPlan,
+  relayPerformance,
+  revenueByDayAndPlan,
+  userDailyStats,
+  type DailyStat,
+  type DateRange,
+  type EngagementRow,
+  type RelayPerformanceRow,
+  type RevenueRow,
+} from '../../store/reports.js';
+
+export type { DailyStat, DateRange, EngagementRow, RelayPerformanceRow, RevenueRow };
+
+export const MAX_RANGE_DAYS = 366;
+const DAY_MS = 86_400_000;
+const utcDate = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+/**
+ * The range asked for, with defaults: `to` = today (UTC), `from` = `to` minus `defaultDays - 1`. A rejection
+ * names the field: from after to, or a range longer than MAX_RANGE_DAYS.
+ */
+export function dateRange(q: { from?: string | undefined; to?: string | undefined }, nowSeconds: number, defaultDays: number): Result<DateRange> & { field?: string } {
+  const to = q.to ?? utcDate(nowSeconds * 1000);
+  const from = q.from ?? utcDate(Date.parse(`${to}T00:00:00Z`) - (defaultDays - 1) * DAY_MS);
+  const days = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / DAY_MS + 1;
+  if (days < 1) return { ...fail('invalid', `from (${from}) is after to (${to})`), field: 'from' };
+  if (days > MAX_RANGE_DAYS) return { ...fail('invalid', `the range is ${days} days, the limit is ${MAX_RANGE_DAYS}`), field: 'from' };
+  return ok({ from, to });
+}
+
+export interface Reports {
+  userStats(userId: string, range: DateRange): Promise<DailyStat[]>;
+  revenue(range: DateRange): Promise<RevenueRow[]>;
+  engagement(range: DateRange): Promise<EngagementRow[]>;
+  relays(range: DateRange): Promise<RelayPerformanceRow[]>;
+}
+
+export function createReports(db: Knex): Reports {
+  return {
+    userStats: (userId, range) => userDailyStats(db, userId, range),
+    revenue: (range) => revenueByDayAndPlan(db, range),
+    engagement: (range) => engagementByPlan(db, range),
+    relays: (range) => relayPerformance(db, range),
+  };
+}

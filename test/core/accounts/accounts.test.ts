@@ -1,0 +1,49 @@
+// An author's look-up reads their plan with their row (core/accounts/accounts.ts → core/quota/plans.ts learn): after it, the
+// effective plan needs no query of its own, for a subscriber, for a user without a subscription and for a user
+// just created; what a look-up read before a plan change is not kept.
+import t, { type Test } from 'tap';
+import type { Knex } from 'knex';
+import { onBothDatabases } from '../../helpers/db.js';
+import { newKey } from '../../helpers/events.js';
+import { subscribeUser } from '../../helpers/forwarding.js';
+import { upsertUserByPubkey } from '../../../src/store/users.js';
+import { createAccounts } from '../../../src/core/accounts/accounts.js';
+import { createPlans } from '../../../src/core/quota/plans.js';
+
+/** Counts the statements that read subscriptions (the plans module's own look-up) from now on. */
+function subscriptionReads(db: Knex): () => number {
+  let n = 0;
+  db.on('query', (q: { sql: string }) => {
+    if (/^select/i.test(q.sql) && q.sql.includes('user_subscriptions')) n++;
+  });
+  return () => n;
+}
+
+async function exercise(t: Test, db: Knex): Promise<void> {
+  const plans = createPlans(db);
+  const accounts = createAccounts(db, { plans });
+  const premium = newKey().pk;
+  await upsertUserByPubkey(db, premium);
+  await subscribeUser(db, premium, 'premium');
+  const plain = newKey().pk;
+  await upsertUserByPubkey(db, plain);
+  const reads = subscriptionReads(db);
+
+  const [sub, user] = await Promise.all([accounts.find(premium), accounts.find(plain)]);
+  t.equal((await plans.effectivePlan(sub!.id)).code, 'premium', "a subscriber's plan comes with their row");
+  t.equal((await plans.effectivePlan(user!.id)).code, 'basic', 'no subscription: the default plan');
+  t.equal(await accounts.find(newKey().pk), undefined, 'an unknown pubkey is not created by find');
+  const created = await accounts.forPubkey(newKey().pk);
+  t.equal((await plans.effectivePlan(created.id)).code, 'basic', 'a user just created is on the default plan');
+  t.equal(reads(), 0, 'none of these read the subscriptions again');
+
+  // What a look-up read before an invalidation is not kept: it may be the plan as it was before the change.
+  const learn = plans.learn(); // a look-up starts
+  await subscribeUser(db, plain, 'advanced');
+  plans.invalidateUser(user!.id);
+  learn(user!.id, ''); // it read no subscription
+  t.equal((await plans.effectivePlan(user!.id)).code, 'advanced', 'the plan read after the change, not the one read before it');
+  t.equal(reads(), 1, 'by a query of its own');
+}
+
+t.test("an author's plan is read with their row", async (t) => onBothDatabases(t, exercise));

@@ -1,0 +1,126 @@
+// The usage recorder (core/ops/usage-recorder.ts) on a real database: events and stats leave in one multi-row
+// statement per flush, refusals are aggregated, close flushes what is left, a missing monthly partition is
+// created, rows the database refuses are dropped without blocking later ones, and rows survive an outage.
+import t from 'tap';
+import knexFactory from 'knex';
+import { createTestDatabase, dbUrl } from '../../helpers/db.js';
+import { newKey } from '../../helpers/events.js';
+import { createLogger } from '../../../src/log.js';
+import { createUsageRecorder } from '../../../src/core/ops/usage-recorder.js';
+import { upsertUserByPubkey } from '../../../src/store/users.js';
+import { eraseUser } from '../../../src/store/user-data.js';
+
+const db = await createTestDatabase(t);
+const log = createLogger('silent');
+const statements: string[] = [];
+db.knex.on('query', (q: { sql: string }) => statements.push(q.sql));
+const inserts = (table: string) => statements.filter((s) => s.toLowerCase().replace(/\s+/g, ' ').startsWith(`insert into ${table} `) || s.startsWith(`insert into "${table}"`)).length;
+// Dates relative to now: the current month's partition always exists (the migration creates it), so a fixed
+// date would stop working once its month's partition is gone.
+const now = new Date();
+const today = now.toISOString().slice(0, 10);
+const newUser = async () => (await upsertUserByPubkey(db.knex, newKey().pk)).user.id;
+
+t.test('120 events and 3 users’ stats are written with one statement each', async (t) => {
+  const rec = createUsageRecorder({ db: db.knex, log, flushMs: 60_000, batchRows: 1000 });
+  t.teardown(() => rec.close());
+  const users = [await newUser(), await newUser(), await newUser()];
+  statements.length = 0;
+  for (let i = 0; i < 120; i++) {
+    const userId = users[i % 3]!;
+    rec.event({ userId, type: 'post_success', action: 'post_stored', occurredAt: now, data: { i } });
+    rec.post(userId, today, i % 10 === 0 ? 'failure' : 'success', i % 2 ? 'twitter' : 'x.com');
+  }
+  t.equal(rec.pending(), 123);
+  await rec.flush();
+  t.equal(rec.pending(), 0);
+  t.equal(inserts('usage_events'), 1);
+  t.equal(inserts('daily_usage_stats'), 1);
+  const n = await db.knex('usage_events').whereIn('user_id', users).count({ n: '*' });
+  t.equal(Number((n[0] as { n: string }).n), 120);
+  const s = await db.knex('daily_usage_stats').where({ user_id: users[0] }).first('total_posts', 'successful_posts', 'failed_posts', 'twitter_posts', 'x_com_posts');
+  t.same(s, { total_posts: 40, successful_posts: 36, failed_posts: 4, twitter_posts: 20, x_com_posts: 20 });
+
+  rec.post(users[0]!, today, 'success');
+  await rec.flush();
+  const s2 = await db.knex('daily_usage_stats').where({ user_id: users[0] }).first('total_posts', 'successful_posts');
+  t.same(s2, { total_posts: 41, successful_posts: 37 }, 'a later flush adds to the stored row');
+});
+
+t.test('usage buffered when the account is erased is not written back', async (t) => {
+  const rec = createUsageRecorder({ db: db.knex, log, flushMs: 60_000 });
+  t.teardown(() => rec.close());
+  const [kept, erased] = [await newUser(), await newUser()];
+  for (const userId of [kept, erased]) {
+    rec.event({ userId, type: 'post_success', action: 'post_stored', occurredAt: now });
+    rec.post(userId, today, 'success', 'twitter');
+  }
+  t.ok(await eraseUser(db.knex, erased));
+  await rec.flush();
+  for (const table of ['usage_events', 'daily_usage_stats']) {
+    t.equal((await db.knex(table).where({ user_id: kept })).length, 1, `${table}: the other user's row is written`);
+    t.equal((await db.knex(table).where({ user_id: erased })).length, 0, `${table}: nothing of the erased account`);
+  }
+});
+
+t.test('refused attempts are aggregated: one row per user and period per flush', async (t) => {
+  const rec = createUsageRecorder({ db: db.knex, log, flushMs: 60_000 });
+  t.teardown(() => rec.close());
+  const userId = await newUser();
+  for (let i = 0; i < 1000; i++) {
+    rec.exceeded({ userId, plan: 'basic', period: 'daily', periodDate: today, limit: 3, used: 3, resetsAt: new Date(Date.parse(today) + 86_400_000).toISOString(), at: new Date(now.getTime() + (i % 60) * 1000), via: 'relay', ip: '127.0.0.1' });
+  }
+  await rec.flush();
+  const rows = (await db.knex('usage_events').where({ user_id: userId }).select('event_type', 'event_action', 'quota_limit', 'event_data', 'ip_address')) as {
+    event_data: { attempts: number; plan: string };
+  }[];
+  t.equal(rows.length, 1);
+  t.match(rows[0], { event_type: 'quota_exceeded', event_action: 'daily_limit', quota_limit: 3, ip_address: '127.0.0.1', event_data: { attempts: 1000, plan: 'basic' } });
+});
+
+t.test('the batch size triggers a flush before the interval; close flushes the rest', async (t) => {
+  const rec = createUsageRecorder({ db: db.knex, log, flushMs: 60_000, batchRows: 10 });
+  const userId = await newUser();
+  for (let i = 0; i < 10; i++) rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: new Date() });
+  for (let i = 0; i < 50 && rec.pending() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(rec.pending(), 0, 'flushed without waiting for the timer');
+  rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: new Date() });
+  await rec.close();
+  const n = await db.knex('usage_events').where({ user_id: userId }).count({ n: '*' });
+  t.equal(Number((n[0] as { n: string }).n), 11);
+  rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: new Date() });
+  t.equal(rec.pending(), 0, 'nothing is taken after close');
+});
+
+t.test('a row in a month without a partition yet creates the partition', async (t) => {
+  const rec = createUsageRecorder({ db: db.knex, log, flushMs: 60_000 });
+  t.teardown(() => rec.close());
+  const userId = await newUser();
+  rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: new Date('2027-05-15T12:00:00Z') });
+  await rec.flush();
+  const { rows } = (await db.knex.raw(`SELECT tableoid::regclass::text AS part FROM usage_events WHERE user_id = ?`, [userId])) as { rows: { part: string }[] };
+  t.same(rows, [{ part: 'usage_events_y2027m05' }]);
+});
+
+t.test('rows the database refuses are dropped; later rows are written', async (t) => {
+  const rec = createUsageRecorder({ db: db.knex, log, flushMs: 60_000 });
+  t.teardown(() => rec.close());
+  const userId = await newUser();
+  rec.event({ userId: '00000000-0000-0000-0000-000000000000', type: 'quota_usage', action: 'post_charged', occurredAt: new Date() });
+  await rec.flush();
+  t.equal(rec.pending(), 0, 'the refused batch is not retried forever');
+  rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: new Date() });
+  await rec.flush();
+  t.equal((await db.knex('usage_events').where({ user_id: userId })).length, 1);
+});
+
+t.test('while the database cannot be reached, rows are kept for the next flush', async (t) => {
+  const quiet = { warn: () => undefined, error: () => undefined, debug: () => undefined, deprecate: () => undefined };
+  const unreachable = knexFactory({ client: 'pg', connection: dbUrl('nostrx_no_such_database'), pool: { min: 0, max: 1 }, log: quiet });
+  t.teardown(() => unreachable.destroy());
+  const rec = createUsageRecorder({ db: unreachable, log, flushMs: 60_000 });
+  rec.event({ userId: '00000000-0000-0000-0000-000000000000', type: 'quota_usage', action: 'post_charged', occurredAt: new Date() });
+  rec.post('00000000-0000-0000-0000-000000000000', today, 'success');
+  await rec.flush();
+  t.equal(rec.pending(), 2);
+});
