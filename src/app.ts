@@ -6,22 +6,25 @@ import { relayUrl as relayUrlOf, verifyThreadsOf, withPort, type Config } from '
 import { createLogger, type Logger } from './log.js';
 import * as nip01 from './nips/nip01.js';
 import { corsHeaders } from './nips/nip11.js';
-import { createAccounts, type Accounts } from './core/accounts/accounts.js';
-import { createPlans, type Plans } from './core/quota/plans.js';
-import { createAdmission, measured, type Admit } from './core/admission/pipeline.js';
-import { createVerifierPool } from './core/admission/verifier-pool.js';
-import { createMetrics, type Metrics } from './core/ops/metrics.js';
-import { createFanOut, type FanOut } from './core/events/fanout.js';
-import { createQueries, type EventQueries } from './core/events/query.js';
-import { checkReadiness } from './core/ops/health.js';
-import { startMaintenance } from './core/ops/maintenance.js';
-import { createForwarder, wakeOnAccepted, type Forwarder } from './core/forwarding/forwarder.js';
-import { createOutboxStage } from './core/forwarding/enqueue.js';
-import { createQuota, type Quota } from './core/quota/tier-quota.js';
-import { createUsageRecorder, type UsageRecorder } from './core/ops/usage-recorder.js';
-import { createRateLimits, type RateLimits } from './core/quota/rate-limits.js';
-import { createCacheInvalidation, type CacheInvalidation } from './core/accounts/cache-invalidation.js';
-import type { AccountAdminDeps } from './core/accounts/account-admin.js';
+import {
+  createAccounts,
+  createCacheInvalidation,
+  createHttpAuth,
+  createProfiles,
+  createSessions,
+  createUserDirectory,
+  replayCache,
+  type AccountAdminDeps,
+  type Accounts,
+  type CacheInvalidation,
+} from './core/accounts/index.js';
+import { createAdmission, createVerifierPool, type Admit } from './core/admission/index.js';
+import { createPayments } from './core/billing/index.js';
+import { createEventRecords, createFanOut, createQueries, type EventQueries, type FanOut } from './core/events/index.js';
+import { createForwarder, createOutboxStage, createRelaySettings, wakeOnQueued, type Forwarder } from './core/forwarding/index.js';
+import { createBans } from './core/moderation/index.js';
+import { checkReadiness, countAdmissions, createMetrics, createReports, createUsageRecorder, startMaintenance, type Metrics, type UsageRecorder } from './core/ops/index.js';
+import { createPlans, createQuota, createRateLimits, type Plans, type Quota, type RateLimits } from './core/quota/index.js';
 import { memoryQuotaCounters, redisQuotaCounters } from './store/quota-counters.js';
 import { memoryTokenBuckets, redisTokenBuckets } from './store/rate-limit-store.js';
 import { openDatabase, type Database } from './store/db.js';
@@ -30,8 +33,7 @@ import { ensureMonthlyPartitions } from './store/partitions.js';
 import { redisChannel } from './store/pubsub.js';
 import { openRedis, type Redis } from './store/redis.js';
 import { registerOpsRoutes } from './api/ops-routes.js';
-import { apiServerOptions, registerApi } from './api/index.js';
-import { createBans } from './core/moderation/ban-lists.js';
+import { apiServerOptions, MAX_AUTH_HEADER_LENGTH, registerApi } from './api/index.js';
 import { relayInfo } from './relay/info.js';
 import { attachRelay, type RelayServer } from './relay/server.js';
 
@@ -149,11 +151,29 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const forwarder = createForwarder({ db: db.knex, config, log, metrics });
   // NIP-86 bans, in memory (reloaded on change, across processes over Redis): admission's checkBans stage.
   const bans = await createBans({ db: db.knex, log, redis, redisPrefix: config.redisPrefix });
+  // Admission: the quota, forwarding and moderation phases plug into the pipeline; what follows a stored event
+  // (fan-out) and every outcome (metrics, the forwarder's wake-up) are listeners.
   const stages = { ...quota.stages, ...createOutboxStage({ config, log, plans }), checkBans: bans.check };
-  const admit = wakeOnAccepted(
-    measured(createAdmission({ db: db.knex, config, log, accounts, fanout, stages, verify: verifier.verify, onBatch: (n, seconds) => { metrics.writeBatchSize.observe(n); metrics.writeBatchSeconds.observe(seconds); }, ...(opts.now ? { now: opts.now } : {}) }), metrics),
-    forwarder,
-  );
+  const admission = createAdmission({
+    db: db.knex,
+    config,
+    log,
+    accounts,
+    stages,
+    listeners: {
+      published: [(ev) => fanout.publish(ev)],
+      settled: [countAdmissions(metrics), wakeOnQueued(forwarder)],
+    },
+    verify: verifier.verify,
+    onBatch: (n, seconds) => {
+      metrics.writeBatchSize.observe(n);
+      metrics.writeBatchSeconds.observe(seconds);
+    },
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+  // A deletion stored here or by another process reaches the fan-out: admission forgets the ids it names.
+  fanout.subscribe(({ event }) => admission.forgetDeleted(event));
+  const admit = admission.admit;
   const queries = createQueries(db.knex, config, opts.now);
 
   const httpLog: FastifyBaseLogger = log;
@@ -165,19 +185,35 @@ export async function startApp(opts: AppOptions): Promise<App> {
     ...apiServerOptions(config),
   });
   // The HTTP API first, so its OpenAPI document sees every route declared after it.
+  // The HTTP API's services; registered first, so its OpenAPI document sees every route declared after it.
+  const now = opts.now ?? (() => Math.floor(Date.now() / 1000));
+  const sessions = createSessions({ db: db.knex, ttlSeconds: config.sessionTtlSeconds, now });
   await registerApi(http, {
     config,
     publicUrl: () => config.publicUrl,
     log,
-    db: db.knex,
-    redis,
     admit,
     accounts,
     plans,
     bans,
     invalidation,
     accountAdmin,
-    now: opts.now ?? (() => Math.floor(Date.now() / 1000)),
+    sessions,
+    auth: createHttpAuth({
+      accounts,
+      sessions,
+      replay: replayCache(redis, config.redisPrefix),
+      windowSeconds: config.nip98WindowSeconds,
+      maxHeaderLength: MAX_AUTH_HEADER_LENGTH,
+      now,
+    }),
+    profiles: createProfiles({ db: db.knex, invalidation }),
+    records: createEventRecords(db.knex),
+    reports: createReports(db.knex),
+    directory: createUserDirectory(db.knex),
+    payments: createPayments({ db: db.knex, plans, invalidation, now }),
+    relaySettings: createRelaySettings({ db: db.knex, policy: { allowPrivate: config.allowPrivateRelays }, maxCustomRelays: config.maxCustomRelays }),
+    now,
     checkIp: (ip) => rateLimits.checkIp(ip),
   });
   http.get('/', async (req, reply) => {

@@ -1,11 +1,11 @@
 // Admin routes (NIP-98 by a pubkey in ADMIN_PUBKEYS; 403 for anyone else): the users, filtered and paginated;
 // changing a user's plan or status (core/accounts/account-admin.ts, audited); and the founding document's reports.
 import type { FastifyInstance } from 'fastify';
-import { AccountAdminError, changePlan, setUserStatus } from '../core/accounts/account-admin.js';
-import type { UserSummary } from '../core/accounts/user-directory.js';
+import { AccountAdminError, changePlan, setUserStatus } from '../core/accounts/index.js';
+import type { UserSummary } from '../core/accounts/index.js';
 import { callerOf } from './auth.js';
 import { apiError } from './errors.js';
-import type { ApiServices } from './index.js';
+import type { ApiServices } from './services.js';
 import { hex64, pageQuery, uuid } from './schemas.js';
 import { dateQuery, rangeOrThrow } from './stats.js';
 

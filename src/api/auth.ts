@@ -4,7 +4,7 @@
 // is a 401 with `WWW-Authenticate: Nostr` and a body naming the failed check; an account deleted by an operator is
 // a 403; a valid signature by a non-admin on an admin route is a 403.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { AuthResult, Caller, HttpAuth, SignedRequest } from '../core/accounts/http-auth.js';
+import type { AuthResult, Caller, HttpAuth, SignedRequest } from '../core/accounts/index.js';
 import { apiError, errorResponses } from './errors.js';
 
 declare module 'fastify' {

@@ -2,11 +2,11 @@
 // answer, as an HTTP status: api/errors.ts `admissionErrors`), then GET /v1/events and GET /v1/events/:id show
 // the caller's events with each upstream relay's outcome and timings. Only the author sees a record.
 import type { FastifyInstance } from 'fastify';
-import type { SourceMeta } from '../core/admission/pipeline.js';
-import type { EventRecord, EventStatus } from '../core/events/publish-history.js';
+import type { SourceMeta } from '../core/admission/index.js';
+import type { EventRecord, EventStatus } from '../core/events/index.js';
 import { callerOf } from './auth.js';
 import { admissionErrors, apiError } from './errors.js';
-import type { ApiServices } from './index.js';
+import type { ApiServices } from './services.js';
 import { hex64, pageQuery } from './schemas.js';
 
 interface PublishBody {

@@ -2,12 +2,12 @@
 // (erasure; NIP-98 only, so a leaked session token cannot erase an account).
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import type { Profile } from '../core/accounts/profile.js';
-import type { ExportBatch } from '../store/user-data.js';
+import type { Profile } from '../core/accounts/index.js';
+import type { ExportBatch } from '../core/accounts/index.js';
 import { callerOf } from './auth.js';
 import { apiError } from './errors.js';
 import { reasonOf } from '../nips/result.js';
-import type { ApiServices } from './index.js';
+import type { ApiServices } from './services.js';
 
 interface PatchBody {
   display_name?: string | null;

@@ -3,11 +3,11 @@
 // http URL. Replies are NIP-86's `{ "result": …, "error"?: "…" }`, failures included: 401 (auth), 403 (not an
 // admin), 415 (media type), 400 (a request the method cannot take).
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { runRpc } from '../core/moderation/relay-management.js';
+import { runRpc } from '../core/moderation/index.js';
 import * as nip86 from '../nips/nip86.js';
 import { callerOf } from './auth.js';
 import { apiError, toApiError } from './errors.js';
-import type { ApiServices } from './index.js';
+import type { ApiServices } from './services.js';
 
 const rpcReply = {
   $id: 'Nip86Reply',

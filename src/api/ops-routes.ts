@@ -1,8 +1,8 @@
 // Operational endpoints: liveness, readiness and Prometheus metrics. Unauthenticated; put them behind the
 // load balancer's internal listener in production if the figures are not meant to be public.
 import type { FastifyInstance } from 'fastify';
-import type { Readiness } from '../core/ops/health.js';
-import type { Metrics } from '../core/ops/metrics.js';
+import type { Readiness } from '../core/ops/index.js';
+import type { Metrics } from '../core/ops/index.js';
 
 export interface OpsDeps {
   readonly metrics: Metrics;

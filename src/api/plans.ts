@@ -1,7 +1,7 @@
 // GET /v1/plans (public): the plans anyone can subscribe to, with prices and limits.
 import type { FastifyInstance } from 'fastify';
-import type { Plans } from '../core/quota/plans.js';
-import type { ApiServices } from './index.js';
+import type { Plans } from '../core/quota/index.js';
+import type { ApiServices } from './services.js';
 
 type PlanRecord = Awaited<ReturnType<Plans['all']>>[number];
 

@@ -1,9 +1,9 @@
 // GET /v1/me/quota: the caller's plan and, for the day (their timezone) and the month, what is used, the limit,
 // what remains and when it resets: the same figures admission decides with.
 import type { FastifyInstance } from 'fastify';
-import { quotaStatus } from '../core/accounts/account-admin.js';
+import { quotaStatus } from '../core/accounts/index.js';
 import { callerOf } from './auth.js';
-import type { ApiServices } from './index.js';
+import type { ApiServices } from './services.js';
 
 export function registerQuotaRoutes(http: FastifyInstance, deps: ApiServices): void {
   http.get(

@@ -2,12 +2,12 @@
 // relays (403 naming the plan that has them); URLs must be ws(s):// and resolve to public addresses (SSRF guard);
 // at most MAX_CUSTOM_RELAYS active. Another user's relay id answers 404, as an unknown one does.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { checkFeature, refusal } from '../core/quota/features.js';
-import type { UserRelay } from '../core/forwarding/relay-settings.js';
+import { checkFeature, refusal } from '../core/quota/index.js';
+import type { UserRelay } from '../core/forwarding/index.js';
 import { reasonOf, type Rejection } from '../nips/result.js';
 import { callerOf } from './auth.js';
 import { apiError } from './errors.js';
-import type { ApiServices } from './index.js';
+import type { ApiServices } from './services.js';
 import { uuid } from './schemas.js';
 
 const relaySchema = {

@@ -2,10 +2,10 @@
 // caller's live sessions; DELETE /v1/sessions/current and /v1/sessions/:id revoke one. A user only ever sees
 // and revokes their own sessions (another user's id answers 404, as an unknown one does).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { SessionRecord } from '../core/accounts/sessions.js';
+import type { SessionRecord } from '../core/accounts/index.js';
 import { callerOf } from './auth.js';
 import { apiError } from './errors.js';
-import type { ApiServices } from './index.js';
+import type { ApiServices } from './services.js';
 import { uuid } from './schemas.js';
 
 interface CreateBody {

@@ -1,11 +1,11 @@
 // GET /v1/stats?from&to: the caller's daily stats, on plans with analytics (403 naming the plan that has them).
 import type { FastifyInstance } from 'fastify';
-import { checkFeature, refusal } from '../core/quota/features.js';
-import { dateRange, type DailyStat } from '../core/ops/figures.js';
+import { checkFeature, refusal } from '../core/quota/index.js';
+import { dateRange, type DailyStat } from '../core/ops/index.js';
 import { callerOf } from './auth.js';
 import { apiError } from './errors.js';
 import { reasonOf } from '../nips/result.js';
-import type { ApiServices } from './index.js';
+import type { ApiServices } from './services.js';
 
 export const dateQuery = {
   from: { type: 'string', format: 'date', description: 'First day (YYYY-MM-DD, UTC); default: 30 days before `to`' },

@@ -1,8 +1,8 @@
 // GET /v1/subscription: the caller's effective plan, their active subscription, its history and their payments.
 import type { FastifyInstance } from 'fastify';
-import type { PaymentRecord, SubscriptionRecord } from '../core/billing/payment-webhooks.js';
+import type { PaymentRecord, SubscriptionRecord } from '../core/billing/index.js';
 import { callerOf } from './auth.js';
-import type { ApiServices } from './index.js';
+import type { ApiServices } from './services.js';
 import { planView } from './plans.js';
 
 function subscriptionView(s: SubscriptionRecord) {

@@ -1,10 +1,10 @@
 // POST /v1/webhooks/payments: the payment provider's events (core/billing/payment-webhooks.ts). The signature is checked before
 // anything else, validation included, so an unsigned request learns nothing and changes nothing (400).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { webhookTypes, type WebhookPayload } from '../core/billing/payment-webhooks.js';
-import { SIGNATURE_HEADER, WEBHOOK_TOLERANCE_SECONDS, verifyWebhookSignature } from '../core/billing/webhook-signature.js';
+import { webhookTypes, type WebhookPayload } from '../core/billing/index.js';
+import { SIGNATURE_HEADER, WEBHOOK_TOLERANCE_SECONDS, verifyWebhookSignature } from '../core/billing/index.js';
 import { apiError } from './errors.js';
-import type { ApiServices } from './index.js';
+import type { ApiServices } from './services.js';
 import { hex64 } from './schemas.js';
 
 const text = (max: number) => ({ type: 'string', minLength: 1, maxLength: max }) as const;

@@ -9,8 +9,8 @@ import * as messages from '../nips/messages.js';
 import type { MessageLimits } from '../nips/messages.js';
 import * as nip42 from '../nips/nip42.js';
 import type { Rejection, Result } from '../nips/result.js';
-import type { Admit } from '../core/admission/pipeline.js';
-import type { EventQueries } from '../core/events/query.js';
+import type { Admit } from '../core/admission/index.js';
+import type { EventQueries } from '../core/events/index.js';
 import { createFairShare } from './fair-share.js';
 import type { SubscriptionIndex, Subscriber } from './subscriptions.js';
 

@@ -1,7 +1,7 @@
 // NIP-11: the relay information document, built from the configuration (the limits this relay enforces, the
 // very values it enforces) and from the plans table (fees.subscription).
 import type { Config } from '../config.js';
-import type { PlanRecord } from '../core/quota/plans.js';
+import type { PlanRecord } from '../core/quota/index.js';
 import * as nip11 from '../nips/nip11.js';
 
 export const supportedNips = [1, 9, 11, 40, 42, 45, 65, 70, 86, 98];

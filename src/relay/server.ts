@@ -3,7 +3,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { FanOut } from '../core/events/fanout.js';
+import type { FanOut } from '../core/events/index.js';
 import { Connection, type ConnectionDeps } from './connection.js';
 import { SubscriptionIndex } from './subscriptions.js';
 

@@ -12,9 +12,9 @@ import {
 } from '../../store/subscriptions.js';
 import { updateUserStatus, type UserRecord, type UserStatus } from '../../store/users.js';
 import type { CacheInvalidation } from './cache-invalidation.js';
-import { DEFAULT_PLAN, type Plans } from '../quota/plans.js';
-import type { Quota, QuotaStatus } from '../quota/tier-quota.js';
-import type { UsageRecorder } from '../ops/usage-recorder.js';
+import { DEFAULT_PLAN, type Plans } from '../quota/index.js';
+import type { Quota, QuotaStatus } from '../quota/index.js';
+import type { UsageRecorder } from '../ops/index.js';
 
 export interface AccountAdminDeps {
   readonly db: Knex;

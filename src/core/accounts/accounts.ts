@@ -7,7 +7,7 @@ import type { Knex } from 'knex';
 import { LRUCache } from 'lru-cache';
 import { findUsersWithPlans, upsertUserByPubkey, type UserRecord } from '../../store/users.js';
 import { createBatcher } from '../../lib/batcher.js';
-import type { Plans } from '../quota/plans.js';
+import type { Plans } from '../quota/index.js';
 
 export interface Accounts {
   /** The user for this pubkey, created (active, on basic) if there is none. Only for a proven pubkey. */

@@ -3,7 +3,7 @@
 // here at once and tells the other processes, which drop theirs when the message arrives (milliseconds).
 import type { Channel } from '../../store/pubsub.js';
 import type { Accounts } from './accounts.js';
-import type { Plans } from '../quota/plans.js';
+import type { Plans } from '../quota/index.js';
 
 export interface CacheInvalidation {
   /** The user's subscription changed: their effective plan (and any quota state tied to it). */

@@ -4,6 +4,8 @@
 import type { Knex } from 'knex';
 import { fail, ok, type Result } from '../../nips/result.js';
 import { eraseUser, exportUserRows, getProfile, updateProfile, type ExportBatch, type Profile, type ProfilePatch } from '../../store/user-data.js';
+
+export type { ExportBatch };
 import type { CacheInvalidation } from './cache-invalidation.js';
 
 export type { Profile, ProfilePatch };

@@ -12,7 +12,7 @@ import { NO_UPSTREAM } from '../../store/forwarding-plan.js';
 import type { EventRowExtras, SaveOutcome } from '../../store/events.js';
 import type { UncappedPeriod } from '../../store/quotas.js';
 import type { UserRecord } from '../../store/users.js';
-import type { AdmissionStages, QuotaFacts } from './pipeline.js';
+import type { AdmissionStages, QuotaFacts } from './contract.js';
 
 export interface WriteJob {
   readonly user: UserRecord;

@@ -1,6 +1,9 @@
-// Admission: the one path every published event takes, from the relay and from the API alike. The stages run
-// top to bottom; each `check…` may end the path with a rejection, cheap checks before the signature is
-// verified. Only after the commit are subscribers told (fan-out) and the forwarder woken.
+// Admission: the one path every published event takes, from the relay and from the API alike. It reads as its
+// phases, top to bottom: check (shape, limits, auth, bans, a known author's account and quota, all before the
+// signature) → verify → reserve (the author's quota) → write (group commit: the event, its outbox rows and the
+// ledger in one commit) → publish (the `published` listeners: fan-out) → settle (the quota's settlement, then the
+// `settled` listeners: metrics, the forwarder's wake-up). Each phase may end the path with a rejection. The
+// phases other capabilities provide and the listeners are declared in contract.ts and wired in app.ts.
 import type { Knex } from 'knex';
 import { LRUCache } from 'lru-cache';
 import type { Config } from '../../config.js';
@@ -12,102 +15,19 @@ import * as nip40 from '../../nips/nip40.js';
 import * as nip70 from '../../nips/nip70.js';
 import { rejection, type Rejection } from '../../nips/result.js';
 import type { NostrEvent, VerifiedEvent } from '../../nips/nip01.js';
-import type { Forwarding } from '../../store/forwarding-plan.js';
-import type { UncappedPeriod } from '../../store/quotas.js';
 import { deleteReferenced, saveEvent, type EventRowExtras } from '../../store/events.js';
+import type { UserRecord } from '../../store/users.js';
+import type { Admission, AdmissionContext, AdmissionListeners, AdmissionStages, Admit, AuthorLookup, QuotaFacts } from './contract.js';
 import { createWriter, type Saved, type WriteJob } from './group-commit.js';
 import { verifyHere, type Verify } from './verifier-pool.js';
-import type { UserRecord } from '../../store/users.js';
-import type { Accounts } from '../accounts/accounts.js';
-import type { FanOut } from '../events/fanout.js';
-import type { Metrics } from '../ops/metrics.js';
-
-export interface SourceMeta {
-  readonly platform?: string;
-  readonly tweetId?: string;
-  readonly tweetUrl?: string;
-  readonly tweetText?: string;
-  readonly username?: string;
-}
-
-export interface AdmissionContext {
-  readonly via: 'relay' | 'api';
-  /** Pubkeys the caller proved it holds: NIP-42 AUTH on the relay, the NIP-98 signer on the API. */
-  readonly authed: ReadonlySet<string>;
-  readonly ip?: string | undefined;
-  readonly source?: SourceMeta | undefined;
-}
-
-/** Facts about the quota a rejection or acceptance was measured against (for the API's JSON and the OK text). */
-export interface QuotaFacts {
-  readonly plan: string;
-  readonly period: 'daily' | 'monthly';
-  readonly limit: number;
-  readonly used: number;
-  readonly resetsAt: string;
-}
-
-export type Admission =
-  /** `queued`: outbox rows were written with the event, so the forwarder has work. */
-  | { readonly status: 'accepted'; readonly eventId: string; readonly message: string; readonly queued?: boolean }
-  | { readonly status: 'duplicate'; readonly eventId: string; readonly message: string }
-  | { readonly status: 'rejected'; readonly eventId: string; readonly rejection: Rejection; readonly quota?: QuotaFacts | undefined };
-
-/** Hooks the quota and forwarding stages plug into the admission transaction (see core/quota/tier-quota.ts, core/forwarding/enqueue.ts). */
-export interface AdmissionStages {
-  /**
-   * Before verification, for a known author: answers from memory whether they are already at the limit. May wait
-   * while the author's earlier posts are being admitted (core/quota/post-gate.ts); onSettled ends what it let through.
-   */
-  precheckQuota?(user: UserRecord, ev: NostrEvent): Promise<{ rejection: Rejection; quota: QuotaFacts } | undefined>;
-  /**
-   * After verification, before the transaction: the fast shared check (Redis) that holds one post of the quota
-   * until onSettled; a rejection ends the path. Only signed events get here, so a forged event cannot hold
-   * anyone's quota.
-   */
-  reserveQuota?(user: UserRecord, ev: VerifiedEvent): Promise<{ rejection: Rejection; quota: QuotaFacts } | undefined>;
-  /** Inside the transaction: charge the event; a rejection rolls the transaction back. */
-  chargeQuota?(trx: Knex.Transaction, user: UserRecord, ev: VerifiedEvent): Promise<{ rejection: Rejection; quota: QuotaFacts } | undefined>;
-  /**
-   * Inside a group-commit transaction: charge many stored events at once (aligned answers: a rejection takes that
-   * event back out of the batch). Without it, chargeQuota is called per event.
-   */
-  chargeQuotaBatch?(
-    trx: Knex.Transaction,
-    items: readonly { user: UserRecord; ev: VerifiedEvent }[],
-  ): Promise<({ rejection: Rejection; quota: QuotaFacts } | undefined)[]>;
-  /**
-   * For a group-commit batch, before it is written: the ledger periods each event is counted in (none for a kind
-   * that is not a post), when no event of the batch is counted against a cap. The batch is then written as one
-   * statement that counts them too, without a transaction around it. Undefined: chargeQuotaBatch decides, in a
-   * transaction.
-   */
-  unlimitedCharges?(items: readonly { user: UserRecord; ev: VerifiedEvent }[]): Promise<(readonly UncappedPeriod[])[] | undefined>;
-  /** After such a one-statement write: the ledger's counts after it (`${userId}:${type}`), for the stored events. */
-  chargedUnlimited?(items: readonly { user: UserRecord; ev: VerifiedEvent }[], totals: ReadonlyMap<string, number>): void;
-  /**
-   * For a group-commit batch (in its transaction, if it has one), before the events are stored: where each goes
-   * (aligned answers), so that the rows and their outbox rows are written together. Without it, events of a batch are not forwarded.
-   */
-  planForwarding?(db: Knex, items: readonly { user: UserRecord; ev: VerifiedEvent }[]): Promise<Forwarding[]>;
-  /** Inside the transaction: write the forwarding outbox rows for a stored event; true when it wrote any. */
-  enqueueForwarding?(trx: Knex.Transaction, user: UserRecord, ev: VerifiedEvent, rowId: string): Promise<boolean>;
-  /**
-   * After the commit (or its failure), for every event that reached precheckQuota: told the outcome; cannot
-   * change the answer. After verification `ev` is the same VerifiedEvent object reserveQuota and chargeQuota saw.
-   */
-  onSettled?(user: UserRecord, ev: NostrEvent, outcome: Admission, committed: boolean, ctx: AdmissionContext): void;
-  /** NIP-86 bans: a rejection when the pubkey or event is banned. */
-  checkBans?(ev: NostrEvent): Rejection | undefined;
-}
 
 export interface AdmissionDeps {
   readonly db: Knex;
   readonly config: Config;
   readonly log: Logger;
-  readonly accounts: Accounts;
-  readonly fanout: FanOut;
+  readonly accounts: AuthorLookup;
   readonly stages?: AdmissionStages;
+  readonly listeners?: AdmissionListeners;
   readonly onBatch?: (size: number, seconds: number) => void;
   /** Id and signature check; the verifier threads' (core/admission/verifier-pool.ts), else on this thread. */
   readonly verify?: Verify;
@@ -115,7 +35,14 @@ export interface AdmissionDeps {
   readonly now?: () => number;
 }
 
-export type Admit = (raw: unknown, ctx: AdmissionContext) => Promise<Admission>;
+export interface AdmissionPipeline {
+  readonly admit: Admit;
+  /**
+   * Forgets the ids a deletion names, wherever it was stored (this process or another, through the fan-out): an
+   * event deleted by its author is no longer "had", so sent again it is refused as the store refuses it.
+   */
+  forgetDeleted(ev: NostrEvent): void;
+}
 
 class QuotaRollback extends Error {
   constructor(readonly result: { rejection: Rejection; quota: QuotaFacts }) {
@@ -133,19 +60,15 @@ function idOf(raw: unknown): string {
   return '';
 }
 
-export function createAdmission(deps: AdmissionDeps): Admit {
+export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
   const { config, log, stages = {}, verify = verifyHere } = deps;
+  const published = deps.listeners?.published ?? [];
+  const settled = deps.listeners?.settled ?? [];
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   // Ids this process stored or saw stored: clients retry, and a retry should cost no query and no verification.
   // An id stored by another process is not looked up before verifying: that query would cost every new event a
   // round trip to save the rare duplicate a verification; the insert tells duplicates apart anyway.
   const known = new LRUCache<string, true>({ max: 100_000 });
-  // A deleted event is no longer "had": sent again it is refused as the store refuses it (blocked), by this process
-  // as by any other. Deletions stored here and by other processes both reach the fan-out.
-  deps.fanout.subscribe(({ event }) => {
-    if (event.kind !== kinds.EventDeletion) return;
-    for (const id of nip09.deletionTargets(event).ids) known.delete(id);
-  });
   const limits: nip01.EventLimits = {
     maxContentLength: config.maxContentLength,
     maxEventTags: config.maxEventTags,
@@ -243,7 +166,8 @@ export function createAdmission(deps: AdmissionDeps): Admit {
     }
   }
 
-  return async function admit(raw, ctx) {
+  /** Check: everything decided before the signature is verified; cheap checks first. */
+  function check(raw: unknown, ctx: AdmissionContext): NostrEvent | Admission {
     const parsed = nip01.parseEvent(raw);
     if (!parsed.ok) return rejected(idOf(raw), parsed.rejection);
     const ev = parsed.value;
@@ -254,8 +178,25 @@ export function createAdmission(deps: AdmissionDeps): Admit {
     if (nip40.isExpired(ev, now())) return rejected(ev.id, rejection('invalid', 'this event has expired (NIP-40)'));
     const banned = stages.checkBans?.(ev);
     if (banned) return rejected(ev.id, banned);
+    if (kinds.kindClass(ev.kind) !== 'ephemeral' && known.has(ev.id)) return duplicate(ev.id);
+    return ev;
+  }
+
+  /** Publish: told after the commit, in order; a failing listener is logged and changes nothing. */
+  function publish(ev: VerifiedEvent): void {
+    for (const listener of published) {
+      try {
+        listener(ev);
+      } catch (err) {
+        log.error({ err, eventId: ev.id }, 'a published-event listener failed');
+      }
+    }
+  }
+
+  async function run(raw: unknown, ctx: AdmissionContext): Promise<Admission> {
+    const ev = check(raw, ctx);
+    if ('status' in ev) return ev;
     const ephemeral = kinds.kindClass(ev.kind) === 'ephemeral';
-    if (!ephemeral && known.has(ev.id)) return duplicate(ev.id);
 
     // Nothing is created before the signature is checked: a known author is looked up (cached), so that a
     // suspended one, or one already at the limit, is answered from memory, without I/O and without verifying.
@@ -276,7 +217,7 @@ export function createAdmission(deps: AdmissionDeps): Admit {
       if (refused) return rejected(ev.id, refused);
     }
     if (ephemeral) {
-      deps.fanout.publish(signed);
+      publish(signed);
       return { status: 'accepted', eventId: ev.id, message: '' };
     }
     const held = await stages.reserveQuota?.(user, signed);
@@ -292,10 +233,11 @@ export function createAdmission(deps: AdmissionDeps): Admit {
     }
     const result = outcomeAdmission(ev, saved);
     if (saved.status !== 'deleted') known.set(ev.id, true);
-    if (saved.status === 'inserted') deps.fanout.publish(signed);
+    if (saved.status === 'inserted') publish(signed);
     return settle(user, signed, result, saved.status === 'inserted', ctx);
-  };
+  }
 
+  /** Settle, for the author's quota: told the outcome (a held post is released or counted); cannot change it. */
   function settle(user: UserRecord, ev: NostrEvent, outcome: Admission, committed: boolean, ctx: AdmissionContext): Admission {
     try {
       stages.onSettled?.(user, ev, outcome, committed, ctx);
@@ -304,33 +246,26 @@ export function createAdmission(deps: AdmissionDeps): Admit {
     }
     return outcome;
   }
-}
 
-/**
- * Wraps an admission function to count outcomes and time them (GET /metrics). The labelled series are looked up
- * once per label set: prom-client hashes the label object at every call otherwise, which a flood of refusals pays
- * 20,000 times a second.
- */
-export function measured(admit: Admit, metrics: Pick<Metrics, 'events' | 'admissionSeconds'>): Admit {
-  const counters = new Map<string, { inc(): void }>();
-  const timers = new Map<string, { observe(seconds: number): void }>();
-  const counterOf = (outcome: string, reason: string, via: string) => {
-    const key = `${outcome}|${reason}|${via}`;
-    let c = counters.get(key);
-    if (!c) counters.set(key, (c = metrics.events.labels({ outcome, reason, via })));
-    return c;
-  };
-  const timerOf = (outcome: string) => {
-    let h = timers.get(outcome);
-    if (!h) timers.set(outcome, (h = metrics.admissionSeconds.labels({ outcome })));
-    return h;
-  };
-  return async (raw, ctx) => {
+  async function admit(raw: unknown, ctx: AdmissionContext): Promise<Admission> {
     const started = process.hrtime.bigint();
-    const result = await admit(raw, ctx);
-    const reason = result.status === 'rejected' ? result.rejection.prefix : '';
-    counterOf(result.status, reason, ctx.via).inc();
-    timerOf(result.status).observe(Number(process.hrtime.bigint() - started) / 1e9);
-    return result;
+    const outcome = await run(raw, ctx);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    for (const listener of settled) {
+      try {
+        listener(outcome, ctx, seconds);
+      } catch (err) {
+        log.error({ err, eventId: outcome.eventId }, 'an admission outcome listener failed');
+      }
+    }
+    return outcome;
+  }
+
+  return {
+    admit,
+    forgetDeleted(ev) {
+      if (ev.kind !== kinds.EventDeletion) return;
+      for (const id of nip09.deletionTargets(ev).ids) known.delete(id);
+    },
   };
 }

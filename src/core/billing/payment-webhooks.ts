@@ -31,8 +31,8 @@ import {
 import { activeSubscription, cancelActiveSubscription, lockUser } from '../../store/subscriptions.js';
 import { upsertUserByPubkey } from '../../store/users.js';
 import { canceledByWebhook, recordWebhookEvent } from '../../store/webhooks.js';
-import type { CacheInvalidation } from '../accounts/cache-invalidation.js';
-import type { Plans } from '../quota/plans.js';
+import type { CacheInvalidation } from '../accounts/index.js';
+import type { Plans } from '../quota/index.js';
 
 export const webhookTypes = [
   'subscription.created',

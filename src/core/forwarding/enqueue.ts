@@ -18,9 +18,9 @@ import * as nip70 from '../../nips/nip70.js';
 import { parseRelayUrl } from '../../nips/relay-url.js';
 import { NO_UPSTREAM, enqueuePlanned, notForwarded, type Forwarding } from '../../store/forwarding-plan.js';
 import { ensureDefaultRelaysOf, type RelayTarget } from '../../store/user-relays.js';
-import type { Plans } from '../quota/plans.js';
+import type { Plans } from '../quota/index.js';
 import type { UserRecord } from '../../store/users.js';
-import type { AdmissionStages } from '../admission/pipeline.js';
+import type { AdmissionStages } from '../admission/index.js';
 import { applyRelayList, type Resolver } from './relay-targets.js';
 
 export const RELAY_LIST_KIND = 10002;

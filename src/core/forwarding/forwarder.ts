@@ -11,10 +11,10 @@ import type { Logger } from '../../log.js';
 import { parseRelayUrl } from '../../nips/relay-url.js';
 import { claimDue, outboxBacklog, releaseClaims, type ClaimedPublish } from '../../store/outbox.js';
 import { saveRelayInfo } from '../../store/relay-stats.js';
-import type { Admit } from '../admission/pipeline.js';
+import type { SettledListener } from '../admission/index.js';
 import { createAttemptRecorder } from './attempt-recorder.js';
 import { classify, type Decision, type RetryPolicy } from './policy.js';
-import type { Metrics } from '../ops/metrics.js';
+import type { Metrics } from '../ops/index.js';
 import { createUpstreamPool, type UpstreamPool } from './upstream-pool.js';
 
 export type ForwarderConfig = Pick<
@@ -310,11 +310,9 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
   };
 }
 
-/** Wraps admission so that the forwarder is woken as soon as an event with outbox rows has been committed. */
-export function wakeOnAccepted(admit: Admit, forwarder: Pick<Forwarder, 'wake'>): Admit {
-  return async (raw, ctx) => {
-    const result = await admit(raw, ctx);
-    if (result.status === 'accepted' && result.queued) forwarder.wake();
-    return result;
+/** An admission listener (wired in app.ts): wakes the forwarder as soon as an event with outbox rows has committed. */
+export function wakeOnQueued(forwarder: Pick<Forwarder, 'wake'>): SettledListener {
+  return (outcome) => {
+    if (outcome.status === 'accepted' && outcome.queued) forwarder.wake();
   };
 }

@@ -1,6 +1,7 @@
 // Prometheus metrics (prom-client), one registry per process, served at GET /metrics. Every metric the
 // service exports is declared here, so its names and labels are defined once.
 import client from 'prom-client';
+import type { SettledListener } from '../admission/index.js';
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
@@ -110,5 +111,31 @@ export function createMetrics() {
       },
     }),
     httpRequests: new client.Counter({ name: 'nostrx_http_requests_total', help: 'HTTP API requests by route and status', labelNames: ['route', 'method', 'status'] as const, registers: r }),
+  };
+}
+
+/**
+ * An admission listener (wired in app.ts): counts every outcome under its labels and times it. The labelled series
+ * are looked up once per label set: prom-client hashes the label object at every call otherwise, which a flood of
+ * refusals pays 20,000 times a second.
+ */
+export function countAdmissions(metrics: Pick<Metrics, 'events' | 'admissionSeconds'>): SettledListener {
+  const counters = new Map<string, { inc(): void }>();
+  const timers = new Map<string, { observe(seconds: number): void }>();
+  const counterOf = (outcome: string, reason: string, via: string) => {
+    const key = `${outcome}|${reason}|${via}`;
+    let c = counters.get(key);
+    if (!c) counters.set(key, (c = metrics.events.labels({ outcome, reason, via })));
+    return c;
+  };
+  const timerOf = (outcome: string) => {
+    let h = timers.get(outcome);
+    if (!h) timers.set(outcome, (h = metrics.admissionSeconds.labels({ outcome })));
+    return h;
+  };
+  return (outcome, ctx, seconds) => {
+    const reason = outcome.status === 'rejected' ? outcome.rejection.prefix : '';
+    counterOf(outcome.status, reason, ctx.via).inc();
+    timerOf(outcome.status).observe(seconds);
   };
 }

@@ -17,11 +17,11 @@ import type { PlanRecord } from '../../store/plans.js';
 import { chargePosts, chargeUnlimited, readUsage, type LedgerPeriod, type PostChargeResult, type UnlimitedCharge } from '../../store/quotas.js';
 import type { CounterPeriod, QuotaCounters, ReserveResult } from '../../store/quota-counters.js';
 import type { UserRecord } from '../../store/users.js';
-import type { AdmissionContext, AdmissionStages, QuotaFacts } from '../admission/pipeline.js';
+import type { AdmissionContext, AdmissionStages, QuotaFacts } from '../admission/index.js';
 import type { Plans } from './plans.js';
 import { createPostGate } from './post-gate.js';
 import { createPeriodClock, isoSeconds, type PeriodType, type QuotaPeriod } from './periods.js';
-import type { UsageRecorder } from '../ops/usage-recorder.js';
+import type { UsageRecorder } from '../ops/index.js';
 
 export interface QuotaDeps {
   readonly db: Knex;

@@ -7,7 +7,7 @@ import { startTestApp } from '../../helpers/app.js';
 import { buildEvent, newKey, type Key } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { setUserStatus } from '../../../src/core/accounts/account-admin.js';
-import type { Admission } from '../../../src/core/admission/pipeline.js';
+import type { Admission } from '../../../src/core/admission/contract.js';
 
 const clock = Date.parse('2026-11-25T09:30:00Z') / 1000;
 const app = await startTestApp(t, { redis: true, now: () => clock });

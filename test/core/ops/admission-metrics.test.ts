@@ -1,8 +1,9 @@
-// Admission metrics (core/admission/pipeline.ts measured()): every outcome counted under its own labels and timed, with
-// the labelled series kept between calls.
+// Admission metrics (core/ops/metrics.ts countAdmissions(), an admission listener): every outcome counted under its
+// own labels and timed, with the labelled series kept between calls.
 import t from 'tap';
 import client from 'prom-client';
-import { measured, type Admission, type Admit } from '../../../src/core/admission/pipeline.js';
+import type { Admission } from '../../../src/core/admission/contract.js';
+import { countAdmissions } from '../../../src/core/ops/metrics.js';
 import { rejection } from '../../../src/nips/result.js';
 
 function metricsIn(registry: client.Registry) {
@@ -21,10 +22,9 @@ t.test('outcomes are counted by outcome, reason and way in, and timed by outcome
     { status: 'rejected', eventId: 'd', rejection: rejection('rate-limited', 'later') },
     { status: 'duplicate', eventId: 'e', message: 'duplicate: have it' },
   ];
-  let next = 0;
-  const admit: Admit = async () => answers[next++]!;
-  const counted = measured(admit, metricsIn(registry));
-  for (const via of ['relay', 'relay', 'relay', 'api', 'relay'] as const) await counted({}, { via, authed: new Set() });
+  const count = countAdmissions(metricsIn(registry));
+  const vias = ['relay', 'relay', 'relay', 'api', 'relay'] as const;
+  answers.forEach((outcome, i) => count(outcome, { via: vias[i]!, authed: new Set() }, 0.0005));
   const text = await registry.metrics();
   t.match(text, /nostrx_events_total\{outcome="accepted",reason="",via="relay"\} 1\n/);
   t.match(text, /nostrx_events_total\{outcome="rejected",reason="blocked",via="relay"\} 2\n/);

@@ -1,0 +1,4 @@
+// Payments: provider webhooks and their signatures.
+// The capability's public surface: other capabilities, relay/, api/ and app.ts import from here only.
+export * from './payment-webhooks.js';
+export * from './webhook-signature.js';
