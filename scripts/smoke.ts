@@ -13,9 +13,9 @@ useWebSocketImplementation(WebSocket);
 const dataDir = mkdtempSync(path.join(tmpdir(), 'nostrx-smoke-'));
 // PORT=0: the system picks a free port and the service says which in its "nostrx listening" line (a port picked
 // here could be taken meanwhile, e.g. as the local end of an outgoing connection)
-const env = { ...process.env, DATABASE_URL: '', REDIS_URL: '', DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info' };
-delete env.DATABASE_URL;
-delete env.REDIS_URL;
+// No DATABASE_URL and no REDIS_URL: the embedded default a fresh clone runs.
+const { DATABASE_URL: _db, REDIS_URL: _redis, ...inherited } = process.env;
+const env = { ...inherited, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info' };
 
 function groupAlive(pgid: number): boolean {
   try {

@@ -153,7 +153,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const bans = await createBans({ db: db.knex, log, redis, redisPrefix: config.redisPrefix });
   // Admission: the quota, forwarding and moderation phases plug into the pipeline; what follows a stored event
   // (fan-out) and every outcome (metrics, the forwarder's wake-up) are listeners.
-  const stages = { ...quota.stages, ...createOutboxStage({ config, log, plans }), checkBans: bans.check };
+  const stages = { ...quota.stages, ...createOutboxStage({ config, log, plans }), checkBans: (ev: nip01.NostrEvent) => bans.check(ev) };
   const admission = createAdmission({
     db: db.knex,
     config,

@@ -54,7 +54,7 @@ export class SubscriptionIndex {
       set.add(sub);
     }
     let subs = this.byOwner.get(owner);
-    if (!subs) this.byOwner.set(owner, (subs = new Map()));
+    if (!subs) this.byOwner.set(owner, (subs = new Map<string, Sub>()));
     subs.set(subId, sub);
   }
 

@@ -66,7 +66,7 @@ async function openPglite(dataDir: string): Promise<Database> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ELOCKED') {
-      throw new Error(`the data directory ${dir} is in use by another nostrx process; stop it or set DATA_DIR to another directory`);
+      throw new Error(`the data directory ${dir} is in use by another nostrx process; stop it or set DATA_DIR to another directory`, { cause: err });
     }
     throw err;
   }
@@ -121,11 +121,12 @@ export function numbered(sql: string): string {
  * round trip to save: there it is a plain query.
  */
 export async function queryPrepared<R>(db: Knex, name: string, text: string, values: readonly unknown[]): Promise<R[]> {
-  const conn = (await db.client.acquireConnection()) as unknown;
+  const client = db.client as { acquireConnection(): Promise<unknown>; releaseConnection(conn: unknown): Promise<void> };
+  const conn = await client.acquireConnection();
   try {
     if (conn instanceof pg.Client) return (await conn.query<R & pg.QueryResultRow>({ name, text, values: [...values] })).rows;
     return ((await (conn as { query(text: string, values: readonly unknown[]): Promise<RowsOf<R>> }).query(text, values)) as RowsOf<R>).rows;
   } finally {
-    await db.client.releaseConnection(conn);
+    await client.releaseConnection(conn);
   }
 }

@@ -123,7 +123,7 @@ async function deletedByAuthor(trx: Knex, ev: NostrEvent, dTag: string | null): 
  */
 export async function saveEvent(trx: Knex.Transaction, ev: NostrEvent, extras: EventRowExtras): Promise<SaveOutcome> {
   if (await deletedByAuthor(trx, ev, extras.dTag)) {
-    const exists = await trx('nostr_events').where({ event_id: ev.id }).first('id');
+    const exists = (await trx('nostr_events').where({ event_id: ev.id }).first('id')) as { id: string } | undefined;
     return exists ? { status: 'duplicate' } : { status: 'deleted' };
   }
   if (extras.dTag !== null) {
@@ -182,7 +182,9 @@ export async function deleteReferenced(
 }
 
 function applyFilter<Q extends Knex.QueryBuilder>(q: Q, db: Knex, f: Filter, nowSeconds: number): Q {
-  q.whereNull('e.removed_at').where((w) => w.whereNull('e.expires_at').orWhere('e.expires_at', '>', nowSeconds));
+  q.whereNull('e.removed_at').where((w) => {
+    w.whereNull('e.expires_at').orWhere('e.expires_at', '>', nowSeconds);
+  });
   if (f.ids) q.whereIn('e.event_id', f.ids);
   if (f.authors) q.whereIn('e.pubkey', f.authors);
   if (f.kinds) q.whereIn('e.event_kind', f.kinds);
@@ -210,7 +212,11 @@ export async function queryFilter(db: Knex, f: Filter, limit: number, nowSeconds
 export async function countFilters(db: Knex, filters: Filter[], nowSeconds: number): Promise<number> {
   if (filters.length === 0) return 0;
   const q = db('nostr_events as e').where((any) => {
-    for (const f of filters) any.orWhere((w) => applyFilter(w, db, f, nowSeconds));
+    for (const f of filters) {
+      any.orWhere((w) => {
+        applyFilter(w, db, f, nowSeconds);
+      });
+    }
   });
   const rows = (await q.count<{ n: string | number }[]>({ n: '*' })) as { n: string | number }[];
   return Number(rows[0]?.n ?? 0);

@@ -131,7 +131,11 @@ export async function readUsage(
   const rows = (await db('user_quotas')
     .where({ user_id: userId })
     .where((w) => {
-      for (const p of periods) w.orWhere((x) => x.where({ quota_type: p.type, quota_date: p.date }));
+      for (const p of periods) {
+        w.orWhere((x) => {
+          x.where({ quota_type: p.type, quota_date: p.date });
+        });
+      }
     })
     .select('quota_type', 'posts_used')) as { quota_type: LedgerPeriodType; posts_used: number }[];
   for (const r of rows) out[r.quota_type] = r.posts_used;

@@ -132,7 +132,10 @@ function exportQueries(db: Knex, userId: string): readonly (readonly [string, Kn
  * the export then holds the user's rows in memory, but a client reading it slowly does not stall the relay.
  */
 export async function* exportUserRows(db: Knex, userId: string, batchRows = 1000): AsyncGenerator<ExportBatch> {
-  if (!hasOneConnection(db)) return yield* readExport(db, userId, batchRows);
+  if (!hasOneConnection(db)) {
+    yield* readExport(db, userId, batchRows);
+    return;
+  }
   const batches: ExportBatch[] = [];
   for await (const b of readExport(db, userId, batchRows)) batches.push(b);
   yield* batches;
@@ -257,7 +260,12 @@ export async function listUsers(db: Knex, f: UserFilter): Promise<UserSummary[]>
   if (f.status) q.where('u.status', f.status);
   if (f.plan) q.whereRaw(`COALESCE(p.plan_code, 'basic') = ?`, [f.plan]);
   if (f.pubkey) q.where('u.nostr_public_key', f.pubkey);
-  if (f.q) q.where((w) => w.whereILike('u.email', likePattern(f.q ?? '')).orWhereILike('u.display_name', likePattern(f.q ?? '')));
+  if (f.q) {
+    const pattern = likePattern(f.q);
+    q.where((w) => {
+      w.whereILike('u.email', pattern).orWhereILike('u.display_name', pattern);
+    });
+  }
   if (f.after) q.whereRaw('(u.created_at, u.id) < (SELECT c.created_at, c.id FROM users c WHERE c.id = ?)', [f.after]);
   const rows = (await q.orderBy([{ column: 'u.created_at', order: 'desc' }, { column: 'u.id', order: 'desc' }]).limit(f.limit)) as SummaryRow[];
   return rows.map(toSummary);

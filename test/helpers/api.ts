@@ -10,6 +10,7 @@ export interface Reply {
   readonly status: number;
   readonly headers: Headers;
   // Parsed JSON, read freely by the assertions (any is confined to this test helper).
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed JSON that each assertion reads freely
   readonly body: any;
   readonly text: string;
 }

@@ -1,6 +1,7 @@
 // A bare WebSocket client for protocol-level assertions (NOTICE, CLOSED, malformed frames) that nostr-tools'
 // Relay deliberately hides. It keeps every message it gets and lets a test wait for the next one that matches.
 import { WebSocket } from 'ws';
+import { rawText } from '../../src/lib/ws-text.js';
 
 export type Message = [string, ...unknown[]];
 
@@ -11,7 +12,7 @@ export class RawClient {
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data) => {
-      const m = JSON.parse(String(data)) as Message;
+      const m = JSON.parse(rawText(data)) as Message;
       this.received.push(m);
       const i = this.waiters.findIndex((w) => w.match(m));
       if (i >= 0) {

@@ -40,6 +40,7 @@ t.test('initVerifier reports a loader failure as a clear Error and can be retrie
   await t.rejects(
     nip01.initVerifier({
       loadWasm: () => {
+        // eslint-disable-next-line @typescript-eslint/only-throw-error -- a loader that throws a non-Error value
         throw 'sync failure';
       },
     }),

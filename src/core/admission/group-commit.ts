@@ -70,7 +70,7 @@ export function createWriter(deps: WriterDeps): Writer {
 
   /** Stores the rows of a batch with their tags and outbox rows (and the given uncapped charges); answers the rest. */
   async function writeRows(db: Knex, jobs: readonly WriteJob[], charges?: readonly (readonly UncappedPeriod[])[]): Promise<Written> {
-    const results: WriteResult[] = new Array(jobs.length);
+    const results = new Array<WriteResult>(jobs.length);
     // the same event twice in one batch: the later copies are duplicates of the first
     const first = new Map<string, number>();
     jobs.forEach((j, i) => {
@@ -130,7 +130,7 @@ export function createWriter(deps: WriterDeps): Writer {
       }
       // One bad event must not fail the others: write each in its own transaction.
       deps.log.warn({ err, batch: batch.length }, 'a batch write failed; writing its events one by one');
-      for (const p of batch) await deps.single(p.job).then(p.resolve, p.reject);
+      for (const p of batch) await deps.single(p.job).then((r) => p.resolve(r), (e: unknown) => p.reject(e));
     }
   }
 

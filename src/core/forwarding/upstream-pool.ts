@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { WebSocket, type ClientOptions } from 'ws';
 import type { Logger } from '../../log.js';
 import { corkUntilNextTick } from '../../lib/ws-cork.js';
+import { rawText } from '../../lib/ws-text.js';
 import type { NostrEvent } from '../../nips/nip01.js';
 import { parseRelayUrl } from '../../nips/relay-url.js';
 import { checkHost, guardedLookup, type AddressPolicy } from './relay-targets.js';
@@ -185,7 +186,7 @@ export function createUpstreamPool(o: UpstreamPoolOptions): UpstreamPool {
   function socketOnMessage(up: Upstream, data: WebSocket.RawData): void {
     let msg: unknown;
     try {
-      msg = JSON.parse(String(data));
+      msg = JSON.parse(rawText(data));
     } catch {
       return;
     }

@@ -312,7 +312,7 @@ export function createQuota(deps: QuotaDeps): Quota {
     // a limit are charged together (store/quotas.ts chargePosts: three statements however many), each user's
     // first posts in batch order taking what room is left.
     async chargeQuotaBatch(trx, items) {
-      const out: (Refusal | undefined)[] = new Array(items.length).fill(undefined);
+      const out = new Array<Refusal | undefined>(items.length).fill(undefined);
       const ticketList = await ticketsOf(items);
       const uncapped: number[] = [];
       const byUser = new Map<string, number[]>(); // capped posts, in batch order

@@ -7,7 +7,7 @@ import { buildEvent, newKey, type Key } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { changePlan, quotaStatus, setUserStatus } from '../../../src/core/accounts/account-admin.js';
 
-let clock = Date.parse('2026-11-25T12:00:00Z') / 1000;
+const clock = Date.parse('2026-11-25T12:00:00Z') / 1000;
 const app = await startTestApp(t, { redis: true, now: () => clock });
 // One client for the whole file, closed by the last test: a connection still open when the app stops makes the
 // shutdown wait for the WebSocket close timeout.
