@@ -180,11 +180,16 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const http = Fastify({
     loggerInstance: httpLog,
     trustProxy: config.trustProxy,
-    // one log line per API request, with its request id; probes and scrapes would only add noise
-    logController: new LogController({ disableRequestLogging: (req) => quietPaths.has(req.url) }),
+    // fastify's own request logging writes two lines per request; ours (below) writes one
+    logController: new LogController({ disableRequestLogging: true }),
     ...apiServerOptions(config),
   });
   // The HTTP API first, so its OpenAPI document sees every route declared after it.
+  // One log line per HTTP request, when it is answered, with its request id; probes and scrapes would only add noise.
+  http.addHook('onResponse', async (req, reply) => {
+    if (quietPaths.has(req.url)) return;
+    req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+  });
   // The HTTP API's services; registered first, so its OpenAPI document sees every route declared after it.
   const now = opts.now ?? (() => Math.floor(Date.now() / 1000));
   const sessions = createSessions({ db: db.knex, ttlSeconds: config.sessionTtlSeconds, now });

@@ -34,13 +34,17 @@ async function runService(config: Config, log: Logger): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    const started = Date.now();
     const force = setTimeout(() => {
       log.error({ afterMs: SHUTDOWN_MS }, 'shutdown took too long, exiting');
       process.exit(1);
     }, SHUTDOWN_MS);
     force.unref();
     app.close().then(
-      () => process.exit(0),
+      () => {
+        log.info({ signal, ms: Date.now() - started }, 'stopped');
+        process.exit(0);
+      },
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');
         process.exit(1);
@@ -80,6 +84,7 @@ async function runPrimary(config: Config, log: Logger): Promise<void> {
     const check = setInterval(() => {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
         clearInterval(check);
+        log.info({ signal }, 'all workers stopped');
         process.exit(0);
       }
     }, 100);
