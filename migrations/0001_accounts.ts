@@ -1,6 +1,7 @@
 // Accounts and billing: users, user_sessions, subscription_plans (seeded), user_subscriptions, payments, and the
-// payment-provider webhook inbox. Source: spec/nostrx-database-schema.md §1–2, "Business Logic Constraints",
-// "Security Considerations". Repairs of the founding schema are marked REPAIR, our additions EXTENSION.
+// payment-provider webhook inbox. Source: the founding schema (the project's first database design document, not
+// kept in this repository), its sections 1–2, "Business Logic Constraints" and "Security Considerations". Repairs
+// of the founding schema are marked REPAIR, our additions EXTENSION.
 //
 // General rules for every migration in this folder:
 // - One SQL statement per knex.raw call: PGlite refuses multi-statement raw queries.
