@@ -23,7 +23,7 @@ interface ListQuery {
   cursor?: string;
 }
 
-const statuses = ['pending', 'signing', 'publishing', 'published', 'failed', 'partial'] as const;
+const statuses = ['pending', 'signing', 'publishing', 'published', 'failed', 'partial', 'not_forwarded'] as const;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function recordView(r: EventRecord) {

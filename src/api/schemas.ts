@@ -99,7 +99,11 @@ export const eventRecordSchema = {
     id: hex64,
     kind: { type: 'integer' },
     created_at: { type: 'integer', description: 'The event created_at (unix seconds)' },
-    status: { type: 'string', enum: ['pending', 'signing', 'publishing', 'published', 'failed', 'partial'] },
+    status: {
+      type: 'string',
+      enum: ['pending', 'signing', 'publishing', 'published', 'failed', 'partial', 'not_forwarded'],
+      description: '`not_forwarded`: stored on this relay and sent to no upstream relay (`failure_reason` says why)',
+    },
     received_at: dateTime,
     published_at: nullableDateTime,
     failure_reason: nullableString,

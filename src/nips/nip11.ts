@@ -13,6 +13,10 @@ export interface RelayLimitation {
   created_at_lower_limit: number;
   created_at_upper_limit: number;
   default_limit: number;
+  /** Filters in one REQ or COUNT (NIP-11's earlier `max_filters`). */
+  max_filters?: number;
+  /** Values in one filter field (ids, authors, kinds, a tag): this relay's own limitation, named like the others. */
+  max_filter_values?: number;
 }
 
 export interface SubscriptionFee {
@@ -21,6 +25,11 @@ export interface SubscriptionFee {
   unit: string;
   /** Seconds, e.g. 2592000 for 30 days. */
   period: number;
+  /** Extra fields a relay may add to an entry: which plan the fee buys, and that plan's post quota. */
+  plan?: string;
+  plan_name?: string;
+  daily_post_limit?: number;
+  monthly_post_limit?: number;
 }
 
 export interface RelayInfoDocument {
@@ -62,6 +71,8 @@ export interface RelayInfoInput {
     /** Seconds after now (NIP-11 `created_at_upper_limit`). */
     createdAtUpperLimit: number;
     defaultLimit: number;
+    maxFilters?: number;
+    maxFilterValues?: number;
   };
   subscriptionFees?: readonly SubscriptionFee[];
   paymentsUrl?: string;
@@ -92,13 +103,15 @@ export function buildInfoDocument(input: RelayInfoInput): RelayInfoDocument {
       created_at_lower_limit: l.createdAtLowerLimit,
       created_at_upper_limit: l.createdAtUpperLimit,
       default_limit: l.defaultLimit,
+      ...(l.maxFilters !== undefined ? { max_filters: l.maxFilters } : {}),
+      ...(l.maxFilterValues !== undefined ? { max_filter_values: l.maxFilterValues } : {}),
     },
   };
   if (input.pubkey !== undefined) doc.pubkey = input.pubkey;
   if (input.contact !== undefined) doc.contact = input.contact;
   if (input.icon !== undefined) doc.icon = input.icon;
   if (input.subscriptionFees !== undefined && input.subscriptionFees.length > 0) {
-    doc.fees = { subscription: input.subscriptionFees.map((f) => ({ amount: f.amount, unit: f.unit, period: f.period })) };
+    doc.fees = { subscription: input.subscriptionFees.map((f) => ({ ...f })) };
   }
   if (input.paymentsUrl !== undefined) doc.payments_url = input.paymentsUrl;
   return doc;

@@ -30,8 +30,19 @@ export function relayInfo(config: Config, plans: readonly PlanRecord[], version:
       createdAtLowerLimit: config.createdAtPastSeconds,
       createdAtUpperLimit: config.createdAtFutureSeconds,
       defaultLimit: config.defaultLimit,
+      maxFilters: config.maxFilters,
+      maxFilterValues: config.maxFilterValues,
     },
-    subscriptionFees: offered.map((p) => ({ amount: Number(p.priceMonthly), unit: p.currency, period: THIRTY_DAYS, plan: p.code })),
+    subscriptionFees: offered.map((p) => ({
+      amount: Number(p.priceMonthly),
+      unit: p.currency,
+      period: THIRTY_DAYS,
+      plan: p.code,
+      plan_name: p.name,
+      // -1: unlimited, as the plans table says it
+      daily_post_limit: p.dailyPostLimit,
+      ...(p.monthlyPostLimit !== null ? { monthly_post_limit: p.monthlyPostLimit } : {}),
+    })),
     paymentsUrl: `${config.publicUrl}/v1/plans`,
   });
 }

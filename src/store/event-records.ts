@@ -4,7 +4,9 @@ import type { Knex } from 'knex';
 import type { NostrEvent } from '../nips/nip01.js';
 import { rowToEvent, type EventRow } from './events.js';
 
-export type EventStatus = 'pending' | 'signing' | 'publishing' | 'published' | 'failed' | 'partial';
+/** The stored status, and `not_forwarded` for an event kept here with no upstream relay to send it to. */
+export type EventStatus = 'pending' | 'signing' | 'publishing' | 'published' | 'failed' | 'partial' | 'not_forwarded';
+type StoredStatus = Exclude<EventStatus, 'not_forwarded'>;
 
 export interface RelayOutcome {
   readonly relayUrl: string;
@@ -54,7 +56,7 @@ export interface EventListQuery {
 interface RecordRow extends EventRow {
   id: string;
   user_id: string;
-  status: EventStatus;
+  status: StoredStatus;
   created_at: Date;
   published_at: Date | null;
   failure_reason: string | null;
@@ -98,7 +100,8 @@ function toRecord(r: RecordRow, relays: RelayOutcome[]): EventRecord {
     rowId: r.id,
     userId: r.user_id,
     event: rowToEvent(r),
-    status: r.status,
+    // stored as 'published' with no relay row: it was kept here and sent nowhere (failure_reason says why)
+    status: r.status === 'published' && r.total_relays === 0 ? 'not_forwarded' : r.status,
     receivedAt: r.created_at,
     publishedAt: r.published_at,
     failureReason: r.failure_reason,
@@ -164,7 +167,9 @@ export async function findEventRecord(db: Knex, eventId: string): Promise<EventR
  */
 export async function listEventRecords(db: Knex, userId: string, q: EventListQuery): Promise<EventRecord[]> {
   const query = db('nostr_events as e').where('e.user_id', userId);
-  if (q.status) query.where('e.status', q.status);
+  if (q.status === 'not_forwarded') query.where({ 'e.status': 'published', 'e.total_relays': 0 });
+  else if (q.status === 'published') query.where('e.status', 'published').where('e.total_relays', '>', 0);
+  else if (q.status) query.where('e.status', q.status);
   if (q.kind !== undefined) query.where('e.event_kind', q.kind);
   if (q.from) query.where('e.created_at', '>=', q.from);
   if (q.to) query.where('e.created_at', '<', q.to);

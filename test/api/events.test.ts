@@ -2,6 +2,7 @@
 // upstream relay (a second instance of this service), with each relay's outcome and timings in the record.
 import t from 'tap';
 import { Relay } from 'nostr-tools/relay';
+import { finalizeEvent } from 'nostr-tools/pure';
 import { setUserStatus } from '../../src/core/accounts/account-admin.js';
 import { startTestApp } from '../helpers/app.js';
 import { ApiClient } from '../helpers/api.js';
@@ -243,4 +244,23 @@ t.test("GET /v1/events/:id: another user's event is 403, an unknown one 404", as
   const unknown = await api.signed(alice, 'GET', `/v1/events/${'0'.repeat(64)}`);
   t.equal(unknown.status, 404);
   t.equal(unknown.body.error.code, 'event_not_found');
+});
+
+t.test('Dave publishes an event that goes nowhere: its record says not_forwarded, not published, and why', async (t) => {
+  // NIP-70: stored here, forwarded to no upstream relay
+  const dave = newKey();
+  const ev = buildEvent(dave.sk, { content: 'for this relay only', tags: [['-']] });
+  const relay = await Relay.connect(app.relayUrl);
+  t.teardown(() => relay.close());
+  await relay.auth(async (tmpl) => finalizeEvent(tmpl, dave.sk));
+  await relay.publish(ev);
+  const r = await api.signed(dave, 'GET', `/v1/events/${ev.id}`);
+  t.equal(r.status, 200);
+  t.equal(r.body.status, 'not_forwarded');
+  t.equal(r.body.total_relays, 0);
+  t.match(r.body.failure_reason, /^not forwarded: the event is protected \(NIP-70\)/);
+  const listed = await api.signed(dave, 'GET', '/v1/events?status=not_forwarded');
+  t.same(listed.body.events.map((e: { id: string }) => e.id), [ev.id]);
+  const published = await api.signed(dave, 'GET', '/v1/events?status=published');
+  t.same(published.body.events, [], 'not listed as published');
 });

@@ -313,9 +313,16 @@ t.test('NIP-11: the information document lists the enforced limits and the plans
     created_at_lower_limit: 94608000,
     created_at_upper_limit: 900,
     default_limit: 100,
+    max_filters: app.config.maxFilters,
+    max_filter_values: app.config.maxFilterValues,
   });
   t.ok((doc.supported_nips as number[]).includes(1));
   t.same(doc.fees.subscription.map((f) => f.amount), [0, 4.99, 9.99]);
+  t.match(doc.fees.subscription, [
+    { plan: 'basic', plan_name: 'Basic', daily_post_limit: -1 }, // this file's app lifts basic's limit
+    { plan: 'premium', daily_post_limit: 25 },
+    { plan: 'advanced', daily_post_limit: -1 },
+  ], 'each fee names its plan and that plan\'s daily quota');
 });
 
 t.test('NIP-42: the relay sends a challenge and accepts a valid AUTH', async (t) => {
