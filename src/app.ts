@@ -22,6 +22,7 @@ import { createUsageRecorder, type UsageRecorder } from './core/usage-recorder.j
 import { createRateLimits, type RateLimits } from './core/rate-limits.js';
 import { createCacheInvalidation, type CacheInvalidation } from './core/cache-invalidation.js';
 import type { AccountAdminDeps } from './core/account-admin.js';
+import { createBilling, type Billing } from './core/billing/billing.js';
 import { memoryQuotaCounters, redisQuotaCounters } from './store/quota-counters.js';
 import { memoryTokenBuckets, redisTokenBuckets } from './store/rate-limit-store.js';
 import { openDatabase, type Database } from './store/db.js';
@@ -78,6 +79,8 @@ export interface App {
   readonly invalidation: CacheInvalidation;
   /** What changePlan / setUserStatus / quotaStatus (core/account-admin.ts) take. */
   readonly accountAdmin: AccountAdminDeps;
+  /** Payments: Stripe, ExtensionPay (and its scheduled re-sync), the ledger that applies what they say. */
+  readonly billing: Billing;
   close(): Promise<void>;
 }
 
@@ -133,6 +136,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
     channel: redis && redisChannel(redis, `${config.redisPrefix}invalidate`, (err) => log.error({ err }, 'cache invalidation over Redis failed')),
   });
   const accountAdmin: AccountAdminDeps = { db: db.knex, plans, quota, invalidation, usage, now: opts.now };
+  // Payments (core/billing/): provider facts applied by one ledger; ExtensionPay re-read on a schedule.
+  const billing = createBilling({ config, publicUrl: () => config.publicUrl, db: db.knex, plans, invalidation, log, metrics });
   const rateLimits = createRateLimits({
     settings: {
       ipPerSecond: config.rateLimitIpPerSecond,
@@ -177,6 +182,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     bans,
     invalidation,
     accountAdmin,
+    billing,
     now: opts.now ?? (() => Math.floor(Date.now() / 1000)),
     checkIp: (ip) => rateLimits.checkIp(ip),
   });
@@ -236,6 +242,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     ...(opts.now ? { now: opts.now } : {}),
   });
   if (config.forwardEnabled) forwarder.start();
+  billing.extensionpay.start();
   log.info({ url: config.publicUrl, relay: relayUrl, db: db.kind, redis: Boolean(redis) }, 'nostrx listening');
 
   return {
@@ -259,8 +266,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
     rateLimits,
     invalidation,
     accountAdmin,
+    billing,
     async close() {
       maintenance.stop();
+      await billing.close();
       await relay.close();
       await http.close();
       await forwarder.stop();

@@ -12,6 +12,7 @@ import type { AccountAdminDeps } from '../core/account-admin.js';
 import type { Accounts } from '../core/accounts.js';
 import type { Admit } from '../core/admission.js';
 import type { Bans } from '../core/bans.js';
+import type { Billing } from '../core/billing/billing.js';
 import type { CacheInvalidation } from '../core/cache-invalidation.js';
 import { createEventRecords } from '../core/event-records.js';
 import { createHttpAuth, replayCache, type Redis } from '../core/http-auth.js';
@@ -28,6 +29,7 @@ import { useApiCors } from './cors.js';
 import { apiError, errorHandler, notFoundHandler } from './errors.js';
 import { sharedSchemas } from './schemas.js';
 import { registerAdminRoutes } from './admin.js';
+import { registerBillingRoutes } from './billing.js';
 import { registerEventRoutes } from './events.js';
 import { registerMeRoutes } from './me.js';
 import { registerNip86Route } from './nip86.js';
@@ -56,6 +58,8 @@ export interface ApiDeps {
   readonly invalidation: CacheInvalidation;
   /** What changePlan / setUserStatus / quotaStatus take. */
   readonly accountAdmin: AccountAdminDeps;
+  /** Stripe and ExtensionPay (core/billing/billing.ts), built by the composition root (it owns the re-sync timer). */
+  readonly billing: Billing;
   /** Seconds since the epoch. */
   readonly now: () => number;
   /** The per-IP rate limit (core/rate-limits.ts), shared with the relay's messages; a rejection answers 429. */
@@ -144,6 +148,7 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
   registerStatsRoutes(http, services);
   registerSubscriptionRoutes(http, services);
   registerWebhookRoutes(http, services);
+  registerBillingRoutes(http, services);
   registerAdminRoutes(http, services);
   registerNip86Route(http, services);
 }

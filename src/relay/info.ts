@@ -6,6 +6,15 @@ import * as nip11 from '../nips/nip11.js';
 
 export const supportedNips = [1, 9, 11, 40, 42, 45, 65, 70, 86, 98];
 const THIRTY_DAYS = 30 * 24 * 3600;
+const ONE_YEAR = 365 * 24 * 3600;
+
+/** Each public plan's monthly price, and its yearly price where it has one (Stripe sells both: core/billing/). */
+function subscriptionFees(offered: readonly PlanRecord[]): nip11.SubscriptionFee[] {
+  return offered.flatMap((p) => [
+    { amount: Number(p.priceMonthly), unit: p.currency, period: THIRTY_DAYS },
+    ...(p.priceYearly !== null && p.priceYearly !== undefined ? [{ amount: Number(p.priceYearly), unit: p.currency, period: ONE_YEAR }] : []),
+  ]);
+}
 
 export function relayInfo(config: Config, plans: readonly PlanRecord[], version: string): nip11.RelayInfoDocument {
   const offered = plans.filter((p) => p.isActive && p.isPublic);
@@ -31,7 +40,7 @@ export function relayInfo(config: Config, plans: readonly PlanRecord[], version:
       createdAtUpperLimit: config.createdAtFutureSeconds,
       defaultLimit: config.defaultLimit,
     },
-    subscriptionFees: offered.map((p) => ({ amount: Number(p.priceMonthly), unit: p.currency, period: THIRTY_DAYS, plan: p.code })),
+    subscriptionFees: subscriptionFees(offered),
     paymentsUrl: `${config.publicUrl}/v1/plans`,
   });
 }

@@ -35,9 +35,8 @@ export interface StripeSettings {
   readonly prices: readonly string[];
   readonly apiBase: string;
   readonly timeoutMs: number;
-  readonly successUrl: string;
-  readonly cancelUrl: string;
-  readonly portalReturnUrl: string;
+  /** Where Checkout and the portal send the user back (read per request: PUBLIC_URL may be known late). */
+  readonly returnUrls: () => { success: string; cancel: string; portal: string };
 }
 
 export interface StripeDeps {
@@ -342,8 +341,8 @@ export function createStripeBilling(deps: StripeDeps): StripeBilling {
           ...(customer ? { customer: customer.providerAccountId } : {}),
           subscription_data: { metadata: { nostrx_user_id: userId } },
           metadata: { nostrx_user_id: userId, plan, billing_cycle: cycle },
-          success_url: s.successUrl,
-          cancel_url: s.cancelUrl,
+          success_url: s.returnUrls().success,
+          cancel_url: s.returnUrls().cancel,
         }),
       );
       if (!session.url) throw new BillingError('provider_unavailable', 'Stripe created a Checkout Session without a URL');
@@ -353,7 +352,7 @@ export function createStripeBilling(deps: StripeDeps): StripeBilling {
       const api = client();
       const customer = await findAccountOfUser(deps.db, userId, PROVIDER);
       if (!customer) throw new BillingError('no_customer', 'you have no Stripe customer yet: buy a plan through checkout first');
-      const session = await guarded('portal', () => api.billingPortal.sessions.create({ customer: customer.providerAccountId, return_url: s.portalReturnUrl }));
+      const session = await guarded('portal', () => api.billingPortal.sessions.create({ customer: customer.providerAccountId, return_url: s.returnUrls().portal }));
       return { url: session.url };
     },
     async webhook(rawBody, signature) {
