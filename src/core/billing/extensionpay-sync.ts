@@ -73,33 +73,33 @@ export function createExtensionPay(deps: ExtensionPayDeps): ExtensionPay {
   const nextRetry = (from: number, failures: number): Date =>
     new Date(from + Math.min(FIRST_RETRY_MS * 2 ** failures, periodMs || 6 * HOUR) * (0.75 + 0.25 * random()));
 
-  async function failed(account: BillingAccountWithSecret, outcome: SyncOutcome, reason: string): Promise<SyncOutcome> {
+  async function failed(account: BillingAccountWithSecret, outcome: SyncOutcome, reason: string, at: number): Promise<SyncOutcome> {
     deps.metrics?.billingSyncs.inc({ provider: PROVIDER, outcome });
     log.warn({ userId: account.userId, outcome, reason, failures: account.syncFailures + 1 }, 'ExtensionPay re-read failed; the subscription is kept as it is');
-    await recordSync(deps.db, account.id, { ok: false, error: `${outcome}: ${reason}`, next: nextRetry(nowMs(), account.syncFailures) });
+    await recordSync(deps.db, account.id, { ok: false, error: `${outcome}: ${reason}`, next: nextRetry(at, account.syncFailures) });
     return outcome;
   }
 
-  async function syncAccount(account: BillingAccountWithSecret): Promise<SyncOutcome> {
+  /** One re-read; `at` is the clock of the run (the schedule's next times count from it). */
+  async function syncAccount(account: BillingAccountWithSecret, at: number): Promise<SyncOutcome> {
     const { box, client } = deps;
-    if (!box || !client || !account.secret) return failed(account, 'unreadable', 'ExtensionPay is not configured or the key is missing');
+    if (!box || !client || !account.secret) return failed(account, 'unreadable', 'ExtensionPay is not configured or the key is missing', at);
     let apiKey: string;
     try {
       apiKey = box.open(account.secret, aadOf(account.userId));
     } catch {
-      return failed(account, 'unreadable', 'the stored key does not open with DATA_ENCRYPTION_KEY');
+      return failed(account, 'unreadable', 'the stored key does not open with DATA_ENCRYPTION_KEY', at);
     }
     const read = await client.readUser(apiKey);
     if (!read.ok) {
       deps.metrics?.billingProviderErrors.inc({ provider: PROVIDER, operation: 'sync', kind: read.kind });
-      return failed(account, read.kind, read.reason);
+      return failed(account, read.kind, read.reason, at);
     }
     const mapped = extPayFacts(read.user, { userId: account.userId, fingerprint: account.providerAccountId, planFor: deps.planFor }, read.at);
-    if (!mapped.ok) return failed(account, 'unmapped', `the ExtPay plan nickname ${JSON.stringify(mapped.nickname)} is not in EXTENSIONPAY_PLANS`);
+    if (!mapped.ok) return failed(account, 'unmapped', `the ExtPay plan nickname ${JSON.stringify(mapped.nickname)} is not in EXTENSIONPAY_PLANS`, at);
     const outcome = await deps.ledger.record(account.userId, mapped.facts, { actor: PROVIDER });
     deps.metrics?.billingSyncs.inc({ provider: PROVIDER, outcome: 'applied' });
-    const at = nowMs();
-    await recordSync(deps.db, account.id, { ok: true, at: new Date(at), next: nextRegular(at) });
+    await recordSync(deps.db, account.id, { ok: true, at: new Date(nowMs()), next: nextRegular(at) });
     if (outcome.applied.some((a) => a !== 'subscription_unchanged' && a !== 'payment_unchanged')) log.info({ userId: account.userId, applied: outcome.applied }, 'ExtensionPay state applied');
     return 'applied';
   }
@@ -120,15 +120,19 @@ export function createExtensionPay(deps: ExtensionPayDeps): ExtensionPay {
 
   async function syncDue(asOf = new Date(nowMs())): Promise<SyncOutcome[]> {
     if (missingSetting()) return [];
+    const at = asOf.getTime();
     const outcomes: SyncOutcome[] = [];
+    // Batch after batch until none is due; each account is read at most once per run (its next time is later).
+    const seen = new Set<string>();
     for (;;) {
-      const batch = await claimDueAccounts(deps.db, PROVIDER, asOf, new Date(nowMs() + LEASE_MS), deps.concurrency * 4);
+      const batch = (await claimDueAccounts(deps.db, PROVIDER, asOf, new Date(at + LEASE_MS), deps.concurrency * 4)).filter((a) => !seen.has(a.id));
       if (batch.length === 0) return outcomes;
+      for (const a of batch) seen.add(a.id);
       outcomes.push(
         ...(await bounded(batch, deps.concurrency, (a) =>
-          syncAccount(a).catch(async (err: unknown) => {
+          syncAccount(a, at).catch(async (err: unknown) => {
             log.error({ err, userId: a.userId }, 'ExtensionPay re-read could not be applied');
-            return failed(a, 'unavailable', 'the facts could not be applied');
+            return failed(a, 'unavailable', 'the facts could not be applied', at);
           }),
         )),
       );
@@ -169,7 +173,7 @@ export function createExtensionPay(deps: ExtensionPayDeps): ExtensionPay {
     async refresh(userId) {
       if (missingSetting()) return undefined;
       const account = await findAccountOfUserWithSecret(deps.db, userId, PROVIDER);
-      return account && syncAccount(account);
+      return account && syncAccount(account, nowMs());
     },
     syncDue,
     start() {
