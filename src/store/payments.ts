@@ -120,22 +120,7 @@ export async function insertProviderSubscription(
   trx: Knex.Transaction,
   s: { userId: string; provider: string; providerId: string; planId: string; billingCycle: BillingCycle; amount: string; currency: string; currentPeriodStart: Date; currentPeriodEnd: Date | null },
 ): Promise<string> {
-  const rows = (await trx('user_subscriptions')
-    .insert({
-      user_id: s.userId,
-      plan_id: s.planId,
-      status: 'active',
-      billing_cycle: s.billingCycle,
-      amount: s.amount,
-      currency: s.currency,
-      started_at: s.currentPeriodStart,
-      current_period_start: s.currentPeriodStart,
-      current_period_end: s.currentPeriodEnd,
-      payment_provider: s.provider,
-      payment_provider_id: s.providerId,
-    })
-    .returning('id')) as { id: string }[];
-  return (rows[0] as { id: string }).id;
+  return insertSubscriptionState(trx, { ...s, status: 'active', endsAt: null, canceledAt: null });
 }
 
 /** A provider's subscription in any status (core/billing/ledger.ts; an active one only once no other is active). */
@@ -143,7 +128,7 @@ export async function insertSubscriptionState(
   trx: Knex.Transaction,
   s: {
     userId: string; provider: string; providerId: string; planId: string; status: SubscriptionStatus; billingCycle: BillingCycle; amount: string;
-    currency: string; currentPeriodStart: Date; currentPeriodEnd: Date | null; endsAt: Date | null; canceledAt: Date | null; providerStateAt: Date;
+    currency: string; currentPeriodStart: Date; currentPeriodEnd: Date | null; endsAt: Date | null; canceledAt: Date | null; providerStateAt?: Date;
   },
 ): Promise<string> {
   const rows = (await trx('user_subscriptions')
@@ -161,7 +146,7 @@ export async function insertSubscriptionState(
       canceled_at: s.canceledAt,
       payment_provider: s.provider,
       payment_provider_id: s.providerId,
-      provider_state_at: s.providerStateAt,
+      provider_state_at: s.providerStateAt ?? null,
     })
     .returning('id')) as { id: string }[];
   return (rows[0] as { id: string }).id;

@@ -2,8 +2,7 @@
 // answers the user object ExtPay.js reads (paid, paidAt, email, installedAt, trialStartedAt, plan,
 // subscriptionStatus, subscriptionCancelAt), an unknown key a 404, and `down` makes it answer 503 (as a broken
 // upstream would) so tests can check that nobody is downgraded.
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenLoopback } from './loopback-server.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -53,7 +52,7 @@ export async function startExtPayStandIn(t: Teardown, extensionId = 'nostrx-test
   const users = new Map<string, ExtPayUserShape>();
   const reads: string[] = [];
   const state = { down: false };
-  const server: Server = createServer((req, res) => {
+  const server = await listenLoopback(t, (req, res) => {
     const url = new URL(req.url ?? '/', 'http://extpay.standin');
     const key = url.searchParams.get('api_key') ?? '';
     reads.push(key);
@@ -71,9 +70,8 @@ export async function startExtPayStandIn(t: Teardown, extensionId = 'nostrx-test
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify(user));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const standIn: ExtPayStandIn = {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: server.url,
     extensionId,
     users,
     reads,
@@ -83,12 +81,7 @@ export async function startExtPayStandIn(t: Teardown, extensionId = 'nostrx-test
     set down(v: boolean) {
       state.down = v;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: server.close,
   };
-  t.teardown(() => standIn.close());
   return standIn;
 }

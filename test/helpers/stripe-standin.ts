@@ -4,9 +4,9 @@
 // or by payment intent, with the expansions asked for), customers.retrieve; unknown ids get Stripe's error object.
 // Tests set the subscriptions and invoice payments Stripe "has", sign events with Stripe.webhooks, and can make it
 // refuse connections (Stripe unreachable).
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import Stripe from 'stripe';
+import { listenLoopback } from './loopback-server.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -107,12 +107,11 @@ export async function startStripeStandIn(t: Teardown): Promise<StripeStandIn> {
     send(res, 404, { error: { type: 'invalid_request_error', message: `Unrecognized request URL (${req.method}: ${url.pathname}).` } });
   }
 
-  const server: Server = createServer((req, res) => {
+  const server = await listenLoopback(t, (req, res) => {
     handle(req, res).catch((err: unknown) => send(res, 500, { error: { type: 'api_error', message: String(err) } }));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const standIn: StripeStandIn = {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: server.url,
     calls,
     subscriptions,
     invoicePayments,
@@ -122,13 +121,8 @@ export async function startStripeStandIn(t: Teardown): Promise<StripeStandIn> {
     set refuse(v: boolean) {
       state.refuse = v;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: server.close,
   };
-  t.teardown(() => standIn.close());
   return standIn;
 }
 

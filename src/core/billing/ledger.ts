@@ -110,16 +110,9 @@ export function createBillingLedger(deps: LedgerDeps): BillingLedger {
     return getSubscription(trx, active.id);
   }
 
-  async function insertNew(trx: Knex.Transaction, f: SubscriptionFact, planId: string, opts: RecordOptions, takeSlot: boolean): Promise<string> {
-    const now = new Date();
-    const holder = f.status === 'active' ? await holderOtherThan(trx, f.userId, undefined) : undefined;
-    if (holder && !takeSlot) return 'ignored_place_taken';
-    // The holder leaves first: the partial unique index allows one active row at any instant.
-    if (holder) await updateSubscription(trx, holder.id, { status: 'canceled' });
-    const id = await insertSubscriptionState(trx, {
-      userId: f.userId,
-      provider: f.provider,
-      providerId: f.providerSubscriptionId,
+  /** The columns a fact sets, the same for a new row and an update. */
+  function stateOf(f: SubscriptionFact, planId: string) {
+    return {
       planId,
       status: f.status,
       billingCycle: f.billingCycle,
@@ -130,7 +123,16 @@ export function createBillingLedger(deps: LedgerDeps): BillingLedger {
       endsAt: f.endsAt,
       canceledAt: f.canceledAt,
       providerStateAt: f.observedAt,
-    });
+    };
+  }
+
+  async function insertNew(trx: Knex.Transaction, f: SubscriptionFact, planId: string, opts: RecordOptions, takeSlot: boolean): Promise<string> {
+    const now = new Date();
+    const holder = f.status === 'active' ? await holderOtherThan(trx, f.userId, undefined) : undefined;
+    if (holder && !takeSlot) return 'ignored_place_taken';
+    // The holder leaves first: the partial unique index allows one active row at any instant.
+    if (holder) await updateSubscription(trx, holder.id, { status: 'canceled' });
+    const id = await insertSubscriptionState(trx, { userId: f.userId, provider: f.provider, providerId: f.providerSubscriptionId, ...stateOf(f, planId) });
     if (holder) await replace(trx, holder, id, f, opts.actor, now);
     await writeAudit(trx, {
       table: 'user_subscriptions',
@@ -158,18 +160,7 @@ export function createBillingLedger(deps: LedgerDeps): BillingLedger {
       return 'subscription_unchanged';
     }
 
-    const change: SubscriptionChange = {
-      planId,
-      status: f.status,
-      billingCycle: f.billingCycle,
-      amount: f.amount,
-      currency: f.currency,
-      currentPeriodStart: f.periodStart,
-      currentPeriodEnd: f.periodEnd,
-      endsAt: f.endsAt,
-      canceledAt: f.canceledAt,
-      providerStateAt: f.observedAt,
-    };
+    const change: SubscriptionChange = stateOf(f, planId);
     const same =
       row.planId === planId && row.status === f.status && row.billingCycle === f.billingCycle && Number(row.amount) === Number(f.amount) &&
       row.currency === f.currency && sameTime(row.currentPeriodStart, f.periodStart) && sameTime(row.currentPeriodEnd, f.periodEnd) &&

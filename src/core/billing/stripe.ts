@@ -172,7 +172,14 @@ export function createStripeBilling(deps: StripeDeps): StripeBilling {
 
   /** The subscription as Stripe has it now, with its owner. */
   async function readSubscription(id: string): Promise<{ fact: SubscriptionFact; customer: string | undefined } | { ignored: string }> {
-    const sub = await client().subscriptions.retrieve(id);
+    let sub: Stripe.Subscription;
+    try {
+      sub = await client().subscriptions.retrieve(id);
+    } catch (err) {
+      // Gone from Stripe (deleted test data): acknowledged, or Stripe would retry it for days.
+      if (err instanceof Stripe.errors.StripeInvalidRequestError && err.code === 'resource_missing') return { ignored: 'ignored_unknown_subscription' };
+      throw err;
+    }
     const observedAt = new Date();
     const userId = await ownerOf(sub);
     if (!userId) return { ignored: 'ignored_unknown_customer' };
