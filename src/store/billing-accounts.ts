@@ -77,6 +77,8 @@ export interface AccountLink {
   readonly providerAccountId: string;
   readonly secret?: Buffer | undefined;
   readonly nextSyncAt?: Date | undefined;
+  /** When the provider account was read for this link. */
+  readonly lastSyncedAt?: Date | undefined;
 }
 
 export type LinkResult = { readonly ok: true; readonly account: BillingAccount; readonly previousAccountId: string | null } | { readonly ok: false; readonly ownerId: string };
@@ -95,6 +97,7 @@ export async function linkAccount(trx: Knex.Transaction, l: AccountLink): Promis
   const values: Record<string, unknown> = { provider_account_id: l.providerAccountId, updated_at: trx.fn.now(), sync_failures: 0, last_sync_error: null };
   if (l.secret !== undefined) values.provider_data_encrypted = l.secret;
   if (l.nextSyncAt !== undefined) values.next_sync_at = l.nextSyncAt;
+  if (l.lastSyncedAt !== undefined) values.last_synced_at = l.lastSyncedAt;
   const rows = (await trx('billing_accounts')
     .insert({ user_id: l.userId, provider: l.provider, ...values })
     .onConflict(['user_id', 'provider'])

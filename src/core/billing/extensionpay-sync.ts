@@ -163,11 +163,10 @@ export function createExtensionPay(deps: ExtensionPayDeps): ExtensionPay {
         actor: 'user',
         takeSlot: true,
         prepare: async (trx) => {
-          const linked = await linkAccount(trx, { userId, provider: PROVIDER, providerAccountId: fingerprint, secret: box.seal(apiKey, aadOf(userId)), nextSyncAt: nextRegular(at, [0.5, 1]) ?? undefined });
+          const linked = await linkAccount(trx, { userId, provider: PROVIDER, providerAccountId: fingerprint, secret: box.seal(apiKey, aadOf(userId)), nextSyncAt: nextRegular(at, [0.5, 1]) ?? undefined, lastSyncedAt: read.at });
           if (!linked.ok) throw new BillingError('linked_elsewhere', 'this ExtensionPay user is linked to another account');
         },
       });
-      await deps.db('billing_accounts').where({ user_id: userId, provider: PROVIDER }).update({ last_synced_at: new Date(at) });
       return { outcome, paid: mapped.facts.subscription !== undefined };
     },
     async refresh(userId) {
