@@ -19,7 +19,7 @@ import {
   type CacheInvalidation,
 } from './core/accounts/index.js';
 import { createAdmission, createVerifierPool, type Admit } from './core/admission/index.js';
-import { createPayments } from './core/billing/index.js';
+import { createBilling, createPayments, type Billing } from './core/billing/index.js';
 import { createEventRecords, createFanOut, createQueries, type EventQueries, type FanOut } from './core/events/index.js';
 import { createForwarder, createOutboxStage, createRelaySettings, wakeOnQueued, type Forwarder } from './core/forwarding/index.js';
 import { createBans } from './core/moderation/index.js';
@@ -80,6 +80,8 @@ export interface App {
   readonly invalidation: CacheInvalidation;
   /** What changePlan / setUserStatus / quotaStatus (core/accounts/account-admin.ts) take. */
   readonly accountAdmin: AccountAdminDeps;
+  /** Payments: Stripe, ExtensionPay (and its scheduled re-sync), the ledger that applies what they say. */
+  readonly billing: Billing;
   close(): Promise<void>;
 }
 
@@ -135,6 +137,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
     channel: redis && redisChannel(redis, `${config.redisPrefix}invalidate`, (err) => log.error({ err }, 'cache invalidation over Redis failed')),
   });
   const accountAdmin: AccountAdminDeps = { db: db.knex, plans, quota, invalidation, usage, now: opts.now };
+  // Payments (core/billing/): provider facts applied by one ledger; ExtensionPay re-read on a schedule.
+  const billing = createBilling({ config, publicUrl: () => config.publicUrl, db: db.knex, plans, invalidation, log, metrics });
   const rateLimits = createRateLimits({
     settings: {
       ipPerSecond: config.rateLimitIpPerSecond,
@@ -219,6 +223,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     payments: createPayments({ db: db.knex, plans, invalidation, now }),
     relaySettings: createRelaySettings({ db: db.knex, policy: { allowPrivate: config.allowPrivateRelays }, maxCustomRelays: config.maxCustomRelays }),
     now,
+    billing,
     checkIp: (ip) => rateLimits.checkIp(ip),
   });
   http.get('/', async (req, reply) => {
@@ -277,6 +282,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     ...(opts.now ? { now: opts.now } : {}),
   });
   if (config.forwardEnabled) forwarder.start();
+  billing.extensionpay.start();
   log.info({ url: config.publicUrl, relay: relayUrl, db: db.kind, redis: Boolean(redis) }, 'nostrx listening');
 
   return {
@@ -300,8 +306,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
     rateLimits,
     invalidation,
     accountAdmin,
+    billing,
     async close() {
       maintenance.stop();
+      await billing.close();
       await relay.close();
       await http.close();
       await forwarder.stop();

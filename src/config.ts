@@ -98,6 +98,24 @@ const oneOf =
     return raw as T;
   };
 
+const optionalHttpUrl: Parser<string> = (raw, key) => (raw.trim() === '' ? '' : httpUrl(raw, key));
+
+const dataKey: Parser<string> = (raw, key) => {
+  const text = raw.trim();
+  const bytes = /^[0-9a-fA-F]{64}$/.test(text) ? 32 : /^[A-Za-z0-9+/]{43}=$/.test(text) ? Buffer.from(text, 'base64').length : 0;
+  if (bytes !== 32) throw new ConfigError(`${key} must be 32 random bytes as 64 hex characters or base64 (openssl rand -hex 32)`);
+  return text;
+};
+
+/** `name=value` pairs, each matching `pattern` (checked here so a typo stops the start, naming the key). */
+const pairs =
+  (pattern: RegExp, example: string): Parser<string[]> =>
+  (raw, key) => {
+    const entries = list(raw, key);
+    for (const e of entries) if (!pattern.test(e)) throw new ConfigError(`${key} entries look like ${example}, got "${e}"`);
+    return entries;
+  };
+
 const intList: Parser<number[]> = (raw, key) => list(raw, key).map((v) => int(0, 65535)(v, key));
 
 const spec = {
@@ -134,6 +152,20 @@ const spec = {
   apiBodyLimitBytes: { env: 'API_BODY_LIMIT_BYTES', default: 262144, parse: int(1024, 16777216), description: 'Largest HTTP request body accepted; larger bodies are answered 413' },
   apiCorsOrigins: { env: 'API_CORS_ORIGINS', default: ['*'] as string[], parse: origins, description: 'Comma-separated origins whose pages and extensions may call /v1 from a browser (CORS), e.g. chrome-extension://<id>,https://x.com; * = any (safe: the API takes no cookies, only Authorization headers); none = no CORS headers' },
   paymentWebhookSecret: { env: 'PAYMENT_WEBHOOK_SECRET', default: '', parse: str, description: 'HMAC-SHA256 secret of POST /v1/webhooks/payments; empty refuses every webhook (503)' },
+  dataEncryptionKey: { env: 'DATA_ENCRYPTION_KEY', default: '', parse: dataKey, description: "AES-256-GCM key of provider credentials stored in the database (users' ExtPay keys): 32 random bytes, hex or base64. Empty: ExtensionPay linking answers 503. Changing it makes the stored keys unreadable (users link again)" },
+  extensionpayUrl: { env: 'EXTENSIONPAY_URL', default: 'https://extensionpay.com', parse: httpUrl, description: 'ExtensionPay API base; the service reads {EXTENSIONPAY_URL}/extension/{id}/api/v2/user itself' },
+  extensionpayExtensionId: { env: 'EXTENSIONPAY_EXTENSION_ID', default: '', parse: str, description: "The extension's id at ExtensionPay (ExtPay('<id>')). Empty: ExtensionPay linking answers 503" },
+  extensionpayPlans: { env: 'EXTENSIONPAY_PLANS', default: ['premium=premium', 'advanced=advanced'] as string[], parse: pairs(/^[^=]+=[a-z0-9_-]+$/, 'nickname=plan_code'), description: "ExtPay plan nickname → our plan code, comma-separated nickname=plan_code" },
+  extensionpaySyncHours: { env: 'EXTENSIONPAY_SYNC_HOURS', default: 6, parse: int(0, 720), description: 'Hours between two re-reads of each linked ExtPay user (spread out; a failed read is retried sooner with backoff); 0 = only on link and on GET /v1/subscription?refresh=1' },
+  extensionpaySyncConcurrency: { env: 'EXTENSIONPAY_SYNC_CONCURRENCY', default: 4, parse: int(1, 100), description: 'ExtPay users read at once by one process during the scheduled re-sync' },
+  billingProviderTimeoutMs: { env: 'BILLING_PROVIDER_TIMEOUT_MS', default: 10000, parse: int(100, 120000), description: 'Time allowed for one request to ExtensionPay or Stripe' },
+  stripeSecretKey: { env: 'STRIPE_SECRET_KEY', default: '', parse: str, description: 'Stripe secret API key (sk_…). Empty: checkout and portal answer 503' },
+  stripeWebhookSecret: { env: 'STRIPE_WEBHOOK_SECRET', default: '', parse: str, description: 'Signing secret (whsec_…) of the Stripe webhook endpoint POST /v1/webhooks/stripe. Empty: that route answers 503' },
+  stripePrices: { env: 'STRIPE_PRICES', default: [] as string[], parse: pairs(/^[a-z0-9_-]+:(monthly|yearly)=\S+$/, 'premium:monthly=price_123'), description: 'Stripe Price per plan and billing cycle, comma-separated plan:cycle=price_id (cycle monthly or yearly)' },
+  stripeApiBase: { env: 'STRIPE_API_BASE', default: '', parse: optionalHttpUrl, description: "Base URL of the Stripe API (protocol, host, port); empty = Stripe's own. For tests and Stripe's mock servers" },
+  stripeSuccessUrl: { env: 'STRIPE_SUCCESS_URL', default: '', parse: optionalHttpUrl, description: 'Where Checkout sends the buyer after paying; empty = PUBLIC_URL/app/?checkout=success' },
+  stripeCancelUrl: { env: 'STRIPE_CANCEL_URL', default: '', parse: optionalHttpUrl, description: 'Where Checkout sends a buyer who gives up; empty = PUBLIC_URL/app/?checkout=canceled' },
+  stripePortalReturnUrl: { env: 'STRIPE_PORTAL_RETURN_URL', default: '', parse: optionalHttpUrl, description: 'Where the Billing Portal returns to; empty = PUBLIC_URL/app/' },
   logLevel: { env: 'LOG_LEVEL', default: 'info', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), description: 'Log level' },
   relayName: { env: 'RELAY_NAME', default: 'NostrX relay', parse: str, description: 'NIP-11 name' },
   relayDescription: { env: 'RELAY_DESCRIPTION', default: 'Cross-posts from Twitter/X to Nostr with your own keys', parse: str, description: 'NIP-11 description' },

@@ -15,6 +15,9 @@ export const catalog = {
   relay_url_invalid: { status: 400, message: 'the relay URL is not allowed' },
   webhook_signature_invalid: { status: 400, message: 'the webhook signature is missing or invalid' },
   webhook_payload_invalid: { status: 400, message: 'the webhook payload cannot be applied' },
+  plan_not_sold: { status: 400, message: 'this plan and billing cycle cannot be bought here' },
+  extensionpay_key_invalid: { status: 400, message: 'ExtensionPay does not know this key' },
+  extensionpay_plan_unmapped: { status: 400, message: 'the ExtensionPay plan paid for is not sold here' },
   unauthorized: { status: 401, message: 'authentication failed' },
   forbidden: { status: 403, message: 'not allowed' },
   not_admin: { status: 403, message: 'this route is for relay administrators' },
@@ -30,13 +33,17 @@ export const catalog = {
   relay_not_found: { status: 404, message: 'no such relay' },
   user_not_found: { status: 404, message: 'no such user' },
   plan_not_found: { status: 404, message: 'no such plan' },
+  billing_customer_not_found: { status: 404, message: 'you have no Stripe customer yet' },
   relay_exists: { status: 409, message: 'this relay is already in your list' },
+  billing_account_linked_elsewhere: { status: 409, message: 'this payment account is linked to another account' },
   body_too_large: { status: 413, message: 'the request body is too large' },
   unsupported_media_type: { status: 415, message: 'the request body must be application/json' },
   quota_exceeded: { status: 429, message: 'the quota of your plan is used up' },
   rate_limited: { status: 429, message: 'too many requests' },
   internal_error: { status: 500, message: 'internal error' },
+  payment_provider_unavailable: { status: 502, message: 'the payment provider could not complete the request; nothing was changed' },
   webhook_not_configured: { status: 503, message: 'payment webhooks are not configured on this server' },
+  billing_not_configured: { status: 503, message: 'this payment provider is not configured on this server' },
   unavailable: { status: 503, message: 'the service could not complete the request, try again later' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
@@ -52,6 +59,8 @@ export interface ErrorDetails {
   check?: string;
   /** The plan that would allow the action (403 plan_required / relay_limit_reached). */
   plan?: string;
+  /** The configuration key that is not set (503 billing_not_configured). */
+  setting?: string;
   quota?: { plan: string; period: string; limit: number; used: number; resets_at: string };
 }
 
@@ -100,6 +109,7 @@ export const errorBodySchema = {
         location: { type: 'string' },
         check: { type: 'string' },
         plan: { type: 'string' },
+        setting: { type: 'string' },
         quota: {
           type: 'object',
           properties: {

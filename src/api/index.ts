@@ -13,6 +13,7 @@ import { apiError, errorHandler, notFoundHandler } from './errors.js';
 import { sharedSchemas } from './schemas.js';
 import type { ApiDeps, ApiServices } from './services.js';
 import { registerAdminRoutes } from './admin.js';
+import { registerBillingRoutes } from './billing.js';
 import { registerEventRoutes } from './events.js';
 import { registerMeRoutes } from './me.js';
 import { registerNip86Route } from './nip86.js';
@@ -88,6 +89,7 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
   registerStatsRoutes(http, services);
   registerSubscriptionRoutes(http, services);
   registerWebhookRoutes(http, services);
+  registerBillingRoutes(http, services);
   registerAdminRoutes(http, services);
   registerNip86Route(http, services);
 }

@@ -1,4 +1,4 @@
-// GET /v1/plans (public): the plans anyone can subscribe to, with prices and limits.
+// GET /v1/plans (public): the plans anyone can subscribe to, with prices and limits, and how each can be bought.
 import type { FastifyInstance } from 'fastify';
 import type { Plans } from '../core/quota/index.js';
 import type { ApiServices } from './services.js';
@@ -33,7 +33,13 @@ export function registerPlanRoutes(http: FastifyInstance, deps: ApiServices): vo
     }),
     async () => {
       const plans = (await deps.plans.all()).filter((p) => p.isActive && p.isPublic);
-      return { plans: plans.map((p) => planView(p, deps.config.maxCustomRelays)) };
+      return {
+        plans: plans.map((p) => ({
+          ...planView(p, deps.config.maxCustomRelays),
+          providers: deps.billing.providersFor(p.code),
+          checkout_cycles: [...(deps.billing.stripe.sellable.get(p.code) ?? [])],
+        })),
+      };
     },
   );
 }

@@ -47,6 +47,12 @@ export const planSchema = {
     analytics_enabled: { type: 'boolean' },
     priority_support: { type: 'boolean' },
     multiple_identities: { type: 'boolean' },
+    providers: {
+      type: 'array',
+      items: { type: 'string', enum: ['stripe', 'extensionpay'] },
+      description: 'How this plan can be bought here (GET /v1/plans): stripe (POST /v1/subscription/checkout), extensionpay (in the extension, then POST /v1/subscription/extensionpay)',
+    },
+    checkout_cycles: { type: 'array', items: { type: 'string', enum: ['monthly', 'yearly'] }, description: 'The billing cycles Stripe Checkout sells this plan for' },
   },
 } as const;
 
@@ -180,6 +186,8 @@ export const subscriptionSchema = {
     ends_at: nullableDateTime,
     canceled_at: nullableDateTime,
     payment_provider: { type: 'string' },
+    renews: { type: 'boolean', description: 'true when it renews at current_period_end' },
+    cancel_at: { ...nullableDateTime, description: 'When it ends without renewing (canceled at period end); null when it renews or has ended' },
   },
 } as const;
 

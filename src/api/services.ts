@@ -13,7 +13,7 @@ import type {
   createUserDirectory,
 } from '../core/accounts/index.js';
 import type { Admit } from '../core/admission/index.js';
-import type { createPayments } from '../core/billing/index.js';
+import type { Billing, createPayments } from '../core/billing/index.js';
 import type { createEventRecords } from '../core/events/index.js';
 import type { createRelaySettings } from '../core/forwarding/index.js';
 import type { Bans } from '../core/moderation/index.js';
@@ -42,6 +42,8 @@ export interface ApiDeps {
   readonly reports: ReturnType<typeof createReports>;
   readonly directory: ReturnType<typeof createUserDirectory>;
   readonly payments: ReturnType<typeof createPayments>;
+  /** Stripe and ExtensionPay (core/billing/billing.ts), built by the composition root (it owns the re-sync timer). */
+  readonly billing: Billing;
   readonly relaySettings: ReturnType<typeof createRelaySettings>;
   /** Seconds since the epoch. */
   readonly now: () => number;

@@ -6,6 +6,26 @@ import * as nip11 from '../nips/nip11.js';
 
 export const supportedNips = [1, 9, 11, 40, 42, 45, 65, 70, 86, 98];
 const THIRTY_DAYS = 30 * 24 * 3600;
+const ONE_YEAR = 365 * 24 * 3600;
+
+/**
+ * Each public plan's monthly price, and its yearly price where it has one (Stripe sells both: core/billing/); each
+ * entry names its plan and that plan's post quota (-1: unlimited, as the plans table says it).
+ */
+function subscriptionFees(offered: readonly PlanRecord[]): nip11.SubscriptionFee[] {
+  return offered.flatMap((p) => {
+    const plan = {
+      plan: p.code,
+      plan_name: p.name,
+      daily_post_limit: p.dailyPostLimit,
+      ...(p.monthlyPostLimit !== null ? { monthly_post_limit: p.monthlyPostLimit } : {}),
+    };
+    return [
+      { amount: Number(p.priceMonthly), unit: p.currency, period: THIRTY_DAYS, ...plan },
+      ...(p.priceYearly !== null ? [{ amount: Number(p.priceYearly), unit: p.currency, period: ONE_YEAR, ...plan }] : []),
+    ];
+  });
+}
 
 export function relayInfo(config: Config, plans: readonly PlanRecord[], version: string): nip11.RelayInfoDocument {
   const offered = plans.filter((p) => p.isActive && p.isPublic);
@@ -33,16 +53,7 @@ export function relayInfo(config: Config, plans: readonly PlanRecord[], version:
       maxFilters: config.maxFilters,
       maxFilterValues: config.maxFilterValues,
     },
-    subscriptionFees: offered.map((p) => ({
-      amount: Number(p.priceMonthly),
-      unit: p.currency,
-      period: THIRTY_DAYS,
-      plan: p.code,
-      plan_name: p.name,
-      // -1: unlimited, as the plans table says it
-      daily_post_limit: p.dailyPostLimit,
-      ...(p.monthlyPostLimit !== null ? { monthly_post_limit: p.monthlyPostLimit } : {}),
-    })),
+    subscriptionFees: subscriptionFees(offered),
     paymentsUrl: `${config.publicUrl}/v1/plans`,
   });
 }

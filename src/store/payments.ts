@@ -22,6 +22,10 @@ export interface SubscriptionRecord {
   readonly canceledAt: Date | null;
   readonly paymentProvider: string;
   readonly paymentProviderId: string | null;
+  /** The provider time of the state last applied (core/billing/ledger.ts): an older state is not applied. */
+  readonly providerStateAt: Date | null;
+  /** The subscription that took this one's place as the user's active one; the row then stays as it is. */
+  readonly replacedBy: string | null;
 }
 
 interface SubscriptionRow {
@@ -40,11 +44,14 @@ interface SubscriptionRow {
   canceled_at: Date | null;
   payment_provider: string;
   payment_provider_id: string | null;
+  provider_state_at: Date | null;
+  replaced_by: string | null;
 }
 
 const subscriptionColumns = [
   's.id', 's.user_id', 's.plan_id', 'p.plan_code', 's.status', 's.billing_cycle', 's.amount', 's.currency', 's.started_at',
   's.current_period_start', 's.current_period_end', 's.ends_at', 's.canceled_at', 's.payment_provider', 's.payment_provider_id',
+  's.provider_state_at', 's.replaced_by',
 ];
 
 function toSubscription(r: SubscriptionRow): SubscriptionRecord {
@@ -64,6 +71,8 @@ function toSubscription(r: SubscriptionRow): SubscriptionRecord {
     canceledAt: r.canceled_at,
     paymentProvider: r.payment_provider,
     paymentProviderId: r.payment_provider_id,
+    providerStateAt: r.provider_state_at,
+    replacedBy: r.replaced_by,
   };
 }
 
@@ -102,6 +111,8 @@ export interface SubscriptionChange {
   readonly currentPeriodEnd?: Date | null | undefined;
   readonly endsAt?: Date | null | undefined;
   readonly canceledAt?: Date | null | undefined;
+  readonly providerStateAt?: Date | undefined;
+  readonly replacedBy?: string | undefined;
 }
 
 /** A new active subscription linked to the provider's subscription id (the caller canceled any other active one). */
@@ -109,19 +120,33 @@ export async function insertProviderSubscription(
   trx: Knex.Transaction,
   s: { userId: string; provider: string; providerId: string; planId: string; billingCycle: BillingCycle; amount: string; currency: string; currentPeriodStart: Date; currentPeriodEnd: Date | null },
 ): Promise<string> {
+  return insertSubscriptionState(trx, { ...s, status: 'active', endsAt: null, canceledAt: null });
+}
+
+/** A provider's subscription in any status (core/billing/ledger.ts; an active one only once no other is active). */
+export async function insertSubscriptionState(
+  trx: Knex.Transaction,
+  s: {
+    userId: string; provider: string; providerId: string; planId: string; status: SubscriptionStatus; billingCycle: BillingCycle; amount: string;
+    currency: string; currentPeriodStart: Date; currentPeriodEnd: Date | null; endsAt: Date | null; canceledAt: Date | null; providerStateAt?: Date;
+  },
+): Promise<string> {
   const rows = (await trx('user_subscriptions')
     .insert({
       user_id: s.userId,
       plan_id: s.planId,
-      status: 'active',
+      status: s.status,
       billing_cycle: s.billingCycle,
       amount: s.amount,
       currency: s.currency,
       started_at: s.currentPeriodStart,
       current_period_start: s.currentPeriodStart,
       current_period_end: s.currentPeriodEnd,
+      ends_at: s.endsAt,
+      canceled_at: s.canceledAt,
       payment_provider: s.provider,
       payment_provider_id: s.providerId,
+      provider_state_at: s.providerStateAt ?? null,
     })
     .returning('id')) as { id: string }[];
   return (rows[0] as { id: string }).id;
@@ -138,6 +163,8 @@ export async function updateSubscription(trx: Knex.Transaction, id: string, c: S
   if (c.currentPeriodEnd !== undefined) values.current_period_end = c.currentPeriodEnd;
   if (c.endsAt !== undefined) values.ends_at = c.endsAt;
   if (c.canceledAt !== undefined) values.canceled_at = c.canceledAt;
+  if (c.providerStateAt !== undefined) values.provider_state_at = c.providerStateAt;
+  if (c.replacedBy !== undefined) values.replaced_by = c.replacedBy;
   await trx('user_subscriptions').where({ id }).update(values);
 }
 

@@ -110,6 +110,8 @@ function exportQueries(db: Knex, userId: string): readonly (readonly [string, Kn
     ['user_sessions', byUser('user_sessions').select(db.raw('id, user_id, extension_id, created_at, expires_at, last_used_at, extension_version, browser_name, browser_version, os, ip_address, is_active, revoked_at, revoked_reason')).orderBy('created_at')],
     ['user_subscriptions', byUser('user_subscriptions').select('*').orderBy('created_at')],
     ['payments', byUser('payments').select(db.raw('id, user_id, subscription_id, amount, currency, status, payment_provider, provider_payment_id, provider_customer_id, payment_method, last_four_digits, created_at, processed_at, failed_at, failure_reason, provider_fee, net_amount, invoice_url, receipt_url, archived')).orderBy('created_at')],
+    // Without provider_data_encrypted: the user's ExtPay key is a credential and is never given out again.
+    ['billing_accounts', byUser('billing_accounts').select('id', 'user_id', 'provider', 'created_at', 'updated_at', 'last_synced_at', 'next_sync_at', 'sync_failures').orderBy('created_at')],
     ['user_quotas', byUser('user_quotas').select('*').orderBy([{ column: 'quota_date' }, { column: 'quota_type' }])],
     ['daily_usage_stats', byUser('daily_usage_stats').select('*').orderBy('stat_date')],
     ['usage_events', byUser('usage_events').select('*').orderBy('occurred_at')],
@@ -122,8 +124,9 @@ function exportQueries(db: Knex, userId: string): readonly (readonly [string, Kn
 
 /**
  * Every row we hold about the user, table by table, as stored, in batches of at most `batchRows` rows (each table
- * at least one batch, empty if it has no rows). Left out: the session token hashes (credentials) and
- * payments.provider_data_encrypted (the provider's encrypted blob, which we cannot read either).
+ * at least one batch, empty if it has no rows). Left out: the session token hashes (credentials),
+ * payments.provider_data_encrypted (the provider's encrypted blob, which we cannot read either), and the linked
+ * payment accounts' encrypted keys and fingerprints (billing_accounts: credentials).
  *
  * All of it is read in one read-only REPEATABLE READ transaction (one snapshot: no row counted in two tables' states),
  * through a cursor per table: an export holds one pool connection and one batch in memory, however many rows the
@@ -171,7 +174,7 @@ export async function eraseUser(db: Knex, userId: string): Promise<boolean> {
   return db.transaction(async (trx) => {
     const user = (await trx('users').where({ id: userId }).forUpdate().first('id', 'status')) as { id: string; status: UserStatus } | undefined;
     if (!user) return false;
-    for (const table of ['nostr_events', 'user_relays', 'user_sessions', 'user_quotas', 'daily_usage_stats', 'usage_events']) {
+    for (const table of ['nostr_events', 'user_relays', 'user_sessions', 'user_quotas', 'daily_usage_stats', 'usage_events', 'billing_accounts']) {
       await trx(table).where({ user_id: userId }).delete();
     }
     const canceled = (await trx('user_subscriptions')

@@ -94,7 +94,7 @@ export interface PaymentsDeps {
   readonly now: () => number;
 }
 
-export interface Billing {
+interface Billing {
   readonly active: SubscriptionRecord | undefined;
   readonly subscriptions: SubscriptionRecord[];
   readonly payments: PaymentRecord[];

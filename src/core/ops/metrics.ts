@@ -110,6 +110,24 @@ export function createMetrics() {
         this.set(probes.redisUp());
       },
     }),
+    billingProviderErrors: new client.Counter({
+      name: 'nostrx_billing_provider_errors_total',
+      help: 'Failed requests to payment providers (after retries), by provider, operation and kind: unavailable (network, timeout, 5xx; nobody is downgraded) or rejected (4xx)',
+      labelNames: ['provider', 'operation', 'kind'] as const,
+      registers: r,
+    }),
+    billingSyncs: new client.Counter({
+      name: 'nostrx_billing_syncs_total',
+      help: 'Re-reads of linked provider accounts (ExtensionPay), by outcome: applied, unavailable, rejected, unmapped, unreadable',
+      labelNames: ['provider', 'outcome'] as const,
+      registers: r,
+    }),
+    billingWebhooks: new client.Counter({
+      name: 'nostrx_billing_webhooks_total',
+      help: 'Provider webhooks received, by provider and outcome: applied, duplicate, ignored, refused (bad signature)',
+      labelNames: ['provider', 'outcome'] as const,
+      registers: r,
+    }),
     httpRequests: new client.Counter({ name: 'nostrx_http_requests_total', help: 'HTTP API requests by route and status', labelNames: ['route', 'method', 'status'] as const, registers: r }),
   };
 }
