@@ -19,12 +19,9 @@ export interface ReplicaStatus {
 
 /** Where a read went: `replica`, or `primary` and why (`ids_missing`: the replica lacked an event asked by id). */
 type ReadTarget = 'replica' | 'primary';
-type FallbackReason =
-  '' | 'replica_checking' | 'replica_down' | 'replica_lagging' | 'replica_failed' | 'ids_missing';
+type FallbackReason = '' | 'replica_checking' | 'replica_down' | 'replica_lagging' | 'replica_failed' | 'ids_missing';
 
 export interface Reads {
-  /** The primary: for reads that must see the latest writes. */
-  readonly primary: Knex;
   /**
    * Runs `run` on the replica when it is in use, else on the primary. A read the replica fails is run on the
    * primary; when that succeeds the replica is taken out of use until a check finds it well. `incomplete` says of a
@@ -41,7 +38,6 @@ export interface Reads {
 /** Without a replica every read is the primary's. */
 export function primaryReads(primary: Knex): Reads {
   return {
-    primary,
     read: (run) => run(primary),
     stream: (open) => open(primary),
     status: () => undefined,
@@ -121,7 +117,6 @@ export function replicaReads(opts: ReplicaReadsOptions): Reads {
   void loop();
 
   return {
-    primary,
     async read<T>(run: (db: Knex) => Promise<T>, incomplete?: (answer: T) => boolean): Promise<T> {
       if (status.state !== 'up') return onPrimary(fallbackReason(), run);
       let answer: T;
