@@ -28,6 +28,7 @@ import { createPlans, createQuota, createRateLimits, type Plans, type Quota, typ
 import { memoryQuotaCounters, redisQuotaCounters } from './store/quota-counters.js';
 import { memoryTokenBuckets, redisTokenBuckets } from './store/rate-limit-store.js';
 import { openDatabase, type Database } from './store/db.js';
+import { primaryReads, replicaReads, type Reads } from './store/read-replica.js';
 import { migrateLatest } from './store/migrate.js';
 import { ensureMonthlyPartitions } from './store/partitions.js';
 import { redisChannel } from './store/pubsub.js';
@@ -103,10 +104,26 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const verifier = await createVerifierPool({ threads: verifyThreadsOf(config), log, backend: signatures.backend, inlineUpTo: config.verifyInlineUpTo });
   log.info({ backend: signatures.backend, threads: verifier.threads }, 'signature verification ready');
 
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: config.dbPoolMax });
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: config.dbPoolMax, readUrl: config.databaseReadUrl });
   const applied = await migrateLatest(db.knex);
   if (applied.length > 0) log.info({ applied, db: db.kind }, 'migrations applied');
   await ensureMonthlyPartitions(db.knex, new Date());
+  const metrics = createMetrics();
+  // Reads that tolerate lag (REQ, COUNT, reports, exports) go to the replica while it is well, else to the primary.
+  const reads: Reads = db.replica
+    ? replicaReads({
+        primary: db.knex,
+        replica: db.replica.knex,
+        checkMs: config.databaseReadCheckSeconds * 1000,
+        maxLagSeconds: config.databaseReadMaxLagSeconds,
+        onChange: (now, before) => {
+          const fields = { replica: now.state, was: before.state, lagSeconds: now.lagSeconds, reason: now.reason };
+          if (now.state === 'up') log.info(fields, 'read replica in use');
+          else log.warn(fields, 'read replica out of use: reads go to the primary');
+        },
+        onRead: (server, reason) => metrics.dbReads.inc({ server, reason }),
+      })
+    : primaryReads(db.knex);
 
   const redis = config.redisUrl
     ? await openRedis(config.redisUrl, 'nostrx', (err, repeats) => log.warn({ err, repeats }, 'redis connection error (commands wait, then fail, until it is back)'))
@@ -117,7 +134,6 @@ export async function startApp(opts: AppOptions): Promise<App> {
   );
   const plans = createPlans(db.knex);
   const accounts = createAccounts(db.knex, { plans });
-  const metrics = createMetrics();
   // Quotas: Redis counters (or memory) for fast refusals, the user_quotas ledger as arbiter; usage rows batched.
   const usage = createUsageRecorder({ db: db.knex, log });
   const quota = createQuota({
@@ -178,7 +194,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   // A deletion stored here or by another process reaches the fan-out: admission forgets the ids it names.
   fanout.subscribe(({ event }) => admission.forgetDeleted(event));
   const admit = admission.admit;
-  const queries = createQueries(db.knex, config, opts.now);
+  const queries = createQueries(reads, config, opts.now);
 
   const httpLog: FastifyBaseLogger = log;
   const http = Fastify({
@@ -216,9 +232,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
       maxHeaderLength: MAX_AUTH_HEADER_LENGTH,
       now,
     }),
-    profiles: createProfiles({ db: db.knex, invalidation }),
+    profiles: createProfiles({ db: db.knex, reads, invalidation }),
     records: createEventRecords(db.knex),
-    reports: createReports(db.knex),
+    reports: createReports(reads),
     directory: createUserDirectory(db.knex),
     payments: createPayments({ db: db.knex, plans, invalidation, now }),
     relaySettings: createRelaySettings({ db: db.knex, policy: { allowPrivate: config.allowPrivateRelays }, maxCustomRelays: config.maxCustomRelays }),
@@ -234,7 +250,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     return reply.type('text/plain').send(`${config.relayName}: connect a Nostr client to ${relayUrlOf(config)}\n`);
   });
   http.options('/', async (_req, reply) => reply.headers(corsHeaders).code(204).send());
-  registerOpsRoutes(http, { metrics, readiness: () => checkReadiness(db, redis) });
+  registerOpsRoutes(http, { metrics, readiness: () => checkReadiness(db, redis, reads.status()) });
 
   await http.listen({ host: config.host, port: config.port });
   const address = http.server.address();
@@ -273,6 +289,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   metrics.probes.redisUp = () => (redis ? Number(redis.status === 'ready') : -1);
   metrics.probes.dbPool = () => db.poolStats();
   metrics.probes.forwardInFlight = () => forwarder.inFlight();
+  metrics.probes.replica = () => reads.status();
   const maintenance = startMaintenance({
     db: db.knex,
     log,
@@ -319,6 +336,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       await bans.close();
       await fanout.close();
       redis?.disconnect();
+      reads.close();
       await db.close();
     },
   };

@@ -13,7 +13,8 @@ export function registerOpsRoutes(http: FastifyInstance, deps: OpsDeps): void {
   http.get('/healthz', async () => ({ status: 'ok' }));
   http.get('/readyz', async (_req, reply) => {
     const r = await deps.readiness();
-    return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not ready', ...r.checks });
+    const status = !r.ready ? 'not ready' : r.degraded ? 'degraded' : 'ready';
+    return reply.code(r.ready ? 200 : 503).send({ status, ...r.checks });
   });
   http.get('/metrics', async (_req, reply) => {
     const body = await deps.metrics.registry.metrics();

@@ -16,6 +16,8 @@ export interface Database {
   poolStats(): { used: number; free: number; pending: number };
   /** Throws when the database does not answer. */
   ping(): Promise<void>;
+  /** The read replica's handle (DATABASE_READ_URL), closed with this one; see store/read-replica.ts. */
+  readonly replica?: Database;
   close(): Promise<void>;
 }
 
@@ -23,6 +25,8 @@ export interface DbOptions {
   databaseUrl: string;
   dataDir: string;
   poolMax: number;
+  /** A streaming replica of databaseUrl; '' or absent = none. */
+  readUrl?: string;
 }
 
 // pg returns int8/numeric as strings; keep it that way on both drivers (no silent precision loss), and convert
@@ -30,8 +34,15 @@ export interface DbOptions {
 pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => v);
 
 export async function openDatabase(opts: DbOptions): Promise<Database> {
-  if (opts.databaseUrl) return openPostgres(opts.databaseUrl, opts.poolMax);
-  return openPglite(opts.dataDir);
+  if (!opts.databaseUrl) {
+    if (opts.readUrl) throw new Error('DATABASE_READ_URL is set without DATABASE_URL: the embedded database has no replica');
+    return openPglite(opts.dataDir);
+  }
+  const primary = openPostgres(opts.databaseUrl, opts.poolMax);
+  if (!opts.readUrl) return primary;
+  // Opening connects nothing yet (pools start empty): an unreachable replica does not keep the service from starting.
+  const replica = openPostgres(opts.readUrl, opts.poolMax);
+  return { ...primary, replica, close: () => Promise.all([primary.close(), replica.close()]).then(() => undefined) };
 }
 
 interface TarnPool {

@@ -208,18 +208,35 @@ export async function queryFilter(db: Knex, f: Filter, limit: number, nowSeconds
   return rows.map(rowToEvent);
 }
 
-/** NIP-45: number of distinct live events matching any of the filters. */
-export async function countFilters(db: Knex, filters: Filter[], nowSeconds: number): Promise<number> {
-  if (filters.length === 0) return 0;
-  const q = db('nostr_events as e').where((any) => {
+function matchingAny(db: Knex, filters: Filter[], nowSeconds: number): Knex.QueryBuilder {
+  return db('nostr_events as e').where((any) => {
     for (const f of filters) {
       any.orWhere((w) => {
         applyFilter(w, db, f, nowSeconds);
       });
     }
   });
-  const rows = (await q.count<{ n: string | number }[]>({ n: '*' })) as { n: string | number }[];
+}
+
+/** NIP-45: number of distinct live events matching any of the filters. */
+export async function countFilters(db: Knex, filters: Filter[], nowSeconds: number): Promise<number> {
+  if (filters.length === 0) return 0;
+  const rows = (await matchingAny(db, filters, nowSeconds).count<{ n: string | number }[]>({ n: '*' })) as { n: string | number }[];
   return Number(rows[0]?.n ?? 0);
+}
+
+/**
+ * countFilters, and how many of `ids` are among the events counted: fewer than `ids.length` tells a reader of a
+ * replica that it may lack an event just stored (or that the filters exclude one; the primary then says which).
+ */
+export async function countFiltersFinding(db: Knex, filters: Filter[], nowSeconds: number, ids: readonly string[]): Promise<{ count: number; found: number }> {
+  if (filters.length === 0) return { count: 0, found: 0 };
+  const found = ids.length === 0 ? db.raw('0 as found') : db.raw(`count(*) filter (where e.event_id in (${ids.map(() => '?').join(', ')})) as found`, [...ids]);
+  const rows = (await matchingAny(db, filters, nowSeconds).select(db.raw('count(*) as n'), found)) as {
+    n: string | number;
+    found: string | number;
+  }[];
+  return { count: Number(rows[0]?.n ?? 0), found: Number(rows[0]?.found ?? 0) };
 }
 
 /**

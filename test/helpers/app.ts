@@ -5,6 +5,7 @@ import { useWebSocketImplementation as useRelayWs } from 'nostr-tools/relay';
 import { useWebSocketImplementation as usePoolWs } from 'nostr-tools/pool';
 import { loadConfig } from '../../src/config.js';
 import { startApp, type App } from '../../src/app.js';
+import type { Logger } from '../../src/log.js';
 import { createTestDatabaseUrl } from './db.js';
 import { testRedisPrefix, testRedisUrl } from './redis.js';
 
@@ -23,6 +24,8 @@ export interface TestAppOptions {
   /** Give the instance Redis (with a key prefix of this test file's own). */
   redis?: boolean | string;
   now?: () => number;
+  /** The service's logger (default: one at TEST_LOG_LEVEL, silent). */
+  log?: Logger;
   /**
    * Plan limits to set in this database before the test runs, e.g. `{ basic: { daily: -1 } }` for tests about
    * something other than quotas that publish more than 3 notes with one key. Quotas stay on (the path runs).
@@ -41,7 +44,7 @@ export async function startTestApp(t: Teardown, opts: TestAppOptions = {}): Prom
     ...(opts.redis ? { REDIS_URL: testRedisUrl, REDIS_PREFIX: typeof opts.redis === 'string' ? opts.redis : testRedisPrefix(t) } : {}),
     ...opts.env,
   };
-  const app = await startApp({ config: loadConfig(env), ...(opts.now ? { now: opts.now } : {}) });
+  const app = await startApp({ config: loadConfig(env), ...(opts.now ? { now: opts.now } : {}), ...(opts.log ? { log: opts.log } : {}) });
   t.teardown(() => app.close());
   if (opts.plans) {
     for (const [code, limits] of Object.entries(opts.plans)) {

@@ -16,22 +16,22 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-export function dbUrl(name: string): string {
-  const u = new URL(adminUrl);
+export function dbUrl(name: string, server = adminUrl): string {
+  const u = new URL(server);
   u.pathname = `/${name}`;
   return u.toString();
 }
 
-/** Creates an empty database and returns its URL; it is dropped when the test ends. */
-export async function createTestDatabaseUrl(t: Teardown): Promise<string> {
+/** Creates an empty database (on the server of `server`, an admin URL) and returns its URL; dropped when the test ends. */
+export async function createTestDatabaseUrl(t: Teardown, server = adminUrl): Promise<string> {
   const name = `nostrx_t_${process.pid}_${randomBytes(4).toString('hex')}`;
-  const admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
+  const admin = knexFactory({ client: 'pg', connection: server, pool: { min: 0, max: 1 } });
   await admin.raw(`CREATE DATABASE ${name}`);
   t.teardown(async () => {
     await admin.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await admin.destroy();
   });
-  return dbUrl(name);
+  return dbUrl(name, server);
 }
 
 /** A migrated database of its own for one test file. */

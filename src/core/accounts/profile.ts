@@ -3,6 +3,7 @@
 // a changed timezone moves the user's quota day, so the cached account is dropped in every process.
 import type { Knex } from 'knex';
 import { fail, ok, type Result } from '../../nips/result.js';
+import type { Reads } from '../../store/read-replica.js';
 import { eraseUser, exportUserRows, getProfile, updateProfile, type ExportBatch, type Profile, type ProfilePatch } from '../../store/user-data.js';
 
 export type { ExportBatch };
@@ -12,6 +13,8 @@ export type { Profile, ProfilePatch };
 
 export interface ProfileDeps {
   readonly db: Knex;
+  /** Where the export reads (the replica when there is one); the profile itself is read back from `db`. */
+  readonly reads: Reads;
   readonly invalidation: CacheInvalidation;
 }
 
@@ -60,7 +63,7 @@ export function createProfiles(deps: ProfileDeps): ProfileService {
       if (timezone !== undefined) deps.invalidation.account(pubkey);
       return ok(updated);
     },
-    export: (userId) => exportUserRows(deps.db, userId),
+    export: (userId) => deps.reads.stream((db) => exportUserRows(db, userId)),
     async erase(userId, pubkey) {
       const erased = await eraseUser(deps.db, userId);
       deps.invalidation.account(pubkey);

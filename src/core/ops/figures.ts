@@ -1,7 +1,6 @@
 // Figures: a user's own daily stats (plans with analytics only) and the admin reports. Ranges are whole UTC days,
 // at most a year; without one, the last 30 days (stats, revenue) or 7 days (engagement, relays), as the founding
-// document's queries had them.
-import type { Knex } from 'knex';
+// document's queries had them. They read from the replica when there is one (a day's figures may lag by its lag).
 import { fail, ok, type Result } from '../../nips/result.js';
 import {
   engagementByPlan,
@@ -14,6 +13,7 @@ import {
   type RelayPerformanceRow,
   type RevenueRow,
 } from '../../store/reports.js';
+import type { Reads } from '../../store/read-replica.js';
 
 export type { DailyStat, DateRange, EngagementRow, RelayPerformanceRow, RevenueRow };
 
@@ -41,11 +41,11 @@ export interface Reports {
   relays(range: DateRange): Promise<RelayPerformanceRow[]>;
 }
 
-export function createReports(db: Knex): Reports {
+export function createReports(reads: Reads): Reports {
   return {
-    userStats: (userId, range) => userDailyStats(db, userId, range),
-    revenue: (range) => revenueByDayAndPlan(db, range),
-    engagement: (range) => engagementByPlan(db, range),
-    relays: (range) => relayPerformance(db, range),
+    userStats: (userId, range) => reads.read((db) => userDailyStats(db, userId, range)),
+    revenue: (range) => reads.read((db) => revenueByDayAndPlan(db, range)),
+    engagement: (range) => reads.read((db) => engagementByPlan(db, range)),
+    relays: (range) => reads.read((db) => relayPerformance(db, range)),
   };
 }

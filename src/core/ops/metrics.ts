@@ -2,6 +2,7 @@
 // service exports is declared here, so its names and labels are defined once.
 import client from 'prom-client';
 import type { SettledListener } from '../admission/index.js';
+import type { ReplicaStatus } from '../../store/read-replica.js';
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
@@ -13,11 +14,13 @@ export interface Probes {
   redisUp(): number;
   /** The forwarder's attempts: sent and not yet answered, and answered but not yet recorded. */
   forwardInFlight(): { sending: number; recording: number };
+  /** The read replica's state; undefined without one. */
+  replica(): ReplicaStatus | undefined;
 }
 
 export function createMetrics() {
   const registry = new client.Registry();
-  const probes: Probes = { connections: () => 0, subscriptions: () => 0, dbPool: () => ({ used: 0, free: 0, pending: 0 }), redisUp: () => -1, forwardInFlight: () => ({ sending: 0, recording: 0 }) };
+  const probes: Probes = { connections: () => 0, subscriptions: () => 0, dbPool: () => ({ used: 0, free: 0, pending: 0 }), redisUp: () => -1, forwardInFlight: () => ({ sending: 0, recording: 0 }), replica: () => undefined };
   client.collectDefaultMetrics({ register: registry, prefix: 'nostrx_process_' });
   const r = [registry];
   return {
@@ -126,6 +129,29 @@ export function createMetrics() {
       name: 'nostrx_billing_webhooks_total',
       help: 'Provider webhooks received, by provider and outcome: applied, duplicate, ignored, refused (bad signature)',
       labelNames: ['provider', 'outcome'] as const,
+      registers: r,
+    }),
+    replicaUp: new client.Gauge({
+      name: 'nostrx_db_replica_up',
+      help: 'The read replica: 1 while reads go to it, 0 while they go to the primary (down, lagging or not yet checked), -1 when not configured',
+      registers: r,
+      collect() {
+        const s = probes.replica();
+        this.set(s ? Number(s.state === 'up') : -1);
+      },
+    }),
+    replicaLag: new client.Gauge({
+      name: 'nostrx_db_replica_lag_seconds',
+      help: 'Seconds the read replica was behind the primary at its last check (NaN when unknown or not configured)',
+      registers: r,
+      collect() {
+        this.set(probes.replica()?.lagSeconds ?? NaN);
+      },
+    }),
+    dbReads: new client.Counter({
+      name: 'nostrx_db_reads_total',
+      help: 'Lag-tolerant reads (REQ, COUNT, reports, exports) by the server that ran them, and why the primary did when a replica is configured',
+      labelNames: ['server', 'reason'] as const,
       registers: r,
     }),
     httpRequests: new client.Counter({ name: 'nostrx_http_requests_total', help: 'HTTP API requests by route and status', labelNames: ['route', 'method', 'status'] as const, registers: r }),
