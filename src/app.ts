@@ -30,6 +30,9 @@ import { ensureMonthlyPartitions } from './store/partitions.js';
 import { redisChannel } from './store/pubsub.js';
 import { openRedis, type Redis } from './store/redis.js';
 import { registerOpsRoutes } from './api/ops-routes.js';
+import { defaultWebAppDir, registerWebApp } from './api/web-app.js';
+import { createLiveOverview } from './core/ops/live-overview.js';
+import { outboxBacklog } from './store/outbox.js';
 import { apiServerOptions, registerApi } from './api/index.js';
 import { createBans } from './core/bans.js';
 import { relayInfo } from './relay/info.js';
@@ -155,6 +158,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
     forwarder,
   );
   const queries = createQueries(db.knex, config, opts.now);
+  // The operator console's live figures: snapshots of this process's metrics, the breakers, the outbox backlog.
+  const overview = createLiveOverview({
+    metrics,
+    upstreamRelays: config.upstreamRelays,
+    breaker: (url) => forwarder.pool.breaker(url),
+    backlog: () => outboxBacklog(db.knex),
+  });
 
   const httpLog: FastifyBaseLogger = log;
   const http = Fastify({
@@ -179,7 +189,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
     accountAdmin,
     now: opts.now ?? (() => Math.floor(Date.now() / 1000)),
     checkIp: (ip) => rateLimits.checkIp(ip),
+    overview,
   });
+  registerWebApp(http, { dir: config.webAppDir || defaultWebAppDir() });
   http.get('/', async (req, reply) => {
     if ((req.headers.accept ?? '').includes('application/nostr+json')) {
       const doc = relayInfo(config, await plans.all(), version);
@@ -236,6 +248,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     ...(opts.now ? { now: opts.now } : {}),
   });
   if (config.forwardEnabled) forwarder.start();
+  overview.start();
   log.info({ url: config.publicUrl, relay: relayUrl, db: db.kind, redis: Boolean(redis) }, 'nostrx listening');
 
   return {
@@ -261,6 +274,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     accountAdmin,
     async close() {
       maintenance.stop();
+      overview.stop();
       await relay.close();
       await http.close();
       await forwarder.stop();

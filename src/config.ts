@@ -134,6 +134,7 @@ const spec = {
   apiBodyLimitBytes: { env: 'API_BODY_LIMIT_BYTES', default: 262144, parse: int(1024, 16777216), description: 'Largest HTTP request body accepted; larger bodies are answered 413' },
   apiCorsOrigins: { env: 'API_CORS_ORIGINS', default: ['*'] as string[], parse: origins, description: 'Comma-separated origins whose pages and extensions may call /v1 from a browser (CORS), e.g. chrome-extension://<id>,https://x.com; * = any (safe: the API takes no cookies, only Authorization headers); none = no CORS headers' },
   paymentWebhookSecret: { env: 'PAYMENT_WEBHOOK_SECRET', default: '', parse: str, description: 'HMAC-SHA256 secret of POST /v1/webhooks/payments; empty refuses every webhook (503)' },
+  webAppDir: { env: 'WEB_APP_DIR', default: '', parse: str, description: 'Directory of the built account page and operator console served at /app/ (empty: dist/web of this package, written by npm run build)' },
   logLevel: { env: 'LOG_LEVEL', default: 'info', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), description: 'Log level' },
   relayName: { env: 'RELAY_NAME', default: 'NostrX relay', parse: str, description: 'NIP-11 name' },
   relayDescription: { env: 'RELAY_DESCRIPTION', default: 'Cross-posts from Twitter/X to Nostr with your own keys', parse: str, description: 'NIP-11 description' },

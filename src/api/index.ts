@@ -14,6 +14,8 @@ import type { Admit } from '../core/admission.js';
 import type { Bans } from '../core/bans.js';
 import type { CacheInvalidation } from '../core/cache-invalidation.js';
 import { createEventRecords } from '../core/event-records.js';
+import { createAuditTrail } from '../core/ops/audit-trail.js';
+import type { LiveOverview } from '../core/ops/live-overview.js';
 import { createHttpAuth, replayCache, type Redis } from '../core/http-auth.js';
 import { createPayments } from '../core/payments.js';
 import type { Plans } from '../core/plans.js';
@@ -28,6 +30,7 @@ import { useApiCors } from './cors.js';
 import { apiError, errorHandler, notFoundHandler } from './errors.js';
 import { sharedSchemas } from './schemas.js';
 import { registerAdminRoutes } from './admin.js';
+import { registerAdminConsoleRoutes } from './admin-console.js';
 import { registerEventRoutes } from './events.js';
 import { registerMeRoutes } from './me.js';
 import { registerNip86Route } from './nip86.js';
@@ -60,6 +63,8 @@ export interface ApiDeps {
   readonly now: () => number;
   /** The per-IP rate limit (core/rate-limits.ts), shared with the relay's messages; a rejection answers 429. */
   readonly checkIp?: (ip: string) => Promise<Rejection | undefined>;
+  /** The live figures of the operator's console (GET /v1/admin/overview). */
+  readonly overview: LiveOverview;
 }
 
 /** Options of the fastify instance the API needs: the body limit, and validation that refuses unknown fields. */
@@ -127,6 +132,7 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
     records: createEventRecords(db),
     reports: createReports(db),
     directory: createUserDirectory(db),
+    auditTrail: createAuditTrail(db),
     payments: createPayments({ db, plans: deps.plans, invalidation: deps.invalidation, now }),
     relaySettings: createRelaySettings({ db, policy: { allowPrivate: config.allowPrivateRelays }, maxCustomRelays: config.maxCustomRelays }),
   };
@@ -145,6 +151,7 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
   registerSubscriptionRoutes(http, services);
   registerWebhookRoutes(http, services);
   registerAdminRoutes(http, services);
+  registerAdminConsoleRoutes(http, services);
   registerNip86Route(http, services);
 }
 
@@ -157,6 +164,7 @@ export type ApiServices = ApiDeps & {
   readonly records: ReturnType<typeof createEventRecords>;
   readonly reports: ReturnType<typeof createReports>;
   readonly directory: ReturnType<typeof createUserDirectory>;
+  readonly auditTrail: ReturnType<typeof createAuditTrail>;
   readonly payments: ReturnType<typeof createPayments>;
   readonly relaySettings: ReturnType<typeof createRelaySettings>;
 };
