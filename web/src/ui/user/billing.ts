@@ -1,0 +1,92 @@
+// Subscription and payments: the current plan and subscription, receipts and invoices, and the plans with a
+// button for each payment provider the service has configured for them (none when the API lists none).
+import { html } from 'htm/preact';
+import type { VNode } from 'preact';
+import { useState } from 'preact/hooks';
+import { dateTime, limitText, money } from '../../lib/format.js';
+import type { Billing, Payment, Plan, Provider } from '../../lib/types.js';
+import type { PageProps } from '../app.js';
+import { Card, ErrorNote, Loading, useAction, useLoad } from '../common.js';
+
+const providerNames: Record<string, string> = { stripe: 'card (Stripe)', extensionpay: 'ExtensionPay', lightning: 'Lightning' };
+const providerName = (p: Provider) => providerNames[p] ?? p;
+
+/** The body of POST /v1/subscription/checkout. */
+export const checkoutBody = (plan: string, billingCycle: 'monthly' | 'yearly', provider: Provider) => ({ plan, billing_cycle: billingCycle, provider });
+
+function PaymentRow({ p, tz }: { p: Payment; tz: string }): VNode {
+  return html`<tr>
+    <td>${dateTime(p.created_at, tz)}</td>
+    <td>${money(p.amount, p.currency)}</td>
+    <td>${p.status}</td>
+    <td>${p.payment_provider ?? '—'}</td>
+    <td>
+      ${p.receipt_url ? html`<a href=${p.receipt_url} target="_blank" rel="noopener noreferrer">Receipt</a> ` : null}
+      ${p.invoice_url ? html`<a href=${p.invoice_url} target="_blank" rel="noopener noreferrer">Invoice</a>` : null}
+      ${!p.receipt_url && !p.invoice_url ? '—' : null}
+    </td>
+  </tr>`;
+}
+
+function PlanOffer({ api, plan, current }: { api: PageProps['api']; plan: Plan; current: boolean }): VNode {
+  const [cycle, setCycle] = useState<'monthly' | 'yearly'>('monthly');
+  const pay = useAction();
+  const providers = plan.providers ?? [];
+  const checkout = (provider: Provider) =>
+    pay.run(async () => {
+      const { url } = await api.call<{ url: string }>('POST', '/v1/subscription/checkout', checkoutBody(plan.code, cycle, provider));
+      // The provider's page opens beside this one (an extension popup would close under a redirect).
+      if (!window.open(url, '_blank', 'noopener')) location.assign(url);
+    });
+  return html`<li class="plan" data-plan=${plan.code}>
+    <p><strong>${plan.name}</strong>${current ? html` <span class="tag">your plan</span>` : null}</p>
+    <p class="muted small">
+      ${limitText(plan.daily_post_limit)} posts a day${plan.custom_relays_allowed ? ' · your own relays' : ''}${plan.analytics_enabled ? ' · analytics' : ''}
+    </p>
+    <p>${money(plan.price_monthly, plan.currency)} a month${plan.price_yearly ? ` · ${money(plan.price_yearly, plan.currency)} a year` : ''}</p>
+    ${!current && providers.length > 0
+      ? html`<fieldset class="pay">
+          <legend class="sr-only">Pay for ${plan.name}</legend>
+          ${plan.price_yearly
+            ? html`<label>Billing <select value=${cycle} onChange=${(e: Event) => setCycle((e.currentTarget as HTMLSelectElement).value as 'monthly' | 'yearly')}>
+                <option value="monthly">monthly</option><option value="yearly">yearly</option>
+              </select></label>`
+            : null}
+          ${providers.map((p) => html`<button type="button" class="primary" disabled=${pay.busy} onClick=${() => checkout(p)} data-provider=${p}>Pay with ${providerName(p)}</button>`)}
+        </fieldset>`
+      : null}
+    <${ErrorNote} error=${pay.error} />
+  </li>`;
+}
+
+export function BillingPage({ api, me }: PageProps): VNode {
+  const billing = useLoad(() => api.get<Billing>('/v1/subscription'), []);
+  const plans = useLoad(() => api.get<{ plans: Plan[] }>('/v1/plans'), []);
+  const b = billing.data;
+  const s = b?.subscription;
+  return html`<div class="page">
+    <${Card} title="Subscription" id="subscription-title">
+      ${!b ? html`<${Loading} what="your subscription" />` : null}
+      ${b && !s ? html`<p>You are on the <strong>${b.plan.name}</strong> plan, with no paid subscription.</p>` : null}
+      ${s
+        ? html`<p><strong>${b?.plan.name}</strong> · ${s.status} · ${s.billing_cycle} · ${money(s.amount, s.currency)}</p>
+            <p class="muted">${s.current_period_end ? `Current period ends ${dateTime(s.current_period_end, me.timezone)}` : 'No end date'}${s.payment_provider ? ` · paid with ${providerName(s.payment_provider)}` : ''}</p>`
+        : null}
+      <${ErrorNote} error=${billing.error} />
+    <//>
+    <${Card} title="Payments" id="payments-title">
+      ${b && b.payments.length === 0 ? html`<p class="muted">No payments yet.</p>` : null}
+      ${b && b.payments.length > 0
+        ? html`<div class="table-wrap"><table>
+            <caption class="sr-only">Your payments, newest first</caption>
+            <thead><tr><th scope="col">Date</th><th scope="col">Amount</th><th scope="col">Status</th><th scope="col">Provider</th><th scope="col">Documents</th></tr></thead>
+            <tbody>${b.payments.map((p) => html`<${PaymentRow} key=${p.id} p=${p} tz=${me.timezone} />`)}</tbody>
+          </table></div>`
+        : null}
+    <//>
+    <${Card} title="Plans" id="plans-title">
+      ${plans.data ? html`<ul class="plans">${plans.data.plans.map((p) => html`<${PlanOffer} key=${p.code} api=${api} plan=${p} current=${p.code === b?.plan.code} />`)}</ul>` : html`<${Loading} what="the plans" />`}
+      <${ErrorNote} error=${plans.error} />
+    <//>
+  </div>`;
+}
