@@ -7,6 +7,7 @@ import { dateTime, shortKey } from '../../lib/format.js';
 import type { AuditEntry } from '../../lib/types.js';
 import type { PageProps } from '../app.js';
 import { Card, ErrorNote, Loading, useAction, useLoad, valueOf } from '../common.js';
+import { Table } from '../table.js';
 
 interface Page {
   entries: AuditEntry[];
@@ -55,24 +56,27 @@ export function AuditPage({ api }: PageProps): VNode {
         <label>Table <select value=${draft.table} onChange=${(e: Event) => setDraft((d) => ({ ...d, table: valueOf(e) }))}>
           <option value="">any</option>${(first.data?.tables ?? []).map((t) => html`<option value=${t}>${t}</option>`)}
         </select></label>
-        <label>User id <input type="text" pattern="[0-9a-f-]{36}" title="a user id (uuid)" value=${draft.user} onInput=${(e: Event) => setDraft((d) => ({ ...d, user: valueOf(e) }))} /></label>
+        <label>User id <input type="text" pattern="[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}" title="a user id (uuid)" value=${draft.user} onInput=${(e: Event) => setDraft((d) => ({ ...d, user: valueOf(e) }))} /></label>
         <button type="submit" class="primary">Filter</button>
       </form>
       ${first.data && entries.length === 0 ? html`<p class="muted">No entries match.</p>` : null}
       ${entries.length > 0
-        ? html`<div class="table-wrap"><table class="audit">
-            <caption class="sr-only">Audit entries, newest first</caption>
-            <thead><tr><th scope="col">When</th><th scope="col">Actor</th><th scope="col">Change</th><th scope="col">User</th><th scope="col">Values</th></tr></thead>
-            <tbody>${entries.map(
-              (e) => html`<tr data-table=${e.table}>
-                <td>${dateTime(e.created_at)}</td>
-                <td class="mono" title=${e.actor ?? ''}>${actorText(e.actor)}</td>
-                <td>${e.operation} ${e.table}</td>
-                <td class="mono small">${e.user_id ?? '—'}</td>
-                <td class="mono small"><details><summary>${json(e.new_values).slice(0, 40)}</summary><p>before: ${json(e.old_values)}</p><p>after: ${json(e.new_values)}</p></details></td>
-              </tr>`,
-            )}</tbody>
-          </table></div>`
+        ? html`<${Table}
+            className="audit"
+            caption="Audit entries, newest first"
+            columns=${['When', 'Actor', 'Change', 'User', 'Values']}
+            rows=${entries.map((e) => ({
+              key: e.id,
+              attrs: { 'data-table': e.table },
+              cells: [
+                dateTime(e.created_at),
+                html`<span class="mono" title=${e.actor ?? ''}>${actorText(e.actor)}</span>`,
+                `${e.operation} ${e.table}`,
+                html`<span class="mono small">${e.user_id ?? '—'}</span>`,
+                html`<details class="mono small"><summary>${json(e.new_values).slice(0, 40)}</summary><p>before: ${json(e.old_values)}</p><p>after: ${json(e.new_values)}</p></details>`,
+              ],
+            }))}
+          />`
         : null}
       ${first.loading && !first.data ? html`<${Loading} what="the audit log" />` : null}
       ${cursor ? html`<button type="button" onClick=${loadMore} disabled=${next.busy}>Older entries</button>` : null}

@@ -9,6 +9,7 @@ import type { Overview, RelayHealth } from '../../lib/types.js';
 import type { PageProps } from '../app.js';
 import { Chart, type ChartSeries } from '../chart.js';
 import { Card, ErrorNote, Loading, checkedOf } from '../common.js';
+import { Table } from '../table.js';
 
 const REFRESH_MS = 5000;
 
@@ -93,21 +94,22 @@ export function OverviewPage({ api }: PageProps): VNode {
     <${Card} title="Upstream relays" id="relays-health-title">
       ${o && o.relays.rows.length === 0 ? html`<p class="muted">No upstream relays configured (UPSTREAM_RELAYS).</p>` : null}
       ${o && o.relays.rows.length > 0
-        ? html`<div class="table-wrap"><table class="relay-health">
-            <caption class="sr-only">Forwarding over the last ${o.relays.window_seconds / 60} minutes</caption>
-            <thead><tr><th scope="col">Relay</th><th scope="col">Success</th><th scope="col">Latency</th><th scope="col">Breaker</th><th scope="col">Attempts</th></tr></thead>
-            <tbody>
-              ${o.relays.rows.map(
-                (r) => html`<tr data-relay=${r.url}>
-                  <td class="relay-url">${r.url === 'custom' ? "users' own relays" : r.url}</td>
-                  <td>${percent(r.success_rate)}</td>
-                  <td>${r.avg_latency_ms === null ? '—' : `${r.avg_latency_ms} ms`}</td>
-                  <td data-breaker=${r.breaker ?? ''}>${breakerText(r)}${r.paused_until && r.breaker === 'open' ? html`<span class="sr-only"> ${relative(r.paused_until)}</span>` : null}</td>
-                  <td>${Object.entries(r.attempts).map(([k, n]) => `${k} ${n}`).join(', ') || '—'}</td>
-                </tr>`,
-              )}
-            </tbody>
-          </table></div>
+        ? html`<${Table}
+            className="relay-health"
+            caption=${`Forwarding over the last ${o.relays.window_seconds / 60} minutes`}
+            columns=${['Relay', 'Success', 'Latency', 'Breaker', 'Attempts']}
+            rows=${o.relays.rows.map((r) => ({
+              key: r.url,
+              attrs: { 'data-relay': r.url },
+              cells: [
+                html`<span class="relay-url">${r.url === 'custom' ? "users' own relays" : r.url}</span>`,
+                percent(r.success_rate),
+                r.avg_latency_ms === null ? '—' : `${r.avg_latency_ms} ms`,
+                html`<span data-breaker=${r.breaker ?? ''}>${breakerText(r)}${r.paused_until && r.breaker === 'open' ? html`<span class="sr-only"> ${relative(r.paused_until)}</span>` : null}</span>`,
+                Object.entries(r.attempts).map(([k, n]) => `${k} ${n}`).join(', ') || '—',
+              ],
+            }))}
+          />
           <p class="muted small">Over the last ${o.relays.window_seconds / 60} minutes.</p>`
         : null}
     <//>

@@ -3,10 +3,11 @@
 import { html } from 'htm/preact';
 import type { VNode } from 'preact';
 import { useState } from 'preact/hooks';
-import { money, percent } from '../../lib/format.js';
+import { money, percent, percent100 } from '../../lib/format.js';
 import type { PageProps } from '../app.js';
 import { Chart } from '../chart.js';
 import { Card, ErrorNote, Loading, useLoad, valueOf } from '../common.js';
+import { Table } from '../table.js';
 
 interface Report<R> {
   from: string;
@@ -68,10 +69,11 @@ function Revenue({ r }: { r: Report<RevenueRow> }): VNode {
       ? html`<${Chart} id="revenue-chart" caption="Revenue per day" summary=${`Revenue ${r.from} to ${r.to}: ${total}`} kind="bars" xKind="utc-date" x=${dates.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000)} series=${series} />`
       : html`<p class="muted">No payments in this range.</p>`}
     ${r.rows.length > 0
-      ? html`<div class="table-wrap"><table><caption class="sr-only">Revenue by day and plan</caption>
-          <thead><tr><th scope="col">Date</th><th scope="col">Plan</th><th scope="col">Payments</th><th scope="col">Revenue</th></tr></thead>
-          <tbody>${r.rows.map((x) => html`<tr><td>${x.date}</td><td>${x.plan}</td><td>${x.payments}</td><td>${money(x.revenue, x.currency)}</td></tr>`)}</tbody>
-        </table></div>`
+      ? html`<${Table}
+          caption="Revenue by day and plan"
+          columns=${['Date', 'Plan', 'Payments', 'Revenue']}
+          rows=${r.rows.map((x) => ({ key: `${x.date}|${x.plan}|${x.currency}`, cells: [x.date, x.plan, x.payments, money(x.revenue, x.currency)] }))}
+        />`
       : null}`;
 }
 
@@ -87,10 +89,11 @@ function Engagement({ r }: { r: Report<EngagementRow> }): VNode {
       x=${r.rows.map((_, i) => i)}
       series=${[{ label: 'Posts', values: r.rows.map((x) => x.total_posts) }]}
     />
-    <div class="table-wrap"><table><caption class="sr-only">Engagement by plan</caption>
-      <thead><tr><th scope="col">Plan</th><th scope="col">Active users</th><th scope="col">Posts</th><th scope="col">Forwarded</th></tr></thead>
-      <tbody>${r.rows.map((x) => html`<tr><td>${x.plan}</td><td>${x.active_users}</td><td>${x.total_posts}</td><td>${percent(x.success_rate)}</td></tr>`)}</tbody>
-    </table></div>`;
+    <${Table}
+      caption="Engagement by plan"
+      columns=${['Plan', 'Active users', 'Posts', 'Forwarded']}
+      rows=${r.rows.map((x) => ({ key: x.plan, cells: [x.plan, x.active_users, x.total_posts, percent(x.success_rate)] }))}
+    />`;
 }
 
 function Relays({ r }: { r: Report<RelayRow> }): VNode {
@@ -105,12 +108,21 @@ function Relays({ r }: { r: Report<RelayRow> }): VNode {
       x=${r.rows.map((_, i) => i)}
       series=${[{ label: 'Publishes', values: r.rows.map((x) => x.publishes) }]}
     />
-    <div class="table-wrap"><table><caption class="sr-only">Forwarding per relay</caption>
-      <thead><tr><th scope="col">Relay</th><th scope="col">Publishes</th><th scope="col">Success</th><th scope="col">Refused</th><th scope="col">Failed</th><th scope="col">Avg time</th></tr></thead>
-      <tbody>${r.rows.map(
-        (x) => html`<tr><td class="relay-url">${x.relay_url}</td><td>${x.publishes}</td><td>${percent(x.success_rate)}</td><td>${x.rejected}</td><td>${x.failed + x.timed_out}</td><td>${x.avg_publish_time_ms === null ? '—' : `${Math.round(x.avg_publish_time_ms)} ms`}</td></tr>`,
-      )}</tbody>
-    </table></div>`;
+    <${Table}
+      caption="Forwarding per relay"
+      columns=${['Relay', 'Publishes', 'Success', 'Refused', 'Failed', 'Avg time']}
+      rows=${r.rows.map((x) => ({
+        key: x.relay_url,
+        cells: [
+          html`<span class="relay-url">${x.relay_url}</span>`,
+          x.publishes,
+          percent100(x.success_rate),
+          x.rejected,
+          x.failed + x.timed_out,
+          x.avg_publish_time_ms === null ? '—' : `${Math.round(x.avg_publish_time_ms)} ms`,
+        ],
+      }))}
+    />`;
 }
 
 export function ReportsPage({ api }: PageProps): VNode {

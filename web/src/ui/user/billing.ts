@@ -7,6 +7,7 @@ import { dateTime, limitText, money } from '../../lib/format.js';
 import type { Billing, Payment, Plan, Provider } from '../../lib/types.js';
 import type { PageProps } from '../app.js';
 import { Card, ErrorNote, Loading, useAction, useLoad } from '../common.js';
+import { Table } from '../table.js';
 
 const providerNames: Record<string, string> = { stripe: 'card (Stripe)', extensionpay: 'ExtensionPay', lightning: 'Lightning' };
 const providerName = (p: Provider) => providerNames[p] ?? p;
@@ -14,18 +15,16 @@ const providerName = (p: Provider) => providerNames[p] ?? p;
 /** The body of POST /v1/subscription/checkout. */
 export const checkoutBody = (plan: string, billingCycle: 'monthly' | 'yearly', provider: Provider) => ({ plan, billing_cycle: billingCycle, provider });
 
-function PaymentRow({ p, tz }: { p: Payment; tz: string }): VNode {
-  return html`<tr>
-    <td>${dateTime(p.created_at, tz)}</td>
-    <td>${money(p.amount, p.currency)}</td>
-    <td>${p.status}</td>
-    <td>${p.payment_provider ?? '—'}</td>
-    <td>
-      ${p.receipt_url ? html`<a href=${p.receipt_url} target="_blank" rel="noopener noreferrer">Receipt</a> ` : null}
+function paymentCells(p: Payment, tz: string) {
+  return [
+    dateTime(p.created_at, tz),
+    money(p.amount, p.currency),
+    p.status,
+    p.payment_provider ?? '—',
+    html`${p.receipt_url ? html`<a href=${p.receipt_url} target="_blank" rel="noopener noreferrer">Receipt</a> ` : null}
       ${p.invoice_url ? html`<a href=${p.invoice_url} target="_blank" rel="noopener noreferrer">Invoice</a>` : null}
-      ${!p.receipt_url && !p.invoice_url ? '—' : null}
-    </td>
-  </tr>`;
+      ${!p.receipt_url && !p.invoice_url ? '—' : null}`,
+  ];
 }
 
 function PlanOffer({ api, plan, current }: { api: PageProps['api']; plan: Plan; current: boolean }): VNode {
@@ -77,11 +76,11 @@ export function BillingPage({ api, me }: PageProps): VNode {
     <${Card} title="Payments" id="payments-title">
       ${b && b.payments.length === 0 ? html`<p class="muted">No payments yet.</p>` : null}
       ${b && b.payments.length > 0
-        ? html`<div class="table-wrap"><table>
-            <caption class="sr-only">Your payments, newest first</caption>
-            <thead><tr><th scope="col">Date</th><th scope="col">Amount</th><th scope="col">Status</th><th scope="col">Provider</th><th scope="col">Documents</th></tr></thead>
-            <tbody>${b.payments.map((p) => html`<${PaymentRow} key=${p.id} p=${p} tz=${me.timezone} />`)}</tbody>
-          </table></div>`
+        ? html`<${Table}
+            caption="Your payments, newest first"
+            columns=${['Date', 'Amount', 'Status', 'Provider', 'Documents']}
+            rows=${b.payments.map((p) => ({ key: p.id, cells: paymentCells(p, me.timezone) }))}
+          />`
         : null}
     <//>
     <${Card} title="Plans" id="plans-title">

@@ -3,7 +3,7 @@
 import { html } from 'htm/preact';
 import type { VNode } from 'preact';
 import { useState } from 'preact/hooks';
-import { percent } from '../../lib/format.js';
+import { percent100 } from '../../lib/format.js';
 import type { Billing, Plan, UserRelay } from '../../lib/types.js';
 import type { PageProps } from '../app.js';
 import { Card, ErrorNote, Loading, useAction, useLoad, valueOf } from '../common.js';
@@ -20,7 +20,7 @@ function RelayRow({ api, r, changed }: { api: PageProps['api']; r: UserRelay; ch
   return html`<li class="relay" data-relay=${r.url}>
     <div class="relay-main">
       <span class="relay-url">${r.name ? html`<strong>${r.name}</strong> ` : null}${r.url}</span>
-      <span class="muted small">${sourceText[r.source]} · ${markers} · ${r.is_active ? 'active' : 'switched off'}${r.stats?.total_publishes ? ` · ${percent(r.stats.success_rate ?? null)} of ${r.stats.total_publishes} accepted` : ''}</span>
+      <span class="muted small">${sourceText[r.source]} · ${markers} · ${r.is_active ? 'active' : 'switched off'}${r.stats?.total_publishes ? ` · ${percent100(r.stats.success_rate ?? null)} of ${r.stats.total_publishes} accepted` : ''}</span>
     </div>
     <div class="row-actions">
       <button type="button" disabled=${act.busy} onClick=${() => act.run(async () => (await api.call('PATCH', `/v1/relays/${r.id}`, { is_active: !r.is_active }), changed()))}>
