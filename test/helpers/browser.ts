@@ -123,6 +123,21 @@ export async function storedSession(page: Page): Promise<{ token: string; pubkey
   return raw ? (JSON.parse(raw) as { token: string; pubkey: string; sessionId: string }) : null;
 }
 
+/**
+ * Form controls without an accessible name: an input or select neither inside a <label> nor named by aria-label
+ * or aria-labelledby, a button or link without text. Returns a description of each.
+ */
+export async function unlabelledControls(page: Page): Promise<string[]> {
+  return page.evaluate<string[]>(`[...document.querySelectorAll('input, select, textarea, button, a[href]')]
+    .filter((el) => {
+      if (el.type === 'hidden') return false;
+      if (el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')) return false;
+      if (el.matches('input, select, textarea')) return !el.closest('label') && !(el.id && document.querySelector('label[for="' + el.id + '"]'));
+      return !el.textContent.trim();
+    })
+    .map((el) => el.outerHTML.slice(0, 120))`);
+}
+
 /** Nothing on the page says it is still loading. */
 export async function settled(page: Page): Promise<void> {
   await eventually(async () => (await page.locator('[role="status"]', { hasText: /^Loading/ }).count()) === 0, 'the page to finish loading');

@@ -6,7 +6,7 @@ import t from 'tap';
 import { Relay } from 'nostr-tools/relay';
 import { startTestApp } from '../helpers/app.js';
 import { ApiClient } from '../helpers/api.js';
-import { buildWebAppForTest, eventually, horizontalOverflow, launchBrowser, openPage, screenshot, settled, storedSession, type TestPage } from '../helpers/browser.js';
+import { buildWebAppForTest, eventually, horizontalOverflow, launchBrowser, openPage, screenshot, settled, storedSession, unlabelledControls, type TestPage } from '../helpers/browser.js';
 import { buildEvent, newKey, type Key } from '../helpers/events.js';
 import { blockingRelay, downThenUpRelay, healthyRelay } from '../helpers/upstream-relays.js';
 
@@ -73,6 +73,23 @@ t.test('without a NIP-07 signer the page says how to get one, and asks for no ke
 });
 
 let alicePage: TestPage;
+
+t.test('keyboard only: sign in with Tab and Enter, move between pages with the keyboard', async (t) => {
+  const p = await open(alice);
+  const signInButton = p.page.getByRole('button', { name: 'Sign in with your Nostr signer' });
+  await signInButton.waitFor();
+  for (let i = 0; i < 10 && !(await signInButton.evaluate((b) => b === b.ownerDocument.activeElement)); i++) await p.page.keyboard.press('Tab');
+  await p.page.keyboard.press('Enter');
+  await p.page.getByRole('heading', { name: 'Plan and quota' }).waitFor();
+  const history = p.page.getByRole('link', { name: 'History' });
+  for (let i = 0; i < 10 && !(await history.evaluate((a) => a === a.ownerDocument.activeElement)); i++) await p.page.keyboard.press('Tab');
+  await p.page.keyboard.press('Enter');
+  await p.page.getByRole('heading', { name: 'Publish history' }).waitFor();
+  t.pass('reached by keyboard');
+  await p.page.getByRole('button', { name: 'Sign out' }).click();
+  await p.page.getByText('You are signed out').waitFor();
+  t.same(p.errors, []);
+});
 
 t.test('sign-in: the signer signs one NIP-98 request for POST /v1/sessions, then the page uses the session', async (t) => {
   alicePage = await open(alice);
@@ -178,6 +195,7 @@ t.test('at 360 × 600 (an extension popup) no page scrolls sideways', async (t) 
     await popup.page.locator('main .card h2').first().waitFor();
     await settled(popup.page);
     t.equal(await horizontalOverflow(popup.page), 0, `${tab}: no horizontal scrolling`);
+    t.same(await unlabelledControls(popup.page), [], `${tab}: every control has a name`);
   }
   await popup.page.getByRole('link', { name: 'Account' }).click();
   await popup.page.getByText('3 of 3 today').waitFor();

@@ -8,7 +8,7 @@ import { Relay } from 'nostr-tools/relay';
 import type { Page } from 'playwright-core';
 import { startTestApp } from '../helpers/app.js';
 import { ApiClient } from '../helpers/api.js';
-import { buildWebAppForTest, eventually, horizontalOverflow, launchBrowser, openPage, screenshot, settled, type TestPage } from '../helpers/browser.js';
+import { buildWebAppForTest, eventually, horizontalOverflow, launchBrowser, openPage, screenshot, settled, unlabelledControls, type TestPage } from '../helpers/browser.js';
 import { buildEvent, newKey, type Key } from '../helpers/events.js';
 import { blockingRelay, downThenUpRelay, healthyRelay } from '../helpers/upstream-relays.js';
 
@@ -198,6 +198,7 @@ t.test('at 360 × 600 no console page scrolls sideways', async (t) => {
     await popup.page.locator('main .card h2').first().waitFor();
     await settled(popup.page);
     t.equal(await horizontalOverflow(popup.page), 0, `${tab}: no horizontal scrolling`);
+    t.same(await unlabelledControls(popup.page), [], `${tab}: every control has a name`);
   }
   await go(popup.page, 'Overview');
   await popup.page.locator('#events-chart canvas').waitFor();
