@@ -263,6 +263,40 @@ t.test('billing: the plan, no payments, and no pay buttons when the service list
   t.same(alicePage.errors, []);
 });
 
+t.test('billing with providers: a Stripe button where a plan lists it, checkout with {plan, billing_cycle}, its page opened beside', async (t) => {
+  // GET /v1/plans as it answers where billing is configured (providers, checkout_cycles), and a checkout URL:
+  // this branch's service has no payment provider to answer them.
+  const page = alicePage.page;
+  await page.route('**/v1/plans', async (route) => {
+    const res = await route.fetch();
+    const body = (await res.json()) as { plans: { code: string }[] };
+    const sold = (code: string) => code !== 'basic';
+    body.plans = body.plans.map((p) => ({ ...p, providers: sold(p.code) ? ['stripe', 'extensionpay'] : [], checkout_cycles: sold(p.code) ? ['monthly', 'yearly'] : [] }));
+    await route.fulfill({ response: res, json: body });
+  });
+  let asked: unknown;
+  await page.route('**/v1/subscription/checkout', async (route) => {
+    asked = route.request().postDataJSON();
+    await route.fulfill({ json: { url: `${app.url}/healthz` } });
+  });
+  t.teardown(() => page.unrouteAll());
+  await page.getByRole('link', { name: 'Account' }).click();
+  await page.getByRole('link', { name: 'Billing' }).click();
+  const advanced = page.locator('li.plan[data-plan="advanced"]');
+  await advanced.getByRole('button', { name: 'Pay with card (Stripe)' }).waitFor();
+  t.equal(await page.locator('li.plan[data-plan="basic"] button[data-provider]').count(), 0, 'none for a plan no provider sells');
+  t.equal(await page.locator('li.plan[data-plan="premium"] button[data-provider]').count(), 0, 'none for the current plan');
+  t.match(await advanced.innerText(), /Or buy it in the NostrX extension \(ExtensionPay\)/);
+  await advanced.getByLabel('Billing').selectOption('yearly');
+  const [opened] = await Promise.all([browser.waitForEvent('page'), advanced.getByRole('button', { name: 'Pay with card (Stripe)' }).click()]);
+  await opened.waitForLoadState();
+  t.same(asked, { plan: 'advanced', billing_cycle: 'yearly' });
+  t.equal(opened.url(), `${app.url}/healthz`, "the provider's page, in a tab of its own");
+  t.match(page.url(), /#\/billing$/, 'this page stays');
+  await opened.close();
+  t.same(alicePage.errors, []);
+});
+
 t.test('export: everything the service holds, as a JSON download', async (t) => {
   const page = alicePage.page;
   await page.getByRole('link', { name: 'Settings' }).click();

@@ -29,7 +29,7 @@ export interface Quota {
   monthly: QuotaPeriod | null;
 }
 
-export type Provider = 'stripe' | 'extensionpay' | 'lightning' | (string & {});
+export type Provider = 'stripe' | 'extensionpay' | (string & {});
 
 export interface Plan {
   code: string;
@@ -43,8 +43,10 @@ export interface Plan {
   custom_relays_allowed: boolean;
   max_custom_relays: number | null;
   analytics_enabled: boolean;
-  /** The payment providers configured for this plan; absent on services without any. */
+  /** How the plan can be bought here: stripe (Checkout), extensionpay (in the extension); absent without billing. */
   providers?: Provider[];
+  /** The billing cycles Stripe Checkout sells the plan for. */
+  checkout_cycles?: ('monthly' | 'yearly')[];
 }
 
 export interface DailyStat {

@@ -9,11 +9,18 @@ import type { PageProps } from '../app.js';
 import { Card, ErrorNote, Loading, useAction, useLoad } from '../common.js';
 import { Table } from '../table.js';
 
-const providerNames: Record<string, string> = { stripe: 'card (Stripe)', extensionpay: 'ExtensionPay', lightning: 'Lightning' };
+const providerNames: Record<string, string> = { stripe: 'card (Stripe)', extensionpay: 'ExtensionPay' };
 const providerName = (p: Provider) => providerNames[p] ?? p;
 
-/** The body of POST /v1/subscription/checkout. */
-export const checkoutBody = (plan: string, billingCycle: 'monthly' | 'yearly', provider: Provider) => ({ plan, billing_cycle: billingCycle, provider });
+/** The body of POST /v1/subscription/checkout (Stripe Checkout). */
+export const checkoutBody = (plan: string, billingCycle: 'monthly' | 'yearly') => ({ plan, billing_cycle: billingCycle });
+
+/** Opens a provider's page beside this one (an extension popup would close under a redirect), cut off from this page. */
+function openProviderPage(url: string): void {
+  const w = window.open(url, '_blank');
+  if (w) w.opener = null;
+  else location.assign(url);
+}
 
 function paymentCells(p: Payment, tz: string) {
   return [
@@ -28,14 +35,15 @@ function paymentCells(p: Payment, tz: string) {
 }
 
 function PlanOffer({ api, plan, current }: { api: PageProps['api']; plan: Plan; current: boolean }): VNode {
-  const [cycle, setCycle] = useState<'monthly' | 'yearly'>('monthly');
+  const cycles = plan.checkout_cycles ?? (plan.price_yearly ? ['monthly', 'yearly'] : ['monthly']);
+  const [cycle, setCycle] = useState<'monthly' | 'yearly'>(cycles[0] ?? 'monthly');
   const pay = useAction();
   const providers = plan.providers ?? [];
-  const checkout = (provider: Provider) =>
+  const stripe = providers.includes('stripe') && cycles.length > 0;
+  const checkout = () =>
     pay.run(async () => {
-      const { url } = await api.call<{ url: string }>('POST', '/v1/subscription/checkout', checkoutBody(plan.code, cycle, provider));
-      // The provider's page opens beside this one (an extension popup would close under a redirect).
-      if (!window.open(url, '_blank', 'noopener')) location.assign(url);
+      const { url } = await api.call<{ url: string }>('POST', '/v1/subscription/checkout', checkoutBody(plan.code, cycle));
+      openProviderPage(url);
     });
   return html`<li class="plan" data-plan=${plan.code}>
     <p><strong>${plan.name}</strong>${current ? html` <span class="tag">your plan</span>` : null}</p>
@@ -43,19 +51,30 @@ function PlanOffer({ api, plan, current }: { api: PageProps['api']; plan: Plan; 
       ${limitText(plan.daily_post_limit)} posts a day${plan.custom_relays_allowed ? ' · your own relays' : ''}${plan.analytics_enabled ? ' · analytics' : ''}
     </p>
     <p>${money(plan.price_monthly, plan.currency)} a month${plan.price_yearly ? ` · ${money(plan.price_yearly, plan.currency)} a year` : ''}</p>
-    ${!current && providers.length > 0
+    ${!current && stripe
       ? html`<fieldset class="pay">
-          <legend class="sr-only">Pay for ${plan.name}</legend>
-          ${plan.price_yearly
+          <legend class="sr-only">Buy ${plan.name}</legend>
+          ${cycles.length > 1
             ? html`<label>Billing <select value=${cycle} onChange=${(e: Event) => setCycle((e.currentTarget as HTMLSelectElement).value as 'monthly' | 'yearly')}>
-                <option value="monthly">monthly</option><option value="yearly">yearly</option>
+                ${cycles.map((c) => html`<option value=${c}>${c}</option>`)}
               </select></label>`
             : null}
-          ${providers.map((p) => html`<button type="button" class="primary" disabled=${pay.busy} onClick=${() => checkout(p)} data-provider=${p}>Pay with ${providerName(p)}</button>`)}
+          <button type="button" class="primary" disabled=${pay.busy} onClick=${checkout} data-provider="stripe">Pay with ${providerName('stripe')}</button>
         </fieldset>`
       : null}
+    ${!current && providers.includes('extensionpay') ? html`<p class="muted small" data-provider-note="extensionpay">Or buy it in the NostrX extension (ExtensionPay).</p>` : null}
     <${ErrorNote} error=${pay.error} />
   </li>`;
+}
+
+function ManageBilling({ api }: Pick<PageProps, 'api'>): VNode {
+  const act = useAction();
+  const open = () =>
+    act.run(async () => {
+      const { url } = await api.call<{ url: string }>('POST', '/v1/subscription/portal');
+      openProviderPage(url);
+    });
+  return html`<button type="button" onClick=${open} disabled=${act.busy}>Manage billing (card, cancel, invoices)</button><${ErrorNote} error=${act.error} />`;
 }
 
 export function BillingPage({ api, me }: PageProps): VNode {
@@ -69,7 +88,8 @@ export function BillingPage({ api, me }: PageProps): VNode {
       ${b && !s ? html`<p>You are on the <strong>${b.plan.name}</strong> plan, with no paid subscription.</p>` : null}
       ${s
         ? html`<p><strong>${b?.plan.name}</strong> · ${s.status} · ${s.billing_cycle} · ${money(s.amount, s.currency)}</p>
-            <p class="muted">${s.current_period_end ? `Current period ends ${dateTime(s.current_period_end, me.timezone)}` : 'No end date'}${s.payment_provider ? ` · paid with ${providerName(s.payment_provider)}` : ''}</p>`
+            <p class="muted">${s.current_period_end ? `Current period ends ${dateTime(s.current_period_end, me.timezone)}` : 'No end date'}${s.payment_provider ? ` · paid with ${providerName(s.payment_provider)}` : ''}</p>
+            ${s.payment_provider === 'stripe' ? html`<${ManageBilling} api=${api} />` : null}`
         : null}
       <${ErrorNote} error=${billing.error} />
     <//>
