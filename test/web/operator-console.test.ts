@@ -6,11 +6,10 @@
 import t from 'tap';
 import { Relay } from 'nostr-tools/relay';
 import type { Page } from 'playwright-core';
-import { startTestApp } from '../helpers/app.js';
-import { ApiClient } from '../helpers/api.js';
-import { buildWebAppForTest, eventually, horizontalOverflow, launchBrowser, openPage, screenshot, settled, unlabelledControls, type TestPage } from '../helpers/browser.js';
+import { eventually, horizontalOverflow, screenshot, settled, unlabelledControls, type TestPage } from '../helpers/browser.js';
 import { buildEvent, newKey, type Key } from '../helpers/events.js';
 import { blockingRelay, downThenUpRelay, healthyRelay } from '../helpers/upstream-relays.js';
+import { signIn, startWebTestApp } from '../helpers/web-app.js';
 
 const admin = newKey();
 const bob = newKey();
@@ -18,25 +17,17 @@ const carol = newKey();
 const healthy = await healthyRelay(t, 'healthy', 15);
 const blocking = await blockingRelay(t);
 const down = await downThenUpRelay(t);
-const app = await startTestApp(t, {
-  env: {
-    ADMIN_PUBKEYS: admin.pk,
-    UPSTREAM_RELAYS: [healthy.url, blocking.url, down.url].join(','),
-    WEB_APP_DIR: await buildWebAppForTest(t),
-    FORWARD_TIMEOUT_MS: '2000',
-    FORWARD_BACKOFF_BASE_MS: '600000',
-    FORWARD_CIRCUIT_FAILURES: '2',
-    FORWARD_CIRCUIT_PAUSE_MS: '600000',
-  },
+const w = await startWebTestApp(t, {
+  ADMIN_PUBKEYS: admin.pk,
+  UPSTREAM_RELAYS: [healthy.url, blocking.url, down.url].join(','),
+  FORWARD_TIMEOUT_MS: '2000',
+  FORWARD_BACKOFF_BASE_MS: '600000',
+  FORWARD_CIRCUIT_FAILURES: '2',
+  FORWARD_CIRCUIT_PAUSE_MS: '600000',
 });
-const api = new ApiClient(app.url);
-const browser = await launchBrowser(t);
-const pages: TestPage[] = [];
+const { app, api } = w;
 
-let relay: Relay;
-t.before(async () => {
-  relay = await Relay.connect(app.relayUrl);
-});
+const relay = await Relay.connect(app.relayUrl);
 t.teardown(() => relay.close());
 
 /** Publishes over the relay; the OK message, or the refusal's. */
@@ -47,12 +38,10 @@ async function publish(key: Key, content: string): Promise<{ ok: boolean; messag
   );
 }
 
+/** A tab signed in as the admin. */
 async function open(viewport?: { width: number; height: number }): Promise<TestPage> {
-  const p = await openPage(browser, { key: admin, ...(viewport ? { viewport } : {}) });
-  pages.push(p);
-  await p.page.goto(`${app.url}/app/`);
-  await p.page.getByRole('button', { name: 'Sign in with your Nostr signer' }).click();
-  await p.page.getByRole('heading', { name: 'Plan and quota' }).waitFor();
+  const p = await w.open(admin, viewport);
+  await signIn(p);
   return p;
 }
 
@@ -207,5 +196,5 @@ t.test('at 360 × 600 no console page scrolls sideways', async (t) => {
 });
 
 t.test('no console page logged a console error', async (t) => {
-  for (const p of pages) t.same(p.errors, [], p.page.url());
+  for (const p of w.pages) t.same(p.errors, [], p.page.url());
 });

@@ -80,7 +80,7 @@ export function Chart(p: ChartProps): VNode {
       u.destroy();
       plot.current = null;
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // Only a change of shape rebuilds the chart; new data goes through setData below.
   }, [shape]);
 
   useEffect(() => {

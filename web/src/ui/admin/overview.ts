@@ -3,7 +3,7 @@
 // outbox backlog, and each upstream relay's success rate, latency and circuit breaker.
 import { html } from 'htm/preact';
 import type { VNode } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { dateTime, percent, relative, time } from '../../lib/format.js';
 import type { Overview, RelayHealth } from '../../lib/types.js';
 import type { PageProps } from '../app.js';
@@ -49,8 +49,6 @@ export function OverviewPage({ api }: PageProps): VNode {
   const [o, setO] = useState<Overview | null>(null);
   const [error, setError] = useState<unknown>(undefined);
   const [live, setLive] = useState(true);
-  const liveRef = useRef(live);
-  liveRef.current = live;
 
   // One request at a time: the next is scheduled when the last has answered, and not while the tab is hidden.
   useEffect(() => {
@@ -65,7 +63,7 @@ export function OverviewPage({ api }: PageProps): VNode {
           setError(err);
         }
       }
-      if (!stopped && liveRef.current) timer = setTimeout(() => void tick(), REFRESH_MS);
+      if (!stopped) timer = setTimeout(() => void tick(), REFRESH_MS);
     };
     if (live) void tick();
     return () => {

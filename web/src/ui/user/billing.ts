@@ -18,8 +18,12 @@ export const checkoutBody = (plan: string, billingCycle: 'monthly' | 'yearly') =
 /** Opens a provider's page beside this one (an extension popup would close under a redirect), cut off from this page. */
 function openProviderPage(url: string): void {
   const w = window.open(url, '_blank');
-  if (w) w.opener = null;
-  else location.assign(url);
+  if (!w) return location.assign(url);
+  try {
+    w.opener = null;
+  } catch {
+    // already navigated cross-origin: its opener is out of its reach anyway (COOP same-origin on this page)
+  }
 }
 
 function paymentCells(p: Payment, tz: string) {
