@@ -193,6 +193,16 @@ export function createLiveOverview(deps: LiveOverviewDeps): LiveOverview {
   const upstreams = [...new Set(deps.upstreamRelays.map((u) => parseRelayUrl(u)).flatMap((p) => (p.ok ? [p.value.url] : [])))];
   const samples: Snapshot[] = [];
   let timer: NodeJS.Timeout | null = null;
+  // The backlog is a count over the outbox: asked at most once per sample interval, however many consoles are open.
+  let backlog: { at: number; value: Promise<{ depth: number; oldestSeconds: number }> } | null = null;
+  const backlogNow = (at: number) => {
+    if (!backlog || at - backlog.at >= sampleMs) {
+      const value = deps.backlog();
+      backlog = { at, value };
+      value.catch(() => (backlog = null)); // a failure is not kept: the next request asks again
+    }
+    return backlog.value;
+  };
 
   async function sample(): Promise<void> {
     const s = await snapshot(deps.metrics, now());
@@ -204,7 +214,7 @@ export function createLiveOverview(deps: LiveOverviewDeps): LiveOverview {
     sample,
     async overview() {
       const at = now();
-      const [live, outbox] = await Promise.all([snapshot(deps.metrics, at), deps.backlog()]);
+      const [live, outbox] = await Promise.all([snapshot(deps.metrics, at), backlogNow(at)]);
       const all = [...samples, live];
       const admission = p99Of(baseline(all, live, P99_WINDOW_MS), live);
       const relayBase = baseline(all, live, RELAY_WINDOW_MS);

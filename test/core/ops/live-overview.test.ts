@@ -12,16 +12,17 @@ const start = Date.parse('2030-01-01T10:00:00Z'); // a fixed point of the fake c
 function setup(breakers: Record<string, BreakerState> = {}) {
   const metrics = createMetrics();
   let now = start;
+  let backlogQueries = 0;
   const overview = createLiveOverview({
     metrics,
     upstreamRelays: ['wss://one.example/', 'wss://TWO.example'],
     breaker: (url) => breakers[url] ?? { paused: false, halfOpen: false, until: null },
-    backlog: async () => ({ depth: 7, oldestSeconds: 42.4 }),
+    backlog: async () => (backlogQueries++, { depth: 7, oldestSeconds: 42.4 }),
     sampleMs: 5000,
     minutes: 10,
     now: () => now,
   });
-  return { metrics, overview, advance: (ms: number) => (now += ms) };
+  return { metrics, overview, advance: (ms: number) => (now += ms), backlogQueries: () => backlogQueries };
 }
 
 const admit = (m: ReturnType<typeof createMetrics>, outcome: string, reason: string, n = 1, seconds = 0.001) => {
@@ -97,6 +98,18 @@ t.test("each configured relay's success rate, latency and breaker; users' own re
   t.same(one, { url: 'wss://one.example/', attempts: { published: 3, rejected: 1, interrupted: 1 }, successRate: 0.75, avgLatencyMs: 20, breaker: 'closed', pausedUntil: null });
   t.same(two, { url: 'wss://two.example/', attempts: { retry: 5 }, successRate: 0, avgLatencyMs: null, breaker: 'open', pausedUntil: until.toISOString() });
   t.match(custom, { url: 'custom', successRate: 1, breaker: null });
+});
+
+t.test('the outbox backlog is counted at most once per sample interval', async (t) => {
+  const { overview, advance, backlogQueries } = setup();
+  await Promise.all([overview.overview(), overview.overview(), overview.overview()]);
+  t.equal(backlogQueries(), 1);
+  advance(4999);
+  await overview.overview();
+  t.equal(backlogQueries(), 1);
+  advance(1);
+  await overview.overview();
+  t.equal(backlogQueries(), 2);
 });
 
 t.test('start samples on a timer and stop ends it', async (t) => {
