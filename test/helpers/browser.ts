@@ -144,7 +144,7 @@ export async function settled(page: Page): Promise<void> {
 }
 
 /** Retries `probe` until it returns true (or throws its last error after `timeoutMs`). */
-export async function eventually(probe: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+export async function eventually(probe: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
