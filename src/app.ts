@@ -23,7 +23,7 @@ import { createBilling, createPayments, type Billing } from './core/billing/inde
 import { createEventRecords, createFanOut, createQueries, type EventQueries, type FanOut } from './core/events/index.js';
 import { createForwarder, createOutboxStage, createRelaySettings, wakeOnQueued, type Forwarder } from './core/forwarding/index.js';
 import { createBans } from './core/moderation/index.js';
-import { checkReadiness, countAdmissions, createMetrics, createReports, createUsageRecorder, startMaintenance, type Metrics, type UsageRecorder } from './core/ops/index.js';
+import { checkReadiness, countAdmissions, createAuditTrail, createLiveOverview, createMetrics, createReports, createUsageRecorder, startMaintenance, type Metrics, type UsageRecorder } from './core/ops/index.js';
 import { createPlans, createQuota, createRateLimits, type Plans, type Quota, type RateLimits } from './core/quota/index.js';
 import { memoryQuotaCounters, redisQuotaCounters } from './store/quota-counters.js';
 import { memoryTokenBuckets, redisTokenBuckets } from './store/rate-limit-store.js';
@@ -31,10 +31,12 @@ import { openDatabase, type Database } from './store/db.js';
 import { primaryReads, replicaReads, type Reads } from './store/read-replica.js';
 import { migrateLatest } from './store/migrate.js';
 import { ensureMonthlyPartitions } from './store/partitions.js';
+import { outboxBacklog } from './store/outbox.js';
 import { redisChannel } from './store/pubsub.js';
 import { openRedis, type Redis } from './store/redis.js';
 import { registerOpsRoutes } from './api/ops-routes.js';
 import { apiServerOptions, MAX_AUTH_HEADER_LENGTH, registerApi } from './api/index.js';
+import { defaultWebAppDir, registerWebApp } from './api/web-app.js';
 import { relayInfo } from './relay/info.js';
 import { attachRelay, type RelayServer } from './relay/server.js';
 
@@ -195,6 +197,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
   fanout.subscribe(({ event }) => admission.forgetDeleted(event));
   const admit = admission.admit;
   const queries = createQueries(reads, config, opts.now);
+  // The operator console's live figures, sampled from this process's metrics and the forwarder's breakers.
+  const overview = createLiveOverview({
+    metrics,
+    upstreamRelays: config.upstreamRelays,
+    breaker: (url) => forwarder.pool.breaker(url),
+    backlog: () => outboxBacklog(db.knex),
+  });
 
   const httpLog: FastifyBaseLogger = log;
   const http = Fastify({
@@ -204,7 +213,6 @@ export async function startApp(opts: AppOptions): Promise<App> {
     logController: new LogController({ disableRequestLogging: true }),
     ...apiServerOptions(config),
   });
-  // The HTTP API first, so its OpenAPI document sees every route declared after it.
   // One log line per HTTP request, when it is answered, with its request id; probes and scrapes would only add noise.
   http.addHook('onResponse', async (req, reply) => {
     if (quietPaths.has(req.url)) return;
@@ -236,12 +244,15 @@ export async function startApp(opts: AppOptions): Promise<App> {
     records: createEventRecords(db.knex),
     reports: createReports(reads),
     directory: createUserDirectory(db.knex),
+    auditTrail: createAuditTrail(db.knex),
     payments: createPayments({ db: db.knex, plans, invalidation, now }),
     relaySettings: createRelaySettings({ db: db.knex, policy: { allowPrivate: config.allowPrivateRelays }, maxCustomRelays: config.maxCustomRelays }),
     now,
     billing,
     checkIp: (ip) => rateLimits.checkIp(ip),
+    overview,
   });
+  registerWebApp(http, { dir: config.webAppDir || defaultWebAppDir() });
   http.get('/', async (req, reply) => {
     if ((req.headers.accept ?? '').includes('application/nostr+json')) {
       const doc = relayInfo(config, await plans.all(), version);
@@ -300,6 +311,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   });
   if (config.forwardEnabled) forwarder.start();
   billing.extensionpay.start();
+  overview.start();
   log.info({ url: config.publicUrl, relay: relayUrl, db: db.kind, redis: Boolean(redis) }, 'nostrx listening');
 
   return {
@@ -327,6 +339,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     async close() {
       maintenance.stop();
       await billing.close();
+      overview.stop();
       await relay.close();
       await http.close();
       await forwarder.stop();

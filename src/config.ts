@@ -169,6 +169,7 @@ const spec = {
   stripeSuccessUrl: { env: 'STRIPE_SUCCESS_URL', default: '', parse: optionalHttpUrl, description: 'Where Checkout sends the buyer after paying; empty = PUBLIC_URL/app/?checkout=success' },
   stripeCancelUrl: { env: 'STRIPE_CANCEL_URL', default: '', parse: optionalHttpUrl, description: 'Where Checkout sends a buyer who gives up; empty = PUBLIC_URL/app/?checkout=canceled' },
   stripePortalReturnUrl: { env: 'STRIPE_PORTAL_RETURN_URL', default: '', parse: optionalHttpUrl, description: 'Where the Billing Portal returns to; empty = PUBLIC_URL/app/' },
+  webAppDir: { env: 'WEB_APP_DIR', default: '', parse: str, description: 'Directory of the built account page and operator console served at /app/ (empty: dist/web of this package, written by npm run build)' },
   logLevel: { env: 'LOG_LEVEL', default: 'info', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), description: 'Log level' },
   relayName: { env: 'RELAY_NAME', default: 'NostrX relay', parse: str, description: 'NIP-11 name' },
   relayDescription: { env: 'RELAY_DESCRIPTION', default: 'Cross-posts from Twitter/X to Nostr with your own keys', parse: str, description: 'NIP-11 description' },

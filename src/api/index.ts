@@ -14,6 +14,7 @@ import { sharedSchemas } from './schemas.js';
 import type { ApiDeps, ApiServices } from './services.js';
 import { registerAdminRoutes } from './admin.js';
 import { registerBillingRoutes } from './billing.js';
+import { registerAdminConsoleRoutes } from './admin-console.js';
 import { registerEventRoutes } from './events.js';
 import { registerMeRoutes } from './me.js';
 import { registerNip86Route } from './nip86.js';
@@ -91,5 +92,6 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
   registerWebhookRoutes(http, services);
   registerBillingRoutes(http, services);
   registerAdminRoutes(http, services);
+  registerAdminConsoleRoutes(http, services);
   registerNip86Route(http, services);
 }

@@ -22,12 +22,13 @@ interface PatchBody {
 // The users.valid_email CHECK, so that what passes here is never refused by the database.
 const EMAIL = '^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}$';
 
-function profileView(p: Profile, plan: string) {
+function profileView(p: Profile, plan: string, admin: boolean) {
   return {
     id: p.id,
     pubkey: p.pubkey,
     status: p.status,
     plan,
+    admin,
     display_name: p.displayName,
     email: p.email,
     email_verified: p.emailVerified,
@@ -44,9 +45,10 @@ function profileView(p: Profile, plan: string) {
 
 export function registerMeRoutes(http: FastifyInstance, deps: ApiServices): void {
   const { access, profiles, plans } = deps;
+  const admins = new Set(deps.config.adminPubkeys);
   const view = async (p: Profile | undefined) => {
     if (!p) throw apiError('user_not_found', 'your account no longer exists');
-    return profileView(p, (await plans.effectivePlan(p.id)).code);
+    return profileView(p, (await plans.effectivePlan(p.id)).code, admins.has(p.pubkey));
   };
 
   http.get(

@@ -155,6 +155,7 @@ export const profileSchema = {
     pubkey: hex64,
     status: { type: 'string', enum: ['active', 'suspended', 'deleted', 'pending_verification'] },
     plan: { type: 'string', description: 'Code of the effective plan' },
+    admin: { type: 'boolean', description: 'Your pubkey is one of ADMIN_PUBKEYS (the admin routes and NIP-86 take your NIP-98 signature)' },
     display_name: nullableString,
     email: nullableString,
     email_verified: { type: 'boolean' },

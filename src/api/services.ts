@@ -17,7 +17,7 @@ import type { Billing, createPayments } from '../core/billing/index.js';
 import type { createEventRecords } from '../core/events/index.js';
 import type { createRelaySettings } from '../core/forwarding/index.js';
 import type { Bans } from '../core/moderation/index.js';
-import type { createReports } from '../core/ops/index.js';
+import type { LiveOverview, createAuditTrail, createReports } from '../core/ops/index.js';
 import type { Plans } from '../core/quota/index.js';
 import type { accessFor, authHooks } from './auth.js';
 
@@ -41,6 +41,10 @@ export interface ApiDeps {
   readonly records: ReturnType<typeof createEventRecords>;
   readonly reports: ReturnType<typeof createReports>;
   readonly directory: ReturnType<typeof createUserDirectory>;
+  /** The audit log as the operator's console reads it. */
+  readonly auditTrail: ReturnType<typeof createAuditTrail>;
+  /** The live figures of the operator's console (GET /v1/admin/overview). */
+  readonly overview: LiveOverview;
   readonly payments: ReturnType<typeof createPayments>;
   /** Stripe and ExtensionPay (core/billing/billing.ts), built by the composition root (it owns the re-sync timer). */
   readonly billing: Billing;

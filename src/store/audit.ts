@@ -64,3 +64,40 @@ export function toAuditRecord(row: Record<string, unknown>): AuditRecord {
     createdAt: r.created_at instanceof Date ? r.created_at.toISOString() : String(r.created_at),
   };
 }
+
+export interface AuditFilter {
+  readonly actor?: string | undefined;
+  readonly table?: string | undefined;
+  readonly userId?: string | undefined;
+  /** Rows after this one in the order (the last row of the previous page). */
+  readonly after?: string | undefined;
+  readonly limit: number;
+}
+
+export interface AuditLogEntry extends AuditRecord {
+  readonly userId: string | null;
+}
+
+/** The audit trail for the operator's console, newest first, filtered by actor, table and user. */
+export async function listAudit(db: Knex, f: AuditFilter): Promise<AuditLogEntry[]> {
+  const q = db('audit_log')
+    .select('id', 'table_name', 'operation', 'old_values', 'new_values', 'actor', 'user_id', 'created_at')
+    .orderBy([
+      { column: 'created_at', order: 'desc' },
+      { column: 'id', order: 'desc' },
+    ])
+    .limit(f.limit);
+  if (f.actor) q.where('actor', f.actor);
+  if (f.table) q.where('table_name', f.table);
+  if (f.userId) q.where('user_id', f.userId);
+  // By the row's own (created_at, id), read in SQL: an ISO string would round created_at's microseconds.
+  if (f.after) q.whereRaw('(created_at, id) < (SELECT a.created_at, a.id FROM audit_log a WHERE a.id = ?::uuid)', [f.after]);
+  const rows = (await q) as Record<string, unknown>[];
+  return rows.map((row) => ({ ...toAuditRecord(row), userId: (row.user_id as string | null) ?? null }));
+}
+
+/** The tables the audit trail has rows about (for the console's filter). */
+export async function auditedTables(db: Knex): Promise<string[]> {
+  const rows = (await db('audit_log').distinct('table_name').orderBy('table_name')) as { table_name: string }[];
+  return rows.map((r) => r.table_name);
+}

@@ -5,3 +5,5 @@ export * from './health.js';
 export * from './maintenance.js';
 export * from './usage-recorder.js';
 export * from './figures.js';
+export * from './live-overview.js';
+export * from './audit-trail.js';
