@@ -98,6 +98,18 @@ const oneOf =
     return raw as T;
   };
 
+const smtpUrl: Parser<string> = (raw, key) => {
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${key} must be an smtp:// or smtps:// URL, got an invalid URL`);
+  }
+  // The URL may carry a password: the message names the scheme only.
+  if (parsed.protocol !== 'smtp:' && parsed.protocol !== 'smtps:') throw new ConfigError(`${key} must use smtp:// or smtps://, got ${parsed.protocol}//`);
+  return raw;
+};
+
 const intList: Parser<number[]> = (raw, key) => list(raw, key).map((v) => int(0, 65535)(v, key));
 
 const spec = {
@@ -134,6 +146,11 @@ const spec = {
   apiBodyLimitBytes: { env: 'API_BODY_LIMIT_BYTES', default: 262144, parse: int(1024, 16777216), description: 'Largest HTTP request body accepted; larger bodies are answered 413' },
   apiCorsOrigins: { env: 'API_CORS_ORIGINS', default: ['*'] as string[], parse: origins, description: 'Comma-separated origins whose pages and extensions may call /v1 from a browser (CORS), e.g. chrome-extension://<id>,https://x.com; * = any (safe: the API takes no cookies, only Authorization headers); none = no CORS headers' },
   paymentWebhookSecret: { env: 'PAYMENT_WEBHOOK_SECRET', default: '', parse: str, description: 'HMAC-SHA256 secret of POST /v1/webhooks/payments; empty refuses every webhook (503)' },
+  maxIdentities: { env: 'MAX_IDENTITIES', default: 5, parse: int(1, 100), description: 'Most Nostr keys on one account, its primary key included, on plans with multiple_identities (POST /v1/me/identities)' },
+  smtpUrl: { env: 'SMTP_URL', default: '', parse: smtpUrl, description: 'SMTP server for verification emails, e.g. smtps://user:password@mail.example.com:465; empty sends no email (addresses are stored unverified)' },
+  mailFrom: { env: 'MAIL_FROM', default: '', parse: str, description: 'From address of the emails sent, e.g. "NostrX <no-reply@example.com>"; required with SMTP_URL' },
+  emailSendsPerDay: { env: 'EMAIL_SENDS_PER_DAY', default: 5, parse: int(1, 1000), description: 'Verification emails per rolling 24 hours, to one account and to one address' },
+  emailResendSeconds: { env: 'EMAIL_RESEND_SECONDS', default: 60, parse: int(0, 86400), description: 'Seconds between two verification emails to one account' },
   logLevel: { env: 'LOG_LEVEL', default: 'info', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), description: 'Log level' },
   relayName: { env: 'RELAY_NAME', default: 'NostrX relay', parse: str, description: 'NIP-11 name' },
   relayDescription: { env: 'RELAY_DESCRIPTION', default: 'Cross-posts from Twitter/X to Nostr with your own keys', parse: str, description: 'NIP-11 description' },
@@ -181,6 +198,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     out[name] = raw === undefined || raw === '' ? key.default : key.parse(raw, key.env);
   }
   const config = out as Config;
+  if (config.smtpUrl && !config.mailFrom) throw new ConfigError('MAIL_FROM is required with SMTP_URL (the From address of the emails sent)');
   // With PORT=0 the port is known only after listen; the server fills PUBLIC_URL in then (withPort).
   const publicUrl = config.publicUrl || (config.port ? `http://localhost:${config.port}` : '');
   return Object.freeze({ ...config, publicUrl });

@@ -13,7 +13,9 @@ import { apiError, errorHandler, notFoundHandler } from './errors.js';
 import { sharedSchemas } from './schemas.js';
 import type { ApiDeps, ApiServices } from './services.js';
 import { registerAdminRoutes } from './admin.js';
+import { registerEmailRoutes } from './email.js';
 import { registerEventRoutes } from './events.js';
+import { registerIdentityRoutes } from './identities.js';
 import { registerMeRoutes } from './me.js';
 import { registerNip86Route } from './nip86.js';
 import { registerPlanRoutes } from './plans.js';
@@ -82,6 +84,8 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
   registerPlanRoutes(http, services);
   registerSessionRoutes(http, services);
   registerMeRoutes(http, services);
+  registerIdentityRoutes(http, services);
+  registerEmailRoutes(http, services);
   registerQuotaRoutes(http, services);
   registerEventRoutes(http, services);
   registerRelayRoutes(http, services);

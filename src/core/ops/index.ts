@@ -3,5 +3,6 @@
 export * from './metrics.js';
 export * from './health.js';
 export * from './maintenance.js';
+export * from './user-retention.js';
 export * from './usage-recorder.js';
 export * from './figures.js';
