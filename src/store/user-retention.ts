@@ -35,19 +35,24 @@ export async function retentionPeriods(db: Knex): Promise<number[]> {
   return rows.map((r) => r.data_retention_days);
 }
 
+/** How many rows a DELETE … RETURNING took: the rows, not the driver's count (PGlite's knex dialect answers the rows). */
+async function deleted(q: Knex.QueryBuilder): Promise<number> {
+  return ((await q) as unknown[]).length;
+}
+
 const usersWithPeriod = (db: Knex, days: number) => db('users').select('id').where('data_retention_days', days);
 
 /** Erases up to `limit` events (with their tags and per-relay results) of users with this period, stored before `before`. */
 export async function eraseEventsBefore(db: Knex, days: number, before: Date, limit: number): Promise<number> {
   const batch = db('nostr_events').select('id').whereIn('user_id', usersWithPeriod(db, days)).where('created_at', '<', before).limit(limit);
-  return db('nostr_events').whereIn('id', batch).delete();
+  return deleted(db('nostr_events').whereIn('id', batch).delete().returning('id'));
 }
 
 /** Erases up to `limit` usage events of users with this period, recorded before `before`. */
 export async function eraseUsageEventsBefore(db: Knex, days: number, before: Date, limit: number): Promise<number> {
   // usage_events is partitioned by occurred_at: its key is (id, occurred_at), and the bound prunes partitions.
   const batch = db('usage_events').select('id', 'occurred_at').whereIn('user_id', usersWithPeriod(db, days)).where('occurred_at', '<', before).limit(limit);
-  return db('usage_events').whereIn(['id', 'occurred_at'], batch).delete();
+  return deleted(db('usage_events').whereIn(['id', 'occurred_at'], batch).delete().returning('id'));
 }
 
 /** Erases up to `limit` sessions of users with this period that expired or were revoked before `before`. */
@@ -59,5 +64,5 @@ export async function eraseEndedSessionsBefore(db: Knex, days: number, before: D
       w.where('expires_at', '<', before).orWhere('revoked_at', '<', before);
     })
     .limit(limit);
-  return db('user_sessions').whereIn('id', batch).delete();
+  return deleted(db('user_sessions').whereIn('id', batch).delete().returning('id'));
 }
