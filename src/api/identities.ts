@@ -10,7 +10,7 @@ import { apiError } from './errors.js';
 import { hex64 } from './schemas.js';
 import type { ApiServices } from './services.js';
 
-export const IDENTITY_PROOF_HEADER = 'x-nostr-identity-proof';
+const IDENTITY_PROOF_HEADER = 'x-nostr-identity-proof';
 
 interface LinkBody {
   pubkey: string;

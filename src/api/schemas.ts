@@ -224,7 +224,7 @@ const retentionEntry = {
   properties: { table: { type: 'string' }, what: { type: 'string' } },
 } as const;
 
-export const dataRetentionSchema = {
+const dataRetentionSchema = {
   $id: 'DataRetention',
   type: 'object',
   description: 'Your retention period and what it applies to: checked hourly, a batch at a time',
@@ -237,7 +237,7 @@ export const dataRetentionSchema = {
   },
 } as const;
 
-export const identitySchema = {
+const identitySchema = {
   $id: 'Identity',
   type: 'object',
   description: 'A Nostr key of the account',

@@ -10,9 +10,9 @@ import type { Logger } from '../../log.js';
 import { reserveVerification, useVerificationToken, verifiedEmail, type SendLimits, type VerifyOutcome } from '../../store/email-verifications.js';
 import type { Mailer } from './mailer.js';
 
-export type { SendLimits, VerifyOutcome };
+export type { VerifyOutcome };
 
-export const EMAIL_TOKEN_PREFIX = 'nxe_';
+const EMAIL_TOKEN_PREFIX = 'nxe_';
 const LINK_LIFETIME_SECONDS = 24 * 3600;
 
 export type SendResult =
