@@ -39,16 +39,16 @@ export interface UserWithPlan {
 
 // A key is some account's primary key (users) or linked to one (user_identities), never both (migration 0019).
 // At most one subscription per user is active (idx_subscriptions_one_active), so the joins add no rows.
+const userColumns = columns.map((c) => `u.${c}`).join(', ');
 const USERS_WITH_PLANS = `
   WITH keyed AS (
-    SELECT u.id AS user_id, u.nostr_public_key AS key FROM users u WHERE u.nostr_public_key = ANY(CAST($1 AS text[]))
+    SELECT u.nostr_public_key AS key, ${userColumns} FROM users u WHERE u.nostr_public_key = ANY(CAST($1 AS text[]))
     UNION ALL
-    SELECT i.user_id, i.pubkey FROM user_identities i WHERE i.pubkey = ANY(CAST($1 AS text[]))
+    SELECT i.pubkey, ${userColumns} FROM user_identities i JOIN users u ON u.id = i.user_id WHERE i.pubkey = ANY(CAST($1 AS text[]))
   )
-  SELECT k.key, ${columns.map((c) => `u.${c}`).join(', ')}, COALESCE(p.plan_code, '') AS plan_code
+  SELECT k.*, COALESCE(p.plan_code, '') AS plan_code
   FROM keyed k
-  JOIN users u ON u.id = k.user_id
-  LEFT JOIN user_subscriptions s ON s.user_id = u.id AND s.status = 'active'
+  LEFT JOIN user_subscriptions s ON s.user_id = k.id AND s.status = 'active'
   LEFT JOIN subscription_plans p ON p.id = s.plan_id`;
 
 /**
