@@ -106,7 +106,7 @@ t.test('linking a key: the plan, the proof, the primary key, one owner per key, 
 });
 
 t.test("a linked key signs in everywhere as the account, and its posts are the account's: one quota, history, stats, export", async (t) => {
-  const app = await startTestApp(t, { redis: true, plans: { advanced: { daily: 6 } }, env: { AUTH_REQUIRED_FOR_WRITE: 'true' } });
+  const app = await startTestApp(t, { redis: true, plans: { advanced: { daily: 6 } }, env: { AUTH_REQUIRED_FOR_WRITE: 'true', ALLOW_PRIVATE_RELAYS: 'true' } });
   const api = new ApiClient(app.url);
   const alice = newKey();
   const project = newKey();
@@ -154,9 +154,16 @@ t.test("a linked key signs in everywhere as the account, and its posts are the a
   t.equal(stats.status, 200);
   t.equal(stats.body.totals.total_posts, 6, "the account's stats count the posts of both keys");
 
+  // Relay lists (NIP-65, not posts): the primary key's sets the account's relays, a linked key's does not replace them.
+  const list = (key: Key, url: string) => buildEvent(key.sk, { kind: 10002, tags: [['r', url]], content: '' });
+  t.equal((await api.signed(alice, 'POST', '/v1/events', { body: { event: list(alice, 'ws://127.0.0.1:9/') } })).status, 202);
+  t.equal((await api.signed(project, 'POST', '/v1/events', { body: { event: list(project, 'ws://127.0.0.2:9/') } })).status, 202);
+  const nip65 = (await app.db.knex('user_relays').where({ user_id: aliceId, source: 'nip65', is_active: true }).select('relay_url')) as { relay_url: string }[];
+  t.same(nip65.map((r) => r.relay_url), ['ws://127.0.0.1:9/'], "the account's relays come from its primary key's list only");
+
   const exported = await api.signed(alice, 'GET', '/v1/me/export');
   t.same(exported.body.tables.user_identities.map((r: { pubkey: string }) => r.pubkey), [project.pk], 'the export lists the linked key');
-  t.equal(exported.body.tables.nostr_events.length, 6, 'and the events of both keys');
+  t.equal(exported.body.tables.nostr_events.length, 8, 'and the events of both keys (6 posts, 2 relay lists)');
   t.equal(Number((await app.db.knex('users').count({ n: '*' }))[0]!.n), 1, 'the project key never got an account of its own');
 });
 
