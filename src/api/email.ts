@@ -13,9 +13,16 @@ export function sendView(r: SendResult): { status: string; message: string; retr
     case 'sent':
       return { status: 'sent', message: 'a verification link was sent to the address; it works once, within 24 hours' };
     case 'not_configured':
-      return { status: 'not_configured', message: 'this server sends no email (SMTP_URL is not set): the address is stored unverified' };
+      return {
+        status: 'not_configured',
+        message: 'this server sends no email (SMTP_URL is not set): the address is stored unverified',
+      };
     case 'send_failed':
-      return { status: 'send_failed', message: 'the mail server did not accept the verification email; ask again later (POST /v1/me/email/verification)' };
+      return {
+        status: 'send_failed',
+        message:
+          'the mail server did not accept the verification email; ask again later (POST /v1/me/email/verification)',
+      };
     case 'rate_limited':
       return {
         status: 'rate_limited',
@@ -63,7 +70,11 @@ export function registerEmailRoutes(http: FastifyInstance, deps: ApiServices): v
         202: {
           type: 'object',
           required: ['status', 'message', 'email'],
-          properties: { status: { type: 'string', enum: ['sent'] }, message: { type: 'string' }, email: { type: 'string' } },
+          properties: {
+            status: { type: 'string', enum: ['sent'] },
+            message: { type: 'string' },
+            email: { type: 'string' },
+          },
         },
       },
     }),
@@ -71,7 +82,8 @@ export function registerEmailRoutes(http: FastifyInstance, deps: ApiServices): v
       const caller = callerOf(req);
       const profile = await profiles.get(caller.user.id);
       if (!profile) throw apiError('user_not_found', 'your account no longer exists');
-      if (!profile.email) throw apiError('email_not_set', 'your account has no email address; set one with PATCH /v1/me');
+      if (!profile.email)
+        throw apiError('email_not_set', 'your account has no email address; set one with PATCH /v1/me');
       if (profile.emailVerified) throw apiError('email_already_verified');
       const sent = await emailVerification.send(caller.user.id, profile.email);
       switch (sent.status) {
@@ -82,7 +94,9 @@ export function registerEmailRoutes(http: FastifyInstance, deps: ApiServices): v
         case 'send_failed':
           throw apiError('email_send_failed');
         case 'rate_limited':
-          throw apiError('rate_limited', sendView(sent).message, undefined, { 'Retry-After': String(sent.retryAfterSeconds) });
+          throw apiError('rate_limited', sendView(sent).message, undefined, {
+            'Retry-After': String(sent.retryAfterSeconds),
+          });
         case 'no_user':
           throw apiError('user_not_found', 'your account no longer exists');
       }
@@ -94,9 +108,17 @@ export function registerEmailRoutes(http: FastifyInstance, deps: ApiServices): v
     access('public', {
       tags: ['account'],
       summary: 'The link of a verification email: confirms the address (HTML for a browser, else JSON)',
-      querystring: { type: 'object', required: ['token'], properties: { token: { type: 'string', minLength: 1, maxLength: 200 } } },
+      querystring: {
+        type: 'object',
+        required: ['token'],
+        properties: { token: { type: 'string', minLength: 1, maxLength: 200 } },
+      },
       response: {
-        200: { type: 'object', required: ['verified', 'email'], properties: { verified: { type: 'boolean', enum: [true] }, email: { type: 'string' } } },
+        200: {
+          type: 'object',
+          required: ['verified', 'email'],
+          properties: { verified: { type: 'boolean', enum: [true] }, email: { type: 'string' } },
+        },
       },
     }),
     async (req, reply) => {
@@ -106,7 +128,13 @@ export function registerEmailRoutes(http: FastifyInstance, deps: ApiServices): v
         if (wantsHtml(req)) return htmlReply(reply, error.statusCode, 'Email address not confirmed', error.message);
         throw error;
       }
-      if (wantsHtml(req)) return htmlReply(reply, 200, 'Email address confirmed', `${outcome.email} is now the confirmed address of your NostrX account.`);
+      if (wantsHtml(req))
+        return htmlReply(
+          reply,
+          200,
+          'Email address confirmed',
+          `${outcome.email} is now the confirmed address of your NostrX account.`,
+        );
       return { verified: true, email: outcome.email };
     },
   );

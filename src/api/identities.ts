@@ -41,7 +41,10 @@ export function registerIdentityRoutes(http: FastifyInstance, deps: ApiServices)
           properties: {
             identities: { type: 'array', items: { $ref: 'Identity#' } },
             max_identities: { type: 'integer', description: 'Most keys an account may have, its primary key included' },
-            multiple_identities: { type: 'boolean', description: 'Whether your plan lets you link and post with more keys' },
+            multiple_identities: {
+              type: 'boolean',
+              description: 'Whether your plan lets you link and post with more keys',
+            },
           },
         },
       },
@@ -49,7 +52,11 @@ export function registerIdentityRoutes(http: FastifyInstance, deps: ApiServices)
     async (req) => {
       const caller = callerOf(req);
       const [keys, plan] = await Promise.all([identities.list(caller.user.id), plans.effectivePlan(caller.user.id)]);
-      return { identities: keys.map(identityView), max_identities: deps.config.maxIdentities, multiple_identities: plan.multipleIdentities };
+      return {
+        identities: keys.map(identityView),
+        max_identities: deps.config.maxIdentities,
+        multiple_identities: plan.multipleIdentities,
+      };
     },
   );
 
@@ -68,7 +75,12 @@ export function registerIdentityRoutes(http: FastifyInstance, deps: ApiServices)
         additionalProperties: false,
         properties: {
           pubkey: { ...hex64, description: 'The key to link; the proof must be signed by it' },
-          label: { type: ['string', 'null'], minLength: 1, maxLength: 100, description: 'Your name for it, e.g. the X account it posts for' },
+          label: {
+            type: ['string', 'null'],
+            minLength: 1,
+            maxLength: 100,
+            description: 'Your name for it, e.g. the X account it posts for',
+          },
         },
       },
       response: {
@@ -79,13 +91,21 @@ export function registerIdentityRoutes(http: FastifyInstance, deps: ApiServices)
     async (req, reply) => {
       const caller = callerOf(req);
       const header = req.headers[IDENTITY_PROOF_HEADER];
-      const proof = await deps.auth.proof(Array.isArray(header) ? header[0] : header, signedRequest(req, deps.publicUrl));
+      const proof = await deps.auth.proof(
+        Array.isArray(header) ? header[0] : header,
+        signedRequest(req, deps.publicUrl),
+      );
       if (!proof.ok) {
-        const message = proof.check === 'missing' ? 'X-Nostr-Identity-Proof header is missing' : `X-Nostr-Identity-Proof: ${proof.message}`;
+        const message =
+          proof.check === 'missing'
+            ? 'X-Nostr-Identity-Proof header is missing'
+            : `X-Nostr-Identity-Proof: ${proof.message}`;
         throw apiError('identity_proof_invalid', message, { check: proof.check });
       }
       if (proof.pubkey !== req.body.pubkey) {
-        throw apiError('identity_proof_invalid', 'X-Nostr-Identity-Proof is signed by another key than body.pubkey', { check: 'pubkey' });
+        throw apiError('identity_proof_invalid', 'X-Nostr-Identity-Proof is signed by another key than body.pubkey', {
+          check: 'pubkey',
+        });
       }
       const result = await identities.link(caller, proof.pubkey, req.body.label ?? null);
       if (!result.ok) refused(result.refusal);
@@ -98,7 +118,8 @@ export function registerIdentityRoutes(http: FastifyInstance, deps: ApiServices)
     access('signed', {
       tags: ['account'],
       summary: 'Unlink a key from your account (NIP-98: the primary key, or the key itself)',
-      description: "At once in every process: the key's sessions are revoked, and its next event or request is that of a key with no account.",
+      description:
+        "At once in every process: the key's sessions are revoked, and its next event or request is that of a key with no account.",
       params: { type: 'object', required: ['pubkey'], properties: { pubkey: hex64 } },
       response: { 204: { type: 'null' } },
     }),

@@ -19,7 +19,12 @@ async function userId(app: App, key: Key): Promise<string> {
 async function open(link: string, accept = 'application/json') {
   const res = await fetch(link, { headers: { accept } });
   const text = await res.text();
-  return { status: res.status, type: res.headers.get('content-type') ?? '', text, json: accept.includes('json') ? (JSON.parse(text) as Record<string, unknown>) : undefined };
+  return {
+    status: res.status,
+    type: res.headers.get('content-type') ?? '',
+    text,
+    json: accept.includes('json') ? (JSON.parse(text) as Record<string, unknown>) : undefined,
+  };
 }
 
 t.test('without SMTP_URL the address is stored unverified, and the API says so', async (t) => {
@@ -32,18 +37,29 @@ t.test('without SMTP_URL the address is stored unverified, and the API says so',
   t.match(r.body.email_verification, { status: 'not_configured', message: /SMTP_URL is not set.*unverified/ });
   const again = await api.signed(alice, 'POST', '/v1/me/email/verification');
   t.match([again.status, again.body.error.code], [503, 'email_not_configured']);
-  t.equal(await receiptAddress(app.db.knex, await userId(app, alice)), undefined, 'no receipts to an unverified address');
+  t.equal(
+    await receiptAddress(app.db.knex, await userId(app, alice)),
+    undefined,
+    'no receipts to an unverified address',
+  );
 });
 
 t.test('the link in the real message verifies the address, once, while it is the account address', async (t) => {
   const mail = await startMailBox(t);
-  const app = await startTestApp(t, { env: { SMTP_URL: mail.url, MAIL_FROM: 'NostrX <no-reply@nostrx.test>', EMAIL_RESEND_SECONDS: '0' } });
+  const app = await startTestApp(t, {
+    env: { SMTP_URL: mail.url, MAIL_FROM: 'NostrX <no-reply@nostrx.test>', EMAIL_RESEND_SECONDS: '0' },
+  });
   const api = new ApiClient(app.url);
   const alice = newKey();
   const aliceId = async () => userId(app, alice);
 
   const set = await api.signed(alice, 'PATCH', '/v1/me', { body: { email: 'alice@example.com' } });
-  t.match(set.body, { email: 'alice@example.com', email_verified: false, email_verification_available: true, email_verification: { status: 'sent' } });
+  t.match(set.body, {
+    email: 'alice@example.com',
+    email_verified: false,
+    email_verification_available: true,
+    email_verification: { status: 'sent' },
+  });
   const message = await mail.next('alice@example.com');
   t.match(message.raw, /^From: NostrX <no-reply@nostrx\.test>/m, 'sent from MAIL_FROM');
   t.match(message.raw, /^Subject: Confirm your email address for NostrX/m);
@@ -52,14 +68,32 @@ t.test('the link in the real message verifies the address, once, while it is the
   t.equal(await receiptAddress(app.db.knex, await aliceId()), undefined, 'not verified yet: no receipts');
 
   const opened = await open(link);
-  t.same([opened.status, opened.json], [200, { verified: true, email: 'alice@example.com' }], 'opening it verifies the address');
+  t.same(
+    [opened.status, opened.json],
+    [200, { verified: true, email: 'alice@example.com' }],
+    'opening it verifies the address',
+  );
   t.match((await api.signed(alice, 'GET', '/v1/me')).body, { email_verified: true });
-  t.equal(await receiptAddress(app.db.knex, await aliceId()), 'alice@example.com', 'receipts go to the verified address');
+  t.equal(
+    await receiptAddress(app.db.knex, await aliceId()),
+    'alice@example.com',
+    'receipts go to the verified address',
+  );
   const twice = await open(link);
-  t.match([twice.status, twice.json], [400, { error: { code: 'email_token_invalid', check: 'used' } }], 'the link works once');
+  t.match(
+    [twice.status, twice.json],
+    [400, { error: { code: 'email_token_invalid', check: 'used' } }],
+    'the link works once',
+  );
   const stored = (await app.db.knex('email_verifications').select('token_hash')) as { token_hash: string }[];
-  t.notOk(stored.some((r) => link.includes(r.token_hash)), 'only a hash of the token is stored');
-  const audit = await app.db.knex('audit_log').where({ user_id: await aliceId(), table_name: 'users', operation: 'UPDATE' }).select('new_values');
+  t.notOk(
+    stored.some((r) => link.includes(r.token_hash)),
+    'only a hash of the token is stored',
+  );
+  const audit = await app.db
+    .knex('audit_log')
+    .where({ user_id: await aliceId(), table_name: 'users', operation: 'UPDATE' })
+    .select('new_values');
   t.match(audit, [{ new_values: { email_verified: true, email: 'alice@example.com' } }], 'audited');
   const verified = await api.signed(alice, 'PATCH', '/v1/me', { body: { email: 'alice@example.com' } });
   t.match(verified.body.email_verification, { status: 'already_verified' }, 'the same address again sends nothing');
@@ -72,7 +106,11 @@ t.test('the link in the real message verifies the address, once, while it is the
   t.equal(await receiptAddress(app.db.knex, await aliceId()), undefined, 'a changed address is unverified again');
   await api.signed(alice, 'PATCH', '/v1/me', { body: { email: 'alice@home.example' } });
   const homeLink = linkIn(await mail.next('alice@home.example'));
-  t.match((await open(workLink)).json, { error: { code: 'email_token_invalid', check: 'address_changed' } }, "a link to an address that is no longer the account's");
+  t.match(
+    (await open(workLink)).json,
+    { error: { code: 'email_token_invalid', check: 'address_changed' } },
+    "a link to an address that is no longer the account's",
+  );
   const page = await open(homeLink, 'text/html,application/xhtml+xml');
   t.equal(page.status, 200);
   t.match(page.type, /^text\/html/, 'a browser gets a page');
@@ -85,12 +123,21 @@ t.test('the link in the real message verifies the address, once, while it is the
   await app.db
     .knex('email_verifications')
     .where({ email: 'alice@late.example' })
-    .update({ created_at: app.db.knex.raw(`now() - interval '25 hours'`), expires_at: app.db.knex.raw(`now() - interval '1 hour'`) });
+    .update({
+      created_at: app.db.knex.raw(`now() - interval '25 hours'`),
+      expires_at: app.db.knex.raw(`now() - interval '1 hour'`),
+    });
   const late = await open(lateLink, 'text/html');
   t.match([late.status, late.text], [400, /has expired/], 'an expired link is refused (a page for a browser too)');
-  t.match((await open(`${app.url}/v1/email/verify?token=nxe_forged`)).json, { error: { code: 'email_token_invalid', check: 'unknown' } });
+  t.match((await open(`${app.url}/v1/email/verify?token=nxe_forged`)).json, {
+    error: { code: 'email_token_invalid', check: 'unknown' },
+  });
   const again = await api.signed(alice, 'POST', '/v1/me/email/verification');
-  t.match([again.status, again.body.status, again.body.email], [202, 'sent', 'alice@late.example'], 'a new link on request');
+  t.match(
+    [again.status, again.body.status, again.body.email],
+    [202, 'sent', 'alice@late.example'],
+    'a new link on request',
+  );
   t.equal((await open(linkIn(await mail.next('alice@late.example')))).status, 200);
 
   const bob = newKey();
@@ -100,24 +147,40 @@ t.test('the link in the real message verifies the address, once, while it is the
 
 t.test('sends are rate-limited per account and per address', async (t) => {
   const mail = await startMailBox(t);
-  const app = await startTestApp(t, { env: { SMTP_URL: mail.url, MAIL_FROM: 'no-reply@nostrx.test', EMAIL_SENDS_PER_DAY: '2', EMAIL_RESEND_SECONDS: '0' } });
+  const app = await startTestApp(t, {
+    env: { SMTP_URL: mail.url, MAIL_FROM: 'no-reply@nostrx.test', EMAIL_SENDS_PER_DAY: '2', EMAIL_RESEND_SECONDS: '0' },
+  });
   const api = new ApiClient(app.url);
   const alice = newKey();
-  t.match((await api.signed(alice, 'PATCH', '/v1/me', { body: { email: 'shared@example.com' } })).body.email_verification, { status: 'sent' });
+  t.match(
+    (await api.signed(alice, 'PATCH', '/v1/me', { body: { email: 'shared@example.com' } })).body.email_verification,
+    { status: 'sent' },
+  );
   t.equal((await api.signed(alice, 'POST', '/v1/me/email/verification')).status, 202);
   const third = await api.signed(alice, 'POST', '/v1/me/email/verification');
-  t.match([third.status, third.body.error.code], [429, 'rate_limited'], 'a third email to the account within 24 hours: 429');
+  t.match(
+    [third.status, third.body.error.code],
+    [429, 'rate_limited'],
+    'a third email to the account within 24 hours: 429',
+  );
   t.match(third.body.error.message, /too many verification emails to this account/);
   t.ok(Number(third.headers.get('retry-after')) > 3600, 'Retry-After says when the oldest send leaves the 24 hours');
   const bob = newKey();
   const other = await api.signed(bob, 'PATCH', '/v1/me', { body: { email: 'shared@example.com' } });
-  t.match(other.body.email_verification, { status: 'rate_limited', message: /to this address/ }, 'another account cannot send a third one to that address');
+  t.match(
+    other.body.email_verification,
+    { status: 'rate_limited', message: /to this address/ },
+    'another account cannot send a third one to that address',
+  );
   t.equal(mail.received.length, 2, 'two emails in all');
 
   const slow = await startTestApp(t, { env: { SMTP_URL: mail.url, MAIL_FROM: 'no-reply@nostrx.test' } });
   const slowApi = new ApiClient(slow.url);
   const carol = newKey();
-  t.match((await slowApi.signed(carol, 'PATCH', '/v1/me', { body: { email: 'carol@example.com' } })).body.email_verification, { status: 'sent' });
+  t.match(
+    (await slowApi.signed(carol, 'PATCH', '/v1/me', { body: { email: 'carol@example.com' } })).body.email_verification,
+    { status: 'sent' },
+  );
   const soon = await slowApi.signed(carol, 'POST', '/v1/me/email/verification');
   t.equal(soon.status, 429, 'and by default one a minute at most');
   t.ok(Number(soon.headers.get('retry-after')) <= 60);
@@ -126,9 +189,13 @@ t.test('sends are rate-limited per account and per address', async (t) => {
 t.test('a mail server that refuses is reported, not taken for a sent email', async (t) => {
   // A loopback port nothing listens on: taken from the system, then let go.
   const probe = createServer();
-  const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)));
+  const port = await new Promise<number>((resolve) =>
+    probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)),
+  );
   await new Promise((r) => probe.close(r));
-  const app = await startTestApp(t, { env: { SMTP_URL: `smtp://127.0.0.1:${port}`, MAIL_FROM: 'no-reply@nostrx.test', EMAIL_RESEND_SECONDS: '0' } });
+  const app = await startTestApp(t, {
+    env: { SMTP_URL: `smtp://127.0.0.1:${port}`, MAIL_FROM: 'no-reply@nostrx.test', EMAIL_RESEND_SECONDS: '0' },
+  });
   const api = new ApiClient(app.url);
   const alice = newKey();
   const r = await api.signed(alice, 'PATCH', '/v1/me', { body: { email: 'alice@example.com' } });

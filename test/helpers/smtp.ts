@@ -36,9 +36,13 @@ function textPart(raw: string): string {
     if (split < 0) continue;
     const headers = part.slice(0, split);
     if (!/^content-type:\s*text\/plain/im.test(headers)) continue;
-    const body = part.slice(split).replace(/^\r?\n\r?\n/, '').replace(/\r?\n--[^\r\n]+--\s*$/, '');
+    const body = part
+      .slice(split)
+      .replace(/^\r?\n\r?\n/, '')
+      .replace(/\r?\n--[^\r\n]+--\s*$/, '');
     if (/^content-transfer-encoding:\s*quoted-printable/im.test(headers)) return decodeQuotedPrintable(body);
-    if (/^content-transfer-encoding:\s*base64/im.test(headers)) return Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
+    if (/^content-transfer-encoding:\s*base64/im.test(headers))
+      return Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
     return body;
   }
   throw new Error('the message has no text/plain part');

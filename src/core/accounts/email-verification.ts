@@ -7,7 +7,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Logger } from '../../log.js';
-import { reserveVerification, useVerificationToken, verifiedEmail, type SendLimits, type VerifyOutcome } from '../../store/email-verifications.js';
+import {
+  reserveVerification,
+  useVerificationToken,
+  verifiedEmail,
+  type SendLimits,
+  type VerifyOutcome,
+} from '../../store/email-verifications.js';
 import type { Mailer } from './mailer.js';
 
 export type { VerifyOutcome };
@@ -71,7 +77,13 @@ export function createEmailVerification(deps: EmailVerificationDeps): EmailVerif
       const now = deps.now();
       const reserved = await reserveVerification(
         deps.db,
-        { userId, email, tokenHash: tokenHash(token), now: new Date(now * 1000), expiresAt: new Date((now + LINK_LIFETIME_SECONDS) * 1000) },
+        {
+          userId,
+          email,
+          tokenHash: tokenHash(token),
+          now: new Date(now * 1000),
+          expiresAt: new Date((now + LINK_LIFETIME_SECONDS) * 1000),
+        },
         deps.limits,
       );
       if (reserved.status !== 'reserved') return reserved;

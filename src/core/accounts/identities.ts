@@ -51,7 +51,9 @@ export type IdentityRefusal =
   /** 404: the account is gone. */
   | { readonly code: 'user_not_found'; readonly message: string };
 
-export type LinkResult = { readonly ok: true; readonly created: boolean; readonly identity: Identity } | { readonly ok: false; readonly refusal: IdentityRefusal };
+export type LinkResult =
+  | { readonly ok: true; readonly created: boolean; readonly identity: Identity }
+  | { readonly ok: false; readonly refusal: IdentityRefusal };
 export type UnlinkResult = { readonly ok: true } | { readonly ok: false; readonly refusal: IdentityRefusal };
 
 export interface Identities {
@@ -80,9 +82,20 @@ export function createIdentities(deps: IdentitiesDeps): Identities {
       if (caller.pubkey !== caller.user.pubkey) return { ok: false, refusal: primaryOnly('link keys') };
       const feature = await checkFeature(deps.plans, caller.user.id, 'multipleIdentities');
       if (!feature.allowed) {
-        return { ok: false, refusal: { code: 'plan_required', message: refusal(feature, 'multipleIdentities'), upgrade: feature.upgrade?.code } };
+        return {
+          ok: false,
+          refusal: {
+            code: 'plan_required',
+            message: refusal(feature, 'multipleIdentities'),
+            upgrade: feature.upgrade?.code,
+          },
+        };
       }
-      const r = await linkIdentity(deps.db, caller.user.id, pubkey, { label, maxKeys: deps.maxIdentities, actor: 'user' });
+      const r = await linkIdentity(deps.db, caller.user.id, pubkey, {
+        label,
+        maxKeys: deps.maxIdentities,
+        actor: 'user',
+      });
       switch (r.status) {
         case 'no_user':
           return { ok: false, refusal: { code: 'user_not_found', message: 'your account no longer exists' } };
@@ -98,7 +111,13 @@ export function createIdentities(deps: IdentitiesDeps): Identities {
             },
           };
         case 'limit_reached':
-          return { ok: false, refusal: { code: 'identity_limit_reached', message: `an account has at most ${deps.maxIdentities} keys, its primary key included` } };
+          return {
+            ok: false,
+            refusal: {
+              code: 'identity_limit_reached',
+              message: `an account has at most ${deps.maxIdentities} keys, its primary key included`,
+            },
+          };
         case 'already_linked':
           return { ok: true, created: false, identity: { ...r.identity, canPost: true } };
         case 'linked':
@@ -109,11 +128,25 @@ export function createIdentities(deps: IdentitiesDeps): Identities {
 
     async unlink(caller, pubkey) {
       if (pubkey === caller.user.pubkey) {
-        return { ok: false, refusal: { code: 'identity_is_primary', message: "the account's primary key cannot be unlinked; erase the account instead (DELETE /v1/me)" } };
+        return {
+          ok: false,
+          refusal: {
+            code: 'identity_is_primary',
+            message: "the account's primary key cannot be unlinked; erase the account instead (DELETE /v1/me)",
+          },
+        };
       }
-      if (caller.pubkey !== caller.user.pubkey && caller.pubkey !== pubkey) return { ok: false, refusal: primaryOnly("unlink a key other than the one you signed with") };
-      const removed = await unlinkIdentity(deps.db, caller.user.id, pubkey, { actor: 'user', now: new Date(deps.now() * 1000) });
-      if (!removed) return { ok: false, refusal: { code: 'identity_not_found', message: 'this key is not linked to your account' } };
+      if (caller.pubkey !== caller.user.pubkey && caller.pubkey !== pubkey)
+        return { ok: false, refusal: primaryOnly('unlink a key other than the one you signed with') };
+      const removed = await unlinkIdentity(deps.db, caller.user.id, pubkey, {
+        actor: 'user',
+        now: new Date(deps.now() * 1000),
+      });
+      if (!removed)
+        return {
+          ok: false,
+          refusal: { code: 'identity_not_found', message: 'this key is not linked to your account' },
+        };
       deps.invalidation.account(pubkey, caller.user.id);
       return { ok: true };
     },
@@ -125,7 +158,10 @@ export function createIdentities(deps: IdentitiesDeps): Identities {
  * (the kinds the quota counts) are refused with `restricted:` while the account's plan lacks multiple identities.
  * Other kinds (profile, deletions …) pass, so the key can still tidy up what it published.
  */
-export function linkedKeyCheck(deps: { plans: Plans; isPost: (kind: number) => boolean }): (user: UserRecord, ev: NostrEvent) => Promise<Rejection | undefined> {
+export function linkedKeyCheck(deps: {
+  plans: Plans;
+  isPost: (kind: number) => boolean;
+}): (user: UserRecord, ev: NostrEvent) => Promise<Rejection | undefined> {
   return async (user, ev) => {
     if (!deps.isPost(ev.kind)) return undefined;
     const feature = await checkFeature(deps.plans, user.id, 'multipleIdentities');

@@ -3,7 +3,12 @@
 // store/user-retention.ts RETENTION_SCOPE). A user who shortens their period loses the older rows at the next run;
 // 0 keeps everything. Nothing is sent to upstream relays: what was forwarded there stays there.
 import type { Knex } from 'knex';
-import { eraseEndedSessionsBefore, eraseEventsBefore, eraseUsageEventsBefore, retentionPeriods } from '../../store/user-retention.js';
+import {
+  eraseEndedSessionsBefore,
+  eraseEventsBefore,
+  eraseUsageEventsBefore,
+  retentionPeriods,
+} from '../../store/user-retention.js';
 
 export interface UserRetentionRun {
   readonly events: number;

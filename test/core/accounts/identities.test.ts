@@ -13,8 +13,14 @@ import { findUserByPubkey, findUsersWithPlans, upsertUserByPubkey } from '../../
 
 const opts = { label: null, maxKeys: 3, actor: 'user' };
 
-async function auditOf(db: Knex, userId: string): Promise<{ operation: string; new_values: unknown; old_values: unknown }[]> {
-  return (await db('audit_log').where({ user_id: userId, table_name: 'user_identities' }).orderBy('created_at').select('operation', 'new_values', 'old_values')) as {
+async function auditOf(
+  db: Knex,
+  userId: string,
+): Promise<{ operation: string; new_values: unknown; old_values: unknown }[]> {
+  return (await db('audit_log')
+    .where({ user_id: userId, table_name: 'user_identities' })
+    .orderBy('created_at')
+    .select('operation', 'new_values', 'old_values')) as {
     operation: string;
     new_values: unknown;
     old_values: unknown;
@@ -28,28 +34,69 @@ async function exercise(t: Test, db: Knex): Promise<void> {
 
   t.same(await linkIdentity(db, user.id, project.pk, { ...opts, label: 'project' }), {
     status: 'linked',
-    identity: { pubkey: project.pk, primary: false, label: 'project', linkedAt: (await listIdentities(db, user.id))[1]!.linkedAt },
+    identity: {
+      pubkey: project.pk,
+      primary: false,
+      label: 'project',
+      linkedAt: (await listIdentities(db, user.id))[1]!.linkedAt,
+    },
   });
   t.equal((await findUserByPubkey(db, project.pk))?.id, user.id, 'the linked key finds the account');
   t.equal((await findUserByPubkey(db, project.pk))?.pubkey, alice.pk, "whose record carries the account's primary key");
   const both = await findUsersWithPlans(db, [alice.pk, project.pk, newKey().pk]);
-  t.same([...both.keys()].sort(), [alice.pk, project.pk].sort(), 'one look-up answers primary and linked keys, and nothing for a stranger');
+  t.same(
+    [...both.keys()].sort(),
+    [alice.pk, project.pk].sort(),
+    'one look-up answers primary and linked keys, and nothing for a stranger',
+  );
   const again = await upsertUserByPubkey(db, project.pk);
-  t.same([again.created, again.user.id], [false, user.id], 'a first event of the linked key creates no account: it is the account it is linked to');
+  t.same(
+    [again.created, again.user.id],
+    [false, user.id],
+    'a first event of the linked key creates no account: it is the account it is linked to',
+  );
   t.equal(Number((await db('users').count({ n: '*' }))[0]!.n), 1, 'no users row for the linked key');
 
-  t.equal((await linkIdentity(db, user.id, project.pk, opts)).status, 'already_linked', 'linking it again changes nothing');
-  t.equal((await linkIdentity(db, user.id, alice.pk, opts)).status, 'already_linked', 'nor does linking the primary key');
+  t.equal(
+    (await linkIdentity(db, user.id, project.pk, opts)).status,
+    'already_linked',
+    'linking it again changes nothing',
+  );
+  t.equal(
+    (await linkIdentity(db, user.id, alice.pk, opts)).status,
+    'already_linked',
+    'nor does linking the primary key',
+  );
 
   const bob = newKey();
   const { user: bobUser } = await upsertUserByPubkey(db, bob.pk);
-  t.same(await linkIdentity(db, bobUser.id, project.pk, opts), { status: 'taken', by: 'other_account' }, "a key linked to Alice's account cannot be linked to Bob's");
-  t.same(await linkIdentity(db, user.id, bob.pk, opts), { status: 'taken', by: 'own_account' }, "Bob's primary key cannot be linked to Alice's account");
+  t.same(
+    await linkIdentity(db, bobUser.id, project.pk, opts),
+    { status: 'taken', by: 'other_account' },
+    "a key linked to Alice's account cannot be linked to Bob's",
+  );
+  t.same(
+    await linkIdentity(db, user.id, bob.pk, opts),
+    { status: 'taken', by: 'own_account' },
+    "Bob's primary key cannot be linked to Alice's account",
+  );
   // The trigger holds even for a writer that skips the checks above.
-  await t.rejects(db('user_identities').insert({ user_id: user.id, pubkey: bob.pk }), { code: '23505' }, 'the database refuses a primary key as a linked key');
+  await t.rejects(
+    db('user_identities').insert({ user_id: user.id, pubkey: bob.pk }),
+    { code: '23505' },
+    'the database refuses a primary key as a linked key',
+  );
 
-  t.equal((await linkIdentity(db, user.id, newKey().pk, opts)).status, 'linked', 'a third key: the limit of 3 counts the primary key');
-  t.same(await linkIdentity(db, user.id, newKey().pk, opts), { status: 'limit_reached', count: 3 }, 'a fourth is refused');
+  t.equal(
+    (await linkIdentity(db, user.id, newKey().pk, opts)).status,
+    'linked',
+    'a third key: the limit of 3 counts the primary key',
+  );
+  t.same(
+    await linkIdentity(db, user.id, newKey().pk, opts),
+    { status: 'limit_reached', count: 3 },
+    'a fourth is refused',
+  );
   t.same(
     (await listIdentities(db, user.id)).map((i) => [i.primary, i.label]),
     [
@@ -62,11 +109,26 @@ async function exercise(t: Test, db: Knex): Promise<void> {
 
   const expires = new Date(Date.now() + 3600_000);
   const own = await insertSession(db, user.id, 'a'.repeat(64), expires, { extensionId: 'api', pubkey: project.pk });
-  const primarySession = await insertSession(db, user.id, 'b'.repeat(64), expires, { extensionId: 'api', pubkey: alice.pk });
+  const primarySession = await insertSession(db, user.id, 'b'.repeat(64), expires, {
+    extensionId: 'api',
+    pubkey: alice.pk,
+  });
   t.equal(await unlinkIdentity(db, user.id, project.pk, { actor: 'user', now: new Date() }), true);
-  t.equal(await unlinkIdentity(db, bobUser.id, project.pk, { actor: 'user', now: new Date() }), false, 'a key is unlinked only from its account');
-  const sessions = (await db('user_sessions').select('id', 'revoked_at', 'revoked_reason')) as { id: string; revoked_at: Date | null; revoked_reason: string | null }[];
-  t.match(sessions.find((s) => s.id === own.id), { revoked_reason: 'key unlinked from the account' }, "the unlinked key's sessions are revoked with it");
+  t.equal(
+    await unlinkIdentity(db, bobUser.id, project.pk, { actor: 'user', now: new Date() }),
+    false,
+    'a key is unlinked only from its account',
+  );
+  const sessions = (await db('user_sessions').select('id', 'revoked_at', 'revoked_reason')) as {
+    id: string;
+    revoked_at: Date | null;
+    revoked_reason: string | null;
+  }[];
+  t.match(
+    sessions.find((s) => s.id === own.id),
+    { revoked_reason: 'key unlinked from the account' },
+    "the unlinked key's sessions are revoked with it",
+  );
   t.equal(sessions.find((s) => s.id === primarySession.id)?.revoked_at, null, "the primary key's are not");
   t.equal(await findUserByPubkey(db, project.pk), undefined, 'the unlinked key has no account any more');
   const fresh = await upsertUserByPubkey(db, project.pk);
@@ -96,8 +158,14 @@ t.test('a link and the first event of the same key at once: one owner, whichever
     const key = newKey().pk;
     const [link, first] = await Promise.all([linkIdentity(db, user.id, key, opts), upsertUserByPubkey(db, key)]);
     const linked = link.status === 'linked';
-    t.equal(first.user.id === user.id, linked, `round ${round}: the key's first event lands in the account iff the link won (${link.status})`);
-    const owners = Number((await db('users').where({ nostr_public_key: key }).count({ n: '*' }))[0]!.n) + Number((await db('user_identities').where({ pubkey: key }).count({ n: '*' }))[0]!.n);
+    t.equal(
+      first.user.id === user.id,
+      linked,
+      `round ${round}: the key's first event lands in the account iff the link won (${link.status})`,
+    );
+    const owners =
+      Number((await db('users').where({ nostr_public_key: key }).count({ n: '*' }))[0]!.n) +
+      Number((await db('user_identities').where({ pubkey: key }).count({ n: '*' }))[0]!.n);
     t.equal(owners, 1, `round ${round}: the key has exactly one owner`);
   }
 });

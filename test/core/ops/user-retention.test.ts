@@ -36,10 +36,23 @@ async function userWithActivity(db: Knex, days: number): Promise<string> {
   const added = await addUserRelay(db, user.id, { url: 'wss://up.example/' }, { max: 10 });
   if (added.status !== 'added') throw new Error('setup');
   const ev = buildEvent(newKey().sk, { tags: [['t', 'kept-or-not']] });
-  await insertBatch(db, [{ ev, extras: { userId: user.id, dTag: null, expiresAt: undefined }, forwarding: { ...NO_UPSTREAM, targets: [{ userRelayId: added.relay.id, url: 'wss://up.example/' }] } }]);
-  await db('usage_events').insert({ user_id: user.id, event_type: 'quota_usage', event_action: 'post', occurred_at: new Date(now * 1000) });
+  await insertBatch(db, [
+    {
+      ev,
+      extras: { userId: user.id, dTag: null, expiresAt: undefined },
+      forwarding: { ...NO_UPSTREAM, targets: [{ userRelayId: added.relay.id, url: 'wss://up.example/' }] },
+    },
+  ]);
+  await db('usage_events').insert({
+    user_id: user.id,
+    event_type: 'quota_usage',
+    event_action: 'post',
+    occurred_at: new Date(now * 1000),
+  });
   await insertSession(db, user.id, `${user.id.replace(/-/g, '')}0ended`, new Date(now * 1000), { extensionId: 'api' });
-  await insertSession(db, user.id, `${user.id.replace(/-/g, '')}00live`, new Date((now + 100_000 * DAY) * 1000), { extensionId: 'api' });
+  await insertSession(db, user.id, `${user.id.replace(/-/g, '')}00live`, new Date((now + 100_000 * DAY) * 1000), {
+    extensionId: 'api',
+  });
   return user.id;
 }
 
@@ -63,25 +76,60 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   const short = await userWithActivity(db, 30);
   const keepsAll = await userWithActivity(db, 0);
   const shortener = await userWithActivity(db, 90);
-  await db('payments').insert({ user_id: short, amount: '4.99', status: 'succeeded', created_at: new Date(now * 1000) });
-  await writeAudit(db, { table: 'users', operation: 'UPDATE', userId: short, newValues: { plan: 'premium' }, actor: 'test' });
+  await db('payments').insert({
+    user_id: short,
+    amount: '4.99',
+    status: 'succeeded',
+    created_at: new Date(now * 1000),
+  });
+  await writeAudit(db, {
+    table: 'users',
+    operation: 'UPDATE',
+    userId: short,
+    newValues: { plan: 'premium' },
+    actor: 'test',
+  });
 
   t.same(await applyUserRetention(db, now), { events: 0, usageEvents: 0, sessions: 0 }, 'today nothing is old enough');
 
   const in40days = await applyUserRetention(db, now + 40 * DAY);
   t.same(in40days, { events: 1, usageEvents: 1, sessions: 1 }, 'after 40 days: the 30-day user only');
-  t.same(await held(db, short), erased, "their event with its tags and per-relay results, their usage, their ended session; the live session stays");
-  t.same([await held(db, standard), await held(db, keepsAll), await held(db, shortener)], [all, all, all], 'the others keep everything');
-  t.equal(Number((await db('payments').where({ user_id: short }).count({ n: '*' }))[0]!.n), 1, 'payments are never erased');
+  t.same(
+    await held(db, short),
+    erased,
+    'their event with its tags and per-relay results, their usage, their ended session; the live session stays',
+  );
+  t.same(
+    [await held(db, standard), await held(db, keepsAll), await held(db, shortener)],
+    [all, all, all],
+    'the others keep everything',
+  );
+  t.equal(
+    Number((await db('payments').where({ user_id: short }).count({ n: '*' }))[0]!.n),
+    1,
+    'payments are never erased',
+  );
   t.equal(Number((await db('audit_log').where({ user_id: short }).count({ n: '*' }))[0]!.n), 1, 'nor audit rows');
 
   await db('users').where({ id: shortener }).update({ data_retention_days: 10 });
-  t.same(await applyUserRetention(db, now + 40 * DAY), { events: 1, usageEvents: 1, sessions: 1 }, 'a user who shortens the period: the older data goes at the next run');
+  t.same(
+    await applyUserRetention(db, now + 40 * DAY),
+    { events: 1, usageEvents: 1, sessions: 1 },
+    'a user who shortens the period: the older data goes at the next run',
+  );
   t.same(await held(db, shortener), erased);
 
-  t.same(await applyUserRetention(db, now + 91 * DAY), { events: 1, usageEvents: 1, sessions: 1 }, 'after 91 days the default 90-day user');
+  t.same(
+    await applyUserRetention(db, now + 91 * DAY),
+    { events: 1, usageEvents: 1, sessions: 1 },
+    'after 91 days the default 90-day user',
+  );
   t.same(await held(db, standard), erased);
-  t.same(await applyUserRetention(db, now + 10_000 * DAY), { events: 0, usageEvents: 0, sessions: 0 }, '0 keeps everything, however old');
+  t.same(
+    await applyUserRetention(db, now + 10_000 * DAY),
+    { events: 0, usageEvents: 0, sessions: 0 },
+    '0 keeps everything, however old',
+  );
   t.same(await held(db, keepsAll), all);
 }
 
@@ -92,20 +140,33 @@ t.test('PATCH /v1/me sets the period; GET /v1/me and the export say what it cove
   const api = new ApiClient(app.url);
   const alice = newKey();
   const me = await api.signed(alice, 'GET', '/v1/me');
-  t.match(me.body, { data_retention_days: 90, data_retention: { days: 90, summary: /older than 90 days, checked hourly/ } }, 'the default is 90 days');
+  t.match(
+    me.body,
+    { data_retention_days: 90, data_retention: { days: 90, summary: /older than 90 days, checked hourly/ } },
+    'the default is 90 days',
+  );
   const erasedTables = me.body.data_retention.erased.map((e: { table: string }) => e.table);
   t.same(erasedTables, ['nostr_events', 'nostr_event_tags', 'relay_publishes', 'usage_events', 'user_sessions']);
   const keptTables = me.body.data_retention.kept.map((e: { table: string }) => e.table);
-  t.ok(['payments', 'audit_log', 'upstream relays'].every((k) => keptTables.includes(k)), 'payments, audit rows and the copies on other relays are kept');
+  t.ok(
+    ['payments', 'audit_log', 'upstream relays'].every((k) => keptTables.includes(k)),
+    'payments, audit rows and the copies on other relays are kept',
+  );
 
   const zero = await api.signed(alice, 'PATCH', '/v1/me', { body: { data_retention_days: 0 } });
   t.match(zero.body, { data_retention_days: 0, data_retention: { days: 0, summary: /nothing is erased by age/ } });
   const bad = await api.signed(alice, 'PATCH', '/v1/me', { body: { data_retention_days: -1 } });
   t.match([bad.status, bad.body.error], [400, { code: 'validation_failed', field: 'data_retention_days' }]);
-  t.match((await api.signed(alice, 'PATCH', '/v1/me', { body: { data_retention_days: 30 } })).body, { data_retention_days: 30 });
+  t.match((await api.signed(alice, 'PATCH', '/v1/me', { body: { data_retention_days: 30 } })).body, {
+    data_retention_days: 30,
+  });
 
   const exported = await api.signed(alice, 'GET', '/v1/me/export');
   t.equal(exported.status, 200);
-  t.match(exported.body.data_retention, { days: 30, erased: [{ table: 'nostr_events' }] }, 'the export says which of its tables the period erases');
+  t.match(
+    exported.body.data_retention,
+    { days: 30, erased: [{ table: 'nostr_events' }] },
+    'the export says which of its tables the period erases',
+  );
   t.ok(Array.isArray(exported.body.tables.nostr_events));
 });
