@@ -6,6 +6,7 @@ import type { SendResult, VerifyOutcome } from '../core/accounts/index.js';
 import { callerOf } from './auth.js';
 import { apiError } from './errors.js';
 import type { ApiServices } from './services.js';
+import { escapeHtml } from '../lib/html.js';
 
 /** The send's outcome, as the `email_verification` field of PATCH /v1/me shows it. */
 export function sendView(r: SendResult): { status: string; message: string; retry_after_seconds?: number } {
@@ -40,8 +41,6 @@ const verifyFailures: Record<Exclude<VerifyOutcome['status'], 'verified'>, strin
   expired: 'this verification link has expired (links work for 24 hours); ask for a new one',
   address_changed: "this link was sent to an address that is no longer the account's email",
 };
-
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function page(title: string, text: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${escapeHtml(title)}</title></head><body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p></body></html>`;

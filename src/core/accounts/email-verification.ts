@@ -15,6 +15,7 @@ import {
   type VerifyOutcome,
 } from '../../store/email-verifications.js';
 import type { Mailer } from './mailer.js';
+import { escapeHtml } from '../../lib/html.js';
 
 export type { VerifyOutcome };
 
@@ -52,8 +53,6 @@ export function receiptAddress(db: Knex, userId: string): Promise<string | undef
 }
 
 const tokenHash = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
-
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function verificationMail(email: string, link: string) {
   const text =
