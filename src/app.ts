@@ -9,10 +9,14 @@ import { corsHeaders } from './nips/nip11.js';
 import {
   createAccounts,
   createCacheInvalidation,
+  createEmailVerification,
   createHttpAuth,
+  createIdentities,
   createProfiles,
   createSessions,
+  createSmtpMailer,
   createUserDirectory,
+  linkedKeyCheck,
   replayCache,
   type AccountAdminDeps,
   type Accounts,
@@ -175,7 +179,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const bans = await createBans({ db: db.knex, log, redis, redisPrefix: config.redisPrefix });
   // Admission: the quota, forwarding and moderation phases plug into the pipeline; what follows a stored event
   // (fan-out) and every outcome (metrics, the forwarder's wake-up) are listeners.
-  const stages = { ...quota.stages, ...createOutboxStage({ config, log, plans }), checkBans: (ev: nip01.NostrEvent) => bans.check(ev) };
+  // A key linked to an account posts only while the account's plan has multiple identities (core/accounts/identities.ts).
+  const stages = {
+    ...quota.stages,
+    ...createOutboxStage({ config, log, plans }),
+    checkBans: (ev: nip01.NostrEvent) => bans.check(ev),
+    checkLinkedKey: linkedKeyCheck({ plans, isPost: (kind) => quota.isPost(kind) }),
+  };
   const admission = createAdmission({
     db: db.knex,
     config,
@@ -221,6 +231,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
   // The HTTP API's services; registered first, so its OpenAPI document sees every route declared after it.
   const now = opts.now ?? (() => Math.floor(Date.now() / 1000));
   const sessions = createSessions({ db: db.knex, ttlSeconds: config.sessionTtlSeconds, now });
+  // Verification emails through SMTP when SMTP_URL is set; without it addresses are stored unverified.
+  const mailer = config.smtpUrl ? createSmtpMailer(config.smtpUrl, config.mailFrom) : undefined;
   await registerApi(http, {
     config,
     publicUrl: () => config.publicUrl,
@@ -241,6 +253,15 @@ export async function startApp(opts: AppOptions): Promise<App> {
       now,
     }),
     profiles: createProfiles({ db: db.knex, reads, invalidation }),
+    identities: createIdentities({ db: db.knex, plans, invalidation, maxIdentities: config.maxIdentities, now }),
+    emailVerification: createEmailVerification({
+      db: db.knex,
+      log,
+      mailer,
+      publicUrl: () => config.publicUrl,
+      limits: { perDay: config.emailSendsPerDay, minIntervalSeconds: config.emailResendSeconds },
+      now,
+    }),
     records: createEventRecords(db.knex),
     reports: createReports(reads),
     directory: createUserDirectory(db.knex),
@@ -345,6 +366,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       await forwarder.stop();
       await verifier.close();
       await usage.close();
+      mailer?.close();
       await invalidation.close();
       await bans.close();
       await fanout.close();

@@ -116,6 +116,18 @@ const pairs =
     return entries;
   };
 
+const smtpUrl: Parser<string> = (raw, key) => {
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${key} must be an smtp:// or smtps:// URL, got an invalid URL`);
+  }
+  // The URL may carry a password: the message names the scheme only.
+  if (parsed.protocol !== 'smtp:' && parsed.protocol !== 'smtps:') throw new ConfigError(`${key} must use smtp:// or smtps://, got ${parsed.protocol}//`);
+  return raw;
+};
+
 const intList: Parser<number[]> = (raw, key) => list(raw, key).map((v) => int(0, 65535)(v, key));
 
 const spec = {
@@ -170,6 +182,11 @@ const spec = {
   stripeCancelUrl: { env: 'STRIPE_CANCEL_URL', default: '', parse: optionalHttpUrl, description: 'Where Checkout sends a buyer who gives up; empty = PUBLIC_URL/app/?checkout=canceled' },
   stripePortalReturnUrl: { env: 'STRIPE_PORTAL_RETURN_URL', default: '', parse: optionalHttpUrl, description: 'Where the Billing Portal returns to; empty = PUBLIC_URL/app/' },
   webAppDir: { env: 'WEB_APP_DIR', default: '', parse: str, description: 'Directory of the built account page and operator console served at /app/ (empty: dist/web of this package, written by npm run build)' },
+  maxIdentities: { env: 'MAX_IDENTITIES', default: 5, parse: int(1, 100), description: 'Most Nostr keys on one account, its primary key included, on plans with multiple_identities (POST /v1/me/identities)' },
+  smtpUrl: { env: 'SMTP_URL', default: '', parse: smtpUrl, description: 'SMTP server for verification emails, e.g. smtps://user:password@mail.example.com:465; empty sends no email (addresses are stored unverified)' },
+  mailFrom: { env: 'MAIL_FROM', default: '', parse: str, description: 'From address of the emails sent, e.g. "NostrX <no-reply@example.com>"; required with SMTP_URL' },
+  emailSendsPerDay: { env: 'EMAIL_SENDS_PER_DAY', default: 5, parse: int(1, 1000), description: 'Verification emails per rolling 24 hours, to one account and to one address' },
+  emailResendSeconds: { env: 'EMAIL_RESEND_SECONDS', default: 60, parse: int(0, 86400), description: 'Seconds between two verification emails to one account' },
   logLevel: { env: 'LOG_LEVEL', default: 'info', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), description: 'Log level' },
   relayName: { env: 'RELAY_NAME', default: 'NostrX relay', parse: str, description: 'NIP-11 name' },
   relayDescription: { env: 'RELAY_DESCRIPTION', default: 'Cross-posts from Twitter/X to Nostr with your own keys', parse: str, description: 'NIP-11 description' },
@@ -217,6 +234,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     out[name] = raw === undefined || raw === '' ? key.default : key.parse(raw, key.env);
   }
   const config = out as Config;
+  if (config.smtpUrl && !config.mailFrom) throw new ConfigError('MAIL_FROM is required with SMTP_URL (the From address of the emails sent)');
   // With PORT=0 the port is known only after listen; the server fills PUBLIC_URL in then (withPort).
   const publicUrl = config.publicUrl || (config.port ? `http://localhost:${config.port}` : '');
   return Object.freeze({ ...config, publicUrl });

@@ -49,6 +49,9 @@ t.test('a bad value is refused with a message naming the key', async (t) => {
     [{ ADMIN_PUBKEYS: 'npub1xyz' }, /^ADMIN_PUBKEYS must list 64-char lowercase hex pubkeys/],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of/],
     [{ POST_KINDS: '1,x' }, /^POST_KINDS must be an integer/],
+    [{ SMTP_URL: 'http://user:secret@mail.example', MAIL_FROM: 'a@b.example' }, /^SMTP_URL must use smtp:\/\/ or smtps:\/\/, got http:\/\/$/],
+    [{ SMTP_URL: 'smtp://mail.example' }, /^MAIL_FROM is required with SMTP_URL/],
+    [{ MAX_IDENTITIES: '0' }, /^MAX_IDENTITIES must be an integer between 1 and 100/],
   ];
   for (const [env, message] of cases) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env));

@@ -21,7 +21,7 @@ export type AuthHook = (req: FastifyRequest, reply: FastifyReply) => Promise<voi
 export const challengeHeaders = { 'WWW-Authenticate': 'Nostr' } as const;
 
 /** The absolute URL the client signed: PUBLIC_URL (read at request time, known once listening) + path + query. */
-function signedRequest(req: FastifyRequest, publicUrl: () => string): SignedRequest {
+export function signedRequest(req: FastifyRequest, publicUrl: () => string): SignedRequest {
   return { url: publicUrl() + req.url, method: req.method, body: req.rawBody };
 }
 

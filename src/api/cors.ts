@@ -17,7 +17,8 @@ export async function useApiCors(http: FastifyInstance, origins: readonly string
     origin: origins.includes('*') ? '*' : [...origins],
     credentials: false,
     methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
-    allowedHeaders: ['Authorization', 'Content-Type'],
+    // X-Nostr-Identity-Proof: the new key's signature when linking it (api/identities.ts)
+    allowedHeaders: ['Authorization', 'Content-Type', 'X-Nostr-Identity-Proof'],
     // a 429's Retry-After, readable by the caller's script
     exposedHeaders: ['Retry-After'],
     maxAge: PREFLIGHT_MAX_AGE_SECONDS,

@@ -15,7 +15,9 @@ import type { ApiDeps, ApiServices } from './services.js';
 import { registerAdminRoutes } from './admin.js';
 import { registerBillingRoutes } from './billing.js';
 import { registerAdminConsoleRoutes } from './admin-console.js';
+import { registerEmailRoutes } from './email.js';
 import { registerEventRoutes } from './events.js';
+import { registerIdentityRoutes } from './identities.js';
 import { registerMeRoutes } from './me.js';
 import { registerNip86Route } from './nip86.js';
 import { registerPlanRoutes } from './plans.js';
@@ -84,6 +86,8 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
   registerPlanRoutes(http, services);
   registerSessionRoutes(http, services);
   registerMeRoutes(http, services);
+  registerIdentityRoutes(http, services);
+  registerEmailRoutes(http, services);
   registerQuotaRoutes(http, services);
   registerEventRoutes(http, services);
   registerRelayRoutes(http, services);

@@ -62,6 +62,7 @@ export const sessionSchema = {
   required: ['id', 'created_at', 'expires_at', 'last_used_at', 'current'],
   properties: {
     id: uuid,
+    pubkey: { ...hex64, description: 'The key the session acts as (the one that signed POST /v1/sessions)' },
     extension_id: { type: 'string' },
     extension_version: nullableString,
     browser_name: nullableString,
@@ -152,17 +153,30 @@ export const profileSchema = {
   required: ['id', 'pubkey', 'status', 'plan', 'created_at', 'timezone', 'locale'],
   properties: {
     id: uuid,
-    pubkey: hex64,
+    pubkey: { ...hex64, description: "The account's primary key" },
+    signed_in_pubkey: { ...hex64, description: 'The key this request acts as: the primary key or a key linked to the account (GET /v1/me/identities)' },
     status: { type: 'string', enum: ['active', 'suspended', 'deleted', 'pending_verification'] },
     plan: { type: 'string', description: 'Code of the effective plan' },
     admin: { type: 'boolean', description: 'Your pubkey is one of ADMIN_PUBKEYS (the admin routes and NIP-86 take your NIP-98 signature)' },
     display_name: nullableString,
     email: nullableString,
-    email_verified: { type: 'boolean' },
+    email_verified: { type: 'boolean', description: 'true once the link emailed to this address was opened; payment receipts go to verified addresses only' },
+    email_verification_available: { type: 'boolean', description: 'false when this server sends no email (SMTP_URL unset): an address is then stored unverified' },
+    email_verification: {
+      type: 'object',
+      description: 'Only in the answer to a PATCH that set `email`: what became of the verification email',
+      required: ['status', 'message'],
+      properties: {
+        status: { type: 'string', enum: ['sent', 'already_verified', 'not_configured', 'rate_limited', 'send_failed', 'not_applicable'] },
+        message: { type: 'string' },
+        retry_after_seconds: { type: 'integer' },
+      },
+    },
     avatar_url: nullableString,
     timezone: { type: 'string' },
     locale: { type: 'string' },
-    data_retention_days: { type: 'integer' },
+    data_retention_days: { type: 'integer', description: 'Days your activity is kept (0 = kept until you erase your account); see data_retention' },
+    data_retention: { $ref: 'DataRetention#' },
     analytics_enabled: { type: 'boolean' },
     marketing_emails: { type: 'boolean' },
     created_at: dateTime,
@@ -213,7 +227,42 @@ export const paymentSchema = {
   },
 } as const;
 
+const retentionEntry = {
+  type: 'object',
+  required: ['table', 'what'],
+  properties: { table: { type: 'string' }, what: { type: 'string' } },
+} as const;
+
+const dataRetentionSchema = {
+  $id: 'DataRetention',
+  type: 'object',
+  description: 'Your retention period and what it applies to: checked hourly, a batch at a time',
+  required: ['days', 'summary', 'erased', 'kept'],
+  properties: {
+    days: { type: 'integer', description: '0 = nothing is erased by age' },
+    summary: { type: 'string' },
+    erased: { type: 'array', items: retentionEntry, description: 'What is erased once older than `days`' },
+    kept: { type: 'array', items: retentionEntry, description: 'What the retention period does not touch, and why' },
+  },
+} as const;
+
+const identitySchema = {
+  $id: 'Identity',
+  type: 'object',
+  description: 'A Nostr key of the account',
+  required: ['pubkey', 'primary', 'label', 'linked_at', 'can_post'],
+  properties: {
+    pubkey: hex64,
+    primary: { type: 'boolean', description: "true for the account's primary key (the one it was created with); it cannot be unlinked" },
+    label: nullableString,
+    linked_at: { ...dateTime, description: 'When the key was linked (for the primary key: when the account was created)' },
+    can_post: { type: 'boolean', description: 'false for a linked key while the plan does not include multiple identities (its posts are refused with restricted:)' },
+  },
+} as const;
+
 export const sharedSchemas = [
+  dataRetentionSchema,
+  identitySchema,
   errorBodySchema,
   nostrEventSchema,
   planSchema,

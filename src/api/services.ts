@@ -7,7 +7,9 @@ import type {
   AccountAdminDeps,
   Accounts,
   CacheInvalidation,
+  EmailVerification,
   HttpAuth,
+  Identities,
   createProfiles,
   createSessions,
   createUserDirectory,
@@ -38,6 +40,10 @@ export interface ApiDeps {
   readonly auth: HttpAuth;
   readonly sessions: ReturnType<typeof createSessions>;
   readonly profiles: ReturnType<typeof createProfiles>;
+  /** The account's Nostr keys (GET/POST/DELETE /v1/me/identities). */
+  readonly identities: Identities;
+  /** Verification emails and their links. */
+  readonly emailVerification: EmailVerification;
   readonly records: ReturnType<typeof createEventRecords>;
   readonly reports: ReturnType<typeof createReports>;
   readonly directory: ReturnType<typeof createUserDirectory>;

@@ -22,9 +22,10 @@ async function emptyBodyIsEmptyObject(req: FastifyRequest): Promise<void> {
   if (req.body === undefined) req.body = {};
 }
 
-function sessionView(s: SessionRecord, currentId: string | undefined) {
+function sessionView(s: SessionRecord, currentId: string | undefined, primaryPubkey: string) {
   return {
     id: s.id,
+    pubkey: s.pubkey ?? primaryPubkey,
     extension_id: s.extensionId,
     extension_version: s.extensionVersion,
     browser_name: s.browserName,
@@ -75,6 +76,7 @@ export function registerSessionRoutes(http: FastifyInstance, deps: ApiServices):
       const caller = callerOf(req);
       const b = req.body ?? {};
       const { token, session } = await sessions.create(caller.user, {
+        pubkey: caller.pubkey,
         extensionId: b.extension_id ?? 'api',
         extensionVersion: b.extension_version,
         browserName: b.browser_name,
@@ -82,7 +84,7 @@ export function registerSessionRoutes(http: FastifyInstance, deps: ApiServices):
         os: b.os,
         ip: req.ip,
       });
-      return reply.code(201).send({ token, expires_at: session.expiresAt, session: sessionView(session, session.id) });
+      return reply.code(201).send({ token, expires_at: session.expiresAt, session: sessionView(session, session.id, caller.user.pubkey) });
     },
   );
 
@@ -95,7 +97,7 @@ export function registerSessionRoutes(http: FastifyInstance, deps: ApiServices):
     }),
     async (req) => {
       const caller = callerOf(req);
-      return { sessions: (await sessions.list(caller.user.id)).map((s) => sessionView(s, caller.sessionId)) };
+      return { sessions: (await sessions.list(caller.user.id)).map((s) => sessionView(s, caller.sessionId, caller.user.pubkey)) };
     },
   );
 

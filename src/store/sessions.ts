@@ -4,6 +4,8 @@ import type { Knex } from 'knex';
 import type { UserRecord, UserStatus } from './users.js';
 
 export interface SessionMeta {
+  /** The key that signed the request starting the session (the account's primary key or a linked one). */
+  readonly pubkey?: string | undefined;
   readonly extensionId: string;
   readonly extensionVersion?: string | undefined;
   readonly browserName?: string | undefined;
@@ -15,6 +17,8 @@ export interface SessionMeta {
 export interface SessionRecord {
   readonly id: string;
   readonly userId: string;
+  /** The key the session acts as; null for sessions older than migration 0019 (the account's primary key). */
+  readonly pubkey: string | null;
   readonly extensionId: string;
   readonly extensionVersion: string | null;
   readonly browserName: string | null;
@@ -31,6 +35,7 @@ export interface SessionRecord {
 interface SessionRow {
   id: string;
   user_id: string;
+  pubkey: string | null;
   extension_id: string;
   extension_version: string | null;
   browser_name: string | null;
@@ -46,7 +51,7 @@ interface SessionRow {
 }
 
 const columns = [
-  'id', 'user_id', 'extension_id', 'extension_version', 'browser_name', 'browser_version', 'os', 'ip_address',
+  'id', 'user_id', 'pubkey', 'extension_id', 'extension_version', 'browser_name', 'browser_version', 'os', 'ip_address',
   'created_at', 'expires_at', 'last_used_at', 'is_active', 'revoked_at', 'revoked_reason',
 ];
 
@@ -54,6 +59,7 @@ function toRecord(r: SessionRow): SessionRecord {
   return {
     id: r.id,
     userId: r.user_id,
+    pubkey: r.pubkey,
     extensionId: r.extension_id,
     extensionVersion: r.extension_version,
     browserName: r.browser_name,
@@ -75,6 +81,7 @@ export async function insertSession(db: Knex, userId: string, tokenHash: string,
       user_id: userId,
       session_token: tokenHash,
       expires_at: expiresAt,
+      pubkey: meta.pubkey ?? null,
       extension_id: meta.extensionId,
       extension_version: meta.extensionVersion ?? null,
       browser_name: meta.browserName ?? null,

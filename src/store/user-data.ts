@@ -116,6 +116,9 @@ function exportQueries(db: Knex, userId: string): readonly (readonly [string, Kn
     ['daily_usage_stats', byUser('daily_usage_stats').select('*').orderBy('stat_date')],
     ['usage_events', byUser('usage_events').select('*').orderBy('occurred_at')],
     ['user_relays', byUser('user_relays').select('*').orderBy('added_at')],
+    ['user_identities', byUser('user_identities').select('*').orderBy('created_at')],
+    // Without token_hash: a link's token is a credential, as a session's is.
+    ['email_verifications', byUser('email_verifications').select('id', 'user_id', 'email', 'created_at', 'expires_at', 'used_at').orderBy('created_at')],
     ['nostr_events', byUser('nostr_events').select('*').orderBy('created_at')],
     ['relay_publishes', db('relay_publishes as p').join('nostr_events as e', 'e.id', 'p.event_id').where('e.user_id', userId).select('p.*').orderBy('p.created_at')],
     ['audit_log', auditRowsForUser(db, userId), toAuditRecord],
@@ -124,7 +127,7 @@ function exportQueries(db: Knex, userId: string): readonly (readonly [string, Kn
 
 /**
  * Every row we hold about the user, table by table, as stored, in batches of at most `batchRows` rows (each table
- * at least one batch, empty if it has no rows). Left out: the session token hashes (credentials),
+ * at least one batch, empty if it has no rows). Left out: the session and email-link token hashes (credentials),
  * payments.provider_data_encrypted (the provider's encrypted blob, which we cannot read either), and the linked
  * payment accounts' encrypted keys and fingerprints (billing_accounts: credentials).
  *
@@ -164,8 +167,8 @@ async function* readExport(db: Knex, userId: string, batchRows: number): AsyncGe
 }
 
 /**
- * Erases the user (GDPR): their events (with their tags and outbox rows), relays, sessions, quota ledger, stats
- * and usage events are deleted; the active subscription is canceled; the users row loses every personal field
+ * Erases the user (GDPR): their events (with their tags and outbox rows), relays, sessions, quota ledger, stats,
+ * usage events, linked keys (free again from then on) and email verifications are deleted; the active subscription is canceled; the users row loses every personal field
  * and its pubkey (replaced by random bytes), and is kept with status 'deleted' only because subscriptions and
  * payments, which accounting law requires us to keep, point at it. The pubkey is then free: if it ever comes
  * back it gets a new, empty account. Returns false when there is no such user.
@@ -174,7 +177,7 @@ export async function eraseUser(db: Knex, userId: string): Promise<boolean> {
   return db.transaction(async (trx) => {
     const user = (await trx('users').where({ id: userId }).forUpdate().first('id', 'status')) as { id: string; status: UserStatus } | undefined;
     if (!user) return false;
-    for (const table of ['nostr_events', 'user_relays', 'user_sessions', 'user_quotas', 'daily_usage_stats', 'usage_events', 'billing_accounts']) {
+    for (const table of ['nostr_events', 'user_relays', 'user_sessions', 'user_quotas', 'daily_usage_stats', 'usage_events', 'billing_accounts', 'user_identities', 'email_verifications']) {
       await trx(table).where({ user_id: userId }).delete();
     }
     const canceled = (await trx('user_subscriptions')

@@ -1,4 +1,6 @@
-// users: one row per Nostr pubkey that has published or called the API.
+// users: one row per account, named by its primary Nostr pubkey (the first one that published or called the API).
+// Further keys linked to an account are in user_identities (store/identities.ts): every look-up by pubkey below
+// answers the account of a primary or a linked key alike, and its UserRecord carries the primary key.
 import type { Knex } from 'knex';
 import { queryPrepared } from './db.js';
 
@@ -24,9 +26,9 @@ function toRecord(r: UserRow): UserRecord {
 
 const columns = ['id', 'nostr_public_key', 'status', 'timezone'];
 
+/** The account of this pubkey, whether it is the account's primary key or a key linked to it. */
 export async function findUserByPubkey(db: Knex, pubkey: string): Promise<UserRecord | undefined> {
-  const row = (await db('users').where({ nostr_public_key: pubkey }).first(columns)) as UserRow | undefined;
-  return row ? toRecord(row) : undefined;
+  return (await findUsersWithPlans(db, [pubkey])).get(pubkey)?.user;
 }
 
 /** A user with the code of their active subscription's plan ('' when they have none, so the default plan). */
@@ -35,25 +37,35 @@ export interface UserWithPlan {
   readonly planCode: string;
 }
 
+// A key is some account's primary key (users) or linked to one (user_identities), never both (migration 0019).
 // At most one subscription per user is active (idx_subscriptions_one_active), so the joins add no rows.
+const userColumns = columns.map((c) => `u.${c}`).join(', ');
 const USERS_WITH_PLANS = `
-  SELECT ${columns.map((c) => `u.${c}`).join(', ')}, COALESCE(p.plan_code, '') AS plan_code
-  FROM users u
-  LEFT JOIN user_subscriptions s ON s.user_id = u.id AND s.status = 'active'
-  LEFT JOIN subscription_plans p ON p.id = s.plan_id
-  WHERE u.nostr_public_key = ANY(CAST($1 AS text[]))`;
+  WITH keyed AS (
+    SELECT u.nostr_public_key AS key, ${userColumns} FROM users u WHERE u.nostr_public_key = ANY(CAST($1 AS text[]))
+    UNION ALL
+    SELECT i.pubkey, ${userColumns} FROM user_identities i JOIN users u ON u.id = i.user_id WHERE i.pubkey = ANY(CAST($1 AS text[]))
+  )
+  SELECT k.*, COALESCE(p.plan_code, '') AS plan_code
+  FROM keyed k
+  LEFT JOIN user_subscriptions s ON s.user_id = k.id AND s.status = 'active'
+  LEFT JOIN subscription_plans p ON p.id = s.plan_id`;
 
 /**
- * The users of these pubkeys that exist, each with their plan's code, by pubkey: what admitting an author's event
- * needs, in one prepared statement instead of a look-up of the user and then one of their subscription.
+ * The accounts of these pubkeys that exist (primary or linked keys), each with their plan's code, by pubkey: what
+ * admitting an author's event needs, in one prepared statement instead of a look-up of the user and then one of
+ * their subscription.
  */
 export async function findUsersWithPlans(db: Knex, pubkeys: readonly string[]): Promise<Map<string, UserWithPlan>> {
   if (pubkeys.length === 0) return new Map();
-  const rows = await queryPrepared<UserRow & { plan_code: string }>(db, 'nostrx_users_with_plans', USERS_WITH_PLANS, [pubkeys]);
-  return new Map(rows.map((r) => [r.nostr_public_key, { user: toRecord(r), planCode: r.plan_code }]));
+  const rows = await queryPrepared<UserRow & { key: string; plan_code: string }>(db, 'nostrx_users_with_plans', USERS_WITH_PLANS, [pubkeys]);
+  return new Map(rows.map((r) => [r.key, { user: toRecord(r), planCode: r.plan_code }]));
 }
 
-/** Returns the user for this pubkey, creating it (status active, plan basic by having no subscription). */
+/**
+ * Returns the user for this pubkey, creating it (status active, plan basic by having no subscription). A key linked
+ * to an account gets no row of its own (the users_skip_linked_key trigger skips it): the account it is linked to.
+ */
 export async function upsertUserByPubkey(db: Knex, pubkey: string): Promise<{ user: UserRecord; created: boolean }> {
   const inserted = (await db('users')
     .insert({ nostr_public_key: pubkey })

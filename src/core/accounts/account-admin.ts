@@ -134,7 +134,7 @@ export async function setUserStatus(deps: AccountAdminDeps, userId: string, stat
     }
     return r;
   });
-  deps.invalidation.account(result.after.pubkey);
+  deps.invalidation.account(result.after.pubkey, userId);
   return { previous: result.before.status, current: status, changed: result.before.status !== status };
 }
 

@@ -1,5 +1,5 @@
-// Accounts: the user behind a pubkey, created the first time it publishes a correctly signed event or calls the
-// API. Lookups are cached in the process because every event needs one; a change of status (suspension)
+// Accounts: the user behind a pubkey (the account's primary key or a key linked to it, core/accounts/identities.ts),
+// created the first time it publishes a correctly signed event or calls the API. Lookups are cached in the process because every event needs one; a change of status (suspension)
 // invalidates the entry through `invalidate` (and, across processes, core/accounts/cache-invalidation.ts). A look-up also
 // reads the user's plan and hands it to core/quota/plans.ts: an author whose entries have expired (most users post a
 // few times a day, and the caches keep entries a minute) costs one query before their event, not two.
@@ -14,7 +14,11 @@ export interface Accounts {
   forPubkey(pubkey: string): Promise<UserRecord>;
   /** The user for this pubkey if one exists; never creates one, so it is safe before a signature is checked. */
   find(pubkey: string): Promise<UserRecord | undefined>;
-  invalidate(pubkey: string): void;
+  /**
+   * Drops the cached account of `pubkey`, and with `userId` every cached key of that account (a key linked to an
+   * account is cached under its own pubkey: a change of the account's status must drop those entries too).
+   */
+  invalidate(pubkey: string, userId?: string): void;
 }
 
 export function createAccounts(db: Knex, opts: { max?: number; ttlMs?: number; plans?: Pick<Plans, 'learn'> } = {}): Accounts {
@@ -64,9 +68,14 @@ export function createAccounts(db: Knex, opts: { max?: number; ttlMs?: number; p
       if (hit) return hit;
       return lookup(pubkey);
     },
-    invalidate(pubkey) {
+    invalidate(pubkey, userId) {
       generation++;
       cache.delete(pubkey);
+      if (userId === undefined) return;
+      // Rare (a status, time zone or key change), so a walk over the cache beats keeping an index by account.
+      const keys: string[] = [];
+      for (const [key, user] of cache.entries()) if (user.id === userId) keys.push(key);
+      for (const key of keys) cache.delete(key);
     },
   };
 }

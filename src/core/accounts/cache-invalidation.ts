@@ -8,14 +8,20 @@ import type { Plans } from '../quota/index.js';
 export interface CacheInvalidation {
   /** The user's subscription changed: their effective plan (and any quota state tied to it). */
   user(userId: string): void;
-  /** The user's row changed (status, timezone): the cached account. */
-  account(pubkey: string): void;
+  /**
+   * The user's row changed (status, timezone) or one of their keys was linked or unlinked: the cached account of
+   * `pubkey`, and with `userId` the cached entries of every key of that account.
+   */
+  account(pubkey: string, userId?: string): void;
   /** A plan row changed: every plan and every user's effective plan. */
   allPlans(): void;
   close(): Promise<void>;
 }
 
-type Message = { readonly k: 'user'; readonly id: string } | { readonly k: 'account'; readonly pubkey: string } | { readonly k: 'plans' };
+type Message =
+  | { readonly k: 'user'; readonly id: string }
+  | { readonly k: 'account'; readonly pubkey: string; readonly userId?: string }
+  | { readonly k: 'plans' };
 
 export interface CacheInvalidationDeps {
   readonly plans: Plans;
@@ -34,7 +40,7 @@ export function createCacheInvalidation(deps: CacheInvalidationDeps): CacheInval
         deps.onUserPlan?.(m.id);
         return;
       case 'account':
-        deps.accounts.invalidate(m.pubkey);
+        deps.accounts.invalidate(m.pubkey, m.userId);
         return;
       case 'plans':
         deps.plans.invalidateAll();
@@ -56,7 +62,7 @@ export function createCacheInvalidation(deps: CacheInvalidationDeps): CacheInval
   };
   return {
     user: (id) => send({ k: 'user', id }),
-    account: (pubkey) => send({ k: 'account', pubkey }),
+    account: (pubkey, userId) => send(userId === undefined ? { k: 'account', pubkey } : { k: 'account', pubkey, userId }),
     allPlans: () => send({ k: 'plans' }),
     close: async () => {
       await deps.channel?.close();

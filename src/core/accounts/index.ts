@@ -7,3 +7,6 @@ export * from './profile.js';
 export * from './account-admin.js';
 export * from './user-directory.js';
 export * from './cache-invalidation.js';
+export * from './identities.js';
+export * from './email-verification.js';
+export * from './mailer.js';

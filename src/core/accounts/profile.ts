@@ -5,8 +5,11 @@ import type { Knex } from 'knex';
 import { fail, ok, type Result } from '../../nips/result.js';
 import type { Reads } from '../../store/read-replica.js';
 import { eraseUser, exportUserRows, getProfile, updateProfile, type ExportBatch, type Profile, type ProfilePatch } from '../../store/user-data.js';
+import { RETENTION_SCOPE, type RetentionEntry } from '../../store/user-retention.js';
 
-export type { ExportBatch };
+export type { ExportBatch, RetentionEntry };
+/** What the user's retention period (data_retention_days) erases and what it keeps: for the API and the export. */
+export const retentionScope = RETENTION_SCOPE;
 import type { CacheInvalidation } from './cache-invalidation.js';
 
 export type { Profile, ProfilePatch };
@@ -60,13 +63,13 @@ export function createProfiles(deps: ProfileDeps): ProfileService {
         if (!locale || locale.length > 10) return { ...fail('invalid', `locale "${patch.locale}" is not a BCP 47 language tag of at most 10 characters`), field: 'locale' };
       }
       const updated = await updateProfile(deps.db, userId, { ...patch, timezone, locale });
-      if (timezone !== undefined) deps.invalidation.account(pubkey);
+      if (timezone !== undefined) deps.invalidation.account(pubkey, userId);
       return ok(updated);
     },
     export: (userId) => deps.reads.stream((db) => exportUserRows(db, userId)),
     async erase(userId, pubkey) {
       const erased = await eraseUser(deps.db, userId);
-      deps.invalidation.account(pubkey);
+      deps.invalidation.account(pubkey, userId);
       deps.invalidation.user(userId);
       return erased;
     },

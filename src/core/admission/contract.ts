@@ -83,6 +83,12 @@ export interface AdmissionStages {
    * change the answer. After verification `ev` is the same VerifiedEvent object reserveQuota and chargeQuota saw.
    */
   onSettled?(user: UserRecord, ev: NostrEvent, outcome: Admission, committed: boolean, ctx: AdmissionContext): void;
+  /**
+   * For an event signed by a key linked to the author's account rather than its primary key (ev.pubkey differs from
+   * user.pubkey, core/accounts/identities.ts): a rejection when the account may not post with that key now. Asked
+   * with the account's other checks, before the signature is verified for a known author.
+   */
+  checkLinkedKey?(user: UserRecord, ev: NostrEvent): Promise<Rejection | undefined>;
   /** NIP-86 bans: a rejection when the pubkey or event is banned. */
   checkBans?(ev: NostrEvent): Rejection | undefined;
 }

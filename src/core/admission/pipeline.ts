@@ -96,6 +96,11 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
     return undefined;
   }
 
+  /** For an event signed by a key linked to the account, not its primary key: whether that key may post now. */
+  async function checkLinkedKey(user: UserRecord, ev: NostrEvent): Promise<Rejection | undefined> {
+    return stages.checkLinkedKey?.(user, ev);
+  }
+
   function rowExtras(user: UserRecord, ev: VerifiedEvent, ctx: AdmissionContext): EventRowExtras {
     return {
       userId: user.id,
@@ -202,7 +207,8 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
     // suspended one, or one already at the limit, is answered from memory, without I/O and without verifying.
     let user = await deps.accounts.find(ev.pubkey);
     if (user) {
-      const refused = checkAccount(user);
+      // The common case, an event by the account's primary key, awaits nothing here.
+      const refused = checkAccount(user) ?? (ev.pubkey === user.pubkey ? undefined : await checkLinkedKey(user, ev));
       if (refused) return rejected(ev.id, refused);
       const early = ephemeral ? undefined : await stages.precheckQuota?.(user, ev);
       if (early) return settle(user, ev, rejected(ev.id, early.rejection, early.quota), false, ctx);
@@ -213,7 +219,7 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
     const signed = verified.value;
     if (!user) {
       user = await deps.accounts.forPubkey(ev.pubkey);
-      const refused = checkAccount(user);
+      const refused = checkAccount(user) ?? (ev.pubkey === user.pubkey ? undefined : await checkLinkedKey(user, ev));
       if (refused) return rejected(ev.id, refused);
     }
     if (ephemeral) {

@@ -8,7 +8,7 @@
 // Targets: the user's active custom write relays when their plan has custom_relays_allowed and they have some
 // (read by the storing statement itself), else the operator's UPSTREAM_RELAYS. A NIP-65 relay list (kind 10002)
 // of a user whose plan allows custom relays first replaces their nip65 relays, so the list itself already goes to
-// the relays it names. NIP-70 protected events are stored but not forwarded, and the event row says so.
+// the relays it names (the list of the account's primary key only, not of a key linked to it). NIP-70 protected events are stored but not forwarded, and the event row says so.
 import type { Knex } from 'knex';
 import { LRUCache } from 'lru-cache';
 import type { Config } from '../../config.js';
@@ -91,7 +91,10 @@ export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
 
   return {
     async enqueueForwarding(trx, user, ev, rowId) {
-      if (ev.kind === RELAY_LIST_KIND && !nip70.isProtected(ev) && (await customRelaysAllowed([user.id])).length > 0) {
+      // Only the list of the account's primary key: a key linked to the account (core/accounts/identities.ts) has
+      // relays of its own in its list, which must not replace the account's.
+      const ownList = ev.kind === RELAY_LIST_KIND && ev.pubkey === user.pubkey;
+      if (ownList && !nip70.isProtected(ev) && (await customRelaysAllowed([user.id])).length > 0) {
         const change = await applyRelayList(trx, user.id, ev, {
           allowPrivate: deps.config.allowPrivateRelays,
           max: deps.config.maxCustomRelays,

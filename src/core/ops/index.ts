@@ -3,6 +3,7 @@
 export * from './metrics.js';
 export * from './health.js';
 export * from './maintenance.js';
+export * from './user-retention.js';
 export * from './usage-recorder.js';
 export * from './figures.js';
 export * from './live-overview.js';

@@ -1,11 +1,13 @@
 // Periodic upkeep run by every process (each job is idempotent, so several processes may run it): monthly
 // partitions created ahead, old months of the partitioned tables dropped by retention, NIP-40 expired events
-// taken out of the served set, events removed from it long enough ago erased, and old payments archived.
+// taken out of the served set, events removed from it long enough ago erased, each user's own retention period
+// applied (core/ops/user-retention.ts), and old payments archived.
 import type { Knex } from 'knex';
 import type { Logger } from '../../log.js';
 import { eraseRemoved, removeExpired } from '../../store/events.js';
 import { archivePaymentsOlderThan } from '../../store/payments.js';
 import { dropPartitionsBefore, ensureMonthlyPartitions, type PartitionedTable } from '../../store/partitions.js';
+import { applyUserRetention } from './user-retention.js';
 
 /** Days kept per partitioned table; 0 keeps everything. */
 export type Retention = Readonly<Record<PartitionedTable, number>>;
@@ -21,6 +23,7 @@ export interface MaintenanceDeps {
   readonly now?: () => number;
   readonly eraseMs?: number;
   readonly archiveMs?: number;
+  readonly userRetentionMs?: number;
   readonly expiredSweepMs?: number;
   readonly partitionsMs?: number;
 }
@@ -79,11 +82,16 @@ export function startMaintenance(deps: MaintenanceDeps): { stop(): void } {
     const archived = years > 0 ? await archivePaymentsOlderThan(deps.db, years) : 0;
     if (archived > 0) deps.log.info({ archived, paymentsArchiveYears: years }, 'old payments archived');
   });
+  const userRetention = run('user-retention', async () => {
+    const erased = await applyUserRetention(deps.db, now());
+    if (erased.events + erased.usageEvents + erased.sessions > 0) deps.log.info({ erased }, "rows erased by their users' retention periods");
+  });
   const timers = [
     setInterval(run('expire', () => removeExpired(deps.db, now())), deps.expiredSweepMs ?? 60_000),
     setInterval(partitions, deps.partitionsMs ?? 6 * 3600_000),
     setInterval(erase, deps.eraseMs ?? 3600_000),
     setInterval(archive, deps.archiveMs ?? 3600_000),
+    setInterval(userRetention, deps.userRetentionMs ?? 3600_000),
   ];
   for (const t of timers) t.unref();
   // At start, only the old months go (a service restarted once a month must not wait six hours to drop one): the
@@ -91,6 +99,7 @@ export function startMaintenance(deps: MaintenanceDeps): { stop(): void } {
   run('partitions', retention)();
   erase();
   archive();
+  userRetention();
   return {
     stop() {
       for (const t of timers) clearInterval(t);

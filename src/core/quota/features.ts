@@ -3,7 +3,7 @@
 import type { Plans } from './plans.js';
 
 type PlanRecord = Awaited<ReturnType<Plans['all']>>[number];
-export type Feature = 'customRelaysAllowed' | 'analyticsEnabled';
+export type Feature = 'customRelaysAllowed' | 'analyticsEnabled' | 'multipleIdentities';
 
 export type FeatureCheck =
   | { readonly allowed: true; readonly plan: PlanRecord }
@@ -12,6 +12,7 @@ export type FeatureCheck =
 export const featureNames: Record<Feature, string> = {
   customRelaysAllowed: 'relays of your own',
   analyticsEnabled: 'stats',
+  multipleIdentities: 'multiple identities (several Nostr keys on one account)',
 };
 
 export async function checkFeature(plans: Plans, userId: string, feature: Feature): Promise<FeatureCheck> {
