@@ -102,7 +102,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: config.dbPoolMax });
   const applied = await migrateLatest(db.knex);
   if (applied.length > 0) log.info({ applied, db: db.kind }, 'migrations applied');
-  await ensureMonthlyPartitions(db.knex, new Date());
+  // The months ahead are created before anything is served, on the service's clock as maintenance does (injected in
+  // tests; relay_publishes rows take the database's now(), the same clock in production): no write path creates one.
+  await ensureMonthlyPartitions(db.knex, new Date(opts.now ? opts.now() * 1000 : Date.now()));
 
   const redis = config.redisUrl
     ? await openRedis(config.redisUrl, 'nostrx', (err, repeats) => log.warn({ err, repeats }, 'redis connection error (commands wait, then fail, until it is back)'))
