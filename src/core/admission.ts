@@ -16,6 +16,7 @@ import type { Forwarding } from '../store/forwarding-plan.js';
 import type { UncappedPeriod } from '../store/quotas.js';
 import { deleteReferenced, saveEvent, type EventRowExtras } from '../store/events.js';
 import { createWriter, type Saved, type WriteJob } from './writer.js';
+import { retryingConflicts } from './admission/conflict-retry.js';
 import { verifyHere, type Verify } from './verifier-pool.js';
 import type { UserRecord } from '../store/users.js';
 import type { Accounts } from './accounts.js';
@@ -187,7 +188,12 @@ export function createAdmission(deps: AdmissionDeps): Admit {
     return storeJob({ user, ev, extras: rowExtras(user, ev, ctx) });
   }
 
-  async function storeJob({ user, ev, extras }: WriteJob): Promise<Saved> {
+  /** One event in a transaction of its own, written again if the transaction is rolled back for a conflict. */
+  async function storeJob(job: WriteJob): Promise<Saved> {
+    return retryingConflicts(log, 'event write', () => storeOnce(job));
+  }
+
+  async function storeOnce({ user, ev, extras }: WriteJob): Promise<Saved> {
     return deps.db.transaction(async (trx) => {
       const saved = await saveEvent(trx, ev, extras);
       if (saved.status !== 'inserted') return saved;
