@@ -3,6 +3,7 @@
 import t from 'tap';
 import type { Knex } from 'knex';
 import { createTestDatabase } from '../helpers/db.js';
+import { backendPid, blockedBy, untilLocked } from '../helpers/locks.js';
 import { monthPartition, partitionsOf } from '../helpers/partitions.js';
 import { dropPartitionsBefore, ensureMonthlyPartitions, type PartitionedTable } from '../../src/store/partitions.js';
 
@@ -109,25 +110,6 @@ t.test('dropPartitionsBefore drops whole past months only', async (t) => {
   await t.rejects(dropPartitionsBefore(knex, 'usage_events', new Date('nonsense')), RangeError);
 });
 
-/** Whether a session of this database waits for a lock that `pid` holds. */
-async function blockedBy(pid: number): Promise<boolean> {
-  const { rows } = (await knex.raw(
-    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND ? = ANY (pg_blocking_pids(pid))`,
-    [pid],
-  )) as { rows: { n: number }[] };
-  return rows[0]!.n > 0;
-}
-
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  for (const started = Date.now(); !(await check()); ) {
-    if (Date.now() - started > 60_000) throw new Error(`never happened: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const pidOf = async (trx: Knex.Transaction): Promise<number> =>
-  ((await trx.raw('SELECT pg_backend_pid() AS pid')) as { rows: { pid: number }[] }).rows[0]!.pid;
-
 let eventSeq = 0;
 async function insertEvent(trx: Knex): Promise<string> {
   const { rows } = (await trx.raw(
@@ -168,11 +150,11 @@ t.test('partitions are created while a writer holds the tables, in either order,
     const month = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + ++ahead, 1));
     const writer = await knex.transaction();
     await first(writer);
-    const writerPid = await pidOf(writer);
+    const writerPid = await backendPid(writer);
     let ddlDone = false;
     const ddl = ensureMonthlyPartitions(knex, month, 0).finally(() => (ddlDone = true));
     // the DDL either waits for the writer or, holding nothing it needs, is already done
-    await until('the DDL waits for the writer or is done', async () => ddlDone || (await blockedBy(writerPid)));
+    await untilLocked(knex, 'the DDL waits for the writer or is done', async () => ddlDone || (await blockedBy(knex, writerPid)));
     await t.resolves(second(writer), `${order}: the writer goes on while the DDL waits`);
     await writer.commit();
     t.same((await ddl).sort(), [monthPartition('relay_publishes', month, 0), monthPartition('usage_events', month, 0)], `${order}: the DDL completes`);

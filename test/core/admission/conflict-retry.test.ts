@@ -15,6 +15,7 @@ import knexFactory, { type Knex } from 'knex';
 import { startTestApp } from '../../helpers/app.js';
 import { createTestDatabaseUrl } from '../../helpers/db.js';
 import { buildEvent, newKey, type Key } from '../../helpers/events.js';
+import { backendPid, blockedBy, untilLocked, waitsForLock } from '../../helpers/locks.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { CONFLICT_ATTEMPTS } from '../../../src/core/admission/conflict-retry.js';
 import type { NostrEvent } from 'nostr-tools/pure';
@@ -31,37 +32,6 @@ t.teardown(() => client.close());
 // The rival's row belongs to another user: its foreign-key check must not touch the author's users row, which the
 // next gate takes while the rival is still open.
 const bystander = (await app.accounts.forPubkey(newKey().pk)).id;
-
-const pidOf = async (trx: Knex.Transaction): Promise<number> =>
-  ((await trx.raw('SELECT pg_backend_pid() AS pid')) as { rows: { pid: number }[] }).rows[0]!.pid;
-
-/** Polls until `check` holds; fails the test with `what`, and what the database's sessions were doing, if it never does. */
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  for (const started = Date.now(); !(await check()); ) {
-    if (Date.now() - started > 60_000) {
-      const { rows } = (await actors.raw(
-        `SELECT pid, state, wait_event_type, pg_blocking_pids(pid) AS blocked_by, left(regexp_replace(query, '\\s+', ' ', 'g'), 120) AS query
-         FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
-      )) as { rows: unknown[] };
-      throw new Error(`never happened: ${what}; sessions: ${JSON.stringify(rows)}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** Whether a backend of this database running `like` waits for a lock that `pid` holds. */
-async function blockedBy(pid: number, like: string): Promise<boolean> {
-  const { rows } = (await actors.raw(
-    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND ? = ANY (pg_blocking_pids(pid)) AND query LIKE ?`,
-    [pid, like],
-  )) as { rows: { n: number }[] };
-  return rows[0]!.n > 0;
-}
-
-async function waitsForLock(pid: number): Promise<boolean> {
-  const { rows } = (await actors.raw(`SELECT cardinality(pg_blocking_pids(?)) AS n`, [pid])) as { rows: { n: number }[] };
-  return rows[0]!.n > 0;
-}
 
 /** Sends the event and resolves with its OK answer, however long the tries take. */
 function publishSlowly(ev: NostrEvent): Promise<[boolean, string]> {
@@ -85,7 +55,7 @@ async function author(t: Test): Promise<Author> {
 async function gate(a: Author): Promise<{ trx: Knex.Transaction; pid: number }> {
   const trx = await actors.transaction();
   await trx.raw('SELECT 1 FROM users WHERE id = ? FOR UPDATE', [a.id]);
-  return { trx, pid: await pidOf(trx) };
+  return { trx, pid: await backendPid(trx) };
 }
 
 /**
@@ -94,17 +64,17 @@ async function gate(a: Author): Promise<{ trx: Knex.Transaction; pid: number }> 
  */
 async function deadlockOnce(a: Author, ev: NostrEvent, held: { trx: Knex.Transaction; pid: number }): Promise<Knex.Transaction> {
   // the group commit's statement (store/event-batch.ts), by its opening: pg_stat_activity keeps only the first 1 kB
-  await until('the group commit waits for the gate', () => blockedBy(held.pid, '%WITH input AS%'));
+  await untilLocked(actors, 'the group commit waits for the gate', () => blockedBy(actors, held.pid, '%WITH input AS%'));
   const rival = await actors.transaction();
   await rival.raw(`SET LOCAL deadlock_timeout = '60s'`);
   await rival.raw(`SELECT 1 FROM user_quotas WHERE user_id = ? AND quota_type = 'daily' FOR UPDATE`, [a.id]);
-  const rivalPid = await pidOf(rival);
+  const rivalPid = await backendPid(rival);
   const inserted = rival.raw(
     `INSERT INTO nostr_events (event_id, user_id, pubkey, event_kind, created_at_nostr, content, tags, sig)
      VALUES (?, ?, ?, ?, ?, ?, CAST(? AS jsonb), ?)`,
     [ev.id, bystander, ev.pubkey, ev.kind, ev.created_at, ev.content, JSON.stringify(ev.tags), ev.sig],
   ).then(() => undefined); // sent now: a knex query runs when it is awaited or then'd
-  await until('the rival waits for the group commit', () => waitsForLock(rivalPid));
+  await untilLocked(actors, 'the rival waits for the group commit', () => waitsForLock(actors, rivalPid));
   await held.trx.commit();
   await inserted; // only possible once the group commit's row is gone: it was the deadlock's victim
   return rival;
