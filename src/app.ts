@@ -113,7 +113,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: config.dbPoolMax, readUrl: config.databaseReadUrl });
   const applied = await migrateLatest(db.knex);
   if (applied.length > 0) log.info({ applied, db: db.kind }, 'migrations applied');
-  await ensureMonthlyPartitions(db.knex, new Date());
+  // The months ahead are created before anything is served, on the service's clock as maintenance does (injected in
+  // tests; relay_publishes rows take the database's now(), the same clock in production): no write path creates one.
+  await ensureMonthlyPartitions(db.knex, new Date(opts.now ? opts.now() * 1000 : Date.now()));
   const metrics = createMetrics();
   // Reads that tolerate lag (REQ, COUNT, reports, exports) go to the replica while it is well, else to the primary.
   const reads: Reads = db.replica

@@ -1,4 +1,4 @@
-// `npm run migrate`: applies pending migrations and creates the monthly partitions for this month and the next,
+// `npm run migrate`: applies pending migrations and creates the monthly partitions for this month and the two after,
 // then prints one JSON line ({ database, migrations, partitions }) and exits. The service does the same at start;
 // this entry lets an operator migrate before rolling out new processes.
 import { loadConfig } from './config.js';

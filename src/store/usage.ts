@@ -2,7 +2,7 @@
 // events and one multi-row upsert for the stats per flush (core/ops/usage-recorder.ts buffers them).
 import type { Knex } from 'knex';
 import { arrayColumns } from './array-columns.js';
-import { ensureMonthlyPartitions } from './partitions.js';
+import { partitionNameAt, partitionNames } from './partitions.js';
 
 export type UsageEventType = 'quota_usage' | 'quota_exceeded' | 'quota_reset' | 'tier_change' | 'post_success' | 'post_failure' | 'relay_error';
 
@@ -32,8 +32,11 @@ export interface DailyStatsDelta {
   xComPosts: number;
 }
 
-// 23514 check_violation is also what PostgreSQL raises for "no partition of relation found for row".
-const NO_PARTITION = '23514';
+/** PostgreSQL's "no partition of relation … found for row": SQLSTATE 23514 (check_violation), told apart by its text. */
+function isNoPartition(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  return e.code === '23514' && typeof e.message === 'string' && e.message.includes('no partition of relation');
+}
 
 const EVENT_COLUMNS =
   'user_id, event_type, event_action, occurred_at, source_platform, posts_used_before, posts_used_after, quota_limit, event_data, ip_address, timezone';
@@ -61,27 +64,30 @@ function eventRecord(r: UsageEventRow): Record<string, unknown> {
 }
 
 /**
- * Inserts the rows in one statement. A row in a month whose partition does not exist yet (the clock crossed
- * into a month before maintenance created it) makes the statement fail; the partitions are then created and the
- * insert is tried once more.
+ * Inserts the rows in one statement, and returns the rows left out because their month has no partition. Partitions
+ * are created ahead by maintenance (store/partitions.ts), never here: this runs while events are written, and
+ * partition DDL on a write path is what deadlocked with the group commit (issue 18). A row outside the created
+ * months means a clock far off or maintenance that stopped; the other rows are written, those are the caller's to
+ * report.
  */
-export async function insertUsageEvents(db: Knex, rows: readonly UsageEventRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  const insert = () => db.raw(
+export async function insertUsageEvents(db: Knex, rows: readonly UsageEventRow[]): Promise<UsageEventRow[]> {
+  if (rows.length === 0) return [];
+  const insert = (some: readonly UsageEventRow[]) => db.raw(
     `INSERT INTO usage_events (${EVENT_COLUMNS})
      SELECT ${EVENT_COLUMNS} FROM jsonb_populate_recordset(NULL::usage_events, CAST(? AS jsonb)) AS r
      WHERE ${notErased('r')}`,
-    [JSON.stringify(rows.map(eventRecord))],
+    [JSON.stringify(some.map(eventRecord))],
   );
   try {
-    await insert();
+    await insert(rows);
+    return [];
   } catch (err) {
-    if ((err as { code?: string }).code !== NO_PARTITION) throw err;
-    const months = new Map<string, Date>();
-    for (const r of rows) months.set(r.occurredAt.toISOString().slice(0, 7), r.occurredAt);
-    for (const d of months.values()) await ensureMonthlyPartitions(db, d, 0);
-    await insert();
+    if (!isNoPartition(err)) throw err;
   }
+  const existing = await partitionNames(db, 'usage_events');
+  const placed = rows.filter((r) => existing.has(partitionNameAt('usage_events', r.occurredAt)));
+  if (placed.length > 0) await insert(placed);
+  return rows.filter((r) => !existing.has(partitionNameAt('usage_events', r.occurredAt)));
 }
 
 /** Adds the deltas to daily_usage_stats in one upsert; an erased account's deltas are dropped (notErased). */

@@ -3,6 +3,7 @@
 import t from 'tap';
 import type { Knex } from 'knex';
 import { createTestDatabase } from '../helpers/db.js';
+import { backendPid, blockedBy, untilLocked } from '../helpers/locks.js';
 import { monthPartition, partitionsOf } from '../helpers/partitions.js';
 import { dropPartitionsBefore, ensureMonthlyPartitions, type PartitionedTable } from '../../src/store/partitions.js';
 
@@ -28,7 +29,7 @@ t.test('ensureMonthlyPartitions creates the months ahead once', async (t) => {
   const ahead = (table: PartitionedTable) => [monthPartition(table, now, 2), monthPartition(table, now, 3)];
   t.same(await ensureMonthlyPartitions(knex, now, 3), [...ahead('usage_events'), ...ahead('relay_publishes')], 'the two missing months of each table');
   t.same(await ensureMonthlyPartitions(knex, now, 3), [], 'a second call creates nothing');
-  t.same(await ensureMonthlyPartitions(knex, now), [], 'nor does the default (this month and the next)');
+  t.same(await ensureMonthlyPartitions(knex, now), [], 'nor does the default (this month and the two after)');
   for (const table of ['usage_events', 'relay_publishes'] as const) {
     const names = await partitions(table);
     for (let i = 0; i <= 3; i++) t.ok(names.includes(monthPartition(table, now, i)), `${monthPartition(table, now, i)} exists`);
@@ -107,4 +108,67 @@ t.test('dropPartitionsBefore drops whole past months only', async (t) => {
 
   await t.rejects(dropPartitionsBefore(knex, 'users' as PartitionedTable, now), /not a partitioned table/);
   await t.rejects(dropPartitionsBefore(knex, 'usage_events', new Date('nonsense')), RangeError);
+});
+
+let eventSeq = 0;
+async function insertEvent(trx: Knex): Promise<string> {
+  const { rows } = (await trx.raw(
+    `INSERT INTO nostr_events (event_id, user_id, pubkey, event_kind, created_at_nostr, content, tags, sig)
+     VALUES (?, ?, ?, 1, 1, 'x', '[]', ?) RETURNING id`,
+    [(++eventSeq).toString(16).padStart(64, 'e'), userId, 'ab'.repeat(32), 'cd'.repeat(64)],
+  )) as { rows: { id: string }[] };
+  return rows[0]!.id;
+}
+
+// Issue 18: CREATE TABLE … PARTITION OF relay_publishes took ACCESS EXCLUSIVE on relay_publishes, then waited for
+// SHARE ROW EXCLUSIVE on nostr_events (its foreign key), while the group commit, holding ROW EXCLUSIVE on
+// nostr_events, waited for ROW EXCLUSIVE on relay_publishes: 40P01. A writer here takes the group commit's order
+// (events, then outbox) and the forwarder's (outbox, then events), with the partition DDL started in between.
+t.test('partitions are created while a writer holds the tables, in either order, with no deadlock', async (t) => {
+  const outboxRow = await insertEvent(knex);
+  await knex('relay_publishes').insert({ event_id: outboxRow, relay_url: 'wss://relay.example' });
+  const orders = {
+    'events, then outbox (the group commit)': [
+      async (w: Knex.Transaction) => {
+        await insertEvent(w);
+      },
+      async (w: Knex.Transaction) => {
+        await w('relay_publishes').insert({ event_id: await insertEvent(w), relay_url: 'wss://relay.example' });
+      },
+    ],
+    'outbox, then events (an outcome recorded)': [
+      async (w: Knex.Transaction) => {
+        await w('relay_publishes').where({ event_id: outboxRow }).increment('attempts', 1);
+      },
+      async (w: Knex.Transaction) => {
+        await w('nostr_events').where({ id: outboxRow }).update({ updated_at: knex.fn.now() });
+      },
+    ],
+  } as const;
+  let ahead = 30; // months of their own, far from the ones the other tests count
+  for (const [order, [first, second]] of Object.entries(orders)) {
+    const month = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + ++ahead, 1));
+    const writer = await knex.transaction();
+    await first(writer);
+    const writerPid = await backendPid(writer);
+    let ddlDone = false;
+    const ddl = ensureMonthlyPartitions(knex, month, 0).finally(() => (ddlDone = true));
+    // the DDL either waits for the writer or, holding nothing it needs, is already done
+    await untilLocked(knex, 'the DDL waits for the writer or is done', async () => ddlDone || (await blockedBy(knex, writerPid)));
+    await t.resolves(second(writer), `${order}: the writer goes on while the DDL waits`);
+    await writer.commit();
+    t.same((await ddl).sort(), [monthPartition('relay_publishes', month, 0), monthPartition('usage_events', month, 0)], `${order}: the DDL completes`);
+  }
+});
+
+t.test('partition DDL gives up after its tries when its locks stay taken, and leaves nothing half-made', async (t) => {
+  const month = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 40, 1));
+  const name = monthPartition('relay_publishes', month, 0);
+  const holder = await knex.transaction();
+  await insertEvent(holder); // ROW EXCLUSIVE on nostr_events, which attaching a relay_publishes partition must wait out
+  await t.rejects(ensureMonthlyPartitions(knex, month, 0, { lockTimeoutMs: 50, attempts: 2 }), { code: '55P03' }, 'lock_timeout, twice');
+  const { rows } = (await knex.raw('SELECT to_regclass(?) AS t', [name])) as { rows: { t: string | null }[] };
+  t.equal(rows[0]!.t, null, 'no table of that name was left behind, attached or not');
+  await holder.commit();
+  t.same(await ensureMonthlyPartitions(knex, month, 0), [name], 'made once the locks are free (the usage_events month was made before)');
 });

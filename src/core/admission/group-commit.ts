@@ -2,7 +2,9 @@
 // commits, all of them are written together. Each event's answer is sent only after what holds it has committed.
 // Under light load a batch is one event, so nothing waits; under heavy load many events share one commit. A batch
 // with no post counted against a cap is ONE statement (rows, tags, outbox rows, ledger counts) and no transaction;
-// one with capped posts is a transaction: that statement, then the conditional charge of each capped post.
+// one with capped posts is a transaction: that statement, then the conditional charge of each capped post. A batch
+// rolled back for a conflict with another transaction (deadlock, serialization failure) is written again, a few
+// times (admission/conflict-retry.ts), before any of its events is answered.
 import type { Knex } from 'knex';
 import type { Logger } from '../../log.js';
 import type { VerifiedEvent } from '../../nips/nip01.js';
@@ -13,6 +15,7 @@ import type { EventRowExtras, SaveOutcome } from '../../store/events.js';
 import type { UncappedPeriod } from '../../store/quotas.js';
 import type { UserRecord } from '../../store/users.js';
 import type { AdmissionStages, QuotaFacts } from './contract.js';
+import { retryingConflicts } from './conflict-retry.js';
 
 export interface WriteJob {
   readonly user: UserRecord;
@@ -34,8 +37,8 @@ export interface WriterDeps {
   readonly maxBatch?: number;
   /**
    * Transactions written at once (default 2). Each batch locks its rows in a fixed order (events by id, quota
-   * rows by user), so concurrent batches wait on each other but do not deadlock; if one ever did, its events
-   * would be written again one by one.
+   * rows by user), so concurrent batches wait on each other but do not deadlock; if one ever did (with them or with
+   * another transaction), the batch is written again, and after the last try its events one by one.
    */
   readonly concurrency?: number;
   /** Told the size and duration of every committed batch (metrics). */
@@ -115,12 +118,17 @@ export function createWriter(deps: WriterDeps): Writer {
     return w.results;
   }
 
+  /** One try at the whole batch: the uncapped statement, or the transaction with the capped charges. */
+  async function writeBatch(jobs: readonly WriteJob[]): Promise<WriteResult[]> {
+    const charges = await deps.stages.unlimitedCharges?.(jobs);
+    return charges ? writeUncapped(jobs, charges) : deps.db.transaction((trx) => writeInTransaction(trx, jobs));
+  }
+
   async function flush(batch: Pending[]): Promise<void> {
     const jobs = batch.map((p) => p.job);
     const started = process.hrtime.bigint();
     try {
-      const charges = await deps.stages.unlimitedCharges?.(jobs);
-      const results = charges ? await writeUncapped(jobs, charges) : await deps.db.transaction((trx) => writeInTransaction(trx, jobs));
+      const results = await retryingConflicts(deps.log, 'group commit', () => writeBatch(jobs));
       deps.onBatch?.(batch.length, Number(process.hrtime.bigint() - started) / 1e9);
       batch.forEach((p, i) => p.resolve(results[i]!));
     } catch (err) {

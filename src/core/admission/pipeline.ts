@@ -19,6 +19,7 @@ import { deleteReferenced, saveEvent, type EventRowExtras } from '../../store/ev
 import type { UserRecord } from '../../store/users.js';
 import type { Admission, AdmissionContext, AdmissionListeners, AdmissionStages, Admit, AuthorLookup, QuotaFacts } from './contract.js';
 import { createWriter, type Saved, type WriteJob } from './group-commit.js';
+import { retryingConflicts } from './conflict-retry.js';
 import { verifyHere, type Verify } from './verifier-pool.js';
 
 export interface AdmissionDeps {
@@ -115,7 +116,12 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
     return storeJob({ user, ev, extras: rowExtras(user, ev, ctx) });
   }
 
-  async function storeJob({ user, ev, extras }: WriteJob): Promise<Saved> {
+  /** One event in a transaction of its own, written again if the transaction is rolled back for a conflict. */
+  async function storeJob(job: WriteJob): Promise<Saved> {
+    return retryingConflicts(log, 'event write', () => storeOnce(job));
+  }
+
+  async function storeOnce({ user, ev, extras }: WriteJob): Promise<Saved> {
     return deps.db.transaction(async (trx) => {
       const saved = await saveEvent(trx, ev, extras);
       if (saved.status !== 'inserted') return saved;

@@ -5,6 +5,7 @@ import type { Knex } from 'knex';
 import type { Logger } from '../../log.js';
 import { addEventOutcomes, finishAttempts, type AttemptRecord, type ClaimedPublish, type EventOutcomes } from '../../store/outbox.js';
 import { addDailyRelayStats, addRelayStats, saveRelayInfo, type DailyRelayDelta, type RelayStatsDelta } from '../../store/relay-stats.js';
+import { isTransactionConflict } from '../../store/retryable-errors.js';
 import type { Decision } from './policy.js';
 import type { PublishReport, UpstreamPool } from './upstream-pool.js';
 
@@ -31,7 +32,6 @@ interface Queued {
 }
 
 const MAX_BATCH = 500;
-const retryableDbCodes = new Set(['40P01', '40001']);
 
 const dayFormats = new Map<string, Intl.DateTimeFormat>();
 /** The calendar day (YYYY-MM-DD) in `timezone` (UTC when the zone is unknown). */
@@ -188,8 +188,7 @@ export function createAttemptRecorder(deps: { db: Knex; workerId: string; log: L
         }
         break;
       } catch (err) {
-        const code = (err as { code?: unknown }).code;
-        if (tries < 3 && typeof code === 'string' && retryableDbCodes.has(code)) continue;
+        if (tries < 3 && isTransactionConflict(err)) continue;
         throw err;
       }
     }

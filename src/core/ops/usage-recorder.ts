@@ -106,7 +106,11 @@ export function createUsageRecorder(deps: UsageRecorderDeps): UsageRecorder {
     stats = new Map();
     if (batch.length === 0 && deltas.length === 0) return;
     try {
-      await insertUsageEvents(deps.db, batch);
+      const unplaced = await insertUsageEvents(deps.db, batch);
+      if (unplaced.length > 0) {
+        const months = [...new Set(unplaced.map((r) => r.occurredAt.toISOString().slice(0, 7)))];
+        deps.log.error({ rows: unplaced.length, months }, 'usage_events rows in months without a partition dropped (maintenance creates the months ahead)');
+      }
     } catch (err) {
       if (isDataError(err)) {
         deps.log.error({ err, rows: batch.length }, 'usage_events rows refused by the database; dropped');

@@ -1,6 +1,7 @@
 // The usage recorder (core/ops/usage-recorder.ts) on a real database: events and stats leave in one multi-row
-// statement per flush, refusals are aggregated, close flushes what is left, a missing monthly partition is
-// created, rows the database refuses are dropped without blocking later ones, and rows survive an outage.
+// statement per flush, refusals are aggregated, close flushes what is left, a row in a month without a partition
+// is dropped (never a partition created on this path) while the others are written, rows the database refuses are
+// dropped without blocking later ones, and rows survive an outage.
 import t from 'tap';
 import knexFactory from 'knex';
 import { createTestDatabase, dbUrl } from '../../helpers/db.js';
@@ -9,6 +10,7 @@ import { createLogger } from '../../../src/log.js';
 import { createUsageRecorder } from '../../../src/core/ops/usage-recorder.js';
 import { upsertUserByPubkey } from '../../../src/store/users.js';
 import { eraseUser } from '../../../src/store/user-data.js';
+import { partitionNameAt, partitionNames } from '../../../src/store/partitions.js';
 
 const db = await createTestDatabase(t);
 const log = createLogger('silent');
@@ -92,14 +94,23 @@ t.test('the batch size triggers a flush before the interval; close flushes the r
   t.equal(rec.pending(), 0, 'nothing is taken after close');
 });
 
-t.test('a row in a month without a partition yet creates the partition', async (t) => {
+t.test('a row in a month without a partition is dropped, the others are written, and no partition is created here', async (t) => {
   const rec = createUsageRecorder({ db: db.knex, log, flushMs: 60_000 });
   t.teardown(() => rec.close());
   const userId = await newUser();
-  rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: new Date('2027-05-15T12:00:00Z') });
+  // Two years ahead: maintenance creates a few months ahead, never that far.
+  const farAhead = new Date(Date.UTC(now.getUTCFullYear() + 2, now.getUTCMonth(), 15, 12));
+  statements.length = 0;
+  rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: farAhead });
+  rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: now });
   await rec.flush();
-  const { rows } = (await db.knex.raw(`SELECT tableoid::regclass::text AS part FROM usage_events WHERE user_id = ?`, [userId])) as { rows: { part: string }[] };
-  t.same(rows, [{ part: 'usage_events_y2027m05' }]);
+  t.equal(rec.pending(), 0, 'the row without a partition is not kept for later flushes');
+  const { rows } = (await db.knex.raw(`SELECT tableoid::regclass::text AS part, occurred_at FROM usage_events WHERE user_id = ?`, [userId])) as {
+    rows: { part: string; occurred_at: Date }[];
+  };
+  t.same(rows, [{ part: partitionNameAt('usage_events', now), occurred_at: now }], 'the row of this month is written');
+  t.same(statements.filter((s) => /^\s*(create|alter|drop)\b/i.test(s)), [], 'no DDL on the usage path');
+  t.notOk((await partitionNames(db.knex, 'usage_events')).has(partitionNameAt('usage_events', farAhead)), 'no partition was created');
 });
 
 t.test('rows the database refuses are dropped; later rows are written', async (t) => {

@@ -9,7 +9,9 @@ import { RawClient } from '../../helpers/raw-client.js';
 import { setUserStatus } from '../../../src/core/accounts/account-admin.js';
 import type { Admission } from '../../../src/core/admission/contract.js';
 
-const clock = Date.parse('2026-11-25T09:30:00Z') / 1000;
+// The clock stands still at 09:30 (UTC) today: relative to now, so usage rows land in a month with a partition.
+const today = new Date();
+const clock = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate(), 9, 30) / 1000;
 const app = await startTestApp(t, { redis: true, now: () => clock });
 
 type Answer = [boolean, string];

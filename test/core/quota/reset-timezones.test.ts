@@ -1,13 +1,20 @@
-// Days reset at midnight in the user's own time zone, with an injected clock: a user in New York and one in Tokyo
-// both use up their basic quota at 2026-11-25T20:00Z (15:00 in New York, 05:00 the next day in Tokyo); each gets
-// a fresh day at their own midnight, and not before.
+// Days reset at midnight in the user's own time zone, with an injected clock: a user in Bogotá and one in Tokyo
+// both use up their basic quota at 20:00Z on day D, today (15:00 in Bogotá, 05:00 on D+1 in Tokyo); each gets a
+// fresh day at their own midnight, and not before. Dates are relative to now, so the usage rows land in months whose
+// partitions exist whatever day the test runs; both zones keep one UTC offset all year (Bogotá −5, Tokyo +9: no
+// daylight saving time), so the expected instants do not depend on the season either.
 import t from 'tap';
 import { startTestApp } from '../../helpers/app.js';
 import { buildEvent, newKey, type Key } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { verifySignature } from '../../../src/nips/nip01.js';
 
-let clock = Date.parse('2026-11-25T20:00:00Z') / 1000;
+const today = new Date();
+/** Day D + n as YYYY-MM-DD (UTC), D being today. */
+const day = (n: number) => new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() + n)).toISOString().slice(0, 10);
+/** The instant at `time` (UTC) on day D + n, as the service writes it. */
+const at = (n: number, time: string) => `${day(n)}T${time}Z`;
+let clock = Date.parse(at(0, '20:00:00')) / 1000;
 const setClock = (iso: string) => (clock = Date.parse(iso) / 1000);
 const app = await startTestApp(t, { redis: true, now: () => clock });
 
@@ -26,50 +33,50 @@ async function inZone(k: Key, timezone: string): Promise<string> {
 t.test('each user’s day ends at their own midnight', async (t) => {
   const c = await RawClient.connect(app.relayUrl);
   t.teardown(() => c.close());
-  const ny = newKey();
+  const bogota = newKey();
   const tokyo = newKey();
-  const nyId = await inZone(ny, 'America/New_York');
+  const bogotaId = await inZone(bogota, 'America/Bogota');
   const tokyoId = await inZone(tokyo, 'Asia/Tokyo');
 
   for (let i = 0; i < 3; i++) {
-    t.same(await publish(c, ny), [true, '']);
+    t.same(await publish(c, bogota), [true, '']);
     t.same(await publish(c, tokyo), [true, '']);
   }
-  t.same(await publish(c, ny), [false, 'rate-limited: daily limit of 3 posts reached on the basic plan; resets at 2026-11-26T05:00:00Z']);
-  t.same(await publish(c, tokyo), [false, 'rate-limited: daily limit of 3 posts reached on the basic plan; resets at 2026-11-26T15:00:00Z']);
+  t.same(await publish(c, bogota), [false, `rate-limited: daily limit of 3 posts reached on the basic plan; resets at ${at(1, '05:00:00')}`]);
+  t.same(await publish(c, tokyo), [false, `rate-limited: daily limit of 3 posts reached on the basic plan; resets at ${at(1, '15:00:00')}`]);
 
-  setClock('2026-11-26T04:59:59Z'); // one second before midnight in New York
-  t.equal((await publish(c, ny))[0], false, 'New York: still the same day');
+  setClock(at(1, '04:59:59')); // one second before midnight in Bogotá
+  t.equal((await publish(c, bogota))[0], false, 'Bogotá: still the same day');
 
-  setClock('2026-11-26T05:00:00Z'); // midnight in New York, 14:00 in Tokyo
-  t.same(await publish(c, ny), [true, ''], 'New York: a new day');
-  t.same(await publish(c, tokyo), [false, 'rate-limited: daily limit of 3 posts reached on the basic plan; resets at 2026-11-26T15:00:00Z'], 'Tokyo: same day');
+  setClock(at(1, '05:00:00')); // midnight in Bogotá, 14:00 in Tokyo
+  t.same(await publish(c, bogota), [true, ''], 'Bogotá: a new day');
+  t.same(await publish(c, tokyo), [false, `rate-limited: daily limit of 3 posts reached on the basic plan; resets at ${at(1, '15:00:00')}`], 'Tokyo: same day');
 
-  setClock('2026-11-26T15:00:00Z'); // midnight in Tokyo
+  setClock(at(1, '15:00:00')); // midnight in Tokyo
   t.same(await publish(c, tokyo), [true, ''], 'Tokyo: a new day');
   for (let i = 0; i < 2; i++) t.same(await publish(c, tokyo), [true, '']);
-  t.same(await publish(c, tokyo), [false, 'rate-limited: daily limit of 3 posts reached on the basic plan; resets at 2026-11-27T15:00:00Z']);
+  t.same(await publish(c, tokyo), [false, `rate-limited: daily limit of 3 posts reached on the basic plan; resets at ${at(2, '15:00:00')}`]);
 
   const days = async (userId: string) =>
     (await app.db.knex('user_quotas').where({ user_id: userId, quota_type: 'daily' }).orderBy('quota_date').select(app.db.knex.raw('quota_date::text AS day'), 'posts_used', app.db.knex.raw(`to_char(resets_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS resets`))) as unknown[];
-  t.same(await days(nyId), [
-    { day: '2026-11-25', posts_used: 3, resets: '2026-11-26T05:00:00Z' },
-    { day: '2026-11-26', posts_used: 1, resets: '2026-11-27T05:00:00Z' },
+  t.same(await days(bogotaId), [
+    { day: day(0), posts_used: 3, resets: at(1, '05:00:00') },
+    { day: day(1), posts_used: 1, resets: at(2, '05:00:00') },
   ]);
   t.same(await days(tokyoId), [
-    { day: '2026-11-26', posts_used: 3, resets: '2026-11-26T15:00:00Z' },
-    { day: '2026-11-27', posts_used: 3, resets: '2026-11-27T15:00:00Z' },
+    { day: day(1), posts_used: 3, resets: at(1, '15:00:00') },
+    { day: day(2), posts_used: 3, resets: at(2, '15:00:00') },
   ]);
 });
 
 t.test('an unknown time zone counts days in UTC', async (t) => {
   const c = await RawClient.connect(app.relayUrl);
   t.teardown(() => c.close());
-  setClock('2026-11-27T10:00:00Z');
+  setClock(at(2, '10:00:00'));
   const k = newKey();
   await inZone(k, 'Mars/Olympus_Mons');
   for (let i = 0; i < 3; i++) await publish(c, k);
-  t.same(await publish(c, k), [false, 'rate-limited: daily limit of 3 posts reached on the basic plan; resets at 2026-11-28T00:00:00Z']);
+  t.same(await publish(c, k), [false, `rate-limited: daily limit of 3 posts reached on the basic plan; resets at ${at(3, '00:00:00')}`]);
 });
 
 t.test('one group commit holding posts from both sides of the user’s midnight charges each to its own day', async (t) => {
@@ -83,10 +90,10 @@ t.test('one group commit holding posts from both sides of the user’s midnight 
     if (!r.ok) throw new Error(r.rejection.message);
     return r.value;
   };
-  setClock('2026-11-28T23:59:59Z');
+  setClock(at(3, '23:59:59'));
   const before = [verified(clock, 'late 1'), verified(clock, 'late 2')];
   for (const ev of before) t.equal(await stages.reserveQuota(user, ev), undefined);
-  setClock('2026-11-29T00:00:00Z');
+  setClock(at(4, '00:00:00'));
   const after = [verified(clock, 'early 1'), verified(clock, 'early 2')];
   for (const ev of after) t.equal(await stages.reserveQuota(user, ev), undefined);
 
@@ -98,8 +105,8 @@ t.test('one group commit holding posts from both sides of the user’s midnight 
     .orderBy('quota_date')
     .select(app.db.knex.raw('quota_date::text AS day'), 'posts_used')) as unknown[];
   t.same(days, [
-    { day: '2026-11-28', posts_used: 2 },
-    { day: '2026-11-29', posts_used: 2 },
+    { day: day(3), posts_used: 2 },
+    { day: day(4), posts_used: 2 },
   ]);
   // settled as admission would, so the Redis holds are confirmed
   for (const { ev } of items) stages.onSettled(user, ev, { status: 'accepted', eventId: ev.id, message: '' }, true, { via: 'relay', authed: new Set() });

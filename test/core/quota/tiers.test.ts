@@ -7,7 +7,14 @@ import { buildEvent, newKey, type Key } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { changePlan, quotaStatus, setUserStatus } from '../../../src/core/accounts/account-admin.js';
 
-const clock = Date.parse('2026-11-25T12:00:00Z') / 1000;
+// The clock stands still at noon (UTC) today: dates relative to now, so the rows land in months whose partitions
+// exist (the service creates them ahead of its clock), whatever day the test runs.
+const today = new Date();
+const [year, month, date] = [today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate()];
+const clock = Date.UTC(year, month, date, 12) / 1000;
+const instant = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
+const tomorrow = instant(Date.UTC(year, month, date + 1));
+const nextMonth = instant(Date.UTC(year, month + 1, 1));
 const app = await startTestApp(t, { redis: true, now: () => clock });
 // One client for the whole file, closed by the last test: a connection still open when the app stops makes the
 // shutdown wait for the WebSocket close timeout.
@@ -30,7 +37,7 @@ async function ledger(k: Key): Promise<number> {
   return row?.posts_used ?? 0;
 }
 
-const basicFull = 'rate-limited: daily limit of 3 posts reached on the basic plan; resets at 2026-11-26T00:00:00Z';
+const basicFull = `rate-limited: daily limit of 3 posts reached on the basic plan; resets at ${tomorrow}`;
 
 t.test('a basic user publishes 3 notes a day; the 4th and later are refused naming the limit and the reset', async (t) => {
   const alice = newKey();
@@ -47,7 +54,7 @@ t.test('a premium user publishes 25; an advanced user is never refused', async (
   const bob = newKey();
   await changePlan(app.accountAdmin, await userId(bob), 'premium', 'test');
   for (let i = 0; i < 25; i++) t.same(await publish(bob), [true, '']);
-  t.same(await publish(bob), [false, 'rate-limited: daily limit of 25 posts reached on the premium plan; resets at 2026-11-26T00:00:00Z']);
+  t.same(await publish(bob), [false, `rate-limited: daily limit of 25 posts reached on the premium plan; resets at ${tomorrow}`]);
   t.equal(await ledger(bob), 25);
 
   const carol = newKey();
@@ -121,7 +128,7 @@ t.test('a plan change in the middle of the day applies the new limit to the post
   t.same(await publish(gina), [true, ''], 'the 4th post of the day is accepted on premium');
   t.same(await publish(gina), [true, '']);
   t.equal(await ledger(gina), 5);
-  t.same((await quotaStatus(app.accountAdmin, await app.accounts.forPubkey(gina.pk))).daily, { used: 5, limit: 25, remaining: 20, resets_at: '2026-11-26T00:00:00Z' });
+  t.same((await quotaStatus(app.accountAdmin, await app.accounts.forPubkey(gina.pk))).daily, { used: 5, limit: 25, remaining: 20, resets_at: tomorrow });
 
   const down = await changePlan(app.accountAdmin, id, 'basic', 'admin');
   t.same(down, { previous: 'premium', current: 'basic', changed: true, subscriptionId: null });
@@ -140,11 +147,11 @@ t.test('quotaStatus reports the plan, the counts and the resets', async (t) => {
   const user = await app.accounts.forPubkey(hank.pk);
   t.same(await quotaStatus(app.accountAdmin, user), {
     plan: 'basic',
-    daily: { used: 1, limit: 3, remaining: 2, resets_at: '2026-11-26T00:00:00Z' },
+    daily: { used: 1, limit: 3, remaining: 2, resets_at: tomorrow },
     monthly: null,
   });
   await changePlan(app.accountAdmin, user.id, 'advanced', 'test');
-  t.same((await quotaStatus(app.accountAdmin, user)).daily, { used: 1, limit: -1, remaining: -1, resets_at: '2026-11-26T00:00:00Z' });
+  t.same((await quotaStatus(app.accountAdmin, user)).daily, { used: 1, limit: -1, remaining: -1, resets_at: tomorrow });
 });
 
 t.test('a plan with a monthly limit refuses at that limit, with its own message', async (t) => {
@@ -153,7 +160,7 @@ t.test('a plan with a monthly limit refuses at that limit, with its own message'
   const ivy = newKey();
   await changePlan(app.accountAdmin, await userId(ivy), 'monthly10', 'test');
   for (let i = 0; i < 4; i++) t.same(await publish(ivy), [true, '']);
-  t.same(await publish(ivy), [false, 'rate-limited: monthly limit of 4 posts reached on the monthly10 plan; resets at 2026-12-01T00:00:00Z']);
+  t.same(await publish(ivy), [false, `rate-limited: monthly limit of 4 posts reached on the monthly10 plan; resets at ${nextMonth}`]);
   const rows = await app.db.knex('user_quotas').where({ user_id: await userId(ivy) }).orderBy('quota_type').select('quota_type', 'posts_used', 'posts_limit');
   t.same(rows, [
     { quota_type: 'daily', posts_used: 4, posts_limit: -1 },
@@ -168,7 +175,7 @@ t.test('the API face gets the same refusal with the quota facts for its 429', as
   t.equal(r.status, 'rejected');
   if (r.status !== 'rejected') return;
   t.equal(r.rejection.message, basicFull);
-  t.same(r.quota, { plan: 'basic', period: 'daily', limit: 3, used: 3, resetsAt: '2026-11-26T00:00:00Z' });
+  t.same(r.quota, { plan: 'basic', period: 'daily', limit: 3, used: 3, resetsAt: tomorrow });
 });
 
 t.test('usage_events and daily_usage_stats are written in batches', async (t) => {

@@ -1,0 +1,22 @@
+// PostgreSQL failures that a second try can cure, by SQLSTATE. Knowing what the database's error codes mean is the
+// store's business; when and how often to try again is the caller's (src/lib/retry.ts).
+
+// 40P01 deadlock_detected and 40001 serialization_failure: the transaction was rolled back because of a concurrent
+// one; PostgreSQL's advice is to run the whole transaction again.
+const transactionConflicts = new Set(['40P01', '40001']);
+
+function sqlstate(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** A deadlock victim or a serialization failure: the transaction was rolled back and may simply be run again. */
+export function isTransactionConflict(err: unknown): boolean {
+  const code = sqlstate(err);
+  return code !== undefined && transactionConflicts.has(code);
+}
+
+/** 55P03 lock_not_available: a lock wait ran past lock_timeout (or a NOWAIT lock was taken); nothing was done. */
+export function isLockTimeout(err: unknown): boolean {
+  return sqlstate(err) === '55P03';
+}
