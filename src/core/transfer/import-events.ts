@@ -1,0 +1,338 @@
+// Bulk import of signed events (JSONL, one event per line), by the relay's own rules: the same checks before the
+// signature (shape, limits, NIP-40 expiry, bans), every signature verified on the verifier threads, and the same
+// store functions: regular events many to one statement (store/event-batch.ts insertBatch, as the group commit
+// writes them), replaceable and addressable events and deletions one transaction each (store/events.ts saveEvent
+// and deleteReferenced, as admission stores them). No quota is charged; nothing is queued for forwarding unless a
+// forwarding stage is given (--forward). Lines are taken in batches committed in file order, so "every line up to
+// N is committed" is always known: the caller keeps that as a checkpoint and a later run resumes after it.
+import type { Knex } from 'knex';
+import { LRUCache } from 'lru-cache';
+import type { Logger } from '../../log.js';
+import * as kinds from '../../nips/kinds.js';
+import * as nip01 from '../../nips/nip01.js';
+import * as nip09 from '../../nips/nip09.js';
+import * as nip40 from '../../nips/nip40.js';
+import { rejection, type Rejection, type Result } from '../../nips/result.js';
+import { deletedByAuthors, insertBatch } from '../../store/event-batch.js';
+import { deleteReferenced, saveEvent, type EventRowExtras, type SaveOutcome } from '../../store/events.js';
+import { enqueuePlanned, notForwarded, type Forwarding } from '../../store/forwarding-plan.js';
+import { upsertUsersByPubkeys, type UserRecord } from '../../store/users.js';
+import type { OutboxStage } from '../outbox.js';
+import type { Verify } from '../verifier-pool.js';
+
+export interface ImportCounts {
+  /** Lines up to the last committed one, blank ones included (and those an earlier run committed). */
+  lines: number;
+  imported: number;
+  /** Already stored, or the same event earlier in the file. */
+  duplicate: number;
+  /** A newer version of this replaceable or addressable event is stored (NIP-01). */
+  superseded: number;
+  /** Refused, each with its reason in the report: bad JSON or shape, limits, signature, expired, banned, deleted. */
+  rejected: number;
+}
+
+export const noCounts = (): ImportCounts => ({ lines: 0, imported: 0, duplicate: 0, superseded: 0, rejected: 0 });
+
+/** A refused line: its number (from 1), the NIP-01 reason the relay would have answered, the event id if known. */
+export interface BadLine {
+  readonly line: number;
+  readonly reason: string;
+  readonly id?: string;
+}
+
+export interface ImportDeps {
+  readonly db: Knex;
+  readonly log: Logger;
+  /** The verifier threads (core/verifier-pool.ts). */
+  readonly verify: Verify;
+  /** The relay's event limits; an archive is old by nature, so the caller usually lifts the past window. */
+  readonly limits: nip01.EventLimits;
+  /** NIP-86 bans (core/bans.ts check). */
+  readonly checkBans?: (ev: nip01.NostrEvent) => Rejection | undefined;
+  /** Where events go, as on the relay (core/outbox.ts); absent: nothing is queued and each row says why. */
+  readonly forwarding?: OutboxStage;
+  readonly now?: () => number;
+}
+
+export interface ImportOptions {
+  /** Lines up to this one were committed by an earlier run: they are read past, not imported again. */
+  readonly resumeAfter?: number;
+  /** That run's counts, continued. */
+  readonly counts?: ImportCounts;
+  /** Lines per batch (default 2000). */
+  readonly batchSize?: number;
+  /** Transactions at once for the events stored one by one (default 8: each waits mostly on round trips). */
+  readonly concurrency?: number;
+  /** Stops reading; what was read is committed, and the summary says `interrupted`. */
+  readonly signal?: AbortSignal;
+  /** Each refused line, in line order, once its batch is committed. */
+  readonly onRejected?: (bad: BadLine) => void;
+  /** After each batch commit: every line up to `line` is done (a checkpoint). */
+  readonly onCommitted?: (line: number, counts: Readonly<ImportCounts>) => Promise<void> | void;
+}
+
+export interface ImportSummary {
+  readonly counts: ImportCounts;
+  readonly interrupted: boolean;
+}
+
+interface Pending {
+  readonly line: number;
+  readonly ev: nip01.NostrEvent;
+  readonly verdict: Promise<Result<nip01.VerifiedEvent>>;
+}
+
+interface Batch {
+  lastLine: number;
+  lines: number;
+  readonly events: Pending[];
+  readonly bad: BadLine[];
+}
+
+interface Item {
+  readonly line: number;
+  readonly user: UserRecord;
+  readonly ev: nip01.VerifiedEvent;
+}
+
+type Tally = Omit<ImportCounts, 'lines'>;
+
+const UNIQUE_VIOLATION = '23505';
+/** Most events stored one by one in one transaction (its row locks are held until it commits). */
+const MAX_LANE = 250;
+/** Statements that store a batch's regular events side by side (the database works on each with one core). */
+const REGULAR_STATEMENTS = 2;
+const NOT_FORWARDED: Forwarding = notForwarded('imported without --forward');
+const DELETED = rejection('blocked', 'this event was deleted by its author (NIP-09)');
+
+function idOf(raw: unknown): string | undefined {
+  const id = typeof raw === 'object' && raw !== null ? (raw as { id?: unknown }).id : undefined;
+  return typeof id === 'string' && id.length <= 64 ? id : undefined;
+}
+
+/** The checks the relay makes before a signature is verified (core/admission.ts), in its order. */
+function precheck(ev: nip01.NostrEvent, deps: ImportDeps, nowSeconds: number): Rejection | undefined {
+  const limited = nip01.checkLimits(ev, deps.limits, nowSeconds);
+  if (limited) return limited;
+  if (nip40.isExpired(ev, nowSeconds)) return rejection('invalid', 'this event has expired (NIP-40)');
+  if (kinds.kindClass(ev.kind) === 'ephemeral') return rejection('invalid', `kind ${ev.kind} is ephemeral (NIP-01): it is never stored`);
+  return deps.checkBans?.(ev);
+}
+
+/** Runs `work` over `items`, at most `n` at once. */
+async function eachLimited<T>(items: readonly T[], n: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, lane));
+}
+
+export async function importEvents(lines: AsyncIterable<string>, deps: ImportDeps, opts: ImportOptions = {}): Promise<ImportSummary> {
+  const { db } = deps;
+  const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
+  const batchSize = opts.batchSize ?? 2000;
+  const concurrency = opts.concurrency ?? 8;
+  const resumeAfter = opts.resumeAfter ?? 0;
+  const counts: ImportCounts = { ...noCounts(), ...opts.counts };
+  const users = new LRUCache<string, UserRecord>({ max: 200_000 });
+
+  const extrasOf = (item: Item): EventRowExtras => ({ userId: item.user.id, dTag: kinds.replaceKey(item.ev), expiresAt: nip40.expiration(item.ev) });
+
+  async function usersOf(pubkeys: readonly string[]): Promise<Map<string, UserRecord>> {
+    const out = new Map<string, UserRecord>();
+    const missing: string[] = [];
+    for (const pk of new Set(pubkeys)) {
+      const known = users.get(pk);
+      if (known) out.set(pk, known);
+      else missing.push(pk);
+    }
+    for (const [pk, user] of await upsertUsersByPubkeys(db, missing)) {
+      users.set(pk, user);
+      out.set(pk, user);
+    }
+    return out;
+  }
+
+  /** Regular events: one statement for all, as the group commit writes them. */
+  async function storeRegular(items: readonly Item[], tally: Tally, bad: BadLine[]): Promise<void> {
+    if (items.length === 0) return;
+    const plans = deps.forwarding ? await deps.forwarding.planForwarding(db, items) : items.map(() => NOT_FORWARDED);
+    const { rowIds } = await insertBatch(db, items.map((item, k) => ({ ev: item.ev, extras: extrasOf(item), forwarding: plans[k] ?? NOT_FORWARDED, charges: [] })));
+    const missing = items.filter((i) => !rowIds.has(i.ev.id));
+    const deleted = await deletedByAuthors(db, missing.map((i) => i.ev));
+    tally.imported += items.length - missing.length;
+    for (const i of missing) {
+      if (!deleted.has(i.ev.id)) tally.duplicate++;
+      else bad.push({ line: i.line, reason: DELETED.message, id: i.ev.id });
+    }
+  }
+
+  /** One replaceable or addressable event, or a deletion, in the caller's transaction, as admission stores it. */
+  async function storeIn(trx: Knex.Transaction, item: Item): Promise<SaveOutcome> {
+    const saved = await saveEvent(trx, item.ev, extrasOf(item));
+    if (saved.status !== 'inserted') return saved;
+    if (item.ev.kind === kinds.EventDeletion) await deleteReferenced(trx, item.ev.pubkey, nip09.deletionTargets(item.ev), item.ev.created_at);
+    if (deps.forwarding) await deps.forwarding.enqueueForwarding(trx, item.user, item.ev, saved.rowId);
+    else await enqueuePlanned(trx, { rowId: saved.rowId, eventId: item.ev.id, userId: item.user.id }, NOT_FORWARDED);
+    return saved;
+  }
+
+  /** One event in a transaction of its own; a first version of its address stored meanwhile (the relay): run again. */
+  async function storeOne(item: Item): Promise<SaveOutcome> {
+    try {
+      return await db.transaction((trx) => storeIn(trx, item));
+    } catch (err) {
+      if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
+      return db.transaction((trx) => storeIn(trx, item));
+    }
+  }
+
+  /**
+   * Events stored one by one, in a few transactions side by side (a commit per event would cost a WAL flush per
+   * event). A lane that fails (a deadlock between two deletions of one event, a race with the relay) is written
+   * again an event per transaction, so one event cannot fail the others.
+   */
+  async function storeEach(items: readonly Item[], tally: Tally, bad: BadLine[]): Promise<void> {
+    const laneSize = Math.min(MAX_LANE, Math.max(1, Math.ceil(items.length / concurrency)));
+    const lanes: Item[][] = [];
+    for (let i = 0; i < items.length; i += laneSize) lanes.push(items.slice(i, i + laneSize));
+    await eachLimited(lanes, concurrency, async (lane) => {
+      let outcomes: SaveOutcome[];
+      try {
+        outcomes = await db.transaction(async (trx) => {
+          const out: SaveOutcome[] = [];
+          for (const item of lane) out.push(await storeIn(trx, item));
+          return out;
+        });
+      } catch (err) {
+        deps.log.warn({ err, events: lane.length }, 'an import transaction failed; storing its events one by one');
+        outcomes = [];
+        for (const item of lane) outcomes.push(await storeOne(item));
+      }
+      lane.forEach((item, k) => {
+        const saved = outcomes[k]!;
+        if (saved.status === 'inserted') tally.imported++;
+        else if (saved.status === 'deleted') bad.push({ line: item.line, reason: DELETED.message, id: item.ev.id });
+        else tally[saved.status]++;
+      });
+    });
+  }
+
+  /** Of the versions of one address in a batch only the one NIP-01 keeps is stored; the others are superseded. */
+  function latestVersions(items: readonly Item[], tally: Tally): Item[] {
+    const kept = new Map<string, Item>();
+    for (const item of items) {
+      const key = `${item.ev.kind}:${item.ev.pubkey}:${kinds.replaceKey(item.ev)}`;
+      const other = kept.get(key);
+      if (other && kinds.keptOver(other.ev, item.ev)) tally.superseded++;
+      else {
+        if (other) tally.superseded++;
+        kept.set(key, item);
+      }
+    }
+    return [...kept.values()];
+  }
+
+  async function write(batch: Batch): Promise<void> {
+    const tally: Tally = { imported: 0, duplicate: 0, superseded: 0, rejected: 0 };
+    const bad = batch.bad;
+    const started = Date.now();
+    const verdicts = await Promise.all(batch.events.map((p) => p.verdict));
+    const verified = Date.now();
+    const signed: { line: number; ev: nip01.VerifiedEvent }[] = [];
+    const seen = new Set<string>();
+    batch.events.forEach((p, i) => {
+      const v = verdicts[i]!;
+      if (!v.ok) bad.push({ line: p.line, reason: v.rejection.message, id: p.ev.id });
+      else if (seen.has(v.value.id)) tally.duplicate++;
+      else {
+        seen.add(v.value.id);
+        signed.push({ line: p.line, ev: v.value });
+      }
+    });
+    const authors = await usersOf(signed.map((s) => s.ev.pubkey));
+    const usersAt = Date.now();
+    const items: Item[] = [];
+    for (const s of signed) {
+      const user = authors.get(s.ev.pubkey)!;
+      if (user.status === 'suspended' || user.status === 'deleted') bad.push({ line: s.line, reason: `blocked: this account is ${user.status}`, id: s.ev.id });
+      else items.push({ ...s, user });
+    }
+    const oneByOne = (i: Item) => kinds.kindClass(i.ev.kind) !== 'regular' || i.ev.kind === kinds.EventDeletion;
+    const regular = items.filter((i) => !oneByOne(i));
+    const versions = latestVersions(items.filter((i) => oneByOne(i) && i.ev.kind !== kinds.EventDeletion), tally);
+    // deletions after the events of their batch, so one that names an event a few lines above finds it stored
+    const half = Math.ceil(regular.length / REGULAR_STATEMENTS);
+    const parts = Array.from({ length: REGULAR_STATEMENTS }, (_, k) => regular.slice(k * half, (k + 1) * half));
+    const timed = async (work: Promise<void>) => {
+      await work;
+      return Date.now() - usersAt;
+    };
+    const [regularMs, versionsMs] = await Promise.all([timed(Promise.all(parts.map((part) => storeRegular(part, tally, bad))).then(() => undefined)), timed(storeEach(versions, tally, bad))]);
+    const deletions = items.filter((i) => i.ev.kind === kinds.EventDeletion);
+    const deletionsAt = Date.now();
+    await storeEach(deletions, tally, bad);
+    deps.log.debug(
+      { line: batch.lastLine, waitedForSignaturesMs: verified - started, usersMs: usersAt - verified, regular: regular.length, regularMs, versions: versions.length, versionsMs, deletions: deletions.length, deletionsMs: Date.now() - deletionsAt },
+      'import batch written',
+    );
+
+    bad.sort((a, b) => a.line - b.line);
+    for (const b of bad) opts.onRejected?.(b);
+    counts.imported += tally.imported;
+    counts.duplicate += tally.duplicate;
+    counts.superseded += tally.superseded;
+    counts.rejected += bad.length;
+    counts.lines = batch.lastLine;
+    await opts.onCommitted?.(batch.lastLine, counts);
+  }
+
+  function take(batch: Batch, line: number, text: string): void {
+    batch.lastLine = line;
+    batch.lines++;
+    const trimmed = text.trim();
+    if (trimmed === '') return;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(trimmed);
+    } catch {
+      batch.bad.push({ line, reason: 'invalid: the line is not valid JSON' });
+      return;
+    }
+    const parsed = nip01.parseEvent(raw);
+    const id = idOf(raw);
+    if (!parsed.ok) {
+      batch.bad.push({ line, reason: parsed.rejection.message, ...(id ? { id } : {}) });
+      return;
+    }
+    const refused = precheck(parsed.value, deps, now());
+    if (refused) batch.bad.push({ line, reason: refused.message, id: parsed.value.id });
+    else batch.events.push({ line, ev: parsed.value, verdict: deps.verify(parsed.value) });
+  }
+
+  const newBatch = (): Batch => ({ lastLine: 0, lines: 0, events: [], bad: [] });
+  let batch = newBatch();
+  // One batch is written while the next is read and verified; a failed write stops the import.
+  let writing: Promise<void> = Promise.resolve();
+  let lineNo = 0;
+  let interrupted = false;
+  for await (const text of lines) {
+    if (opts.signal?.aborted) {
+      interrupted = true;
+      break;
+    }
+    lineNo++;
+    if (lineNo <= resumeAfter) continue;
+    take(batch, lineNo, text);
+    if (batch.lines < batchSize) continue;
+    await writing;
+    writing = write(batch);
+    writing.catch(() => undefined); // awaited before the next batch or at the end
+    batch = newBatch();
+  }
+  await writing;
+  if (batch.lines > 0) await write(batch);
+  return { counts, interrupted };
+}
