@@ -129,6 +129,34 @@ async function eachLimited<T>(items: readonly T[], n: number, work: (item: T) =>
   await Promise.all(Array.from({ length: Math.min(n, items.length) }, lane));
 }
 
+/**
+ * The events of a batch that a deletion on an earlier line of the same batch names (NIP-09: by id, or by address up
+ * to the deletion's created_at; the author's own, never a deletion): the relay, taking the lines in order, would
+ * have refused them as deleted. The batch's deletions are stored after its other events, so this is decided here.
+ */
+function deletedAbove(items: readonly Item[]): Set<Item> {
+  const byId = new Map<string, number>();
+  const byAddress = new Map<string, { line: number; createdAt: number }[]>();
+  for (const d of items) {
+    if (d.ev.kind !== kinds.EventDeletion) continue;
+    const targets = nip09.deletionTargets(d.ev);
+    for (const id of targets.ids) if (!byId.has(`${d.ev.pubkey}:${id}`)) byId.set(`${d.ev.pubkey}:${id}`, d.line);
+    for (const a of targets.addresses) {
+      const key = `${a.kind}:${a.pubkey}:${a.d}`;
+      byAddress.set(key, [...(byAddress.get(key) ?? []), { line: d.line, createdAt: d.ev.created_at }]);
+    }
+  }
+  const out = new Set<Item>();
+  for (const item of items) {
+    if (item.ev.kind === kinds.EventDeletion) continue;
+    if ((byId.get(`${item.ev.pubkey}:${item.ev.id}`) ?? Infinity) < item.line) out.add(item);
+    const d = kinds.replaceKey(item.ev);
+    const byAddr = d === null ? undefined : byAddress.get(`${item.ev.kind}:${item.ev.pubkey}:${d}`);
+    if (byAddr?.some((x) => x.line < item.line && item.ev.created_at <= x.createdAt)) out.add(item);
+  }
+  return out;
+}
+
 export async function importEvents(lines: AsyncIterable<string>, deps: ImportDeps, opts: ImportOptions = {}): Promise<ImportSummary> {
   const { db } = deps;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
@@ -156,10 +184,9 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
   }
 
   /** Regular events: one statement for all, as the group commit writes them. */
-  async function storeRegular(items: readonly Item[], tally: Tally, bad: BadLine[]): Promise<void> {
+  async function storeRegular(items: readonly Item[], plans: ReadonlyMap<Item, Forwarding>, tally: Tally, bad: BadLine[]): Promise<void> {
     if (items.length === 0) return;
-    const plans = deps.forwarding ? await deps.forwarding.planForwarding(db, items) : items.map(() => NOT_FORWARDED);
-    const { rowIds } = await insertBatch(db, items.map((item, k) => ({ ev: item.ev, extras: extrasOf(item), forwarding: plans[k] ?? NOT_FORWARDED, charges: [] })));
+    const { rowIds } = await insertBatch(db, items.map((item) => ({ ev: item.ev, extras: extrasOf(item), forwarding: plans.get(item) ?? NOT_FORWARDED, charges: [] })));
     const missing = items.filter((i) => !rowIds.has(i.ev.id));
     const deleted = await deletedByAuthors(db, missing.map((i) => i.ev));
     tally.imported += items.length - missing.length;
@@ -254,23 +281,30 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
     });
     const authors = await usersOf(signed.map((s) => s.ev.pubkey));
     const usersAt = Date.now();
-    const items: Item[] = [];
+    const accepted: Item[] = [];
     for (const s of signed) {
       const user = authors.get(s.ev.pubkey)!;
       if (user.status === 'suspended' || user.status === 'deleted') bad.push({ line: s.line, reason: `blocked: this account is ${user.status}`, id: s.ev.id });
-      else items.push({ ...s, user });
+      else accepted.push({ ...s, user });
     }
+    const deleted = deletedAbove(accepted);
+    const items = accepted.filter((i) => !deleted.has(i));
+    for (const i of deleted) bad.push({ line: i.line, reason: DELETED.message, id: i.ev.id });
     const oneByOne = (i: Item) => kinds.kindClass(i.ev.kind) !== 'regular' || i.ev.kind === kinds.EventDeletion;
     const regular = items.filter((i) => !oneByOne(i));
     const versions = latestVersions(items.filter((i) => oneByOne(i) && i.ev.kind !== kinds.EventDeletion), tally);
     // deletions after the events of their batch, so one that names an event a few lines above finds it stored
+    // Where each goes, decided before any transaction opens: that also caches the authors' plans, which the one-by-one
+    // transactions then read from memory (on PGlite a transaction holds the only connection; a look-up would wait forever).
+    const planned = deps.forwarding ? await deps.forwarding.planForwarding(db, items) : [];
+    const plans = new Map(planned.map((p, k) => [items[k]!, p]));
     const half = Math.ceil(regular.length / REGULAR_STATEMENTS);
     const parts = Array.from({ length: REGULAR_STATEMENTS }, (_, k) => regular.slice(k * half, (k + 1) * half));
     const timed = async (work: Promise<void>) => {
       await work;
       return Date.now() - usersAt;
     };
-    const [regularMs, versionsMs] = await Promise.all([timed(Promise.all(parts.map((part) => storeRegular(part, tally, bad))).then(() => undefined)), timed(storeEach(versions, tally, bad))]);
+    const [regularMs, versionsMs] = await Promise.all([timed(Promise.all(parts.map((part) => storeRegular(part, plans, tally, bad))).then(() => undefined)), timed(storeEach(versions, tally, bad))]);
     const deletions = items.filter((i) => i.ev.kind === kinds.EventDeletion);
     const deletionsAt = Date.now();
     await storeEach(deletions, tally, bad);
@@ -328,11 +362,16 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
     take(batch, lineNo, text);
     if (batch.lines < batchSize) continue;
     await writing;
+    // stopped while this batch was read: it is not written, and a resumed run reads it again
+    if (opts.signal?.aborted) {
+      interrupted = true;
+      break;
+    }
     writing = write(batch);
     writing.catch(() => undefined); // awaited before the next batch or at the end
     batch = newBatch();
   }
   await writing;
-  if (batch.lines > 0) await write(batch);
+  if (!interrupted && batch.lines > 0) await write(batch);
   return { counts, interrupted };
 }
