@@ -34,6 +34,7 @@ import { apiServerOptions, registerApi } from './api/index.js';
 import { createBans } from './core/bans.js';
 import { relayInfo } from './relay/info.js';
 import { attachRelay, type RelayServer } from './relay/server.js';
+import { createNegentropySessions } from './core/events/negentropy-sessions.js';
 
 /** The package version, from src/ under tsx and from dist/src/ when built. */
 function readVersion(): string {
@@ -221,6 +222,17 @@ export async function startApp(opts: AppOptions): Promise<App> {
       maxFilterValues: config.maxFilterValues,
     },
     ...(opts.now ? { now: opts.now } : {}),
+    ...(config.nip77Enabled
+      ? {
+          negentropy: (onIdleClosed: (subId: string, reason: string) => void) =>
+            createNegentropySessions({
+              db: db.knex,
+              limits: { maxRecords: config.nip77MaxRecords, idleMs: config.nip77IdleSeconds * 1000, maxSessions: config.maxSubscriptions },
+              onIdleClosed,
+              ...(opts.now ? { now: opts.now } : {}),
+            }),
+        }
+      : {}),
   });
   metrics.probes.connections = () => relay.connectionCount();
   metrics.probes.subscriptions = () => relay.subscriptions.size;

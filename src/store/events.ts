@@ -227,6 +227,21 @@ export async function exportPage(db: Knex, f: Filter, after: ExportCursor | unde
   return ((await q) as EventRow[]).map(rowToEvent);
 }
 
+/**
+ * NIP-77: created_at and id of the live events matching any of the filters (each filter's own limit keeps its
+ * newest), at most `max` + 1 per filter, so a caller can tell "more than max" without reading them all.
+ */
+export async function liveIdsMatching(db: Knex, filters: readonly Filter[], max: number, nowSeconds: number): Promise<{ createdAt: number; id: string }[]> {
+  const seen = new Map<string, number>();
+  for (const f of filters) {
+    const rows = (await applyFilter(db('nostr_events as e').select('e.created_at_nostr', 'e.event_id'), db, f, nowSeconds)
+      .orderBy([{ column: 'e.created_at_nostr', order: 'desc' }, { column: 'e.event_id', order: 'asc' }])
+      .limit(Math.min(f.limit ?? Infinity, max + 1))) as { created_at_nostr: string | number; event_id: string }[];
+    for (const r of rows) seen.set(r.event_id, Number(r.created_at_nostr));
+  }
+  return [...seen].map(([id, createdAt]) => ({ createdAt, id }));
+}
+
 /** NIP-45: number of distinct live events matching any of the filters. */
 export async function countFilters(db: Knex, filters: Filter[], nowSeconds: number): Promise<number> {
   if (filters.length === 0) return 0;
