@@ -35,6 +35,7 @@ import { createBans } from './core/bans.js';
 import { relayInfo } from './relay/info.js';
 import { attachRelay, type RelayServer } from './relay/server.js';
 import { createNegentropySessions } from './core/events/negentropy-sessions.js';
+import { createDeliveryAudit, type DeliveryAudit } from './core/forwarding/delivery-audit.js';
 
 /** The package version, from src/ under tsx and from dist/src/ when built. */
 function readVersion(): string {
@@ -79,6 +80,7 @@ export interface App {
   readonly invalidation: CacheInvalidation;
   /** What changePlan / setUserStatus / quotaStatus (core/account-admin.ts) take. */
   readonly accountAdmin: AccountAdminDeps;
+  readonly deliveryAudit: DeliveryAudit;
   close(): Promise<void>;
 }
 
@@ -156,6 +158,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
     forwarder,
   );
   const queries = createQueries(db.knex, config, opts.now);
+  // Delivery audits: NIP-77 reconciliation with the upstream relays; what they lack goes back into the outbox.
+  const deliveryAudit = createDeliveryAudit({ db: db.knex, log, config, onQueued: () => forwarder.wake(), ...(opts.now ? { now: opts.now } : {}) });
 
   const httpLog: FastifyBaseLogger = log;
   const http = Fastify({
@@ -178,6 +182,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     bans,
     invalidation,
     accountAdmin,
+    deliveryAudit,
     now: opts.now ?? (() => Math.floor(Date.now() / 1000)),
     checkIp: (ip) => rateLimits.checkIp(ip),
   });
@@ -248,6 +253,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     ...(opts.now ? { now: opts.now } : {}),
   });
   if (config.forwardEnabled) forwarder.start();
+  if (config.reconcileEnabled) deliveryAudit.start();
   log.info({ url: config.publicUrl, relay: relayUrl, db: db.kind, redis: Boolean(redis) }, 'nostrx listening');
 
   return {
@@ -271,8 +277,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
     rateLimits,
     invalidation,
     accountAdmin,
+    deliveryAudit,
     async close() {
       maintenance.stop();
+      deliveryAudit.stop();
       await relay.close();
       await http.close();
       await forwarder.stop();

@@ -12,6 +12,7 @@ import type { AccountAdminDeps } from '../core/account-admin.js';
 import type { Accounts } from '../core/accounts.js';
 import type { Admit } from '../core/admission.js';
 import type { Bans } from '../core/bans.js';
+import type { DeliveryAudit } from '../core/forwarding/delivery-audit.js';
 import type { CacheInvalidation } from '../core/cache-invalidation.js';
 import { createEventRecords } from '../core/event-records.js';
 import { createHttpAuth, replayCache, type Redis } from '../core/http-auth.js';
@@ -33,6 +34,7 @@ import { registerMeRoutes } from './me.js';
 import { registerNip86Route } from './nip86.js';
 import { registerPlanRoutes } from './plans.js';
 import { registerQuotaRoutes } from './quota.js';
+import { registerReconcileRoutes } from './reconcile.js';
 import { registerRelayRoutes } from './relays.js';
 import { registerSessionRoutes } from './sessions.js';
 import { registerStatsRoutes } from './stats.js';
@@ -58,6 +60,8 @@ export interface ApiDeps {
   readonly accountAdmin: AccountAdminDeps;
   /** Seconds since the epoch. */
   readonly now: () => number;
+  /** NIP-77 delivery audits of users' relays (POST /v1/me/relays/reconcile). */
+  readonly deliveryAudit: DeliveryAudit;
   /** The per-IP rate limit (core/rate-limits.ts), shared with the relay's messages; a rejection answers 429. */
   readonly checkIp?: (ip: string) => Promise<Rejection | undefined>;
 }
@@ -141,6 +145,7 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
   registerQuotaRoutes(http, services);
   registerEventRoutes(http, services);
   registerRelayRoutes(http, services);
+  registerReconcileRoutes(http, services);
   registerStatsRoutes(http, services);
   registerSubscriptionRoutes(http, services);
   registerWebhookRoutes(http, services);

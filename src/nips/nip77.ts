@@ -80,8 +80,14 @@ interface NegentropyCodec {
   exceededFrameSizeLimit(n: number): boolean;
 }
 
+/** nostr-tools' initiator side. */
+interface NegentropyInitiator {
+  initiate(): string;
+  reconcile(query: string, onhave?: (id: string) => void, onneed?: (id: string) => void): string | null;
+}
+
 interface Nip77Module {
-  Negentropy: new (storage: StorageVector, frameSizeLimit?: number) => NegentropyCodec;
+  Negentropy: new (storage: StorageVector, frameSizeLimit?: number) => NegentropyCodec & NegentropyInitiator;
   NegentropyStorageVector: new () => StorageVector;
 }
 
@@ -199,6 +205,30 @@ export function createResponder(storage: StorageVector, frameSizeLimit = 60_000)
         prevBound = currBound;
       }
       return out.unwrap();
+    },
+  };
+}
+
+export interface Initiator {
+  /** The first message (hex), for NEG-OPEN. */
+  initiate(): string;
+  /**
+   * One answer of the responder (hex): the next message, or null when the reconciliation is done; `have` are ids
+   * only this side holds, `need` ids only the responder holds (found in this round). Throws on a malformed answer.
+   */
+  reconcile(answer: string): { next: string | null; have: string[]; need: string[] };
+}
+
+/** The initiator, as nostr-tools implements it, over a sealed storage. */
+export function createInitiator(storage: StorageVector, frameSizeLimit = 60_000): Initiator {
+  const neg = new lib.Negentropy(storage, frameSizeLimit);
+  return {
+    initiate: () => neg.initiate(),
+    reconcile(answer) {
+      const have: string[] = [];
+      const need: string[] = [];
+      const next = neg.reconcile(answer, (id) => have.push(id), (id) => need.push(id));
+      return { next, have, need };
     },
   };
 }
