@@ -1,8 +1,9 @@
 // Bulk import of signed events (JSONL, one event per line), by the relay's own rules: the same checks before the
 // signature (shape, limits, NIP-40 expiry, bans), every signature verified on the verifier threads, and the same
 // store functions: regular events many to one statement (store/event-batch.ts insertBatch, as the group commit
-// writes them), replaceable and addressable events and deletions one transaction each (store/events.ts saveEvent
-// and deleteReferenced, as admission stores them). No quota is charged; nothing is queued for forwarding unless a
+// writes them); replaceable and addressable events a few statements per transaction (saveVersions, the bulk
+// counterpart of store/events.ts saveEvent, deciding by the same kinds.keptOver); deletions one by one as admission
+// stores them (saveEvent and deleteReferenced). No quota is charged; nothing is queued for forwarding unless a
 // forwarding stage is given (--forward). Lines are taken in batches committed in file order, so "every line up to
 // N is committed" is always known: the caller keeps that as a checkpoint and a later run resumes after it.
 import type { Knex } from 'knex';
@@ -13,11 +14,11 @@ import * as nip01 from '../../nips/nip01.js';
 import * as nip09 from '../../nips/nip09.js';
 import * as nip40 from '../../nips/nip40.js';
 import { rejection, type Rejection, type Result } from '../../nips/result.js';
-import { deletedByAuthors, insertBatch } from '../../store/event-batch.js';
+import { deletedByAuthors, insertBatch, saveVersions } from '../../store/event-batch.js';
 import { deleteReferenced, saveEvent, type EventRowExtras, type SaveOutcome } from '../../store/events.js';
 import { enqueuePlanned, notForwarded, type Forwarding } from '../../store/forwarding-plan.js';
 import { upsertUsersByPubkeys, type UserRecord } from '../../store/users.js';
-import type { OutboxStage } from '../outbox.js';
+import { RELAY_LIST_KIND, type OutboxStage } from '../outbox.js';
 import type { Verify } from '../verifier-pool.js';
 
 export interface ImportCounts {
@@ -216,34 +217,52 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
     }
   }
 
+  /** Counts what storing one event came to. */
+  function count(item: Item, saved: SaveOutcome, tally: Tally, bad: BadLine[]): void {
+    if (saved.status === 'inserted') tally.imported++;
+    else if (saved.status === 'deleted') bad.push({ line: item.line, reason: DELETED.message, id: item.ev.id });
+    else tally[saved.status]++;
+  }
+
   /**
-   * Events stored one by one, in a few transactions side by side (a commit per event would cost a WAL flush per
+   * Runs `write` over the items in a few transactions side by side (a commit per event would cost a WAL flush per
    * event). A lane that fails (a deadlock between two deletions of one event, a race with the relay) is written
    * again an event per transaction, so one event cannot fail the others.
    */
-  async function storeEach(items: readonly Item[], tally: Tally, bad: BadLine[]): Promise<void> {
+  async function inLanes(items: readonly Item[], tally: Tally, bad: BadLine[], write: (trx: Knex.Transaction, lane: readonly Item[]) => Promise<SaveOutcome[]>): Promise<void> {
     const laneSize = Math.min(MAX_LANE, Math.max(1, Math.ceil(items.length / concurrency)));
     const lanes: Item[][] = [];
     for (let i = 0; i < items.length; i += laneSize) lanes.push(items.slice(i, i + laneSize));
     await eachLimited(lanes, concurrency, async (lane) => {
       let outcomes: SaveOutcome[];
       try {
-        outcomes = await db.transaction(async (trx) => {
-          const out: SaveOutcome[] = [];
-          for (const item of lane) out.push(await storeIn(trx, item));
-          return out;
-        });
+        outcomes = await db.transaction((trx) => write(trx, lane));
       } catch (err) {
         deps.log.warn({ err, events: lane.length }, 'an import transaction failed; storing its events one by one');
         outcomes = [];
         for (const item of lane) outcomes.push(await storeOne(item));
       }
-      lane.forEach((item, k) => {
-        const saved = outcomes[k]!;
-        if (saved.status === 'inserted') tally.imported++;
-        else if (saved.status === 'deleted') bad.push({ line: item.line, reason: DELETED.message, id: item.ev.id });
-        else tally[saved.status]++;
-      });
+      lane.forEach((item, k) => count(item, outcomes[k]!, tally, bad));
+    });
+  }
+
+  /** Deletions (and relay lists with --forward): admission's one-event path, event after event in each lane. */
+  async function storeEach(items: readonly Item[], tally: Tally, bad: BadLine[]): Promise<void> {
+    await inLanes(items, tally, bad, async (trx, lane) => {
+      const out: SaveOutcome[] = [];
+      for (const item of lane) out.push(await storeIn(trx, item));
+      return out;
+    });
+  }
+
+  /** Replaceable and addressable events, one per address: a few statements per lane (store/event-batch.ts saveVersions). */
+  async function storeVersions(items: readonly Item[], plans: ReadonlyMap<Item, Forwarding>, tally: Tally, bad: BadLine[]): Promise<void> {
+    await inLanes(items, tally, bad, async (trx, lane) => {
+      const saved = await saveVersions(
+        trx,
+        lane.map((item) => ({ ev: item.ev, extras: { ...extrasOf(item), dTag: kinds.replaceKey(item.ev) ?? '' }, forwarding: plans.get(item) ?? NOT_FORWARDED })),
+      );
+      return lane.map((item) => saved.get(item.ev.id) ?? { status: 'duplicate' });
     });
   }
 
@@ -292,7 +311,10 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
     for (const i of deleted) bad.push({ line: i.line, reason: DELETED.message, id: i.ev.id });
     const oneByOne = (i: Item) => kinds.kindClass(i.ev.kind) !== 'regular' || i.ev.kind === kinds.EventDeletion;
     const regular = items.filter((i) => !oneByOne(i));
-    const versions = latestVersions(items.filter((i) => oneByOne(i) && i.ev.kind !== kinds.EventDeletion), tally);
+    const latest = latestVersions(items.filter((i) => oneByOne(i) && i.ev.kind !== kinds.EventDeletion), tally);
+    // a relay list queued for forwarding changes the user's relays first (core/outbox.ts): admission's path
+    const appliesRelayList = (i: Item) => deps.forwarding !== undefined && i.ev.kind === RELAY_LIST_KIND;
+    const versions = latest.filter((i) => !appliesRelayList(i));
     // deletions after the events of their batch, so one that names an event a few lines above finds it stored
     // Where each goes, decided before any transaction opens: that also caches the authors' plans, which the one-by-one
     // transactions then read from memory (on PGlite a transaction holds the only connection; a look-up would wait forever).
@@ -304,7 +326,7 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
       await work;
       return Date.now() - usersAt;
     };
-    const [regularMs, versionsMs] = await Promise.all([timed(Promise.all(parts.map((part) => storeRegular(part, plans, tally, bad))).then(() => undefined)), timed(storeEach(versions, tally, bad))]);
+    const [regularMs, versionsMs] = await Promise.all([timed(Promise.all(parts.map((part) => storeRegular(part, plans, tally, bad))).then(() => undefined)), timed(storeVersions(versions, plans, tally, bad).then(() => storeEach(latest.filter(appliesRelayList), tally, bad)))]);
     const deletions = items.filter((i) => i.ev.kind === kinds.EventDeletion);
     const deletionsAt = Date.now();
     await storeEach(deletions, tally, bad);

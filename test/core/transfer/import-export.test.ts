@@ -109,6 +109,18 @@ onBothDatabases(t, async (t, db) => {
     t.same(await liveIds(db, dump), dump.live);
   });
 
+  t.test('an address its author deleted (NIP-09 a tag) refuses the versions up to the deletion, not later ones', async (t) => {
+    const k = newKey();
+    const deletion = buildEvent(k.sk, { kind: 5, created_at: now - 100, tags: [['a', `30023:${k.pk}:doc`]] });
+    const older = buildEvent(k.sk, { kind: 30023, created_at: now - 200, tags: [['d', 'doc']], content: 'v1' });
+    const newer = buildEvent(k.sk, { kind: 30023, created_at: now - 50, tags: [['d', 'doc']], content: 'v2' });
+    const bad: BadLine[] = [];
+    const r = await importEvents(linesOf([deletion, older, newer].map((e) => JSON.stringify(e))), depsFor(db), { batchSize: 1, onRejected: (b) => bad.push(b) });
+    t.same(r.counts, { lines: 3, imported: 2, duplicate: 0, superseded: 0, rejected: 1 });
+    t.same(bad.map((b) => [b.line, b.reason]), [[2, 'blocked: this event was deleted by its author (NIP-09)']]);
+    t.same(await liveIds(db, { authors: [k.pk] }), [deletion.id, newer.id].sort());
+  });
+
   t.test('an interrupted import resumed after its checkpoint ends as one run would', async (t) => {
     const dump = sampleDump(newKey(), newKey());
     const abort = new AbortController();
