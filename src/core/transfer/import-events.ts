@@ -13,13 +13,14 @@ import * as kinds from '../../nips/kinds.js';
 import * as nip01 from '../../nips/nip01.js';
 import * as nip09 from '../../nips/nip09.js';
 import * as nip40 from '../../nips/nip40.js';
-import { rejection, type Rejection, type Result } from '../../nips/result.js';
+import type { Rejection, Result } from '../../nips/result.js';
 import { deletedByAuthors, insertBatch, saveVersions } from '../../store/event-batch.js';
-import { deleteReferenced, saveEvent, type EventRowExtras, type SaveOutcome } from '../../store/events.js';
+import { analyzeEventTables, deleteReferenced, saveEvent, type EventRowExtras, type SaveOutcome } from '../../store/events.js';
 import { enqueuePlanned, notForwarded, type Forwarding } from '../../store/forwarding-plan.js';
 import { upsertUsersByPubkeys, type UserRecord } from '../../store/users.js';
 import { RELAY_LIST_KIND, type OutboxStage } from '../outbox.js';
 import type { Verify } from '../verifier-pool.js';
+import { DELETED, deletedAbove, latestVersions, precheck, type Item } from './import-rules.js';
 
 export interface ImportCounts {
   /** Lines up to the last committed one, blank ones included (and those an earlier run committed). */
@@ -91,11 +92,6 @@ interface Batch {
   readonly bad: BadLine[];
 }
 
-interface Item {
-  readonly line: number;
-  readonly user: UserRecord;
-  readonly ev: nip01.VerifiedEvent;
-}
 
 type Tally = Omit<ImportCounts, 'lines'>;
 
@@ -104,21 +100,13 @@ const UNIQUE_VIOLATION = '23505';
 const MAX_LANE = 250;
 /** Statements that store a batch's regular events side by side (the database works on each with one core). */
 const REGULAR_STATEMENTS = 2;
+/** Events imported before the planner's statistics are first refreshed (then each time they have doubled). */
+const ANALYZE_FIRST_AFTER = 5000;
 const NOT_FORWARDED: Forwarding = notForwarded('imported without --forward');
-const DELETED = rejection('blocked', 'this event was deleted by its author (NIP-09)');
 
 function idOf(raw: unknown): string | undefined {
   const id = typeof raw === 'object' && raw !== null ? (raw as { id?: unknown }).id : undefined;
   return typeof id === 'string' && id.length <= 64 ? id : undefined;
-}
-
-/** The checks the relay makes before a signature is verified (core/admission.ts), in its order. */
-function precheck(ev: nip01.NostrEvent, deps: ImportDeps, nowSeconds: number): Rejection | undefined {
-  const limited = nip01.checkLimits(ev, deps.limits, nowSeconds);
-  if (limited) return limited;
-  if (nip40.isExpired(ev, nowSeconds)) return rejection('invalid', 'this event has expired (NIP-40)');
-  if (kinds.kindClass(ev.kind) === 'ephemeral') return rejection('invalid', `kind ${ev.kind} is ephemeral (NIP-01): it is never stored`);
-  return deps.checkBans?.(ev);
 }
 
 /** Runs `work` over `items`, at most `n` at once. */
@@ -128,34 +116,6 @@ async function eachLimited<T>(items: readonly T[], n: number, work: (item: T) =>
     while (next < items.length) await work(items[next++]!);
   };
   await Promise.all(Array.from({ length: Math.min(n, items.length) }, lane));
-}
-
-/**
- * The events of a batch that a deletion on an earlier line of the same batch names (NIP-09: by id, or by address up
- * to the deletion's created_at; the author's own, never a deletion): the relay, taking the lines in order, would
- * have refused them as deleted. The batch's deletions are stored after its other events, so this is decided here.
- */
-function deletedAbove(items: readonly Item[]): Set<Item> {
-  const byId = new Map<string, number>();
-  const byAddress = new Map<string, { line: number; createdAt: number }[]>();
-  for (const d of items) {
-    if (d.ev.kind !== kinds.EventDeletion) continue;
-    const targets = nip09.deletionTargets(d.ev);
-    for (const id of targets.ids) if (!byId.has(`${d.ev.pubkey}:${id}`)) byId.set(`${d.ev.pubkey}:${id}`, d.line);
-    for (const a of targets.addresses) {
-      const key = `${a.kind}:${a.pubkey}:${a.d}`;
-      byAddress.set(key, [...(byAddress.get(key) ?? []), { line: d.line, createdAt: d.ev.created_at }]);
-    }
-  }
-  const out = new Set<Item>();
-  for (const item of items) {
-    if (item.ev.kind === kinds.EventDeletion) continue;
-    if ((byId.get(`${item.ev.pubkey}:${item.ev.id}`) ?? Infinity) < item.line) out.add(item);
-    const d = kinds.replaceKey(item.ev);
-    const byAddr = d === null ? undefined : byAddress.get(`${item.ev.kind}:${item.ev.pubkey}:${d}`);
-    if (byAddr?.some((x) => x.line < item.line && item.ev.created_at <= x.createdAt)) out.add(item);
-  }
-  return out;
 }
 
 export async function importEvents(lines: AsyncIterable<string>, deps: ImportDeps, opts: ImportOptions = {}): Promise<ImportSummary> {
@@ -266,75 +226,89 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
     });
   }
 
-  /** Of the versions of one address in a batch only the one NIP-01 keeps is stored; the others are superseded. */
-  function latestVersions(items: readonly Item[], tally: Tally): Item[] {
-    const kept = new Map<string, Item>();
-    for (const item of items) {
-      const key = `${item.ev.kind}:${item.ev.pubkey}:${kinds.replaceKey(item.ev)}`;
-      const other = kept.get(key);
-      if (other && kinds.keptOver(other.ev, item.ev)) tally.superseded++;
-      else {
-        if (other) tally.superseded++;
-        kept.set(key, item);
-      }
-    }
-    return [...kept.values()];
+  let importedSinceAnalyze = 0;
+  let importedAtAnalyze = 0;
+  /** Statistics refreshed whenever the events imported have doubled since the last time (from 5000 on). */
+  async function keepStatisticsFresh(imported: number): Promise<void> {
+    importedSinceAnalyze += imported;
+    if (importedSinceAnalyze < Math.max(ANALYZE_FIRST_AFTER, importedAtAnalyze)) return;
+    importedAtAnalyze += importedSinceAnalyze;
+    importedSinceAnalyze = 0;
+    await analyzeEventTables(db);
   }
 
-  async function write(batch: Batch): Promise<void> {
-    const tally: Tally = { imported: 0, duplicate: 0, superseded: 0, rejected: 0 };
-    const bad = batch.bad;
-    const started = Date.now();
+  /** The batch's events whose signature holds, each once (a later copy in the batch is a duplicate). */
+  async function signedOf(batch: Batch, tally: Tally): Promise<{ line: number; ev: nip01.VerifiedEvent }[]> {
     const verdicts = await Promise.all(batch.events.map((p) => p.verdict));
-    const verified = Date.now();
     const signed: { line: number; ev: nip01.VerifiedEvent }[] = [];
     const seen = new Set<string>();
     batch.events.forEach((p, i) => {
       const v = verdicts[i]!;
-      if (!v.ok) bad.push({ line: p.line, reason: v.rejection.message, id: p.ev.id });
+      if (!v.ok) batch.bad.push({ line: p.line, reason: v.rejection.message, id: p.ev.id });
       else if (seen.has(v.value.id)) tally.duplicate++;
       else {
         seen.add(v.value.id);
         signed.push({ line: p.line, ev: v.value });
       }
     });
+    return signed;
+  }
+
+  /** With their authors (created when new); an event of a suspended or deleted account is refused, as admission does. */
+  async function withAuthors(signed: readonly { line: number; ev: nip01.VerifiedEvent }[], bad: BadLine[]): Promise<Item[]> {
     const authors = await usersOf(signed.map((s) => s.ev.pubkey));
-    const usersAt = Date.now();
-    const accepted: Item[] = [];
+    const items: Item[] = [];
     for (const s of signed) {
       const user = authors.get(s.ev.pubkey)!;
       if (user.status === 'suspended' || user.status === 'deleted') bad.push({ line: s.line, reason: `blocked: this account is ${user.status}`, id: s.ev.id });
-      else accepted.push({ ...s, user });
+      else items.push({ ...s, user });
     }
-    const deleted = deletedAbove(accepted);
-    const items = accepted.filter((i) => !deleted.has(i));
+    const deleted = deletedAbove(items);
     for (const i of deleted) bad.push({ line: i.line, reason: DELETED.message, id: i.ev.id });
-    const oneByOne = (i: Item) => kinds.kindClass(i.ev.kind) !== 'regular' || i.ev.kind === kinds.EventDeletion;
-    const regular = items.filter((i) => !oneByOne(i));
-    const latest = latestVersions(items.filter((i) => oneByOne(i) && i.ev.kind !== kinds.EventDeletion), tally);
-    // a relay list queued for forwarding changes the user's relays first (core/outbox.ts): admission's path
+    return items.filter((i) => !deleted.has(i));
+  }
+
+  /**
+   * Regular events and the newest version of each address side by side, then the deletions, so that one naming an
+   * event a few lines above finds it stored. Returns how long each part took (for the debug log).
+   */
+  async function store(items: readonly Item[], tally: Tally, bad: BadLine[]): Promise<Record<string, number>> {
+    const started = Date.now();
+    const isDeletion = (i: Item) => i.ev.kind === kinds.EventDeletion;
+    const regular = items.filter((i) => kinds.kindClass(i.ev.kind) === 'regular' && !isDeletion(i));
+    const latest = latestVersions(items.filter((i) => kinds.kindClass(i.ev.kind) !== 'regular'), () => tally.superseded++);
+    // a relay list queued for forwarding changes the user's relays first (core/outbox.ts): admission's own path
     const appliesRelayList = (i: Item) => deps.forwarding !== undefined && i.ev.kind === RELAY_LIST_KIND;
-    const versions = latest.filter((i) => !appliesRelayList(i));
-    // deletions after the events of their batch, so one that names an event a few lines above finds it stored
-    // Where each goes, decided before any transaction opens: that also caches the authors' plans, which the one-by-one
-    // transactions then read from memory (on PGlite a transaction holds the only connection; a look-up would wait forever).
+    // Where each goes, decided before any transaction opens: that also caches the authors' plans, which the
+    // transactions then read from memory (on PGlite a transaction holds the only connection; a look-up would wait).
     const planned = deps.forwarding ? await deps.forwarding.planForwarding(db, items) : [];
     const plans = new Map(planned.map((p, k) => [items[k]!, p]));
     const half = Math.ceil(regular.length / REGULAR_STATEMENTS);
     const parts = Array.from({ length: REGULAR_STATEMENTS }, (_, k) => regular.slice(k * half, (k + 1) * half));
-    const timed = async (work: Promise<void>) => {
-      await work;
-      return Date.now() - usersAt;
-    };
-    const [regularMs, versionsMs] = await Promise.all([timed(Promise.all(parts.map((part) => storeRegular(part, plans, tally, bad))).then(() => undefined)), timed(storeVersions(versions, plans, tally, bad).then(() => storeEach(latest.filter(appliesRelayList), tally, bad)))]);
-    const deletions = items.filter((i) => i.ev.kind === kinds.EventDeletion);
+    const took = { regularMs: 0, versionsMs: 0, deletionsMs: 0 };
+    await Promise.all([
+      Promise.all(parts.map((part) => storeRegular(part, plans, tally, bad))).then(() => (took.regularMs = Date.now() - started)),
+      storeVersions(latest.filter((i) => !appliesRelayList(i)), plans, tally, bad)
+        .then(() => storeEach(latest.filter(appliesRelayList), tally, bad))
+        .then(() => (took.versionsMs = Date.now() - started)),
+    ]);
     const deletionsAt = Date.now();
-    await storeEach(deletions, tally, bad);
-    deps.log.debug(
-      { line: batch.lastLine, waitedForSignaturesMs: verified - started, usersMs: usersAt - verified, regular: regular.length, regularMs, versions: versions.length, versionsMs, deletions: deletions.length, deletionsMs: Date.now() - deletionsAt },
-      'import batch written',
-    );
+    await storeEach(items.filter(isDeletion), tally, bad);
+    took.deletionsMs = Date.now() - deletionsAt;
+    return took;
+  }
 
+  async function write(batch: Batch): Promise<void> {
+    const tally: Tally = { imported: 0, duplicate: 0, superseded: 0, rejected: 0 };
+    const bad = batch.bad;
+    const started = Date.now();
+    const signed = await signedOf(batch, tally);
+    const verifiedAt = Date.now();
+    const items = await withAuthors(signed, bad);
+    const took = await store(items, tally, bad);
+    deps.log.debug({ line: batch.lastLine, events: items.length, waitedForSignaturesMs: verifiedAt - started, ...took }, 'import batch written');
+
+    await keepStatisticsFresh(tally.imported);
     bad.sort((a, b) => a.line - b.line);
     for (const b of bad) opts.onRejected?.(b);
     counts.imported += tally.imported;
@@ -363,7 +337,7 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
       batch.bad.push({ line, reason: parsed.rejection.message, ...(id ? { id } : {}) });
       return;
     }
-    const refused = precheck(parsed.value, deps, now());
+    const refused = precheck(parsed.value, deps.limits, deps.checkBans, now());
     if (refused) batch.bad.push({ line, reason: refused.message, id: parsed.value.id });
     else batch.events.push({ line, ev: parsed.value, verdict: deps.verify(parsed.value) });
   }
