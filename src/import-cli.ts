@@ -5,10 +5,9 @@
 // the state file records the last committed line, so an interrupted import (Ctrl-C, a crash) started again with
 // the same command resumes after it. Progress on stderr, a summary JSON line on stdout at the end.
 import { appendFileSync, createReadStream, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, loadConfig, verifyThreadsOf, type Config } from './config.js';
 import { createLogger } from './log.js';
 import * as nip01 from './nips/nip01.js';
 import { createBans } from './core/bans.js';
@@ -105,7 +104,8 @@ async function main(): Promise<number> {
   if (!state) writeFileSync(args.report, '');
 
   const signatures = await nip01.initVerifier({ backend: config.verifyBackend });
-  const verifier = await createVerifierPool({ threads: availableParallelism(), log, backend: signatures.backend });
+  // every core by default (VERIFY_THREADS=-1 counts the cores for one process); VERIFY_THREADS=n asks for n
+  const verifier = await createVerifierPool({ threads: Math.max(1, verifyThreadsOf({ verifyThreads: config.verifyThreads, workers: 1 })), log, backend: signatures.backend });
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: Math.max(config.dbPoolMax, 12) });
   await migrateLatest(db.knex);
   await ensureMonthlyPartitions(db.knex, new Date());
