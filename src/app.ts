@@ -43,6 +43,8 @@ import { apiServerOptions, MAX_AUTH_HEADER_LENGTH, registerApi } from './api/ind
 import { defaultWebAppDir, registerWebApp } from './api/web-app.js';
 import { relayInfo } from './relay/info.js';
 import { attachRelay, type RelayServer } from './relay/server.js';
+import { createNegentropySessions } from './core/events/index.js';
+import { createDeliveryAudit, type DeliveryAudit } from './core/forwarding/index.js';
 
 /** The package version, from src/ under tsx and from dist/src/ when built. */
 function readVersion(): string {
@@ -89,6 +91,8 @@ export interface App {
   readonly accountAdmin: AccountAdminDeps;
   /** Payments: Stripe, ExtensionPay (and its scheduled re-sync), the ledger that applies what they say. */
   readonly billing: Billing;
+  /** NIP-77 delivery audits of users' relays (reconciliation with upstream relays). */
+  readonly deliveryAudit: DeliveryAudit;
   close(): Promise<void>;
 }
 
@@ -216,6 +220,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
     breaker: (url) => forwarder.pool.breaker(url),
     backlog: () => outboxBacklog(db.knex),
   });
+  // Delivery audits: NIP-77 reconciliation with the upstream relays; what they lack goes back into the outbox.
+  const deliveryAudit = createDeliveryAudit({ db: db.knex, log, config, onQueued: () => forwarder.wake(), ...(opts.now ? { now: opts.now } : {}) });
 
   const httpLog: FastifyBaseLogger = log;
   const http = Fastify({
@@ -272,6 +278,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     relaySettings: createRelaySettings({ db: db.knex, policy: { allowPrivate: config.allowPrivateRelays }, maxCustomRelays: config.maxCustomRelays }),
     now,
     billing,
+    deliveryAudit,
     checkIp: (ip) => rateLimits.checkIp(ip),
     overview,
   });
@@ -317,6 +324,17 @@ export async function startApp(opts: AppOptions): Promise<App> {
       maxFilterValues: config.maxFilterValues,
     },
     ...(opts.now ? { now: opts.now } : {}),
+    ...(config.nip77Enabled
+      ? {
+          negentropy: (onIdleClosed: (subId: string, reason: string) => void) =>
+            createNegentropySessions({
+              db: db.knex,
+              limits: { maxRecords: config.nip77MaxRecords, idleMs: config.nip77IdleSeconds * 1000, maxSessions: config.maxSubscriptions },
+              onIdleClosed,
+              ...(opts.now ? { now: opts.now } : {}),
+            }),
+        }
+      : {}),
   });
   metrics.probes.connections = () => relay.connectionCount();
   metrics.probes.subscriptions = () => relay.subscriptions.size;
@@ -335,6 +353,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   if (config.forwardEnabled) forwarder.start();
   billing.extensionpay.start();
   overview.start();
+  if (config.reconcileEnabled) deliveryAudit.start();
   log.info({ url: config.publicUrl, relay: relayUrl, db: db.kind, redis: Boolean(redis) }, 'nostrx listening');
 
   return {
@@ -359,8 +378,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
     invalidation,
     accountAdmin,
     billing,
+    deliveryAudit,
     async close() {
       maintenance.stop();
+      deliveryAudit.stop();
       await billing.close();
       overview.stop();
       await relay.close();

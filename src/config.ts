@@ -217,6 +217,11 @@ const spec = {
   workers: { env: 'WORKERS', default: 1, parse: int(1, 64), description: 'Processes serving the same port (node cluster)' },
   verifyBackend: { env: 'VERIFY_BACKEND', default: 'auto' as 'auto' | 'native' | 'wasm', parse: oneOf(['auto', 'native', 'wasm'] as const), description: 'Who checks event signatures: native = bcrypto\'s binding to libsecp256k1 (~5× faster), wasm = nostr-wasm, auto = native when it loaded and passed its self-check at start, else wasm' },
   verifyInlineUpTo: { env: 'VERIFY_INLINE_UP_TO', default: 8, parse: int(0, 10000), description: 'With the native backend, an event-loop turn that asks for at most this many signature checks makes them on the main thread instead of a verifier thread (a check costs less than the hop); 0 = always on the threads' },
+  nip77Enabled: { env: 'NIP77_ENABLED', default: true, parse: bool, description: 'Serve NIP-77 negentropy reconciliation (NEG-OPEN / NEG-MSG / NEG-CLOSE) under the read rules of REQ; listed in NIP-11 supported_nips only when on' },
+  nip77MaxRecords: { env: 'NIP77_MAX_RECORDS', default: 100000, parse: int(1, 10000000), description: 'Most stored events one negentropy session may reconcile (held in memory while it is open); a NEG-OPEN whose filter matches more is answered NEG-ERR "blocked:"' },
+  nip77IdleSeconds: { env: 'NIP77_IDLE_SECONDS', default: 60, parse: int(1, 86400), description: 'A negentropy session with no NEG-MSG for this long is closed (NEG-ERR "closed:")' },
+  reconcileDays: { env: 'RECONCILE_DAYS', default: 7, parse: int(1, 3650), description: 'Delivery audit: how many days back each upstream relay that supports NIP-77 is reconciled against the events forwarded to it (daily, and on demand with POST /v1/me/relays/reconcile)' },
+  reconcileEnabled: { env: 'RECONCILE_ENABLED', default: true, parse: bool, description: 'Run the daily delivery audit (NIP-77 reconciliation with upstream relays) in this process' },
   verifyThreads: { env: 'VERIFY_THREADS', default: -1, parse: int(-1, 64), description: 'Threads per process that check event signatures beside the main thread: 0 = on the main thread, -1 = the cores divided among WORKERS' },
 } satisfies Record<string, KeySpec<unknown>>;
 

@@ -22,6 +22,7 @@ import { registerMeRoutes } from './me.js';
 import { registerNip86Route } from './nip86.js';
 import { registerPlanRoutes } from './plans.js';
 import { registerQuotaRoutes } from './quota.js';
+import { registerReconcileRoutes } from './reconcile.js';
 import { registerRelayRoutes } from './relays.js';
 import { registerSessionRoutes } from './sessions.js';
 import { registerStatsRoutes } from './stats.js';
@@ -91,6 +92,7 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
   registerQuotaRoutes(http, services);
   registerEventRoutes(http, services);
   registerRelayRoutes(http, services);
+  registerReconcileRoutes(http, services);
   registerStatsRoutes(http, services);
   registerSubscriptionRoutes(http, services);
   registerWebhookRoutes(http, services);

@@ -37,6 +37,11 @@ const relaySchema = {
         last_publish_failure: { type: ['string', 'null'], format: 'date-time' },
         consecutive_failures: { type: 'integer' },
         paused_until: { type: ['string', 'null'], format: 'date-time' },
+        acknowledged_then_missing: {
+          type: 'integer',
+          description: 'Events this relay acknowledged (OK true) that a later NIP-77 reconciliation found it no longer holds (they were sent again)',
+        },
+        last_reconciled_at: { type: ['string', 'null'], format: 'date-time' },
       },
     },
   },
@@ -64,6 +69,8 @@ function relayView(r: UserRelay) {
       last_publish_failure: r.stats.lastPublishFailure,
       consecutive_failures: r.stats.consecutiveFailures,
       paused_until: r.stats.pausedUntil,
+      acknowledged_then_missing: r.stats.acknowledgedMissing,
+      last_reconciled_at: r.stats.lastReconciledAt,
     },
   };
 }

@@ -17,7 +17,7 @@ import type {
 import type { Admit } from '../core/admission/index.js';
 import type { Billing, createPayments } from '../core/billing/index.js';
 import type { createEventRecords } from '../core/events/index.js';
-import type { createRelaySettings } from '../core/forwarding/index.js';
+import type { DeliveryAudit, createRelaySettings } from '../core/forwarding/index.js';
 import type { Bans } from '../core/moderation/index.js';
 import type { LiveOverview, createAuditTrail, createReports } from '../core/ops/index.js';
 import type { Plans } from '../core/quota/index.js';
@@ -55,6 +55,8 @@ export interface ApiDeps {
   /** Stripe and ExtensionPay (core/billing/billing.ts), built by the composition root (it owns the re-sync timer). */
   readonly billing: Billing;
   readonly relaySettings: ReturnType<typeof createRelaySettings>;
+  /** NIP-77 delivery audits of the user's relays (POST /v1/me/relays/reconcile). */
+  readonly deliveryAudit: DeliveryAudit;
   /** Seconds since the epoch. */
   readonly now: () => number;
   /** The per-IP rate limit (core/quota/rate-limits.ts), shared with the relay's messages; a rejection answers 429. */

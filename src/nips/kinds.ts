@@ -50,3 +50,11 @@ export function replaceKey(ev: Pick<NostrEvent, 'kind' | 'tags'>): string | null
       return null;
   }
 }
+
+/**
+ * NIP-01: of two versions of one replaceable or addressable event, whether `a` is the one kept over `b`: the newer
+ * created_at, and on equal created_at the lower id.
+ */
+export function keptOver(a: Pick<NostrEvent, 'created_at' | 'id'>, b: Pick<NostrEvent, 'created_at' | 'id'>): boolean {
+  return a.created_at > b.created_at || (a.created_at === b.created_at && a.id < b.id);
+}

@@ -8,9 +8,9 @@ import type { Filter, FilterLimits } from '../nips/filter.js';
 import * as messages from '../nips/messages.js';
 import type { MessageLimits } from '../nips/messages.js';
 import * as nip42 from '../nips/nip42.js';
-import type { Rejection, Result } from '../nips/result.js';
+import { ok, type Rejection, type Result } from '../nips/result.js';
 import type { Admit } from '../core/admission/index.js';
-import type { EventQueries } from '../core/events/index.js';
+import type { EventQueries, NegentropySessions } from '../core/events/index.js';
 import { createFairShare } from './fair-share.js';
 import type { SubscriptionIndex, Subscriber } from './subscriptions.js';
 
@@ -35,6 +35,8 @@ export interface ConnectionDeps {
   readonly onMessage?: (type: string) => void;
   readonly onSlowReader?: () => void;
   readonly now?: () => number;
+  /** NIP-77: this connection's negentropy sessions (core/events/negentropy-sessions.ts); absent when it is off. */
+  readonly negentropy?: (onIdleClosed: (subId: string, reason: string) => void) => NegentropySessions;
 }
 
 let nextConnId = 0;
@@ -54,6 +56,7 @@ export class Connection implements Subscriber {
   private closed = false;
   /** Subscriptions whose stored events are still being sent; live events wait here until EOSE. */
   private readonly backlog = new Map<string, string[]>();
+  private readonly neg: NegentropySessions | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -63,6 +66,7 @@ export class Connection implements Subscriber {
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     ws.on('close', () => this.onClose());
     ws.on('error', (err) => deps.log.debug({ err, conn: this.id }, 'websocket error'));
+    this.neg = deps.negentropy?.((subId, reason) => this.send(messages.negErrMessage(subId, reason)));
     this.send(messages.authChallengeMessage(this.challenge));
   }
 
@@ -148,7 +152,8 @@ export class Connection implements Subscriber {
   private async handle(text: string): Promise<{ tail: Promise<void> } | void> {
     const parsed = messages.parseClientMessage(text, this.deps.limits);
     if (!parsed.ok) {
-      if (parsed.subId !== undefined) this.send(messages.closedMessage(parsed.subId, parsed.rejection.message));
+      if (parsed.subId !== undefined && parsed.negentropy) this.send(messages.negErrMessage(parsed.subId, parsed.rejection.message));
+      else if (parsed.subId !== undefined) this.send(messages.closedMessage(parsed.subId, parsed.rejection.message));
       else this.send(messages.noticeMessage(parsed.rejection.message));
       return;
     }
@@ -169,6 +174,13 @@ export class Connection implements Subscriber {
         return;
       case 'AUTH':
         return this.onAuth(msg.event);
+      case 'NEG-OPEN':
+        return this.onNegOpen(msg.subId, msg.filters, msg.message);
+      case 'NEG-MSG':
+        return this.onNegMsg(msg.subId, msg.message);
+      case 'NEG-CLOSE':
+        this.neg?.close(msg.subId);
+        return;
     }
   }
 
@@ -186,6 +198,11 @@ export class Connection implements Subscriber {
         return;
       case 'CLOSE':
         this.send(messages.noticeMessage(r.message));
+        return;
+      case 'NEG-OPEN':
+      case 'NEG-MSG':
+      case 'NEG-CLOSE':
+        this.send(messages.negErrMessage(msg.subId, r.message));
     }
   }
 
@@ -202,16 +219,42 @@ export class Connection implements Subscriber {
   }
 
   private parseFilters(subId: string, raw: unknown[]): Filter[] | undefined {
+    const r = this.filtersOf(raw);
+    if (r.ok) return r.value;
+    this.send(messages.closedMessage(subId, r.rejection.message));
+    return undefined;
+  }
+
+  /** The filters of a REQ, COUNT or NEG-OPEN, by the same rules for all three. */
+  private filtersOf(raw: unknown[]): Result<Filter[]> {
     const out: Filter[] = [];
     for (const f of raw) {
       const r: Result<Filter> = filter.parseFilter(f, this.deps.limits);
-      if (!r.ok) {
-        this.send(messages.closedMessage(subId, r.rejection.message));
-        return undefined;
-      }
+      if (!r.ok) return r;
       out.push(r.value);
     }
-    return out;
+    return ok(out);
+  }
+
+  /** NIP-77: reconciles the stored events a REQ with these filters would read (not only its first page). */
+  private async onNegOpen(subId: string, raw: unknown[], hex: string): Promise<void> {
+    if (!this.neg) return this.send(messages.negErrMessage(subId, 'unsupported: negentropy (NIP-77) is not enabled on this relay'));
+    const filters = this.filtersOf(raw);
+    if (!filters.ok) return this.send(messages.negErrMessage(subId, filters.rejection.message));
+    let answer;
+    try {
+      answer = await this.neg.open(subId, filters.value, hex);
+    } catch (err) {
+      this.deps.log.error({ err, conn: this.id, subId }, 'opening a negentropy session failed');
+      return this.send(messages.negErrMessage(subId, 'error: could not read stored events, try again later'));
+    }
+    this.send('reply' in answer ? messages.negMsgMessage(subId, answer.reply) : messages.negErrMessage(subId, answer.error));
+  }
+
+  private onNegMsg(subId: string, hex: string): void {
+    if (!this.neg) return this.send(messages.negErrMessage(subId, 'unsupported: negentropy (NIP-77) is not enabled on this relay'));
+    const answer = this.neg.message(subId, hex);
+    this.send('reply' in answer ? messages.negMsgMessage(subId, answer.reply) : messages.negErrMessage(subId, answer.error));
   }
 
   private async onReq(subId: string, raw: unknown[]): Promise<void> {
@@ -284,6 +327,7 @@ export class Connection implements Subscriber {
   private onClose(): void {
     this.closed = true;
     this.backlog.clear();
+    this.neg?.closeAll();
     this.deps.subscriptions.removeOwner(this);
   }
 
@@ -305,6 +349,7 @@ export class Connection implements Subscriber {
     if (this.closed) return;
     this.closed = true;
     this.deps.subscriptions.removeOwner(this);
+    this.neg?.closeAll();
     // drain() paused reading; the client's answer to our close frame must be read for the close to complete
     this.ws.resume();
     this.ws.close(code, reason);

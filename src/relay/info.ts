@@ -5,6 +5,11 @@ import type { PlanRecord } from '../core/quota/index.js';
 import * as nip11 from '../nips/nip11.js';
 
 export const supportedNips = [1, 9, 11, 40, 42, 45, 65, 70, 86, 98];
+
+/** The NIPs this relay serves with this configuration: 77 only when negentropy is on. */
+export function supportedNipsOf(config: Pick<Config, 'nip77Enabled'>): number[] {
+  return config.nip77Enabled ? [...supportedNips, 77] : supportedNips;
+}
 const THIRTY_DAYS = 30 * 24 * 3600;
 const ONE_YEAR = 365 * 24 * 3600;
 
@@ -34,7 +39,7 @@ export function relayInfo(config: Config, plans: readonly PlanRecord[], version:
     description: config.relayDescription,
     ...(config.relayPubkey ? { pubkey: config.relayPubkey } : {}),
     ...(config.relayContact ? { contact: config.relayContact } : {}),
-    supportedNips,
+    supportedNips: supportedNipsOf(config),
     software: config.relaySoftware,
     version,
     limitation: {

@@ -6,7 +6,8 @@ import type { Knex } from 'knex';
 import type { NostrEvent } from '../nips/nip01.js';
 import { preparedColumns } from './array-columns.js';
 import { numbered, queryPrepared } from './db.js';
-import { indexedTags, type EventRowExtras } from './events.js';
+import { indexedTags, type EventRowExtras, type SaveOutcome } from './events.js';
+import { keptOver } from '../nips/kinds.js';
 import { CONNECTION_TYPE_SQL, TARGETS_SQL, type Forwarding } from './forwarding-plan.js';
 import type { LedgerPeriodType, UncappedPeriod } from './quotas.js';
 
@@ -166,4 +167,68 @@ export async function insertBatch(db: Knex, items: readonly BatchItem[]): Promis
 /** Takes back rows stored earlier in this same transaction (their quota was refused); their outbox rows go too. */
 export async function deleteRows(trx: Knex, rowIds: readonly string[]): Promise<void> {
   if (rowIds.length > 0) await trx('nostr_events').whereIn('id', rowIds).delete();
+}
+
+/** A replaceable or addressable event for saveVersions: its replace key (extras.dTag) is never null. */
+export interface VersionItem {
+  readonly ev: NostrEvent;
+  readonly extras: EventRowExtras & { readonly dTag: string };
+  readonly forwarding: Forwarding;
+}
+
+/**
+ * The bulk counterpart of saveEvent() for replaceable and addressable events, one per address (the caller keeps the
+ * newest of a batch with kinds.keptOver), in the caller's transaction, in five statements however many: the
+ * deletions that name them (NIP-09, by id or by address up to the deletion's created_at), the live versions of
+ * their addresses (locked), the versions they replace, then the rows with their tags and outbox rows (insertBatch).
+ * The outcome of each is the one saveEvent gives; a concurrent first version of an address surfaces as a unique
+ * violation (23505), as there.
+ */
+export async function saveVersions(trx: Knex.Transaction, items: readonly VersionItem[]): Promise<Map<string, SaveOutcome>> {
+  const out = new Map<string, SaveOutcome>();
+  if (items.length === 0) return out;
+  const address = (i: { ev: NostrEvent; extras: { dTag: string } }) => `${i.ev.kind}:${i.ev.pubkey}:${i.extras.dTag}`;
+  const { rows: deletions } = (await trx.raw(
+    `SELECT t.name, t.value, d.pubkey, d.created_at_nostr FROM nostr_event_tags t JOIN nostr_events d ON d.id = t.event_row_id
+     WHERE d.event_kind = 5 AND d.removed_at IS NULL
+       AND ((t.name = 'e' AND t.value = ANY(CAST(? AS text[]))) OR (t.name = 'a' AND t.value = ANY(CAST(? AS text[]))))`,
+    [trx.raw('?', [items.map((i) => i.ev.id)]), trx.raw('?', [items.map(address)])],
+  )) as { rows: { name: string; value: string; pubkey: string; created_at_nostr: string | number }[] };
+  const deleted = items.filter((i) =>
+    deletions.some((d) => d.pubkey === i.ev.pubkey && (d.name === 'e' ? d.value === i.ev.id : d.value === address(i) && Number(d.created_at_nostr) >= i.ev.created_at)),
+  );
+  if (deleted.length > 0) {
+    const stored = new Set(((await trx('nostr_events').whereIn('event_id', deleted.map((i) => i.ev.id)).select('event_id')) as { event_id: string }[]).map((r) => r.event_id));
+    for (const i of deleted) out.set(i.ev.id, { status: stored.has(i.ev.id) ? 'duplicate' : 'deleted' });
+  }
+  const rest = items.filter((i) => !out.has(i.ev.id));
+  if (rest.length === 0) return out;
+  const { rows: current } = (await trx.raw(
+    `SELECT id, event_id, pubkey, event_kind, d_tag, created_at_nostr FROM nostr_events
+     WHERE removed_at IS NULL AND d_tag IS NOT NULL
+       AND (pubkey, event_kind, d_tag) IN (SELECT * FROM unnest(CAST(? AS text[]), CAST(? AS int[]), CAST(? AS text[])))
+     ORDER BY id FOR UPDATE`,
+    [trx.raw('?', [rest.map((i) => i.ev.pubkey)]), trx.raw('?', [rest.map((i) => i.ev.kind) as unknown as string[]]), trx.raw('?', [rest.map((i) => i.extras.dTag)])],
+  )) as { rows: { id: string; event_id: string; pubkey: string; event_kind: number; d_tag: string; created_at_nostr: string | number }[] };
+  const live = new Map(current.map((c) => [`${c.event_kind}:${c.pubkey}:${c.d_tag}`, c]));
+  const replaced: string[] = [];
+  const toInsert: VersionItem[] = [];
+  for (const i of rest) {
+    const c = live.get(address(i));
+    if (c?.event_id === i.ev.id) out.set(i.ev.id, { status: 'duplicate' });
+    else if (c && keptOver({ created_at: Number(c.created_at_nostr), id: c.event_id }, i.ev)) out.set(i.ev.id, { status: 'superseded' });
+    else {
+      if (c) replaced.push(c.id);
+      toInsert.push(i);
+    }
+  }
+  if (replaced.length > 0) {
+    await trx('nostr_events').whereIn('id', replaced).update({ removed_at: trx.fn.now(), removed_reason: 'replaced', updated_at: trx.fn.now() });
+  }
+  const { rowIds } = await insertBatch(trx, toInsert);
+  for (const i of toInsert) {
+    const rowId = rowIds.get(i.ev.id);
+    out.set(i.ev.id, rowId === undefined ? { status: 'duplicate' } : { status: 'inserted', rowId });
+  }
+  return out;
 }

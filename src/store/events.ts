@@ -4,6 +4,7 @@
 import type { Knex } from 'knex';
 import type { NostrEvent } from '../nips/nip01.js';
 import type { Filter } from '../nips/filter.js';
+import { keptOver } from '../nips/kinds.js';
 
 export type SaveOutcome =
   | { readonly status: 'inserted'; readonly rowId: string }
@@ -134,8 +135,7 @@ export async function saveEvent(trx: Knex.Transaction, ev: NostrEvent, extras: E
       .first('id', 'event_id', 'created_at_nostr')) as { id: string; event_id: string; created_at_nostr: string } | undefined;
     if (current) {
       if (current.event_id === ev.id) return { status: 'duplicate' };
-      const currentAt = Number(current.created_at_nostr);
-      if (currentAt > ev.created_at || (currentAt === ev.created_at && current.event_id < ev.id)) return { status: 'superseded' };
+      if (keptOver({ created_at: Number(current.created_at_nostr), id: current.event_id }, ev)) return { status: 'superseded' };
       await trx('nostr_events').where({ id: current.id }).update({ removed_at: trx.fn.now(), removed_reason: 'replaced', updated_at: trx.fn.now() });
     }
   }
@@ -216,6 +216,52 @@ function matchingAny(db: Knex, filters: Filter[], nowSeconds: number): Knex.Quer
       });
     }
   });
+}
+
+/** Where an export page starts: after this event in export order. */
+export interface ExportCursor {
+  readonly createdAt: number;
+  readonly id: string;
+}
+
+/**
+ * Live events matching one filter (its limit ignored: the caller counts), oldest first, one page after `after`.
+ * The order is created_at ascending and, within a second, id descending: the live indexes (created_at DESC, …) read
+ * backwards, so each page is an index range scan however large the store, without an OFFSET.
+ */
+export async function exportPage(db: Knex, f: Filter, after: ExportCursor | undefined, pageSize: number, nowSeconds: number): Promise<NostrEvent[]> {
+  const q = applyFilter(db('nostr_events as e').select(eventColumns.map((c) => `e.${c}`)), db, f, nowSeconds)
+    .orderBy([{ column: 'e.created_at_nostr', order: 'asc' }, { column: 'e.event_id', order: 'desc' }])
+    .limit(pageSize);
+  if (after) {
+    q.where((w) => w.where('e.created_at_nostr', '>', after.createdAt).orWhere((same) => same.where('e.created_at_nostr', after.createdAt).where('e.event_id', '<', after.id)));
+  }
+  return ((await q) as EventRow[]).map(rowToEvent);
+}
+
+/**
+ * NIP-77: created_at and id of the live events matching any of the filters (each filter's own limit keeps its
+ * newest), at most `max` + 1 per filter, so a caller can tell "more than max" without reading them all.
+ */
+export async function liveIdsMatching(db: Knex, filters: readonly Filter[], max: number, nowSeconds: number): Promise<{ createdAt: number; id: string }[]> {
+  const seen = new Map<string, number>();
+  for (const f of filters) {
+    const rows = (await applyFilter(db('nostr_events as e').select('e.created_at_nostr', 'e.event_id'), db, f, nowSeconds)
+      .orderBy([{ column: 'e.created_at_nostr', order: 'desc' }, { column: 'e.event_id', order: 'asc' }])
+      .limit(Math.min(f.limit ?? Infinity, max + 1))) as { created_at_nostr: string | number; event_id: string }[];
+    for (const r of rows) seen.set(r.event_id, Number(r.created_at_nostr));
+  }
+  return [...seen].map(([id, createdAt]) => ({ createdAt, id }));
+}
+
+/**
+ * Refreshes the planner's statistics of the event tables. A bulk load grows them faster than autovacuum analyses
+ * them (on a busy machine, not at all for minutes), and a plan made for a small table (a nested loop over every
+ * deletion for each row of a batch, in insertBatch's NIP-09 check) then costs more with every batch.
+ */
+export async function analyzeEventTables(db: Knex): Promise<void> {
+  await db.raw('ANALYZE nostr_events');
+  await db.raw('ANALYZE nostr_event_tags');
 }
 
 /** NIP-45: number of distinct live events matching any of the filters. */

@@ -43,6 +43,9 @@ export interface UserRelay {
     readonly consecutiveFailures: number;
     /** Set when consecutiveFailures reached FORWARD_CIRCUIT_FAILURES: the forwarder paused this relay until then. */
     readonly pausedUntil: Date | null;
+    /** Events the relay acknowledged (OK true) that a later NIP-77 reconciliation found it no longer holds. */
+    readonly acknowledgedMissing: number;
+    readonly lastReconciledAt: Date | null;
   };
   /** The relay's NIP-11 document, as last fetched by the forwarder. */
   readonly relayInfo: Record<string, unknown> | null;
@@ -71,6 +74,8 @@ interface UserRelayRow {
   last_publish_failure: Date | null;
   consecutive_failures: number;
   paused_until: Date | null;
+  acknowledged_missing: number;
+  last_reconciled_at: Date | null;
   relay_info: Record<string, unknown> | string | null;
   supported_nips: number[] | null;
 }
@@ -99,6 +104,8 @@ function toUserRelay(r: UserRelayRow): UserRelay {
       lastPublishFailure: r.last_publish_failure,
       consecutiveFailures: r.consecutive_failures,
       pausedUntil: r.paused_until,
+      acknowledgedMissing: r.acknowledged_missing,
+      lastReconciledAt: r.last_reconciled_at,
     },
     relayInfo: typeof r.relay_info === 'string' ? (JSON.parse(r.relay_info) as Record<string, unknown>) : r.relay_info,
     supportedNips: r.supported_nips,

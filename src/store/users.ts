@@ -79,6 +79,19 @@ export async function upsertUserByPubkey(db: Knex, pubkey: string): Promise<{ us
   return { user: existing, created: false };
 }
 
+/**
+ * The users of these pubkeys, creating the missing ones (active, plan basic by having no subscription) in one
+ * statement: what a bulk import needs for a batch of authors. Pubkeys must be distinct.
+ */
+export async function upsertUsersByPubkeys(db: Knex, pubkeys: readonly string[]): Promise<Map<string, UserRecord>> {
+  if (pubkeys.length === 0) return new Map();
+  await db.raw(`INSERT INTO users (nostr_public_key) SELECT unnest(CAST(? AS text[])) ORDER BY 1 ON CONFLICT (nostr_public_key) DO NOTHING`, [
+    db.raw('?', [pubkeys as string[]]),
+  ]);
+  const rows = (await db('users').whereIn('nostr_public_key', pubkeys).select(columns)) as UserRow[];
+  return new Map(rows.map((r) => [r.nostr_public_key, toRecord(r)]));
+}
+
 export async function findUserById(db: Knex, userId: string): Promise<UserRecord | undefined> {
   const row = (await db('users').where({ id: userId }).first(columns)) as UserRow | undefined;
   return row ? toRecord(row) : undefined;

@@ -4,6 +4,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { matchFilters, type Filter } from 'nostr-tools/filter';
+import type { NostrEvent } from 'nostr-tools/pure';
+import * as nip77 from '../../src/nips/nip77.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -27,6 +30,12 @@ export interface TestRelayOptions {
   readonly downAfterDropMs?: number;
   /** Start down: the port is reserved but nothing listens until start(). */
   readonly startDown?: boolean;
+  /**
+   * Keep the events it takes and answer NIP-77 (NEG-OPEN / NEG-MSG) over them, listing 77 in its NIP-11 document.
+   * `forget` decides, for an event taken for the first time, whether it is dropped right after its OK true: a relay
+   * that loses what it acknowledged.
+   */
+  readonly negentropy?: { readonly forget?: (id: string) => boolean };
 }
 
 export interface TestRelay {
@@ -42,6 +51,8 @@ export interface TestRelay {
   readonly upAt: number[];
   /** How many times this event id arrived. */
   count(id: string): number;
+  /** With `negentropy`: the events it holds now, by id. */
+  readonly held: Map<string, Record<string, unknown>>;
   /** Start listening (no-op when up). */
   start(): Promise<void>;
   /** Stop listening and drop every connection. */
@@ -72,6 +83,7 @@ export async function startTestRelay(t: Teardown, opts: TestRelayOptions): Promi
     infoRequests: 0,
     upAt: [],
     count: (id) => relay.received.filter((r) => r.id === id).length,
+    held: new Map(),
     isUp: () => server !== null,
     async start() {
       if (server || closedForGood) return;
@@ -79,7 +91,7 @@ export async function startTestRelay(t: Teardown, opts: TestRelayOptions): Promi
         if ((req.headers.accept ?? '').includes('application/nostr+json')) {
           relay.infoRequests += 1;
           res.writeHead(200, { 'Content-Type': 'application/nostr+json', 'Access-Control-Allow-Origin': '*' });
-          res.end(JSON.stringify({ name: `${opts.name} test relay`, description: 'misbehaves on purpose', supported_nips: [11, 1, 'x', 1] }));
+          res.end(JSON.stringify({ name: `${opts.name} test relay`, description: 'misbehaves on purpose', supported_nips: [11, 1, 'x', 1, ...(opts.negentropy ? [77] : [])] }));
           return;
         }
         res.writeHead(404).end();
@@ -111,6 +123,33 @@ export async function startTestRelay(t: Teardown, opts: TestRelayOptions): Promi
     },
   };
 
+  const forgotten = new Set<string>();
+  const sessions = new WeakMap<WebSocket, Map<string, nip77.Responder>>();
+
+  /** NIP-77 over the events it holds, with the relay side of src/nips/nip77.ts. */
+  function onNegentropy(ws: WebSocket, msg: unknown[]): void {
+    const subId = String(msg[1]);
+    let open = sessions.get(ws);
+    if (!open) sessions.set(ws, (open = new Map()));
+    if (msg[0] === 'NEG-CLOSE') {
+      open.delete(subId);
+      return;
+    }
+    if (msg[0] === 'NEG-OPEN') {
+      const filters = (Array.isArray(msg[2]) ? msg[2] : [msg[2]]) as Filter[];
+      const events = [...relay.held.values()] as unknown as NostrEvent[];
+      const matching = events.filter((ev) => matchFilters(filters, ev)).map((ev) => ({ createdAt: ev.created_at, id: ev.id }));
+      open.set(subId, nip77.createResponder(nip77.storageOf(matching)));
+    }
+    const responder = open.get(subId);
+    const hex = msg[0] === 'NEG-OPEN' ? msg[3] : msg[2];
+    if (!responder || typeof hex !== 'string') {
+      ws.send(JSON.stringify(['NEG-ERR', subId, 'closed: no such session']));
+      return;
+    }
+    ws.send(JSON.stringify(['NEG-MSG', subId, nip77.toHex(responder.respond(nip77.fromHex(hex) ?? new Uint8Array()))]));
+  }
+
   function onMessage(ws: WebSocket, data: unknown): void {
     let msg: unknown;
     try {
@@ -119,6 +158,7 @@ export async function startTestRelay(t: Teardown, opts: TestRelayOptions): Promi
       ws.send(JSON.stringify(['NOTICE', 'invalid: not JSON']));
       return;
     }
+    if (opts.negentropy && Array.isArray(msg) && typeof msg[0] === 'string' && msg[0].startsWith('NEG-')) return onNegentropy(ws, msg);
     if (!Array.isArray(msg) || msg[0] !== 'EVENT' || typeof msg[1] !== 'object' || msg[1] === null) return;
     const event = msg[1] as Record<string, unknown>;
     const id = String(event.id);
@@ -135,6 +175,11 @@ export async function startTestRelay(t: Teardown, opts: TestRelayOptions): Promi
     const answer = () => {
       const duplicate = seen.has(id);
       seen.add(id);
+      if (opts.negentropy && reaction.ok) {
+        // a relay that loses some of what it acknowledges: each such event once (sent again, it stays)
+        if (!forgotten.has(id) && opts.negentropy.forget?.(id)) forgotten.add(id);
+        else relay.held.set(id, event);
+      }
       if (reaction.ok && duplicate) ws.send(JSON.stringify(['OK', id, true, 'duplicate: already have this event']));
       else ws.send(JSON.stringify(['OK', id, reaction.ok, reaction.message]));
     };

@@ -3,3 +3,4 @@
 export * from './fanout.js';
 export * from './query.js';
 export * from './publish-history.js';
+export * from './negentropy-sessions.js';

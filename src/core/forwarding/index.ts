@@ -8,3 +8,5 @@ export * from './attempt-recorder.js';
 export * from './relay-targets.js';
 export * from './upstream-info.js';
 export * from './relay-settings.js';
+export * from './delivery-audit.js';
+export * from './negentropy-client.js';
