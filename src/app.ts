@@ -80,7 +80,7 @@ export interface App {
   readonly invalidation: CacheInvalidation;
   /** What changePlan / setUserStatus / quotaStatus (core/accounts/account-admin.ts) take. */
   readonly accountAdmin: AccountAdminDeps;
-  /** Payments: Stripe, ExtensionPay (and its scheduled re-sync), the ledger that applies what they say. */
+  /** Payments: Stripe, ExtensionPay (and its scheduled re-sync), Lightning (NWC), the ledger that applies what they say. */
   readonly billing: Billing;
   close(): Promise<void>;
 }
@@ -283,6 +283,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   });
   if (config.forwardEnabled) forwarder.start();
   billing.extensionpay.start();
+  billing.lightning.start();
   log.info({ url: config.publicUrl, relay: relayUrl, db: db.kind, redis: Boolean(redis) }, 'nostrx listening');
 
   return {
