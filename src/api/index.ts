@@ -14,6 +14,7 @@ import { sharedSchemas } from './schemas.js';
 import type { ApiDeps, ApiServices } from './services.js';
 import { registerAdminRoutes } from './admin.js';
 import { registerBillingRoutes } from './billing.js';
+import { registerLightningRoutes } from './lightning.js';
 import { registerEventRoutes } from './events.js';
 import { registerMeRoutes } from './me.js';
 import { registerNip86Route } from './nip86.js';
@@ -90,6 +91,7 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
   registerSubscriptionRoutes(http, services);
   registerWebhookRoutes(http, services);
   registerBillingRoutes(http, services);
+  registerLightningRoutes(http, services);
   registerAdminRoutes(http, services);
   registerNip86Route(http, services);
 }
