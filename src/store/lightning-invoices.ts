@@ -3,7 +3,7 @@
 import type { Knex } from 'knex';
 import type { BillingCycle } from './payments.js';
 
-export type InvoiceState = 'pending' | 'paid' | 'expired';
+type InvoiceState = 'pending' | 'paid' | 'expired';
 
 export interface LightningInvoice {
   readonly paymentHash: string;

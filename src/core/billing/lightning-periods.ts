@@ -24,7 +24,7 @@ export interface PaidPeriod {
 }
 
 /** Periods of one plan that follow each other: one subscription. Its cycle and price are those of its last period. */
-export interface Run {
+interface Run {
   readonly key: string;
   readonly planCode: string;
   readonly billingCycle: Exclude<BillingCycle, 'lifetime'>;
@@ -59,7 +59,7 @@ export function placePeriod(
   };
 }
 
-export function runsOf(periods: readonly PaidPeriod[]): Map<string, Run> {
+function runsOf(periods: readonly PaidPeriod[]): Map<string, Run> {
   const runs = new Map<string, Run>();
   for (const p of [...periods].sort((a, b) => a.start.getTime() - b.start.getTime())) {
     const run = runs.get(p.subscriptionKey);

@@ -34,7 +34,7 @@ import type { BillingLedger } from './ledger.js';
 import { placePeriod, stateAt, type PaidPeriod } from './lightning-periods.js';
 import type { LightningWallet, WalletInvoice } from './nwc-wallet.js';
 
-export const LIGHTNING_PROVIDER = 'nwc';
+const LIGHTNING_PROVIDER = 'nwc';
 const METHOD = 'lightning';
 const CURRENCY = 'SAT';
 type Cycle = Exclude<BillingCycle, 'lifetime'>;
@@ -72,7 +72,7 @@ export interface LightningDeps {
   readonly nowMs?: () => number;
 }
 
-export type InvoiceStatus = 'pending' | 'paid' | 'expired';
+type InvoiceStatus = 'pending' | 'paid' | 'expired';
 
 export interface InvoiceView {
   readonly paymentHash: string;
@@ -89,7 +89,7 @@ export interface InvoiceView {
 }
 
 /** What one settlement did: credited now, already credited, not ours, or refused (paid less than asked). */
-export type Settlement = 'credited' | 'duplicate' | 'unknown' | 'refused';
+type Settlement = 'credited' | 'duplicate' | 'unknown' | 'refused';
 
 export interface Lightning {
   missingSetting(): string | undefined;

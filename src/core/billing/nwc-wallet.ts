@@ -17,7 +17,7 @@ export interface WalletInvoice {
   readonly expiresAt: number | undefined;
 }
 
-export type WalletResult<T> =
+type WalletResult<T> =
   | { readonly ok: true; readonly value: T }
   /** unavailable: not reached, or no answer in time; rejected: the wallet answered an error (`code`, NIP-47's). */
   | {
