@@ -334,6 +334,23 @@ t.test('the background poller finds a payment whose notification was lost', asyn
   await poller.lightning.stop();
 });
 
+t.test('a wallet that speaks only NIP-04: invoices, lookups and notifications still work', async (t) => {
+  const old = await startWalletStandIn(t, relay.url, { encryptions: ['nip04'] });
+  const client = createNwcWallet({ url: old.nwcUrl, timeoutMs: 1500, log });
+  t.teardown(() => client.close());
+  const heard: string[] = [];
+  const stop = client.onPaymentReceived((tx) => heard.push(tx.paymentHash));
+  t.teardown(stop);
+  const made = await client.makeInvoice({ amountMsats: 21_000, description: 'nip04', expirySeconds: 60 });
+  if (!made.ok) throw new Error(made.reason);
+  t.equal(old.requests.at(-1)?.encryption, 'nip04');
+  await old.pay(made.value.paymentHash);
+  await waitFor('the payment_received notification', async () => heard.includes(made.value.paymentHash), 15_000);
+  const looked = await client.lookupInvoice(made.value.paymentHash);
+  t.match(looked, { ok: true, value: { state: 'settled', amountMsats: 21_000 } });
+  t.match(await client.lookupInvoice('ab'.repeat(32)), { ok: false, kind: 'rejected', code: 'NOT_FOUND' });
+});
+
 t.test('nothing logged contains the connection secret', async (t) => {
   t.ok(lines.length > 0, `${lines.length} lines logged`);
   t.notOk(
