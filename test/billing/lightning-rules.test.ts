@@ -3,7 +3,14 @@
 import t from 'tap';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { lightningPrices } from '../../src/core/billing/lightning.js';
-import { cycleMs, placePeriod, stateAt, type PaidPeriod } from '../../src/core/billing/lightning-periods.js';
+import {
+  cycleMs,
+  lateLookup,
+  nextLookup,
+  placePeriod,
+  stateAt,
+  type PaidPeriod,
+} from '../../src/core/billing/lightning-periods.js';
 import { parseTransaction } from '../../src/core/billing/nwc-wallet.js';
 
 const DAY = 86_400_000;
@@ -92,6 +99,26 @@ t.test('stateAt: the run covering now, and the active subscription that is over'
     'an active subscription nothing paid for ends now',
   );
 });
+
+t.test(
+  'lookups: a doubling wait up to 30 s, one just after the expiry, then 1, 10 and 60 minutes after it',
+  async (t) => {
+    const expires = new Date(t0 + 600_000);
+    t.same(nextLookup(0, expires, t0, 5000), new Date(t0 + 5000));
+    t.same(nextLookup(2, expires, t0, 5000), new Date(t0 + 20_000));
+    t.same(nextLookup(9, expires, t0, 5000), new Date(t0 + 30_000), 'at most 30 s');
+    t.same(nextLookup(9, expires, t0 + 590_000, 5000), new Date(t0 + 601_000), 'just after the expiry');
+    t.same(
+      nextLookup(9, expires, t0 + 700_000, 5000),
+      new Date(t0 + 730_000),
+      'a wallet that does not answer is asked on',
+    );
+    t.same(lateLookup(expires, t0 + 600_000), new Date(t0 + 660_000));
+    t.same(lateLookup(expires, t0 + 660_000), new Date(t0 + 1_200_000));
+    t.same(lateLookup(expires, t0 + 1_300_000), new Date(t0 + 4_200_000));
+    t.equal(lateLookup(expires, t0 + 4_200_000), null, 'then none');
+  },
+);
 
 t.test('LIGHTNING_PRICES: plan → cycle → sats; bad entries stop the start, naming the key', async (t) => {
   const prices = lightningPrices(

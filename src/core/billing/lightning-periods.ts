@@ -90,3 +90,24 @@ export function stateAt(now: Date, periods: readonly PaidPeriod[], activeKey: st
   const over = runs.get(activeKey)?.end;
   return { current, ended: { key: activeKey, at: over && over <= now ? over : now } };
 }
+
+/** The longest wait between two lookups of a pending invoice. */
+const MAX_LOOKUP_WAIT_MS = 30_000;
+/** Lookups after the expiry, counted from it: a payment the wallet settles late is still found without a notification. */
+const LATE_LOOKUPS_MS = [60_000, 10 * 60_000, 60 * 60_000];
+
+/**
+ * When to look up a pending invoice again after `checks` lookups: the wait starts at `pollMs` and doubles, at most
+ * 30 s, with one lookup just after the expiry.
+ */
+export function nextLookup(checks: number, expiresAt: Date, now: number, pollMs: number): Date {
+  const wait = Math.min(pollMs * 2 ** Math.min(checks, 20), MAX_LOOKUP_WAIT_MS);
+  const afterExpiry = expiresAt.getTime() + 1000;
+  return new Date(now < afterExpiry ? Math.min(now + wait, afterExpiry) : now + wait);
+}
+
+/** The next of the late lookups of an expired invoice (1, 10 and 60 minutes after its expiry); null when none is left. */
+export function lateLookup(expiresAt: Date, now: number): Date | null {
+  const at = LATE_LOOKUPS_MS.map((ms) => expiresAt.getTime() + ms).find((t) => t > now);
+  return at === undefined ? null : new Date(at);
+}
