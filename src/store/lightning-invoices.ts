@@ -5,15 +5,20 @@ import type { BillingCycle } from './payments.js';
 
 type InvoiceState = 'pending' | 'paid' | 'expired';
 
-export interface LightningInvoice {
+/** What an invoice is made with. */
+export interface NewInvoice {
   readonly paymentHash: string;
   readonly userId: string;
   readonly planCode: string;
   readonly billingCycle: BillingCycle;
   readonly amountSats: number;
   readonly bolt11: string;
-  readonly createdAt: Date;
   readonly expiresAt: Date;
+  readonly nextCheckAt: Date;
+}
+
+export interface LightningInvoice extends Omit<NewInvoice, 'nextCheckAt'> {
+  readonly createdAt: Date;
   readonly state: InvoiceState;
   readonly nextCheckAt: Date | null;
   readonly checks: number;
@@ -58,17 +63,6 @@ const toInvoice = (r: Row): LightningInvoice => ({
   periodEnd: r.period_end,
   subscriptionKey: r.subscription_key,
 });
-
-export interface NewInvoice {
-  readonly paymentHash: string;
-  readonly userId: string;
-  readonly planCode: string;
-  readonly billingCycle: BillingCycle;
-  readonly amountSats: number;
-  readonly bolt11: string;
-  readonly expiresAt: Date;
-  readonly nextCheckAt: Date;
-}
 
 export async function insertInvoice(trx: Knex.Transaction, i: NewInvoice): Promise<void> {
   await trx('lightning_invoices').insert({
