@@ -14,7 +14,7 @@ import { createNwcWallet, parseTransaction, type LightningWallet } from '../../s
 import { createMetrics } from '../../src/core/ops/metrics.js';
 import { createPlans } from '../../src/core/quota/plans.js';
 import { upsertUserByPubkey } from '../../src/store/users.js';
-import { createTestDatabase } from '../helpers/db.js';
+import { createTestDatabase, createTestPglite } from '../helpers/db.js';
 import { newKey } from '../helpers/events.js';
 import { waitFor } from '../helpers/forwarding.js';
 import { startWalletStandIn } from '../helpers/nwc-wallet-standin.js';
@@ -349,6 +349,32 @@ t.test('a wallet that speaks only NIP-04: invoices, lookups and notifications st
   const looked = await client.lookupInvoice(made.value.paymentHash);
   t.match(looked, { ok: true, value: { state: 'settled', amountMsats: 21_000 } });
   t.match(await client.lookupInvoice('ab'.repeat(32)), { ok: false, kind: 'rejected', code: 'NOT_FOUND' });
+});
+
+t.test('on the embedded database (PGlite, one connection) too: made, paid, credited; made, expired', async (t) => {
+  const embedded = (await createTestPglite(t)).knex;
+  const embeddedPlans = createPlans(embedded);
+  const nwc = createNwcWallet({ url: wallet.nwcUrl, timeoutMs: 1500, log });
+  const ledger = createBillingLedger({ db: embedded, plans: embeddedPlans, invalidation });
+  const ln = createLightning({ settings, wallet: nwc, db: embedded, ledger, plans: embeddedPlans, log, nowMs });
+  t.teardown(() => ln.stop());
+  offsetMs = 0;
+  const pubkey = newKey().pk;
+  const id = await embedded.transaction(async (trx) => (await upsertUserByPubkey(trx, pubkey)).user.id);
+  const paid = await ln.createInvoice({ id, pubkey }, 'premium', 'monthly');
+  const unpaid = await ln.createInvoice({ id, pubkey }, 'advanced', 'monthly');
+  await wallet.pay(paid.paymentHash, { notify: false });
+  t.equal(await ln.refresh(id), 'applied');
+  embeddedPlans.invalidateUser(id);
+  t.equal((await embeddedPlans.effectivePlan(id)).code, 'premium');
+  offsetMs = 601_000;
+  await ln.checkDue(new Date(nowMs()));
+  t.equal((await embedded('lightning_invoices').where({ payment_hash: unpaid.paymentHash }).first()).state, 'expired');
+  offsetMs = 31 * DAY;
+  await ln.applyPeriods(new Date(nowMs()));
+  embeddedPlans.invalidateUser(id);
+  t.equal((await embeddedPlans.effectivePlan(id)).code, 'basic');
+  offsetMs = 0;
 });
 
 t.test('nothing logged contains the connection secret', async (t) => {
