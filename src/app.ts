@@ -89,7 +89,7 @@ export interface App {
   readonly invalidation: CacheInvalidation;
   /** What changePlan / setUserStatus / quotaStatus (core/accounts/account-admin.ts) take. */
   readonly accountAdmin: AccountAdminDeps;
-  /** Payments: Stripe, ExtensionPay (and its scheduled re-sync), the ledger that applies what they say. */
+  /** Payments: Stripe, ExtensionPay (and its scheduled re-sync), Lightning (NWC), the ledger that applies what they say. */
   readonly billing: Billing;
   /** NIP-77 delivery audits of users' relays (reconciliation with upstream relays). */
   readonly deliveryAudit: DeliveryAudit;
@@ -354,6 +354,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   billing.extensionpay.start();
   overview.start();
   if (config.reconcileEnabled) deliveryAudit.start();
+  billing.lightning.start();
   log.info({ url: config.publicUrl, relay: relayUrl, db: db.kind, redis: Boolean(redis) }, 'nostrx listening');
 
   return {

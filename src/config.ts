@@ -128,6 +128,22 @@ const smtpUrl: Parser<string> = (raw, key) => {
   return raw;
 };
 
+/**
+ * A Nostr Wallet Connect URI: nostr+walletconnect://<wallet pubkey>?relay=wss://…&secret=<hex>. It holds the secret
+ * that spends the connection's rights, so an error about it never repeats the value.
+ */
+const nwcUri: Parser<string> = (raw, key) => {
+  const text = raw.trim();
+  const m = /^nostr\+walletconnect:\/\/([0-9a-f]{64})\?(.+)$/.exec(text);
+  const params = new URLSearchParams(m?.[2] ?? '');
+  const relays = params.getAll('relay');
+  const secret = params.get('secret') ?? '';
+  if (!m || relays.length === 0 || relays.some((r) => !/^wss?:\/\/\S+$/.test(r)) || !/^([0-9a-f]{64}|nsec1[02-9ac-hj-np-z]+)$/.test(secret)) {
+    throw new ConfigError(`${key} must look like nostr+walletconnect://<wallet pubkey, hex>?relay=wss://…&secret=<64 hex> (the value is not shown: it holds a secret)`);
+  }
+  return text;
+};
+
 const intList: Parser<number[]> = (raw, key) => list(raw, key).map((v) => int(0, 65535)(v, key));
 
 const spec = {
@@ -173,7 +189,7 @@ const spec = {
   extensionpayPlans: { env: 'EXTENSIONPAY_PLANS', default: ['premium=premium', 'advanced=advanced'] as string[], parse: pairs(/^[^=]+=[a-z0-9_-]+$/, 'nickname=plan_code'), description: "ExtPay plan nickname → our plan code, comma-separated nickname=plan_code" },
   extensionpaySyncHours: { env: 'EXTENSIONPAY_SYNC_HOURS', default: 6, parse: int(0, 720), description: 'Hours between two re-reads of each linked ExtPay user (spread out; a failed read is retried sooner with backoff); 0 = only on link and on GET /v1/subscription?refresh=1' },
   extensionpaySyncConcurrency: { env: 'EXTENSIONPAY_SYNC_CONCURRENCY', default: 4, parse: int(1, 100), description: 'ExtPay users read at once by one process during the scheduled re-sync' },
-  billingProviderTimeoutMs: { env: 'BILLING_PROVIDER_TIMEOUT_MS', default: 10000, parse: int(100, 120000), description: 'Time allowed for one request to ExtensionPay or Stripe' },
+  billingProviderTimeoutMs: { env: 'BILLING_PROVIDER_TIMEOUT_MS', default: 10000, parse: int(100, 120000), description: 'Time allowed for one request to ExtensionPay, Stripe or the Lightning wallet' },
   stripeSecretKey: { env: 'STRIPE_SECRET_KEY', default: '', parse: str, description: 'Stripe secret API key (sk_…). Empty: checkout and portal answer 503' },
   stripeWebhookSecret: { env: 'STRIPE_WEBHOOK_SECRET', default: '', parse: str, description: 'Signing secret (whsec_…) of the Stripe webhook endpoint POST /v1/webhooks/stripe. Empty: that route answers 503' },
   stripePrices: { env: 'STRIPE_PRICES', default: [] as string[], parse: pairs(/^[a-z0-9_-]+:(monthly|yearly)=\S+$/, 'premium:monthly=price_123'), description: 'Stripe Price per plan and billing cycle, comma-separated plan:cycle=price_id (cycle monthly or yearly)' },
@@ -187,6 +203,10 @@ const spec = {
   mailFrom: { env: 'MAIL_FROM', default: '', parse: str, description: 'From address of the emails sent, e.g. "NostrX <no-reply@example.com>"; required with SMTP_URL' },
   emailSendsPerDay: { env: 'EMAIL_SENDS_PER_DAY', default: 5, parse: int(1, 1000), description: 'Verification emails per rolling 24 hours, to one account and to one address' },
   emailResendSeconds: { env: 'EMAIL_RESEND_SECONDS', default: 60, parse: int(0, 86400), description: 'Seconds between two verification emails to one account' },
+  nwcUrl: { env: 'NWC_URL', default: '', parse: nwcUri, description: "Nostr Wallet Connect URI of the operator's Lightning wallet (nostr+walletconnect://…, a receive-only connection allowed make_invoice and lookup_invoice, with payment_received notifications). A secret: never logged. Empty: Lightning invoices answer 503" },
+  lightningPrices: { env: 'LIGHTNING_PRICES', default: [] as string[], parse: pairs(/^[a-z0-9_-]+:(monthly|yearly)=[1-9][0-9]{0,7}$/, 'premium:monthly=15000'), description: 'Price in sats (1 to 99999999) per plan and billing cycle for Lightning invoices, comma-separated plan:cycle=sats; a plan and cycle without a price is not sold this way' },
+  lightningInvoiceExpirySeconds: { env: 'LIGHTNING_INVOICE_EXPIRY_SECONDS', default: 900, parse: int(1, 604800), description: 'How long a Lightning invoice can be paid; an invoice still unpaid then is canceled (a payment the wallet settles later is still credited)' },
+  lightningPollMs: { env: 'LIGHTNING_POLL_MS', default: 5000, parse: int(100, 600000), description: 'First lookup_invoice of a pending Lightning invoice after this long, then with a doubling wait (at most 30 s) until it expires: the fallback when a payment notification is lost' },
   logLevel: { env: 'LOG_LEVEL', default: 'info', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), description: 'Log level' },
   relayName: { env: 'RELAY_NAME', default: 'NostrX relay', parse: str, description: 'NIP-11 name' },
   relayDescription: { env: 'RELAY_DESCRIPTION', default: 'Cross-posts from Twitter/X to Nostr with your own keys', parse: str, description: 'NIP-11 description' },

@@ -39,6 +39,7 @@ export const catalog = {
   user_not_found: { status: 404, message: 'no such user' },
   plan_not_found: { status: 404, message: 'no such plan' },
   billing_customer_not_found: { status: 404, message: 'you have no Stripe customer yet' },
+  invoice_not_found: { status: 404, message: 'you have no Lightning invoice with this payment hash' },
   relay_exists: { status: 409, message: 'this relay is already in your list' },
   billing_account_linked_elsewhere: { status: 409, message: 'this payment account is linked to another account' },
   identity_not_found: { status: 404, message: 'this key is not linked to your account' },

@@ -16,6 +16,7 @@ import { registerAdminRoutes } from './admin.js';
 import { registerBillingRoutes } from './billing.js';
 import { registerAdminConsoleRoutes } from './admin-console.js';
 import { registerEmailRoutes } from './email.js';
+import { registerLightningRoutes } from './lightning.js';
 import { registerEventRoutes } from './events.js';
 import { registerIdentityRoutes } from './identities.js';
 import { registerMeRoutes } from './me.js';
@@ -97,6 +98,7 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
   registerSubscriptionRoutes(http, services);
   registerWebhookRoutes(http, services);
   registerBillingRoutes(http, services);
+  registerLightningRoutes(http, services);
   registerAdminRoutes(http, services);
   registerAdminConsoleRoutes(http, services);
   registerNip86Route(http, services);

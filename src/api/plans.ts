@@ -38,6 +38,7 @@ export function registerPlanRoutes(http: FastifyInstance, deps: ApiServices): vo
           ...planView(p, deps.config.maxCustomRelays),
           providers: deps.billing.providersFor(p.code),
           checkout_cycles: [...(deps.billing.stripe.sellable.get(p.code) ?? [])],
+          lightning_prices: Object.fromEntries(deps.billing.lightning.prices.get(p.code) ?? []),
         })),
       };
     },

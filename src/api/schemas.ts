@@ -49,10 +49,16 @@ export const planSchema = {
     multiple_identities: { type: 'boolean' },
     providers: {
       type: 'array',
-      items: { type: 'string', enum: ['stripe', 'extensionpay'] },
-      description: 'How this plan can be bought here (GET /v1/plans): stripe (POST /v1/subscription/checkout), extensionpay (in the extension, then POST /v1/subscription/extensionpay)',
+      items: { type: 'string', enum: ['stripe', 'extensionpay', 'lightning'] },
+      description:
+        'How this plan can be bought here (GET /v1/plans): stripe (POST /v1/subscription/checkout), extensionpay (in the extension, then POST /v1/subscription/extensionpay), lightning (POST /v1/subscription/lightning, paid in sats)',
     },
     checkout_cycles: { type: 'array', items: { type: 'string', enum: ['monthly', 'yearly'] }, description: 'The billing cycles Stripe Checkout sells this plan for' },
+    lightning_prices: {
+      type: 'object',
+      properties: { monthly: { type: 'integer' }, yearly: { type: 'integer' } },
+      description: 'Price in sats of one period bought with a Lightning invoice, per billing cycle (a period does not renew)',
+    },
   },
 } as const;
 

@@ -1,6 +1,7 @@
 // NIP-11: the relay information document, built from the configuration (the limits this relay enforces, the
-// very values it enforces) and from the plans table (fees.subscription).
+// very values it enforces) and from the plans table (fees.subscription), with the Lightning prices in msats.
 import type { Config } from '../config.js';
+import { lightningPrices } from '../core/billing/index.js';
 import type { PlanRecord } from '../core/quota/index.js';
 import * as nip11 from '../nips/nip11.js';
 
@@ -14,10 +15,11 @@ const THIRTY_DAYS = 30 * 24 * 3600;
 const ONE_YEAR = 365 * 24 * 3600;
 
 /**
- * Each public plan's monthly price, and its yearly price where it has one (Stripe sells both: core/billing/); each
- * entry names its plan and that plan's post quota (-1: unlimited, as the plans table says it).
+ * Each public plan's monthly price, and its yearly price where it has one (Stripe sells both: core/billing/), then
+ * its prices in sats when Lightning sells it (a period bought with an invoice, in msats as NIP-11 counts); each entry
+ * names its plan and that plan's post quota (-1: unlimited, as the plans table says it).
  */
-function subscriptionFees(offered: readonly PlanRecord[]): nip11.SubscriptionFee[] {
+function subscriptionFees(offered: readonly PlanRecord[], sats: ReadonlyMap<string, ReadonlyMap<string, number>>): nip11.SubscriptionFee[] {
   return offered.flatMap((p) => {
     const plan = {
       plan: p.code,
@@ -25,9 +27,11 @@ function subscriptionFees(offered: readonly PlanRecord[]): nip11.SubscriptionFee
       daily_post_limit: p.dailyPostLimit,
       ...(p.monthlyPostLimit !== null ? { monthly_post_limit: p.monthlyPostLimit } : {}),
     };
+    const lightning = [...(sats.get(p.code) ?? [])].map(([cycle, amount]) => ({ amount: amount * 1000, unit: 'msats', period: cycle === 'yearly' ? ONE_YEAR : THIRTY_DAYS, ...plan }));
     return [
       { amount: Number(p.priceMonthly), unit: p.currency, period: THIRTY_DAYS, ...plan },
       ...(p.priceYearly !== null ? [{ amount: Number(p.priceYearly), unit: p.currency, period: ONE_YEAR, ...plan }] : []),
+      ...lightning,
     ];
   });
 }
@@ -58,7 +62,7 @@ export function relayInfo(config: Config, plans: readonly PlanRecord[], version:
       maxFilters: config.maxFilters,
       maxFilterValues: config.maxFilterValues,
     },
-    subscriptionFees: subscriptionFees(offered),
+    subscriptionFees: subscriptionFees(offered, config.nwcUrl ? lightningPrices(config.lightningPrices) : new Map()),
     paymentsUrl: `${config.publicUrl}/v1/plans`,
   });
 }

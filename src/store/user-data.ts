@@ -112,6 +112,7 @@ function exportQueries(db: Knex, userId: string): readonly (readonly [string, Kn
     ['payments', byUser('payments').select(db.raw('id, user_id, subscription_id, amount, currency, status, payment_provider, provider_payment_id, provider_customer_id, payment_method, last_four_digits, created_at, processed_at, failed_at, failure_reason, provider_fee, net_amount, invoice_url, receipt_url, archived')).orderBy('created_at')],
     // Without provider_data_encrypted: the user's ExtPay key is a credential and is never given out again.
     ['billing_accounts', byUser('billing_accounts').select('id', 'user_id', 'provider', 'created_at', 'updated_at', 'last_synced_at', 'next_sync_at', 'sync_failures').orderBy('created_at')],
+    ['lightning_invoices', byUser('lightning_invoices').select('*').orderBy('created_at')],
     ['user_quotas', byUser('user_quotas').select('*').orderBy([{ column: 'quota_date' }, { column: 'quota_type' }])],
     ['daily_usage_stats', byUser('daily_usage_stats').select('*').orderBy('stat_date')],
     ['usage_events', byUser('usage_events').select('*').orderBy('occurred_at')],
@@ -177,7 +178,8 @@ export async function eraseUser(db: Knex, userId: string): Promise<boolean> {
   return db.transaction(async (trx) => {
     const user = (await trx('users').where({ id: userId }).forUpdate().first('id', 'status')) as { id: string; status: UserStatus } | undefined;
     if (!user) return false;
-    for (const table of ['nostr_events', 'user_relays', 'user_sessions', 'user_quotas', 'daily_usage_stats', 'usage_events', 'billing_accounts', 'user_identities', 'email_verifications']) {
+    // lightning_invoices go too: each BOLT11 names the buyer's npub; the payments rows (no invoice in them) stay.
+    for (const table of ['nostr_events', 'user_relays', 'user_sessions', 'user_quotas', 'daily_usage_stats', 'usage_events', 'billing_accounts', 'user_identities', 'email_verifications', 'lightning_invoices']) {
       await trx(table).where({ user_id: userId }).delete();
     }
     const canceled = (await trx('user_subscriptions')

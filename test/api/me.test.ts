@@ -85,7 +85,7 @@ t.test('GET /v1/me/export holds everything we keep about the user, and no secret
   t.equal(r.status, 200);
   t.match(r.headers.get('content-disposition'), /attachment; filename="nostrx-export-/);
   const tables = r.body.tables;
-  t.same(Object.keys(tables).sort(), ['audit_log', 'billing_accounts', 'daily_usage_stats', 'email_verifications', 'nostr_events', 'payments', 'relay_publishes', 'usage_events', 'user_identities', 'user_quotas', 'user_relays', 'user_sessions', 'user_subscriptions', 'users'].sort());
+  t.same(Object.keys(tables).sort(), ['audit_log', 'billing_accounts', 'daily_usage_stats', 'email_verifications', 'lightning_invoices', 'nostr_events', 'payments', 'relay_publishes', 'usage_events', 'user_identities', 'user_quotas', 'user_relays', 'user_sessions', 'user_subscriptions', 'users'].sort());
   t.equal(tables.users[0].nostr_public_key, alice.pk);
   t.equal(tables.users[0].email, 'alice@example.com');
   t.equal(tables.nostr_events.length, 1);

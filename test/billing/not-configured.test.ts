@@ -14,6 +14,7 @@ t.test('nothing configured', async (t) => {
     ['checkout', await api.signed(alice, 'POST', '/v1/subscription/checkout', { body: { plan: 'premium', billing_cycle: 'monthly' } }), 'STRIPE_SECRET_KEY'],
     ['portal', await api.signed(alice, 'POST', '/v1/subscription/portal'), 'STRIPE_SECRET_KEY'],
     ['extensionpay', await api.signed(alice, 'POST', '/v1/subscription/extensionpay', { body: { api_key: 'some_key_1234' } }), 'EXTENSIONPAY_EXTENSION_ID'],
+    ['lightning', await api.signed(alice, 'POST', '/v1/subscription/lightning', { body: { plan: 'premium', billing_cycle: 'monthly' } }), 'NWC_URL'],
     ['stripe webhook', await api.request('POST', '/v1/webhooks/stripe', { raw: eventBody('invoice.paid', {}) }), 'STRIPE_WEBHOOK_SECRET'],
   ] as const;
   for (const [what, r, setting] of cases) {

@@ -1,11 +1,13 @@
 // Small upstream relays on loopback ports for the forwarding tests, each misbehaving in one way on purpose: a real
 // WebSocket server (ws) that speaks just enough NIP-01 to take EVENTs, plus a NIP-11 document over HTTP. Every
 // EVENT it gets is kept in `received` with its arrival time, so a test can check what reached the relay and when.
+// It also serves REQ/CLOSE (stored non-ephemeral events, EOSE, then live ones), so Nostr clients can talk through
+// it (the Lightning tests' NIP-47 wallet and the service's NWC client).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
 import { matchFilters, type Filter } from 'nostr-tools/filter';
 import type { NostrEvent } from 'nostr-tools/pure';
+import { WebSocketServer, type WebSocket } from 'ws';
 import * as nip77 from '../../src/nips/nip77.js';
 
 interface Teardown {
@@ -63,6 +65,8 @@ export interface TestRelay {
 export async function startTestRelay(t: Teardown, opts: TestRelayOptions): Promise<TestRelay> {
   const react: (ev: { id: string }, n: number) => Reaction = opts.react ?? (() => ({ ok: true, message: '' }));
   const seen = new Set<string>();
+  /** Open subscriptions: connection → subscription id → filters. */
+  const subscriptions = new Map<WebSocket, Map<string, Filter[]>>();
   let n = 0;
   let server: http.Server | null = null;
   let wss: WebSocketServer | null = null;
@@ -99,7 +103,9 @@ export async function startTestRelay(t: Teardown, opts: TestRelayOptions): Promi
       const w = new WebSocketServer({ server: s });
       w.on('connection', (ws) => {
         relay.connections += 1;
+        subscriptions.set(ws, new Map());
         ws.on('message', (data) => onMessage(ws, data));
+        ws.on('close', () => subscriptions.delete(ws));
         ws.on('error', () => undefined);
       });
       await new Promise<void>((resolve, reject) => {
@@ -158,8 +164,11 @@ export async function startTestRelay(t: Teardown, opts: TestRelayOptions): Promi
       ws.send(JSON.stringify(['NOTICE', 'invalid: not JSON']));
       return;
     }
-    if (opts.negentropy && Array.isArray(msg) && typeof msg[0] === 'string' && msg[0].startsWith('NEG-')) return onNegentropy(ws, msg);
-    if (!Array.isArray(msg) || msg[0] !== 'EVENT' || typeof msg[1] !== 'object' || msg[1] === null) return;
+    if (!Array.isArray(msg)) return;
+    if (opts.negentropy && typeof msg[0] === 'string' && msg[0].startsWith('NEG-')) return onNegentropy(ws, msg);
+    if (msg[0] === 'REQ' && typeof msg[1] === 'string') return subscribe(ws, msg[1], msg.slice(2) as Filter[]);
+    if (msg[0] === 'CLOSE' && typeof msg[1] === 'string') return void subscriptions.get(ws)?.delete(msg[1]);
+    if (msg[0] !== 'EVENT' || typeof msg[1] !== 'object' || msg[1] === null) return;
     const event = msg[1] as Record<string, unknown>;
     const id = String(event.id);
     relay.received.push({ id, event, at: Date.now() });
@@ -182,9 +191,26 @@ export async function startTestRelay(t: Teardown, opts: TestRelayOptions): Promi
       }
       if (reaction.ok && duplicate) ws.send(JSON.stringify(['OK', id, true, 'duplicate: already have this event']));
       else ws.send(JSON.stringify(['OK', id, reaction.ok, reaction.message]));
+      if (reaction.ok && !duplicate) deliver(event as unknown as NostrEvent);
     };
     if (reaction.delayMs) setTimeout(answer, reaction.delayMs);
     else answer();
+  }
+
+  /** REQ: the stored events that match (ephemeral kinds are not stored), EOSE, then matching events as they come. */
+  function subscribe(ws: WebSocket, subId: string, filters: Filter[]): void {
+    subscriptions.get(ws)?.set(subId, filters);
+    for (const r of relay.received) {
+      const ev = r.event as unknown as NostrEvent;
+      if (!(ev.kind >= 20000 && ev.kind < 30000) && matchFilters(filters, ev)) ws.send(JSON.stringify(['EVENT', subId, ev]));
+    }
+    ws.send(JSON.stringify(['EOSE', subId]));
+  }
+
+  function deliver(ev: NostrEvent): void {
+    for (const [ws, subs] of subscriptions) {
+      for (const [subId, filters] of subs) if (matchFilters(filters, ev)) ws.send(JSON.stringify(['EVENT', subId, ev]));
+    }
   }
 
   if (!opts.startDown) await relay.start();

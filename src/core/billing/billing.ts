@@ -1,5 +1,5 @@
-// Billing, assembled from the configuration: the ledger (the one place facts are applied), ExtensionPay and Stripe.
-// Built once by the composition root; the API's routes and the scheduled ExtensionPay re-sync use the same object.
+// Billing, assembled from the configuration: the ledger (the one place facts are applied), ExtensionPay, Stripe and
+// Lightning (NWC). Built once by the composition root; the API's routes and the scheduled jobs use the same object.
 import type { Knex } from 'knex';
 import type { Config } from '../../config.js';
 import type { Logger } from '../../log.js';
@@ -10,6 +10,8 @@ import type { Plans } from '../quota/index.js';
 import { createExtPayClient, extPayPlanMap } from './extensionpay.js';
 import { createExtensionPay, type ExtensionPay, type SyncOutcome } from './extensionpay-sync.js';
 import { createBillingLedger, type BillingLedger } from './ledger.js';
+import { createLightning, type Lightning } from './lightning.js';
+import { createNwcWallet } from './nwc-wallet.js';
 import { createSecretBox } from './secret-box.js';
 import { createStripeBilling, type StripeBilling } from './stripe.js';
 
@@ -29,6 +31,11 @@ export type BillingConfig = Pick<
   | 'stripeSuccessUrl'
   | 'stripeCancelUrl'
   | 'stripePortalReturnUrl'
+  | 'nwcUrl'
+  | 'lightningPrices'
+  | 'lightningInvoiceExpirySeconds'
+  | 'lightningPollMs'
+  | 'relayName'
 >;
 
 export interface BillingDeps {
@@ -39,15 +46,16 @@ export interface BillingDeps {
   readonly plans: Plans;
   readonly invalidation: CacheInvalidation;
   readonly log: Logger;
-  readonly metrics?: Pick<Metrics, 'billingProviderErrors' | 'billingSyncs' | 'billingWebhooks'> | undefined;
+  readonly metrics?: Pick<Metrics, 'billingProviderErrors' | 'billingSyncs' | 'billingWebhooks' | 'lightningInvoices'> | undefined;
 }
 
-export type ProviderName = 'stripe' | 'extensionpay';
+export type ProviderName = 'stripe' | 'extensionpay' | 'lightning';
 
 export interface Billing {
   readonly ledger: BillingLedger;
   readonly extensionpay: ExtensionPay;
   readonly stripe: StripeBilling;
+  readonly lightning: Lightning;
   /** The providers that can sell the plan here (GET /v1/plans). */
   providersFor(planCode: string): ProviderName[];
   /** The user's linked provider accounts (no credential in them). */
@@ -93,24 +101,39 @@ export function createBilling(deps: BillingDeps): Billing {
     },
   });
 
+  const lightning = createLightning({
+    db: deps.db,
+    ledger,
+    plans: deps.plans,
+    log: deps.log,
+    metrics: deps.metrics,
+    wallet: c.nwcUrl ? createNwcWallet({ url: c.nwcUrl, timeoutMs: c.billingProviderTimeoutMs, log: deps.log }) : undefined,
+    settings: { prices: c.lightningPrices, expirySeconds: c.lightningInvoiceExpirySeconds, pollMs: c.lightningPollMs, serviceName: c.relayName },
+  });
+
   return {
     ledger,
     extensionpay,
     stripe,
+    lightning,
     providersFor(planCode) {
       const out: ProviderName[] = [];
       if ((stripe.sellable.get(planCode)?.length ?? 0) > 0) out.push('stripe');
       if (!extensionpay.missingSetting() && extPayPlans.has(planCode)) out.push('extensionpay');
+      if ((lightning.prices.get(planCode)?.size ?? 0) > 0) out.push('lightning');
       return out;
     },
     accounts: (userId) => listAccountsOfUser(deps.db, userId),
     async refresh(userId) {
-      const [ext, str] = await Promise.all([extensionpay.refresh(userId), stripe.refresh(userId)]);
+      const [ext, str, ln] = await Promise.all([extensionpay.refresh(userId), stripe.refresh(userId), lightning.refresh(userId)]);
       const out: { provider: ProviderName; outcome: SyncOutcome }[] = [];
       if (ext) out.push({ provider: 'extensionpay', outcome: ext });
       if (str) out.push({ provider: 'stripe', outcome: str });
+      if (ln) out.push({ provider: 'lightning', outcome: ln });
       return out;
     },
-    close: () => extensionpay.stop(),
+    async close() {
+      await Promise.all([extensionpay.stop(), lightning.stop()]);
+    },
   };
 }

@@ -7,3 +7,4 @@ export * from './errors.js';
 export * from './facts.js';
 export * from './ledger.js';
 export * from './stripe.js';
+export * from './lightning.js';

@@ -72,8 +72,14 @@ export class LedgerError extends Error {
   }
 }
 
+/**
+ * Facts that depend on what is stored (a Lightning period that follows the current one): computed in the ledger's
+ * transaction, under the user's lock, so two of them for one user are computed one after the other.
+ */
+export type DerivedFacts = (trx: Knex.Transaction) => Promise<BillingFacts>;
+
 export interface BillingLedger {
-  record(userId: string, facts: BillingFacts, opts: RecordOptions): Promise<LedgerOutcome>;
+  record(userId: string, facts: BillingFacts | DerivedFacts, opts: RecordOptions): Promise<LedgerOutcome>;
 }
 
 const sameTime = (a: Date | null | undefined, b: Date | null | undefined) => (a?.getTime() ?? null) === (b?.getTime() ?? null);
@@ -226,14 +232,19 @@ export function createBillingLedger(deps: LedgerDeps): BillingLedger {
   }
 
   return {
-    async record(userId, facts, opts) {
-      for (const f of [facts.subscription, ...(facts.payments ?? [])]) {
-        if (f && f.userId !== userId) throw new Error(`a fact for user ${f.userId} was recorded for user ${userId}`);
-      }
+    async record(userId, given, opts) {
+      const checkOwner = (facts: BillingFacts) => {
+        for (const f of [facts.subscription, ...(facts.payments ?? [])]) {
+          if (f && f.userId !== userId) throw new Error(`a fact for user ${f.userId} was recorded for user ${userId}`);
+        }
+      };
+      if (typeof given !== 'function') checkOwner(given);
       const result = await db.transaction(async (trx): Promise<LedgerOutcome> => {
         if (opts.event && !(await recordWebhookEvent(trx, opts.event))) return { duplicate: true, applied: [] };
         if (!(await lockUser(trx, userId))) throw new LedgerError('unknown_user', `there is no user ${userId}`);
         await opts.prepare?.(trx);
+        const facts = typeof given === 'function' ? await given(trx) : given;
+        if (typeof given === 'function') checkOwner(facts);
         const applied: string[] = [];
         for (const e of facts.ends ?? []) applied.push(await end(trx, userId, e, opts.actor));
         if (facts.subscription) applied.push(await applySubscription(trx, facts.subscription, opts));

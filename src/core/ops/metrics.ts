@@ -154,6 +154,12 @@ export function createMetrics() {
       labelNames: ['server', 'reason'] as const,
       registers: r,
     }),
+    lightningInvoices: new client.Counter({
+      name: 'nostrx_lightning_invoices_total',
+      help: 'Lightning invoices by outcome: created, wallet_error (none made: the wallet could not be reached or refused), paid, paid_late (after its expiry), expired (unpaid)',
+      labelNames: ['outcome'] as const,
+      registers: r,
+    }),
     httpRequests: new client.Counter({ name: 'nostrx_http_requests_total', help: 'HTTP API requests by route and status', labelNames: ['route', 'method', 'status'] as const, registers: r }),
   };
 }
