@@ -9,6 +9,7 @@ import { corsHeaders } from './nips/nip11.js';
 import { createAccounts, type Accounts } from './core/accounts.js';
 import { createPlans, type Plans } from './core/plans.js';
 import { createAdmission, measured, type Admit } from './core/admission.js';
+import { withAnswerDeadline } from './core/admission/answer-deadline.js';
 import { createVerifierPool } from './core/verifier-pool.js';
 import { createMetrics, type Metrics } from './core/metrics.js';
 import { createFanOut, type FanOut } from './core/fanout.js';
@@ -29,6 +30,7 @@ import { migrateLatest } from './store/migrate.js';
 import { ensureMonthlyPartitions } from './store/partitions.js';
 import { redisChannel } from './store/pubsub.js';
 import { openRedis, type Redis } from './store/redis.js';
+import { quietly } from './lib/quiet.js';
 import { registerOpsRoutes } from './api/ops-routes.js';
 import { apiServerOptions, registerApi } from './api/index.js';
 import { createBans } from './core/bans.js';
@@ -99,13 +101,25 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const verifier = await createVerifierPool({ threads: verifyThreadsOf(config), log, backend: signatures.backend, inlineUpTo: config.verifyInlineUpTo });
   log.info({ backend: signatures.backend, threads: verifier.threads }, 'signature verification ready');
 
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: config.dbPoolMax });
-  const applied = await migrateLatest(db.knex);
+  const db = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolMax: config.dbPoolMax,
+    limits: { connectMs: config.dbConnectTimeoutMs, acquireMs: config.dbAcquireTimeoutMs, queryMs: config.dbQueryTimeoutMs },
+    onWarning: quietly((message, repeats) => log.warn({ driver: message, repeats }, 'database driver warning')),
+  });
+  // Migrations and DDL may rightly take long on a large database: they run without the serving limits.
+  const applied = await db.withoutLimits(async (knex) => {
+    const names = await migrateLatest(knex);
+    await ensureMonthlyPartitions(knex, new Date());
+    return names;
+  });
   if (applied.length > 0) log.info({ applied, db: db.kind }, 'migrations applied');
-  await ensureMonthlyPartitions(db.knex, new Date());
 
   const redis = config.redisUrl
-    ? await openRedis(config.redisUrl, 'nostrx', (err, repeats) => log.warn({ err, repeats }, 'redis connection error (commands wait, then fail, until it is back)'))
+    ? await openRedis(config.redisUrl, 'nostrx', (err, repeats) => log.warn({ err, repeats }, 'redis connection error (commands wait, then fail, until it is back)'), {
+        timeoutMs: config.redisTimeoutMs,
+      })
     : undefined;
   const fanout = createFanOut(
     redis && redisChannel(redis, `${config.redisPrefix}events`, (err) => log.error({ err }, 'redis fan-out failed')),
@@ -151,7 +165,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const bans = await createBans({ db: db.knex, log, redis, redisPrefix: config.redisPrefix });
   const stages = { ...quota.stages, ...createOutboxStage({ config, log, plans }), checkBans: bans.check };
   const admit = wakeOnAccepted(
-    measured(createAdmission({ db: db.knex, config, log, accounts, fanout, stages, verify: verifier.verify, onBatch: (n, seconds) => { metrics.writeBatchSize.observe(n); metrics.writeBatchSeconds.observe(seconds); }, ...(opts.now ? { now: opts.now } : {}) }), metrics),
+    measured(
+      withAnswerDeadline(
+        createAdmission({ db: db.knex, config, log, accounts, fanout, stages, verify: verifier.verify, onBatch: (n, seconds) => { metrics.writeBatchSize.observe(n); metrics.writeBatchSeconds.observe(seconds); }, ...(opts.now ? { now: opts.now } : {}) }),
+        { ms: config.answerTimeoutMs, log },
+      ),
+      metrics,
+    ),
     forwarder,
   );
   const queries = createQueries(db.knex, config, opts.now);

@@ -6,6 +6,7 @@
 // so the relay's OK answer and the API's status cannot disagree.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Prefix } from '../nips/result.js';
+import { isUnavailable } from '../core/ops/outage.js';
 
 export const catalog = {
   validation_failed: { status: 400, message: 'the request is not valid' },
@@ -163,6 +164,8 @@ function fromFastify(err: FastifyError): ApiError | undefined {
       return apiError('unsupported_media_type', 'unsupported Content-Type; send application/json');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return apiError('validation_failed', 'the request body does not match its Content-Length', { field: 'content-length', location: 'headers' });
+    case 'FST_ERR_HANDLER_TIMEOUT':
+      return apiError('unavailable', undefined, undefined, { 'retry-after': '1' });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return apiError('malformed_json');
@@ -187,6 +190,11 @@ export function errorHandler(err: FastifyError, req: FastifyRequest, reply: Fast
   // A client error fastify raised that we have no entry for keeps its status, with a generic code.
   if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
     return sendApiError(reply, apiError(err.statusCode === 404 ? 'not_found' : 'validation_failed', err.message));
+  }
+  // The database or Redis not answering is an outage, not a bug: the client is told to try again shortly.
+  if (isUnavailable(err)) {
+    req.log.warn({ err, method: req.method, url: req.url }, 'request failed: a dependency is unavailable');
+    return sendApiError(reply, apiError('unavailable', undefined, undefined, { 'retry-after': '1' }));
   }
   req.log.error({ err, method: req.method, url: req.url }, 'request failed');
   return sendApiError(reply, apiError('internal_error'));

@@ -63,8 +63,15 @@ export interface ApiDeps {
 }
 
 /** Options of the fastify instance the API needs: the body limit, and validation that refuses unknown fields. */
-export function apiServerOptions(config: Pick<Config, 'apiBodyLimitBytes'>): Pick<FastifyServerOptions, 'bodyLimit' | 'ajv'> {
-  return { bodyLimit: config.apiBodyLimitBytes, ajv: { customOptions: { removeAdditional: false, allErrors: false } } };
+/** Past ANSWER_TIMEOUT_MS, with a second of grace for an admission's own answer at its deadline, a request is answered 503. */
+const HANDLER_GRACE_MS = 1000;
+
+export function apiServerOptions(config: Pick<Config, 'apiBodyLimitBytes' | 'answerTimeoutMs'>): Pick<FastifyServerOptions, 'bodyLimit' | 'ajv' | 'handlerTimeout'> {
+  return {
+    bodyLimit: config.apiBodyLimitBytes,
+    ajv: { customOptions: { removeAdditional: false, allErrors: false } },
+    handlerTimeout: config.answerTimeoutMs + HANDLER_GRACE_MS,
+  };
 }
 
 const openapi = {

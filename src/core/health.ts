@@ -2,6 +2,10 @@
 import type { Database } from '../store/db.js';
 import { migrationsCurrent } from '../store/migrate.js';
 import type { Redis } from '../store/redis.js';
+import { withDeadline } from './deadline.js';
+
+/** Each dependency gets this long to answer: a probe is answered in bounded time, whatever the dependency does. */
+const CHECK_MS = 2000;
 
 export interface Readiness {
   readonly ready: boolean;
@@ -12,8 +16,12 @@ export async function checkReadiness(db: Database, redis: Redis | undefined): Pr
   let database = 'ok';
   let migrations = 'ok';
   try {
-    await db.ping();
-    if (!(await migrationsCurrent(db.knex))) migrations = 'pending';
+    const current = withDeadline(
+      db.ping().then(() => migrationsCurrent(db.knex)),
+      CHECK_MS,
+      () => new Error(`no answer within ${CHECK_MS} ms`),
+    );
+    if (!(await current)) migrations = 'pending';
   } catch (err) {
     database = `error: ${err instanceof Error ? err.message : String(err)}`;
     migrations = 'unknown';
@@ -21,7 +29,8 @@ export async function checkReadiness(db: Database, redis: Redis | undefined): Pr
   let cache = 'not configured';
   if (redis) {
     try {
-      cache = (await redis.ping()) === 'PONG' ? 'ok' : 'error: unexpected PING answer';
+      const pong = await withDeadline(redis.ping(), CHECK_MS, () => new Error(`no answer within ${CHECK_MS} ms`));
+      cache = pong === 'PONG' ? 'ok' : 'error: unexpected PING answer';
     } catch (err) {
       cache = `error: ${err instanceof Error ? err.message : String(err)}`;
     }

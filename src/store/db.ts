@@ -16,13 +16,32 @@ export interface Database {
   poolStats(): { used: number; free: number; pending: number };
   /** Throws when the database does not answer. */
   ping(): Promise<void>;
+  /**
+   * Runs `fn` on a handle without the limits of DbOptions.limits (migrations and partition DDL at start, which may
+   * rightly take long on a large database): a short-lived connection of its own on PostgreSQL, the one handle on PGlite.
+   */
+  withoutLimits<T>(fn: (knex: Knex) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+}
+
+/** How long PostgreSQL may take, so that an outage (down, refusing, slow, half-open) fails queries in bounded time. */
+export interface DbLimits {
+  /** Opening a connection (a host that accepts nothing is given up on after it). */
+  readonly connectMs: number;
+  /** Waiting for a pooled connection (while no connection can be made, a query fails after it). */
+  readonly acquireMs: number;
+  /** statement_timeout; a connection with no answer at all 1 s later is taken as dead. 0 = no limit. */
+  readonly queryMs: number;
 }
 
 export interface DbOptions {
   databaseUrl: string;
   dataDir: string;
   poolMax: number;
+  /** Without it, nothing is bounded (tools and tests that run migrations). */
+  limits?: DbLimits;
+  /** The driver's and pool's own warnings (e.g. a broken connection taken out of the pool). */
+  onWarning?: (message: string) => void;
 }
 
 // pg returns int8/numeric as strings; keep it that way on both drivers (no silent precision loss), and convert
@@ -30,7 +49,7 @@ export interface DbOptions {
 pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => v);
 
 export async function openDatabase(opts: DbOptions): Promise<Database> {
-  if (opts.databaseUrl) return openPostgres(opts.databaseUrl, opts.poolMax);
+  if (opts.databaseUrl) return openPostgres(opts);
   return openPglite(opts.dataDir);
 }
 
@@ -51,9 +70,64 @@ async function ping(knex: Knex): Promise<void> {
   await knex.raw('select 1');
 }
 
-function openPostgres(url: string, poolMax: number): Database {
-  const knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: poolMax } });
-  return { knex, kind: 'pg', poolStats: () => poolStatsOf(knex), ping: () => ping(knex), close: () => knex.destroy() };
+/** Grace after statement_timeout before a connection with no answer at all is taken as dead. */
+const DEAD_AFTER_MS = 1000;
+/** No statement of ours leaves a transaction idle for long: one idle this long has lost its client. */
+const IDLE_TRANSACTION_MS = 60_000;
+
+/** The pg settings that bound every wait: connect, statement, and the wait for any answer (read timeout). */
+function connectionOf(url: string, limits: DbLimits | undefined): Knex.PgConnectionConfig {
+  if (!limits) return { connectionString: url };
+  return {
+    connectionString: url,
+    connectionTimeoutMillis: limits.connectMs,
+    // A peer that vanished without closing (host down, partition) is noticed by the kernel on an idle connection.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    ...(limits.queryMs > 0 ? { statement_timeout: limits.queryMs, query_timeout: limits.queryMs + DEAD_AFTER_MS } : {}),
+    // A transaction whose client vanished would hold its locks until the server's own keepalive notices (hours).
+    idle_in_transaction_session_timeout: IDLE_TRANSACTION_MS,
+  };
+}
+
+/**
+ * A connection whose last query got no answer in time (pg's read timeout) is still waiting for it: it would hold
+ * every later query behind that one, for good if the answer was lost. The pool closes it instead of handing it out.
+ */
+function stillAnswering(conn: unknown): boolean {
+  return (conn as { readyForQuery?: boolean }).readyForQuery !== false;
+}
+
+function knexLog(onWarning: ((message: string) => void) | undefined): Knex.Config['log'] {
+  const warn = (message: unknown) => onWarning?.(String(message));
+  return { warn, error: warn, deprecate: warn, debug: () => undefined };
+}
+
+function openPostgres(opts: DbOptions): Database {
+  const { databaseUrl: url, limits } = opts;
+  const knex = knexFactory({
+    client: 'pg',
+    connection: connectionOf(url, limits),
+    pool: { min: 0, max: opts.poolMax, ...(limits ? { validate: stillAnswering } : {}) },
+    ...(limits ? { acquireConnectionTimeout: limits.acquireMs } : {}),
+    log: knexLog(opts.onWarning),
+  });
+  return {
+    knex,
+    kind: 'pg',
+    poolStats: () => poolStatsOf(knex),
+    ping: () => ping(knex),
+    async withoutLimits(fn) {
+      if (!limits) return fn(knex);
+      const own = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 }, log: knexLog(opts.onWarning) });
+      try {
+        return await fn(own);
+      } finally {
+        await own.destroy();
+      }
+    },
+    close: () => knex.destroy(),
+  };
 }
 
 async function openPglite(dataDir: string): Promise<Database> {
@@ -85,6 +159,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     kind: 'pglite',
     poolStats: () => poolStatsOf(knex),
     ping: () => ping(knex),
+    withoutLimits: (fn) => fn(knex),
     close: async () => {
       try {
         await knex.destroy(); // knex-pglite closes the PGlite instance it was given

@@ -1,0 +1,41 @@
+// Every EVENT is answered in bounded time, from the relay and the API alike, whatever the database or Redis do
+// (down, refusing, slow, half-open): past the deadline the client is told `error: …` and may retry. The admission
+// itself runs on: if it stores the event after all, the event is served, forwarded and counted as any other, and
+// the client's retry is answered `duplicate:` (OK true, and charged once). A failure that escapes admission is
+// answered the same way, never left without an OK. Only what was really stored is ever answered OK true.
+import type { Logger } from '../../log.js';
+import { rejection } from '../../nips/result.js';
+import { idOf, type Admission, type Admit } from '../admission.js';
+import { withDeadline } from '../deadline.js';
+
+export interface AnswerDeadlineOptions {
+  readonly ms: number;
+  readonly log: Logger;
+  /** Told when an answer was given by the deadline (metrics). */
+  readonly onTimeout?: () => void;
+}
+
+class AnswerTimeout extends Error {}
+
+export function withAnswerDeadline(admit: Admit, opts: AnswerDeadlineOptions): Admit {
+  const { ms, log } = opts;
+  const failed = (eventId: string, message: string): Admission => ({ status: 'rejected', eventId, rejection: rejection('error', message) });
+  return async (raw, ctx) => {
+    const work = admit(raw, ctx);
+    try {
+      return await withDeadline(work, ms, () => new AnswerTimeout());
+    } catch (err) {
+      const eventId = idOf(raw);
+      if (!(err instanceof AnswerTimeout)) {
+        log.error({ err, eventId }, 'admitting an event failed');
+        return failed(eventId, 'could not store the event, try again later');
+      }
+      opts.onTimeout?.();
+      work.then(
+        (late) => log.warn({ eventId, status: late.status, afterMs: ms }, 'an event answered error: at its deadline was admitted later'),
+        (lateErr: unknown) => log.error({ err: lateErr, eventId }, 'admitting an event failed after its deadline'),
+      );
+      return failed(eventId, `could not store the event within ${ms} ms, try again later`);
+    }
+  };
+}
