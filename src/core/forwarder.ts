@@ -89,7 +89,8 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
       },
     });
 
-  const recorder = createAttemptRecorder({ db, workerId, log, pool });
+  // An outcome the database cannot take yet is retried while the row's lease holds (claimed at most leaseMs ago).
+  const recorder = createAttemptRecorder({ db, workerId, log, pool, outageRetryMs: leaseMs });
   // A slot (FORWARD_CONCURRENCY, FORWARD_RELAY_CONCURRENCY) is held while an event is on its way to a relay and
   // given back when the relay has answered: recording the outcome (a group commit) then goes on without it, so a
   // slot turns over at the relay's pace, not at the database's. What is answered and not yet recorded is bounded
