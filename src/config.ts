@@ -114,7 +114,7 @@ const spec = {
   redisUrl: { env: 'REDIS_URL', default: '', parse: str, description: 'Redis URL for live counters, rate limits, replay cache and cross-process fan-out; empty runs without Redis' },
   redisPrefix: { env: 'REDIS_PREFIX', default: 'nostrx:', parse: str, description: 'Prefix of every Redis key and channel this service uses' },
   redisTimeoutMs: { env: 'REDIS_TIMEOUT_MS', default: 1000, parse: int(50, 600000), description: 'Longest wait for a Redis answer; a connection that stays silent twice as long is dropped and reopened' },
-  answerTimeoutMs: { env: 'ANSWER_TIMEOUT_MS', default: 4000, parse: int(100, 600000), description: "Longest an EVENT or an API request waits for its answer: past it the relay answers OK false 'error: …' and the API 503 (the work may still finish: a retry of a stored event is answered duplicate)" },
+  answerTimeoutMs: { env: 'ANSWER_TIMEOUT_MS', default: 4000, parse: int(100, 600000), description: "Longest an EVENT or an API request waits for its answer: past it the relay answers OK false 'error: …' and the API 503 (within half a second more; the work may still finish: a retry of a stored event is answered duplicate)" },
   host: { env: 'HOST', default: '127.0.0.1', parse: str, description: 'Address to listen on' },
   port: { env: 'PORT', default: 7447, parse: int(0, 65535), description: 'Port of the relay, the NIP-11 document and the HTTP API (0 picks a free one)' },
   publicUrl: { env: 'PUBLIC_URL', default: '', parse: httpUrl, description: 'Public base URL as clients see it (default http://localhost:PORT); NIP-42 and NIP-98 compare against it' },

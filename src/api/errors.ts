@@ -164,8 +164,6 @@ function fromFastify(err: FastifyError): ApiError | undefined {
       return apiError('unsupported_media_type', 'unsupported Content-Type; send application/json');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return apiError('validation_failed', 'the request body does not match its Content-Length', { field: 'content-length', location: 'headers' });
-    case 'FST_ERR_HANDLER_TIMEOUT':
-      return apiError('unavailable', undefined, undefined, { 'retry-after': '1' });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return apiError('malformed_json');

@@ -12,17 +12,20 @@ const unavailableSqlStates = new Set([
 
 const unavailableErrnos = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
-/** node-pg's and ioredis' own failures that carry no code: a connection lost, or no answer in time. */
+/**
+ * node-pg's and ioredis' own failures that carry no code: a connection lost, or no answer in time. Matched at the
+ * end of the message: knex puts the statement in front of it.
+ */
 const unavailableMessages = [
-  /^Query read timeout$/,
-  /^Connection terminated/,
-  /^timeout exceeded when trying to connect$/,
+  /Query read timeout$/,
+  /Connection terminated unexpectedly$/,
+  /Connection terminated due to connection timeout$/,
+  /timeout exceeded when trying to connect$/,
   /is not queryable$/,
-  /^Command timed out$/,
-  /^Connection is closed\.?$/,
-  /^Socket timeout\./,
-  /^Reached the max retries per request limit/,
-  /^Stream isn't writeable/,
+  /Command timed out$/,
+  /Connection is closed\.?$/,
+  /Socket timeout\. Expecting data, but didn't receive any in \d+ms\.$/,
+  /Stream isn't writeable and enableOfflineQueue options is false$/,
 ];
 
 export function isUnavailable(err: unknown): boolean {
