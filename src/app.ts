@@ -91,6 +91,16 @@ function clientIpOf(trustProxy: boolean): (req: IncomingMessage) => string {
   };
 }
 
+/** An error log for a failure that repeats while Redis is away (one per event published): once per half minute. */
+function quietErrors(log: Logger, msg: string): (err: unknown) => void {
+  let latest: unknown;
+  const report = quietly((_message, repeats) => log.error({ err: latest, repeats }, msg));
+  return (err) => {
+    latest = err;
+    report(err instanceof Error ? err.message : String(err));
+  };
+}
+
 const quietPaths = new Set(['/healthz', '/readyz', '/metrics']);
 
 export async function startApp(opts: AppOptions): Promise<App> {
@@ -122,7 +132,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       })
     : undefined;
   const fanout = createFanOut(
-    redis && redisChannel(redis, `${config.redisPrefix}events`, (err) => log.error({ err }, 'redis fan-out failed')),
+    redis && redisChannel(redis, `${config.redisPrefix}events`, quietErrors(log, 'redis fan-out failed')),
     (err) => log.error({ err }, 'a fan-out listener failed'),
   );
   const plans = createPlans(db.knex);
@@ -144,7 +154,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     plans,
     accounts,
     onUserPlan: (userId) => quota.forget(userId),
-    channel: redis && redisChannel(redis, `${config.redisPrefix}invalidate`, (err) => log.error({ err }, 'cache invalidation over Redis failed')),
+    channel: redis && redisChannel(redis, `${config.redisPrefix}invalidate`, quietErrors(log, 'cache invalidation over Redis failed')),
   });
   const accountAdmin: AccountAdminDeps = { db: db.knex, plans, quota, invalidation, usage, now: opts.now };
   const rateLimits = createRateLimits({
