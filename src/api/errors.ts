@@ -198,6 +198,15 @@ export function errorHandler(err: FastifyError, req: FastifyRequest, reply: Fast
   return sendApiError(reply, apiError('internal_error'));
 }
 
+/**
+ * Errors fastify raises before routing (a malformed percent-encoding in the URL): answered with the catalog's body
+ * like every other error, not fastify's default one.
+ */
+export function frameworkErrorHandler(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (err.code === 'FST_ERR_BAD_URL') return sendApiError(reply, apiError('validation_failed', 'the URL is not valid (malformed percent-encoding)'));
+  return sendApiError(reply, apiError('validation_failed', err.message));
+}
+
 export function notFoundHandler(req: FastifyRequest, reply: FastifyReply): FastifyReply {
   return sendApiError(reply, apiError('not_found', `no route ${req.method} ${req.url.split('?')[0] ?? ''}`));
 }

@@ -26,7 +26,7 @@ import { createUserDirectory } from '../core/user-directory.js';
 import { accessFor, authHooks } from './auth.js';
 import { useJsonBodies } from './body.js';
 import { useApiCors } from './cors.js';
-import { apiError, errorHandler, notFoundHandler } from './errors.js';
+import { apiError, errorHandler, frameworkErrorHandler, notFoundHandler } from './errors.js';
 import { sharedSchemas } from './schemas.js';
 import { registerAdminRoutes } from './admin.js';
 import { registerEventRoutes } from './events.js';
@@ -64,8 +64,12 @@ export interface ApiDeps {
 }
 
 /** Options of the fastify instance the API needs: the body limit, and validation that refuses unknown fields. */
-export function apiServerOptions(config: Pick<Config, 'apiBodyLimitBytes'>): Pick<FastifyServerOptions, 'bodyLimit' | 'ajv'> {
-  return { bodyLimit: config.apiBodyLimitBytes, ajv: { customOptions: { removeAdditional: false, allErrors: false } } };
+export function apiServerOptions(config: Pick<Config, 'apiBodyLimitBytes'>): Pick<FastifyServerOptions, 'bodyLimit' | 'ajv' | 'frameworkErrors'> {
+  return {
+    bodyLimit: config.apiBodyLimitBytes,
+    ajv: { customOptions: { removeAdditional: false, allErrors: false } },
+    frameworkErrors: frameworkErrorHandler,
+  };
 }
 
 /** Past ANSWER_TIMEOUT_MS, an EVENT's admission answers by itself; the request is cut only half a second later. */
