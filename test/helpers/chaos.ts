@@ -4,7 +4,8 @@
 //   npm run chaos   CHAOS=full: the long variants, and the time targets of issue #18 asserted too
 // Figures are printed as tap comments (`# figures <scenario> {...}`) and, when CHAOS_FIGURES names a file, appended
 // to it as JSON lines (docs/faults.md is written from them).
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { WebSocket } from 'ws';
 import { buildEvent, newKey, type Key } from './events.js';
 
@@ -23,7 +24,9 @@ export function figures(t: Commenter, scenario: string, values: Record<string, u
   const line = JSON.stringify({ scenario, ...values });
   t.comment(`figures ${line}`);
   const file = process.env.CHAOS_FIGURES;
-  if (file) appendFileSync(file, `${line}\n`);
+  if (!file) return;
+  mkdirSync(path.dirname(file), { recursive: true });
+  appendFileSync(file, `${line}\n`);
 }
 
 export interface Answer {
