@@ -11,7 +11,7 @@ import { figures, full } from '../helpers/chaos.js';
 import { buildEvent, newKey } from '../helpers/events.js';
 import { waitFor } from '../helpers/forwarding.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { testRedisPrefix, testRedisUrl } from '../helpers/redis.js';
+import { deletePrefix, testRedisPrefix, testRedisUrl } from '../helpers/redis.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
 const LIMIT = 5;
@@ -27,17 +27,8 @@ const api = new ApiClient(app.url);
 const direct = new Redis(testRedisUrl);
 t.teardown(() => direct.disconnect());
 
-/** Deletes every key of this test's prefix (never FLUSHALL/FLUSHDB). */
-async function flushPrefix(): Promise<number> {
-  let cursor = '0';
-  let n = 0;
-  do {
-    const [next, keys] = await direct.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) n += await direct.del(...keys);
-  } while (cursor !== '0');
-  return n;
-}
+/** Deletes every key of this test's prefix (never FLUSHALL/FLUSHDB: other tests share the server). */
+const flushPrefix = () => deletePrefix(direct, prefix);
 
 interface Burst {
   readonly accepted: number;
