@@ -17,7 +17,8 @@ import type { NostrEvent } from '../../src/nips/nip01.js';
 
 const UPSTREAM = 'ws://127.0.0.1:9/'; // never reached: the forwarder is off, only the outbox rows are checked
 const app = await startTestApp(t, {
-  env: { FORWARD_ENABLED: 'false', UPSTREAM_RELAYS: UPSTREAM, ALLOW_PRIVATE_RELAYS: 'true', RATE_LIMIT_IP_PER_SECOND: '0', RATE_LIMIT_CONN_PER_SECOND: '0' },
+  // a webhook secret is set: without one every webhook is refused 503 on purpose (not configured)
+  env: { FORWARD_ENABLED: 'false', UPSTREAM_RELAYS: UPSTREAM, ALLOW_PRIVATE_RELAYS: 'true', RATE_LIMIT_IP_PER_SECOND: '0', RATE_LIMIT_CONN_PER_SECOND: '0', PAYMENT_WEBHOOK_SECRET: 'fuzz' },
   plans: { basic: { daily: -1 } },
 });
 const db = app.db.knex;
