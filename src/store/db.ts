@@ -98,6 +98,32 @@ function stillAnswering(conn: unknown): boolean {
   return (conn as { readyForQuery?: boolean }).readyForQuery !== false;
 }
 
+const READ_TIMEOUT = /Query read timeout$/;
+
+/**
+ * A query that got no answer at all (pg's read timeout) leaves its connection waiting for that answer, maybe for
+ * good: the connection is closed at once (pg's end() cuts a connection with a query in flight), so that what is
+ * queued behind it, such as a transaction's ROLLBACK, fails now instead of waiting out a timeout of its own.
+ * `connections`: the pool's connections by knex's id for them (filled by `registered`).
+ */
+function closeOnReadTimeout(connections: ReadonlyMap<string, pg.Client>): (err: unknown, q: { __knexUid?: string }) => void {
+  return (err, q) => {
+    if (err instanceof Error && READ_TIMEOUT.test(err.message) && q.__knexUid) void connections.get(q.__knexUid)?.end();
+  };
+}
+
+/** The pool's afterCreate hook: keeps each new connection under knex's id for it until it ends. */
+function registered(connections: Map<string, pg.Client>): (conn: pg.Client, done: (err: Error | null, conn: pg.Client) => void) => void {
+  return (conn, done) => {
+    const uid = (conn as pg.Client & { __knexUid?: string }).__knexUid;
+    if (uid) {
+      connections.set(uid, conn);
+      conn.once('end', () => connections.delete(uid));
+    }
+    done(null, conn);
+  };
+}
+
 function knexLog(onWarning: ((message: string) => void) | undefined): Knex.Config['log'] {
   const warn = (message: unknown) => onWarning?.(String(message));
   return { warn, error: warn, deprecate: warn, debug: () => undefined };
@@ -105,13 +131,15 @@ function knexLog(onWarning: ((message: string) => void) | undefined): Knex.Confi
 
 function openPostgres(opts: DbOptions): Database {
   const { databaseUrl: url, limits } = opts;
+  const connections = new Map<string, pg.Client>();
   const knex = knexFactory({
     client: 'pg',
     connection: connectionOf(url, limits),
-    pool: { min: 0, max: opts.poolMax, ...(limits ? { validate: stillAnswering } : {}) },
+    pool: { min: 0, max: opts.poolMax, ...(limits ? { validate: stillAnswering, afterCreate: registered(connections) } : {}) },
     ...(limits ? { acquireConnectionTimeout: limits.acquireMs } : {}),
     log: knexLog(opts.onWarning),
   });
+  if (limits) knex.on('query-error', closeOnReadTimeout(connections));
   return {
     knex,
     kind: 'pg',
@@ -198,7 +226,15 @@ export function numbered(sql: string): string {
 export async function queryPrepared<R>(db: Knex, name: string, text: string, values: readonly unknown[]): Promise<R[]> {
   const conn = (await db.client.acquireConnection()) as unknown;
   try {
-    if (conn instanceof pg.Client) return (await conn.query<R & pg.QueryResultRow>({ name, text, values: [...values] })).rows;
+    if (conn instanceof pg.Client) {
+      try {
+        return (await conn.query<R & pg.QueryResultRow>({ name, text, values: [...values] })).rows;
+      } catch (err) {
+        // no answer at all: the connection is closed (see closeOnReadTimeout)
+        if (err instanceof Error && READ_TIMEOUT.test(err.message)) void conn.end();
+        throw err;
+      }
+    }
     return ((await (conn as { query(text: string, values: readonly unknown[]): Promise<RowsOf<R>> }).query(text, values)) as RowsOf<R>).rows;
   } finally {
     await db.client.releaseConnection(conn);

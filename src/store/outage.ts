@@ -21,6 +21,7 @@ const unavailableMessages = [
   /Connection terminated unexpectedly$/,
   /Connection terminated due to connection timeout$/,
   /timeout exceeded when trying to connect$/,
+  /^timeout expired$/, // node-pg: no connection within connectionTimeoutMillis
   /is not queryable$/,
   /Command timed out$/,
   /Connection is closed\.?$/,

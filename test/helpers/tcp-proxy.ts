@@ -55,15 +55,15 @@ export async function startTcpProxy(t: Teardown, target: { host: string; port: n
         pair.dead = true;
         return;
       }
-      if (mode !== 'slow') {
+      // never before a chunk ahead of it that is still delayed (after slow, a restore must not reorder the stream)
+      if (mode !== 'slow' && last <= Date.now()) {
         if (!to.write(chunk)) {
           from.pause();
           to.once('drain', () => from.resume());
         }
         return;
       }
-      // in order: never before the chunk ahead of it
-      const at = Math.max(Date.now() + delayMs, last);
+      const at = Math.max(Date.now() + (mode === 'slow' ? delayMs : 0), last);
       last = at;
       setTimeout(() => {
         if (!pair.dead && !to.destroyed) to.write(chunk);

@@ -17,6 +17,7 @@ t.test('connection failures, timeouts and server shutdowns are outages', async (
     named('MaxRetriesPerRequestError'),
     new Error('select 1 - Query read timeout'),
     new Error('Connection terminated unexpectedly'),
+    new Error('timeout expired'),
     new Error('Command timed out'),
     new Error("Socket timeout. Expecting data, but didn't receive any in 2000ms."),
   ]) {

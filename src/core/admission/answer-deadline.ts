@@ -4,7 +4,9 @@
 // the client's retry is answered `duplicate:` (OK true, and charged once). A failure that escapes admission is
 // answered the same way, never left without an OK. Only what was really stored is ever answered OK true.
 import type { Logger } from '../../log.js';
+import { quietly } from '../../lib/quiet.js';
 import { rejection } from '../../nips/result.js';
+import { isUnavailable } from '../../store/outage.js';
 import { idOf, type Admission, type Admit } from '../admission.js';
 import { withDeadline } from '../deadline.js';
 
@@ -20,6 +22,13 @@ class AnswerTimeout extends Error {}
 export function withAnswerDeadline(admit: Admit, opts: AnswerDeadlineOptions): Admit {
   const { ms, log } = opts;
   const failed = (eventId: string, message: string): Admission => ({ status: 'rejected', eventId, rejection: rejection('error', message) });
+  // While a dependency is away every event fails the same way: logged once per half minute, with the repeats counted.
+  let lastOutage: unknown;
+  const outageQuietly = quietly((_message, repeats) => log.warn({ err: lastOutage, repeats }, 'events refused: a dependency is unavailable'));
+  const outage = (err: unknown): void => {
+    lastOutage = err;
+    outageQuietly(err instanceof Error ? err.message : String(err));
+  };
   return async (raw, ctx) => {
     const work = admit(raw, ctx);
     try {
@@ -27,7 +36,8 @@ export function withAnswerDeadline(admit: Admit, opts: AnswerDeadlineOptions): A
     } catch (err) {
       const eventId = idOf(raw);
       if (!(err instanceof AnswerTimeout)) {
-        log.error({ err, eventId }, 'admitting an event failed');
+        if (isUnavailable(err)) outage(err);
+        else log.error({ err, eventId }, 'admitting an event failed');
         return failed(eventId, 'could not store the event, try again later');
       }
       opts.onTimeout?.();
