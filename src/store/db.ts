@@ -124,9 +124,11 @@ function registered(connections: Map<string, pg.Client>): (conn: pg.Client, done
   };
 }
 
-function knexLog(onWarning: ((message: string) => void) | undefined): Knex.Config['log'] {
-  const warn = (message: unknown) => onWarning?.(String(message));
-  return { warn, error: warn, deprecate: warn, debug: () => undefined };
+/** knex's own log (to the console by default) sent to `onWarning` instead, when one is given. */
+function knexLog(onWarning: ((message: string) => void) | undefined): Pick<Knex.Config, 'log'> {
+  if (!onWarning) return {};
+  const warn = (message: unknown) => onWarning(String(message));
+  return { log: { warn, error: warn, deprecate: warn, debug: () => undefined } };
 }
 
 function openPostgres(opts: DbOptions): Database {
@@ -137,7 +139,7 @@ function openPostgres(opts: DbOptions): Database {
     connection: connectionOf(url, limits),
     pool: { min: 0, max: opts.poolMax, ...(limits ? { validate: stillAnswering, afterCreate: registered(connections) } : {}) },
     ...(limits ? { acquireConnectionTimeout: limits.acquireMs } : {}),
-    log: knexLog(opts.onWarning),
+    ...knexLog(opts.onWarning),
   });
   if (limits) knex.on('query-error', closeOnReadTimeout(connections));
   return {
@@ -147,7 +149,7 @@ function openPostgres(opts: DbOptions): Database {
     ping: () => ping(knex),
     async withoutLimits(fn) {
       if (!limits) return fn(knex);
-      const own = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 }, log: knexLog(opts.onWarning) });
+      const own = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 }, ...knexLog(opts.onWarning) });
       try {
         return await fn(own);
       } finally {
