@@ -43,13 +43,16 @@ t.test('a subscriber that never reads is closed with a reason; the others get ev
   (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
   const rssBefore = await metric('nostrx_process_process_resident_memory_bytes');
 
-  const count = scale(40, 1000);
+  // The kernel's socket buffers take a few MB before the service's own buffer grows: in npm test the events go
+  // until the slow reader is dropped (at most 1,000), in npm run chaos all 1,000 go, to see the memory.
+  const max = 1000;
   const big = 'x'.repeat(50_000);
-  const ids: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const ev = buildEvent(author.sk, { content: `${i} ${big}` });
-    ids.push(ev.id);
+  let count = 0;
+  while (count < max) {
+    const ev = buildEvent(author.sk, { content: `${count} ${big}` });
     t.same((await writer.publish(ev))[0], true);
+    count++;
+    if (!full && count % 10 === 0 && (await metric('nostrx_slow_readers_dropped_total')) > 0) break;
   }
   const got = new Set<string>();
   await waitFor('the reader to get every event', async () => {
