@@ -22,7 +22,8 @@ import {
   type Accounts,
   type CacheInvalidation,
 } from './core/accounts/index.js';
-import { createAdmission, createVerifierPool, type Admit } from './core/admission/index.js';
+import { createAdmission, createVerifierPool, withAnswerDeadline, type Admit } from './core/admission/index.js';
+import { quietly } from './lib/quiet.js';
 import { createBilling, createPayments, type Billing } from './core/billing/index.js';
 import { createEventRecords, createFanOut, createQueries, type EventQueries, type FanOut } from './core/events/index.js';
 import { createForwarder, createOutboxStage, createRelaySettings, wakeOnQueued, type Forwarder } from './core/forwarding/index.js';
@@ -104,6 +105,16 @@ function clientIpOf(trustProxy: boolean): (req: IncomingMessage) => string {
   };
 }
 
+/** An error log for a failure that repeats while Redis is away (one per event published): once per half minute. */
+function quietErrors(log: Logger, msg: string): (err: unknown) => void {
+  let latest: unknown;
+  const report = quietly((_message, repeats) => log.error({ err: latest, repeats }, msg));
+  return (err) => {
+    latest = err;
+    report(err instanceof Error ? err.message : String(err));
+  };
+}
+
 const quietPaths = new Set(['/healthz', '/readyz', '/metrics']);
 
 export async function startApp(opts: AppOptions): Promise<App> {
@@ -114,12 +125,23 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const verifier = await createVerifierPool({ threads: verifyThreadsOf(config), log, backend: signatures.backend, inlineUpTo: config.verifyInlineUpTo });
   log.info({ backend: signatures.backend, threads: verifier.threads }, 'signature verification ready');
 
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: config.dbPoolMax, readUrl: config.databaseReadUrl });
-  const applied = await migrateLatest(db.knex);
+  const db = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolMax: config.dbPoolMax,
+    readUrl: config.databaseReadUrl,
+    limits: { connectMs: config.dbConnectTimeoutMs, acquireMs: config.dbAcquireTimeoutMs, queryMs: config.dbQueryTimeoutMs },
+    onWarning: quietly((message, repeats) => log.warn({ driver: message, repeats }, 'database driver warning')),
+  });
+  // Migrations and DDL may rightly take long on a large database: they run without the serving limits. The months
+  // ahead are created before anything is served, on the service's clock as maintenance does (injected in tests;
+  // relay_publishes rows take the database's now(), the same clock in production): no write path creates one.
+  const applied = await db.withoutLimits(async (knex) => {
+    const names = await migrateLatest(knex);
+    await ensureMonthlyPartitions(knex, new Date(opts.now ? opts.now() * 1000 : Date.now()));
+    return names;
+  });
   if (applied.length > 0) log.info({ applied, db: db.kind }, 'migrations applied');
-  // The months ahead are created before anything is served, on the service's clock as maintenance does (injected in
-  // tests; relay_publishes rows take the database's now(), the same clock in production): no write path creates one.
-  await ensureMonthlyPartitions(db.knex, new Date(opts.now ? opts.now() * 1000 : Date.now()));
   const metrics = createMetrics();
   // Reads that tolerate lag (REQ, COUNT, reports, exports) go to the replica while it is well, else to the primary.
   const reads: Reads = db.replica
@@ -138,10 +160,12 @@ export async function startApp(opts: AppOptions): Promise<App> {
     : primaryReads(db.knex);
 
   const redis = config.redisUrl
-    ? await openRedis(config.redisUrl, 'nostrx', (err, repeats) => log.warn({ err, repeats }, 'redis connection error (commands wait, then fail, until it is back)'))
+    ? await openRedis(config.redisUrl, 'nostrx', (err, repeats) => log.warn({ err, repeats }, 'redis connection error (commands wait, then fail, until it is back)'), {
+        timeoutMs: config.redisTimeoutMs,
+      })
     : undefined;
   const fanout = createFanOut(
-    redis && redisChannel(redis, `${config.redisPrefix}events`, (err) => log.error({ err }, 'redis fan-out failed')),
+    redis && redisChannel(redis, `${config.redisPrefix}events`, quietErrors(log, 'redis fan-out failed')),
     (err) => log.error({ err }, 'a fan-out listener failed'),
   );
   const plans = createPlans(db.knex);
@@ -162,7 +186,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     plans,
     accounts,
     onUserPlan: (userId) => quota.forget(userId),
-    channel: redis && redisChannel(redis, `${config.redisPrefix}invalidate`, (err) => log.error({ err }, 'cache invalidation over Redis failed')),
+    channel: redis && redisChannel(redis, `${config.redisPrefix}invalidate`, quietErrors(log, 'cache invalidation over Redis failed')),
   });
   const accountAdmin: AccountAdminDeps = { db: db.knex, plans, quota, invalidation, usage, now: opts.now };
   // Payments (core/billing/): provider facts applied by one ledger; ExtensionPay re-read on a schedule.
@@ -211,7 +235,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
   });
   // A deletion stored here or by another process reaches the fan-out: admission forgets the ids it names.
   fanout.subscribe(({ event }) => admission.forgetDeleted(event));
-  const admit = admission.admit;
+  // Every EVENT is answered within ANSWER_TIMEOUT_MS whatever the database or Redis do (core/admission/answer-deadline.ts).
+  const admit = withAnswerDeadline(admission.admit, { ms: config.answerTimeoutMs, log });
   const queries = createQueries(reads, config, opts.now);
   // The operator console's live figures, sampled from this process's metrics and the forwarder's breakers.
   const overview = createLiveOverview({

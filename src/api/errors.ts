@@ -6,6 +6,7 @@
 // so the relay's OK answer and the API's status cannot disagree.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Prefix } from '../nips/result.js';
+import { isUnavailable } from '../core/ops/index.js';
 
 export const catalog = {
   validation_failed: { status: 400, message: 'the request is not valid' },
@@ -210,8 +211,22 @@ export function errorHandler(err: FastifyError, req: FastifyRequest, reply: Fast
   if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
     return sendApiError(reply, apiError(err.statusCode === 404 ? 'not_found' : 'validation_failed', err.message));
   }
+  // The database or Redis not answering is an outage, not a bug: the client is told to try again shortly.
+  if (isUnavailable(err)) {
+    req.log.warn({ err, method: req.method, url: req.url }, 'request failed: a dependency is unavailable');
+    return sendApiError(reply, apiError('unavailable', undefined, undefined, { 'retry-after': '1' }));
+  }
   req.log.error({ err, method: req.method, url: req.url }, 'request failed');
   return sendApiError(reply, apiError('internal_error'));
+}
+
+/**
+ * Errors fastify raises before routing (a malformed percent-encoding in the URL): answered with the catalog's body
+ * like every other error, not fastify's default one.
+ */
+export function frameworkErrorHandler(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (err.code === 'FST_ERR_BAD_URL') return sendApiError(reply, apiError('validation_failed', 'the URL is not valid (malformed percent-encoding)'));
+  return sendApiError(reply, apiError('validation_failed', err.message));
 }
 
 export function notFoundHandler(req: FastifyRequest, reply: FastifyReply): FastifyReply {

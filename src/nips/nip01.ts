@@ -103,9 +103,19 @@ function hasNul(ev: NostrEvent): boolean {
   return ev.tags.some((tag) => tag.some((el) => el.includes('\u0000')));
 }
 
+/** A UTF-16 surrogate without its pair: not a Unicode character, so it has no UTF-8 form. */
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+function hasLoneSurrogate(ev: NostrEvent): boolean {
+  if (loneSurrogate.test(ev.content)) return true;
+  return ev.tags.some((tag) => tag.some((el) => loneSurrogate.test(el)));
+}
+
 export function checkLimits(ev: NostrEvent, limits: EventLimits, nowSeconds: number): Rejection | undefined {
   // PostgreSQL text and jsonb cannot hold U+0000; such an event could never be stored or served as signed.
   if (hasNul(ev)) return rejection('invalid', 'event contains a NUL (U+0000) character');
+  // Nor text that is not Unicode: stored, it would come back changed (U+FFFD) or be refused by jsonb.
+  if (hasLoneSurrogate(ev)) return rejection('invalid', 'event contains an unpaired UTF-16 surrogate (not a Unicode character)');
   const d = ev.tags.find((t) => t[0] === 'd')?.[1];
   if (d !== undefined && Buffer.byteLength(d) > MAX_D_TAG_BYTES) {
     return rejection('invalid', `d tag is ${Buffer.byteLength(d)} bytes, the limit is ${MAX_D_TAG_BYTES}`);

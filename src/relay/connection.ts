@@ -41,6 +41,11 @@ export interface ConnectionDeps {
 
 let nextConnId = 0;
 
+/** WebSocket close code 1008: the peer broke a rule (here: it does not read what it asked for). */
+const POLICY_VIOLATION = 1008;
+/** How long a dropped slow reader has to read up to our close frame before its socket is cut. */
+const SLOW_READER_GRACE_MS = 2000;
+
 export class Connection implements Subscriber {
   readonly id = `c${++nextConnId}`;
   readonly challenge = nip42.makeChallenge();
@@ -86,16 +91,22 @@ export class Connection implements Subscriber {
   private send(text: string): void {
     if (this.closed) return;
     // A reader that does not keep up would make us buffer without bound: past the ceiling it is dropped.
-    if (this.ws.bufferedAmount > this.deps.limits.maxBufferedBytes) {
-      this.deps.log.warn({ conn: this.id, ip: this.ip, buffered: this.ws.bufferedAmount }, 'dropping a slow reader');
-      this.deps.onSlowReader?.();
-      this.closed = true;
-      this.deps.subscriptions.removeOwner(this);
-      this.ws.terminate();
-      return;
-    }
+    if (this.ws.bufferedAmount > this.deps.limits.maxBufferedBytes) return this.dropSlowReader();
     corkUntilNextTick(this.ws);
     this.ws.send(text);
+  }
+
+  /**
+   * Nothing more is queued for it: a close frame with the reason goes after what is already buffered (a reader
+   * that catches up learns why), and the socket is cut if the reader has not caught up by then.
+   */
+  private dropSlowReader(): void {
+    this.deps.log.warn({ conn: this.id, ip: this.ip, buffered: this.ws.bufferedAmount }, 'dropping a slow reader');
+    this.deps.onSlowReader?.();
+    this.closed = true;
+    this.deps.subscriptions.removeOwner(this);
+    this.ws.close(POLICY_VIOLATION, `slow reader: more than ${this.deps.limits.maxBufferedBytes} bytes were waiting to be read`);
+    setTimeout(() => this.ws.terminate(), SLOW_READER_GRACE_MS).unref();
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {

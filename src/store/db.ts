@@ -18,7 +18,22 @@ export interface Database {
   ping(): Promise<void>;
   /** The read replica's handle (DATABASE_READ_URL), closed with this one; see store/read-replica.ts. */
   readonly replica?: Database;
+  /**
+   * Runs `fn` on a handle without the limits of DbOptions.limits (migrations and partition DDL at start, which may
+   * rightly take long on a large database): a short-lived connection of its own on PostgreSQL, the one handle on PGlite.
+   */
+  withoutLimits<T>(fn: (knex: Knex) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+}
+
+/** How long PostgreSQL may take, so that an outage (down, refusing, slow, half-open) fails queries in bounded time. */
+export interface DbLimits {
+  /** Opening a connection (a host that accepts nothing is given up on after it). */
+  readonly connectMs: number;
+  /** Waiting for a pooled connection (while no connection can be made, a query fails after it). */
+  readonly acquireMs: number;
+  /** statement_timeout; a connection with no answer at all 1 s later is taken as dead. 0 = no limit. */
+  readonly queryMs: number;
 }
 
 export interface DbOptions {
@@ -27,6 +42,10 @@ export interface DbOptions {
   poolMax: number;
   /** A streaming replica of databaseUrl; '' or absent = none. */
   readUrl?: string;
+  /** Without it, nothing is bounded (tools and tests that run migrations). */
+  limits?: DbLimits;
+  /** The driver's and pool's own warnings (e.g. a broken connection taken out of the pool). */
+  onWarning?: (message: string) => void;
 }
 
 // pg returns int8/numeric as strings; keep it that way on both drivers (no silent precision loss), and convert
@@ -38,10 +57,11 @@ export async function openDatabase(opts: DbOptions): Promise<Database> {
     if (opts.readUrl) throw new Error('DATABASE_READ_URL is set without DATABASE_URL: the embedded database has no replica');
     return openPglite(opts.dataDir);
   }
-  const primary = openPostgres(opts.databaseUrl, opts.poolMax);
+  const primary = openPostgres(opts);
   if (!opts.readUrl) return primary;
   // Opening connects nothing yet (pools start empty): an unreachable replica does not keep the service from starting.
-  const replica = openPostgres(opts.readUrl, opts.poolMax);
+  // The replica gets the primary's limits: a replica that stops answering must not stall reads either.
+  const replica = openPostgres({ ...opts, databaseUrl: opts.readUrl });
   return { ...primary, replica, close: () => Promise.all([primary.close(), replica.close()]).then(() => undefined) };
 }
 
@@ -62,9 +82,94 @@ async function ping(knex: Knex): Promise<void> {
   await knex.raw('select 1');
 }
 
-function openPostgres(url: string, poolMax: number): Database {
-  const knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: poolMax } });
-  return { knex, kind: 'pg', poolStats: () => poolStatsOf(knex), ping: () => ping(knex), close: () => knex.destroy() };
+/** Grace after statement_timeout before a connection with no answer at all is taken as dead. */
+const DEAD_AFTER_MS = 1000;
+/** No statement of ours leaves a transaction idle for long: one idle this long has lost its client. */
+const IDLE_TRANSACTION_MS = 60_000;
+
+/** The pg settings that bound every wait: connect, statement, and the wait for any answer (read timeout). */
+function connectionOf(url: string, limits: DbLimits | undefined): Knex.PgConnectionConfig {
+  if (!limits) return { connectionString: url };
+  return {
+    connectionString: url,
+    connectionTimeoutMillis: limits.connectMs,
+    // A peer that vanished without closing (host down, partition) is noticed by the kernel on an idle connection.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    ...(limits.queryMs > 0 ? { statement_timeout: limits.queryMs, query_timeout: limits.queryMs + DEAD_AFTER_MS } : {}),
+    // A transaction whose client vanished would hold its locks until the server's own keepalive notices (hours).
+    idle_in_transaction_session_timeout: IDLE_TRANSACTION_MS,
+  };
+}
+
+/**
+ * A connection whose last query got no answer in time (pg's read timeout) is still waiting for it: it would hold
+ * every later query behind that one, for good if the answer was lost. The pool closes it instead of handing it out.
+ */
+function stillAnswering(conn: unknown): boolean {
+  return (conn as { readyForQuery?: boolean }).readyForQuery !== false;
+}
+
+const READ_TIMEOUT = /Query read timeout$/;
+
+/**
+ * A query that got no answer at all (pg's read timeout) leaves its connection waiting for that answer, maybe for
+ * good: the connection is closed at once (pg's end() cuts a connection with a query in flight), so that what is
+ * queued behind it, such as a transaction's ROLLBACK, fails now instead of waiting out a timeout of its own.
+ * `connections`: the pool's connections by knex's id for them (filled by `registered`).
+ */
+function closeOnReadTimeout(connections: ReadonlyMap<string, pg.Client>): (err: unknown, q: { __knexUid?: string }) => void {
+  return (err, q) => {
+    if (err instanceof Error && READ_TIMEOUT.test(err.message) && q.__knexUid) void connections.get(q.__knexUid)?.end();
+  };
+}
+
+/** The pool's afterCreate hook: keeps each new connection under knex's id for it until it ends. */
+function registered(connections: Map<string, pg.Client>): (conn: pg.Client, done: (err: Error | null, conn: pg.Client) => void) => void {
+  return (conn, done) => {
+    const uid = (conn as pg.Client & { __knexUid?: string }).__knexUid;
+    if (uid) {
+      connections.set(uid, conn);
+      conn.once('end', () => connections.delete(uid));
+    }
+    done(null, conn);
+  };
+}
+
+/** knex's own log (to the console by default) sent to `onWarning` instead, when one is given. */
+function knexLog(onWarning: ((message: string) => void) | undefined): Pick<Knex.Config, 'log'> {
+  if (!onWarning) return {};
+  const warn = (message: unknown) => onWarning(String(message));
+  return { log: { warn, error: warn, deprecate: warn, debug: () => undefined } };
+}
+
+function openPostgres(opts: DbOptions): Database {
+  const { databaseUrl: url, limits } = opts;
+  const connections = new Map<string, pg.Client>();
+  const knex = knexFactory({
+    client: 'pg',
+    connection: connectionOf(url, limits),
+    pool: { min: 0, max: opts.poolMax, ...(limits ? { validate: stillAnswering, afterCreate: registered(connections) } : {}) },
+    ...(limits ? { acquireConnectionTimeout: limits.acquireMs } : {}),
+    ...knexLog(opts.onWarning),
+  });
+  if (limits) knex.on('query-error', closeOnReadTimeout(connections));
+  return {
+    knex,
+    kind: 'pg',
+    poolStats: () => poolStatsOf(knex),
+    ping: () => ping(knex),
+    async withoutLimits(fn) {
+      if (!limits) return fn(knex);
+      const own = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 }, ...knexLog(opts.onWarning) });
+      try {
+        return await fn(own);
+      } finally {
+        await own.destroy();
+      }
+    },
+    close: () => knex.destroy(),
+  };
 }
 
 async function openPglite(dataDir: string): Promise<Database> {
@@ -96,6 +201,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     kind: 'pglite',
     poolStats: () => poolStatsOf(knex),
     ping: () => ping(knex),
+    withoutLimits: (fn) => fn(knex),
     close: async () => {
       try {
         await knex.destroy(); // knex-pglite closes the PGlite instance it was given
@@ -135,7 +241,15 @@ export async function queryPrepared<R>(db: Knex, name: string, text: string, val
   const client = db.client as { acquireConnection(): Promise<unknown>; releaseConnection(conn: unknown): Promise<void> };
   const conn = await client.acquireConnection();
   try {
-    if (conn instanceof pg.Client) return (await conn.query<R & pg.QueryResultRow>({ name, text, values: [...values] })).rows;
+    if (conn instanceof pg.Client) {
+      try {
+        return (await conn.query<R & pg.QueryResultRow>({ name, text, values: [...values] })).rows;
+      } catch (err) {
+        // no answer at all: the connection is closed (see closeOnReadTimeout)
+        if (err instanceof Error && READ_TIMEOUT.test(err.message)) void conn.end();
+        throw err;
+      }
+    }
     return ((await (conn as { query(text: string, values: readonly unknown[]): Promise<RowsOf<R>> }).query(text, values)) as RowsOf<R>).rows;
   } finally {
     await client.releaseConnection(conn);

@@ -4,6 +4,7 @@ import { WebSocket } from 'ws';
 import { useWebSocketImplementation as useRelayWs } from 'nostr-tools/relay';
 import { useWebSocketImplementation as usePoolWs } from 'nostr-tools/pool';
 import { loadConfig } from '../../src/config.js';
+import { patientLimits } from './limits.js';
 import { startApp, type App } from '../../src/app.js';
 import type { Logger } from '../../src/log.js';
 import { createTestDatabaseUrl } from './db.js';
@@ -41,6 +42,7 @@ export async function startTestApp(t: Teardown, opts: TestAppOptions = {}): Prom
     HOST: '127.0.0.1',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     VERIFY_THREADS: '1', // the threaded path, at the start-up cost of one thread
+    ...patientLimits,
     ...(opts.redis ? { REDIS_URL: testRedisUrl, REDIS_PREFIX: typeof opts.redis === 'string' ? opts.redis : testRedisPrefix(t) } : {}),
     ...opts.env,
   };

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Knex } from 'knex';
+import { patientLimits } from './limits.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -137,7 +138,7 @@ export interface ServiceProcess {
 /** Starts `node --import tsx test/helpers/service-process.ts` with this environment; stopped at teardown. */
 export async function startServiceProcess(t: Teardown, env: Record<string, string>): Promise<ServiceProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/service-process.ts'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...env },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...patientLimits, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -14,13 +14,20 @@ export function testRedisPrefix(t: Teardown): string {
   t.teardown(async () => {
     const r = new Redis(testRedisUrl, { lazyConnect: true });
     await r.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await r.del(...keys);
-    } while (cursor !== '0');
+    await deletePrefix(r, prefix);
     r.disconnect();
   });
   return prefix;
+}
+
+/** Deletes every key under `prefix` and returns how many (never FLUSHALL/FLUSHDB: other tests share the server). */
+export async function deletePrefix(r: Redis, prefix: string): Promise<number> {
+  let cursor = '0';
+  let n = 0;
+  do {
+    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) n += await r.del(...keys);
+  } while (cursor !== '0');
+  return n;
 }

@@ -1,10 +1,12 @@
-// Limits that protect the process: a slow reader is dropped once its outgoing buffer passes the ceiling, and
+// Limits that protect the process: a slow reader is dropped once its outgoing buffer passes the ceiling (with a
+// close frame that says why, after what was queued), and
 // connections beyond the per-IP cap are refused with 429 before the WebSocket handshake.
 import t from 'tap';
 import { WebSocket } from 'ws';
 import { startTestApp } from '../helpers/app.js';
 import { buildEvent, newKey } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { waitFor } from '../helpers/forwarding.js';
 
 const app = await startTestApp(t, { env: { MAX_BUFFERED_BYTES: '65536', MAX_CONNECTIONS_PER_IP: '3', MAX_CONTENT_LENGTH: '60000', MAX_MESSAGE_BYTES: '131072' }, plans: { basic: { daily: -1 } } });
 
@@ -15,13 +17,20 @@ t.test('a reader that stops reading is dropped, and others are unaffected', asyn
   t.teardown(() => writer.close());
   await slow.subscribe('all', { authors: [key.pk] });
   // stop reading at the TCP level: the server's send buffer fills up
-  const socket = (slow.ws as unknown as { _socket: { pause(): void } })._socket;
+  const socket = (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
   socket.pause();
   const big = 'x'.repeat(50_000);
-  for (let i = 0; i < 200 && app.relay.connectionCount() === 2; i++) {
+  const dropped = async () => ((await app.metrics.slowReadersDropped.get()).values[0]?.value ?? 0) > 0;
+  for (let i = 0; i < 200 && !(await dropped()); i++) {
     t.same((await writer.publish(buildEvent(key.sk, { content: `${i} ${big}` })))[0], true);
   }
-  t.equal(app.relay.connectionCount(), 1, 'the slow reader was dropped');
+  t.ok(await dropped(), 'the slow reader was dropped');
+  // reading again, it gets what was already queued, then a close frame that says why
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => slow.ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
+  socket.resume();
+  t.match(await closed, { code: 1008, reason: /^slow reader: more than 65536 bytes/ });
+  await waitFor('its connection to be gone', async () => app.relay.connectionCount() === 1);
+  t.equal(app.relay.connectionCount(), 1, 'and its connection is gone');
   t.same(await writer.publish(buildEvent(newKey().sk)), [true, ''], 'the writer still works');
   const metrics = await (await fetch(`${app.url}/metrics`)).text();
   t.match(metrics, /nostrx_slow_readers_dropped_total 1/);

@@ -73,6 +73,13 @@ t.test('malformed events are refused with invalid: and the reason', async (t) =>
   [accepted, message] = await c.publish(nul);
   t.equal(message, 'invalid: event contains a NUL (U+0000) character');
 
+  // a lone surrogate has no UTF-8 form: stored it would come back changed, or be refused by jsonb in a tag
+  for (const parts of [{ content: 'a\ud800b' }, { tags: [['t', '\udc00']] }]) {
+    [accepted, message] = await c.publish(buildEvent(key.sk, parts));
+    t.equal(message, 'invalid: event contains an unpaired UTF-16 surrogate (not a Unicode character)');
+  }
+  t.same((await c.publish(buildEvent(newKey().sk, { content: 'a pair is fine: 😀' })))[0], true);
+
   const longD = buildEvent(key.sk, { kind: 30023, tags: [['d', 'é'.repeat(300)]] });
   [accepted, message] = await c.publish(longD);
   t.equal(message, 'invalid: d tag is 600 bytes, the limit is 512');

@@ -1,49 +1,18 @@
 // Redis going away and coming back (store/redis.ts): the client reaches the machine's Redis through a TCP proxy on
-// a loopback port, the test cuts the proxy and brings it back. Connection errors reach our handler (the pub/sub
+// a loopback port (test/helpers/tcp-proxy.ts), the test cuts the proxy and brings it back. Connection errors reach our handler (the pub/sub
 // connection's too) instead of ioredis' console warning, the same error is reported once while it repeats, and
 // both connections work again once Redis is reachable.
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { openRedis } from '../../src/store/redis.js';
 import { redisChannel } from '../../src/store/pubsub.js';
 import { testRedisPrefix, testRedisUrl } from '../helpers/redis.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 
 const prefix = testRedisPrefix(t);
 const target = new URL(testRedisUrl);
 
-/** A TCP proxy to the test Redis that can be cut (connections dropped, port closed) and restored on the same port. */
-async function startProxy(port = 0): Promise<{ port: number; cut(): Promise<void>; restore(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  let server: net.Server;
-  const listen = (p: number) =>
-    new Promise<number>((resolve, reject) => {
-      server = net.createServer((client) => {
-        const upstream = net.connect(Number(target.port || 6379), target.hostname);
-        for (const s of [client, upstream]) {
-          sockets.add(s);
-          s.on('close', () => sockets.delete(s));
-          s.on('error', () => s.destroy());
-        }
-        client.pipe(upstream).pipe(client);
-      });
-      server.once('error', reject);
-      server.listen(p, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
-    });
-  const bound = await listen(port);
-  return {
-    port: bound,
-    cut: async () => {
-      await new Promise<void>((r) => {
-        server.close(() => r());
-        for (const s of sockets) s.destroy();
-      });
-    },
-    restore: async () => {
-      await listen(bound);
-    },
-  };
-}
+/** A TCP proxy to the test Redis that can be cut (connections reset, port closed) and restored on the same port. */
+const startProxy = (t: Teardown) => startTcpProxy(t, { host: target.hostname, port: Number(target.port || 6379) });
 
 const waitFor = async (what: string, check: () => boolean | Promise<boolean>, ms = 10_000) => {
   const until = Date.now() + ms;
@@ -74,8 +43,7 @@ async function client(t: Teardown, proxyPort: number, reports: { message: string
 }
 
 t.test('connection errors are reported once while they repeat, and commands work again once Redis is back', async (t) => {
-  const proxy = await startProxy();
-  t.teardown(() => proxy.cut());
+  const proxy = await startProxy(t);
   const reports: { message: string; repeats: number }[] = [];
   const redis = await client(t, proxy.port, reports);
   await redis.set(`${prefix}k`, 'before');
@@ -93,8 +61,7 @@ t.test('connection errors are reported once while they repeat, and commands work
 });
 
 t.test('a channel subscribed before Redis went away hears messages once it is back', async (t) => {
-  const proxy = await startProxy();
-  t.teardown(() => proxy.cut());
+  const proxy = await startProxy(t);
   const redis = await client(t, proxy.port);
   const got: string[] = [];
   const channel = redisChannel(redis, `${prefix}before`, () => undefined);
@@ -111,8 +78,7 @@ t.test('a channel subscribed before Redis went away hears messages once it is ba
 });
 
 t.test('a channel opened while Redis is away (its SUBSCRIBE fails) hears messages once it is back', async (t) => {
-  const proxy = await startProxy();
-  t.teardown(() => proxy.cut());
+  const proxy = await startProxy(t);
   const failures: unknown[] = [];
   const redis = await client(t, proxy.port);
   await proxy.cut();

@@ -4,6 +4,7 @@
 // to it), or the name of the check that failed. `proof` checks a second NIP-98 token the same way, without looking
 // up an account: the proof that the caller holds a key they are linking (core/accounts/identities.ts).
 import * as nip98 from '../../nips/nip98.js';
+import { isUnavailable } from '../../store/outage.js';
 import type { Redis } from '../../store/redis.js';
 import { memorySeenOnce, redisSeenOnce, type SeenOnce } from '../../store/seen-once.js';
 import type { UserRecord } from '../../store/users.js';
@@ -12,9 +13,26 @@ import type { Sessions } from './sessions.js';
 
 export type { Redis };
 
-/** The replay cache: in Redis (shared by every process) when configured, else in this process. */
+/**
+ * The replay cache: in Redis (shared by every process) when configured, else in this process. With Redis, every
+ * token is also remembered here, so that while Redis is unavailable the API keeps working with replays refused
+ * within each process (a replay sent to another process in that time passes: degraded, not down).
+ */
 export function replayCache(redis: Redis | undefined, prefix: string): SeenOnce {
-  return redis ? redisSeenOnce(redis, prefix) : memorySeenOnce();
+  const local = memorySeenOnce();
+  if (!redis) return local;
+  const shared = redisSeenOnce(redis, prefix);
+  return {
+    async firstSeen(key, ttlSeconds) {
+      if (!(await local.firstSeen(key, ttlSeconds))) return false;
+      try {
+        return await shared.firstSeen(key, ttlSeconds);
+      } catch (err) {
+        if (isUnavailable(err)) return true;
+        throw err;
+      }
+    },
+  };
 }
 
 export type AuthCheck = nip98.HttpAuthCheck | 'replay' | 'session';

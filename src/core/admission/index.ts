@@ -3,3 +3,4 @@
 export * from './contract.js';
 export * from './pipeline.js';
 export * from './verifier-pool.js';
+export * from './answer-deadline.js';

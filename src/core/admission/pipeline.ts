@@ -53,7 +53,8 @@ class QuotaRollback extends Error {
 
 const UNIQUE_VIOLATION = '23505';
 
-function idOf(raw: unknown): string {
+/** The id a client gave its event, for the OK of an event that could not be parsed (or not answered in time). */
+export function idOf(raw: unknown): string {
   if (typeof raw === 'object' && raw !== null && 'id' in raw) {
     const id = (raw as { id: unknown }).id;
     if (typeof id === 'string' && id.length <= 64) return id;

@@ -5,6 +5,7 @@ import type { Knex } from 'knex';
 import type { Logger } from '../../log.js';
 import { addEventOutcomes, finishAttempts, type AttemptRecord, type ClaimedPublish, type EventOutcomes } from '../../store/outbox.js';
 import { addDailyRelayStats, addRelayStats, saveRelayInfo, type DailyRelayDelta, type RelayStatsDelta } from '../../store/relay-stats.js';
+import { isUnavailable } from '../../store/outage.js';
 import { isTransactionConflict } from '../../store/retryable-errors.js';
 import type { Decision } from './policy.js';
 import type { PublishReport, UpstreamPool } from './upstream-pool.js';
@@ -161,7 +162,16 @@ function dailyDeltas(done: readonly Queued[]): DailyRelayDelta[] {
   return [...byDay.values()];
 }
 
-export function createAttemptRecorder(deps: { db: Knex; workerId: string; log: Logger; pool: Pick<UpstreamPool, 'info'> }): AttemptRecorder {
+export interface AttemptRecorderDeps {
+  readonly db: Knex;
+  readonly workerId: string;
+  readonly log: Logger;
+  readonly pool: Pick<UpstreamPool, 'info'>;
+  /** How long an outcome is retried while the database is unavailable (the lease: past it the row is claimed again). */
+  readonly outageRetryMs?: number;
+}
+
+export function createAttemptRecorder(deps: AttemptRecorderDeps): AttemptRecorder {
   const { db, workerId, log } = deps;
   const queue: Queued[] = [];
   let flushing: Promise<void> | null = null;
@@ -179,6 +189,8 @@ export function createAttemptRecorder(deps: { db: Knex; workerId: string; log: L
   }
 
   async function writeWithRetry(batch: readonly Queued[]): Promise<void> {
+    const giveUpAt = Date.now() + (deps.outageRetryMs ?? 0);
+    let pauseMs = 100;
     for (let tries = 1; ; tries++) {
       try {
         const done = await write(batch);
@@ -189,6 +201,13 @@ export function createAttemptRecorder(deps: { db: Knex; workerId: string; log: L
         break;
       } catch (err) {
         if (tries < 3 && isTransactionConflict(err)) continue;
+        // The database is away (restarting, failing over): the outcome is kept and written once it is back, while
+        // the lease still fences the row. Given up, the row would be claimed again and the event sent twice.
+        if (isUnavailable(err) && Date.now() + pauseMs < giveUpAt) {
+          await new Promise((r) => setTimeout(r, pauseMs));
+          pauseMs = Math.min(2 * pauseMs, 2000);
+          continue;
+        }
         throw err;
       }
     }

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { Knex } from 'knex';
 import type { Config } from '../../config.js';
+import { quietly } from '../../lib/quiet.js';
 import type { Logger } from '../../log.js';
 import { parseRelayUrl } from '../../nips/relay-url.js';
 import { claimDue, outboxBacklog, releaseClaims, type ClaimedPublish } from '../../store/outbox.js';
@@ -88,7 +89,8 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
       },
     });
 
-  const recorder = createAttemptRecorder({ db, workerId, log, pool });
+  // An outcome the database cannot take yet is retried while the row's lease holds (claimed at most leaseMs ago).
+  const recorder = createAttemptRecorder({ db, workerId, log, pool, outageRetryMs: leaseMs });
   // A slot (FORWARD_CONCURRENCY, FORWARD_RELAY_CONCURRENCY) is held while an event is on its way to a relay and
   // given back when the relay has answered: recording the outcome (a group commit) then goes on without it, so a
   // slot turns over at the relay's pace, not at the database's. What is answered and not yet recorded is bounded
@@ -153,6 +155,14 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
     return [...out];
   }
 
+  // While the database is away every poll fails the same way: logged once per half minute, with the repeats counted.
+  let claimError: unknown;
+  const claimFailedQuietly = quietly((_message, repeats) => log.error({ err: claimError, repeats }, 'claiming outbox rows failed'));
+  function claimFailed(err: unknown): void {
+    claimError = err;
+    claimFailedQuietly(err instanceof Error ? err.message : String(err));
+  }
+
   function pump(): Promise<void> {
     if (pumping) {
       again = true;
@@ -187,7 +197,7 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
         if (lastClaimFull && release.length < rows.length) again = true;
       } while (again && !stopping);
     } catch (err) {
-      log.error({ err }, 'claiming outbox rows failed');
+      claimFailed(err);
     }
   }
 

@@ -4,6 +4,10 @@ import type { Database } from '../../store/db.js';
 import { migrationsCurrent } from '../../store/migrate.js';
 import type { ReplicaStatus } from '../../store/read-replica.js';
 import type { Redis } from '../../store/redis.js';
+import { withDeadline } from '../../lib/deadline.js';
+
+/** Each dependency gets this long to answer: a probe is answered in bounded time, whatever the dependency does. */
+const CHECK_MS = 2000;
 
 export interface Readiness {
   readonly ready: boolean;
@@ -30,8 +34,12 @@ export async function checkReadiness(db: Database, redis: Redis | undefined, rep
   let database = 'ok';
   let migrations = 'ok';
   try {
-    await db.ping();
-    if (!(await migrationsCurrent(db.knex))) migrations = 'pending';
+    const current = withDeadline(
+      db.ping().then(() => migrationsCurrent(db.knex)),
+      CHECK_MS,
+      () => new Error(`no answer within ${CHECK_MS} ms`),
+    );
+    if (!(await current)) migrations = 'pending';
   } catch (err) {
     database = `error: ${err instanceof Error ? err.message : String(err)}`;
     migrations = 'unknown';
@@ -39,7 +47,8 @@ export async function checkReadiness(db: Database, redis: Redis | undefined, rep
   let cache = 'not configured';
   if (redis) {
     try {
-      cache = (await redis.ping()) === 'PONG' ? 'ok' : 'error: unexpected PING answer';
+      const pong = await withDeadline(redis.ping(), CHECK_MS, () => new Error(`no answer within ${CHECK_MS} ms`));
+      cache = pong === 'PONG' ? 'ok' : 'error: unexpected PING answer';
     } catch (err) {
       cache = `error: ${err instanceof Error ? err.message : String(err)}`;
     }

@@ -8,3 +8,4 @@ export * from './usage-recorder.js';
 export * from './figures.js';
 export * from './live-overview.js';
 export * from './audit-trail.js';
+export * from './outage.js';

@@ -4,6 +4,7 @@
 // when `batchRows` events are waiting, and on close). Quota refusals are aggregated per user and period between
 // flushes, so a flood of refused posts costs one row per flush, not one per attempt.
 import type { Knex } from 'knex';
+import { quietly } from '../../lib/quiet.js';
 import type { Logger } from '../../log.js';
 import { addDailyStats, insertUsageEvents, type DailyStatsDelta, type UsageEventRow } from '../../store/usage.js';
 
@@ -75,6 +76,11 @@ export function createUsageRecorder(deps: UsageRecorderDeps): UsageRecorder {
   let closed = false;
   let dropped = 0;
 
+  // While the database is away every flush fails the same way: logged once per half minute, with the repeats counted.
+  let lastError: unknown;
+  const eventsFailed = quietly((_m, repeats) => deps.log.error({ err: lastError, rows: events.length, repeats }, 'writing usage_events failed; the rows are kept for the next flush'));
+  const statsFailed = quietly((_m, repeats) => deps.log.error({ err: lastError, rows: stats.size, repeats }, 'updating daily_usage_stats failed; the counts are kept for the next flush'));
+
   const timer = setInterval(() => void flush(), flushMs);
   timer.unref();
 
@@ -115,7 +121,8 @@ export function createUsageRecorder(deps: UsageRecorderDeps): UsageRecorder {
       if (isDataError(err)) {
         deps.log.error({ err, rows: batch.length }, 'usage_events rows refused by the database; dropped');
       } else {
-        deps.log.error({ err, rows: batch.length }, 'writing usage_events failed; the rows are kept for the next flush');
+        lastError = err;
+        eventsFailed(err instanceof Error ? err.message : String(err));
         events = [...batch, ...events];
       }
     }
@@ -125,7 +132,8 @@ export function createUsageRecorder(deps: UsageRecorderDeps): UsageRecorder {
       if (isDataError(err)) {
         deps.log.error({ err, rows: deltas.length }, 'daily_usage_stats rows refused by the database; dropped');
       } else {
-        deps.log.error({ err, rows: deltas.length }, 'updating daily_usage_stats failed; the counts are kept for the next flush');
+        lastError = err;
+        statsFailed(err instanceof Error ? err.message : String(err));
         for (const d of deltas) mergeStats(d);
       }
     }

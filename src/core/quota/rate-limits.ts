@@ -5,7 +5,8 @@
 // With Redis, a process takes the IP's tokens a few at a time (a lease of 1/20 of the smaller of rate and burst)
 // and spends them locally, so a busy IP costs one Redis call per lease, not per message. Small limits (as in
 // tests) give a lease of 1: one call per message, exact. If Redis fails, messages are let through (and logged):
-// a rate limit is a protection, not a reason to refuse service.
+// a rate limit is a protection, not a reason to refuse service; for a second after a failure Redis is not asked at
+// all, so that an unreachable Redis costs no message a wait.
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../../log.js';
 import { rejection, type Rejection } from '../../nips/result.js';
@@ -19,6 +20,9 @@ export interface RateLimitSettings {
   readonly connPerSecond: number;
   readonly connBurst: number;
 }
+
+/** After the shared store fails, messages pass without asking it for this long; then it is asked again. */
+const STORE_RETRY_MS = 1000;
 
 export type RateLimitScope = 'ip' | 'connection';
 
@@ -49,6 +53,7 @@ export function createRateLimits(deps: RateLimitDeps): RateLimits {
   const connRefusal = rejection('rate-limited', `slow down: this connection may send ${s.connPerSecond} messages per second (bursts of ${s.connBurst})`);
   const ipRefusal = rejection('rate-limited', `slow down: your IP address may send ${s.ipPerSecond} messages per second (bursts of ${s.ipBurst})`);
   let lastError = 0;
+  let storeDownUntil = 0;
 
   // One lease request per IP at a time: concurrent messages wait for it instead of each taking a lease, which
   // would drain the shared bucket for messages that were never sent.
@@ -64,9 +69,14 @@ export function createRateLimits(deps: RateLimitDeps): RateLimits {
   async function checkIp(ip: string): Promise<Rejection | undefined> {
     if (s.ipPerSecond <= 0) return undefined;
     while (!fromPool(ip)) {
+      // The store just failed: not asked again for a moment (each ask would wait for its timeout, one after the
+      // other for the messages of one IP).
+      if (performance.now() < storeDownUntil) return undefined;
       const waiting = leasing.get(ip);
       if (waiting) {
-        if ((await waiting) <= 0) return refuseIp();
+        const got = await waiting;
+        if (got === Number.POSITIVE_INFINITY) return undefined;
+        if (got <= 0) return refuseIp();
         continue;
       }
       const request = deps.ipBuckets.take(`ip:${ip}`, s.ipPerSecond, s.ipBurst, lease).then(
@@ -75,6 +85,7 @@ export function createRateLimits(deps: RateLimitDeps): RateLimits {
           return got;
         },
         (err: unknown) => {
+          storeDownUntil = performance.now() + STORE_RETRY_MS;
           if (Date.now() - lastError > 10_000) {
             lastError = Date.now();
             deps.log.warn({ err }, 'rate-limit store unavailable; per-IP limits are not enforced meanwhile');

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { Redis } from 'ioredis';
 import { createTestDatabaseUrl } from '../../helpers/db.js';
-import { testRedisPrefix, testRedisUrl } from '../../helpers/redis.js';
+import { deletePrefix, testRedisPrefix, testRedisUrl } from '../../helpers/redis.js';
 import { startTestApp } from '../../helpers/app.js';
 import { startServiceProcess } from '../../helpers/forwarding.js';
 import { buildEvent, newKey, type Key } from '../../helpers/events.js';
@@ -20,16 +20,7 @@ const redis = new Redis(testRedisUrl);
 t.teardown(() => redis.disconnect());
 
 /** Deletes every key of this test's prefix (never FLUSHALL/FLUSHDB: other tests share the server). */
-async function flushPrefix(): Promise<number> {
-  let cursor = '0';
-  let n = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) n += await redis.del(...keys);
-  } while (cursor !== '0');
-  return n;
-}
+const flushPrefix = () => deletePrefix(redis, prefix);
 
 interface Burst {
   accepted: number;
