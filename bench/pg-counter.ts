@@ -19,6 +19,8 @@ export interface WireCounts {
   parses: number;
   /** Connections opened to the server through the proxy. */
   connections: number;
+  /** The server's ReadyForQuery messages: one after each connection's start-up and one per round trip. */
+  answered: number;
   /** Statements executed, by statement (its name, or the start of its text). */
   byStatement: Record<string, number>;
 }
@@ -29,7 +31,7 @@ const GSSENC_REQUEST = 80877104;
 const BIND_PREFIX = 256;
 
 function emptyCounts(): WireCounts {
-  return { statements: 0, roundTrips: 0, parses: 0, connections: 0, byStatement: {} };
+  return { statements: 0, roundTrips: 0, parses: 0, connections: 0, answered: 0, byStatement: {} };
 }
 
 /** The label a statement is counted under: its name when it has one, else its text, shortened and on one line. */
@@ -51,8 +53,39 @@ function cstrings(body: Buffer, n: number): string[] {
   return out;
 }
 
+/** What the two directions of one connection share: the one-byte answers owed to SSL/GSS requests. */
+interface Connection {
+  oneByteAnswers: number;
+}
+
+/** Reads one connection's server-to-client stream for its ReadyForQuery messages ('Z'). */
+function serverReader(counts: WireCounts, conn: Connection): (chunk: Buffer) => void {
+  let pending: Buffer = Buffer.alloc(0);
+  let skip = 0;
+  return (chunk) => {
+    let buf = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
+    for (;;) {
+      if (skip > 0) {
+        const n = Math.min(skip, buf.length);
+        skip -= n;
+        buf = buf.subarray(n);
+        if (skip > 0) break;
+      }
+      if (conn.oneByteAnswers > 0 && buf.length > 0) {
+        conn.oneByteAnswers--;
+        skip = 1;
+        continue;
+      }
+      if (buf.length < 5) break;
+      if (buf[0] === 0x5a) counts.answered++;
+      skip = 1 + buf.readInt32BE(1);
+    }
+    pending = Buffer.from(buf);
+  };
+}
+
 /** Reads one connection's client-to-server stream, message by message, without holding large messages. */
-function clientReader(counts: WireCounts): (chunk: Buffer) => void {
+function clientReader(counts: WireCounts, conn: Connection): (chunk: Buffer) => void {
   const statements = new Map<string, string>(); // prepared statement name → text ('' = the unnamed one)
   let bound = '';
   let startup = true;
@@ -102,7 +135,8 @@ function clientReader(counts: WireCounts): (chunk: Buffer) => void {
         if (buf.length < 8) break;
         const len = buf.readInt32BE(0);
         const code = buf.readInt32BE(4);
-        if (code !== SSL_REQUEST && code !== GSSENC_REQUEST) startup = false;
+        if (code === SSL_REQUEST || code === GSSENC_REQUEST) conn.oneByteAnswers++;
+        else startup = false;
         skip = len;
         continue;
       }
@@ -121,6 +155,8 @@ function clientReader(counts: WireCounts): (chunk: Buffer) => void {
 export interface WireCounter {
   readonly port: number;
   snapshot(): WireCounts;
+  /** Round trips sent and not answered yet (connections still starting up included): 0 when all is quiet. */
+  inFlight(): number;
   close(): Promise<void>;
 }
 
@@ -131,7 +167,9 @@ export async function startWireCounter(target: { host: string; port: number }): 
   const server = net.createServer((client) => {
     counts.connections++;
     const upstream = net.connect(target.port, target.host);
-    const read = clientReader(counts);
+    const conn: Connection = { oneByteAnswers: 0 };
+    const read = clientReader(counts, conn);
+    const readAnswer = serverReader(counts, conn);
     for (const s of [client, upstream]) {
       sockets.add(s);
       s.setNoDelay(true);
@@ -143,6 +181,7 @@ export async function startWireCounter(target: { host: string; port: number }): 
     });
     upstream.on('drain', () => client.resume());
     upstream.on('data', (chunk: Buffer) => {
+      readAnswer(chunk);
       if (!client.write(chunk)) upstream.pause();
     });
     client.on('drain', () => upstream.resume());
@@ -156,6 +195,7 @@ export async function startWireCounter(target: { host: string; port: number }): 
   return {
     port,
     snapshot: () => ({ ...counts, byStatement: { ...counts.byStatement } }),
+    inFlight: () => counts.roundTrips + counts.connections - counts.answered,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -175,6 +215,7 @@ export function countsBetween(before: WireCounts, after: WireCounts): WireCounts
     roundTrips: after.roundTrips - before.roundTrips,
     parses: after.parses - before.parses,
     connections: after.connections - before.connections,
+    answered: after.answered - before.answered,
     byStatement,
   };
 }

@@ -1,6 +1,6 @@
 // users: one row per Nostr pubkey that has published or called the API.
 import type { Knex } from 'knex';
-import { queryPrepared } from './db.js';
+import { numbered, queryPrepared } from './db.js';
 
 export type UserStatus = 'active' | 'suspended' | 'deleted' | 'pending_verification';
 
@@ -9,6 +9,11 @@ export interface UserRecord {
   readonly pubkey: string;
   readonly status: UserStatus;
   readonly timezone: string;
+  /**
+   * A new author's account, not in the database yet: the statement that stores their first event saves it
+   * (saveUsers, store/event-batch.ts), with this id unless another process saved the pubkey first.
+   */
+  readonly unsaved?: true;
 }
 
 interface UserRow {
@@ -53,10 +58,44 @@ export async function findUsersWithPlans(db: Knex, pubkeys: readonly string[]): 
   return new Map(rows.map((r) => [r.nostr_public_key, { user: toRecord(r), planCode: r.plan_code }]));
 }
 
-/** Returns the user for this pubkey, creating it (status active, plan basic by having no subscription). */
-export async function upsertUserByPubkey(db: Knex, pubkey: string): Promise<{ user: UserRecord; created: boolean }> {
+/** A new author's account as the table's defaults make it (active, UTC, no subscription: the free plan), unsaved. */
+export function unsavedUser(id: string, pubkey: string): UserRecord {
+  return { id, pubkey, status: 'active', timezone: 'UTC', unsaved: true };
+}
+
+/** The row of a saved account, from the columns `users.ts` reads (the writes that create accounts return them). */
+export const userFromRow = toRecord;
+
+/**
+ * `INSERT … ON CONFLICT` clause that saves new authors' accounts and answers with every one of them: one created
+ * by another process after this statement's snapshot is not returned by DO NOTHING, while this no-op DO UPDATE
+ * (of a column no index holds, so a heap-only update) returns it, current and locked. Only a race takes it.
+ */
+export const SAVE_USERS_CONFLICT = `ON CONFLICT (nostr_public_key) DO UPDATE SET timezone = users.timezone
+  RETURNING ${columns.join(', ')}`;
+
+const SAVE_USERS = numbered(`
+  INSERT INTO users (id, nostr_public_key)
+  SELECT id, pubkey FROM unnest(CAST(? AS uuid[]), CAST(? AS text[])) AS n (id, pubkey) ORDER BY pubkey
+  ${SAVE_USERS_CONFLICT}`);
+
+/**
+ * Saves unsaved accounts (unsavedUser) in one statement, each with its id, or finds the account another process
+ * saved for the pubkey meanwhile: the stored records, by pubkey.
+ */
+export async function saveUsers(db: Knex, users: readonly UserRecord[]): Promise<Map<string, UserRecord>> {
+  if (users.length === 0) return new Map();
+  const rows = await queryPrepared<UserRow>(db, 'nostrx_save_users', SAVE_USERS, [users.map((u) => u.id), users.map((u) => u.pubkey)]);
+  return new Map(rows.map((r) => [r.nostr_public_key, toRecord(r)]));
+}
+
+/**
+ * Returns the user for this pubkey, creating it (status active, plan basic by having no subscription), with `id`
+ * when one is given (an unsaved account's).
+ */
+export async function upsertUserByPubkey(db: Knex, pubkey: string, id?: string): Promise<{ user: UserRecord; created: boolean }> {
   const inserted = (await db('users')
-    .insert({ nostr_public_key: pubkey })
+    .insert(id === undefined ? { nostr_public_key: pubkey } : { id, nostr_public_key: pubkey })
     .onConflict('nostr_public_key')
     .ignore()
     .returning(columns)) as UserRow[];
