@@ -3,8 +3,9 @@
 // and, with the wire counter (bench/pg-counter.ts), the statements, round trips and parses the service sent.
 //
 // The server is shared with other work (tests of other checkouts), so nothing here reads a cluster-wide figure:
-// - CPU: the backends whose pg_stat_activity row names this database (the service's connections and autovacuum
-//   workers on it), sampled every 200 ms; a backend that exits between samples loses at most its last 200 ms.
+// - CPU: the client backends whose pg_stat_activity row names this database (the service's connections), sampled
+//   every 200 ms; a backend that exits between samples loses at most its last 200 ms. Autovacuum workers on the
+//   database are reported apart: they clean up after whichever scenario came before as much as after this one.
 //   The WAL writer and checkpointer serve every database and are not counted.
 // - WAL: the records between two positions whose block references name a relation of this database, and the
 //   commit records of their transactions; a temporary physical replication slot keeps those segments until they
@@ -23,9 +24,11 @@ interface WalShare {
 }
 
 interface DbFigures {
-  /** CPU ms of the database's server processes over the scenario, per accepted event (µs). */
+  /** CPU of the database's client backends over the scenario, per accepted event (µs). */
   readonly pg_cpu_us_per_event: number;
   readonly pg_cpu_ms: number;
+  /** CPU ms of autovacuum workers on the database meanwhile (not in pg_cpu_ms). */
+  readonly autovacuum_cpu_ms: number;
   /** WAL records' bytes without full-page images (those depend on when checkpoints fall, not on the code). */
   readonly wal_bytes_per_event: number;
   /** Full-page images, apart. */
@@ -123,11 +126,13 @@ export async function openDbProbe(
   let timer: NodeJS.Timeout | undefined;
   let sampling: Promise<void> = Promise.resolve();
 
+  const autovacuum = new Set<number>();
   async function backends(): Promise<number[]> {
-    const { rows } = await client.query<{ pid: number }>(
-      'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> $1',
+    const { rows } = await client.query<{ pid: number; backend_type: string }>(
+      'SELECT pid, backend_type FROM pg_stat_activity WHERE datname = current_database() AND pid <> $1',
       [ownPid],
     );
+    for (const r of rows) if (r.backend_type === 'autovacuum worker') autovacuum.add(r.pid);
     return rows.map((r) => r.pid);
   }
 
@@ -192,6 +197,7 @@ export async function openDbProbe(
       const { rows } = await client.query<{ lsn: string }>('SELECT CAST(pg_current_wal_insert_lsn() AS text) AS lsn');
       base.clear();
       last.clear();
+      autovacuum.clear();
       await sample(true);
       mark = {
         lsn: rows[0]!.lsn,
@@ -210,7 +216,11 @@ export async function openDbProbe(
       await sampling;
       await sample(false);
       let ticks = 0;
-      for (const [pid, t] of last) ticks += t - (base.get(pid) ?? 0);
+      let vacuumTicks = 0;
+      for (const [pid, t] of last) {
+        if (autovacuum.has(pid)) vacuumTicks += t - (base.get(pid) ?? 0);
+        else ticks += t - (base.get(pid) ?? 0);
+      }
       const wireAfter = wire ? await wire() : undefined;
       const stats = await dbStats();
       const tables = await tableUpdates();
@@ -231,6 +241,7 @@ export async function openDbProbe(
       const figures: DbFigures = {
         pg_cpu_us_per_event: per(ticks * TICK_MS * 1000, 0),
         pg_cpu_ms: ticks * TICK_MS,
+        autovacuum_cpu_ms: vacuumTicks * TICK_MS,
         wal_bytes_per_event: per(walBytes, 0),
         wal_fpi_bytes_per_event: per(fpiBytes, 0),
         commits_per_event: per(delta('xact_commit'), 3),

@@ -1,6 +1,8 @@
 // `npm run bench`: starts the built service in a child process on loopback (PostgreSQL database
 // BENCH_DATABASE_URL, recreated; Redis at BENCH_REDIS_URL unless empty), drives it with pre-signed events over
-// WebSocket connections from this process, and prints ONE JSON line with every scenario's figures.
+// WebSocket connections from this process, and prints ONE JSON line with every scenario's figures. The admission
+// scenarios also report what PostgreSQL did per accepted event (`db`, bench/db-probe.ts): its CPU, WAL by relation,
+// commits, HOT updates and, with BENCH_COUNT_STATEMENTS=1 (bench/pg-counter.ts), statements, round trips and parses.
 // Every load loop is bounded in count and in time; all traffic goes to 127.0.0.1.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -25,9 +27,10 @@ const redisUrl = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const redisPrefix = env.BENCH_REDIS_PREFIX ?? 'nostrx_bench:';
 const port = Number(env.BENCH_PORT ?? 7590);
 const scenarios = (env.BENCH_SCENARIOS ?? 'admission,admission_new,capped,latency,latency_new,flood,flood_control,fanout,idle,forward').split(',');
-// the service's connections through the wire counter: statements, round trips and parses per event (costs a
-// thread of this process a few % of a core at saturation; 0 leaves it out)
-const countStatements = env.BENCH_COUNT_STATEMENTS !== '0';
+// 1: the service's connections go through the wire counter, for statements, round trips and parses per event. Off
+// by default: it adds a hop to every round trip and a thread to this process, so rates and latencies measured with
+// it compare only with each other
+const countStatements = env.BENCH_COUNT_STATEMENTS === '1';
 // default relays the service writes outbox rows for (loopback URLs nothing listens on; the forwarder is off)
 const upstreams = Number(env.BENCH_UPSTREAMS ?? 0);
 /** The scenarios whose database work per accepted event is reported. */
