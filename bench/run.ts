@@ -1,6 +1,8 @@
 // `npm run bench`: starts the built service in a child process on loopback (PostgreSQL database
 // BENCH_DATABASE_URL, recreated; Redis at BENCH_REDIS_URL unless empty), drives it with pre-signed events over
-// WebSocket connections from this process, and prints ONE JSON line with every scenario's figures.
+// WebSocket connections from this process, and prints ONE JSON line with every scenario's figures. The admission
+// scenarios also report what PostgreSQL did per accepted event (`db`, bench/db-probe.ts): its CPU, WAL by relation,
+// commits, HOT updates and, with BENCH_COUNT_STATEMENTS=1 (bench/pg-counter.ts), statements, round trips and parses.
 // Every load loop is bounded in count and in time; all traffic goes to 127.0.0.1.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -15,14 +17,24 @@ import * as nip01 from '../src/nips/nip01.js';
 import { prepareKeys } from './prepare.js';
 import { connectTo, publishOn, type PublishResult } from './publish.js';
 import type { FloodJob } from './flood-worker.js';
+import { openDbProbe, startWireCounterThread, type DbProbe } from './db-probe.js';
 import { acceptedLatencyBuckets, dropDatabase, latencySummary, machineTicks, recreateDatabase, serverLatencySummary, stealPercent, stopService, waitReady, writeBatchSummary, writeBatchTotals } from './common.js';
 
 const env = process.env;
 const adminUrl = env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const dbName = env.BENCH_DB ?? 'nostrx_bench';
 const redisUrl = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const redisPrefix = env.BENCH_REDIS_PREFIX ?? 'nostrx_bench:';
 const port = Number(env.BENCH_PORT ?? 7590);
-const scenarios = (env.BENCH_SCENARIOS ?? 'admission,capped,latency,flood,flood_control,fanout,idle,forward').split(',');
+const scenarios = (env.BENCH_SCENARIOS ?? 'admission,admission_new,capped,latency,latency_new,flood,flood_control,fanout,idle,forward').split(',');
+// 1: the service's connections go through the wire counter, for statements, round trips and parses per event. Off
+// by default: it adds a hop to every round trip and a thread to this process, so rates and latencies measured with
+// it compare only with each other
+const countStatements = env.BENCH_COUNT_STATEMENTS === '1';
+// default relays the service writes outbox rows for (loopback URLs nothing listens on; the forwarder is off)
+const upstreams = Number(env.BENCH_UPSTREAMS ?? 0);
+/** The scenarios whose database work per accepted event is reported. */
+const probed = new Set(['admission', 'admission_new', 'capped', 'latency', 'latency_new']);
 const maxSeconds = Number(env.BENCH_MAX_SECONDS ?? 60); // per scenario, a hard stop
 
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -34,11 +46,12 @@ async function startService(databaseUrl: string, extraEnv: Record<string, string
       ...env,
       DATABASE_URL: databaseUrl,
       REDIS_URL: redisUrl,
-      REDIS_PREFIX: 'nostrx_bench:',
+      REDIS_PREFIX: redisPrefix,
       PORT: String(port),
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
-      UPSTREAM_RELAYS: '',
+      UPSTREAM_RELAYS: Array.from({ length: upstreams }, (_, i) => `ws://127.0.0.1:${9 + i}/`).join(','),
+      ...(upstreams > 0 ? { FORWARD_ENABLED: 'false' } : {}),
       ...extraEnv,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -123,6 +136,15 @@ async function scenarioAdmission(keys: Uint8Array[]): Promise<Record<string, unk
   return { keys: keys.length, ...(await saturate(events)) };
 }
 
+/** Fresh keys, one per event: every event is its author's first post (an account created on the basic plan). */
+function firstPosts(count: number, content: string): NostrEvent[] {
+  return signEvents(Array.from({ length: count }, () => generateSecretKey()), count, (i) => `${content} ${i} ${Math.random()}`);
+}
+
+async function scenarioAdmissionNew(): Promise<Record<string, unknown>> {
+  return { keys: 'one new author per event', ...(await saturate(firstPosts(Number(env.BENCH_NEW_EVENTS ?? 10000), 'first post'))) };
+}
+
 async function scenarioCapped(databaseUrl: string): Promise<Record<string, unknown>> {
   // What most users are: on a plan with a daily limit, so every post is charged against the ledger's cap in the
   // transaction that stores it. 1,000 other keys on `premium` (25 a day), 20 posts each: all within the limit.
@@ -132,10 +154,10 @@ async function scenarioCapped(databaseUrl: string): Promise<Record<string, unkno
   return { keys: keys.length, plan: 'premium', ...(await saturate(events)) };
 }
 
-async function scenarioLatency(keys: Uint8Array[]): Promise<Record<string, unknown>> {
+async function scenarioLatency(keys: Uint8Array[] | 'new'): Promise<Record<string, unknown>> {
   const rate = Number(env.BENCH_STEADY_RATE ?? 300);
   const seconds = Number(env.BENCH_STEADY_SECONDS ?? 10);
-  const events = signEvents(keys, rate * seconds, (i) => `steady ${i} ${Math.random()}`);
+  const events = keys === 'new' ? firstPosts(rate * seconds, 'steady first post') : signEvents(keys, rate * seconds, (i) => `steady ${i} ${Math.random()}`);
   const conns = await Promise.all(Array.from({ length: 8 }, connect));
   const before = await acceptedLatencyBuckets(port);
   const r = await publishAll(conns, events, { inflight: 64, ratePerSecond: rate });
@@ -371,20 +393,26 @@ async function main(): Promise<void> {
   const verifyUs = await verifyMicrosPerEvent();
   const databaseUrl = await recreateDatabase(adminUrl, dbName);
   log(`database ${dbName} recreated`);
+  const wire = countStatements ? await startWireCounterThread(databaseUrl) : undefined;
   const serviceEnv = { RATE_LIMIT_IP_PER_SECOND: '1000000', RATE_LIMIT_IP_BURST: '1000000', RATE_LIMIT_CONN_PER_SECOND: '1000000', RATE_LIMIT_CONN_BURST: '1000000' };
-  let child = await startService(databaseUrl, serviceEnv);
+  let child = await startService(wire?.url ?? databaseUrl, serviceEnv);
+  let probe: DbProbe | undefined;
   const result: Record<string, unknown> = { node: process.version, cpus: (await import('node:os')).cpus().length, verify_us_per_event: verifyUs.wasm, native_verify_us_per_event: verifyUs.native };
   try {
     const keys = Array.from({ length: Number(env.BENCH_KEYS ?? 1000) }, () => generateSecretKey());
     await prepareKeys(databaseUrl, keys.map((k) => getPublicKey(k)));
+    probe = await openDbProbe(databaseUrl, `${dbName}_wal`, wire && (() => wire.snapshot()));
     for (const name of scenarios.filter((s) => s !== 'forward')) {
       log(`scenario ${name}`);
       const t0 = performance.now();
       const cpu0 = name === 'idle' ? undefined : serviceCpuMs(child.pid!);
       const machine0 = machineTicks();
+      if (probed.has(name)) await probe.begin();
       if (name === 'admission') result.admission = await scenarioAdmission(keys);
+      else if (name === 'admission_new') result.admission_new = await scenarioAdmissionNew();
       else if (name === 'capped') result.capped = await scenarioCapped(databaseUrl);
       else if (name === 'latency') result.latency = await scenarioLatency(keys);
+      else if (name === 'latency_new') result.latency_new = await scenarioLatency('new');
       else if (name === 'flood') result.flood = await scenarioFlood(keys);
       else if (name === 'flood_control') result.flood_control = await scenarioFloodControl(keys, (result.flood as { rejections_per_s?: number } | undefined)?.rejections_per_s);
       else if (name === 'fanout') result.fanout = await scenarioFanout(keys);
@@ -392,7 +420,7 @@ async function main(): Promise<void> {
         // in a fresh process: what 10,000 connections cost, not what the heap grew to in the scenarios before
         result.rss_mb_before_idle_restart = rssMb(child.pid!);
         await stopService(child);
-        child = await startService(databaseUrl, serviceEnv);
+        child = await startService(wire?.url ?? databaseUrl, serviceEnv);
         result.idle = await scenarioIdle(child.pid!);
       }
       if (cpu0) {
@@ -402,11 +430,19 @@ async function main(): Promise<void> {
       }
       // CPU time the hypervisor gave other guests meanwhile: a run with much of it is not comparable
       if (result[name]) (result[name] as Record<string, unknown>).steal_pct = stealPercent(machine0, machineTicks());
+      if (probed.has(name)) {
+        // the usage rows of the scenario's events are written within a second of their answers
+        await new Promise((r) => setTimeout(r, 1500));
+        const r = result[name] as { accepted: number } & Record<string, unknown>;
+        r.db = await probe.end(r.accepted);
+      }
       log(`scenario ${name} took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
     result.rss_mb = rssMb(child.pid!);
   } finally {
     await stopService(child);
+    await probe?.close();
+    await wire?.close();
   }
   // the forwarding scenario has its own database: this one's clean-up (autovacuum) must not run beside it
   await dropDatabase(adminUrl, dbName);

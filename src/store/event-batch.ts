@@ -1,7 +1,8 @@
 // Many regular events stored in one transaction (group commit): the bulk counterpart of saveEvent() in
 // events.ts for the kinds that need no read-then-write (not replaceable, not addressable, not deletions).
-// The rows, their indexed tags and their forwarding outbox rows go in ONE statement: every statement costs a
-// round trip and a parse and plan in Postgres, and under load those, not the rows, were the cost of a batch.
+// The rows, their indexed tags and their forwarding outbox rows go in ONE statement, with the accounts of new
+// authors: every statement costs a round trip and a parse and plan in Postgres, and under load those, not the
+// rows, were the cost of a batch.
 import type { Knex } from 'knex';
 import type { NostrEvent } from '../nips/nip01.js';
 import { preparedColumns } from './array-columns.js';
@@ -10,6 +11,7 @@ import { indexedTags, type EventRowExtras, type SaveOutcome } from './events.js'
 import { keptOver } from '../nips/kinds.js';
 import { CONNECTION_TYPE_SQL, TARGETS_SQL, type Forwarding } from './forwarding-plan.js';
 import type { LedgerPeriodType, UncappedPeriod } from './quotas.js';
+import { SAVE_USERS_CONFLICT, userFromRow, type UserRecord, type UserStatus } from './users.js';
 
 export interface BatchItem {
   readonly ev: NostrEvent;
@@ -17,6 +19,8 @@ export interface BatchItem {
   readonly forwarding: Forwarding;
   /** Ledger periods the event is counted in if it is stored (uncapped: no limit to check). */
   readonly charges?: readonly UncappedPeriod[];
+  /** The author's account is unsaved (users.ts unsavedUser): this statement saves it, with extras.userId. */
+  readonly saveAuthor?: boolean;
 }
 
 export interface BatchWritten {
@@ -26,6 +30,8 @@ export interface BatchWritten {
   readonly queued: Set<string>;
   /** posts_used after the charges, keyed `${userId}:${type}`. */
   readonly totals: Map<string, number>;
+  /** The accounts of the items with saveAuthor as stored, by pubkey (another process's id if it saved one first). */
+  readonly authors: Map<string, UserRecord>;
 }
 
 /** Ids among these events that a live kind-5 event by the same author names in an e tag. */
@@ -45,39 +51,63 @@ export async function deletedByAuthors(trx: Knex, events: readonly NostrEvent[])
 // locks in the same order. An event its author deleted (NIP-09) or one already stored is skipped, and neither
 // counted nor queued; the caller tells the two apart for the few ids that come back missing. Without charges
 // and targets, the last two parts write nothing. The targets (forwarding-plan.ts) are decided before the rows are
-// inserted, as each row records their number.
+// inserted, as each row records their number. A new author's account is saved first (`author`, in pubkey order),
+// with the rows for the default relays of their events' `newTargets`: a first post costs no statement, round trip
+// or commit of its own. Each event is then written with its author's stored id (`author_of`): the one chosen by
+// the caller, or another process's that saved the pubkey first.
 const INSERT_BATCH_SQL = `
 WITH input AS (
   SELECT * FROM unnest(
     CAST(? AS text[]), CAST(? AS uuid[]), CAST(? AS text[]), CAST(? AS int[]), CAST(? AS bigint[]), CAST(? AS text[]),
     CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS bigint[]), CAST(? AS text[]), CAST(? AS text[]),
-    CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS boolean[]), CAST(? AS text[])
+    CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS boolean[]), CAST(? AS text[]), CAST(? AS boolean[])
   ) AS i (event_id, user_id, pubkey, kind, created_at_nostr, content, tags, sig, d_tag, expires_at, source_platform,
-          tweet_id, tweet_url, tweet_text, username, own_first, not_forwarded)
+          tweet_id, tweet_url, tweet_text, username, own_first, not_forwarded, save_author)
 ),
-plan AS (SELECT event_id, user_id, own_first FROM input),
+author AS (
+  INSERT INTO users (id, nostr_public_key)
+  SELECT DISTINCT ON (pubkey) user_id, pubkey FROM input WHERE save_author ORDER BY pubkey
+  ${SAVE_USERS_CONFLICT}
+),
+author_of AS (
+  SELECT i.event_id, COALESCE(a.id, i.user_id) AS user_id FROM input i LEFT JOIN author a ON a.nostr_public_key = i.pubkey
+),
+new_target AS (SELECT * FROM unnest(CAST(? AS text[]), CAST(? AS text[])) AS n (event_id, url)),
+author_relay AS (
+  INSERT INTO user_relays (user_id, relay_url, is_default, source, read, write)
+  SELECT DISTINCT a.user_id, n.url, true, 'default', false, true
+  FROM new_target n JOIN author_of a ON a.event_id = n.event_id
+  ORDER BY 1, 2
+  -- as for the account: a row another process made is returned too (a user's own row for the URL is used as is)
+  ON CONFLICT (user_id, relay_url) DO UPDATE SET is_default = user_relays.is_default
+  RETURNING id, user_id, relay_url
+),
+plan AS (SELECT i.event_id, a.user_id, i.own_first FROM input i JOIN author_of a ON a.event_id = i.event_id),
 planned AS (
   SELECT * FROM unnest(CAST(? AS text[]), CAST(? AS uuid[]), CAST(? AS text[])) AS d (event_id, relay_id, url)
+  UNION ALL
+  SELECT n.event_id, r.id, n.url
+  FROM new_target n JOIN author_of a ON a.event_id = n.event_id JOIN author_relay r ON r.user_id = a.user_id AND r.relay_url = n.url
 ),
 ${TARGETS_SQL},
 ev AS (
   INSERT INTO nostr_events (event_id, user_id, pubkey, event_kind, created_at_nostr, content, tags, sig, d_tag, expires_at,
     source_platform, original_tweet_id, original_tweet_url, original_tweet_text, original_username,
     total_relays, status, published_at, publish_duration_ms, failure_reason)
-  SELECT i.event_id, i.user_id, i.pubkey, i.kind, i.created_at_nostr, i.content, CAST(i.tags AS jsonb), i.sig, i.d_tag,
+  SELECT i.event_id, a.user_id, i.pubkey, i.kind, i.created_at_nostr, i.content, CAST(i.tags AS jsonb), i.sig, i.d_tag,
     i.expires_at, i.source_platform, i.tweet_id, i.tweet_url, i.tweet_text, i.username, COALESCE(n.n, 0),
     CAST(CASE WHEN n.n > 0 THEN 'publishing' ELSE 'published' END AS event_status_enum),
     CASE WHEN n.n > 0 THEN NULL ELSE now() END,
     CASE WHEN n.n > 0 THEN NULL ELSE 0 END,
     CASE WHEN n.n > 0 THEN NULL ELSE 'not forwarded: ' || i.not_forwarded END
-  FROM input i LEFT JOIN target_count n ON n.event_id = i.event_id
+  FROM input i JOIN author_of a ON a.event_id = i.event_id LEFT JOIN target_count n ON n.event_id = i.event_id
   WHERE NOT EXISTS (
     SELECT 1 FROM nostr_event_tags t JOIN nostr_events d ON d.id = t.event_row_id
     WHERE t.name = 'e' AND t.value = i.event_id AND d.event_kind = 5 AND d.pubkey = i.pubkey AND d.removed_at IS NULL
   )
   ORDER BY i.event_id
   ON CONFLICT (event_id) DO NOTHING
-  RETURNING id, event_id, event_kind, created_at_nostr, total_relays
+  RETURNING id, event_id, user_id, event_kind, created_at_nostr, total_relays
 ),
 tag AS (
   INSERT INTO nostr_event_tags (event_row_id, name, value, created_at_nostr, event_kind)
@@ -92,74 +122,80 @@ outbox AS (
 ),
 charge AS (
   INSERT INTO user_quotas (user_id, quota_date, quota_type, posts_used, posts_limit, resets_at, last_reset_at)
-  SELECT c.user_id, c.quota_date, c.quota_type, count(*), -1, min(c.resets_at), now()
+  SELECT ev.user_id, c.quota_date, c.quota_type, count(*), -1, min(c.resets_at), now()
   -- the enum array goes through text[]: PGlite cannot serialise an array parameter of an enum type
-  FROM unnest(CAST(? AS text[]), CAST(? AS uuid[]), CAST(? AS date[]), CAST(CAST(? AS text[]) AS quota_type_enum[]), CAST(? AS timestamptz[]))
-    AS c (event_id, user_id, quota_date, quota_type, resets_at)
+  FROM unnest(CAST(? AS text[]), CAST(? AS date[]), CAST(CAST(? AS text[]) AS quota_type_enum[]), CAST(? AS timestamptz[]))
+    AS c (event_id, quota_date, quota_type, resets_at)
   JOIN ev ON ev.event_id = c.event_id
-  GROUP BY c.user_id, c.quota_date, c.quota_type
-  ORDER BY c.user_id, c.quota_type
+  GROUP BY ev.user_id, c.quota_date, c.quota_type
+  ORDER BY ev.user_id, c.quota_type
   ON CONFLICT (user_id, quota_date, quota_type) DO UPDATE
     SET posts_used = user_quotas.posts_used + EXCLUDED.posts_used, posts_limit = -1,
         resets_at = EXCLUDED.resets_at, updated_at = now()
   RETURNING user_id, quota_type, posts_used
 )
-SELECT CAST(id AS text) AS id, event_id, NULL AS quota_type, total_relays AS n FROM ev
+SELECT 'event' AS what, CAST(id AS text) AS id, event_id AS key, total_relays AS n, NULL AS status, NULL AS timezone FROM ev
 UNION ALL
-SELECT CAST(user_id AS text), NULL, CAST(quota_type AS text), posts_used FROM charge`;
+SELECT 'count', CAST(user_id AS text), CAST(quota_type AS text), posts_used, NULL, NULL FROM charge
+UNION ALL
+SELECT 'author', CAST(id AS text), nostr_public_key, 0, CAST(status AS text), timezone FROM author`;
 const INSERT_BATCH = numbered(INSERT_BATCH_SQL);
+
+type BatchRow =
+  | { what: 'event'; id: string; key: string; n: number }
+  | { what: 'count'; id: string; key: LedgerPeriodType; n: number }
+  | { what: 'author'; id: string; key: string; status: UserStatus; timezone: string };
 
 /**
  * Stores the events with their tags, outbox rows and uncapped ledger counts in one statement (atomic on its own,
- * or part of the caller's transaction). An event missing from `rowIds` was already stored, or deleted by its
- * author (deletedByAuthors).
+ * or part of the caller's transaction), and the accounts of new authors with them (`saveAuthor`). An event missing
+ * from `rowIds` was already stored, or deleted by its author (deletedByAuthors).
  */
 export async function insertBatch(db: Knex, items: readonly BatchItem[]): Promise<BatchWritten> {
-  if (items.length === 0) return { rowIds: new Map(), queued: new Set(), totals: new Map() };
+  if (items.length === 0) return { rowIds: new Map(), queued: new Set(), totals: new Map(), authors: new Map() };
   const col = preparedColumns(items);
   const tags = items.flatMap((i) => indexedTags(i.ev).map((t) => [i.ev.id, t.name, t.value] as const));
   const planned = items.flatMap((i) => i.forwarding.targets.map((t) => [i.ev.id, t.userRelayId, t.url] as const));
-  const charges = items.flatMap((i) => (i.charges ?? []).map((c) => [i.ev.id, i.extras.userId, c.date, c.type, c.resetsAt] as const));
+  const newTargets = items.flatMap((i) => (i.saveAuthor ? (i.forwarding.newTargets ?? []) : []).map((url) => [i.ev.id, url] as const));
+  const charges = items.flatMap((i) => (i.charges ?? []).map((c) => [i.ev.id, c.date, c.type, c.resetsAt] as const));
   // NULL entries of the arrays are sent as SQL NULLs. n: an event's number of targets, a ledger row's posts_used
-  const rows = await queryPrepared<{ id: string; event_id: string; quota_type: null; n: number } | { id: string; quota_type: LedgerPeriodType; n: number }>(
-    db,
-    'nostrx_insert_batch',
-    INSERT_BATCH,
-    [
-      col((i) => i.ev.id),
-      col((i) => i.extras.userId),
-      col((i) => i.ev.pubkey),
-      col((i) => i.ev.kind),
-      col((i) => i.ev.created_at),
-      col((i) => i.ev.content),
-      col((i) => JSON.stringify(i.ev.tags)),
-      col((i) => i.ev.sig),
-      col((i) => i.extras.dTag),
-      col((i) => i.extras.expiresAt ?? null),
-      col((i) => i.extras.sourcePlatform ?? null),
-      col((i) => i.extras.tweet?.id ?? null),
-      col((i) => i.extras.tweet?.url ?? null),
-      col((i) => i.extras.tweet?.text ?? null),
-      col((i) => i.extras.tweet?.username ?? null),
-      col((i) => i.forwarding.ownRelaysFirst),
-      col((i) => i.forwarding.notForwarded),
-      planned.map((p) => p[0]),
-      planned.map((p) => p[1]),
-      planned.map((p) => p[2]),
-      tags.map((t) => t[0]),
-      tags.map((t) => t[1]),
-      tags.map((t) => t[2]),
-      ...[0, 1, 2, 3, 4].map((k) => charges.map((c) => c[k])),
-    ],
-  );
-  const written: BatchWritten = { rowIds: new Map(), queued: new Set(), totals: new Map() };
+  const rows = await queryPrepared<BatchRow>(db, 'nostrx_insert_batch', INSERT_BATCH, [
+    col((i) => i.ev.id),
+    col((i) => i.extras.userId),
+    col((i) => i.ev.pubkey),
+    col((i) => i.ev.kind),
+    col((i) => i.ev.created_at),
+    col((i) => i.ev.content),
+    col((i) => JSON.stringify(i.ev.tags)),
+    col((i) => i.ev.sig),
+    col((i) => i.extras.dTag),
+    col((i) => i.extras.expiresAt ?? null),
+    col((i) => i.extras.sourcePlatform ?? null),
+    col((i) => i.extras.tweet?.id ?? null),
+    col((i) => i.extras.tweet?.url ?? null),
+    col((i) => i.extras.tweet?.text ?? null),
+    col((i) => i.extras.tweet?.username ?? null),
+    col((i) => i.forwarding.ownRelaysFirst),
+    col((i) => i.forwarding.notForwarded),
+    col((i) => i.saveAuthor === true),
+    newTargets.map((p) => p[0]),
+    newTargets.map((p) => p[1]),
+    planned.map((p) => p[0]),
+    planned.map((p) => p[1]),
+    planned.map((p) => p[2]),
+    tags.map((t) => t[0]),
+    tags.map((t) => t[1]),
+    tags.map((t) => t[2]),
+    ...[0, 1, 2, 3].map((k) => charges.map((c) => c[k])),
+  ]);
+  const written: BatchWritten = { rowIds: new Map(), queued: new Set(), totals: new Map(), authors: new Map() };
   for (const r of rows) {
-    if (r.quota_type !== null) {
-      written.totals.set(`${r.id}:${r.quota_type}`, r.n);
-      continue;
+    if (r.what === 'count') written.totals.set(`${r.id}:${r.key}`, Number(r.n));
+    else if (r.what === 'author') written.authors.set(r.key, userFromRow({ id: r.id, nostr_public_key: r.key, status: r.status, timezone: r.timezone }));
+    else {
+      written.rowIds.set(r.key, r.id);
+      if (Number(r.n) > 0) written.queued.add(r.key);
     }
-    written.rowIds.set(r.event_id, r.id);
-    if (r.n > 0) written.queued.add(r.event_id);
   }
   return written;
 }

@@ -12,6 +12,11 @@ export interface Forwarding {
   readonly ownRelaysFirst: boolean;
   /** The targets otherwise: the operator's default relays, as the user's rows for them. */
   readonly targets: readonly RelayTarget[];
+  /**
+   * The targets otherwise, for an author whose account the storing statement saves (an unsaved account has no
+   * rows yet): the default relays' URLs, whose rows that statement makes with the account (event-batch.ts).
+   */
+  readonly newTargets?: readonly string[];
   /** Why the event is not forwarded, when it ends up with no target (stored on its row). */
   readonly notForwarded: string;
 }

@@ -4,7 +4,8 @@
 // locked, so concurrent transactions in any number of processes can never push a count past its limit); posts of
 // users without one are only counted (chargeUnlimited).
 import type { Knex } from 'knex';
-import { arrayColumns } from './array-columns.js';
+import { preparedColumns } from './array-columns.js';
+import { numbered, queryPrepared } from './db.js';
 
 export type LedgerPeriodType = 'daily' | 'monthly';
 
@@ -43,6 +44,30 @@ interface LedgerKey {
 const byUserAndType = (a: LedgerKey, b: LedgerKey): number =>
   a.userId === b.userId ? a.p.type.localeCompare(b.p.type) : a.userId < b.userId ? -1 : 1;
 
+// chargePosts' three statements, prepared once per connection (db.ts queryPrepared): a group commit with capped
+// posts runs them every time, and parsing and planning them was most of what they cost PostgreSQL in a small batch.
+const LEDGER_ROWS = numbered(`
+  INSERT INTO user_quotas (user_id, quota_date, quota_type, posts_used, posts_limit, resets_at, last_reset_at)
+  SELECT v.user_id, v.quota_date, CAST(v.quota_type AS quota_type_enum), 0, v.lim, v.resets_at, now()
+  FROM unnest(CAST(? AS uuid[]), CAST(? AS date[]), CAST(? AS text[]), CAST(? AS integer[]), CAST(? AS timestamptz[]))
+    WITH ORDINALITY AS v (user_id, quota_date, quota_type, lim, resets_at, ord)
+  ORDER BY v.ord
+  ON CONFLICT (user_id, quota_date, quota_type) DO NOTHING`);
+
+const LEDGER_LOCK = numbered(`
+  SELECT q.user_id, CAST(q.quota_type AS text) AS quota_type, q.posts_used
+  FROM user_quotas q
+  JOIN unnest(CAST(? AS uuid[]), CAST(? AS date[]), CAST(? AS text[])) AS v (user_id, quota_date, quota_type)
+    ON q.user_id = v.user_id AND q.quota_date = v.quota_date AND q.quota_type = CAST(v.quota_type AS quota_type_enum)
+  ORDER BY q.user_id, q.quota_type
+  FOR UPDATE OF q`);
+
+const LEDGER_CHARGE = numbered(`
+  UPDATE user_quotas q SET posts_used = q.posts_used + v.n, posts_limit = v.lim, resets_at = v.resets_at, updated_at = now()
+  FROM unnest(CAST(? AS uuid[]), CAST(? AS date[]), CAST(? AS text[]), CAST(? AS integer[]),
+    CAST(? AS timestamptz[]), CAST(? AS integer[])) AS v (user_id, quota_date, quota_type, lim, resets_at, n)
+  WHERE q.user_id = v.user_id AND q.quota_date = v.quota_date AND q.quota_type = CAST(v.quota_type AS quota_type_enum)`);
+
 /**
  * Charges the posts of many users at once, inside the transaction that stores them, in three statements
  * whatever their number: the missing ledger rows are created at 0, every row is locked (FOR UPDATE, in a fixed
@@ -56,32 +81,10 @@ export async function chargePosts(trx: Knex.Transaction, charges: readonly PostC
   const out = new Map<string, PostChargeResult>();
   if (charges.length === 0) return out;
   const keys: LedgerKey[] = charges.flatMap((c) => c.periods.map((p) => ({ userId: c.userId, p }))).sort(byUserAndType);
-  const list = arrayColumns(trx, keys);
-  const wanted = {
-    users: list((k) => k.userId),
-    dates: list((k) => k.p.date),
-    types: list((k) => k.p.type),
-    limits: list((k) => k.p.limit),
-    resets: list((k) => k.p.resetsAt),
-  };
-  await trx.raw(
-    `INSERT INTO user_quotas (user_id, quota_date, quota_type, posts_used, posts_limit, resets_at, last_reset_at)
-     SELECT v.user_id, v.quota_date, CAST(v.quota_type AS quota_type_enum), 0, v.lim, v.resets_at, now()
-     FROM unnest(CAST(:users AS uuid[]), CAST(:dates AS date[]), CAST(:types AS text[]), CAST(:limits AS integer[]), CAST(:resets AS timestamptz[]))
-       WITH ORDINALITY AS v (user_id, quota_date, quota_type, lim, resets_at, ord)
-     ORDER BY v.ord
-     ON CONFLICT (user_id, quota_date, quota_type) DO NOTHING`,
-    wanted,
-  );
-  const { rows } = (await trx.raw(
-    `SELECT q.user_id, CAST(q.quota_type AS text) AS quota_type, q.posts_used
-     FROM user_quotas q
-     JOIN unnest(CAST(:users AS uuid[]), CAST(:dates AS date[]), CAST(:types AS text[])) AS v (user_id, quota_date, quota_type)
-       ON q.user_id = v.user_id AND q.quota_date = v.quota_date AND q.quota_type = CAST(v.quota_type AS quota_type_enum)
-     ORDER BY q.user_id, q.quota_type
-     FOR UPDATE OF q`,
-    wanted,
-  )) as { rows: { user_id: string; quota_type: LedgerPeriodType; posts_used: number }[] };
+  const col = preparedColumns(keys);
+  const wanted = [col((k) => k.userId), col((k) => k.p.date), col((k) => k.p.type)];
+  await queryPrepared(trx, 'nostrx_ledger_rows', LEDGER_ROWS, [...wanted, col((k) => k.p.limit), col((k) => k.p.resetsAt)]);
+  const rows = await queryPrepared<{ user_id: string; quota_type: LedgerPeriodType; posts_used: number }>(trx, 'nostrx_ledger_lock', LEDGER_LOCK, wanted);
   const used = new Map(rows.map((r) => [`${r.user_id}:${r.quota_type}`, r.posts_used]));
 
   for (const c of charges) {
@@ -102,21 +105,15 @@ export async function chargePosts(trx: Knex.Transaction, charges: readonly PostC
   // every period of a user grows by what the user took; the keys are still in lock order
   const grants = keys.filter((k) => out.get(k.userId)!.taken > 0);
   if (grants.length === 0) return out;
-  const col = arrayColumns(trx, grants);
-  await trx.raw(
-    `UPDATE user_quotas q SET posts_used = q.posts_used + v.n, posts_limit = v.lim, resets_at = v.resets_at, updated_at = now()
-     FROM unnest(CAST(:users AS uuid[]), CAST(:dates AS date[]), CAST(:types AS text[]), CAST(:limits AS integer[]),
-       CAST(:resets AS timestamptz[]), CAST(:n AS integer[])) AS v (user_id, quota_date, quota_type, lim, resets_at, n)
-     WHERE q.user_id = v.user_id AND q.quota_date = v.quota_date AND q.quota_type = CAST(v.quota_type AS quota_type_enum)`,
-    {
-      users: col((k) => k.userId),
-      dates: col((k) => k.p.date),
-      types: col((k) => k.p.type),
-      limits: col((k) => k.p.limit),
-      resets: col((k) => k.p.resetsAt),
-      n: col((k) => out.get(k.userId)!.taken),
-    },
-  );
+  const g = preparedColumns(grants);
+  await queryPrepared(trx, 'nostrx_ledger_charge', LEDGER_CHARGE, [
+    g((k) => k.userId),
+    g((k) => k.p.date),
+    g((k) => k.p.type),
+    g((k) => k.p.limit),
+    g((k) => k.p.resetsAt),
+    g((k) => out.get(k.userId)!.taken),
+  ]);
   return out;
 }
 

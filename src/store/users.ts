@@ -2,7 +2,7 @@
 // Further keys linked to an account are in user_identities (store/identities.ts): every look-up by pubkey below
 // answers the account of a primary or a linked key alike, and its UserRecord carries the primary key.
 import type { Knex } from 'knex';
-import { queryPrepared } from './db.js';
+import { numbered, queryPrepared } from './db.js';
 
 export type UserStatus = 'active' | 'suspended' | 'deleted' | 'pending_verification';
 
@@ -11,6 +11,11 @@ export interface UserRecord {
   readonly pubkey: string;
   readonly status: UserStatus;
   readonly timezone: string;
+  /**
+   * A new author's account, not in the database yet: the statement that stores their first event saves it
+   * (saveUsers, store/event-batch.ts), with this id unless another process saved the pubkey first.
+   */
+  readonly unsaved?: true;
 }
 
 interface UserRow {
@@ -62,13 +67,45 @@ export async function findUsersWithPlans(db: Knex, pubkeys: readonly string[]): 
   return new Map(rows.map((r) => [r.key, { user: toRecord(r), planCode: r.plan_code }]));
 }
 
+/** A new author's account as the table's defaults make it (active, UTC, no subscription: the free plan), unsaved. */
+export function unsavedUser(id: string, pubkey: string): UserRecord {
+  return { id, pubkey, status: 'active', timezone: 'UTC', unsaved: true };
+}
+
+/** The row of a saved account, from the columns `users.ts` reads (the writes that create accounts return them). */
+export const userFromRow = toRecord;
+
 /**
- * Returns the user for this pubkey, creating it (status active, plan basic by having no subscription). A key linked
- * to an account gets no row of its own (the users_skip_linked_key trigger skips it): the account it is linked to.
+ * `INSERT … ON CONFLICT` clause that saves new authors' accounts and answers with every one of them: one created
+ * by another process after this statement's snapshot is not returned by DO NOTHING, while this no-op DO UPDATE
+ * (of a column no index holds, so a heap-only update) returns it, current and locked. Only a race takes it.
  */
-export async function upsertUserByPubkey(db: Knex, pubkey: string): Promise<{ user: UserRecord; created: boolean }> {
+export const SAVE_USERS_CONFLICT = `ON CONFLICT (nostr_public_key) DO UPDATE SET timezone = users.timezone
+  RETURNING ${columns.join(', ')}`;
+
+const SAVE_USERS = numbered(`
+  INSERT INTO users (id, nostr_public_key)
+  SELECT id, pubkey FROM unnest(CAST(? AS uuid[]), CAST(? AS text[])) AS n (id, pubkey) ORDER BY pubkey
+  ${SAVE_USERS_CONFLICT}`);
+
+/**
+ * Saves unsaved accounts (unsavedUser) in one statement, each with its id, or finds the account another process
+ * saved for the pubkey meanwhile: the stored records, by pubkey.
+ */
+export async function saveUsers(db: Knex, users: readonly UserRecord[]): Promise<Map<string, UserRecord>> {
+  if (users.length === 0) return new Map();
+  const rows = await queryPrepared<UserRow>(db, 'nostrx_save_users', SAVE_USERS, [users.map((u) => u.id), users.map((u) => u.pubkey)]);
+  return new Map(rows.map((r) => [r.nostr_public_key, toRecord(r)]));
+}
+
+/**
+ * Returns the user for this pubkey, creating it (status active, plan basic by having no subscription), with `id`
+ * when one is given (an unsaved account's). A key linked to an account gets no row of its own (the
+ * users_skip_linked_key trigger skips it): the account it is linked to.
+ */
+export async function upsertUserByPubkey(db: Knex, pubkey: string, id?: string): Promise<{ user: UserRecord; created: boolean }> {
   const inserted = (await db('users')
-    .insert({ nostr_public_key: pubkey })
+    .insert(id === undefined ? { nostr_public_key: pubkey } : { id, nostr_public_key: pubkey })
     .onConflict('nostr_public_key')
     .ignore()
     .returning(columns)) as UserRow[];

@@ -1,5 +1,6 @@
 // The one-statement batch insert (store/event-batch.ts) on both databases the service runs on: rows, indexed
 // tags, outbox rows and uncapped ledger counts together; ids already stored or deleted by their author skipped.
+import { randomUUID } from 'node:crypto';
 import t, { type Test } from 'tap';
 import type { Knex } from 'knex';
 import { onBothDatabases } from '../helpers/db.js';
@@ -46,4 +47,45 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   t.same([...(await deletedByAuthors(db, [tagged, doomed]))], [doomed.id]);
 }
 
-onBothDatabases(t, exercise);
+/**
+ * New authors' accounts saved by the statement that stores their events: with the id chosen by the caller, with
+ * their rows for the default relays and the outbox rows on them; or, when the pubkey was saved meanwhile under
+ * another id (another process), under that account.
+ */
+async function newAuthors(t: Test, db: Knex): Promise<void> {
+  const fresh = newKey();
+  const freshId = randomUUID();
+  const raced = newKey();
+  const { user: existing } = await upsertUserByPubkey(db, raced.pk);
+  const urls = ['wss://a.example/', 'wss://b.example/'];
+  await ensureDefaultRelays(db, existing.id, [urls[0]!]); // one of its rows exists already
+  const forwarding = { ...NO_UPSTREAM, newTargets: urls };
+  const evs = [buildEvent(fresh.sk, { content: 'first' }), buildEvent(fresh.sk, { content: 'second' }), buildEvent(raced.sk, { content: 'raced' })];
+  const written = await insertBatch(
+    db,
+    evs.map((ev) => ({ ev, extras: extras(ev.pubkey === fresh.pk ? freshId : randomUUID()), forwarding, charges, saveAuthor: true })),
+  );
+  t.equal(written.rowIds.size, 3, 'every event stored');
+  t.same([...written.authors.keys()].sort(), [fresh.pk, raced.pk].sort(), 'both accounts answered');
+  t.match(written.authors.get(fresh.pk), { id: freshId, pubkey: fresh.pk, status: 'active', timezone: 'UTC' }, 'saved with the id chosen');
+  t.notOk(written.authors.get(fresh.pk)?.unsaved);
+  t.equal(written.authors.get(raced.pk)?.id, existing.id, "the one saved first, not the caller's id");
+  t.equal(Number(((await db('users').whereIn('nostr_public_key', [fresh.pk, raced.pk]).count({ n: '*' })) as { n: string }[])[0]?.n), 2, 'one account each');
+  for (const [pk, id] of [[fresh.pk, freshId], [raced.pk, existing.id]] as const) {
+    const owners = (await db('nostr_events').where({ pubkey: pk }).pluck('user_id')) as string[];
+    t.ok(owners.length > 0 && owners.every((o) => o === id), 'events stored under the account');
+    t.equal(written.totals.get(`${id}:daily`), pk === fresh.pk ? 2 : 1, 'counted under it');
+    const relays = (await db('user_relays').where({ user_id: id }).orderBy('relay_url').select('id', 'relay_url', 'source', 'is_default')) as { id: string; relay_url: string }[];
+    t.match(relays, urls.map((u) => ({ relay_url: u, source: 'default', is_default: true })), 'its rows for the default relays');
+    const outbox = (await db('relay_publishes as p').join('nostr_events as e', 'e.id', 'p.event_id').where('e.pubkey', pk).select('p.user_relay_id', 'p.relay_url')) as {
+      user_relay_id: string;
+      relay_url: string;
+    }[];
+    t.equal(outbox.length, urls.length * owners.length, 'one outbox row per event and relay');
+    t.ok(outbox.every((o) => relays.find((r) => r.relay_url === o.relay_url)?.id === o.user_relay_id), 'each on its row');
+  }
+  t.equal(written.queued.size, 3);
+}
+
+t.test('the batch and its skips', async (t) => onBothDatabases(t, exercise));
+t.test("new authors' accounts saved with their events", async (t) => onBothDatabases(t, newAuthors));

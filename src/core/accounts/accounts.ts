@@ -3,9 +3,13 @@
 // invalidates the entry through `invalidate` (and, across processes, core/accounts/cache-invalidation.ts). A look-up also
 // reads the user's plan and hands it to core/quota/plans.ts: an author whose entries have expired (most users post a
 // few times a day, and the caches keep entries a minute) costs one query before their event, not two.
+// A new author's account is not saved on its own: forNewAuthor gives it an id and the free plan in memory, and the
+// statement that stores their first event saves it (core/admission/group-commit.ts), so a first post costs no
+// statement, round trip or commit more than the hundredth; `saved` then caches it as stored.
 import type { Knex } from 'knex';
 import { LRUCache } from 'lru-cache';
-import { findUsersWithPlans, upsertUserByPubkey, type UserRecord } from '../../store/users.js';
+import { randomUUID } from 'node:crypto';
+import { findUsersWithPlans, unsavedUser, upsertUserByPubkey, type UserRecord } from '../../store/users.js';
 import { createBatcher } from '../../lib/batcher.js';
 import type { Plans } from '../quota/index.js';
 
@@ -14,6 +18,10 @@ export interface Accounts {
   forPubkey(pubkey: string): Promise<UserRecord>;
   /** The user for this pubkey if one exists; never creates one, so it is safe before a signature is checked. */
   find(pubkey: string): Promise<UserRecord | undefined>;
+  /** A new author's account, unsaved, for a proven pubkey find() did not know (core/admission/contract.ts AuthorLookup). */
+  forNewAuthor(pubkey: string): UserRecord;
+  /** A new author's account as the statement that stored their event saved it. */
+  saved(user: UserRecord): void;
   /**
    * Drops the cached account of `pubkey`, and with `userId` every cached key of that account (a key linked to an
    * account is cached under its own pubkey: a change of the account's status must drop those entries too).
@@ -23,6 +31,9 @@ export interface Accounts {
 
 export function createAccounts(db: Knex, opts: { max?: number; ttlMs?: number; plans?: Pick<Plans, 'learn'> } = {}): Accounts {
   const cache = new LRUCache<string, UserRecord>({ max: opts.max ?? 50_000, ttl: opts.ttlMs ?? 60_000 });
+  // New authors' accounts until saved: every event of one new author gets the same id (a failed write leaves it
+  // here for the next event to save).
+  const unsaved = new LRUCache<string, UserRecord>({ max: opts.max ?? 50_000, ttl: opts.ttlMs ?? 60_000 });
   const pending = new Map<string, Promise<UserRecord>>();
   // Bumped by invalidate: a lookup that started before an invalidation must not cache what it read.
   let generation = 0;
@@ -53,9 +64,11 @@ export function createAccounts(db: Knex, opts: { max?: number; ttlMs?: number; p
       if (!p) {
         const startedAt = generation;
         const learnPlan = opts.plans?.learn();
-        p = upsertUserByPubkey(db, pubkey)
+        // with the id an event of theirs may be saving the account with right now, so both agree
+        p = upsertUserByPubkey(db, pubkey, unsaved.get(pubkey)?.id)
           .then(({ user, created }) => {
             if (created) learnPlan?.(user.id, ''); // a user this statement created has no subscription yet
+            unsaved.delete(pubkey);
             return remember(pubkey, user, startedAt);
           })
           .finally(() => pending.delete(pubkey));
@@ -68,9 +81,22 @@ export function createAccounts(db: Knex, opts: { max?: number; ttlMs?: number; p
       if (hit) return hit;
       return lookup(pubkey);
     },
+    forNewAuthor(pubkey) {
+      const known = cache.get(pubkey) ?? unsaved.get(pubkey);
+      if (known) return known;
+      const user = unsavedUser(randomUUID(), pubkey);
+      unsaved.set(pubkey, user);
+      opts.plans?.learn()(user.id, ''); // a new account has no subscription
+      return user;
+    },
+    saved(user) {
+      unsaved.delete(user.pubkey);
+      cache.set(user.pubkey, user);
+    },
     invalidate(pubkey, userId) {
       generation++;
       cache.delete(pubkey);
+      unsaved.delete(pubkey);
       if (userId === undefined) return;
       // Rare (a status, time zone or key change), so a walk over the cache beats keeping an index by account.
       const keys: string[] = [];

@@ -101,6 +101,14 @@ export interface AuthorLookup {
   find(pubkey: string): Promise<UserRecord | undefined>;
   /** The account of a pubkey whose event is signed, created on the free plan when it is new. */
   forPubkey(pubkey: string): Promise<UserRecord>;
+  /**
+   * The account of a signed event's author that find() did not know, without I/O: the saved one if it was saved
+   * meanwhile, else an unsaved one on the free plan (UserRecord.unsaved) that the statement storing the event
+   * saves. Every event of one new author in this process gets the same one until it is saved.
+   */
+  forNewAuthor(pubkey: string): UserRecord;
+  /** Told a new author's account as it was saved with their event (its id is another process's if it saved one first). */
+  saved(user: UserRecord): void;
 }
 
 /**

@@ -23,8 +23,13 @@ export interface WriteJob {
   readonly extras: EventRowExtras;
 }
 
-/** How storing went; a stored event says whether outbox rows were written with it (the forwarder has work). */
-export type Saved = Exclude<SaveOutcome, { status: 'inserted' }> | { readonly status: 'inserted'; readonly rowId: string; readonly queued: boolean };
+/**
+ * How storing went; a stored event says whether outbox rows were written with it (the forwarder has work). For an
+ * unsaved author (a first post), `author` is their account as it was saved with the event.
+ */
+export type Saved = (Exclude<SaveOutcome, { status: 'inserted' }> | { readonly status: 'inserted'; readonly rowId: string; readonly queued: boolean }) & {
+  readonly author?: UserRecord;
+};
 
 export type WriteResult = Saved | { readonly status: 'refused'; readonly refusal: { rejection: Rejection; quota: QuotaFacts } };
 
@@ -64,6 +69,8 @@ export function createWriter(deps: WriterDeps): Writer {
   const running = new Set<Promise<void>>();
 
   interface Written {
+    /** The jobs with their authors' accounts as stored (a new author's now saved). */
+    readonly jobs: readonly WriteJob[];
     readonly results: WriteResult[];
     /** Indexes of the jobs whose rows were stored. */
     readonly stored: number[];
@@ -71,34 +78,47 @@ export function createWriter(deps: WriterDeps): Writer {
     readonly totals: Map<string, number>;
   }
 
-  /** Stores the rows of a batch with their tags and outbox rows (and the given uncapped charges); answers the rest. */
-  async function writeRows(db: Knex, jobs: readonly WriteJob[], charges?: readonly (readonly UncappedPeriod[])[]): Promise<Written> {
-    const results = new Array<WriteResult>(jobs.length);
+  /**
+   * Stores the rows of a batch with their tags and outbox rows (and the given uncapped charges), and new authors'
+   * accounts with them; answers the rest.
+   */
+  async function writeRows(db: Knex, submitted: readonly WriteJob[], charges?: readonly (readonly UncappedPeriod[])[]): Promise<Written> {
+    const results = new Array<WriteResult>(submitted.length);
     // the same event twice in one batch: the later copies are duplicates of the first
     const first = new Map<string, number>();
-    jobs.forEach((j, i) => {
+    submitted.forEach((j, i) => {
       if (first.has(j.ev.id)) results[i] = { status: 'duplicate' };
       else first.set(j.ev.id, i);
     });
     const unique = [...first.values()];
-    const plans = (await deps.stages.planForwarding?.(db, unique.map((i) => jobs[i]!))) ?? [];
-    const { rowIds, queued, totals } = await insertBatch(
+    const plans = (await deps.stages.planForwarding?.(db, unique.map((i) => submitted[i]!))) ?? [];
+    const { rowIds, queued, totals, authors } = await insertBatch(
       db,
-      unique.map((i, k) => ({ ...jobs[i]!, forwarding: plans[k] ?? NO_UPSTREAM, charges: charges?.[i] ?? [] })),
+      unique.map((i, k) => ({ ...submitted[i]!, forwarding: plans[k] ?? NO_UPSTREAM, charges: charges?.[i] ?? [], saveAuthor: submitted[i]!.user.unsaved === true })),
     );
+    // a new author's account was saved by that statement: what follows (the ledger, the answers) uses it
+    const authorOf = (j: WriteJob) => (j.user.unsaved ? authors.get(j.ev.pubkey) : undefined);
+    const jobs = submitted.map((j) => {
+      const a = authorOf(j);
+      return a ? { ...j, user: a, extras: { ...j.extras, userId: a.id } } : j;
+    });
+    const author = (i: number) => {
+      const a = authorOf(submitted[i]!);
+      return a ? { author: a } : {};
+    };
     // not stored: already there, or deleted by its author (rare, so asked only then)
     const missing = unique.filter((i) => !rowIds.has(jobs[i]!.ev.id));
     const deleted = await deletedByAuthors(db, missing.map((i) => jobs[i]!.ev));
-    for (const i of missing) results[i] = { status: deleted.has(jobs[i]!.ev.id) ? 'deleted' : 'duplicate' };
+    for (const i of missing) results[i] = { status: deleted.has(jobs[i]!.ev.id) ? 'deleted' : 'duplicate', ...author(i) };
     const stored = unique.filter((i) => rowIds.has(jobs[i]!.ev.id));
-    for (const i of stored) results[i] = { status: 'inserted', rowId: rowIds.get(jobs[i]!.ev.id)!, queued: queued.has(jobs[i]!.ev.id) };
-    return { results, stored, rowIds, totals };
+    for (const i of stored) results[i] = { status: 'inserted', rowId: rowIds.get(jobs[i]!.ev.id)!, queued: queued.has(jobs[i]!.ev.id), ...author(i) };
+    return { jobs, results, stored, rowIds, totals };
   }
 
   /** No event of the batch is counted against a cap: one statement, atomic on its own, no transaction. */
   async function writeUncapped(jobs: readonly WriteJob[], charges: readonly (readonly UncappedPeriod[])[]): Promise<WriteResult[]> {
     const w = await writeRows(deps.db, jobs, charges);
-    deps.stages.chargedUnlimited?.(w.stored.map((i) => jobs[i]!), w.totals);
+    deps.stages.chargedUnlimited?.(w.stored.map((i) => w.jobs[i]!), w.totals);
     return w.results;
   }
 
@@ -106,13 +126,13 @@ export function createWriter(deps: WriterDeps): Writer {
   async function writeInTransaction(trx: Knex.Transaction, jobs: readonly WriteJob[]): Promise<WriteResult[]> {
     const w = await writeRows(trx, jobs);
     if (w.stored.length === 0) return w.results;
-    const refusals = (await deps.stages.chargeQuotaBatch?.(trx, w.stored.map((i) => jobs[i]!))) ?? [];
+    const refusals = (await deps.stages.chargeQuotaBatch?.(trx, w.stored.map((i) => w.jobs[i]!))) ?? [];
     const takenBack: string[] = [];
     w.stored.forEach((i, k) => {
       const refusal = refusals[k];
       if (!refusal) return;
       w.results[i] = { status: 'refused', refusal };
-      takenBack.push(w.rowIds.get(jobs[i]!.ev.id)!);
+      takenBack.push(w.rowIds.get(w.jobs[i]!.ev.id)!);
     });
     await deleteRows(trx, takenBack);
     return w.results;

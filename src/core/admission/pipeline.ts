@@ -16,7 +16,7 @@ import * as nip70 from '../../nips/nip70.js';
 import { rejection, type Rejection } from '../../nips/result.js';
 import type { NostrEvent, VerifiedEvent } from '../../nips/nip01.js';
 import { deleteReferenced, saveEvent, type EventRowExtras } from '../../store/events.js';
-import type { UserRecord } from '../../store/users.js';
+import { saveUsers, type UserRecord } from '../../store/users.js';
 import type { Admission, AdmissionContext, AdmissionListeners, AdmissionStages, Admit, AuthorLookup, QuotaFacts } from './contract.js';
 import { createWriter, type Saved, type WriteJob } from './group-commit.js';
 import { retryingConflicts } from './conflict-retry.js';
@@ -124,12 +124,14 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
 
   async function storeOnce({ user, ev, extras }: WriteJob): Promise<Saved> {
     return deps.db.transaction(async (trx) => {
-      const saved = await saveEvent(trx, ev, extras);
+      // a new author's event stored on its own (a replaceable kind, a deletion): the account first, in its transaction
+      const author = user.unsaved ? ((await saveUsers(trx, [user])).get(user.pubkey) ?? user) : user;
+      const saved = { ...(await saveEvent(trx, ev, { ...extras, userId: author.id })), ...(user.unsaved ? { author } : {}) };
       if (saved.status !== 'inserted') return saved;
       if (ev.kind === kinds.EventDeletion) await deleteReferenced(trx, ev.pubkey, nip09.deletionTargets(ev), ev.created_at);
-      const over = await stages.chargeQuota?.(trx, user, ev);
+      const over = await stages.chargeQuota?.(trx, author, ev);
       if (over) throw new QuotaRollback(over);
-      const queued = (await stages.enqueueForwarding?.(trx, user, ev, saved.rowId)) ?? false;
+      const queued = (await stages.enqueueForwarding?.(trx, author, ev, saved.rowId)) ?? false;
       return { ...saved, queued };
     });
   }
@@ -225,7 +227,9 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
     if (!verified.ok) return user ? settle(user, ev, rejected(ev.id, verified.rejection), false, ctx) : rejected(ev.id, verified.rejection);
     const signed = verified.value;
     if (!user) {
-      user = await deps.accounts.forPubkey(ev.pubkey);
+      // A first contact: the account is saved by the statement that stores the event, in its commit; a transient
+      // (ephemeral) event is not stored, so its author's account is saved now.
+      user = ephemeral ? await deps.accounts.forPubkey(ev.pubkey) : deps.accounts.forNewAuthor(ev.pubkey);
       const refused = checkAccount(user) ?? (ev.pubkey === user.pubkey ? undefined : await checkLinkedKey(user, ev));
       if (refused) return rejected(ev.id, refused);
     }
@@ -244,10 +248,11 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
       log.error({ err, eventId: ev.id, pubkey: ev.pubkey, kind: ev.kind }, 'storing an event failed');
       return settle(user, signed, rejected(ev.id, rejection('error', 'could not store the event, try again later')), false, ctx);
     }
+    if (saved.author) deps.accounts.saved(saved.author);
     const result = outcomeAdmission(ev, saved);
     if (saved.status !== 'deleted') known.set(ev.id, true);
     if (saved.status === 'inserted') publish(signed);
-    return settle(user, signed, result, saved.status === 'inserted', ctx);
+    return settle(saved.author ?? user, signed, result, saved.status === 'inserted', ctx);
   }
 
   /** Settle, for the author's quota: told the outcome (a held post is released or counted); cannot change it. */

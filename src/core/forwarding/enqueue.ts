@@ -82,11 +82,15 @@ export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
     const forwarded = items.filter((i) => !nip70.isProtected(i.ev));
     const users = [...new Set(forwarded.map((i) => i.user.id))];
     const custom = new Set(await customRelaysAllowed(users));
-    // in a transaction, on its own connection: a second pool connection here could wait on this one
-    const fallback = await defaultTargetsOf(db, users);
-    return items.map(
-      (i): Forwarding => (nip70.isProtected(i.ev) ? PROTECTED : { ...NO_UPSTREAM, ownRelaysFirst: custom.has(i.user.id), targets: fallback.get(i.user.id) ?? [] }),
-    );
+    // in a transaction, on its own connection: a second pool connection here could wait on this one. A new
+    // author's rows are made by the statement that saves their account (event-batch.ts), so none are read here.
+    const saved = [...new Set(forwarded.filter((i) => !i.user.unsaved).map((i) => i.user.id))];
+    const fallback = await defaultTargetsOf(db, saved);
+    return items.map((i): Forwarding => {
+      if (nip70.isProtected(i.ev)) return PROTECTED;
+      const plan = { ...NO_UPSTREAM, ownRelaysFirst: custom.has(i.user.id) };
+      return i.user.unsaved ? { ...plan, targets: [], newTargets: defaults } : { ...plan, targets: fallback.get(i.user.id) ?? [] };
+    });
   }
 
   return {

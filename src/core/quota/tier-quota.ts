@@ -75,6 +75,8 @@ interface Limited {
 interface Ticket {
   readonly plan: PlanRecord;
   readonly limits: readonly Limited[];
+  /** The user id the hold was taken under: a new author's account may be saved under another (a race). */
+  holder?: string;
   token?: string;
   held?: readonly Limited[];
   /** Counts after this event's charge (valid only if the transaction committed). */
@@ -286,13 +288,15 @@ export function createQuota(deps: QuotaDeps): Quota {
       if (capped.length === 0) return undefined; // unlimited: nothing to check, the ledger only counts
       const periods = capped.map((l) => counterPeriod(l, at));
       const token = `${instance}:${++seq}`;
-      let r = await reserveWithin(user.id, periods, token);
+      // a new author (an account not saved yet) has no ledger rows: their counters start at 0, no need to read it
+      let r = await reserveWithin(user.id, periods, token, user.unsaved ? capped.map(() => 0) : undefined);
       if (r?.status === 'missing') {
         const used = await readUsage(deps.db, user.id, capped.map((l) => ({ type: l.type, date: l.period.date })));
         r = await reserveWithin(user.id, periods, token, capped.map((l) => used[l.type]));
       }
       if (r === undefined || r.status === 'missing') return undefined; // no counters now: Postgres decides
       if (r.status === 'held') {
+        ticket.holder = user.id;
         ticket.token = token;
         ticket.held = capped;
         return undefined;
@@ -381,7 +385,7 @@ export function createQuota(deps: QuotaDeps): Quota {
         const seen = ticket.held.map((l) =>
           committed ? ticket.charged?.[l.type] : ticket.refused?.type === l.type ? ticket.refused.used : undefined,
         );
-        counters.settle(user.id, ticket.held.map((l) => `${l.type === 'daily' ? 'd' : 'm'}:${l.period.date}`), ticket.token, seen).catch(counterFailed);
+        counters.settle(ticket.holder ?? user.id, ticket.held.map((l) => `${l.type === 'daily' ? 'd' : 'm'}:${l.period.date}`), ticket.token, seen).catch(counterFailed);
       }
       record(user, ev, outcome, committed, ctx, ticket);
     },

@@ -94,6 +94,24 @@ t.test('the batch size triggers a flush before the interval; close flushes the r
   t.equal(rec.pending(), 0, 'nothing is taken after close');
 });
 
+t.test("the batch size writes the events early; the day's totals wait for the interval (or flush)", async (t) => {
+  const rec = createUsageRecorder({ db: db.knex, log, flushMs: 60_000, batchRows: 10 });
+  t.teardown(() => rec.close());
+  const userId = await newUser();
+  statements.length = 0;
+  for (let i = 0; i < 10; i++) {
+    rec.post(userId, today, 'success');
+    rec.event({ userId, type: 'post_success', action: 'post_stored', occurredAt: new Date() });
+  }
+  for (let i = 0; i < 500 && rec.pending() > 1; i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(rec.pending(), 1, 'the events went; the one totals row waits');
+  t.equal(inserts('daily_usage_stats'), 0, 'no totals written early');
+  t.equal(await db.knex('daily_usage_stats').where({ user_id: userId }).first('total_posts'), undefined);
+  await rec.flush();
+  t.match(await db.knex('daily_usage_stats').where({ user_id: userId }).first('total_posts'), { total_posts: 10 }, 'written by the flush, all ten');
+  t.equal(inserts('daily_usage_stats'), 1);
+});
+
 t.test('a row in a month without a partition is dropped, the others are written, and no partition is created here', async (t) => {
   const rec = createUsageRecorder({ db: db.knex, log, flushMs: 60_000 });
   t.teardown(() => rec.close());

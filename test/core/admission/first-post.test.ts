@@ -1,0 +1,197 @@
+// A new author's first post: their account is saved by the statement that stores the event, in the same commit
+// (core/accounts forNewAuthor, store/event-batch.ts), so it costs no statement, round trip or commit more than a
+// returning author's post. Two instances (each with its own caches and connections, as two processes have) on one
+// PostgreSQL database and one Redis; the statements are counted on the wire (bench/pg-counter.ts, the benchmark's
+// counter) between instance A and the server.
+import t from 'tap';
+import knexFactory from 'knex';
+import { Redis } from 'ioredis';
+import { countsBetween, startWireCounter, type WireCounts } from '../../../bench/pg-counter.js';
+import { createTestDatabaseUrl } from '../../helpers/db.js';
+import { startTestApp } from '../../helpers/app.js';
+import { buildEvent, newKey } from '../../helpers/events.js';
+import { waitFor } from '../../helpers/forwarding.js';
+import { testRedisPrefix, testRedisUrl } from '../../helpers/redis.js';
+import type { Admission } from '../../../src/core/admission/index.js';
+
+const databaseUrl = await createTestDatabaseUrl(t);
+const counter = await startWireCounter({ host: '127.0.0.1', port: Number(new URL(databaseUrl).port || 5432) });
+const viaCounter = new URL(databaseUrl);
+viaCounter.port = String(counter.port);
+const prefix = testRedisPrefix(t);
+// the forwarder off: its polls would be statements of their own while A's are counted
+const env = { FORWARD_ENABLED: 'false' };
+const a = await startTestApp(t, { databaseUrl: viaCounter.toString(), redis: prefix, env });
+const b = await startTestApp(t, { databaseUrl, redis: prefix, env });
+t.teardown(() => counter.close());
+const db = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 4 } });
+t.teardown(() => db.destroy());
+const redis = new Redis(testRedisUrl);
+t.teardown(() => redis.disconnect());
+const relayCtx = { via: 'relay' as const, authed: new Set<string>() };
+
+const accountsOf = async (pubkey: string) =>
+  (await db('users').where({ nostr_public_key: pubkey }).select('id')) as { id: string }[];
+const dailyUsed = async (userId: string) =>
+  Number(
+    (
+      (await db('user_quotas').where({ user_id: userId, quota_type: 'daily' }).first('posts_used')) as
+        { posts_used: number } | undefined
+    )?.posts_used ?? 0,
+  );
+
+/** The user's daily counter in Redis once settled: committed posts `u` and holds left, or undefined if none yet. */
+async function dailyCounter(userId: string): Promise<{ used: number; holds: number } | undefined> {
+  let cursor = '0';
+  const found: string[] = [];
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}quota:{${userId}}:d:*`, 'COUNT', 1000);
+    cursor = next;
+    found.push(...keys.filter((key) => !key.endsWith(':h')));
+  } while (cursor !== '0');
+  if (found.length !== 1) return undefined;
+  const used = await redis.hget(found[0]!, 'u');
+  return used === null ? undefined : { used: Number(used), holds: await redis.zcard(`${found[0]!}:h`) };
+}
+
+/** The statements instance A sends while admitting `ev`, counted once everything before it has been answered. */
+async function statementsOf(ev: ReturnType<typeof buildEvent>): Promise<{ answer: Admission; counts: WireCounts }> {
+  await a.usage.flush();
+  await a.plans.all(); // the plan list, cached a minute: read before, not during
+  await waitFor('instance A to be quiet', async () => counter.inFlight() === 0);
+  const before = counter.snapshot();
+  const answer = await a.admit(ev, relayCtx);
+  const counts = countsBetween(before, counter.snapshot());
+  // maintenance's sweep of expired events runs every minute in every process: never part of an admission
+  for (const label of Object.keys(counts.byStatement)) {
+    if (label.includes('expires_at')) {
+      counts.statements -= counts.byStatement[label]!;
+      delete counts.byStatement[label];
+    }
+  }
+  return { answer, counts };
+}
+
+t.test("a first post costs the statements of a returning author's post, and no more", async (t) => {
+  // a returning author on the basic plan, known to Redis (B admitted their post) but not cached by A
+  const returning = newKey();
+  t.equal((await b.admit(buildEvent(returning.sk, { content: 'through B' }), relayCtx)).status, 'accepted');
+  const known = (await b.accounts.find(returning.pk))!;
+  await waitFor("B's count in Redis", async () => (await dailyCounter(known.id))?.holds === 0);
+  const old = await statementsOf(buildEvent(returning.sk, { content: 'a returning author' }));
+  t.equal(old.answer.status, 'accepted');
+
+  const author = newKey();
+  const first = await statementsOf(buildEvent(author.sk, { content: 'a first post' }));
+  t.equal(first.answer.status, 'accepted');
+  t.same(first.counts.byStatement, old.counts.byStatement, 'the same statements, each as many times');
+  // the look-up of the author, then one transaction: BEGIN, the batch (the account saved with the event), the
+  // ledger's three statements, COMMIT
+  t.equal(first.counts.statements, 7);
+  t.equal(first.counts.roundTrips, 7);
+  t.equal(
+    first.counts.byStatement.nostrx_insert_batch,
+    1,
+    'the account is saved by the statement that stores the event',
+  );
+  t.notOk(
+    Object.keys(first.counts.byStatement).some((s) => /insert into "users"|from "user_quotas"/i.test(s)),
+    'no account insert and no ledger read of its own',
+  );
+  t.equal((await accountsOf(author.pk)).length, 1);
+});
+
+t.test('a first post is counted in the quota exactly once', async (t) => {
+  const k = newKey();
+  const first = buildEvent(k.sk, { content: 'first' });
+  t.equal((await a.admit(first, relayCtx)).status, 'accepted');
+  const [account] = await accountsOf(k.pk);
+  t.ok(account, 'the account exists');
+  const user = (await a.accounts.find(k.pk))!;
+  t.equal(user.id, account!.id, 'A caches the account as saved');
+  t.notOk(user.unsaved);
+  t.equal(await dailyUsed(user.id), 1, 'the ledger counted it');
+  t.equal((await a.quota.status(user)).daily.used, 1);
+  // the live counter: 1 committed post, no hold left
+  const live = await waitFor('the counter to be settled', async () => {
+    const c = await dailyCounter(user.id);
+    return c?.holds === 0 && c;
+  });
+  t.same(live, { used: 1, holds: 0 });
+  await a.usage.flush();
+  const charged = (await db('usage_events')
+    .where({ user_id: user.id, event_action: 'post_charged' })
+    .select('posts_used_after')) as { posts_used_after: number }[];
+  t.same(charged, [{ posts_used_after: 1 }], 'one usage row, counting it as the first');
+
+  t.equal((await a.admit(first, relayCtx)).status, 'duplicate', 'sent again: a duplicate');
+  t.equal((await b.admit(first, relayCtx)).status, 'duplicate', 'also to the other instance');
+  t.equal(await dailyUsed(user.id), 1, 'not counted again');
+  const more = await Promise.all([1, 2, 3].map((i) => b.admit(buildEvent(k.sk, { content: `post ${i}` }), relayCtx)));
+  t.same(
+    more.map((m) => m.status).sort(),
+    ['accepted', 'accepted', 'rejected'],
+    'the basic plan has 3 a day: the first post took one of them, exactly',
+  );
+  t.equal(await dailyUsed(user.id), 3);
+});
+
+t.test('two instances receiving the first posts of the same new authors at once: one account each', async (t) => {
+  const keys = Array.from({ length: 20 }, newKey);
+  const events = keys.flatMap((k) => [buildEvent(k.sk, { content: 'to A' }), buildEvent(k.sk, { content: 'to B' })]);
+  const answers = await Promise.all(events.map((ev, i) => (i % 2 === 0 ? a : b).admit(ev, relayCtx)));
+  t.same(new Set(answers.map((x) => x.status)), new Set(['accepted']), 'every post accepted');
+  for (const k of keys) {
+    const accounts = await accountsOf(k.pk);
+    t.equal(accounts.length, 1, 'one account');
+    const owners = (await db('nostr_events').where({ pubkey: k.pk }).pluck('user_id')) as string[];
+    t.same(owners, [accounts[0]!.id, accounts[0]!.id], 'both posts stored under it');
+    t.equal(await dailyUsed(accounts[0]!.id), 2, 'and counted under it, each once');
+    for (const app of [a, b])
+      t.equal((await app.accounts.find(k.pk))?.id, accounts[0]!.id, 'each instance knows it by its stored id');
+  }
+});
+
+t.test('an account saved elsewhere while the first post is being stored: the post goes to that account', async (t) => {
+  const k = newKey();
+  // another process saves the account and has not committed yet: A does not see it, and takes the author as new
+  const other = await db.transaction();
+  const [row] = (await other('users').insert({ nostr_public_key: k.pk }).returning('id')) as { id: string }[];
+  const answer = a.admit(buildEvent(k.sk, { content: 'first post, raced' }), relayCtx);
+  await waitFor('A to wait for the other transaction', async () => {
+    const { rows } = (await db.raw(
+      `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+    )) as {
+      rows: { n: string }[];
+    };
+    return Number(rows[0]?.n) > 0;
+  });
+  await other.commit();
+  t.equal((await answer).status, 'accepted');
+  t.same(await accountsOf(k.pk), [row], 'still one account: the one saved first');
+  t.same(await db('nostr_events').where({ pubkey: k.pk }).pluck('user_id'), [row!.id], 'the post is stored under it');
+  t.equal(await dailyUsed(row!.id), 1, 'and counted under it');
+  t.equal((await a.accounts.find(k.pk))?.id, row!.id, 'A caches the stored id, not the one it chose');
+  await a.usage.flush();
+  t.equal(
+    Number(
+      (
+        (await db('usage_events').where({ user_id: row!.id, event_action: 'post_charged' }).count({ n: '*' })) as {
+          n: string;
+        }[]
+      )[0]?.n,
+    ),
+    1,
+    'the usage row names the stored account',
+  );
+});
+
+t.test("a new author's first event of a replaceable kind saves the account in its own transaction", async (t) => {
+  const k = newKey();
+  const profile = buildEvent(k.sk, { kind: 0, content: '{"name":"new"}' });
+  t.equal((await a.admit(profile, relayCtx)).status, 'accepted');
+  const accounts = await accountsOf(k.pk);
+  t.equal(accounts.length, 1);
+  t.same(await db('nostr_events').where({ event_id: profile.id }).pluck('user_id'), [accounts[0]!.id]);
+  t.equal((await a.accounts.find(k.pk))?.id, accounts[0]!.id);
+});
