@@ -5,7 +5,13 @@
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
-    { name: 'no-circular', severity: 'error', comment: 'an import circle', from: { path: '^src' }, to: { circular: true } },
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment: 'an import circle',
+      from: { path: '^src' },
+      to: { circular: true },
+    },
     {
       name: 'lib-is-a-leaf',
       severity: 'error',

@@ -63,27 +63,44 @@ export async function stopService(child: ChildProcess): Promise<void> {
 export async function writeBatchTotals(port: number): Promise<{ batches: number; events: number; seconds: number }> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-  return { batches: value('nostrx_write_batch_events_count'), events: value('nostrx_write_batch_events_sum'), seconds: value('nostrx_write_batch_seconds_sum') };
+  return {
+    batches: value('nostrx_write_batch_events_count'),
+    events: value('nostrx_write_batch_events_sum'),
+    seconds: value('nostrx_write_batch_seconds_sum'),
+  };
 }
 
 /** Mean batch size and duration between two readings of writeBatchTotals. */
-export function writeBatchSummary(before: Awaited<ReturnType<typeof writeBatchTotals>>, after: Awaited<ReturnType<typeof writeBatchTotals>>): { batches: number; mean_events: number; mean_ms: number } {
+export function writeBatchSummary(
+  before: Awaited<ReturnType<typeof writeBatchTotals>>,
+  after: Awaited<ReturnType<typeof writeBatchTotals>>,
+): { batches: number; mean_events: number; mean_ms: number } {
   const batches = after.batches - before.batches;
   const round = (n: number) => Math.round(n * 100) / 100;
-  return { batches, mean_events: round((after.events - before.events) / Math.max(1, batches)), mean_ms: round(((after.seconds - before.seconds) * 1000) / Math.max(1, batches)) };
+  return {
+    batches,
+    mean_events: round((after.events - before.events) / Math.max(1, batches)),
+    mean_ms: round(((after.seconds - before.seconds) * 1000) / Math.max(1, batches)),
+  };
 }
 
 /** The service's own count of accepted events by admission time (histogram buckets, cumulative, le → count). */
 export async function acceptedLatencyBuckets(port: number): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const out = new Map<string, number>();
-  for (const m of text.matchAll(/^nostrx_admission_seconds_bucket\{le="([^"]+)",outcome="accepted"\} (\S+)$/gm)) out.set(m[1]!, Number(m[2]));
+  for (const m of text.matchAll(/^nostrx_admission_seconds_bucket\{le="([^"]+)",outcome="accepted"\} (\S+)$/gm))
+    out.set(m[1]!, Number(m[2]));
   return out;
 }
 
 /** Server-side p50/p99 upper bounds (bucket edges, seconds → ms) of the events accepted between two readings. */
-export function serverLatencySummary(before: Map<string, number>, after: Map<string, number>): { p50_le_ms: number; p99_le_ms: number } {
-  const rows = [...after].map(([le, n]) => ({ le: le === '+Inf' ? Infinity : Number(le), n: n - (before.get(le) ?? 0) })).sort((a, b) => a.le - b.le);
+export function serverLatencySummary(
+  before: Map<string, number>,
+  after: Map<string, number>,
+): { p50_le_ms: number; p99_le_ms: number } {
+  const rows = [...after]
+    .map(([le, n]) => ({ le: le === '+Inf' ? Infinity : Number(le), n: n - (before.get(le) ?? 0) }))
+    .sort((a, b) => a.le - b.le);
   const total = rows.at(-1)?.n ?? 0;
   const edge = (q: number) => (rows.find((r) => r.n >= q * total)?.le ?? Infinity) * 1000;
   return { p50_le_ms: edge(0.5), p99_le_ms: edge(0.99) };
@@ -100,7 +117,10 @@ export function machineTicks(): { total: number; steal: number } {
  * The share of the machine's CPU time the hypervisor gave to other guests between two readings, in %: on this
  * shared machine it has been 0 in some hours and over 50 in others, and a run with much of it is not comparable.
  */
-export function stealPercent(before: { total: number; steal: number }, after: { total: number; steal: number }): number {
+export function stealPercent(
+  before: { total: number; steal: number },
+  after: { total: number; steal: number },
+): number {
   const total = after.total - before.total;
   return total > 0 ? Math.round(((after.steal - before.steal) / total) * 1000) / 10 : 0;
 }

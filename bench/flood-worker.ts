@@ -17,6 +17,10 @@ export interface FloodJob {
 
 const job = workerData as FloodJob;
 const conns = await Promise.all(Array.from({ length: job.connections }, () => connectTo(job.port)));
-const r = await publishOn(conns, job.events, { inflight: job.inflight, maxSeconds: job.maxSeconds, ...(job.ratePerSecond ? { ratePerSecond: job.ratePerSecond } : {}) });
+const r = await publishOn(conns, job.events, {
+  inflight: job.inflight,
+  maxSeconds: job.maxSeconds,
+  ...(job.ratePerSecond ? { ratePerSecond: job.ratePerSecond } : {}),
+});
 for (const ws of conns) ws.close();
 parentPort?.postMessage({ accepted: r.accepted, rejected: r.rejected, seconds: r.seconds, reasons: r.reasons });

@@ -17,7 +17,15 @@ import { generateSecretKey } from 'nostr-tools/pure';
 import { finalizeEvent, setNostrWasm } from 'nostr-tools/wasm';
 import { initNostrWasm } from 'nostr-wasm';
 import type { NostrEvent } from 'nostr-tools/pure';
-import { dropDatabase, machineTicks, percentile, recreateDatabase, stealPercent, stopService, waitReady } from './common.js';
+import {
+  dropDatabase,
+  machineTicks,
+  percentile,
+  recreateDatabase,
+  stealPercent,
+  stopService,
+  waitReady,
+} from './common.js';
 
 const env = process.env;
 const adminUrl = env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -98,7 +106,11 @@ function connect(): Promise<WebSocket> {
 }
 
 /** Sends the events at a fixed rate (round-robin over the connections), recording when each OK arrives. */
-async function publishPaced(conns: WebSocket[], events: NostrEvent[], rate: number): Promise<{ okAt: Map<string, number> }> {
+async function publishPaced(
+  conns: WebSocket[],
+  events: NostrEvent[],
+  rate: number,
+): Promise<{ okAt: Map<string, number> }> {
   const okAt = new Map<string, number>();
   let answered = 0;
   const done = new Promise<void>((resolve) => {
@@ -125,7 +137,11 @@ async function publishPaced(conns: WebSocket[], events: NostrEvent[], rate: numb
 }
 
 /** Publishes every event, at most `inflight` unanswered per connection; returns when each was answered. */
-async function publishAll(conns: WebSocket[], events: NostrEvent[], inflightMax = inflightPerConnection): Promise<{ okAt: Map<string, number>; rejected: number }> {
+async function publishAll(
+  conns: WebSocket[],
+  events: NostrEvent[],
+  inflightMax = inflightPerConnection,
+): Promise<{ okAt: Map<string, number>; rejected: number }> {
   const okAt = new Map<string, number>();
   let rejected = 0;
   let next = 0;
@@ -150,8 +166,7 @@ async function publishAll(conns: WebSocket[], events: NostrEvent[], inflightMax 
         if (answered === events.length) {
           for (const c of conns) c.removeAllListeners('message');
           resolve();
-        }
-        else pump(ws);
+        } else pump(ws);
       });
       pump(ws);
     }
@@ -179,7 +194,10 @@ async function main(): Promise<void> {
     const now = Math.floor(Date.now() / 1000);
     const sign = (n: number, label: string) =>
       Array.from({ length: n }, (_, i) =>
-        finalizeEvent({ kind: 1, created_at: now - (i % 600), tags: [['t', 'bench']], content: `${label} ${i} ${Math.random()}` }, keys[i % keys.length]!),
+        finalizeEvent(
+          { kind: 1, created_at: now - (i % 600), tags: [['t', 'bench']], content: `${label} ${i} ${Math.random()}` },
+          keys[i % keys.length]!,
+        ),
       );
 
     // Phase 1, drain: a backlog admitted with the forwarder off, forwarded after a restart with it on.
@@ -219,9 +237,15 @@ async function main(): Promise<void> {
     }
 
     const db = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 1 } });
-    const statuses = (await db('relay_publishes').select('status').count({ n: '*' }).groupBy('status')) as { status: string; n: string }[];
+    const statuses = (await db('relay_publishes').select('status').count({ n: '*' }).groupBy('status')) as {
+      status: string;
+      n: string;
+    }[];
     await db.destroy();
-    const duplicates = [...backlog, ...paced].reduce((n, e) => n + Math.max(0, (accepted.get(e.id)?.length ?? 0) - upstreamCount), 0);
+    const duplicates = [...backlog, ...paced].reduce(
+      (n, e) => n + Math.max(0, (accepted.get(e.id)?.length ?? 0) - upstreamCount),
+      0,
+    );
 
     process.stdout.write(
       `${JSON.stringify({

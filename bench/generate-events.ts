@@ -31,7 +31,8 @@ function parseArgs(argv: readonly string[]): Options {
     else throw new Error(`unknown option ${name}; use --events N --keys N --seed S --out FILE`);
     i++;
   }
-  if (!Number.isInteger(o.events) || o.events < 1 || !Number.isInteger(o.keys) || o.keys < 1) throw new Error('--events and --keys must be positive integers');
+  if (!Number.isInteger(o.events) || o.events < 1 || !Number.isInteger(o.keys) || o.keys < 1)
+    throw new Error('--events and --keys must be positive integers');
   return o;
 }
 
@@ -40,7 +41,10 @@ type Signer = (t: Template, sk: Uint8Array, pubkey: string) => NostrEvent;
 
 async function loadSigner(): Promise<Signer> {
   try {
-    const schnorr = createRequire(import.meta.url)('bcrypto/lib/schnorr') as { native: number; sign(msg: Buffer, key: Buffer): Buffer };
+    const schnorr = createRequire(import.meta.url)('bcrypto/lib/schnorr') as {
+      native: number;
+      sign(msg: Buffer, key: Buffer): Buffer;
+    };
     if (schnorr.native === 2) {
       return (t, sk, pubkey) => {
         const id = getEventHash({ ...t, pubkey });
@@ -93,7 +97,18 @@ async function main(): Promise<void> {
 
   for (const k of keys) {
     if (written >= o.events) break;
-    await write(sign({ kind: 0, created_at: now - Math.floor(rnd() * YEAR), tags: [], content: JSON.stringify({ name: k.pk.slice(0, 8), about: 'generated' }) }, k.sk, k.pk));
+    await write(
+      sign(
+        {
+          kind: 0,
+          created_at: now - Math.floor(rnd() * YEAR),
+          tags: [],
+          content: JSON.stringify({ name: k.pk.slice(0, 8), about: 'generated' }),
+        },
+        k.sk,
+        k.pk,
+      ),
+    );
     if (written >= o.events) break;
     const follows = Array.from({ length: 20 }, () => ['p', pick(keys).pk]);
     await write(sign({ kind: 3, created_at: now - Math.floor(rnd() * YEAR), tags: follows, content: '' }, k.sk, k.pk));
@@ -107,14 +122,54 @@ async function main(): Promise<void> {
     if (r < 0.7 || !target) {
       const tags = [['t', pick(TOPICS)]];
       if (target && rnd() < 0.3) tags.push(['e', target.id, '', 'reply'], ['p', target.pubkey]);
-      t = { kind: 1, created_at: at, tags, content: `note ${written} about #${tags[0]![1]} ${'lorem ipsum '.repeat(1 + Math.floor(rnd() * 10))}` };
-    } else if (r < 0.85) t = { kind: 7, created_at: at, tags: [['e', target.id], ['p', target.pubkey]], content: '+' };
-    else if (r < 0.97) t = { kind: 6, created_at: at, tags: [['e', target.id], ['p', target.pubkey]], content: '' };
-    else if (r < 0.99) t = { kind: 30023, created_at: at, tags: [['d', `article-${Math.floor(rnd() * 5)}`], ['t', pick(TOPICS)]], content: `article ${written}` };
+      t = {
+        kind: 1,
+        created_at: at,
+        tags,
+        content: `note ${written} about #${tags[0]![1]} ${'lorem ipsum '.repeat(1 + Math.floor(rnd() * 10))}`,
+      };
+    } else if (r < 0.85)
+      t = {
+        kind: 7,
+        created_at: at,
+        tags: [
+          ['e', target.id],
+          ['p', target.pubkey],
+        ],
+        content: '+',
+      };
+    else if (r < 0.97)
+      t = {
+        kind: 6,
+        created_at: at,
+        tags: [
+          ['e', target.id],
+          ['p', target.pubkey],
+        ],
+        content: '',
+      };
+    else if (r < 0.99)
+      t = {
+        kind: 30023,
+        created_at: at,
+        tags: [
+          ['d', `article-${Math.floor(rnd() * 5)}`],
+          ['t', pick(TOPICS)],
+        ],
+        content: `article ${written}`,
+      };
     else {
       const mine = ownNotes.get(k.pk);
       if (!mine?.length) continue;
-      t = { kind: 5, created_at: now, tags: [['e', mine.pop()!], ['k', '1']], content: 'deleted' };
+      t = {
+        kind: 5,
+        created_at: now,
+        tags: [
+          ['e', mine.pop()!],
+          ['k', '1'],
+        ],
+        content: 'deleted',
+      };
     }
     const ev = sign(t, k.sk, k.pk);
     if (ev.kind === 1) {
@@ -126,7 +181,8 @@ async function main(): Promise<void> {
     }
     await write(ev);
   }
-  if (out !== process.stdout) await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  if (out !== process.stdout)
+    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   process.stderr.write(`generated ${written} events from ${o.keys} keys\n`);
 }
 

@@ -5,7 +5,8 @@ import knexFactory from 'knex';
 export async function prepareKeys(databaseUrl: string, pubkeys: string[], planCode = 'advanced'): Promise<void> {
   const db = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 2 } });
   try {
-    const plan = (await db('subscription_plans').where({ plan_code: planCode }).first('id', 'price_monthly')) as { id: string; price_monthly: string } | undefined;
+    const plan = (await db('subscription_plans').where({ plan_code: planCode }).first('id', 'price_monthly')) as
+      { id: string; price_monthly: string } | undefined;
     if (!plan) throw new Error(`the ${planCode} plan is missing`);
     for (let i = 0; i < pubkeys.length; i += 500) {
       const chunk = pubkeys.slice(i, i + 500);

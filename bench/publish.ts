@@ -92,4 +92,3 @@ export async function publishOn(
   for (const ws of conns) ws.removeAllListeners('message');
   return { accepted, rejected, seconds: (performance.now() - started) / 1000, latenciesMs, reasons };
 }
-

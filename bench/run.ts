@@ -18,7 +18,19 @@ import { prepareKeys } from './prepare.js';
 import { connectTo, publishOn, type PublishResult } from './publish.js';
 import type { FloodJob } from './flood-worker.js';
 import { openDbProbe, startWireCounterThread, type DbProbe } from './db-probe.js';
-import { acceptedLatencyBuckets, dropDatabase, latencySummary, machineTicks, recreateDatabase, serverLatencySummary, stealPercent, stopService, waitReady, writeBatchSummary, writeBatchTotals } from './common.js';
+import {
+  acceptedLatencyBuckets,
+  dropDatabase,
+  latencySummary,
+  machineTicks,
+  recreateDatabase,
+  serverLatencySummary,
+  stealPercent,
+  stopService,
+  waitReady,
+  writeBatchSummary,
+  writeBatchTotals,
+} from './common.js';
 
 const env = process.env;
 const adminUrl = env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -26,7 +38,9 @@ const dbName = env.BENCH_DB ?? 'nostrx_bench';
 const redisUrl = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const redisPrefix = env.BENCH_REDIS_PREFIX ?? 'nostrx_bench:';
 const port = Number(env.BENCH_PORT ?? 7590);
-const scenarios = (env.BENCH_SCENARIOS ?? 'admission,admission_new,capped,latency,latency_new,flood,flood_control,fanout,idle,forward').split(',');
+const scenarios = (
+  env.BENCH_SCENARIOS ?? 'admission,admission_new,capped,latency,latency_new,flood,flood_control,fanout,idle,forward'
+).split(',');
 // 1: the service's connections go through the wire counter, for statements, round trips and parses per event. Off
 // by default: it adds a hop to every round trip and a thread to this process, so rates and latencies measured with
 // it compare only with each other
@@ -108,7 +122,11 @@ function signEvents(keys: Uint8Array[], count: number, content: (i: number) => s
   return out;
 }
 
-function publishAll(conns: WebSocket[], events: NostrEvent[], opts: { inflight: number; ratePerSecond?: number }): Promise<PublishResult> {
+function publishAll(
+  conns: WebSocket[],
+  events: NostrEvent[],
+  opts: { inflight: number; ratePerSecond?: number },
+): Promise<PublishResult> {
   return publishOn(conns, events, { ...opts, maxSeconds });
 }
 
@@ -138,18 +156,29 @@ async function scenarioAdmission(keys: Uint8Array[]): Promise<Record<string, unk
 
 /** Fresh keys, one per event: every event is its author's first post (an account created on the basic plan). */
 function firstPosts(count: number, content: string): NostrEvent[] {
-  return signEvents(Array.from({ length: count }, () => generateSecretKey()), count, (i) => `${content} ${i} ${Math.random()}`);
+  return signEvents(
+    Array.from({ length: count }, () => generateSecretKey()),
+    count,
+    (i) => `${content} ${i} ${Math.random()}`,
+  );
 }
 
 async function scenarioAdmissionNew(): Promise<Record<string, unknown>> {
-  return { keys: 'one new author per event', ...(await saturate(firstPosts(Number(env.BENCH_NEW_EVENTS ?? 10000), 'first post'))) };
+  return {
+    keys: 'one new author per event',
+    ...(await saturate(firstPosts(Number(env.BENCH_NEW_EVENTS ?? 10000), 'first post'))),
+  };
 }
 
 async function scenarioCapped(databaseUrl: string): Promise<Record<string, unknown>> {
   // What most users are: on a plan with a daily limit, so every post is charged against the ledger's cap in the
   // transaction that stores it. 1,000 other keys on `premium` (25 a day), 20 posts each: all within the limit.
   const keys = Array.from({ length: Number(env.BENCH_KEYS ?? 1000) }, () => generateSecretKey());
-  await prepareKeys(databaseUrl, keys.map((k) => getPublicKey(k)), 'premium');
+  await prepareKeys(
+    databaseUrl,
+    keys.map((k) => getPublicKey(k)),
+    'premium',
+  );
   const events = signEvents(keys, keys.length * 20, (i) => `capped ${i} ${Math.random()}`);
   return { keys: keys.length, plan: 'premium', ...(await saturate(events)) };
 }
@@ -157,20 +186,41 @@ async function scenarioCapped(databaseUrl: string): Promise<Record<string, unkno
 async function scenarioLatency(keys: Uint8Array[] | 'new'): Promise<Record<string, unknown>> {
   const rate = Number(env.BENCH_STEADY_RATE ?? 300);
   const seconds = Number(env.BENCH_STEADY_SECONDS ?? 10);
-  const events = keys === 'new' ? firstPosts(rate * seconds, 'steady first post') : signEvents(keys, rate * seconds, (i) => `steady ${i} ${Math.random()}`);
+  const events =
+    keys === 'new'
+      ? firstPosts(rate * seconds, 'steady first post')
+      : signEvents(keys, rate * seconds, (i) => `steady ${i} ${Math.random()}`);
   const conns = await Promise.all(Array.from({ length: 8 }, connect));
   const before = await acceptedLatencyBuckets(port);
   const r = await publishAll(conns, events, { inflight: 64, ratePerSecond: rate });
   const serverSide = serverLatencySummary(before, await acceptedLatencyBuckets(port));
   for (const ws of conns) ws.close();
   // the in-service figure (admission histogram bucket edges) tells the service's share from the load generator's
-  return { rate_per_s: rate, seconds, accepted: r.accepted, ok_latency_ms: latencySummary(r.latenciesMs), admission_ms_in_service: serverSide };
+  return {
+    rate_per_s: rate,
+    seconds,
+    accepted: r.accepted,
+    ok_latency_ms: latencySummary(r.latenciesMs),
+    admission_ms_in_service: serverSide,
+  };
 }
 
 /** The flood's client on a thread of its own against `floodPort`, while bystanders publish to the service. */
-async function floodBeside(floodPort: number, flood: NostrEvent[], others: NostrEvent[], floodRate?: number): Promise<{ f: Omit<PublishResult, 'latenciesMs'>; o: PublishResult }> {
+async function floodBeside(
+  floodPort: number,
+  flood: NostrEvent[],
+  others: NostrEvent[],
+  floodRate?: number,
+): Promise<{ f: Omit<PublishResult, 'latenciesMs'>; o: PublishResult }> {
   const otherConns = await Promise.all(Array.from({ length: 4 }, connect));
-  const job: FloodJob = { port: floodPort, events: flood, connections: 4, inflight: 512, maxSeconds, ...(floodRate ? { ratePerSecond: floodRate } : {}) };
+  const job: FloodJob = {
+    port: floodPort,
+    events: flood,
+    connections: 4,
+    inflight: 512,
+    maxSeconds,
+    ...(floodRate ? { ratePerSecond: floodRate } : {}),
+  };
   const worker = new Worker(new URL('./flood-worker.js', import.meta.url), { workerData: job });
   const flooded = new Promise<Omit<PublishResult, 'latenciesMs'>>((resolve, reject) => {
     worker.once('message', resolve);
@@ -226,10 +276,19 @@ async function scenarioFlood(keys: Uint8Array[]): Promise<Record<string, unknown
  * service. Their latency here is what the machine alone does to them.
  */
 async function scenarioFloodControl(keys: Uint8Array[], rate?: number): Promise<Record<string, unknown>> {
-  const flood = signEvents([generateSecretKey()], Number(env.BENCH_FLOOD_EVENTS ?? 20000), (i) => `control flood ${i} ${Math.random()}`);
+  const flood = signEvents(
+    [generateSecretKey()],
+    Number(env.BENCH_FLOOD_EVENTS ?? 20000),
+    (i) => `control flood ${i} ${Math.random()}`,
+  );
   const refuser = await startRefuser();
   try {
-    const { f, o } = await floodBeside(refuser.port, flood, signEvents(keys, 300 * 10, (i) => `bystander control ${i} ${Math.random()}`), rate);
+    const { f, o } = await floodBeside(
+      refuser.port,
+      flood,
+      signEvents(keys, 300 * 10, (i) => `bystander control ${i} ${Math.random()}`),
+      rate,
+    );
     return {
       flood_rate_per_s: rate ?? 'unpaced',
       rejections_per_s: Math.round(f.rejected / f.seconds),
@@ -269,7 +328,15 @@ async function scenarioFanout(keys: Uint8Array[]): Promise<Record<string, unknow
   log(`fanout: ${subscribers} subscribers ready`);
   // tagged so that only this scenario's events match the subscriptions
   const tagged = Array.from({ length: rate * seconds }, (_, i) =>
-    finalizeEvent({ kind: 1, created_at: Math.floor(Date.now() / 1000), tags: [['t', 'fanout']], content: `fanout ${i} ${Math.random()}` }, keys[i % keys.length]!),
+    finalizeEvent(
+      {
+        kind: 1,
+        created_at: Math.floor(Date.now() / 1000),
+        tags: [['t', 'fanout']],
+        content: `fanout ${i} ${Math.random()}`,
+      },
+      keys[i % keys.length]!,
+    ),
   );
   const pubs = await Promise.all(Array.from({ length: 4 }, connect));
   const started = performance.now();
@@ -282,7 +349,15 @@ async function scenarioFanout(keys: Uint8Array[]): Promise<Record<string, unknow
   // burst: how many deliveries per second the relay sustains when publishing as fast as it accepts
   deliveries = 0;
   const burstEvents = Array.from({ length: Number(env.BENCH_FANOUT_BURST ?? 3000) }, (_, i) =>
-    finalizeEvent({ kind: 1, created_at: Math.floor(Date.now() / 1000), tags: [['t', 'fanout']], content: `burst ${i} ${Math.random()}` }, keys[i % keys.length]!),
+    finalizeEvent(
+      {
+        kind: 1,
+        created_at: Math.floor(Date.now() / 1000),
+        tags: [['t', 'fanout']],
+        content: `burst ${i} ${Math.random()}`,
+      },
+      keys[i % keys.length]!,
+    ),
   );
   const burstStart = performance.now();
   const expected = burstEvents.length * subscribers;
@@ -304,7 +379,12 @@ async function scenarioFanout(keys: Uint8Array[]): Promise<Record<string, unknow
   };
 }
 
-async function publishAllRecording(conns: WebSocket[], events: NostrEvent[], rate: number, sentAt: Map<string, number>): Promise<number> {
+async function publishAllRecording(
+  conns: WebSocket[],
+  events: NostrEvent[],
+  rate: number,
+  sentAt: Map<string, number>,
+): Promise<number> {
   let accepted = 0;
   let next = 0;
   const started = performance.now();
@@ -349,7 +429,9 @@ async function scenarioIdle(pid: number): Promise<Record<string, unknown>> {
               resolve();
             }
           });
-          ws.send(JSON.stringify(['REQ', `idle${i}`, { kinds: [1], authors: [getPublicKey(generateSecretKey())], limit: 0 }]));
+          ws.send(
+            JSON.stringify(['REQ', `idle${i}`, { kinds: [1], authors: [getPublicKey(generateSecretKey())], limit: 0 }]),
+          );
         }),
     ),
   );
@@ -376,7 +458,9 @@ async function scenarioForward(): Promise<Record<string, unknown>> {
  */
 async function verifyMicrosPerEvent(): Promise<{ wasm: number; native: number | null }> {
   const sk = generateSecretKey();
-  const events = Array.from({ length: 2000 }, (_, i) => finalizeEvent({ kind: 1, created_at: 1_700_000_000, tags: [], content: `calibration ${i}` }, sk));
+  const events = Array.from({ length: 2000 }, (_, i) =>
+    finalizeEvent({ kind: 1, created_at: 1_700_000_000, tags: [], content: `calibration ${i}` }, sk),
+  );
   const timed = (check: (ev: NostrEvent) => unknown): number => {
     for (const ev of events.slice(0, 200)) check({ ...ev }); // warm-up; a copy, since a checked event is marked
     const t0 = performance.now();
@@ -394,13 +478,26 @@ async function main(): Promise<void> {
   const databaseUrl = await recreateDatabase(adminUrl, dbName);
   log(`database ${dbName} recreated`);
   const wire = countStatements ? await startWireCounterThread(databaseUrl) : undefined;
-  const serviceEnv = { RATE_LIMIT_IP_PER_SECOND: '1000000', RATE_LIMIT_IP_BURST: '1000000', RATE_LIMIT_CONN_PER_SECOND: '1000000', RATE_LIMIT_CONN_BURST: '1000000' };
+  const serviceEnv = {
+    RATE_LIMIT_IP_PER_SECOND: '1000000',
+    RATE_LIMIT_IP_BURST: '1000000',
+    RATE_LIMIT_CONN_PER_SECOND: '1000000',
+    RATE_LIMIT_CONN_BURST: '1000000',
+  };
   let child = await startService(wire?.url ?? databaseUrl, serviceEnv);
   let probe: DbProbe | undefined;
-  const result: Record<string, unknown> = { node: process.version, cpus: (await import('node:os')).cpus().length, verify_us_per_event: verifyUs.wasm, native_verify_us_per_event: verifyUs.native };
+  const result: Record<string, unknown> = {
+    node: process.version,
+    cpus: (await import('node:os')).cpus().length,
+    verify_us_per_event: verifyUs.wasm,
+    native_verify_us_per_event: verifyUs.native,
+  };
   try {
     const keys = Array.from({ length: Number(env.BENCH_KEYS ?? 1000) }, () => generateSecretKey());
-    await prepareKeys(databaseUrl, keys.map((k) => getPublicKey(k)));
+    await prepareKeys(
+      databaseUrl,
+      keys.map((k) => getPublicKey(k)),
+    );
     probe = await openDbProbe(databaseUrl, `${dbName}_wal`, wire && (() => wire.snapshot()));
     for (const name of scenarios.filter((s) => s !== 'forward')) {
       log(`scenario ${name}`);
@@ -414,7 +511,11 @@ async function main(): Promise<void> {
       else if (name === 'latency') result.latency = await scenarioLatency(keys);
       else if (name === 'latency_new') result.latency_new = await scenarioLatency('new');
       else if (name === 'flood') result.flood = await scenarioFlood(keys);
-      else if (name === 'flood_control') result.flood_control = await scenarioFloodControl(keys, (result.flood as { rejections_per_s?: number } | undefined)?.rejections_per_s);
+      else if (name === 'flood_control')
+        result.flood_control = await scenarioFloodControl(
+          keys,
+          (result.flood as { rejections_per_s?: number } | undefined)?.rejections_per_s,
+        );
       else if (name === 'fanout') result.fanout = await scenarioFanout(keys);
       else if (name === 'idle') {
         // in a fresh process: what 10,000 connections cost, not what the heap grew to in the scenarios before
@@ -426,7 +527,10 @@ async function main(): Promise<void> {
       if (cpu0) {
         // the service's CPU over the scenario: less shaken by a noisy machine than the rates, so it shows what a change saves
         const cpu1 = serviceCpuMs(child.pid!);
-        (result[name] as Record<string, unknown>).service_cpu_ms = { process: cpu1.process - cpu0.process, main_thread: cpu1.main - cpu0.main };
+        (result[name] as Record<string, unknown>).service_cpu_ms = {
+          process: cpu1.process - cpu0.process,
+          main_thread: cpu1.main - cpu0.main,
+        };
       }
       // CPU time the hypervisor gave other guests meanwhile: a run with much of it is not comparable
       if (result[name]) (result[name] as Record<string, unknown>).steal_pct = stealPercent(machine0, machineTicks());

@@ -3,9 +3,7 @@
 // which is the first question an audit trail must answer. Nullable: rows written before this column have none.
 import type { Knex } from 'knex';
 
-const statements: readonly string[] = [
-  `ALTER TABLE audit_log ADD COLUMN actor VARCHAR(128)`,
-];
+const statements: readonly string[] = [`ALTER TABLE audit_log ADD COLUMN actor VARCHAR(128)`];
 
 export async function up(knex: Knex): Promise<void> {
   for (const sql of statements) await knex.raw(sql);

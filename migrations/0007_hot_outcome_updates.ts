@@ -20,5 +20,7 @@ export async function up(knex: Knex): Promise<void> {
 }
 
 export async function down(): Promise<void> {
-  throw new Error('forward-only: 0007_hot_outcome_updates cannot be rolled back; restore a backup or write a new migration');
+  throw new Error(
+    'forward-only: 0007_hot_outcome_updates cannot be rolled back; restore a backup or write a new migration',
+  );
 }

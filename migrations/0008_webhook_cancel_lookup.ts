@@ -12,5 +12,7 @@ export async function up(knex: Knex): Promise<void> {
 }
 
 export async function down(): Promise<void> {
-  throw new Error('forward-only: 0008_webhook_cancel_lookup cannot be rolled back; restore a backup or write a new migration');
+  throw new Error(
+    'forward-only: 0008_webhook_cancel_lookup cannot be rolled back; restore a backup or write a new migration',
+  );
 }

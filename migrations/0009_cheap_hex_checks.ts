@@ -31,5 +31,7 @@ export async function up(knex: Knex): Promise<void> {
 }
 
 export async function down(): Promise<void> {
-  throw new Error('forward-only: 0009_cheap_hex_checks cannot be rolled back; restore a backup or write a new migration');
+  throw new Error(
+    'forward-only: 0009_cheap_hex_checks cannot be rolled back; restore a backup or write a new migration',
+  );
 }

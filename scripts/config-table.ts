@@ -24,9 +24,18 @@ function table(describe: (d: string) => string): string {
 
 function writeBetweenMarkers(file: URL, text: string): void {
   const doc = readFileSync(file, 'utf8');
-  writeFileSync(file, doc.replace(/<!-- config:start -->[\s\S]*<!-- config:end -->/, `<!-- config:start -->\n${text}\n<!-- config:end -->`));
+  writeFileSync(
+    file,
+    doc.replace(
+      /<!-- config:start -->[\s\S]*<!-- config:end -->/,
+      `<!-- config:start -->\n${text}\n<!-- config:end -->`,
+    ),
+  );
 }
 
 writeBetweenMarkers(new URL('../README.md', import.meta.url), table(brief));
-writeBetweenMarkers(new URL('../docs/configuration.md', import.meta.url), table((d) => d));
+writeBetweenMarkers(
+  new URL('../docs/configuration.md', import.meta.url),
+  table((d) => d),
+);
 process.stdout.write(`README and docs/configuration.md: ${configKeys.length} configuration keys\n`);

@@ -49,7 +49,10 @@ let output = '';
 const listening = new Promise<string>((resolve, reject) => {
   child.stdout.on('data', (chunk: Buffer) => {
     output += chunk.toString();
-    const line = output.split('\n').slice(0, -1).find((l) => l.includes('"nostrx listening"')); // whole lines only
+    const line = output
+      .split('\n')
+      .slice(0, -1)
+      .find((l) => l.includes('"nostrx listening"')); // whole lines only
     if (line) resolve((JSON.parse(line) as { relay: string }).relay.replace('//localhost:', '//127.0.0.1:'));
   });
   child.on('exit', (code) => reject(new Error(`npm start exited with ${code} before listening:\n${output}`)));
@@ -58,7 +61,10 @@ const listening = new Promise<string>((resolve, reject) => {
 try {
   const relayUrl = await listening;
   const relay = await Relay.connect(relayUrl);
-  const ev = finalizeEvent({ kind: 1, created_at: Math.floor(Date.now() / 1000), tags: [], content: 'smoke test' }, generateSecretKey());
+  const ev = finalizeEvent(
+    { kind: 1, created_at: Math.floor(Date.now() / 1000), tags: [], content: 'smoke test' },
+    generateSecretKey(),
+  );
   await relay.publish(ev);
   const got = await new Promise<unknown[]>((resolve) => {
     const seen: unknown[] = [];
@@ -73,10 +79,12 @@ try {
   relay.close();
   const fields = ['id', 'pubkey', 'created_at', 'kind', 'tags', 'content', 'sig'] as const;
   const back = got[0] as Record<string, unknown> | undefined;
-  if (got.length !== 1 || !fields.every((f) => JSON.stringify(back?.[f]) === JSON.stringify(ev[f]))) fail(`read back ${JSON.stringify(got)}`);
+  if (got.length !== 1 || !fields.every((f) => JSON.stringify(back?.[f]) === JSON.stringify(ev[f])))
+    fail(`read back ${JSON.stringify(got)}`);
   // The account page, built by npm start's build step and served by the same process.
   const page = await fetch(`${relayUrl.replace(/^ws/, 'http')}app/`);
-  if (page.status !== 200 || !(await page.text()).includes('app.js') || !page.headers.get('content-security-policy')) fail(`GET /app/ answered ${page.status}`);
+  if (page.status !== 200 || !(await page.text()).includes('app.js') || !page.headers.get('content-security-policy'))
+    fail(`GET /app/ answered ${page.status}`);
   // SIGTERM to the whole group, as a terminal's Ctrl-C or a supervisor would: node must shut down cleanly.
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   process.kill(-child.pid!, 'SIGTERM');
@@ -85,7 +93,9 @@ try {
   if (groupAlive(child.pid!)) fail('the service did not exit within 10 s of SIGTERM');
   if (!output.includes('shutting down')) fail(`no clean shutdown was logged:\n${output}`);
   if (output.includes('"level":50') || output.includes('"level":60')) fail(`errors were logged:\n${output}`);
-  process.stdout.write(`smoke: ok (published and read back ${ev.id} on embedded PGlite, /app/ served, clean shutdown)\n`);
+  process.stdout.write(
+    `smoke: ok (published and read back ${ev.id} on embedded PGlite, /app/ served, clean shutdown)\n`,
+  );
 } catch (err) {
   killAll();
   fail(err instanceof Error ? err.message : String(err));

@@ -25,11 +25,41 @@ import {
 import { createAdmission, createVerifierPool, withAnswerDeadline, type Admit } from './core/admission/index.js';
 import { quietly } from './lib/quiet.js';
 import { createBilling, createPayments, type Billing } from './core/billing/index.js';
-import { createEventRecords, createFanOut, createQueries, type EventQueries, type FanOut } from './core/events/index.js';
-import { createForwarder, createOutboxStage, createRelaySettings, wakeOnQueued, type Forwarder } from './core/forwarding/index.js';
+import {
+  createEventRecords,
+  createFanOut,
+  createQueries,
+  type EventQueries,
+  type FanOut,
+} from './core/events/index.js';
+import {
+  createForwarder,
+  createOutboxStage,
+  createRelaySettings,
+  wakeOnQueued,
+  type Forwarder,
+} from './core/forwarding/index.js';
 import { createBans } from './core/moderation/index.js';
-import { checkReadiness, countAdmissions, createAuditTrail, createLiveOverview, createMetrics, createReports, createUsageRecorder, startMaintenance, type Metrics, type UsageRecorder } from './core/ops/index.js';
-import { createPlans, createQuota, createRateLimits, type Plans, type Quota, type RateLimits } from './core/quota/index.js';
+import {
+  checkReadiness,
+  countAdmissions,
+  createAuditTrail,
+  createLiveOverview,
+  createMetrics,
+  createReports,
+  createUsageRecorder,
+  startMaintenance,
+  type Metrics,
+  type UsageRecorder,
+} from './core/ops/index.js';
+import {
+  createPlans,
+  createQuota,
+  createRateLimits,
+  type Plans,
+  type Quota,
+  type RateLimits,
+} from './core/quota/index.js';
 import { memoryQuotaCounters, redisQuotaCounters } from './store/quota-counters.js';
 import { memoryTokenBuckets, redisTokenBuckets } from './store/rate-limit-store.js';
 import { openDatabase, type Database } from './store/db.js';
@@ -121,8 +151,17 @@ export async function startApp(opts: AppOptions): Promise<App> {
   let config = opts.config;
   const log = opts.log ?? createLogger(config.logLevel);
   const signatures = await nip01.initVerifier({ backend: config.verifyBackend });
-  if (signatures.nativeUnavailable) log.warn({ why: signatures.nativeUnavailable }, 'native signature checks unavailable; using nostr-wasm (~5× slower)');
-  const verifier = await createVerifierPool({ threads: verifyThreadsOf(config), log, backend: signatures.backend, inlineUpTo: config.verifyInlineUpTo });
+  if (signatures.nativeUnavailable)
+    log.warn(
+      { why: signatures.nativeUnavailable },
+      'native signature checks unavailable; using nostr-wasm (~5× slower)',
+    );
+  const verifier = await createVerifierPool({
+    threads: verifyThreadsOf(config),
+    log,
+    backend: signatures.backend,
+    inlineUpTo: config.verifyInlineUpTo,
+  });
   log.info({ backend: signatures.backend, threads: verifier.threads }, 'signature verification ready');
 
   const db = await openDatabase({
@@ -130,7 +169,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
     dataDir: config.dataDir,
     poolMax: config.dbPoolMax,
     readUrl: config.databaseReadUrl,
-    limits: { connectMs: config.dbConnectTimeoutMs, acquireMs: config.dbAcquireTimeoutMs, queryMs: config.dbQueryTimeoutMs },
+    limits: {
+      connectMs: config.dbConnectTimeoutMs,
+      acquireMs: config.dbAcquireTimeoutMs,
+      queryMs: config.dbQueryTimeoutMs,
+    },
     onWarning: quietly((message, repeats) => log.warn({ driver: message, repeats }, 'database driver warning')),
   });
   // Migrations and DDL may rightly take long on a large database: they run without the serving limits. The months
@@ -160,9 +203,15 @@ export async function startApp(opts: AppOptions): Promise<App> {
     : primaryReads(db.knex);
 
   const redis = config.redisUrl
-    ? await openRedis(config.redisUrl, 'nostrx', (err, repeats) => log.warn({ err, repeats }, 'redis connection error (commands wait, then fail, until it is back)'), {
-        timeoutMs: config.redisTimeoutMs,
-      })
+    ? await openRedis(
+        config.redisUrl,
+        'nostrx',
+        (err, repeats) =>
+          log.warn({ err, repeats }, 'redis connection error (commands wait, then fail, until it is back)'),
+        {
+          timeoutMs: config.redisTimeoutMs,
+        },
+      )
     : undefined;
   const fanout = createFanOut(
     redis && redisChannel(redis, `${config.redisPrefix}events`, quietErrors(log, 'redis fan-out failed')),
@@ -186,11 +235,21 @@ export async function startApp(opts: AppOptions): Promise<App> {
     plans,
     accounts,
     onUserPlan: (userId) => quota.forget(userId),
-    channel: redis && redisChannel(redis, `${config.redisPrefix}invalidate`, quietErrors(log, 'cache invalidation over Redis failed')),
+    channel:
+      redis &&
+      redisChannel(redis, `${config.redisPrefix}invalidate`, quietErrors(log, 'cache invalidation over Redis failed')),
   });
   const accountAdmin: AccountAdminDeps = { db: db.knex, plans, quota, invalidation, usage, now: opts.now };
   // Payments (core/billing/): provider facts applied by one ledger; ExtensionPay re-read on a schedule.
-  const billing = createBilling({ config, publicUrl: () => config.publicUrl, db: db.knex, plans, invalidation, log, metrics });
+  const billing = createBilling({
+    config,
+    publicUrl: () => config.publicUrl,
+    db: db.knex,
+    plans,
+    invalidation,
+    log,
+    metrics,
+  });
   const rateLimits = createRateLimits({
     settings: {
       ipPerSecond: config.rateLimitIpPerSecond,
@@ -246,7 +305,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
     backlog: () => outboxBacklog(db.knex),
   });
   // Delivery audits: NIP-77 reconciliation with the upstream relays; what they lack goes back into the outbox.
-  const deliveryAudit = createDeliveryAudit({ db: db.knex, log, config, onQueued: () => forwarder.wake(), ...(opts.now ? { now: opts.now } : {}) });
+  const deliveryAudit = createDeliveryAudit({
+    db: db.knex,
+    log,
+    config,
+    onQueued: () => forwarder.wake(),
+    ...(opts.now ? { now: opts.now } : {}),
+  });
 
   const httpLog: FastifyBaseLogger = log;
   const http = Fastify({
@@ -259,7 +324,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
   // One log line per HTTP request, when it is answered, with its request id; probes and scrapes would only add noise.
   http.addHook('onResponse', async (req, reply) => {
     if (quietPaths.has(req.url)) return;
-    req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+    req.log.info(
+      { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
+      'request',
+    );
   });
   // The HTTP API's services; registered first, so its OpenAPI document sees every route declared after it.
   const now = opts.now ?? (() => Math.floor(Date.now() / 1000));
@@ -300,7 +368,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
     directory: createUserDirectory(db.knex),
     auditTrail: createAuditTrail(db.knex),
     payments: createPayments({ db: db.knex, plans, invalidation, now }),
-    relaySettings: createRelaySettings({ db: db.knex, policy: { allowPrivate: config.allowPrivateRelays }, maxCustomRelays: config.maxCustomRelays }),
+    relaySettings: createRelaySettings({
+      db: db.knex,
+      policy: { allowPrivate: config.allowPrivateRelays },
+      maxCustomRelays: config.maxCustomRelays,
+    }),
     now,
     billing,
     deliveryAudit,
@@ -354,7 +426,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
           negentropy: (onIdleClosed: (subId: string, reason: string) => void) =>
             createNegentropySessions({
               db: db.knex,
-              limits: { maxRecords: config.nip77MaxRecords, idleMs: config.nip77IdleSeconds * 1000, maxSessions: config.maxSubscriptions },
+              limits: {
+                maxRecords: config.nip77MaxRecords,
+                idleMs: config.nip77IdleSeconds * 1000,
+                maxSessions: config.maxSubscriptions,
+              },
               onIdleClosed,
               ...(opts.now ? { now: opts.now } : {}),
             }),

@@ -72,13 +72,16 @@ async function main(): Promise<void> {
       chunk = '';
     }
     if (chunk) await write(out, chunk);
-    if (args.out) await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    if (args.out)
+      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   } finally {
     clearInterval(progress);
     await db.close();
   }
   const seconds = (Date.now() - startedAt) / 1000;
-  process.stderr.write(`export: ${n.toLocaleString('en-US')} events in ${seconds.toFixed(1)} s${args.out ? ` to ${args.out}` : ''}\n`);
+  process.stderr.write(
+    `export: ${n.toLocaleString('en-US')} events in ${seconds.toFixed(1)} s${args.out ? ` to ${args.out}` : ''}\n`,
+  );
 }
 
 // A reader that went away (`| head`) ends the export quietly.

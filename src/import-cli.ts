@@ -4,7 +4,16 @@
 // cores. Refused lines go to the report file (one JSON line each: line, reason, id); after every committed batch
 // the state file records the last committed line, so an interrupted import (Ctrl-C, a crash) started again with
 // the same command resumes after it. Progress on stderr, a summary JSON line on stdout at the end.
-import { appendFileSync, createReadStream, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  createReadStream,
+  existsSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { ConfigError, loadConfig, verifyThreadsOf, type Config } from './config.js';
@@ -28,7 +37,8 @@ interface Args {
   readonly batch: number;
 }
 
-const USAGE = 'usage: npm run import -- [FILE.jsonl | -] [--forward] [--report FILE] [--state FILE] [--restart] [--batch N]';
+const USAGE =
+  'usage: npm run import -- [FILE.jsonl | -] [--forward] [--report FILE] [--state FILE] [--restart] [--batch N]';
 
 function parseArgs(argv: readonly string[]): Args {
   let input: string | undefined;
@@ -48,10 +58,16 @@ function parseArgs(argv: readonly string[]): Args {
     else if (a.startsWith('--') || input !== undefined) throw new UsageError(`unexpected argument ${a}`);
     else input = a;
   }
-  if (!Number.isInteger(o.batch) || o.batch < 1 || o.batch > 100_000) throw new UsageError('--batch must be an integer from 1 to 100000');
+  if (!Number.isInteger(o.batch) || o.batch < 1 || o.batch > 100_000)
+    throw new UsageError('--batch must be an integer from 1 to 100000');
   const file = input === undefined || input === '-' ? '-' : path.resolve(input);
   const base = file === '-' ? 'import' : file;
-  return { ...o, input: file, report: o.report || `${base}.rejected.jsonl`, state: o.state || `${base}.import-state.json` };
+  return {
+    ...o,
+    input: file,
+    report: o.report || `${base}.rejected.jsonl`,
+    state: o.state || `${base}.import-state.json`,
+  };
 }
 
 class UsageError extends Error {}
@@ -68,7 +84,9 @@ function readState(args: Args): State | undefined {
   if (args.restart || !existsSync(args.state)) return undefined;
   const state = JSON.parse(readFileSync(args.state, 'utf8')) as State;
   if (state.input !== args.input) {
-    throw new UsageError(`the state file ${args.state} belongs to an import of ${state.input}; pass --restart to begin again, or --state FILE`);
+    throw new UsageError(
+      `the state file ${args.state} belongs to an import of ${state.input}; pass --restart to begin again, or --state FILE`,
+    );
   }
   return state;
 }
@@ -105,8 +123,16 @@ async function main(): Promise<number> {
 
   const signatures = await nip01.initVerifier({ backend: config.verifyBackend });
   // every core by default (VERIFY_THREADS=-1 counts the cores for one process); VERIFY_THREADS=n asks for n
-  const verifier = await createVerifierPool({ threads: Math.max(1, verifyThreadsOf({ verifyThreads: config.verifyThreads, workers: 1 })), log, backend: signatures.backend });
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: Math.max(config.dbPoolMax, 12) });
+  const verifier = await createVerifierPool({
+    threads: Math.max(1, verifyThreadsOf({ verifyThreads: config.verifyThreads, workers: 1 })),
+    log,
+    backend: signatures.backend,
+  });
+  const db = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolMax: Math.max(config.dbPoolMax, 12),
+  });
   await migrateLatest(db.knex);
   await ensureMonthlyPartitions(db.knex, new Date());
   const bans = await createBans({ db: db.knex, log });
@@ -118,11 +144,22 @@ async function main(): Promise<number> {
   const startLine = state?.line ?? 0;
   let counts: ImportCounts = state?.counts ?? noCounts();
   const tty = process.stderr.isTTY;
-  const progress = setInterval(() => process.stderr.write(tty ? `\r${progressLine(counts, startLine, startedAt)}\u001b[K` : `${progressLine(counts, startLine, startedAt)}\n`), tty ? 500 : 5000);
+  const progress = setInterval(
+    () =>
+      process.stderr.write(
+        tty
+          ? `\r${progressLine(counts, startLine, startedAt)}\u001b[K`
+          : `${progressLine(counts, startLine, startedAt)}\n`,
+      ),
+    tty ? 500 : 5000,
+  );
   progress.unref();
   try {
     if (startLine > 0) process.stderr.write(`import: resuming after line ${startLine} (from ${args.state})\n`);
-    const lines = createInterface({ input: args.input === '-' ? process.stdin : createReadStream(args.input), crlfDelay: Infinity });
+    const lines = createInterface({
+      input: args.input === '-' ? process.stdin : createReadStream(args.input),
+      crlfDelay: Infinity,
+    });
     let rejected: BadLine[] = [];
     const summary = await importEvents(
       lines,
@@ -137,7 +174,7 @@ async function main(): Promise<number> {
           createdAtPastSeconds: Infinity,
           createdAtFutureSeconds: config.createdAtFutureSeconds,
         },
-        checkBans: bans.check,
+        checkBans: (ev) => bans.check(ev),
         ...(args.forward ? { forwarding: createOutboxStage({ config, log, plans: createPlans(db.knex) }) } : {}),
       },
       {
@@ -158,13 +195,24 @@ async function main(): Promise<number> {
     lines.close();
     clearInterval(progress);
     const seconds = (Date.now() - startedAt) / 1000;
-    process.stderr.write(`${tty ? '\r' : ''}${progressLine(summary.counts, startLine, startedAt)}${tty ? '\u001b[K' : ''}\n`);
+    process.stderr.write(
+      `${tty ? '\r' : ''}${progressLine(summary.counts, startLine, startedAt)}${tty ? '\u001b[K' : ''}\n`,
+    );
     if (summary.interrupted) {
-      process.stderr.write(`import: interrupted after line ${summary.counts.lines}; run the same command again to resume (state in ${args.state})\n`);
+      process.stderr.write(
+        `import: interrupted after line ${summary.counts.lines}; run the same command again to resume (state in ${args.state})\n`,
+      );
     } else if (existsSync(args.state)) rmSync(args.state);
     const perSecond = seconds > 0 ? Math.round((summary.counts.lines - startLine) / seconds) : 0;
     process.stdout.write(
-      JSON.stringify({ input: args.input, ...summary.counts, interrupted: summary.interrupted, seconds: Math.round(seconds * 10) / 10, linesPerSecond: perSecond, report: args.report }) + '\n',
+      JSON.stringify({
+        input: args.input,
+        ...summary.counts,
+        interrupted: summary.interrupted,
+        seconds: Math.round(seconds * 10) / 10,
+        linesPerSecond: perSecond,
+        report: args.report,
+      }) + '\n',
     );
     return summary.interrupted ? 130 : 0;
   } finally {

@@ -57,7 +57,9 @@ async function runPrimary(config: Config, log: Logger): Promise<void> {
   // Several processes share nothing but Postgres and Redis: the embedded database is single-process, and live
   // subscriptions only see other processes' events through Redis.
   if (!config.databaseUrl || !config.redisUrl) {
-    process.stderr.write('configuration error: WORKERS > 1 needs DATABASE_URL and REDIS_URL (the embedded database and in-process fan-out are single-process)\n');
+    process.stderr.write(
+      'configuration error: WORKERS > 1 needs DATABASE_URL and REDIS_URL (the embedded database and in-process fan-out are single-process)\n',
+    );
     process.exit(2);
   }
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: 1 });

@@ -20,7 +20,14 @@ t.test('defaults give the embedded mode on 127.0.0.1:7447', async (t) => {
 
 t.test('values are parsed', async (t) => {
   const pk = 'a'.repeat(64);
-  const c = loadConfig({ PORT: '8080', PUBLIC_URL: 'https://relay.example.com/', UPSTREAM_RELAYS: 'wss://a.example, ws://b.example:7000', ALLOW_PRIVATE_RELAYS: 'true', ADMIN_PUBKEYS: pk, POST_KINDS: '1,30023' });
+  const c = loadConfig({
+    PORT: '8080',
+    PUBLIC_URL: 'https://relay.example.com/',
+    UPSTREAM_RELAYS: 'wss://a.example, ws://b.example:7000',
+    ALLOW_PRIVATE_RELAYS: 'true',
+    ADMIN_PUBKEYS: pk,
+    POST_KINDS: '1,30023',
+  });
   t.equal(c.port, 8080);
   t.equal(c.publicUrl, 'https://relay.example.com', 'trailing slash removed');
   t.equal(relayUrl(c), 'wss://relay.example.com/');
@@ -49,7 +56,10 @@ t.test('a bad value is refused with a message naming the key', async (t) => {
     [{ ADMIN_PUBKEYS: 'npub1xyz' }, /^ADMIN_PUBKEYS must list 64-char lowercase hex pubkeys/],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of/],
     [{ POST_KINDS: '1,x' }, /^POST_KINDS must be an integer/],
-    [{ SMTP_URL: 'http://user:secret@mail.example', MAIL_FROM: 'a@b.example' }, /^SMTP_URL must use smtp:\/\/ or smtps:\/\/, got http:\/\/$/],
+    [
+      { SMTP_URL: 'http://user:secret@mail.example', MAIL_FROM: 'a@b.example' },
+      /^SMTP_URL must use smtp:\/\/ or smtps:\/\/, got http:\/\/$/,
+    ],
     [{ SMTP_URL: 'smtp://mail.example' }, /^MAIL_FROM is required with SMTP_URL/],
     [{ MAX_IDENTITIES: '0' }, /^MAX_IDENTITIES must be an integer between 1 and 100/],
   ];
@@ -70,5 +80,6 @@ t.test('VERIFY_THREADS: a number is taken as is; -1 shares the cores among WORKE
 
 t.test('the README documents every configuration key', async (t) => {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-  for (const key of configKeys) t.match(readme, new RegExp(`\\| \`${key.env}\` \\|`), `${key.env} is in the README table`);
+  for (const key of configKeys)
+    t.match(readme, new RegExp(`\\| \`${key.env}\` \\|`), `${key.env} is in the README table`);
 });

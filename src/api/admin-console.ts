@@ -22,7 +22,11 @@ const overviewSchema = {
     admission: {
       type: 'object',
       properties: {
-        p99_ms: { ...nullableNumber, description: 'Upper bound of the histogram bucket holding the 99th percentile; null without admissions or past the last bucket' },
+        p99_ms: {
+          ...nullableNumber,
+          description:
+            'Upper bound of the histogram bucket holding the 99th percentile; null without admissions or past the last bucket',
+        },
         count: { type: 'integer' },
         window_seconds: { type: 'integer' },
       },
@@ -35,7 +39,11 @@ const overviewSchema = {
         minutes: { ...series, description: 'Start of each minute, unix seconds' },
         accepted: series,
         duplicate: series,
-        refused: { type: 'object', additionalProperties: series, description: 'By NIP-01 prefix: invalid, blocked, rate-limited …' },
+        refused: {
+          type: 'object',
+          additionalProperties: series,
+          description: 'By NIP-01 prefix: invalid, blocked, rate-limited …',
+        },
       },
     },
     relays: {
@@ -47,7 +55,10 @@ const overviewSchema = {
           items: {
             type: 'object',
             properties: {
-              url: { type: 'string', description: "An UPSTREAM_RELAYS URL, or 'custom' for users' own relays together" },
+              url: {
+                type: 'string',
+                description: "An UPSTREAM_RELAYS URL, or 'custom' for users' own relays together",
+              },
               attempts: { type: 'object', additionalProperties: { type: 'integer' } },
               success_rate: nullableNumber,
               avg_latency_ms: nullableNumber,
@@ -112,7 +123,8 @@ export function registerAdminConsoleRoutes(http: FastifyInstance, deps: ApiServi
     '/v1/admin/overview',
     access('admin', {
       tags: ['admin'],
-      summary: "This process's live figures: admissions per minute, connections, admission p99, outbox backlog, upstream relays' health",
+      summary:
+        "This process's live figures: admissions per minute, connections, admission p99, outbox backlog, upstream relays' health",
       response: { 200: overviewSchema },
     }),
     async () => overviewView(await overview.overview()),
@@ -122,7 +134,8 @@ export function registerAdminConsoleRoutes(http: FastifyInstance, deps: ApiServi
     '/v1/admin/audit',
     access('admin', {
       tags: ['admin'],
-      summary: 'The audit trail, newest first, filtered by actor (an admin pubkey, user, or a system name), table and user',
+      summary:
+        'The audit trail, newest first, filtered by actor (an admin pubkey, user, or a system name), table and user',
       querystring: {
         type: 'object',
         additionalProperties: false,
@@ -165,11 +178,22 @@ export function registerAdminConsoleRoutes(http: FastifyInstance, deps: ApiServi
       let after: string | undefined;
       if (q.cursor) {
         after = Buffer.from(q.cursor, 'base64url').toString('utf8');
-        if (!UUID.test(after)) throw apiError('validation_failed', 'querystring.cursor is not a cursor this API gave out', { field: 'cursor', location: 'querystring' });
+        if (!UUID.test(after))
+          throw apiError('validation_failed', 'querystring.cursor is not a cursor this API gave out', {
+            field: 'cursor',
+            location: 'querystring',
+          });
       }
-      const [entries, tables] = await Promise.all([auditTrail.list({ actor: q.actor, table: q.table, userId: q.user_id, after, limit: q.limit }), auditTrail.tables()]);
+      const [entries, tables] = await Promise.all([
+        auditTrail.list({ actor: q.actor, table: q.table, userId: q.user_id, after, limit: q.limit }),
+        auditTrail.tables(),
+      ]);
       const last = entries.at(-1);
-      return { entries: entries.map(auditView), tables, next_cursor: entries.length === q.limit && last ? Buffer.from(last.id).toString('base64url') : null };
+      return {
+        entries: entries.map(auditView),
+        tables,
+        next_cursor: entries.length === q.limit && last ? Buffer.from(last.id).toString('base64url') : null,
+      };
     },
   );
 }

@@ -49,7 +49,11 @@ const report = (items: Record<string, unknown>) =>
     200: {
       type: 'object',
       required: ['from', 'to', 'rows'],
-      properties: { from: { type: 'string', format: 'date' }, to: { type: 'string', format: 'date' }, rows: { type: 'array', items: { type: 'object', properties: items } } },
+      properties: {
+        from: { type: 'string', format: 'date' },
+        to: { type: 'string', format: 'date' },
+        rows: { type: 'array', items: { type: 'object', properties: items } },
+      },
     },
   }) as const;
 
@@ -57,7 +61,10 @@ function adminFailure(err: unknown): never {
   if (err instanceof AccountAdminError) {
     if (err.code === 'unknown_user') throw apiError('user_not_found', err.message);
     if (err.code === 'unknown_plan') throw apiError('plan_not_found', err.message, { field: 'plan', location: 'body' });
-    throw apiError('validation_failed', err.message, { field: err.code === 'inactive_plan' ? 'plan' : 'status', location: 'body' });
+    throw apiError('validation_failed', err.message, {
+      field: err.code === 'inactive_plan' ? 'plan' : 'status',
+      location: 'body',
+    });
   }
   throw err;
 }
@@ -72,7 +79,9 @@ export function registerAdminRoutes(http: FastifyInstance, deps: ApiServices): v
     return userView(u);
   };
 
-  http.get<{ Querystring: { status?: UserStatus; plan?: string; pubkey?: string; q?: string; limit: number; cursor?: string } }>(
+  http.get<{
+    Querystring: { status?: UserStatus; plan?: string; pubkey?: string; q?: string; limit: number; cursor?: string };
+  }>(
     '/v1/admin/users',
     access('admin', {
       tags: ['admin'],
@@ -92,7 +101,10 @@ export function registerAdminRoutes(http: FastifyInstance, deps: ApiServices): v
         200: {
           type: 'object',
           required: ['users', 'next_cursor'],
-          properties: { users: { type: 'array', items: { $ref: 'AdminUser#' } }, next_cursor: { type: ['string', 'null'] } },
+          properties: {
+            users: { type: 'array', items: { $ref: 'AdminUser#' } },
+            next_cursor: { type: ['string', 'null'] },
+          },
         },
       },
     }),
@@ -101,17 +113,36 @@ export function registerAdminRoutes(http: FastifyInstance, deps: ApiServices): v
       let after: string | undefined;
       if (q.cursor) {
         after = Buffer.from(q.cursor, 'base64url').toString('utf8');
-        if (!UUID.test(after)) throw apiError('validation_failed', 'querystring.cursor is not a cursor this API gave out', { field: 'cursor', location: 'querystring' });
+        if (!UUID.test(after))
+          throw apiError('validation_failed', 'querystring.cursor is not a cursor this API gave out', {
+            field: 'cursor',
+            location: 'querystring',
+          });
       }
-      const users = await directory.list({ status: q.status, plan: q.plan, pubkey: q.pubkey, q: q.q, after, limit: q.limit });
+      const users = await directory.list({
+        status: q.status,
+        plan: q.plan,
+        pubkey: q.pubkey,
+        q: q.q,
+        after,
+        limit: q.limit,
+      });
       const last = users.at(-1);
-      return { users: users.map(userView), next_cursor: users.length === q.limit && last ? Buffer.from(last.id).toString('base64url') : null };
+      return {
+        users: users.map(userView),
+        next_cursor: users.length === q.limit && last ? Buffer.from(last.id).toString('base64url') : null,
+      };
     },
   );
 
   http.get<{ Params: { id: string } }>(
     '/v1/admin/users/:id',
-    access('admin', { tags: ['admin'], summary: 'One user with their effective plan', params: userParams, response: { 200: { $ref: 'AdminUser#' } } }),
+    access('admin', {
+      tags: ['admin'],
+      summary: 'One user with their effective plan',
+      params: userParams,
+      response: { 200: { $ref: 'AdminUser#' } },
+    }),
     async (req) => current(req.params.id),
   );
 
@@ -121,7 +152,12 @@ export function registerAdminRoutes(http: FastifyInstance, deps: ApiServices): v
       tags: ['admin'],
       summary: "Change a user's plan (their new limits apply to their next event; audited)",
       params: userParams,
-      body: { type: 'object', required: ['plan'], additionalProperties: false, properties: { plan: { type: 'string', minLength: 1, maxLength: 50 } } },
+      body: {
+        type: 'object',
+        required: ['plan'],
+        additionalProperties: false,
+        properties: { plan: { type: 'string', minLength: 1, maxLength: 50 } },
+      },
       response: { 200: { $ref: 'AdminUser#' } },
     }),
     async (req) => {
@@ -136,7 +172,12 @@ export function registerAdminRoutes(http: FastifyInstance, deps: ApiServices): v
       tags: ['admin'],
       summary: "Change a user's status (suspended and deleted users are refused from their next event on; audited)",
       params: userParams,
-      body: { type: 'object', required: ['status'], additionalProperties: false, properties: { status: { type: 'string', enum: statuses } } },
+      body: {
+        type: 'object',
+        required: ['status'],
+        additionalProperties: false,
+        properties: { status: { type: 'string', enum: statuses } },
+      },
       response: { 200: { $ref: 'AdminUser#' } },
     }),
     async (req) => {
@@ -163,7 +204,17 @@ export function registerAdminRoutes(http: FastifyInstance, deps: ApiServices): v
     async (req) => {
       const range = rangeOrThrow(req.query, deps.now(), 30);
       const rows = await reports.revenue(range);
-      return { ...range, rows: rows.map((r) => ({ date: r.date, plan: r.plan, currency: r.currency, payments: r.payments, revenue: r.revenue, average_payment: r.averagePayment })) };
+      return {
+        ...range,
+        rows: rows.map((r) => ({
+          date: r.date,
+          plan: r.plan,
+          currency: r.currency,
+          payments: r.payments,
+          revenue: r.revenue,
+          average_payment: r.averagePayment,
+        })),
+      };
     },
   );
 

@@ -18,7 +18,7 @@ declare module 'fastify' {
 
 export type AuthHook = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
-export const challengeHeaders = { 'WWW-Authenticate': 'Nostr' } as const;
+const challengeHeaders = { 'WWW-Authenticate': 'Nostr' } as const;
 
 /** The absolute URL the client signed: PUBLIC_URL (read at request time, known once listening) + path + query. */
 export function signedRequest(req: FastifyRequest, publicUrl: () => string): SignedRequest {
@@ -87,5 +87,3 @@ export function accessFor(hooks: AuthHooks) {
     return level === 'public' ? { schema: documented } : { preValidation: hooks[level], schema: documented };
   };
 }
-
-export type AccessFn = ReturnType<typeof accessFor>;

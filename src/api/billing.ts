@@ -20,9 +20,11 @@ const codes: Record<BillingError['code'], ErrorCode> = {
 
 /** A billing failure as the API's error; anything else is rethrown (a 500, logged). */
 export function billingApiError(err: unknown): ApiError {
-  if (err instanceof BillingError) return apiError(codes[err.code], err.message, err.setting ? { setting: err.setting } : {});
+  if (err instanceof BillingError)
+    return apiError(codes[err.code], err.message, err.setting ? { setting: err.setting } : {});
   // EXTENSIONPAY_PLANS names a plan code that is not in subscription_plans: the operator's setting is wrong.
-  if (err instanceof LedgerError && err.code === 'unknown_plan') return apiError('extensionpay_plan_unmapped', `${err.message} (EXTENSIONPAY_PLANS)`);
+  if (err instanceof LedgerError && err.code === 'unknown_plan')
+    return apiError('extensionpay_plan_unmapped', `${err.message} (EXTENSIONPAY_PLANS)`);
   throw err;
 }
 
@@ -34,7 +36,9 @@ async function mapped<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-const urlReply = { 200: { type: 'object', required: ['url'], properties: { id: { type: 'string' }, url: { type: 'string' } } } } as const;
+const urlReply = {
+  200: { type: 'object', required: ['url'], properties: { id: { type: 'string' }, url: { type: 'string' } } },
+} as const;
 
 export function registerBillingRoutes(http: FastifyInstance, deps: ApiServices): void {
   const { billing } = deps;
@@ -60,7 +64,10 @@ export function registerBillingRoutes(http: FastifyInstance, deps: ApiServices):
           required: ['linked', 'paid', 'plan', 'applied'],
           properties: {
             linked: { type: 'boolean' },
-            paid: { type: 'boolean', description: 'false when this ExtPay user has not paid (yet): linked, and read again later' },
+            paid: {
+              type: 'boolean',
+              description: 'false when this ExtPay user has not paid (yet): linked, and read again later',
+            },
             plan: { type: 'string', description: 'Your effective plan now' },
             applied: { type: 'array', items: { type: 'string' } },
           },
@@ -80,12 +87,16 @@ export function registerBillingRoutes(http: FastifyInstance, deps: ApiServices):
     deps.access('user', {
       tags: ['payments'],
       summary: 'Start buying a plan with Stripe Checkout: answers the URL to send the buyer to',
-      description: 'The plan applies when Stripe confirms the payment (webhook), not before. 400 for a plan or cycle not sold through Stripe; 502 when Stripe cannot be reached.',
+      description:
+        'The plan applies when Stripe confirms the payment (webhook), not before. 400 for a plan or cycle not sold through Stripe; 502 when Stripe cannot be reached.',
       body: {
         type: 'object',
         required: ['plan', 'billing_cycle'],
         additionalProperties: false,
-        properties: { plan: { type: 'string', minLength: 1, maxLength: 50 }, billing_cycle: { type: 'string', enum: ['monthly', 'yearly'] } },
+        properties: {
+          plan: { type: 'string', minLength: 1, maxLength: 50 },
+          billing_cycle: { type: 'string', enum: ['monthly', 'yearly'] },
+        },
       },
       response: urlReply,
     }),
@@ -122,7 +133,11 @@ export function registerBillingRoutes(http: FastifyInstance, deps: ApiServices):
           200: {
             type: 'object',
             required: ['received', 'duplicate', 'applied'],
-            properties: { received: { type: 'boolean' }, duplicate: { type: 'boolean' }, applied: { type: 'array', items: { type: 'string' } } },
+            properties: {
+              received: { type: 'boolean' },
+              duplicate: { type: 'boolean' },
+              applied: { type: 'array', items: { type: 'string' } },
+            },
           },
           ...errorResponses,
         },
@@ -130,7 +145,9 @@ export function registerBillingRoutes(http: FastifyInstance, deps: ApiServices):
     },
     async (req: FastifyRequest) => {
       const header = req.headers['stripe-signature'];
-      const result = await mapped(() => billing.stripe.webhook(req.rawBody ?? Buffer.alloc(0), Array.isArray(header) ? header[0] : header));
+      const result = await mapped(() =>
+        billing.stripe.webhook(req.rawBody ?? Buffer.alloc(0), Array.isArray(header) ? header[0] : header),
+      );
       return { received: true, duplicate: result.duplicate, applied: result.applied };
     },
   );

@@ -24,5 +24,7 @@ export async function useApiCors(http: FastifyInstance, origins: readonly string
     maxAge: PREFLIGHT_MAX_AGE_SECONDS,
   };
   const elsewhere: FastifyCorsOptions = { origin: false };
-  await http.register(cors, { delegator: async (req: FastifyRequest) => (req.url.startsWith('/v1/') ? forApi : elsewhere) });
+  await http.register(cors, {
+    delegator: async (req: FastifyRequest) => (req.url.startsWith('/v1/') ? forApi : elsewhere),
+  });
 }

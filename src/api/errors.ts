@@ -52,7 +52,10 @@ export const catalog = {
   quota_exceeded: { status: 429, message: 'the quota of your plan is used up' },
   rate_limited: { status: 429, message: 'too many requests' },
   internal_error: { status: 500, message: 'internal error' },
-  payment_provider_unavailable: { status: 502, message: 'the payment provider could not complete the request; nothing was changed' },
+  payment_provider_unavailable: {
+    status: 502,
+    message: 'the payment provider could not complete the request; nothing was changed',
+  },
   webhook_not_configured: { status: 503, message: 'payment webhooks are not configured on this server' },
   billing_not_configured: { status: 503, message: 'this payment provider is not configured on this server' },
   email_send_failed: { status: 502, message: 'the mail server did not accept the verification email; try again later' },
@@ -90,7 +93,12 @@ export class ApiError extends Error {
   }
 }
 
-export function apiError(code: ErrorCode, message?: string, details?: ErrorDetails, headers?: Record<string, string>): ApiError {
+export function apiError(
+  code: ErrorCode,
+  message?: string,
+  details?: ErrorDetails,
+  headers?: Record<string, string>,
+): ApiError {
   return new ApiError(code, message, details, headers);
 }
 
@@ -159,7 +167,8 @@ interface AjvError {
 function fieldOf(e: AjvError): string {
   const path = e.instancePath.split('/').filter(Boolean);
   if (e.keyword === 'required' && typeof e.params.missingProperty === 'string') path.push(e.params.missingProperty);
-  if (e.keyword === 'additionalProperties' && typeof e.params.additionalProperty === 'string') path.push(e.params.additionalProperty);
+  if (e.keyword === 'additionalProperties' && typeof e.params.additionalProperty === 'string')
+    path.push(e.params.additionalProperty);
   return path.join('.');
 }
 
@@ -177,7 +186,10 @@ function fromFastify(err: FastifyError): ApiError | undefined {
     const first = validation[0] as AjvError;
     const location = (err as FastifyError & { validationContext?: string }).validationContext ?? 'body';
     const field = fieldOf(first);
-    return apiError('validation_failed', validationMessage(first, location, field), { field: field || location, location });
+    return apiError('validation_failed', validationMessage(first, location, field), {
+      field: field || location,
+      location,
+    });
   }
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -185,7 +197,10 @@ function fromFastify(err: FastifyError): ApiError | undefined {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return apiError('unsupported_media_type', 'unsupported Content-Type; send application/json');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return apiError('validation_failed', 'the request body does not match its Content-Length', { field: 'content-length', location: 'headers' });
+      return apiError('validation_failed', 'the request body does not match its Content-Length', {
+        field: 'content-length',
+        location: 'headers',
+      });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return apiError('malformed_json');
@@ -201,7 +216,10 @@ export function toApiError(err: unknown): ApiError | undefined {
 }
 
 export function sendApiError(reply: FastifyReply, e: ApiError): FastifyReply {
-  return reply.code(e.statusCode).headers(e.headers).send(body(e.code, e.message, e.details));
+  return reply
+    .code(e.statusCode)
+    .headers(e.headers)
+    .send(body(e.code, e.message, e.details));
 }
 
 export function errorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyReply): FastifyReply {
@@ -225,7 +243,8 @@ export function errorHandler(err: FastifyError, req: FastifyRequest, reply: Fast
  * like every other error, not fastify's default one.
  */
 export function frameworkErrorHandler(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): FastifyReply {
-  if (err.code === 'FST_ERR_BAD_URL') return sendApiError(reply, apiError('validation_failed', 'the URL is not valid (malformed percent-encoding)'));
+  if (err.code === 'FST_ERR_BAD_URL')
+    return sendApiError(reply, apiError('validation_failed', 'the URL is not valid (malformed percent-encoding)'));
   return sendApiError(reply, apiError('validation_failed', err.message));
 }
 

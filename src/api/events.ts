@@ -26,7 +26,7 @@ interface ListQuery {
 const statuses = ['pending', 'signing', 'publishing', 'published', 'failed', 'partial', 'not_forwarded'] as const;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export function recordView(r: EventRecord) {
+function recordView(r: EventRecord) {
   return {
     id: r.event.id,
     kind: r.event.kind,
@@ -70,13 +70,23 @@ const encodeCursor = (rowId: string) => Buffer.from(rowId, 'utf8').toString('bas
 
 function decodeCursor(cursor: string): string {
   const rowId = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!UUID.test(rowId)) throw apiError('validation_failed', 'querystring.cursor is not a cursor this API gave out', { field: 'cursor', location: 'querystring' });
+  if (!UUID.test(rowId))
+    throw apiError('validation_failed', 'querystring.cursor is not a cursor this API gave out', {
+      field: 'cursor',
+      location: 'querystring',
+    });
   return rowId;
 }
 
 function sourceMeta(s: PublishBody['source']): SourceMeta | undefined {
   if (!s) return undefined;
-  return { platform: s.platform, tweetId: s.tweet_id, tweetUrl: s.tweet_url, tweetText: s.tweet_text, username: s.username };
+  return {
+    platform: s.platform,
+    tweetId: s.tweet_id,
+    tweetUrl: s.tweet_url,
+    tweetText: s.tweet_text,
+    username: s.username,
+  };
 }
 
 const publishResult = {
@@ -86,7 +96,10 @@ const publishResult = {
     result: { type: 'string', enum: ['accepted', 'duplicate'] },
     event_id: hex64,
     message: { type: 'string', description: 'The NIP-01 OK message the relay would send ("" when accepted)' },
-    event: { anyOf: [{ $ref: 'EventRecord#' }, { type: 'null' }], description: 'null for ephemeral events, which are not stored' },
+    event: {
+      anyOf: [{ $ref: 'EventRecord#' }, { type: 'null' }],
+      description: 'null for ephemeral events, which are not stored',
+    },
   },
 } as const;
 
@@ -123,8 +136,14 @@ export function registerEventRoutes(http: FastifyInstance, deps: ApiServices): v
     async (req, reply) => {
       const caller = callerOf(req);
       const { event, source } = req.body;
-      if (event.pubkey !== caller.pubkey) throw apiError('not_author', 'the event is signed by another pubkey than the one you authenticated with');
-      const outcome = await deps.admit(event, { via: 'api', authed: new Set([caller.pubkey]), ip: req.ip, source: sourceMeta(source) });
+      if (event.pubkey !== caller.pubkey)
+        throw apiError('not_author', 'the event is signed by another pubkey than the one you authenticated with');
+      const outcome = await deps.admit(event, {
+        via: 'api',
+        authed: new Set([caller.pubkey]),
+        ip: req.ip,
+        source: sourceMeta(source),
+      });
       if (outcome.status === 'rejected') {
         const r = outcome.rejection;
         const q = outcome.quota;
@@ -167,7 +186,10 @@ export function registerEventRoutes(http: FastifyInstance, deps: ApiServices): v
         200: {
           type: 'object',
           required: ['events', 'next_cursor'],
-          properties: { events: { type: 'array', items: { $ref: 'EventRecord#' } }, next_cursor: { type: ['string', 'null'] } },
+          properties: {
+            events: { type: 'array', items: { $ref: 'EventRecord#' } },
+            next_cursor: { type: ['string', 'null'] },
+          },
         },
       },
     }),
@@ -183,7 +205,10 @@ export function registerEventRoutes(http: FastifyInstance, deps: ApiServices): v
         limit: q.limit,
       });
       const last = page.at(-1);
-      return { events: page.map(recordView), next_cursor: page.length === q.limit && last ? encodeCursor(last.rowId) : null };
+      return {
+        events: page.map(recordView),
+        next_cursor: page.length === q.limit && last ? encodeCursor(last.rowId) : null,
+      };
     },
   );
 

@@ -35,7 +35,9 @@ import { registerWebhookRoutes } from './webhooks.js';
 export const MAX_AUTH_HEADER_LENGTH = 4096;
 
 /** Options of the fastify instance the API needs: the body limit, and validation that refuses unknown fields. */
-export function apiServerOptions(config: Pick<Config, 'apiBodyLimitBytes'>): Pick<FastifyServerOptions, 'bodyLimit' | 'ajv' | 'frameworkErrors'> {
+export function apiServerOptions(
+  config: Pick<Config, 'apiBodyLimitBytes'>,
+): Pick<FastifyServerOptions, 'bodyLimit' | 'ajv' | 'frameworkErrors'> {
   return {
     bodyLimit: config.apiBodyLimitBytes,
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },
@@ -67,7 +69,9 @@ const openapi = {
 export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise<void> {
   await http.register(swagger, {
     openapi,
-    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+    refResolver: {
+      buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
+    },
   });
   for (const schema of sharedSchemas) http.addSchema(schema);
   useJsonBodies(http);
@@ -93,8 +97,14 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
   const services: ApiServices = { ...deps, hooks, access: accessFor(hooks) };
   const { access } = services;
 
-  http.get('/v1/openapi.json', access('public', { tags: ['meta'], summary: 'This API as an OpenAPI 3.1 document', response: { 200: { type: 'object', additionalProperties: true } } }), async () =>
-    http.swagger(),
+  http.get(
+    '/v1/openapi.json',
+    access('public', {
+      tags: ['meta'],
+      summary: 'This API as an OpenAPI 3.1 document',
+      response: { 200: { type: 'object', additionalProperties: true } },
+    }),
+    async () => http.swagger(),
   );
   registerPlanRoutes(http, services);
   registerSessionRoutes(http, services);

@@ -25,7 +25,7 @@ interface PatchBody {
 const EMAIL = '^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}$';
 
 /** What the retention period applies to, with the period itself: shown by GET /v1/me and the export. */
-export function dataRetentionView(days: number) {
+function dataRetentionView(days: number) {
   const summary =
     days === 0
       ? 'nothing is erased by age: your data is kept until you erase your account (DELETE /v1/me)'
@@ -63,12 +63,22 @@ export function registerMeRoutes(http: FastifyInstance, deps: ApiServices): void
   const view = async (p: Profile | undefined, caller: Caller) => {
     if (!p) throw apiError('user_not_found', 'your account no longer exists');
     // admin by the key that signed in: the operator console's routes check that key
-    return profileView(p, (await plans.effectivePlan(p.id)).code, caller, emailVerification.available, admins.has(caller.pubkey));
+    return profileView(
+      p,
+      (await plans.effectivePlan(p.id)).code,
+      caller,
+      emailVerification.available,
+      admins.has(caller.pubkey),
+    );
   };
 
   http.get(
     '/v1/me',
-    access('user', { tags: ['account'], summary: 'Your account, preferences and plan', response: { 200: { $ref: 'Profile#' } } }),
+    access('user', {
+      tags: ['account'],
+      summary: 'Your account, preferences and plan',
+      response: { 200: { $ref: 'Profile#' } },
+    }),
     async (req) => {
       const caller = callerOf(req);
       return view(await profiles.get(caller.user.id), caller);
@@ -86,14 +96,25 @@ export function registerMeRoutes(http: FastifyInstance, deps: ApiServices): void
         minProperties: 1,
         properties: {
           display_name: { type: ['string', 'null'], minLength: 1, maxLength: 100 },
-          email: { type: ['string', 'null'], maxLength: 320, pattern: EMAIL, description: 'A new address is unverified until the link emailed to it is opened' },
-          timezone: { type: 'string', minLength: 1, maxLength: 50, description: 'IANA time zone name, e.g. Europe/Paris; your quota day starts at its midnight' },
+          email: {
+            type: ['string', 'null'],
+            maxLength: 320,
+            pattern: EMAIL,
+            description: 'A new address is unverified until the link emailed to it is opened',
+          },
+          timezone: {
+            type: 'string',
+            minLength: 1,
+            maxLength: 50,
+            description: 'IANA time zone name, e.g. Europe/Paris; your quota day starts at its midnight',
+          },
           locale: { type: 'string', minLength: 2, maxLength: 10, description: 'BCP 47 tag, e.g. en-US' },
           data_retention_days: {
             type: 'integer',
             minimum: 0,
             maximum: 3650,
-            description: 'Days your activity is kept (see data_retention in the answer); 0 keeps it until you erase your account. A shorter period erases the older data at the next hourly run',
+            description:
+              'Days your activity is kept (see data_retention in the answer); 0 keeps it until you erase your account. A shorter period erases the older data at the next hourly run',
           },
           analytics_enabled: { type: 'boolean' },
           marketing_emails: { type: 'boolean' },
@@ -115,12 +136,19 @@ export function registerMeRoutes(http: FastifyInstance, deps: ApiServices): void
       });
       if (!result.ok) {
         const field = result.field ?? 'body';
-        throw apiError('validation_failed', `body.${field}: ${reasonOf(result.rejection)}`, { field, location: 'body' });
+        throw apiError('validation_failed', `body.${field}: ${reasonOf(result.rejection)}`, {
+          field,
+          location: 'body',
+        });
       }
       const profile = await view(result.value, caller);
       if (typeof b.email !== 'string') return profile;
       // A new address (or the same one, still unverified) gets its link now; the answer says what became of it.
-      if (profile.email_verified) return { ...profile, email_verification: { status: 'already_verified', message: 'this address is already verified' } };
+      if (profile.email_verified)
+        return {
+          ...profile,
+          email_verification: { status: 'already_verified', message: 'this address is already verified' },
+        };
       return { ...profile, email_verification: sendView(await emailVerification.send(caller.user.id, b.email)) };
     },
   );
@@ -146,7 +174,11 @@ export function registerMeRoutes(http: FastifyInstance, deps: ApiServices): void
       const caller = callerOf(req);
       const profile = await profiles.get(caller.user.id);
       if (!profile) throw apiError('user_not_found', 'your account no longer exists');
-      const document = exportDocument(new Date(deps.now() * 1000), dataRetentionView(profile.dataRetentionDays), profiles.export(caller.user.id));
+      const document = exportDocument(
+        new Date(deps.now() * 1000),
+        dataRetentionView(profile.dataRetentionDays),
+        profiles.export(caller.user.id),
+      );
       return reply
         .header('Content-Type', 'application/json; charset=utf-8')
         .header('Content-Disposition', `attachment; filename="nostrx-export-${caller.pubkey.slice(0, 12)}.json"`)
@@ -168,7 +200,10 @@ export function registerMeRoutes(http: FastifyInstance, deps: ApiServices): void
     async (req, reply) => {
       const caller = callerOf(req);
       if (caller.pubkey !== caller.user.pubkey) {
-        throw apiError('primary_key_required', "only the account's primary key may erase it; a linked key may unlink itself (DELETE /v1/me/identities/:pubkey)");
+        throw apiError(
+          'primary_key_required',
+          "only the account's primary key may erase it; a linked key may unlink itself (DELETE /v1/me/identities/:pubkey)",
+        );
       }
       if (!(await profiles.erase(caller.user.id, caller.pubkey))) throw apiError('user_not_found');
       return reply.code(204).send();
@@ -181,7 +216,11 @@ export function registerMeRoutes(http: FastifyInstance, deps: ApiServices): void
  * written a batch of rows at a time as they are read (the response schema above describes it; a stream is not
  * serialized by fastify). data_retention says which of the tables the user's retention period erases.
  */
-async function* exportDocument(exportedAt: Date, retention: unknown, batches: AsyncIterable<ExportBatch>): AsyncGenerator<string> {
+async function* exportDocument(
+  exportedAt: Date,
+  retention: unknown,
+  batches: AsyncIterable<ExportBatch>,
+): AsyncGenerator<string> {
   yield `{"exported_at":${JSON.stringify(exportedAt)},"data_retention":${JSON.stringify(retention)},"tables":{`;
   let table: string | null = null;
   let written = 0;

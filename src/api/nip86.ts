@@ -18,7 +18,8 @@ const rpcReply = {
 
 async function requireRpcMediaType(req: FastifyRequest): Promise<void> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-  if (type !== nip86.contentType) throw apiError('unsupported_media_type', `send NIP-86 requests as ${nip86.contentType}`);
+  if (type !== nip86.contentType)
+    throw apiError('unsupported_media_type', `send NIP-86 requests as ${nip86.contentType}`);
 }
 
 function rpcErrorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyReply): FastifyReply {
@@ -27,7 +28,10 @@ function rpcErrorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyR
     req.log.error({ err }, 'NIP-86 request failed');
     return reply.code(500).send({ result: null, error: 'error: internal error' });
   }
-  return reply.code(known.statusCode).headers(known.headers).send({ result: null, error: `${known.code}: ${known.message}` });
+  return reply
+    .code(known.statusCode)
+    .headers(known.headers)
+    .send({ result: null, error: `${known.code}: ${known.message}` });
 }
 
 export function registerNip86Route(http: FastifyInstance, deps: ApiServices): void {
@@ -46,7 +50,10 @@ export function registerNip86Route(http: FastifyInstance, deps: ApiServices): vo
         body: {
           type: 'object',
           required: ['method'],
-          properties: { method: { type: 'string', minLength: 1, maxLength: 64 }, params: { type: 'array', maxItems: 16 } },
+          properties: {
+            method: { type: 'string', minLength: 1, maxLength: 64 },
+            params: { type: 'array', maxItems: 16 },
+          },
         },
         response: { 200: { $ref: 'Nip86Reply#' }, '4xx': { $ref: 'Nip86Reply#' }, '5xx': { $ref: 'Nip86Reply#' } },
       },

@@ -29,7 +29,13 @@ export function registerPlanRoutes(http: FastifyInstance, deps: ApiServices): vo
     deps.access('public', {
       tags: ['plans'],
       summary: 'The public, active plans with their prices and limits',
-      response: { 200: { type: 'object', required: ['plans'], properties: { plans: { type: 'array', items: { $ref: 'Plan#' } } } } },
+      response: {
+        200: {
+          type: 'object',
+          required: ['plans'],
+          properties: { plans: { type: 'array', items: { $ref: 'Plan#' } } },
+        },
+      },
     }),
     async () => {
       const plans = (await deps.plans.all()).filter((p) => p.isActive && p.isPublic);

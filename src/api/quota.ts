@@ -18,7 +18,10 @@ export function registerQuotaRoutes(http: FastifyInstance, deps: ApiServices): v
           properties: {
             plan: { type: 'string' },
             daily: { $ref: 'QuotaPeriod#' },
-            monthly: { anyOf: [{ $ref: 'QuotaPeriod#' }, { type: 'null' }], description: 'null when the plan has no monthly limit' },
+            monthly: {
+              anyOf: [{ $ref: 'QuotaPeriod#' }, { type: 'null' }],
+              description: 'null when the plan has no monthly limit',
+            },
           },
         },
       },

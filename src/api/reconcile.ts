@@ -14,10 +14,19 @@ const resultSchema = {
   required: ['url', 'supports_nip77', 'checked', 'missing', 'acknowledged_then_missing', 'queued'],
   properties: {
     url: { type: 'string' },
-    supports_nip77: { type: 'boolean', description: 'Relays without NIP-77 (per their NIP-11 document) are not audited' },
-    checked: { type: 'integer', description: 'Your events forwarded to this relay in the window (not on their way now)' },
+    supports_nip77: {
+      type: 'boolean',
+      description: 'Relays without NIP-77 (per their NIP-11 document) are not audited',
+    },
+    checked: {
+      type: 'integer',
+      description: 'Your events forwarded to this relay in the window (not on their way now)',
+    },
     missing: { type: 'integer', description: 'Of those, the ones the relay does not hold' },
-    acknowledged_then_missing: { type: 'integer', description: 'Of the missing ones, those the relay had acknowledged (OK true)' },
+    acknowledged_then_missing: {
+      type: 'integer',
+      description: 'Of the missing ones, those the relay had acknowledged (OK true)',
+    },
     queued: { type: 'integer', description: 'Events sent again (recorded as forwarding attempts)' },
     error: { type: 'string', description: 'Why this relay could not be reconciled' },
   },
@@ -42,13 +51,25 @@ export function registerReconcileRoutes(http: FastifyInstance, deps: ApiServices
     deps.access('user', {
       tags: ['relays'],
       summary: 'Audit delivery now: reconcile your relays (NIP-77) and send them what they lack',
-      response: { 200: { type: 'object', required: ['days', 'relays'], properties: { days: { type: 'integer' }, relays: { type: 'array', items: resultSchema } } } },
+      response: {
+        200: {
+          type: 'object',
+          required: ['days', 'relays'],
+          properties: { days: { type: 'integer' }, relays: { type: 'array', items: resultSchema } },
+        },
+      },
     }),
     async (req) => {
       const caller = callerOf(req);
       const feature = await checkFeature(deps.plans, caller.user.id, 'customRelaysAllowed');
-      if (!feature.allowed) throw apiError('plan_required', refusal(feature, 'customRelaysAllowed'), feature.upgrade ? { plan: feature.upgrade.code } : {});
-      if (running.has(caller.user.id)) throw apiError('rate_limited', 'an audit of your relays is already running', undefined, { 'retry-after': '5' });
+      if (!feature.allowed)
+        throw apiError(
+          'plan_required',
+          refusal(feature, 'customRelaysAllowed'),
+          feature.upgrade ? { plan: feature.upgrade.code } : {},
+        );
+      if (running.has(caller.user.id))
+        throw apiError('rate_limited', 'an audit of your relays is already running', undefined, { 'retry-after': '5' });
       running.add(caller.user.id);
       try {
         const results = await deps.deliveryAudit.reconcileUser(caller.user.id);

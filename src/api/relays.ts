@@ -18,7 +18,11 @@ const relaySchema = {
     id: uuid,
     url: { type: 'string' },
     name: { type: ['string', 'null'] },
-    source: { type: 'string', enum: ['api', 'nip65', 'default'], description: 'api: added here; nip65: from your kind-10002 relay list' },
+    source: {
+      type: 'string',
+      enum: ['api', 'nip65', 'default'],
+      description: 'api: added here; nip65: from your kind-10002 relay list',
+    },
     is_active: { type: 'boolean' },
     read: { type: 'boolean' },
     write: { type: 'boolean', description: 'Your events are forwarded to active write relays' },
@@ -39,7 +43,8 @@ const relaySchema = {
         paused_until: { type: ['string', 'null'], format: 'date-time' },
         acknowledged_then_missing: {
           type: 'integer',
-          description: 'Events this relay acknowledged (OK true) that a later NIP-77 reconciliation found it no longer holds (they were sent again)',
+          description:
+            'Events this relay acknowledged (OK true) that a later NIP-77 reconciliation found it no longer holds (they were sent again)',
         },
         last_reconciled_at: { type: ['string', 'null'], format: 'date-time' },
       },
@@ -92,7 +97,12 @@ export function registerRelayRoutes(http: FastifyInstance, deps: ApiServices): v
   async function allowedCaller(req: FastifyRequest) {
     const caller = callerOf(req);
     const feature = await checkFeature(deps.plans, caller.user.id, 'customRelaysAllowed');
-    if (!feature.allowed) throw apiError('plan_required', refusal(feature, 'customRelaysAllowed'), feature.upgrade ? { plan: feature.upgrade.code } : {});
+    if (!feature.allowed)
+      throw apiError(
+        'plan_required',
+        refusal(feature, 'customRelaysAllowed'),
+        feature.upgrade ? { plan: feature.upgrade.code } : {},
+      );
     return caller;
   }
 
@@ -101,7 +111,13 @@ export function registerRelayRoutes(http: FastifyInstance, deps: ApiServices): v
     access('user', {
       tags: ['relays'],
       summary: 'Your own upstream relays (plans with custom relays)',
-      response: { 200: { type: 'object', required: ['relays', 'max'], properties: { relays: { type: 'array', items: { $ref: 'Relay#' } }, max: { type: 'integer' } } } },
+      response: {
+        200: {
+          type: 'object',
+          required: ['relays', 'max'],
+          properties: { relays: { type: 'array', items: { $ref: 'Relay#' } }, max: { type: 'integer' } },
+        },
+      },
     }),
     async (req) => {
       const caller = await allowedCaller(req);
@@ -131,12 +147,19 @@ export function registerRelayRoutes(http: FastifyInstance, deps: ApiServices): v
       const caller = await allowedCaller(req);
       const r = await relaySettings.add(caller.user.id, req.body);
       if (!r.ok) relayRefusal(r.rejection, 'url');
-      if (r.value.status === 'exists') throw apiError('relay_exists', `${r.value.relay.url} is already one of your relays (id ${r.value.relay.id})`, { field: 'url', location: 'body' });
+      if (r.value.status === 'exists')
+        throw apiError('relay_exists', `${r.value.relay.url} is already one of your relays (id ${r.value.relay.id})`, {
+          field: 'url',
+          location: 'body',
+        });
       return reply.code(201).send(relayView(r.value.relay));
     },
   );
 
-  http.patch<{ Params: { id: string }; Body: { name?: string | null; is_active?: boolean; read?: boolean; write?: boolean } }>(
+  http.patch<{
+    Params: { id: string };
+    Body: { name?: string | null; is_active?: boolean; read?: boolean; write?: boolean };
+  }>(
     '/v1/relays/:id',
     access('user', {
       tags: ['relays'],
@@ -158,7 +181,12 @@ export function registerRelayRoutes(http: FastifyInstance, deps: ApiServices): v
     async (req) => {
       const caller = await allowedCaller(req);
       const b = req.body;
-      const r = await relaySettings.update(caller.user.id, req.params.id, { name: b.name, isActive: b.is_active, read: b.read, write: b.write });
+      const r = await relaySettings.update(caller.user.id, req.params.id, {
+        name: b.name,
+        isActive: b.is_active,
+        read: b.read,
+        write: b.write,
+      });
       if (!r.ok) relayRefusal(r.rejection, 'is_active');
       if (!r.value) throw apiError('relay_not_found');
       return relayView(r.value);
@@ -167,7 +195,12 @@ export function registerRelayRoutes(http: FastifyInstance, deps: ApiServices): v
 
   http.delete<{ Params: { id: string } }>(
     '/v1/relays/:id',
-    access('user', { tags: ['relays'], summary: 'Remove a relay of your own', params: relayId, response: { 204: { type: 'null' } } }),
+    access('user', {
+      tags: ['relays'],
+      summary: 'Remove a relay of your own',
+      params: relayId,
+      response: { 204: { type: 'null' } },
+    }),
     async (req, reply) => {
       const caller = await allowedCaller(req);
       if (!(await relaySettings.remove(caller.user.id, req.params.id))) throw apiError('relay_not_found');

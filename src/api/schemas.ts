@@ -12,7 +12,7 @@ export const uuid = { type: 'string', format: 'uuid' } as const;
 /** A decimal amount as a string, exactly as stored ("4.99"). */
 const money = { type: 'string', pattern: '^-?[0-9]+(\\.[0-9]+)?$' } as const;
 
-export const nostrEventSchema = {
+const nostrEventSchema = {
   $id: 'NostrEvent',
   type: 'object',
   description: 'A signed Nostr event (NIP-01)',
@@ -29,10 +29,18 @@ export const nostrEventSchema = {
   },
 } as const;
 
-export const planSchema = {
+const planSchema = {
   $id: 'Plan',
   type: 'object',
-  required: ['code', 'name', 'price_monthly', 'currency', 'daily_post_limit', 'custom_relays_allowed', 'analytics_enabled'],
+  required: [
+    'code',
+    'name',
+    'price_monthly',
+    'currency',
+    'daily_post_limit',
+    'custom_relays_allowed',
+    'analytics_enabled',
+  ],
   properties: {
     code: { type: 'string' },
     name: { type: 'string' },
@@ -43,7 +51,10 @@ export const planSchema = {
     daily_post_limit: { type: 'integer', description: '-1 is unlimited' },
     monthly_post_limit: { type: ['integer', 'null'], description: '-1 or null is unlimited' },
     custom_relays_allowed: { type: 'boolean' },
-    max_custom_relays: { type: ['integer', 'null'], description: 'How many relays of their own a user may keep; null when the plan allows none' },
+    max_custom_relays: {
+      type: ['integer', 'null'],
+      description: 'How many relays of their own a user may keep; null when the plan allows none',
+    },
     analytics_enabled: { type: 'boolean' },
     priority_support: { type: 'boolean' },
     multiple_identities: { type: 'boolean' },
@@ -53,16 +64,21 @@ export const planSchema = {
       description:
         'How this plan can be bought here (GET /v1/plans): stripe (POST /v1/subscription/checkout), extensionpay (in the extension, then POST /v1/subscription/extensionpay), lightning (POST /v1/subscription/lightning, paid in sats)',
     },
-    checkout_cycles: { type: 'array', items: { type: 'string', enum: ['monthly', 'yearly'] }, description: 'The billing cycles Stripe Checkout sells this plan for' },
+    checkout_cycles: {
+      type: 'array',
+      items: { type: 'string', enum: ['monthly', 'yearly'] },
+      description: 'The billing cycles Stripe Checkout sells this plan for',
+    },
     lightning_prices: {
       type: 'object',
       properties: { monthly: { type: 'integer' }, yearly: { type: 'integer' } },
-      description: 'Price in sats of one period bought with a Lightning invoice, per billing cycle (a period does not renew)',
+      description:
+        'Price in sats of one period bought with a Lightning invoice, per billing cycle (a period does not renew)',
     },
   },
 } as const;
 
-export const sessionSchema = {
+const sessionSchema = {
   $id: 'Session',
   type: 'object',
   required: ['id', 'created_at', 'expires_at', 'last_used_at', 'current'],
@@ -82,14 +98,17 @@ export const sessionSchema = {
   },
 } as const;
 
-export const relayOutcomeSchema = {
+const relayOutcomeSchema = {
   $id: 'RelayOutcome',
   type: 'object',
   description: 'One upstream relay: the forwarding of one event to it, with its timings',
   required: ['relay_url', 'status', 'attempts'],
   properties: {
     relay_url: { type: 'string' },
-    status: { type: 'string', enum: ['pending', 'connecting', 'connected', 'publishing', 'published', 'failed', 'timeout', 'rejected'] },
+    status: {
+      type: 'string',
+      enum: ['pending', 'connecting', 'connected', 'publishing', 'published', 'failed', 'timeout', 'rejected'],
+    },
     attempts: { type: 'integer' },
     attempted_at: nullableDateTime,
     completed_at: nullableDateTime,
@@ -103,7 +122,7 @@ export const relayOutcomeSchema = {
   },
 } as const;
 
-export const eventRecordSchema = {
+const eventRecordSchema = {
   $id: 'EventRecord',
   type: 'object',
   description: 'An event the user published, with its forwarding state',
@@ -141,7 +160,7 @@ export const eventRecordSchema = {
   },
 } as const;
 
-export const quotaPeriodSchema = {
+const quotaPeriodSchema = {
   $id: 'QuotaPeriod',
   type: 'object',
   required: ['limit', 'used', 'remaining', 'resets_at'],
@@ -149,31 +168,52 @@ export const quotaPeriodSchema = {
     limit: { type: 'integer', description: 'Posts allowed in the period; -1 is unlimited' },
     used: { type: 'integer', description: 'Posts counted in the period so far' },
     remaining: { type: 'integer', description: '-1 when unlimited' },
-    resets_at: { type: 'string', format: 'date-time', description: 'Midnight in your timezone (daily), or the first of next month (monthly)' },
+    resets_at: {
+      type: 'string',
+      format: 'date-time',
+      description: 'Midnight in your timezone (daily), or the first of next month (monthly)',
+    },
   },
 } as const;
 
-export const profileSchema = {
+const profileSchema = {
   $id: 'Profile',
   type: 'object',
   required: ['id', 'pubkey', 'status', 'plan', 'created_at', 'timezone', 'locale'],
   properties: {
     id: uuid,
     pubkey: { ...hex64, description: "The account's primary key" },
-    signed_in_pubkey: { ...hex64, description: 'The key this request acts as: the primary key or a key linked to the account (GET /v1/me/identities)' },
+    signed_in_pubkey: {
+      ...hex64,
+      description:
+        'The key this request acts as: the primary key or a key linked to the account (GET /v1/me/identities)',
+    },
     status: { type: 'string', enum: ['active', 'suspended', 'deleted', 'pending_verification'] },
     plan: { type: 'string', description: 'Code of the effective plan' },
-    admin: { type: 'boolean', description: 'Your pubkey is one of ADMIN_PUBKEYS (the admin routes and NIP-86 take your NIP-98 signature)' },
+    admin: {
+      type: 'boolean',
+      description: 'Your pubkey is one of ADMIN_PUBKEYS (the admin routes and NIP-86 take your NIP-98 signature)',
+    },
     display_name: nullableString,
     email: nullableString,
-    email_verified: { type: 'boolean', description: 'true once the link emailed to this address was opened; payment receipts go to verified addresses only' },
-    email_verification_available: { type: 'boolean', description: 'false when this server sends no email (SMTP_URL unset): an address is then stored unverified' },
+    email_verified: {
+      type: 'boolean',
+      description:
+        'true once the link emailed to this address was opened; payment receipts go to verified addresses only',
+    },
+    email_verification_available: {
+      type: 'boolean',
+      description: 'false when this server sends no email (SMTP_URL unset): an address is then stored unverified',
+    },
     email_verification: {
       type: 'object',
       description: 'Only in the answer to a PATCH that set `email`: what became of the verification email',
       required: ['status', 'message'],
       properties: {
-        status: { type: 'string', enum: ['sent', 'already_verified', 'not_configured', 'rate_limited', 'send_failed', 'not_applicable'] },
+        status: {
+          type: 'string',
+          enum: ['sent', 'already_verified', 'not_configured', 'rate_limited', 'send_failed', 'not_applicable'],
+        },
         message: { type: 'string' },
         retry_after_seconds: { type: 'integer' },
       },
@@ -181,7 +221,10 @@ export const profileSchema = {
     avatar_url: nullableString,
     timezone: { type: 'string' },
     locale: { type: 'string' },
-    data_retention_days: { type: 'integer', description: 'Days your activity is kept (0 = kept until you erase your account); see data_retention' },
+    data_retention_days: {
+      type: 'integer',
+      description: 'Days your activity is kept (0 = kept until you erase your account); see data_retention',
+    },
     data_retention: { $ref: 'DataRetention#' },
     analytics_enabled: { type: 'boolean' },
     marketing_emails: { type: 'boolean' },
@@ -190,7 +233,7 @@ export const profileSchema = {
   },
 } as const;
 
-export const subscriptionSchema = {
+const subscriptionSchema = {
   $id: 'Subscription',
   type: 'object',
   required: ['id', 'plan', 'status', 'billing_cycle', 'amount', 'currency', 'started_at'],
@@ -208,11 +251,14 @@ export const subscriptionSchema = {
     canceled_at: nullableDateTime,
     payment_provider: { type: 'string' },
     renews: { type: 'boolean', description: 'true when it renews at current_period_end' },
-    cancel_at: { ...nullableDateTime, description: 'When it ends without renewing (canceled at period end); null when it renews or has ended' },
+    cancel_at: {
+      ...nullableDateTime,
+      description: 'When it ends without renewing (canceled at period end); null when it renews or has ended',
+    },
   },
 } as const;
 
-export const paymentSchema = {
+const paymentSchema = {
   $id: 'Payment',
   type: 'object',
   required: ['id', 'amount', 'currency', 'status', 'created_at'],
@@ -259,10 +305,20 @@ const identitySchema = {
   required: ['pubkey', 'primary', 'label', 'linked_at', 'can_post'],
   properties: {
     pubkey: hex64,
-    primary: { type: 'boolean', description: "true for the account's primary key (the one it was created with); it cannot be unlinked" },
+    primary: {
+      type: 'boolean',
+      description: "true for the account's primary key (the one it was created with); it cannot be unlinked",
+    },
     label: nullableString,
-    linked_at: { ...dateTime, description: 'When the key was linked (for the primary key: when the account was created)' },
-    can_post: { type: 'boolean', description: 'false for a linked key while the plan does not include multiple identities (its posts are refused with restricted:)' },
+    linked_at: {
+      ...dateTime,
+      description: 'When the key was linked (for the primary key: when the account was created)',
+    },
+    can_post: {
+      type: 'boolean',
+      description:
+        'false for a linked key while the plan does not include multiple identities (its posts are refused with restricted:)',
+    },
   },
 } as const;
 

@@ -84,7 +84,9 @@ export function registerSessionRoutes(http: FastifyInstance, deps: ApiServices):
         os: b.os,
         ip: req.ip,
       });
-      return reply.code(201).send({ token, expires_at: session.expiresAt, session: sessionView(session, session.id, caller.user.pubkey) });
+      return reply
+        .code(201)
+        .send({ token, expires_at: session.expiresAt, session: sessionView(session, session.id, caller.user.pubkey) });
     },
   );
 
@@ -93,11 +95,21 @@ export function registerSessionRoutes(http: FastifyInstance, deps: ApiServices):
     access('user', {
       tags: ['sessions'],
       summary: 'Your live sessions (not expired, not revoked)',
-      response: { 200: { type: 'object', required: ['sessions'], properties: { sessions: { type: 'array', items: { $ref: 'Session#' } } } } },
+      response: {
+        200: {
+          type: 'object',
+          required: ['sessions'],
+          properties: { sessions: { type: 'array', items: { $ref: 'Session#' } } },
+        },
+      },
     }),
     async (req) => {
       const caller = callerOf(req);
-      return { sessions: (await sessions.list(caller.user.id)).map((s) => sessionView(s, caller.sessionId, caller.user.pubkey)) };
+      return {
+        sessions: (await sessions.list(caller.user.id)).map((s) =>
+          sessionView(s, caller.sessionId, caller.user.pubkey),
+        ),
+      };
     },
   );
 
@@ -110,7 +122,8 @@ export function registerSessionRoutes(http: FastifyInstance, deps: ApiServices):
     }),
     async (req, reply) => {
       const caller = callerOf(req);
-      if (!caller.sessionId) throw apiError('no_session', 'this request was signed with NIP-98, not made with a session token');
+      if (!caller.sessionId)
+        throw apiError('no_session', 'this request was signed with NIP-98, not made with a session token');
       await sessions.revoke(caller.user.id, caller.sessionId, 'signed out');
       return reply.code(204).send();
     },
@@ -126,7 +139,8 @@ export function registerSessionRoutes(http: FastifyInstance, deps: ApiServices):
     }),
     async (req, reply) => {
       const caller = callerOf(req);
-      if (!(await sessions.revoke(caller.user.id, req.params.id, 'revoked by the user'))) throw apiError('session_not_found');
+      if (!(await sessions.revoke(caller.user.id, req.params.id, 'revoked by the user')))
+        throw apiError('session_not_found');
       return reply.code(204).send();
     },
   );

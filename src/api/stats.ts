@@ -46,7 +46,11 @@ function dayView(d: DailyStat) {
 /** The range of a report query, or a 400 naming the field. */
 export function rangeOrThrow(q: { from?: string; to?: string }, nowSeconds: number, defaultDays: number) {
   const r = dateRange(q, nowSeconds, defaultDays);
-  if (!r.ok) throw apiError('validation_failed', `querystring.${r.field ?? 'from'}: ${reasonOf(r.rejection)}`, { field: r.field ?? 'from', location: 'querystring' });
+  if (!r.ok)
+    throw apiError('validation_failed', `querystring.${r.field ?? 'from'}: ${reasonOf(r.rejection)}`, {
+      field: r.field ?? 'from',
+      location: 'querystring',
+    });
   return r.value;
 }
 
@@ -64,10 +68,19 @@ export function registerStatsRoutes(http: FastifyInstance, deps: ApiServices): v
           properties: {
             from: { type: 'string', format: 'date' },
             to: { type: 'string', format: 'date' },
-            days: { type: 'array', items: { type: 'object', properties: { date: { type: 'string', format: 'date' }, ...statColumns } } },
+            days: {
+              type: 'array',
+              items: { type: 'object', properties: { date: { type: 'string', format: 'date' }, ...statColumns } },
+            },
             totals: {
               type: 'object',
-              properties: { total_posts: { type: 'integer' }, successful_posts: { type: 'integer' }, failed_posts: { type: 'integer' }, total_relay_attempts: { type: 'integer' }, successful_relay_publishes: { type: 'integer' } },
+              properties: {
+                total_posts: { type: 'integer' },
+                successful_posts: { type: 'integer' },
+                failed_posts: { type: 'integer' },
+                total_relay_attempts: { type: 'integer' },
+                successful_relay_publishes: { type: 'integer' },
+              },
             },
           },
         },
@@ -76,7 +89,12 @@ export function registerStatsRoutes(http: FastifyInstance, deps: ApiServices): v
     async (req) => {
       const caller = callerOf(req);
       const feature = await checkFeature(deps.plans, caller.user.id, 'analyticsEnabled');
-      if (!feature.allowed) throw apiError('plan_required', refusal(feature, 'analyticsEnabled'), feature.upgrade ? { plan: feature.upgrade.code } : {});
+      if (!feature.allowed)
+        throw apiError(
+          'plan_required',
+          refusal(feature, 'analyticsEnabled'),
+          feature.upgrade ? { plan: feature.upgrade.code } : {},
+        );
       const range = rangeOrThrow(req.query, deps.now(), 30);
       const days = await deps.reports.userStats(caller.user.id, range);
       const sum = (f: (d: DailyStat) => number) => days.reduce((n, d) => n + f(d), 0);

@@ -53,7 +53,13 @@ export function registerSubscriptionRoutes(http: FastifyInstance, deps: ApiServi
       querystring: {
         type: 'object',
         additionalProperties: false,
-        properties: { refresh: { type: 'string', enum: ['0', '1'], description: '1: re-read your linked ExtensionPay and Stripe subscriptions first' } },
+        properties: {
+          refresh: {
+            type: 'string',
+            enum: ['0', '1'],
+            description: '1: re-read your linked ExtensionPay and Stripe subscriptions first',
+          },
+        },
       },
       response: {
         200: {
@@ -63,7 +69,8 @@ export function registerSubscriptionRoutes(http: FastifyInstance, deps: ApiServi
             plan: { $ref: 'Plan#' },
             subscription: {
               anyOf: [{ $ref: 'Subscription#' }, { type: 'null' }],
-              description: 'The active subscription, else the latest one not canceled (past_due, unpaid …, which give no plan); null on the free plan',
+              description:
+                'The active subscription, else the latest one not canceled (past_due, unpaid …, which give no plan); null on the free plan',
             },
             history: { type: 'array', items: { $ref: 'Subscription#' } },
             payments: { type: 'array', items: { $ref: 'Payment#' } },
@@ -73,13 +80,22 @@ export function registerSubscriptionRoutes(http: FastifyInstance, deps: ApiServi
               items: {
                 type: 'object',
                 required: ['provider', 'linked_at'],
-                properties: { provider: { type: 'string' }, linked_at: { type: 'string', format: 'date-time' }, last_synced_at: { type: ['string', 'null'], format: 'date-time' } },
+                properties: {
+                  provider: { type: 'string' },
+                  linked_at: { type: 'string', format: 'date-time' },
+                  last_synced_at: { type: ['string', 'null'], format: 'date-time' },
+                },
               },
             },
             refresh: {
               type: 'array',
-              description: 'With refresh=1: what each linked provider answered (applied, or unavailable: nothing changed)',
-              items: { type: 'object', required: ['provider', 'outcome'], properties: { provider: { type: 'string' }, outcome: { type: 'string' } } },
+              description:
+                'With refresh=1: what each linked provider answered (applied, or unavailable: nothing changed)',
+              items: {
+                type: 'object',
+                required: ['provider', 'outcome'],
+                properties: { provider: { type: 'string' }, outcome: { type: 'string' } },
+              },
             },
           },
         },
@@ -99,7 +115,11 @@ export function registerSubscriptionRoutes(http: FastifyInstance, deps: ApiServi
         subscription: current ? subscriptionView(current) : null,
         history: billing.subscriptions.map(subscriptionView),
         payments: billing.payments.map(paymentView),
-        accounts: accounts.map((a) => ({ provider: a.provider, linked_at: a.createdAt, last_synced_at: a.lastSyncedAt })),
+        accounts: accounts.map((a) => ({
+          provider: a.provider,
+          linked_at: a.createdAt,
+          last_synced_at: a.lastSyncedAt,
+        })),
         ...(refresh ? { refresh } : {}),
       };
     },

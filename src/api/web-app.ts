@@ -80,7 +80,10 @@ export function registerWebApp(http: FastifyInstance, opts: { dir: string }): vo
     reply.headers(securityHeaders);
     if (!file) {
       if (files.size > 0) return reply.code(404).type('text/plain; charset=utf-8').send('no such file\n');
-      return reply.code(503).type('text/plain; charset=utf-8').send(`the web app is not built: run npm run build (looked in ${opts.dir})\n`);
+      return reply
+        .code(503)
+        .type('text/plain; charset=utf-8')
+        .send(`the web app is not built: run npm run build (looked in ${opts.dir})\n`);
     }
     // Names carry no content hash, so the browser asks again each time and gets a 304 while nothing changed.
     reply.header('Cache-Control', 'no-cache').header('ETag', file.etag);
@@ -89,9 +92,13 @@ export function registerWebApp(http: FastifyInstance, opts: { dir: string }): vo
   }
 
   const doc = (summary: string) => ({ schema: { tags: ['web'], summary } });
-  http.get('/app', doc('Redirects to /app/'), async (_req, reply) => reply.headers(securityHeaders).redirect('/app/', 301));
-  http.get('/app/', doc('The account page and operator console (HTML; sign in with a NIP-07 signer)'), async (req, reply) =>
-    send(reply, files.get('index.html'), req.headers['if-none-match']),
+  http.get('/app', doc('Redirects to /app/'), async (_req, reply) =>
+    reply.headers(securityHeaders).redirect('/app/', 301),
+  );
+  http.get(
+    '/app/',
+    doc('The account page and operator console (HTML; sign in with a NIP-07 signer)'),
+    async (req, reply) => send(reply, files.get('index.html'), req.headers['if-none-match']),
   );
   http.get<{ Params: { '*': string } }>('/app/*', doc("The page's scripts and styles"), async (req, reply) =>
     send(reply, files.get(req.params['*']), req.headers['if-none-match']),

@@ -52,8 +52,14 @@ export function registerWebhookRoutes(http: FastifyInstance, deps: ApiServices):
   async function requireSignature(req: FastifyRequest): Promise<void> {
     if (!secret) throw apiError('webhook_not_configured');
     const header = req.headers[SIGNATURE_HEADER];
-    const check = verifyWebhookSignature(Array.isArray(header) ? header[0] : header, req.rawBody ?? Buffer.alloc(0), secret, deps.now());
-    if (!check.ok) throw apiError('webhook_signature_invalid', check.reason, { field: SIGNATURE_HEADER, location: 'headers' });
+    const check = verifyWebhookSignature(
+      Array.isArray(header) ? header[0] : header,
+      req.rawBody ?? Buffer.alloc(0),
+      secret,
+      deps.now(),
+    );
+    if (!check.ok)
+      throw apiError('webhook_signature_invalid', check.reason, { field: SIGNATURE_HEADER, location: 'headers' });
   }
 
   http.post<{ Body: WebhookPayload }>(
@@ -66,7 +72,10 @@ export function registerWebhookRoutes(http: FastifyInstance, deps: ApiServices):
         description:
           `Header \`${SIGNATURE_HEADER}: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" with PAYMENT_WEBHOOK_SECRET>\`; ` +
           `t must be within ${WEBHOOK_TOLERANCE_SECONDS} s of the server clock. Idempotent by \`id\`.`,
-        headers: { type: 'object', properties: { [SIGNATURE_HEADER]: { type: 'string', description: 't=<unix seconds>,v1=<hex HMAC-SHA256>' } } },
+        headers: {
+          type: 'object',
+          properties: { [SIGNATURE_HEADER]: { type: 'string', description: 't=<unix seconds>,v1=<hex HMAC-SHA256>' } },
+        },
         body: payloadSchema,
         response: {
           200: {
@@ -81,7 +90,8 @@ export function registerWebhookRoutes(http: FastifyInstance, deps: ApiServices):
     },
     async (req) => {
       const outcome = await payments.apply(req.body);
-      if (!outcome.ok) throw apiError('webhook_payload_invalid', outcome.message, { field: outcome.field, location: 'body' });
+      if (!outcome.ok)
+        throw apiError('webhook_payload_invalid', outcome.message, { field: outcome.field, location: 'body' });
       return { received: true, duplicate: outcome.duplicate, applied: outcome.applied };
     },
   );

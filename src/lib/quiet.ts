@@ -5,7 +5,10 @@
  * Returns a reporter that passes a message on at most once per `quietMs` while it repeats, with the number of
  * repeats left out since the last time it was passed on. A different message is passed on at once.
  */
-export function quietly(report: (message: string, repeats: number) => void, quietMs = 30_000): (message: string) => void {
+export function quietly(
+  report: (message: string, repeats: number) => void,
+  quietMs = 30_000,
+): (message: string) => void {
   let last = '';
   let at = -Infinity;
   let repeats = 0;

@@ -23,7 +23,8 @@ export function backoffDelay(baseMs: number, attempt: number, random: () => numb
 
 /** Runs `run` until it succeeds, fails with an error that is not retryable, or has been tried `attempts` times. */
 export async function retrying<T>(run: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
-  if (!Number.isInteger(opts.attempts) || opts.attempts < 1) throw new RangeError(`attempts must be an integer >= 1, got ${opts.attempts}`);
+  if (!Number.isInteger(opts.attempts) || opts.attempts < 1)
+    throw new RangeError(`attempts must be an integer >= 1, got ${opts.attempts}`);
   for (let attempt = 1; ; attempt++) {
     try {
       return await run(attempt);

@@ -14,14 +14,15 @@ interface BcryptoSchnorr {
   publicKeyVerify(key: Uint8Array): boolean;
 }
 
-export type Bip340Verdict = 'valid' | 'bad-signature' | 'bad-pubkey';
+type Bip340Verdict = 'valid' | 'bad-signature' | 'bad-pubkey';
 
 export interface NativeBip340 {
   /** id, sig and pubkey as lowercase hex (64, 128 and 64 characters: parseEvent's shapes). */
   verify(idHex: string, sigHex: string, pubkeyHex: string): Bip340Verdict;
 }
 
-export type NativeLoad = { readonly ok: true; readonly verifier: NativeBip340 } | { readonly ok: false; readonly why: string };
+export type NativeLoad =
+  { readonly ok: true; readonly verifier: NativeBip340 } | { readonly ok: false; readonly why: string };
 
 function verifierOf(lib: BcryptoSchnorr): NativeBip340 {
   return {
@@ -39,7 +40,10 @@ function verifierOf(lib: BcryptoSchnorr): NativeBip340 {
 
 /** A fresh signature must verify, and the same signature over another id, or under a key that is no x coordinate, must not. */
 function selfCheck(v: NativeBip340): string | undefined {
-  const ev = finalizeEvent({ kind: 1, created_at: 1_700_000_000, tags: [], content: 'native BIP-340 self-check' }, generateSecretKey());
+  const ev = finalizeEvent(
+    { kind: 1, created_at: 1_700_000_000, tags: [], content: 'native BIP-340 self-check' },
+    generateSecretKey(),
+  );
   if (v.verify(ev.id, ev.sig, ev.pubkey) !== 'valid') return 'a valid signature was refused';
   const otherId = (ev.id[0] === '0' ? '1' : '0') + ev.id.slice(1);
   if (v.verify(otherId, ev.sig, ev.pubkey) !== 'bad-signature') return 'a signature over another id was accepted';
@@ -52,7 +56,10 @@ export function loadNativeBip340(): NativeLoad {
   try {
     lib = createRequire(import.meta.url)('bcrypto/lib/schnorr') as BcryptoSchnorr;
   } catch (err) {
-    return { ok: false, why: `bcrypto did not load (${err instanceof Error ? err.message.split('\n')[0] : String(err)})` };
+    return {
+      ok: false,
+      why: `bcrypto did not load (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`,
+    };
   }
   if (lib.native !== 2) return { ok: false, why: 'bcrypto loaded without its native binding' };
   const verifier = verifierOf(lib);

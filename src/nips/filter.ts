@@ -74,9 +74,11 @@ export function parseFilter(raw: unknown, limits: FilterLimits): Result<Filter> 
       }
       case 'kinds': {
         if (!Array.isArray(value)) return fail('invalid', 'filter "kinds" must be an array');
-        if (value.length > max) return fail('invalid', `filter "kinds" has ${value.length} values, the limit is ${max}`);
+        if (value.length > max)
+          return fail('invalid', `filter "kinds" has ${value.length} values, the limit is ${max}`);
         for (const k of value) {
-          if (!isNonNegativeInteger(k) || k > 65535) return fail('invalid', 'filter "kinds" values must be integers from 0 to 65535');
+          if (!isNonNegativeInteger(k) || k > 65535)
+            return fail('invalid', 'filter "kinds" values must be integers from 0 to 65535');
         }
         f.kinds = value.slice() as number[];
         break;
@@ -89,7 +91,8 @@ export function parseFilter(raw: unknown, limits: FilterLimits): Result<Filter> 
         break;
       default: {
         if (!key.startsWith('#')) return fail('invalid', `unknown filter field "${key.slice(0, 64)}"`);
-        if (!TAG_KEY.test(key)) return fail('invalid', `filter tag field "${key.slice(0, 64)}" must be # and a single letter`);
+        if (!TAG_KEY.test(key))
+          return fail('invalid', `filter tag field "${key.slice(0, 64)}" must be # and a single letter`);
         const letter = key.slice(1);
         if (letter === 'e' || letter === 'p') {
           const r = hexList(key, value, letter === 'e' ? 'ids' : 'pubkeys', max);
@@ -98,7 +101,8 @@ export function parseFilter(raw: unknown, limits: FilterLimits): Result<Filter> 
           break;
         }
         if (!Array.isArray(value)) return fail('invalid', `filter "${key}" must be an array`);
-        if (value.length > max) return fail('invalid', `filter "${key}" has ${value.length} values, the limit is ${max}`);
+        if (value.length > max)
+          return fail('invalid', `filter "${key}" has ${value.length} values, the limit is ${max}`);
         for (const v of value) {
           if (typeof v !== 'string') return fail('invalid', `filter "${key}" values must be strings`);
         }

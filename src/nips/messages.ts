@@ -35,21 +35,28 @@ function refuse(text: string, subId?: string): ParsedClientMessage {
 }
 
 /** NIP-77 messages: a refusal with a session id is answered NEG-ERR for it. */
-function parseNegentropy(type: 'NEG-OPEN' | 'NEG-MSG' | 'NEG-CLOSE', msg: unknown[], limits: MessageLimits): ParsedClientMessage {
+function parseNegentropy(
+  type: 'NEG-OPEN' | 'NEG-MSG' | 'NEG-CLOSE',
+  msg: unknown[],
+  limits: MessageLimits,
+): ParsedClientMessage {
   const subId: unknown = msg[1];
   if (typeof subId !== 'string') return refuse(`${type} message must have a subscription id string`);
   const refuseNeg = (text: string): ParsedClientMessage => ({ ...refuse(text, subId), negentropy: true });
   if (subId.length === 0) return refuseNeg('subscription id must not be empty');
-  if (subId.length > limits.maxSubIdLength) return refuseNeg(`subscription id is ${subId.length} characters, the limit is ${limits.maxSubIdLength}`);
+  if (subId.length > limits.maxSubIdLength)
+    return refuseNeg(`subscription id is ${subId.length} characters, the limit is ${limits.maxSubIdLength}`);
   const expected = type === 'NEG-OPEN' ? 4 : type === 'NEG-MSG' ? 3 : 2;
-  if (msg.length !== expected) return refuseNeg(`${type} message must have exactly ${expected} elements, got ${msg.length}`);
+  if (msg.length !== expected)
+    return refuseNeg(`${type} message must have exactly ${expected} elements, got ${msg.length}`);
   if (type === 'NEG-CLOSE') return ok({ type, subId });
   const message: unknown = msg[expected - 1];
   if (typeof message !== 'string') return refuseNeg(`${type} message must end with a hex string`);
   if (type === 'NEG-MSG') return ok({ type, subId, message });
   const filters = Array.isArray(msg[2]) ? (msg[2] as unknown[]) : [msg[2]];
   if (filters.length === 0) return refuseNeg('NEG-OPEN message has no filter');
-  if (filters.length > limits.maxFilters) return refuseNeg(`NEG-OPEN message has ${filters.length} filters, the limit is ${limits.maxFilters}`);
+  if (filters.length > limits.maxFilters)
+    return refuseNeg(`NEG-OPEN message has ${filters.length} filters, the limit is ${limits.maxFilters}`);
   return ok({ type, subId, filters, message });
 }
 

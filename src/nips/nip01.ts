@@ -88,7 +88,12 @@ export function parseEvent(raw: unknown): Result<NostrEvent> {
  * How `created_at` falls outside the window [now - past, now + future], in words
  * ("3600 s in the future, the limit is 900 s"), or undefined when it is inside. Both sides are checked.
  */
-export function createdAtOutside(createdAt: number, nowSeconds: number, past: number, future: number): string | undefined {
+export function createdAtOutside(
+  createdAt: number,
+  nowSeconds: number,
+  past: number,
+  future: number,
+): string | undefined {
   const ahead = createdAt - nowSeconds;
   if (ahead > future) return `${ahead} s in the future, the limit is ${future} s`;
   if (-ahead > past) return `${-ahead} s in the past, the limit is ${past} s`;
@@ -96,7 +101,7 @@ export function createdAtOutside(createdAt: number, nowSeconds: number, past: nu
 }
 
 /** Longest d tag, in UTF-8 bytes: it is part of a unique btree key (PostgreSQL caps an entry near 2.7 kB). */
-export const MAX_D_TAG_BYTES = 512;
+const MAX_D_TAG_BYTES = 512;
 
 function hasNul(ev: NostrEvent): boolean {
   if (ev.content.includes('\u0000')) return true;
@@ -115,7 +120,8 @@ export function checkLimits(ev: NostrEvent, limits: EventLimits, nowSeconds: num
   // PostgreSQL text and jsonb cannot hold U+0000; such an event could never be stored or served as signed.
   if (hasNul(ev)) return rejection('invalid', 'event contains a NUL (U+0000) character');
   // Nor text that is not Unicode: stored, it would come back changed (U+FFFD) or be refused by jsonb.
-  if (hasLoneSurrogate(ev)) return rejection('invalid', 'event contains an unpaired UTF-16 surrogate (not a Unicode character)');
+  if (hasLoneSurrogate(ev))
+    return rejection('invalid', 'event contains an unpaired UTF-16 surrogate (not a Unicode character)');
   const d = ev.tags.find((t) => t[0] === 'd')?.[1];
   if (d !== undefined && Buffer.byteLength(d) > MAX_D_TAG_BYTES) {
     return rejection('invalid', `d tag is ${Buffer.byteLength(d)} bytes, the limit is ${MAX_D_TAG_BYTES}`);
@@ -136,7 +142,12 @@ export function checkLimits(ev: NostrEvent, limits: EventLimits, nowSeconds: num
       }
     }
   }
-  const outside = createdAtOutside(ev.created_at, nowSeconds, limits.createdAtPastSeconds, limits.createdAtFutureSeconds);
+  const outside = createdAtOutside(
+    ev.created_at,
+    nowSeconds,
+    limits.createdAtPastSeconds,
+    limits.createdAtFutureSeconds,
+  );
   if (outside) return rejection('invalid', `created_at is ${outside}`);
   return undefined;
 }
@@ -160,7 +171,7 @@ export function checkId(ev: NostrEvent): Rejection | undefined {
 /** Who checks signatures: bcrypto's native libsecp256k1 binding, or nostr-wasm. */
 export type VerifierBackend = 'native' | 'wasm';
 /** VERIFY_BACKEND: `auto` takes the native backend when it loads and passes its self-check, else nostr-wasm. */
-export type VerifierChoice = 'auto' | VerifierBackend;
+type VerifierChoice = 'auto' | VerifierBackend;
 
 export interface VerifierOptions {
   readonly backend?: VerifierChoice;
@@ -206,11 +217,14 @@ async function loadVerifier(choice: VerifierChoice, load: () => Promise<Nostr>):
     throw new Error(`nip01.initVerifier: could not load nostr-wasm (${why})`, { cause });
   }
   const nat = choice === 'wasm' ? undefined : loadNativeBip340();
-  if (choice === 'native' && !nat?.ok) throw new Error(`nip01.initVerifier: VERIFY_BACKEND=native, but ${nat && !nat.ok ? nat.why : 'it did not load'}`);
+  if (choice === 'native' && !nat?.ok)
+    throw new Error(`nip01.initVerifier: VERIFY_BACKEND=native, but ${nat && !nat.ok ? nat.why : 'it did not load'}`);
   setNostrWasm(instance);
   wasm = instance;
   if (nat?.ok) native = nat.verifier;
-  loaded = native ? { backend: 'native' } : { backend: 'wasm', ...(nat && !nat.ok ? { nativeUnavailable: nat.why } : {}) };
+  loaded = native
+    ? { backend: 'native' }
+    : { backend: 'wasm', ...(nat && !nat.ok ? { nativeUnavailable: nat.why } : {}) };
   return loaded;
 }
 
@@ -249,7 +263,10 @@ export function copyEvent(ev: NostrEvent): NostrEvent {
  * read or left behind. Returns that copy, branded. `backend` (tests) picks one of the loaded
  * backends; by default the one initVerifier() chose. Throws if `initVerifier()` has not run.
  */
-export function verifySignature(ev: NostrEvent, backend: VerifierBackend | undefined = loaded?.backend): Result<VerifiedEvent> {
+export function verifySignature(
+  ev: NostrEvent,
+  backend: VerifierBackend | undefined = loaded?.backend,
+): Result<VerifiedEvent> {
   if (!wasm || !backend) throw new Error('nip01.verifySignature called before nip01.initVerifier()');
   const copy = copyEvent(ev);
   const id = computeId(copy);

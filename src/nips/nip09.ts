@@ -12,7 +12,7 @@ import { isHex64 } from './nip01.js';
 import type { NostrEvent } from './nip01.js';
 import { EventDeletion, kindClass } from './kinds.js';
 
-export interface DeletionAddress {
+interface DeletionAddress {
   kind: number;
   pubkey: string;
   /** '' for replaceable kinds, whatever the coordinate said. */

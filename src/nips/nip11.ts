@@ -1,6 +1,6 @@
 /** NIP-11 relay information document, served on GET with `Accept: application/nostr+json`. */
 
-export interface RelayLimitation {
+interface RelayLimitation {
   max_message_length: number;
   max_subscriptions: number;
   max_limit: number;

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 /** Negentropy protocol version 1. */
-export const PROTOCOL_VERSION = 0x61;
+const PROTOCOL_VERSION = 0x61;
 const ID_SIZE = 32;
 const FINGERPRINT_SIZE = 16;
 const MODE_SKIP = 0;
@@ -142,7 +142,8 @@ export function createResponder(storage: StorageVector, frameSizeLimit = 60_000)
       const out = new Bytes();
       out.extend(Uint8Array.of(PROTOCOL_VERSION));
       const version = q.shift();
-      if (version < 0x60 || version > 0x6f) throw new ProtocolError('not a negentropy message (bad protocol version byte)');
+      if (version < 0x60 || version > 0x6f)
+        throw new ProtocolError('not a negentropy message (bad protocol version byte)');
       // another version: answer with ours alone, as the protocol asks, and the initiator may try again in it
       if (version !== PROTOCOL_VERSION) return out.unwrap();
       codec.lastTimestampIn = codec.lastTimestampOut = 0;
@@ -227,7 +228,11 @@ export function createInitiator(storage: StorageVector, frameSizeLimit = 60_000)
     reconcile(answer) {
       const have: string[] = [];
       const need: string[] = [];
-      const next = neg.reconcile(answer, (id) => have.push(id), (id) => need.push(id));
+      const next = neg.reconcile(
+        answer,
+        (id) => have.push(id),
+        (id) => need.push(id),
+      );
       return { next, have, need };
     },
   };

@@ -20,7 +20,7 @@ export const supportedMethods = [
   'listbannedevents',
 ] as const;
 
-export type SupportedMethod = (typeof supportedMethods)[number];
+type SupportedMethod = (typeof supportedMethods)[number];
 
 export interface RpcRequest {
   method: SupportedMethod;
@@ -29,7 +29,7 @@ export interface RpcRequest {
 
 export const contentType = 'application/nostr+json+rpc';
 
-export const MAX_REASON_LENGTH = 1000;
+const MAX_REASON_LENGTH = 1000;
 
 function isSupported(method: string): method is SupportedMethod {
   return (supportedMethods as readonly string[]).includes(method);
@@ -40,7 +40,8 @@ function isSupported(method: string): method is SupportedMethod {
  * do not implement is refused with 'unsupported:'; every other problem is 'invalid:'.
  */
 export function parseRpcRequest(raw: unknown): Result<RpcRequest> {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail('invalid', 'request must be a JSON object');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    return fail('invalid', 'request must be a JSON object');
   const { method, params } = raw as Record<string, unknown>;
   if (typeof method !== 'string' || method === '') return fail('invalid', 'request must have a "method" string');
   if (params !== undefined && !Array.isArray(params)) return fail('invalid', '"params" must be an array');

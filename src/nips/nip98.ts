@@ -64,7 +64,10 @@ export function verifyAuthorization(header: string | undefined, opts: HttpAuthOp
   const scheme = SCHEME.exec(header);
   if (!scheme) return refuse('scheme', 'Authorization header must use the Nostr scheme');
   if (header.length > opts.maxHeaderLength) {
-    return refuse('too-long', `Authorization header is ${header.length} characters, the limit is ${opts.maxHeaderLength}`);
+    return refuse(
+      'too-long',
+      `Authorization header is ${header.length} characters, the limit is ${opts.maxHeaderLength}`,
+    );
   }
   const token = header.slice(scheme[0].length).trim();
   if (token === '') return refuse('base64', 'Authorization header has no token');
@@ -89,12 +92,17 @@ export function verifyAuthorization(header: string | undefined, opts: HttpAuthOp
   const method = firstTagValue(ev, 'method');
   if (method === undefined) return refuse('method', 'Authorization event has no method tag');
   if (method.toUpperCase() !== opts.method.toUpperCase()) {
-    return refuse('method', `Authorization event method tag does not match the request method ${opts.method.toUpperCase()}`);
+    return refuse(
+      'method',
+      `Authorization event method tag does not match the request method ${opts.method.toUpperCase()}`,
+    );
   }
   const payload = firstTagValue(ev, 'payload')?.toLowerCase();
   if (opts.body !== undefined && opts.body.length > 0) {
-    if (payload === undefined) return refuse('payload', 'Authorization event has no payload tag, required for a request body');
-    if (payload !== payloadHash(opts.body)) return refuse('payload', 'Authorization event payload tag does not match the request body');
+    if (payload === undefined)
+      return refuse('payload', 'Authorization event has no payload tag, required for a request body');
+    if (payload !== payloadHash(opts.body))
+      return refuse('payload', 'Authorization event payload tag does not match the request body');
   } else if (payload !== undefined && payload !== EMPTY_PAYLOAD_HASH) {
     return refuse('payload', 'Authorization event payload tag does not match the empty request body');
   }

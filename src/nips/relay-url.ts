@@ -17,17 +17,19 @@ export interface RelayUrl {
   secure: boolean;
 }
 
-export const MAX_RELAY_URL_LENGTH = 2048;
+const MAX_RELAY_URL_LENGTH = 2048;
 
 export function parseRelayUrl(url: string): Result<RelayUrl> {
-  if (url.length > MAX_RELAY_URL_LENGTH) return fail('invalid', `relay URL is longer than ${MAX_RELAY_URL_LENGTH} characters`);
+  if (url.length > MAX_RELAY_URL_LENGTH)
+    return fail('invalid', `relay URL is longer than ${MAX_RELAY_URL_LENGTH} characters`);
   let u: URL;
   try {
     u = new URL(url);
   } catch {
     return fail('invalid', 'relay URL is not a valid URL');
   }
-  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') return fail('invalid', 'relay URL must start with ws:// or wss://');
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:')
+    return fail('invalid', 'relay URL must start with ws:// or wss://');
   if (u.username !== '' || u.password !== '') return fail('invalid', 'relay URL must not contain credentials');
   if (u.hostname === '') return fail('invalid', 'relay URL has no host');
   const secure = u.protocol === 'wss:';

@@ -33,8 +33,7 @@ export function reasonOf(r: Rejection): string {
 }
 
 export type Result<T> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly rejection: Rejection };
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly rejection: Rejection };
 
 export function ok<T>(value: T): Result<T> {
   return { ok: true, value };

@@ -14,7 +14,7 @@ import type { EventQueries, NegentropySessions } from '../core/events/index.js';
 import { createFairShare } from './fair-share.js';
 import type { SubscriptionIndex, Subscriber } from './subscriptions.js';
 
-export interface ConnectionLimits extends MessageLimits, FilterLimits {
+interface ConnectionLimits extends MessageLimits, FilterLimits {
   readonly maxMessageBytes: number;
   readonly maxSubscriptions: number;
   readonly maxBufferedBytes: number;
@@ -105,7 +105,10 @@ export class Connection implements Subscriber {
     this.deps.onSlowReader?.();
     this.closed = true;
     this.deps.subscriptions.removeOwner(this);
-    this.ws.close(POLICY_VIOLATION, `slow reader: more than ${this.deps.limits.maxBufferedBytes} bytes were waiting to be read`);
+    this.ws.close(
+      POLICY_VIOLATION,
+      `slow reader: more than ${this.deps.limits.maxBufferedBytes} bytes were waiting to be read`,
+    );
     setTimeout(() => this.ws.terminate(), SLOW_READER_GRACE_MS).unref();
   }
 
@@ -116,7 +119,11 @@ export class Connection implements Subscriber {
       return;
     }
     if (data.length > this.deps.limits.maxMessageBytes) {
-      this.send(messages.noticeMessage(`invalid: message is ${data.length} bytes, the limit is ${this.deps.limits.maxMessageBytes}`));
+      this.send(
+        messages.noticeMessage(
+          `invalid: message is ${data.length} bytes, the limit is ${this.deps.limits.maxMessageBytes}`,
+        ),
+      );
       return;
     }
     const text = data.toString('utf8');
@@ -163,7 +170,8 @@ export class Connection implements Subscriber {
   private async handle(text: string): Promise<{ tail: Promise<void> } | void> {
     const parsed = messages.parseClientMessage(text, this.deps.limits);
     if (!parsed.ok) {
-      if (parsed.subId !== undefined && parsed.negentropy) this.send(messages.negErrMessage(parsed.subId, parsed.rejection.message));
+      if (parsed.subId !== undefined && parsed.negentropy)
+        this.send(messages.negErrMessage(parsed.subId, parsed.rejection.message));
       else if (parsed.subId !== undefined) this.send(messages.closedMessage(parsed.subId, parsed.rejection.message));
       else this.send(messages.noticeMessage(parsed.rejection.message));
       return;
@@ -249,7 +257,8 @@ export class Connection implements Subscriber {
 
   /** NIP-77: reconciles the stored events a REQ with these filters would read (not only its first page). */
   private async onNegOpen(subId: string, raw: unknown[], hex: string): Promise<void> {
-    if (!this.neg) return this.send(messages.negErrMessage(subId, 'unsupported: negentropy (NIP-77) is not enabled on this relay'));
+    if (!this.neg)
+      return this.send(messages.negErrMessage(subId, 'unsupported: negentropy (NIP-77) is not enabled on this relay'));
     const filters = this.filtersOf(raw);
     if (!filters.ok) return this.send(messages.negErrMessage(subId, filters.rejection.message));
     let answer;
@@ -259,13 +268,18 @@ export class Connection implements Subscriber {
       this.deps.log.error({ err, conn: this.id, subId }, 'opening a negentropy session failed');
       return this.send(messages.negErrMessage(subId, 'error: could not read stored events, try again later'));
     }
-    this.send('reply' in answer ? messages.negMsgMessage(subId, answer.reply) : messages.negErrMessage(subId, answer.error));
+    this.send(
+      'reply' in answer ? messages.negMsgMessage(subId, answer.reply) : messages.negErrMessage(subId, answer.error),
+    );
   }
 
   private onNegMsg(subId: string, hex: string): void {
-    if (!this.neg) return this.send(messages.negErrMessage(subId, 'unsupported: negentropy (NIP-77) is not enabled on this relay'));
+    if (!this.neg)
+      return this.send(messages.negErrMessage(subId, 'unsupported: negentropy (NIP-77) is not enabled on this relay'));
     const answer = this.neg.message(subId, hex);
-    this.send('reply' in answer ? messages.negMsgMessage(subId, answer.reply) : messages.negErrMessage(subId, answer.error));
+    this.send(
+      'reply' in answer ? messages.negMsgMessage(subId, answer.reply) : messages.negErrMessage(subId, answer.error),
+    );
   }
 
   private async onReq(subId: string, raw: unknown[]): Promise<void> {
@@ -276,7 +290,12 @@ export class Connection implements Subscriber {
     }
     const { subscriptions, limits } = this.deps;
     if (!subscriptions.has(this, subId) && subscriptions.count(this) >= limits.maxSubscriptions) {
-      this.send(messages.closedMessage(subId, `rate-limited: too many open subscriptions, the limit is ${limits.maxSubscriptions}`));
+      this.send(
+        messages.closedMessage(
+          subId,
+          `rate-limited: too many open subscriptions, the limit is ${limits.maxSubscriptions}`,
+        ),
+      );
       return;
     }
     // Live delivery starts before the stored query so nothing published meanwhile is missed; it is held back

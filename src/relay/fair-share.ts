@@ -11,7 +11,7 @@
 /** Messages one connection may start in one turn of the event loop. */
 export const MESSAGES_PER_TURN = 8;
 /** How long messages may be started in one turn, over all connections. */
-export const TURN_BUDGET_MS = 20;
+const TURN_BUDGET_MS = 20;
 
 let turn = 0;
 let inTurn = false;

@@ -5,10 +5,10 @@ import { lightningPrices } from '../core/billing/index.js';
 import type { PlanRecord } from '../core/quota/index.js';
 import * as nip11 from '../nips/nip11.js';
 
-export const supportedNips = [1, 9, 11, 40, 42, 45, 65, 70, 86, 98];
+const supportedNips = [1, 9, 11, 40, 42, 45, 65, 70, 86, 98];
 
 /** The NIPs this relay serves with this configuration: 77 only when negentropy is on. */
-export function supportedNipsOf(config: Pick<Config, 'nip77Enabled'>): number[] {
+function supportedNipsOf(config: Pick<Config, 'nip77Enabled'>): number[] {
   return config.nip77Enabled ? [...supportedNips, 77] : supportedNips;
 }
 const THIRTY_DAYS = 30 * 24 * 3600;
@@ -19,7 +19,10 @@ const ONE_YEAR = 365 * 24 * 3600;
  * its prices in sats when Lightning sells it (a period bought with an invoice, in msats as NIP-11 counts); each entry
  * names its plan and that plan's post quota (-1: unlimited, as the plans table says it).
  */
-function subscriptionFees(offered: readonly PlanRecord[], sats: ReadonlyMap<string, ReadonlyMap<string, number>>): nip11.SubscriptionFee[] {
+function subscriptionFees(
+  offered: readonly PlanRecord[],
+  sats: ReadonlyMap<string, ReadonlyMap<string, number>>,
+): nip11.SubscriptionFee[] {
   return offered.flatMap((p) => {
     const plan = {
       plan: p.code,
@@ -27,10 +30,17 @@ function subscriptionFees(offered: readonly PlanRecord[], sats: ReadonlyMap<stri
       daily_post_limit: p.dailyPostLimit,
       ...(p.monthlyPostLimit !== null ? { monthly_post_limit: p.monthlyPostLimit } : {}),
     };
-    const lightning = [...(sats.get(p.code) ?? [])].map(([cycle, amount]) => ({ amount: amount * 1000, unit: 'msats', period: cycle === 'yearly' ? ONE_YEAR : THIRTY_DAYS, ...plan }));
+    const lightning = [...(sats.get(p.code) ?? [])].map(([cycle, amount]) => ({
+      amount: amount * 1000,
+      unit: 'msats',
+      period: cycle === 'yearly' ? ONE_YEAR : THIRTY_DAYS,
+      ...plan,
+    }));
     return [
       { amount: Number(p.priceMonthly), unit: p.currency, period: THIRTY_DAYS, ...plan },
-      ...(p.priceYearly !== null ? [{ amount: Number(p.priceYearly), unit: p.currency, period: ONE_YEAR, ...plan }] : []),
+      ...(p.priceYearly !== null
+        ? [{ amount: Number(p.priceYearly), unit: p.currency, period: ONE_YEAR, ...plan }]
+        : []),
       ...lightning,
     ];
   });

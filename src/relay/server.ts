@@ -27,14 +27,20 @@ export interface RelayServer {
 }
 
 function refuse(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+  );
 }
 
 export function attachRelay(http: Server, opts: RelayServerOptions): RelayServer {
   const subscriptions = new SubscriptionIndex();
   // A hard cap well above the advertised limit: messages between the two get a NOTICE naming the limit
   // (Connection), only absurd ones close the socket (1009).
-  const wss = new WebSocketServer({ noServer: true, maxPayload: opts.limits.maxMessageBytes * 4, perMessageDeflate: false });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: opts.limits.maxMessageBytes * 4,
+    perMessageDeflate: false,
+  });
   const connections = new Set<Connection>();
   const perIp = new Map<string, number>();
   let accepting = true;

@@ -91,7 +91,8 @@ export async function listAudit(db: Knex, f: AuditFilter): Promise<AuditLogEntry
   if (f.table) q.where('table_name', f.table);
   if (f.userId) q.where('user_id', f.userId);
   // By the row's own (created_at, id), read in SQL: an ISO string would round created_at's microseconds.
-  if (f.after) q.whereRaw('(created_at, id) < (SELECT a.created_at, a.id FROM audit_log a WHERE a.id = ?::uuid)', [f.after]);
+  if (f.after)
+    q.whereRaw('(created_at, id) < (SELECT a.created_at, a.id FROM audit_log a WHERE a.id = ?::uuid)', [f.after]);
   const rows = (await q) as Record<string, unknown>[];
   return rows.map((row) => ({ ...toAuditRecord(row), userId: (row.user_id as string | null) ?? null }));
 }

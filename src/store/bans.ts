@@ -26,13 +26,21 @@ function toRecord(r: BanRow): BanRecord {
 }
 
 export async function listBans(db: Knex, kind?: BanKind): Promise<BanRecord[]> {
-  const q = db('relay_bans').select('*').orderBy([{ column: 'created_at' }, { column: 'value' }]);
+  const q = db('relay_bans')
+    .select('*')
+    .orderBy([{ column: 'created_at' }, { column: 'value' }]);
   if (kind) q.where({ kind });
   return ((await q) as BanRow[]).map(toRecord);
 }
 
 /** Adds (or re-reasons) an entry; audited. */
-export async function putBan(db: Knex, kind: BanKind, value: string, reason: string | undefined, actor: string): Promise<void> {
+export async function putBan(
+  db: Knex,
+  kind: BanKind,
+  value: string,
+  reason: string | undefined,
+  actor: string,
+): Promise<void> {
   await db.transaction(async (trx) => {
     const old = (await trx('relay_bans').where({ kind, value }).first('*')) as BanRow | undefined;
     await trx('relay_bans')
@@ -55,7 +63,12 @@ export async function deleteBan(db: Knex, kind: BanKind, value: string, actor: s
     const old = (await trx('relay_bans').where({ kind, value }).del().returning('*')) as BanRow[];
     const row = old[0];
     if (!row) return false;
-    await writeAudit(trx, { table: 'relay_bans', operation: 'DELETE', oldValues: { kind, value, reason: row.reason }, actor });
+    await writeAudit(trx, {
+      table: 'relay_bans',
+      operation: 'DELETE',
+      oldValues: { kind, value, reason: row.reason },
+      actor,
+    });
     return true;
   });
 }

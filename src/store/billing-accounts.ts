@@ -30,7 +30,16 @@ interface Row {
   provider_data_encrypted?: Buffer | Uint8Array | null;
 }
 
-const columns = ['id', 'user_id', 'provider', 'provider_account_id', 'created_at', 'last_synced_at', 'next_sync_at', 'sync_failures'];
+const columns = [
+  'id',
+  'user_id',
+  'provider',
+  'provider_account_id',
+  'created_at',
+  'last_synced_at',
+  'next_sync_at',
+  'sync_failures',
+];
 const withSecret = [...columns, 'provider_data_encrypted'];
 
 function toAccount(r: Row): BillingAccount {
@@ -51,17 +60,31 @@ function toAccountWithSecret(r: Row): BillingAccountWithSecret {
   return { ...toAccount(r), secret: blob ? Buffer.from(blob) : null };
 }
 
-export async function findAccountByProviderId(db: Knex, provider: string, providerAccountId: string): Promise<BillingAccount | undefined> {
-  const row = (await db('billing_accounts').where({ provider, provider_account_id: providerAccountId }).first(columns)) as Row | undefined;
+export async function findAccountByProviderId(
+  db: Knex,
+  provider: string,
+  providerAccountId: string,
+): Promise<BillingAccount | undefined> {
+  const row = (await db('billing_accounts')
+    .where({ provider, provider_account_id: providerAccountId })
+    .first(columns)) as Row | undefined;
   return row && toAccount(row);
 }
 
-export async function findAccountOfUser(db: Knex, userId: string, provider: string): Promise<BillingAccount | undefined> {
+export async function findAccountOfUser(
+  db: Knex,
+  userId: string,
+  provider: string,
+): Promise<BillingAccount | undefined> {
   const row = (await db('billing_accounts').where({ user_id: userId, provider }).first(columns)) as Row | undefined;
   return row && toAccount(row);
 }
 
-export async function findAccountOfUserWithSecret(db: Knex, userId: string, provider: string): Promise<BillingAccountWithSecret | undefined> {
+export async function findAccountOfUserWithSecret(
+  db: Knex,
+  userId: string,
+  provider: string,
+): Promise<BillingAccountWithSecret | undefined> {
   const row = (await db('billing_accounts').where({ user_id: userId, provider }).first(withSecret)) as Row | undefined;
   return row && toAccountWithSecret(row);
 }
@@ -81,7 +104,9 @@ export interface AccountLink {
   readonly lastSyncedAt?: Date | undefined;
 }
 
-export type LinkResult = { readonly ok: true; readonly account: BillingAccount; readonly previousAccountId: string | null } | { readonly ok: false; readonly ownerId: string };
+export type LinkResult =
+  | { readonly ok: true; readonly account: BillingAccount; readonly previousAccountId: string | null }
+  | { readonly ok: false; readonly ownerId: string };
 
 /**
  * Links the provider account to the user (their one account at that provider: a new one replaces the old link).
@@ -89,12 +114,21 @@ export type LinkResult = { readonly ok: true; readonly account: BillingAccount; 
  * that holds the user's lock.
  */
 export async function linkAccount(trx: Knex.Transaction, l: AccountLink): Promise<LinkResult> {
-  const owner = (await trx('billing_accounts').where({ provider: l.provider, provider_account_id: l.providerAccountId }).forUpdate().first('user_id')) as { user_id: string } | undefined;
+  const owner = (await trx('billing_accounts')
+    .where({ provider: l.provider, provider_account_id: l.providerAccountId })
+    .forUpdate()
+    .first('user_id')) as { user_id: string } | undefined;
   if (owner && owner.user_id !== l.userId) return { ok: false, ownerId: owner.user_id };
-  const previous = (await trx('billing_accounts').where({ user_id: l.userId, provider: l.provider }).forUpdate().first('provider_account_id')) as
-    | { provider_account_id: string }
-    | undefined;
-  const values: Record<string, unknown> = { provider_account_id: l.providerAccountId, updated_at: trx.fn.now(), sync_failures: 0, last_sync_error: null };
+  const previous = (await trx('billing_accounts')
+    .where({ user_id: l.userId, provider: l.provider })
+    .forUpdate()
+    .first('provider_account_id')) as { provider_account_id: string } | undefined;
+  const values: Record<string, unknown> = {
+    provider_account_id: l.providerAccountId,
+    updated_at: trx.fn.now(),
+    sync_failures: 0,
+    last_sync_error: null,
+  };
   if (l.secret !== undefined) values.provider_data_encrypted = l.secret;
   if (l.nextSyncAt !== undefined) values.next_sync_at = l.nextSyncAt;
   if (l.lastSyncedAt !== undefined) values.last_synced_at = l.lastSyncedAt;
@@ -103,7 +137,8 @@ export async function linkAccount(trx: Knex.Transaction, l: AccountLink): Promis
     .onConflict(['user_id', 'provider'])
     .merge(values)
     .returning(columns)) as Row[];
-  const previousAccountId = previous && previous.provider_account_id !== l.providerAccountId ? previous.provider_account_id : null;
+  const previousAccountId =
+    previous && previous.provider_account_id !== l.providerAccountId ? previous.provider_account_id : null;
   return { ok: true, account: toAccount(rows[0] as Row), previousAccountId };
 }
 
@@ -112,7 +147,13 @@ export async function linkAccount(trx: Knex.Transaction, l: AccountLink): Promis
  * their next_sync_at moves to `leaseUntil`, so another process (or the next tick) skips them while this one works;
  * SKIP LOCKED lets several processes claim at once without waiting on each other.
  */
-export async function claimDueAccounts(db: Knex, provider: string, asOf: Date, leaseUntil: Date, limit: number): Promise<BillingAccountWithSecret[]> {
+export async function claimDueAccounts(
+  db: Knex,
+  provider: string,
+  asOf: Date,
+  leaseUntil: Date,
+  limit: number,
+): Promise<BillingAccountWithSecret[]> {
   const due = db('billing_accounts')
     .where({ provider })
     .where('next_sync_at', '<=', asOf)
@@ -121,17 +162,35 @@ export async function claimDueAccounts(db: Knex, provider: string, asOf: Date, l
     .forUpdate()
     .skipLocked()
     .select('id');
-  const rows = (await db('billing_accounts').whereIn('id', due).update({ next_sync_at: leaseUntil }).returning(withSecret)) as Row[];
+  const rows = (await db('billing_accounts')
+    .whereIn('id', due)
+    .update({ next_sync_at: leaseUntil })
+    .returning(withSecret)) as Row[];
   return rows.map(toAccountWithSecret);
 }
 
 /** Records a re-read: its time and the next one on success; the failure count, error and retry time otherwise. */
-export async function recordSync(db: Knex, id: string, r: { ok: true; at: Date; next: Date | null } | { ok: false; error: string; next: Date }): Promise<void> {
+export async function recordSync(
+  db: Knex,
+  id: string,
+  r: { ok: true; at: Date; next: Date | null } | { ok: false; error: string; next: Date },
+): Promise<void> {
   if (r.ok) {
-    await db('billing_accounts').where({ id }).update({ last_synced_at: r.at, next_sync_at: r.next, sync_failures: 0, last_sync_error: null, updated_at: db.fn.now() });
+    await db('billing_accounts').where({ id }).update({
+      last_synced_at: r.at,
+      next_sync_at: r.next,
+      sync_failures: 0,
+      last_sync_error: null,
+      updated_at: db.fn.now(),
+    });
     return;
   }
   await db('billing_accounts')
     .where({ id })
-    .update({ next_sync_at: r.next, sync_failures: db.raw('sync_failures + 1'), last_sync_error: r.error.slice(0, 500), updated_at: db.fn.now() });
+    .update({
+      next_sync_at: r.next,
+      sync_failures: db.raw('sync_failures + 1'),
+      last_sync_error: r.error.slice(0, 500),
+      updated_at: db.fn.now(),
+    });
 }

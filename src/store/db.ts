@@ -8,8 +8,6 @@ import lockfile from 'proper-lockfile';
 import { PGlite, types } from '@electric-sql/pglite';
 import ClientPgLite from 'knex-pglite';
 
-export type Db = Knex;
-
 export interface Database {
   readonly knex: Knex;
   readonly kind: 'pg' | 'pglite';
@@ -27,7 +25,7 @@ export interface Database {
 }
 
 /** How long PostgreSQL may take, so that an outage (down, refusing, slow, half-open) fails queries in bounded time. */
-export interface DbLimits {
+interface DbLimits {
   /** Opening a connection (a host that accepts nothing is given up on after it). */
   readonly connectMs: number;
   /** Waiting for a pooled connection (while no connection can be made, a query fails after it). */
@@ -54,7 +52,8 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => v);
 
 export async function openDatabase(opts: DbOptions): Promise<Database> {
   if (!opts.databaseUrl) {
-    if (opts.readUrl) throw new Error('DATABASE_READ_URL is set without DATABASE_URL: the embedded database has no replica');
+    if (opts.readUrl)
+      throw new Error('DATABASE_READ_URL is set without DATABASE_URL: the embedded database has no replica');
     return openPglite(opts.dataDir);
   }
   const primary = openPostgres(opts);
@@ -118,14 +117,18 @@ const READ_TIMEOUT = /Query read timeout$/;
  * queued behind it, such as a transaction's ROLLBACK, fails now instead of waiting out a timeout of its own.
  * `connections`: the pool's connections by knex's id for them (filled by `registered`).
  */
-function closeOnReadTimeout(connections: ReadonlyMap<string, pg.Client>): (err: unknown, q: { __knexUid?: string }) => void {
+function closeOnReadTimeout(
+  connections: ReadonlyMap<string, pg.Client>,
+): (err: unknown, q: { __knexUid?: string }) => void {
   return (err, q) => {
     if (err instanceof Error && READ_TIMEOUT.test(err.message) && q.__knexUid) void connections.get(q.__knexUid)?.end();
   };
 }
 
 /** The pool's afterCreate hook: keeps each new connection under knex's id for it until it ends. */
-function registered(connections: Map<string, pg.Client>): (conn: pg.Client, done: (err: Error | null, conn: pg.Client) => void) => void {
+function registered(
+  connections: Map<string, pg.Client>,
+): (conn: pg.Client, done: (err: Error | null, conn: pg.Client) => void) => void {
   return (conn, done) => {
     const uid = (conn as pg.Client & { __knexUid?: string }).__knexUid;
     if (uid) {
@@ -149,7 +152,11 @@ function openPostgres(opts: DbOptions): Database {
   const knex = knexFactory({
     client: 'pg',
     connection: connectionOf(url, limits),
-    pool: { min: 0, max: opts.poolMax, ...(limits ? { validate: stillAnswering, afterCreate: registered(connections) } : {}) },
+    pool: {
+      min: 0,
+      max: opts.poolMax,
+      ...(limits ? { validate: stillAnswering, afterCreate: registered(connections) } : {}),
+    },
     ...(limits ? { acquireConnectionTimeout: limits.acquireMs } : {}),
     ...knexLog(opts.onWarning),
   });
@@ -182,7 +189,10 @@ async function openPglite(dataDir: string): Promise<Database> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ELOCKED') {
-      throw new Error(`the data directory ${dir} is in use by another nostrx process; stop it or set DATA_DIR to another directory`, { cause: err });
+      throw new Error(
+        `the data directory ${dir} is in use by another nostrx process; stop it or set DATA_DIR to another directory`,
+        { cause: err },
+      );
     }
     throw err;
   }
@@ -238,7 +248,10 @@ export function numbered(sql: string): string {
  * round trip to save: there it is a plain query.
  */
 export async function queryPrepared<R>(db: Knex, name: string, text: string, values: readonly unknown[]): Promise<R[]> {
-  const client = db.client as { acquireConnection(): Promise<unknown>; releaseConnection(conn: unknown): Promise<void> };
+  const client = db.client as {
+    acquireConnection(): Promise<unknown>;
+    releaseConnection(conn: unknown): Promise<void>;
+  };
   const conn = await client.acquireConnection();
   try {
     if (conn instanceof pg.Client) {
@@ -250,7 +263,12 @@ export async function queryPrepared<R>(db: Knex, name: string, text: string, val
         throw err;
       }
     }
-    return ((await (conn as { query(text: string, values: readonly unknown[]): Promise<RowsOf<R>> }).query(text, values)) as RowsOf<R>).rows;
+    return (
+      (await (conn as { query(text: string, values: readonly unknown[]): Promise<RowsOf<R>> }).query(
+        text,
+        values,
+      )) as RowsOf<R>
+    ).rows;
   } finally {
     await client.releaseConnection(conn);
   }

@@ -20,7 +20,13 @@ interface TargetRow {
   supported_nips: number[] | null;
 }
 
-const toTarget = (r: TargetRow): AuditTarget => ({ userRelayId: r.id, userId: r.user_id, pubkey: r.nostr_public_key, url: r.relay_url, supportedNips: r.supported_nips });
+const toTarget = (r: TargetRow): AuditTarget => ({
+  userRelayId: r.id,
+  userId: r.user_id,
+  pubkey: r.nostr_public_key,
+  url: r.relay_url,
+  supportedNips: r.supported_nips,
+});
 
 /** A user's active write relays (their own and their rows for the operator's defaults), marked as reconciled now. */
 export async function claimUserTargets(db: Knex, userId: string): Promise<AuditTarget[]> {
@@ -66,7 +72,13 @@ export interface Forwarded {
  * The user's served events since `since` (unix seconds) that were forwarded to this relay URL and are not on their
  * way there now (an outbox row still unfinished: not lost, only not delivered yet). Not expired (NIP-40).
  */
-export async function forwardedTo(db: Knex, userId: string, url: string, since: number, nowSeconds: number): Promise<Forwarded[]> {
+export async function forwardedTo(
+  db: Knex,
+  userId: string,
+  url: string,
+  since: number,
+  nowSeconds: number,
+): Promise<Forwarded[]> {
   const { rows } = (await db.raw(
     `SELECT e.id, e.event_id, e.created_at_nostr, bool_or(p.status = 'published') AS acknowledged
      FROM nostr_events e JOIN relay_publishes p ON p.event_id = e.id AND p.relay_url = :url
@@ -76,7 +88,12 @@ export async function forwardedTo(db: Knex, userId: string, url: string, since: 
      HAVING NOT bool_or(p.status IN ('pending', 'connecting', 'connected', 'publishing'))`,
     { url, user: userId, since, now: nowSeconds },
   )) as { rows: { id: string; event_id: string; created_at_nostr: string | number; acknowledged: boolean }[] };
-  return rows.map((r) => ({ eventRowId: r.id, id: r.event_id, createdAt: Number(r.created_at_nostr), acknowledged: r.acknowledged }));
+  return rows.map((r) => ({
+    eventRowId: r.id,
+    id: r.event_id,
+    createdAt: Number(r.created_at_nostr),
+    acknowledged: r.acknowledged,
+  }));
 }
 
 /**
@@ -84,7 +101,12 @@ export async function forwardedTo(db: Knex, userId: string, url: string, since: 
  * other), counted in the event's total_relays, whose status is 'publishing' again until it is delivered; and adds
  * the acknowledged ones among them to the relay's acknowledged_missing. One transaction.
  */
-export async function requeueMissing(db: Knex, target: Pick<AuditTarget, 'userRelayId' | 'url'>, eventRowIds: readonly string[], acknowledgedMissing: number): Promise<number> {
+export async function requeueMissing(
+  db: Knex,
+  target: Pick<AuditTarget, 'userRelayId' | 'url'>,
+  eventRowIds: readonly string[],
+  acknowledgedMissing: number,
+): Promise<number> {
   return db.transaction(async (trx) => {
     let queued = 0;
     if (eventRowIds.length > 0) {
@@ -102,7 +124,10 @@ export async function requeueMissing(db: Knex, target: Pick<AuditTarget, 'userRe
     }
     await trx('user_relays')
       .where({ id: target.userRelayId })
-      .update({ acknowledged_missing: trx.raw('acknowledged_missing + ?', [acknowledgedMissing]), updated_at: trx.fn.now() });
+      .update({
+        acknowledged_missing: trx.raw('acknowledged_missing + ?', [acknowledgedMissing]),
+        updated_at: trx.fn.now(),
+      });
     return queued;
   });
 }

@@ -40,7 +40,10 @@ export async function deletedByAuthors(trx: Knex, events: readonly NostrEvent[])
   const rows = (await trx('nostr_event_tags as t')
     .join('nostr_events as d', 'd.id', 't.event_row_id')
     .where({ 't.name': 'e', 'd.event_kind': 5 })
-    .whereIn('t.value', events.map((e) => e.id))
+    .whereIn(
+      't.value',
+      events.map((e) => e.id),
+    )
     .whereNull('d.removed_at')
     .select('t.value', 'd.pubkey')) as { value: string; pubkey: string }[];
   const authorOf = new Map(events.map((e) => [e.id, e.pubkey]));
@@ -156,7 +159,9 @@ export async function insertBatch(db: Knex, items: readonly BatchItem[]): Promis
   const col = preparedColumns(items);
   const tags = items.flatMap((i) => indexedTags(i.ev).map((t) => [i.ev.id, t.name, t.value] as const));
   const planned = items.flatMap((i) => i.forwarding.targets.map((t) => [i.ev.id, t.userRelayId, t.url] as const));
-  const newTargets = items.flatMap((i) => (i.saveAuthor ? (i.forwarding.newTargets ?? []) : []).map((url) => [i.ev.id, url] as const));
+  const newTargets = items.flatMap((i) =>
+    (i.saveAuthor ? (i.forwarding.newTargets ?? []) : []).map((url) => [i.ev.id, url] as const),
+  );
   const charges = items.flatMap((i) => (i.charges ?? []).map((c) => [i.ev.id, c.date, c.type, c.resetsAt] as const));
   // NULL entries of the arrays are sent as SQL NULLs. n: an event's number of targets, a ledger row's posts_used
   const rows = await queryPrepared<BatchRow>(db, 'nostrx_insert_batch', INSERT_BATCH, [
@@ -191,7 +196,11 @@ export async function insertBatch(db: Knex, items: readonly BatchItem[]): Promis
   const written: BatchWritten = { rowIds: new Map(), queued: new Set(), totals: new Map(), authors: new Map() };
   for (const r of rows) {
     if (r.what === 'count') written.totals.set(`${r.id}:${r.key}`, Number(r.n));
-    else if (r.what === 'author') written.authors.set(r.key, userFromRow({ id: r.id, nostr_public_key: r.key, status: r.status, timezone: r.timezone }));
+    else if (r.what === 'author')
+      written.authors.set(
+        r.key,
+        userFromRow({ id: r.id, nostr_public_key: r.key, status: r.status, timezone: r.timezone }),
+      );
     else {
       written.rowIds.set(r.key, r.id);
       if (Number(r.n) > 0) written.queued.add(r.key);
@@ -220,7 +229,10 @@ export interface VersionItem {
  * The outcome of each is the one saveEvent gives; a concurrent first version of an address surfaces as a unique
  * violation (23505), as there.
  */
-export async function saveVersions(trx: Knex.Transaction, items: readonly VersionItem[]): Promise<Map<string, SaveOutcome>> {
+export async function saveVersions(
+  trx: Knex.Transaction,
+  items: readonly VersionItem[],
+): Promise<Map<string, SaveOutcome>> {
   const out = new Map<string, SaveOutcome>();
   if (items.length === 0) return out;
   const address = (i: { ev: NostrEvent; extras: { dTag: string } }) => `${i.ev.kind}:${i.ev.pubkey}:${i.extras.dTag}`;
@@ -231,10 +243,25 @@ export async function saveVersions(trx: Knex.Transaction, items: readonly Versio
     [trx.raw('?', [items.map((i) => i.ev.id)]), trx.raw('?', [items.map(address)])],
   )) as { rows: { name: string; value: string; pubkey: string; created_at_nostr: string | number }[] };
   const deleted = items.filter((i) =>
-    deletions.some((d) => d.pubkey === i.ev.pubkey && (d.name === 'e' ? d.value === i.ev.id : d.value === address(i) && Number(d.created_at_nostr) >= i.ev.created_at)),
+    deletions.some(
+      (d) =>
+        d.pubkey === i.ev.pubkey &&
+        (d.name === 'e'
+          ? d.value === i.ev.id
+          : d.value === address(i) && Number(d.created_at_nostr) >= i.ev.created_at),
+    ),
   );
   if (deleted.length > 0) {
-    const stored = new Set(((await trx('nostr_events').whereIn('event_id', deleted.map((i) => i.ev.id)).select('event_id')) as { event_id: string }[]).map((r) => r.event_id));
+    const stored = new Set(
+      (
+        (await trx('nostr_events')
+          .whereIn(
+            'event_id',
+            deleted.map((i) => i.ev.id),
+          )
+          .select('event_id')) as { event_id: string }[]
+      ).map((r) => r.event_id),
+    );
     for (const i of deleted) out.set(i.ev.id, { status: stored.has(i.ev.id) ? 'duplicate' : 'deleted' });
   }
   const rest = items.filter((i) => !out.has(i.ev.id));
@@ -244,22 +271,38 @@ export async function saveVersions(trx: Knex.Transaction, items: readonly Versio
      WHERE removed_at IS NULL AND d_tag IS NOT NULL
        AND (pubkey, event_kind, d_tag) IN (SELECT * FROM unnest(CAST(? AS text[]), CAST(? AS int[]), CAST(? AS text[])))
      ORDER BY id FOR UPDATE`,
-    [trx.raw('?', [rest.map((i) => i.ev.pubkey)]), trx.raw('?', [rest.map((i) => i.ev.kind) as unknown as string[]]), trx.raw('?', [rest.map((i) => i.extras.dTag)])],
-  )) as { rows: { id: string; event_id: string; pubkey: string; event_kind: number; d_tag: string; created_at_nostr: string | number }[] };
+    [
+      trx.raw('?', [rest.map((i) => i.ev.pubkey)]),
+      trx.raw('?', [rest.map((i) => i.ev.kind) as unknown as string[]]),
+      trx.raw('?', [rest.map((i) => i.extras.dTag)]),
+    ],
+  )) as {
+    rows: {
+      id: string;
+      event_id: string;
+      pubkey: string;
+      event_kind: number;
+      d_tag: string;
+      created_at_nostr: string | number;
+    }[];
+  };
   const live = new Map(current.map((c) => [`${c.event_kind}:${c.pubkey}:${c.d_tag}`, c]));
   const replaced: string[] = [];
   const toInsert: VersionItem[] = [];
   for (const i of rest) {
     const c = live.get(address(i));
     if (c?.event_id === i.ev.id) out.set(i.ev.id, { status: 'duplicate' });
-    else if (c && keptOver({ created_at: Number(c.created_at_nostr), id: c.event_id }, i.ev)) out.set(i.ev.id, { status: 'superseded' });
+    else if (c && keptOver({ created_at: Number(c.created_at_nostr), id: c.event_id }, i.ev))
+      out.set(i.ev.id, { status: 'superseded' });
     else {
       if (c) replaced.push(c.id);
       toInsert.push(i);
     }
   }
   if (replaced.length > 0) {
-    await trx('nostr_events').whereIn('id', replaced).update({ removed_at: trx.fn.now(), removed_reason: 'replaced', updated_at: trx.fn.now() });
+    await trx('nostr_events')
+      .whereIn('id', replaced)
+      .update({ removed_at: trx.fn.now(), removed_reason: 'replaced', updated_at: trx.fn.now() });
   }
   const { rowIds } = await insertBatch(trx, toInsert);
   for (const i of toInsert) {

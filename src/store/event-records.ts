@@ -8,7 +8,7 @@ import { rowToEvent, type EventRow } from './events.js';
 export type EventStatus = 'pending' | 'signing' | 'publishing' | 'published' | 'failed' | 'partial' | 'not_forwarded';
 type StoredStatus = Exclude<EventStatus, 'not_forwarded'>;
 
-export interface RelayOutcome {
+interface RelayOutcome {
   readonly relayUrl: string;
   readonly status: string;
   readonly attempts: number;
@@ -38,7 +38,13 @@ export interface EventRecord {
   readonly publishDurationMs: number | null;
   readonly removedAt: Date | null;
   readonly removedReason: string | null;
-  readonly source: { platform: string | null; tweetId: string | null; tweetUrl: string | null; tweetText: string | null; username: string | null };
+  readonly source: {
+    platform: string | null;
+    tweetId: string | null;
+    tweetUrl: string | null;
+    tweetText: string | null;
+    username: string | null;
+  };
   readonly relays: RelayOutcome[];
 }
 
@@ -90,9 +96,30 @@ interface OutcomeRow {
 }
 
 const recordColumns = [
-  'id', 'user_id', 'event_id', 'pubkey', 'created_at_nostr', 'event_kind', 'tags', 'content', 'sig', 'status', 'created_at',
-  'published_at', 'failure_reason', 'total_relays', 'successful_relays', 'failed_relays', 'publish_duration_ms', 'removed_at',
-  'removed_reason', 'source_platform', 'original_tweet_id', 'original_tweet_url', 'original_tweet_text', 'original_username',
+  'id',
+  'user_id',
+  'event_id',
+  'pubkey',
+  'created_at_nostr',
+  'event_kind',
+  'tags',
+  'content',
+  'sig',
+  'status',
+  'created_at',
+  'published_at',
+  'failure_reason',
+  'total_relays',
+  'successful_relays',
+  'failed_relays',
+  'publish_duration_ms',
+  'removed_at',
+  'removed_reason',
+  'source_platform',
+  'original_tweet_id',
+  'original_tweet_url',
+  'original_tweet_text',
+  'original_username',
 ];
 
 function toRecord(r: RecordRow, relays: RelayOutcome[]): EventRecord {
@@ -146,8 +173,19 @@ async function outcomesByRow(db: Knex, rowIds: readonly string[]): Promise<Map<s
     .whereIn('event_id', rowIds)
     .orderBy([{ column: 'relay_url' }, { column: 'created_at' }])
     .select(
-      'event_id', 'relay_url', 'status', 'attempts', 'attempted_at', 'completed_at', 'next_attempt_at', 'connection_time_ms',
-      'publish_time_ms', 'total_time_ms', 'relay_response', 'error_code', 'error_message',
+      'event_id',
+      'relay_url',
+      'status',
+      'attempts',
+      'attempted_at',
+      'completed_at',
+      'next_attempt_at',
+      'connection_time_ms',
+      'publish_time_ms',
+      'total_time_ms',
+      'relay_response',
+      'error_code',
+      'error_message',
     )) as OutcomeRow[];
   for (const r of rows) out.get(r.event_id)?.push(toOutcome(r));
   return out;
@@ -174,12 +212,21 @@ export async function listEventRecords(db: Knex, userId: string, q: EventListQue
   if (q.from) query.where('e.created_at', '>=', q.from);
   if (q.to) query.where('e.created_at', '<', q.to);
   if (q.after) {
-    query.whereRaw('(e.created_at, e.id) < (SELECT c.created_at, c.id FROM nostr_events c WHERE c.id = ? AND c.user_id = ?)', [q.after, userId]);
+    query.whereRaw(
+      '(e.created_at, e.id) < (SELECT c.created_at, c.id FROM nostr_events c WHERE c.id = ? AND c.user_id = ?)',
+      [q.after, userId],
+    );
   }
   const rows = (await query
-    .orderBy([{ column: 'e.created_at', order: 'desc' }, { column: 'e.id', order: 'desc' }])
+    .orderBy([
+      { column: 'e.created_at', order: 'desc' },
+      { column: 'e.id', order: 'desc' },
+    ])
     .limit(q.limit)
     .select(recordColumns.map((c) => `e.${c}`))) as RecordRow[];
-  const outcomes = await outcomesByRow(db, rows.map((r) => r.id));
+  const outcomes = await outcomesByRow(
+    db,
+    rows.map((r) => r.id),
+  );
   return rows.map((r) => toRecord(r, outcomes.get(r.id) ?? []));
 }

@@ -67,7 +67,7 @@ export function indexedTags(ev: NostrEvent): { name: string; value: string }[] {
   return out;
 }
 
-export function insertRow(ev: NostrEvent, extras: EventRowExtras): Record<string, unknown> {
+function insertRow(ev: NostrEvent, extras: EventRowExtras): Record<string, unknown> {
   return {
     user_id: extras.userId,
     event_id: ev.id,
@@ -91,7 +91,13 @@ async function insertTags(trx: Knex, rowId: string, ev: NostrEvent): Promise<voi
   const tags = indexedTags(ev);
   if (tags.length === 0) return;
   await trx('nostr_event_tags').insert(
-    tags.map((t) => ({ event_row_id: rowId, name: t.name, value: t.value, created_at_nostr: ev.created_at, event_kind: ev.kind })),
+    tags.map((t) => ({
+      event_row_id: rowId,
+      name: t.name,
+      value: t.value,
+      created_at_nostr: ev.created_at,
+      event_kind: ev.kind,
+    })),
   );
 }
 
@@ -102,16 +108,22 @@ async function deletedByAuthor(trx: Knex, ev: NostrEvent, dTag: string | null): 
     .where({ 't.name': 'e', 't.value': ev.id, 'd.event_kind': 5, 'd.pubkey': ev.pubkey })
     .whereNull('d.removed_at')
     .select(trx.raw('1'));
-  const query = dTag === null
-    ? byId
-    : byId.union(
-        trx('nostr_event_tags as t')
-          .join('nostr_events as d', 'd.id', 't.event_row_id')
-          .where({ 't.name': 'a', 't.value': `${ev.kind}:${ev.pubkey}:${dTag}`, 'd.event_kind': 5, 'd.pubkey': ev.pubkey })
-          .where('d.created_at_nostr', '>=', ev.created_at)
-          .whereNull('d.removed_at')
-          .select(trx.raw('1')),
-      );
+  const query =
+    dTag === null
+      ? byId
+      : byId.union(
+          trx('nostr_event_tags as t')
+            .join('nostr_events as d', 'd.id', 't.event_row_id')
+            .where({
+              't.name': 'a',
+              't.value': `${ev.kind}:${ev.pubkey}:${dTag}`,
+              'd.event_kind': 5,
+              'd.pubkey': ev.pubkey,
+            })
+            .where('d.created_at_nostr', '>=', ev.created_at)
+            .whereNull('d.removed_at')
+            .select(trx.raw('1')),
+        );
   const rows = (await query.limit(1)) as unknown[];
   return rows.length > 0;
 }
@@ -132,11 +144,15 @@ export async function saveEvent(trx: Knex.Transaction, ev: NostrEvent, extras: E
       .where({ pubkey: ev.pubkey, event_kind: ev.kind, d_tag: extras.dTag })
       .whereNull('removed_at')
       .forUpdate()
-      .first('id', 'event_id', 'created_at_nostr')) as { id: string; event_id: string; created_at_nostr: string } | undefined;
+      .first('id', 'event_id', 'created_at_nostr')) as
+      { id: string; event_id: string; created_at_nostr: string } | undefined;
     if (current) {
       if (current.event_id === ev.id) return { status: 'duplicate' };
-      if (keptOver({ created_at: Number(current.created_at_nostr), id: current.event_id }, ev)) return { status: 'superseded' };
-      await trx('nostr_events').where({ id: current.id }).update({ removed_at: trx.fn.now(), removed_reason: 'replaced', updated_at: trx.fn.now() });
+      if (keptOver({ created_at: Number(current.created_at_nostr), id: current.event_id }, ev))
+        return { status: 'superseded' };
+      await trx('nostr_events')
+        .where({ id: current.id })
+        .update({ removed_at: trx.fn.now(), removed_reason: 'replaced', updated_at: trx.fn.now() });
     }
   }
   const inserted = (await trx('nostr_events')
@@ -192,7 +208,11 @@ function applyFilter<Q extends Knex.QueryBuilder>(q: Q, db: Knex, f: Filter, now
   if (f.until !== undefined) q.where('e.created_at_nostr', '<=', f.until);
   for (const [name, values] of Object.entries(f.tags ?? {})) {
     q.whereExists(
-      db('nostr_event_tags as t').select(db.raw('1')).whereRaw('t.event_row_id = e.id').where('t.name', name).whereIn('t.value', values),
+      db('nostr_event_tags as t')
+        .select(db.raw('1'))
+        .whereRaw('t.event_row_id = e.id')
+        .where('t.name', name)
+        .whereIn('t.value', values),
     );
   }
   return q;
@@ -202,7 +222,10 @@ function applyFilter<Q extends Knex.QueryBuilder>(q: Q, db: Knex, f: Filter, now
 export async function queryFilter(db: Knex, f: Filter, limit: number, nowSeconds: number): Promise<NostrEvent[]> {
   if (limit <= 0) return [];
   const q = applyFilter(db('nostr_events as e').select(eventColumns.map((c) => `e.${c}`)), db, f, nowSeconds)
-    .orderBy([{ column: 'e.created_at_nostr', order: 'desc' }, { column: 'e.event_id', order: 'asc' }])
+    .orderBy([
+      { column: 'e.created_at_nostr', order: 'desc' },
+      { column: 'e.event_id', order: 'asc' },
+    ])
     .limit(limit);
   const rows = (await q) as EventRow[];
   return rows.map(rowToEvent);
@@ -229,12 +252,25 @@ export interface ExportCursor {
  * The order is created_at ascending and, within a second, id descending: the live indexes (created_at DESC, …) read
  * backwards, so each page is an index range scan however large the store, without an OFFSET.
  */
-export async function exportPage(db: Knex, f: Filter, after: ExportCursor | undefined, pageSize: number, nowSeconds: number): Promise<NostrEvent[]> {
+export async function exportPage(
+  db: Knex,
+  f: Filter,
+  after: ExportCursor | undefined,
+  pageSize: number,
+  nowSeconds: number,
+): Promise<NostrEvent[]> {
   const q = applyFilter(db('nostr_events as e').select(eventColumns.map((c) => `e.${c}`)), db, f, nowSeconds)
-    .orderBy([{ column: 'e.created_at_nostr', order: 'asc' }, { column: 'e.event_id', order: 'desc' }])
+    .orderBy([
+      { column: 'e.created_at_nostr', order: 'asc' },
+      { column: 'e.event_id', order: 'desc' },
+    ])
     .limit(pageSize);
   if (after) {
-    q.where((w) => w.where('e.created_at_nostr', '>', after.createdAt).orWhere((same) => same.where('e.created_at_nostr', after.createdAt).where('e.event_id', '<', after.id)));
+    q.where((w) => {
+      w.where('e.created_at_nostr', '>', after.createdAt).orWhere((same) => {
+        same.where('e.created_at_nostr', after.createdAt).where('e.event_id', '<', after.id);
+      });
+    });
   }
   return ((await q) as EventRow[]).map(rowToEvent);
 }
@@ -243,11 +279,24 @@ export async function exportPage(db: Knex, f: Filter, after: ExportCursor | unde
  * NIP-77: created_at and id of the live events matching any of the filters (each filter's own limit keeps its
  * newest), at most `max` + 1 per filter, so a caller can tell "more than max" without reading them all.
  */
-export async function liveIdsMatching(db: Knex, filters: readonly Filter[], max: number, nowSeconds: number): Promise<{ createdAt: number; id: string }[]> {
+export async function liveIdsMatching(
+  db: Knex,
+  filters: readonly Filter[],
+  max: number,
+  nowSeconds: number,
+): Promise<{ createdAt: number; id: string }[]> {
   const seen = new Map<string, number>();
   for (const f of filters) {
-    const rows = (await applyFilter(db('nostr_events as e').select('e.created_at_nostr', 'e.event_id'), db, f, nowSeconds)
-      .orderBy([{ column: 'e.created_at_nostr', order: 'desc' }, { column: 'e.event_id', order: 'asc' }])
+    const rows = (await applyFilter(
+      db('nostr_events as e').select('e.created_at_nostr', 'e.event_id'),
+      db,
+      f,
+      nowSeconds,
+    )
+      .orderBy([
+        { column: 'e.created_at_nostr', order: 'desc' },
+        { column: 'e.event_id', order: 'asc' },
+      ])
       .limit(Math.min(f.limit ?? Infinity, max + 1))) as { created_at_nostr: string | number; event_id: string }[];
     for (const r of rows) seen.set(r.event_id, Number(r.created_at_nostr));
   }
@@ -267,7 +316,9 @@ export async function analyzeEventTables(db: Knex): Promise<void> {
 /** NIP-45: number of distinct live events matching any of the filters. */
 export async function countFilters(db: Knex, filters: Filter[], nowSeconds: number): Promise<number> {
   if (filters.length === 0) return 0;
-  const rows = (await matchingAny(db, filters, nowSeconds).count<{ n: string | number }[]>({ n: '*' })) as { n: string | number }[];
+  const rows = (await matchingAny(db, filters, nowSeconds).count<{ n: string | number }[]>({ n: '*' })) as {
+    n: string | number;
+  }[];
   return Number(rows[0]?.n ?? 0);
 }
 
@@ -275,9 +326,17 @@ export async function countFilters(db: Knex, filters: Filter[], nowSeconds: numb
  * countFilters, and how many of `ids` are among the events counted: fewer than `ids.length` tells a reader of a
  * replica that it may lack an event just stored (or that the filters exclude one; the primary then says which).
  */
-export async function countFiltersFinding(db: Knex, filters: Filter[], nowSeconds: number, ids: readonly string[]): Promise<{ count: number; found: number }> {
+export async function countFiltersFinding(
+  db: Knex,
+  filters: Filter[],
+  nowSeconds: number,
+  ids: readonly string[],
+): Promise<{ count: number; found: number }> {
   if (filters.length === 0) return { count: 0, found: 0 };
-  const found = ids.length === 0 ? db.raw('0 as found') : db.raw(`count(*) filter (where e.event_id in (${ids.map(() => '?').join(', ')})) as found`, [...ids]);
+  const found =
+    ids.length === 0
+      ? db.raw('0 as found')
+      : db.raw(`count(*) filter (where e.event_id in (${ids.map(() => '?').join(', ')})) as found`, [...ids]);
   const rows = (await matchingAny(db, filters, nowSeconds).select(db.raw('count(*) as n'), found)) as {
     n: string | number;
     found: string | number;
@@ -310,6 +369,12 @@ export async function eraseRemoved(db: Knex, removedBefore: Date, batch = 1000):
 
 /** Marks events whose NIP-40 expiration has passed; returns how many. */
 export async function removeExpired(db: Knex, nowSeconds: number, batch = 1000): Promise<number> {
-  const ids = db('nostr_events').select('id').whereNull('removed_at').where('expires_at', '<=', nowSeconds).limit(batch);
-  return db('nostr_events').whereIn('id', ids).update({ removed_at: db.fn.now(), removed_reason: 'expired', updated_at: db.fn.now() });
+  const ids = db('nostr_events')
+    .select('id')
+    .whereNull('removed_at')
+    .where('expires_at', '<=', nowSeconds)
+    .limit(batch);
+  return db('nostr_events')
+    .whereIn('id', ids)
+    .update({ removed_at: db.fn.now(), removed_reason: 'expired', updated_at: db.fn.now() });
 }

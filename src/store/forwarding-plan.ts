@@ -22,7 +22,11 @@ export interface Forwarding {
 }
 
 /** Not forwarded, for `reason`, whatever relays the user has. */
-export const notForwarded = (reason: string): Forwarding => ({ ownRelaysFirst: false, targets: [], notForwarded: reason });
+export const notForwarded = (reason: string): Forwarding => ({
+  ownRelaysFirst: false,
+  targets: [],
+  notForwarded: reason,
+});
 
 /** The plan of an event no relay is configured for. */
 export const NO_UPSTREAM: Forwarding = notForwarded('no upstream relays are configured');
@@ -88,7 +92,11 @@ RETURNING c.n`);
  * rows as `plan` decides and records their number on the event, or that it is not forwarded and why (status
  * 'published' with total_relays 0: every one of its zero targets has it). True when it queued any row.
  */
-export async function enqueuePlanned(trx: Knex.Transaction, event: { rowId: string; eventId: string; userId: string }, plan: Forwarding): Promise<boolean> {
+export async function enqueuePlanned(
+  trx: Knex.Transaction,
+  event: { rowId: string; eventId: string; userId: string },
+  plan: Forwarding,
+): Promise<boolean> {
   const rows = await queryPrepared<{ n: string | number }>(trx, 'nostrx_enqueue_planned', ENQUEUE_PLANNED, [
     event.rowId,
     event.eventId,

@@ -26,12 +26,18 @@ class DirMigrationSource implements Knex.MigrationSource<string> {
 }
 
 export async function migrateLatest(knex: Knex): Promise<string[]> {
-  const [, applied] = (await knex.migrate.latest({ migrationSource: new DirMigrationSource(migrationsDir) })) as [number, string[]];
+  const [, applied] = (await knex.migrate.latest({ migrationSource: new DirMigrationSource(migrationsDir) })) as [
+    number,
+    string[],
+  ];
   return applied;
 }
 
 /** True when every migration on disk has been applied (used by /readyz). */
 export async function migrationsCurrent(knex: Knex): Promise<boolean> {
-  const [, pending] = (await knex.migrate.list({ migrationSource: new DirMigrationSource(migrationsDir) })) as [unknown[], unknown[]];
+  const [, pending] = (await knex.migrate.list({ migrationSource: new DirMigrationSource(migrationsDir) })) as [
+    unknown[],
+    unknown[],
+  ];
   return pending.length === 0;
 }

@@ -221,7 +221,11 @@ const FINISH_ATTEMPTS = `UPDATE relay_publishes p SET
  * recorded batch). Each row is fenced (claimed_by and attempts must still match), so a result whose lease was lost
  * writes nothing. Returns the ids written.
  */
-export async function finishAttempts(trx: Knex, workerId: string, items: readonly { key: ClaimKey; rec: AttemptRecord }[]): Promise<Set<string>> {
+export async function finishAttempts(
+  trx: Knex,
+  workerId: string,
+  items: readonly { key: ClaimKey; rec: AttemptRecord }[],
+): Promise<Set<string>> {
   if (items.length === 0) return new Set();
   const col = preparedColumns(items);
   const rows = await queryPrepared<{ id: string }>(trx, 'nostrx_finish_attempts', FINISH_ATTEMPTS, [
@@ -233,7 +237,9 @@ export async function finishAttempts(trx: Knex, workerId: string, items: readonl
     col((x) => x.rec.connectionTimeMs),
     col((x) => x.rec.publishTimeMs),
     col((x) => x.rec.totalTimeMs),
-    col((x) => (x.rec.relayResponse === null || x.rec.relayResponse === undefined ? null : JSON.stringify(x.rec.relayResponse))),
+    col((x) =>
+      x.rec.relayResponse === null || x.rec.relayResponse === undefined ? null : JSON.stringify(x.rec.relayResponse),
+    ),
     col((x) => x.rec.errorMessage),
     col((x) => x.rec.errorCode),
     col((x) => x.rec.ipAddress),
@@ -279,7 +285,12 @@ const ADD_EVENT_OUTCOMES = `UPDATE nostr_events e SET
 export async function addEventOutcomes(trx: Knex, outcomes: readonly EventOutcomes[]): Promise<void> {
   if (outcomes.length === 0) return;
   const col = preparedColumns(outcomes);
-  await queryPrepared(trx, 'nostrx_event_outcomes', ADD_EVENT_OUTCOMES, [col((x) => x.eventRowId), col((x) => x.ok), col((x) => x.failed), col((x) => x.failure)]);
+  await queryPrepared(trx, 'nostrx_event_outcomes', ADD_EVENT_OUTCOMES, [
+    col((x) => x.eventRowId),
+    col((x) => x.ok),
+    col((x) => x.failed),
+    col((x) => x.failure),
+  ]);
 }
 
 /** Unfinished outbox rows and the age of the oldest (for the nostrx_outbox_* gauges). */

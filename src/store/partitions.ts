@@ -18,7 +18,7 @@ import type { Knex } from 'knex';
 import { retrying } from '../lib/retry.js';
 import { isLockTimeout } from './retryable-errors.js';
 
-export const partitionedTables = ['usage_events', 'relay_publishes'] as const;
+const partitionedTables = ['usage_events', 'relay_publishes'] as const;
 export type PartitionedTable = (typeof partitionedTables)[number];
 
 // Errors a concurrent creator of the same partition can cause us: the name is taken (42P07 duplicate_table,
@@ -67,9 +67,14 @@ export async function partitionNames(knex: Knex, table: PartitionedTable): Promi
  * this DDL only and leaves the caller's transaction usable, and the caller's lock policy stands (SET LOCAL would
  * outlive the savepoint).
  */
-async function boundedDdl(knex: Knex, opts: PartitionDdlOptions, ddl: (trx: Knex.Transaction) => Promise<void>): Promise<void> {
+async function boundedDdl(
+  knex: Knex,
+  opts: PartitionDdlOptions,
+  ddl: (trx: Knex.Transaction) => Promise<void>,
+): Promise<void> {
   const lockTimeoutMs = opts.lockTimeoutMs ?? 2000;
-  if (!Number.isInteger(lockTimeoutMs) || lockTimeoutMs < 1) throw new RangeError(`lockTimeoutMs must be an integer >= 1, got ${lockTimeoutMs}`);
+  if (!Number.isInteger(lockTimeoutMs) || lockTimeoutMs < 1)
+    throw new RangeError(`lockTimeoutMs must be an integer >= 1, got ${lockTimeoutMs}`);
   await retrying(
     () =>
       knex.transaction(async (trx) => {
@@ -85,8 +90,14 @@ async function boundedDdl(knex: Knex, opts: PartitionDdlOptions, ddl: (trx: Knex
  * `monthsAhead` months later (UTC). Idempotent, safe when several processes run it at once, and safe while rows are
  * written (see the top of this file). Returns the partitions this call created (empty when they all existed).
  */
-export async function ensureMonthlyPartitions(knex: Knex, now: Date, monthsAhead = 2, opts: PartitionDdlOptions = {}): Promise<string[]> {
-  if (!Number.isInteger(monthsAhead) || monthsAhead < 0) throw new RangeError(`monthsAhead must be an integer >= 0, got ${monthsAhead}`);
+export async function ensureMonthlyPartitions(
+  knex: Knex,
+  now: Date,
+  monthsAhead = 2,
+  opts: PartitionDdlOptions = {},
+): Promise<string[]> {
+  if (!Number.isInteger(monthsAhead) || monthsAhead < 0)
+    throw new RangeError(`monthsAhead must be an integer >= 0, got ${monthsAhead}`);
   const created: string[] = [];
   for (const table of partitionedTables) {
     const existing = await partitionNames(knex, table);
@@ -105,12 +116,15 @@ export async function ensureMonthlyPartitions(knex: Knex, now: Date, monthsAhead
             `CREATE TABLE "${range.name}" (LIKE "${table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE ` +
               `INCLUDING COMPRESSION INCLUDING GENERATED INCLUDING IDENTITY)`,
           );
-          await trx.raw(`ALTER TABLE "${table}" ATTACH PARTITION "${range.name}" FOR VALUES FROM ('${range.from}') TO ('${range.to}')`);
+          await trx.raw(
+            `ALTER TABLE "${table}" ATTACH PARTITION "${range.name}" FOR VALUES FROM ('${range.from}') TO ('${range.to}')`,
+          );
         });
       } catch (err) {
         const code = (err as { code?: unknown }).code;
         // Lost the race: another process created the same partition between our look-up and our CREATE.
-        if (typeof code === 'string' && raceCodes.has(code) && (await partitionNames(knex, table)).has(range.name)) continue;
+        if (typeof code === 'string' && raceCodes.has(code) && (await partitionNames(knex, table)).has(range.name))
+          continue;
         throw err;
       }
       created.push(range.name);
@@ -124,8 +138,14 @@ export async function ensureMonthlyPartitions(knex: Knex, now: Date, monthsAhead
  * the partition bounds (not the names). Never drops a partition whose range has not ended yet, so the current
  * month survives whatever the cutoff. Returns the names of the partitions dropped.
  */
-export async function dropPartitionsBefore(knex: Knex, table: PartitionedTable, cutoff: Date, opts: PartitionDdlOptions = {}): Promise<string[]> {
-  if (!(partitionedTables as readonly string[]).includes(table)) throw new Error(`${String(table)} is not a partitioned table`);
+export async function dropPartitionsBefore(
+  knex: Knex,
+  table: PartitionedTable,
+  cutoff: Date,
+  opts: PartitionDdlOptions = {},
+): Promise<string[]> {
+  if (!(partitionedTables as readonly string[]).includes(table))
+    throw new Error(`${String(table)} is not a partitioned table`);
   if (Number.isNaN(cutoff.getTime())) throw new RangeError('cutoff is not a valid date');
   // The bound is read back from its text form; ISO DateStyle makes that text parse back to the same instant
   // whatever the caller's settings (the text carries its UTC offset).

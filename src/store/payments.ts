@@ -49,9 +49,23 @@ interface SubscriptionRow {
 }
 
 const subscriptionColumns = [
-  's.id', 's.user_id', 's.plan_id', 'p.plan_code', 's.status', 's.billing_cycle', 's.amount', 's.currency', 's.started_at',
-  's.current_period_start', 's.current_period_end', 's.ends_at', 's.canceled_at', 's.payment_provider', 's.payment_provider_id',
-  's.provider_state_at', 's.replaced_by',
+  's.id',
+  's.user_id',
+  's.plan_id',
+  'p.plan_code',
+  's.status',
+  's.billing_cycle',
+  's.amount',
+  's.currency',
+  's.started_at',
+  's.current_period_start',
+  's.current_period_end',
+  's.ends_at',
+  's.canceled_at',
+  's.payment_provider',
+  's.payment_provider_id',
+  's.provider_state_at',
+  's.replaced_by',
 ];
 
 function toSubscription(r: SubscriptionRow): SubscriptionRecord {
@@ -78,7 +92,11 @@ function toSubscription(r: SubscriptionRow): SubscriptionRecord {
 
 const subscriptions = (db: Knex) => db('user_subscriptions as s').join('subscription_plans as p', 'p.id', 's.plan_id');
 
-export async function findProviderSubscription(db: Knex, provider: string, providerId: string): Promise<SubscriptionRecord | undefined> {
+export async function findProviderSubscription(
+  db: Knex,
+  provider: string,
+  providerId: string,
+): Promise<SubscriptionRecord | undefined> {
   const row = (await subscriptions(db)
     .where({ 's.payment_provider': provider, 's.payment_provider_id': providerId })
     .orderBy('s.created_at', 'desc')
@@ -95,7 +113,10 @@ export async function getSubscription(db: Knex, id: string): Promise<Subscriptio
 export async function listSubscriptions(db: Knex, userId: string, limit = 50): Promise<SubscriptionRecord[]> {
   const rows = (await subscriptions(db)
     .where('s.user_id', userId)
-    .orderBy([{ column: 's.created_at', order: 'desc' }, { column: 's.id', order: 'desc' }])
+    .orderBy([
+      { column: 's.created_at', order: 'desc' },
+      { column: 's.id', order: 'desc' },
+    ])
     .limit(limit)
     .select(subscriptionColumns)) as SubscriptionRow[];
   return rows.map(toSubscription);
@@ -118,7 +139,17 @@ export interface SubscriptionChange {
 /** A new active subscription linked to the provider's subscription id (the caller canceled any other active one). */
 export async function insertProviderSubscription(
   trx: Knex.Transaction,
-  s: { userId: string; provider: string; providerId: string; planId: string; billingCycle: BillingCycle; amount: string; currency: string; currentPeriodStart: Date; currentPeriodEnd: Date | null },
+  s: {
+    userId: string;
+    provider: string;
+    providerId: string;
+    planId: string;
+    billingCycle: BillingCycle;
+    amount: string;
+    currency: string;
+    currentPeriodStart: Date;
+    currentPeriodEnd: Date | null;
+  },
 ): Promise<string> {
   return insertSubscriptionState(trx, { ...s, status: 'active', endsAt: null, canceledAt: null });
 }
@@ -127,8 +158,19 @@ export async function insertProviderSubscription(
 export async function insertSubscriptionState(
   trx: Knex.Transaction,
   s: {
-    userId: string; provider: string; providerId: string; planId: string; status: SubscriptionStatus; billingCycle: BillingCycle; amount: string;
-    currency: string; currentPeriodStart: Date; currentPeriodEnd: Date | null; endsAt: Date | null; canceledAt: Date | null; providerStateAt?: Date;
+    userId: string;
+    provider: string;
+    providerId: string;
+    planId: string;
+    status: SubscriptionStatus;
+    billingCycle: BillingCycle;
+    amount: string;
+    currency: string;
+    currentPeriodStart: Date;
+    currentPeriodEnd: Date | null;
+    endsAt: Date | null;
+    canceledAt: Date | null;
+    providerStateAt?: Date;
   },
 ): Promise<string> {
   const rows = (await trx('user_subscriptions')
@@ -207,8 +249,22 @@ interface PaymentRow {
 }
 
 const paymentColumns = [
-  'id', 'user_id', 'subscription_id', 'amount', 'currency', 'status', 'payment_provider', 'provider_payment_id', 'payment_method',
-  'last_four_digits', 'created_at', 'processed_at', 'failed_at', 'failure_reason', 'invoice_url', 'receipt_url',
+  'id',
+  'user_id',
+  'subscription_id',
+  'amount',
+  'currency',
+  'status',
+  'payment_provider',
+  'provider_payment_id',
+  'payment_method',
+  'last_four_digits',
+  'created_at',
+  'processed_at',
+  'failed_at',
+  'failure_reason',
+  'invoice_url',
+  'receipt_url',
 ];
 
 function toPayment(r: PaymentRow): PaymentRecord {
@@ -233,7 +289,8 @@ function toPayment(r: PaymentRow): PaymentRecord {
 }
 
 export async function findPayment(db: Knex, providerPaymentId: string): Promise<PaymentRecord | undefined> {
-  const row = (await db('payments').where({ provider_payment_id: providerPaymentId }).first(paymentColumns)) as PaymentRow | undefined;
+  const row = (await db('payments').where({ provider_payment_id: providerPaymentId }).first(paymentColumns)) as
+    PaymentRow | undefined;
   return row && toPayment(row);
 }
 
@@ -277,7 +334,13 @@ export async function upsertPayment(trx: Knex.Transaction, p: PaymentWrite): Pro
   };
   const values = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
   const rows = (await trx('payments')
-    .insert({ amount: '0', ...values, user_id: p.userId, payment_provider: p.provider, provider_payment_id: p.providerPaymentId })
+    .insert({
+      amount: '0',
+      ...values,
+      user_id: p.userId,
+      payment_provider: p.provider,
+      provider_payment_id: p.providerPaymentId,
+    })
     .onConflict('provider_payment_id')
     .merge(values)
     .returning(paymentColumns)) as PaymentRow[];
@@ -301,7 +364,10 @@ export async function archivePaymentsOlderThan(db: Knex, years: number): Promise
 export async function listPayments(db: Knex, userId: string, limit = 100): Promise<PaymentRecord[]> {
   const rows = (await db('payments')
     .where({ user_id: userId, archived: false })
-    .orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])
+    .orderBy([
+      { column: 'created_at', order: 'desc' },
+      { column: 'id', order: 'desc' },
+    ])
     .limit(limit)
     .select(paymentColumns)) as PaymentRow[];
   return rows.map(toPayment);

@@ -39,7 +39,7 @@ interface PlanRow {
   sort_order: number | null;
 }
 
-export function toPlan(r: PlanRow): PlanRecord {
+function toPlan(r: PlanRow): PlanRecord {
   return {
     id: r.id,
     code: r.plan_code,
@@ -61,7 +61,9 @@ export function toPlan(r: PlanRow): PlanRecord {
 }
 
 export async function listPlans(db: Knex): Promise<PlanRecord[]> {
-  const rows = (await db('subscription_plans').select('*').orderBy([{ column: 'sort_order' }, { column: 'plan_code' }])) as PlanRow[];
+  const rows = (await db('subscription_plans')
+    .select('*')
+    .orderBy([{ column: 'sort_order' }, { column: 'plan_code' }])) as PlanRow[];
   return rows.map(toPlan);
 }
 

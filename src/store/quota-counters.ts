@@ -36,12 +36,22 @@ export type ReserveResult =
 
 export interface QuotaCounters {
   /** Checks every period and, only if all have room, adds one hold to each. `seeds[i]` rebuilds a missing counter. */
-  reserve(userId: string, periods: readonly CounterPeriod[], token: string, seeds?: readonly number[]): Promise<ReserveResult>;
+  reserve(
+    userId: string,
+    periods: readonly CounterPeriod[],
+    token: string,
+    seeds?: readonly number[],
+  ): Promise<ReserveResult>;
   /** Removes the hold and raises u to the committed count Postgres reported, where one is known. */
-  settle(userId: string, periodKeys: readonly string[], token: string, committed: readonly (number | undefined)[]): Promise<void>;
+  settle(
+    userId: string,
+    periodKeys: readonly string[],
+    token: string,
+    committed: readonly (number | undefined)[],
+  ): Promise<void>;
 }
 
-export const DEFAULT_HOLD_MS = 30_000;
+const DEFAULT_HOLD_MS = 30_000;
 
 const reserveLua = luaScript(`
 local t = redis.call('TIME')
@@ -140,7 +150,8 @@ export function memoryQuotaCounters(holdMs = DEFAULT_HOLD_MS, now: () => number 
           counters.set(key, c);
         }
         for (const [tok, until] of c.holds) if (until <= t) c.holds.delete(tok);
-        if (p.cap >= 0 && c.used + c.holds.size >= p.cap) return { status: 'full', index: i, used: c.used, held: c.holds.size };
+        if (p.cap >= 0 && c.used + c.holds.size >= p.cap)
+          return { status: 'full', index: i, used: c.used, held: c.holds.size };
         found.push(c);
       }
       for (const c of found) c.holds.set(token, t + holdMs);

@@ -77,14 +77,26 @@ const LEDGER_CHARGE = numbered(`
  * Locked rows are read at their latest committed version, so no interleaving can push a count past its limit.
  * At most one charge per user: the keys must be unique.
  */
-export async function chargePosts(trx: Knex.Transaction, charges: readonly PostCharge[]): Promise<Map<string, PostChargeResult>> {
+export async function chargePosts(
+  trx: Knex.Transaction,
+  charges: readonly PostCharge[],
+): Promise<Map<string, PostChargeResult>> {
   const out = new Map<string, PostChargeResult>();
   if (charges.length === 0) return out;
   const keys: LedgerKey[] = charges.flatMap((c) => c.periods.map((p) => ({ userId: c.userId, p }))).sort(byUserAndType);
   const col = preparedColumns(keys);
   const wanted = [col((k) => k.userId), col((k) => k.p.date), col((k) => k.p.type)];
-  await queryPrepared(trx, 'nostrx_ledger_rows', LEDGER_ROWS, [...wanted, col((k) => k.p.limit), col((k) => k.p.resetsAt)]);
-  const rows = await queryPrepared<{ user_id: string; quota_type: LedgerPeriodType; posts_used: number }>(trx, 'nostrx_ledger_lock', LEDGER_LOCK, wanted);
+  await queryPrepared(trx, 'nostrx_ledger_rows', LEDGER_ROWS, [
+    ...wanted,
+    col((k) => k.p.limit),
+    col((k) => k.p.resetsAt),
+  ]);
+  const rows = await queryPrepared<{ user_id: string; quota_type: LedgerPeriodType; posts_used: number }>(
+    trx,
+    'nostrx_ledger_lock',
+    LEDGER_LOCK,
+    wanted,
+  );
   const used = new Map(rows.map((r) => [`${r.user_id}:${r.quota_type}`, r.posts_used]));
 
   for (const c of charges) {
@@ -158,10 +170,17 @@ export interface UnlimitedCharge extends UncappedPeriod {
  * refuses to update a row twice in one statement. Rows are locked in a fixed order (user, type) so concurrent
  * batches never deadlock. Returns the counts after the charge, keyed `${userId}:${type}`.
  */
-export async function chargeUnlimited(trx: Knex.Transaction, rows: readonly UnlimitedCharge[]): Promise<Map<string, number>> {
+export async function chargeUnlimited(
+  trx: Knex.Transaction,
+  rows: readonly UnlimitedCharge[],
+): Promise<Map<string, number>> {
   if (rows.length === 0) return new Map();
-  const sorted = [...rows].sort((a, b) => (a.userId === b.userId ? a.type.localeCompare(b.type) : a.userId < b.userId ? -1 : 1));
-  const values = sorted.map(() => '(?::uuid, ?::date, ?::quota_type_enum, ?::int, -1, ?::timestamptz, now())').join(', ');
+  const sorted = [...rows].sort((a, b) =>
+    a.userId === b.userId ? a.type.localeCompare(b.type) : a.userId < b.userId ? -1 : 1,
+  );
+  const values = sorted
+    .map(() => '(?::uuid, ?::date, ?::quota_type_enum, ?::int, -1, ?::timestamptz, now())')
+    .join(', ');
   const bindings = sorted.flatMap((r) => [r.userId, r.date, r.type, r.n, r.resetsAt]);
   const { rows: out } = (await trx.raw(
     `INSERT INTO user_quotas (user_id, quota_date, quota_type, posts_used, posts_limit, resets_at, last_reset_at)

@@ -50,7 +50,14 @@ export function memoryTokenBuckets(now: () => number = () => performance.now(), 
   };
 }
 
-export function takeSync(buckets: LRUCache<string, Bucket>, key: string, rate: number, burst: number, n: number, t: number): number {
+export function takeSync(
+  buckets: LRUCache<string, Bucket>,
+  key: string,
+  rate: number,
+  burst: number,
+  n: number,
+  t: number,
+): number {
   let b = buckets.get(key);
   if (!b) {
     b = { tokens: burst, at: t };

@@ -9,7 +9,11 @@ export type { Redis };
  * core/rate-limits.ts), and a connection silent twice as long while a command waits is taken as dead (a half-open
  * connection: the server vanished without closing it) and opened again.
  */
-function bounds(timeoutMs: number | undefined): { commandTimeout?: number; socketTimeout?: number; connectTimeout?: number } {
+function bounds(timeoutMs: number | undefined): {
+  commandTimeout?: number;
+  socketTimeout?: number;
+  connectTimeout?: number;
+} {
   if (timeoutMs === undefined) return {};
   return { commandTimeout: timeoutMs, socketTimeout: 2 * timeoutMs, connectTimeout: 2 * timeoutMs };
 }
@@ -27,7 +31,14 @@ export async function openRedis(
 ): Promise<Redis> {
   // Auto-pipelining: the commands issued in one turn of the event loop (a quota reservation and a fan-out PUBLISH
   // per event, under load hundreds a turn) leave in one write instead of one syscall each.
-  const redis = new Redis(url, { lazyConnect: true, connectionName, maxRetriesPerRequest: 2, enableOfflineQueue: true, enableAutoPipelining: true, ...bounds(opts.timeoutMs) });
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectionName,
+    maxRetriesPerRequest: 2,
+    enableOfflineQueue: true,
+    enableAutoPipelining: true,
+    ...bounds(opts.timeoutMs),
+  });
   const report = quietly((_message, repeats) => onError(latest, repeats), opts.quietMs ?? 30_000);
   let latest = new Error('');
   redis.on('error', (err: Error) => {

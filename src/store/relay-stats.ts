@@ -129,7 +129,12 @@ export async function addDailyRelayStats(trx: Knex, deltas: readonly DailyRelayD
  * Stores an upstream relay's NIP-11 document on every user_relays row of that URL whose copy differs (rows of
  * many users share one relay; unchanged copies are not rewritten). Returns the rows updated.
  */
-export async function saveRelayInfo(db: Knex, url: string, info: Record<string, unknown>, supportedNips: number[] | null): Promise<number> {
+export async function saveRelayInfo(
+  db: Knex,
+  url: string,
+  info: Record<string, unknown>,
+  supportedNips: number[] | null,
+): Promise<number> {
   const doc = JSON.stringify(info);
   const { rowCount } = (await db.raw(
     `UPDATE user_relays SET relay_info = CAST(:doc AS jsonb), supported_nips = CAST(:nips AS integer[]),

@@ -85,7 +85,14 @@ export async function revenueByDayAndPlan(db: Knex, range: DateRange): Promise<R
       db.raw('COUNT(*) AS payment_count'),
       db.raw('SUM(p.amount)::text AS total_revenue'),
       db.raw('ROUND(AVG(p.amount), 2)::text AS avg_payment'),
-    )) as { day: string; plan_code: string; currency: string; payment_count: string; total_revenue: string; avg_payment: string }[];
+    )) as {
+    day: string;
+    plan_code: string;
+    currency: string;
+    payment_count: string;
+    total_revenue: string;
+    avg_payment: string;
+  }[];
   return rows.map((r) => ({
     date: dateText(r.day),
     plan: r.plan_code,
@@ -180,7 +187,9 @@ export async function relayPerformance(db: Knex, range: DateRange): Promise<Rela
         `ROUND(100.0 * COUNT(*) FILTER (WHERE rp.status = 'published') / NULLIF(COUNT(*) FILTER (WHERE rp.status IN ('published', 'rejected', 'failed', 'timeout')), 0), 2) AS success_rate`,
       ),
       db.raw(`ROUND(AVG(rp.total_time_ms) FILTER (WHERE rp.status = 'published')) AS avg_ms`),
-      db.raw(`ROUND(percentile_cont(0.95) WITHIN GROUP (ORDER BY rp.total_time_ms) FILTER (WHERE rp.status = 'published')) AS p95_ms`),
+      db.raw(
+        `ROUND(percentile_cont(0.95) WITHIN GROUP (ORDER BY rp.total_time_ms) FILTER (WHERE rp.status = 'published')) AS p95_ms`,
+      ),
     )) as Record<string, unknown>[];
   return rows.map((r) => ({
     relayUrl: String(r.relay_url),

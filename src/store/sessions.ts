@@ -51,8 +51,21 @@ interface SessionRow {
 }
 
 const columns = [
-  'id', 'user_id', 'pubkey', 'extension_id', 'extension_version', 'browser_name', 'browser_version', 'os', 'ip_address',
-  'created_at', 'expires_at', 'last_used_at', 'is_active', 'revoked_at', 'revoked_reason',
+  'id',
+  'user_id',
+  'pubkey',
+  'extension_id',
+  'extension_version',
+  'browser_name',
+  'browser_version',
+  'os',
+  'ip_address',
+  'created_at',
+  'expires_at',
+  'last_used_at',
+  'is_active',
+  'revoked_at',
+  'revoked_reason',
 ];
 
 function toRecord(r: SessionRow): SessionRecord {
@@ -75,7 +88,13 @@ function toRecord(r: SessionRow): SessionRecord {
   };
 }
 
-export async function insertSession(db: Knex, userId: string, tokenHash: string, expiresAt: Date, meta: SessionMeta): Promise<SessionRecord> {
+export async function insertSession(
+  db: Knex,
+  userId: string,
+  tokenHash: string,
+  expiresAt: Date,
+  meta: SessionMeta,
+): Promise<SessionRecord> {
   const rows = (await db('user_sessions')
     .insert({
       user_id: userId,
@@ -96,13 +115,15 @@ export async function insertSession(db: Knex, userId: string, tokenHash: string,
 }
 
 /** The session with this token hash (whatever its state) and its user, for the caller to judge. */
-export async function findSessionByTokenHash(db: Knex, tokenHash: string): Promise<{ session: SessionRecord; user: UserRecord } | undefined> {
+export async function findSessionByTokenHash(
+  db: Knex,
+  tokenHash: string,
+): Promise<{ session: SessionRecord; user: UserRecord } | undefined> {
   const row = (await db('user_sessions as s')
     .join('users as u', 'u.id', 's.user_id')
     .where('s.session_token', tokenHash)
     .first([...columns.map((c) => `s.${c}`), 'u.nostr_public_key', 'u.status', 'u.timezone'])) as
-    | (SessionRow & { nostr_public_key: string; status: UserStatus; timezone: string | null })
-    | undefined;
+    (SessionRow & { nostr_public_key: string; status: UserStatus; timezone: string | null }) | undefined;
   if (!row) return undefined;
   return {
     session: toRecord(row),

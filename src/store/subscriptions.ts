@@ -21,10 +21,12 @@ export interface ActiveSubscription {
 }
 
 /** Locks the user's row for the rest of the transaction, so plan changes of one user run one at a time. */
-export async function lockUser(trx: Knex.Transaction, userId: string): Promise<{ id: string; pubkey: string } | undefined> {
+export async function lockUser(
+  trx: Knex.Transaction,
+  userId: string,
+): Promise<{ id: string; pubkey: string } | undefined> {
   const row = (await trx('users').where({ id: userId }).forUpdate().first('id', 'nostr_public_key')) as
-    | { id: string; nostr_public_key: string }
-    | undefined;
+    { id: string; nostr_public_key: string } | undefined;
   return row && { id: row.id, pubkey: row.nostr_public_key };
 }
 

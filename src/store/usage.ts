@@ -4,7 +4,8 @@ import type { Knex } from 'knex';
 import { arrayColumns } from './array-columns.js';
 import { partitionNameAt, partitionNames } from './partitions.js';
 
-export type UsageEventType = 'quota_usage' | 'quota_exceeded' | 'quota_reset' | 'tier_change' | 'post_success' | 'post_failure' | 'relay_error';
+type UsageEventType =
+  'quota_usage' | 'quota_exceeded' | 'quota_reset' | 'tier_change' | 'post_success' | 'post_failure' | 'relay_error';
 
 export interface UsageEventRow {
   readonly userId: string;
@@ -45,7 +46,8 @@ const EVENT_COLUMNS =
  * Usage is buffered for up to a second (core/ops/usage-recorder.ts), in every process: what arrives after an account
  * was erased (status 'deleted', its rows gone) must not bring its usage back. A condition on the rows named `alias`.
  */
-export const notErased = (alias: string): string => `EXISTS (SELECT 1 FROM users u WHERE u.id = ${alias}.user_id AND u.status <> 'deleted')`;
+export const notErased = (alias: string): string =>
+  `EXISTS (SELECT 1 FROM users u WHERE u.id = ${alias}.user_id AND u.status <> 'deleted')`;
 
 function eventRecord(r: UsageEventRow): Record<string, unknown> {
   return {
@@ -72,12 +74,13 @@ function eventRecord(r: UsageEventRow): Record<string, unknown> {
  */
 export async function insertUsageEvents(db: Knex, rows: readonly UsageEventRow[]): Promise<UsageEventRow[]> {
   if (rows.length === 0) return [];
-  const insert = (some: readonly UsageEventRow[]) => db.raw(
-    `INSERT INTO usage_events (${EVENT_COLUMNS})
+  const insert = (some: readonly UsageEventRow[]) =>
+    db.raw(
+      `INSERT INTO usage_events (${EVENT_COLUMNS})
      SELECT ${EVENT_COLUMNS} FROM jsonb_populate_recordset(NULL::usage_events, CAST(? AS jsonb)) AS r
      WHERE ${notErased('r')}`,
-    [JSON.stringify(some.map(eventRecord))],
-  );
+      [JSON.stringify(some.map(eventRecord))],
+    );
   try {
     await insert(rows);
     return [];

@@ -51,8 +51,20 @@ interface ProfileRow {
 }
 
 const profileColumns = [
-  'id', 'nostr_public_key', 'status', 'display_name', 'email', 'email_verified', 'avatar_url', 'timezone', 'locale',
-  'data_retention_days', 'analytics_enabled', 'marketing_emails', 'created_at', 'last_active_at',
+  'id',
+  'nostr_public_key',
+  'status',
+  'display_name',
+  'email',
+  'email_verified',
+  'avatar_url',
+  'timezone',
+  'locale',
+  'data_retention_days',
+  'analytics_enabled',
+  'marketing_emails',
+  'created_at',
+  'last_active_at',
 ];
 
 function toProfile(r: ProfileRow): Profile {
@@ -85,7 +97,9 @@ export async function updateProfile(db: Knex, userId: string, patch: ProfilePatc
   if (patch.displayName !== undefined) values.display_name = patch.displayName;
   if (patch.email !== undefined) {
     values.email = patch.email;
-    values.email_verified = db.raw('CASE WHEN email IS NOT DISTINCT FROM ? THEN email_verified ELSE false END', [patch.email]);
+    values.email_verified = db.raw('CASE WHEN email IS NOT DISTINCT FROM ? THEN email_verified ELSE false END', [
+      patch.email,
+    ]);
   }
   if (patch.timezone !== undefined) values.timezone = patch.timezone;
   if (patch.locale !== undefined) values.locale = patch.locale;
@@ -103,25 +117,77 @@ export interface ExportBatch {
 }
 
 /** The export's tables in order, each with the query of the user's rows and, where needed, how a row is shown. */
-function exportQueries(db: Knex, userId: string): readonly (readonly [string, Knex.QueryBuilder, ((row: Record<string, unknown>) => unknown)?])[] {
+function exportQueries(
+  db: Knex,
+  userId: string,
+): readonly (readonly [string, Knex.QueryBuilder, ((row: Record<string, unknown>) => unknown)?])[] {
   const byUser = (table: string) => db(table).where({ user_id: userId });
   return [
     ['users', db('users').where({ id: userId }).select('*')],
-    ['user_sessions', byUser('user_sessions').select(db.raw('id, user_id, extension_id, created_at, expires_at, last_used_at, extension_version, browser_name, browser_version, os, ip_address, is_active, revoked_at, revoked_reason')).orderBy('created_at')],
+    [
+      'user_sessions',
+      byUser('user_sessions')
+        .select(
+          db.raw(
+            'id, user_id, extension_id, created_at, expires_at, last_used_at, extension_version, browser_name, browser_version, os, ip_address, is_active, revoked_at, revoked_reason',
+          ),
+        )
+        .orderBy('created_at'),
+    ],
     ['user_subscriptions', byUser('user_subscriptions').select('*').orderBy('created_at')],
-    ['payments', byUser('payments').select(db.raw('id, user_id, subscription_id, amount, currency, status, payment_provider, provider_payment_id, provider_customer_id, payment_method, last_four_digits, created_at, processed_at, failed_at, failure_reason, provider_fee, net_amount, invoice_url, receipt_url, archived')).orderBy('created_at')],
+    [
+      'payments',
+      byUser('payments')
+        .select(
+          db.raw(
+            'id, user_id, subscription_id, amount, currency, status, payment_provider, provider_payment_id, provider_customer_id, payment_method, last_four_digits, created_at, processed_at, failed_at, failure_reason, provider_fee, net_amount, invoice_url, receipt_url, archived',
+          ),
+        )
+        .orderBy('created_at'),
+    ],
     // Without provider_data_encrypted: the user's ExtPay key is a credential and is never given out again.
-    ['billing_accounts', byUser('billing_accounts').select('id', 'user_id', 'provider', 'created_at', 'updated_at', 'last_synced_at', 'next_sync_at', 'sync_failures').orderBy('created_at')],
+    [
+      'billing_accounts',
+      byUser('billing_accounts')
+        .select(
+          'id',
+          'user_id',
+          'provider',
+          'created_at',
+          'updated_at',
+          'last_synced_at',
+          'next_sync_at',
+          'sync_failures',
+        )
+        .orderBy('created_at'),
+    ],
     ['lightning_invoices', byUser('lightning_invoices').select('*').orderBy('created_at')],
-    ['user_quotas', byUser('user_quotas').select('*').orderBy([{ column: 'quota_date' }, { column: 'quota_type' }])],
+    [
+      'user_quotas',
+      byUser('user_quotas')
+        .select('*')
+        .orderBy([{ column: 'quota_date' }, { column: 'quota_type' }]),
+    ],
     ['daily_usage_stats', byUser('daily_usage_stats').select('*').orderBy('stat_date')],
     ['usage_events', byUser('usage_events').select('*').orderBy('occurred_at')],
     ['user_relays', byUser('user_relays').select('*').orderBy('added_at')],
     ['user_identities', byUser('user_identities').select('*').orderBy('created_at')],
     // Without token_hash: a link's token is a credential, as a session's is.
-    ['email_verifications', byUser('email_verifications').select('id', 'user_id', 'email', 'created_at', 'expires_at', 'used_at').orderBy('created_at')],
+    [
+      'email_verifications',
+      byUser('email_verifications')
+        .select('id', 'user_id', 'email', 'created_at', 'expires_at', 'used_at')
+        .orderBy('created_at'),
+    ],
     ['nostr_events', byUser('nostr_events').select('*').orderBy('created_at')],
-    ['relay_publishes', db('relay_publishes as p').join('nostr_events as e', 'e.id', 'p.event_id').where('e.user_id', userId).select('p.*').orderBy('p.created_at')],
+    [
+      'relay_publishes',
+      db('relay_publishes as p')
+        .join('nostr_events as e', 'e.id', 'p.event_id')
+        .where('e.user_id', userId)
+        .select('p.*')
+        .orderBy('p.created_at'),
+    ],
     ['audit_log', auditRowsForUser(db, userId), toAuditRecord],
   ];
 }
@@ -156,7 +222,9 @@ async function* readExport(db: Knex, userId: string, batchRows: number): AsyncGe
       const { sql, bindings } = query.toSQL();
       await trx.raw(`DECLARE nostrx_export NO SCROLL CURSOR FOR ${sql}`, bindings);
       for (;;) {
-        const { rows } = (await trx.raw(`FETCH ${batchRows} FROM nostrx_export`)) as { rows: Record<string, unknown>[] };
+        const { rows } = (await trx.raw(`FETCH ${batchRows} FROM nostrx_export`)) as {
+          rows: Record<string, unknown>[];
+        };
         yield { table, rows: show ? rows.map(show) : rows };
         if (rows.length < batchRows) break;
       }
@@ -176,33 +244,67 @@ async function* readExport(db: Knex, userId: string, batchRows: number): AsyncGe
  */
 export async function eraseUser(db: Knex, userId: string): Promise<boolean> {
   return db.transaction(async (trx) => {
-    const user = (await trx('users').where({ id: userId }).forUpdate().first('id', 'status')) as { id: string; status: UserStatus } | undefined;
+    const user = (await trx('users').where({ id: userId }).forUpdate().first('id', 'status')) as
+      { id: string; status: UserStatus } | undefined;
     if (!user) return false;
     // lightning_invoices go too: each BOLT11 names the buyer's npub; the payments rows (no invoice in them) stay.
-    for (const table of ['nostr_events', 'user_relays', 'user_sessions', 'user_quotas', 'daily_usage_stats', 'usage_events', 'billing_accounts', 'user_identities', 'email_verifications', 'lightning_invoices']) {
+    for (const table of [
+      'nostr_events',
+      'user_relays',
+      'user_sessions',
+      'user_quotas',
+      'daily_usage_stats',
+      'usage_events',
+      'billing_accounts',
+      'user_identities',
+      'email_verifications',
+      'lightning_invoices',
+    ]) {
       await trx(table).where({ user_id: userId }).delete();
     }
     const canceled = (await trx('user_subscriptions')
       .where({ user_id: userId, status: 'active' })
-      .update({ status: 'canceled', canceled_at: trx.fn.now(), ends_at: trx.fn.now(), updated_at: trx.fn.now(), notes: 'account erased' })
+      .update({
+        status: 'canceled',
+        canceled_at: trx.fn.now(),
+        ends_at: trx.fn.now(),
+        updated_at: trx.fn.now(),
+        notes: 'account erased',
+      })
       .returning(['id'])) as { id: string }[];
     for (const s of canceled) {
-      await writeAudit(trx, { table: 'user_subscriptions', operation: 'UPDATE', userId, oldValues: { id: s.id, status: 'active' }, newValues: { id: s.id, status: 'canceled' }, actor: 'user' });
+      await writeAudit(trx, {
+        table: 'user_subscriptions',
+        operation: 'UPDATE',
+        userId,
+        oldValues: { id: s.id, status: 'active' },
+        newValues: { id: s.id, status: 'canceled' },
+        actor: 'user',
+      });
     }
-    await trx('users').where({ id: userId }).update({
-      nostr_public_key: randomBytes(32).toString('hex'),
-      status: 'deleted',
-      extension_id: null,
-      email: null,
-      email_verified: false,
-      display_name: null,
-      avatar_url: null,
-      created_from_ip: null,
-      user_agent: null,
-      marketing_emails: false,
-      analytics_enabled: false,
+    await trx('users')
+      .where({ id: userId })
+      .update({
+        nostr_public_key: randomBytes(32).toString('hex'),
+        status: 'deleted',
+        extension_id: null,
+        email: null,
+        email_verified: false,
+        display_name: null,
+        avatar_url: null,
+        created_from_ip: null,
+        user_agent: null,
+        marketing_emails: false,
+        analytics_enabled: false,
+      });
+    await writeAudit(trx, {
+      table: 'users',
+      operation: 'DELETE',
+      userId,
+      oldValues: { status: user.status },
+      newValues: { status: 'deleted', erased: true },
+      actor: 'user',
     });
-    await writeAudit(trx, { table: 'users', operation: 'DELETE', userId, oldValues: { status: user.status }, newValues: { status: 'deleted', erased: true }, actor: 'user' });
     return true;
   });
 }
@@ -237,7 +339,16 @@ function summaries(db: Knex) {
       this.on('s.user_id', '=', 'u.id').andOn('s.status', '=', db.raw('?', ['active']));
     })
     .leftJoin('subscription_plans as p', 'p.id', 's.plan_id')
-    .select('u.id', 'u.nostr_public_key', 'u.status', 'u.display_name', 'u.email', 'u.created_at', 'u.last_active_at', db.raw(`COALESCE(p.plan_code, 'basic') AS plan_code`));
+    .select(
+      'u.id',
+      'u.nostr_public_key',
+      'u.status',
+      'u.display_name',
+      'u.email',
+      'u.created_at',
+      'u.last_active_at',
+      db.raw(`COALESCE(p.plan_code, 'basic') AS plan_code`),
+    );
 }
 
 interface SummaryRow {
@@ -275,7 +386,12 @@ export async function listUsers(db: Knex, f: UserFilter): Promise<UserSummary[]>
     });
   }
   if (f.after) q.whereRaw('(u.created_at, u.id) < (SELECT c.created_at, c.id FROM users c WHERE c.id = ?)', [f.after]);
-  const rows = (await q.orderBy([{ column: 'u.created_at', order: 'desc' }, { column: 'u.id', order: 'desc' }]).limit(f.limit)) as SummaryRow[];
+  const rows = (await q
+    .orderBy([
+      { column: 'u.created_at', order: 'desc' },
+      { column: 'u.id', order: 'desc' },
+    ])
+    .limit(f.limit)) as SummaryRow[];
   return rows.map(toSummary);
 }
 

@@ -119,7 +119,11 @@ const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
  * The user's relays, oldest first. By default only their own (api, nip65), active or not; with
  * `includeDefaults` also their rows for the operator's defaults (made when they first post, with their stats).
  */
-export async function listUserRelays(db: Knex, userId: string, opts: { includeDefaults?: boolean } = {}): Promise<UserRelay[]> {
+export async function listUserRelays(
+  db: Knex,
+  userId: string,
+  opts: { includeDefaults?: boolean } = {},
+): Promise<UserRelay[]> {
   const q = db('user_relays').where({ user_id: userId });
   if (!opts.includeDefaults) q.whereIn('source', customSources);
   const rows = (await q.orderBy([{ column: 'added_at' }, { column: 'relay_url' }]).select('*')) as UserRelayRow[];
@@ -166,8 +170,10 @@ export async function addUserRelay(
 ): Promise<AddRelayOutcome> {
   return db.transaction(async (trx) => {
     await lockUser(trx, userId);
-    const existing = (await trx('user_relays').where({ user_id: userId, relay_url: input.url }).first('*')) as UserRelayRow | undefined;
-    if (existing && existing.is_active && customSources.includes(existing.source)) return { status: 'exists', relay: toUserRelay(existing) };
+    const existing = (await trx('user_relays').where({ user_id: userId, relay_url: input.url }).first('*')) as
+      UserRelayRow | undefined;
+    if (existing && existing.is_active && customSources.includes(existing.source))
+      return { status: 'exists', relay: toUserRelay(existing) };
     if ((await activeCustomCount(trx, userId)) >= opts.max) return { status: 'limit', limit: opts.max };
     const values = {
       relay_name: input.name ?? existing?.relay_name ?? null,
@@ -178,8 +184,13 @@ export async function addUserRelay(
       is_active: true,
     };
     const rows = existing
-      ? ((await trx('user_relays').where({ id: existing.id }).update({ ...values, updated_at: trx.fn.now() }).returning('*')) as UserRelayRow[])
-      : ((await trx('user_relays').insert({ ...values, user_id: userId, relay_url: input.url }).returning('*')) as UserRelayRow[]);
+      ? ((await trx('user_relays')
+          .where({ id: existing.id })
+          .update({ ...values, updated_at: trx.fn.now() })
+          .returning('*')) as UserRelayRow[])
+      : ((await trx('user_relays')
+          .insert({ ...values, user_id: userId, relay_url: input.url })
+          .returning('*')) as UserRelayRow[]);
     const row = rows[0];
     if (!row) throw new Error('user_relays write returned no row');
     return { status: 'added', relay: toUserRelay(row) };
@@ -200,15 +211,24 @@ export async function updateUserRelay(
   db: Knex,
   userId: string,
   relayId: string,
-  patch: { name?: string | null | undefined; isActive?: boolean | undefined; read?: boolean | undefined; write?: boolean | undefined },
+  patch: {
+    name?: string | null | undefined;
+    isActive?: boolean | undefined;
+    read?: boolean | undefined;
+    write?: boolean | undefined;
+  },
   opts: { max: number },
 ): Promise<UpdateRelayOutcome> {
   if (!uuidPattern.test(relayId)) return { status: 'not_found' };
   return db.transaction(async (trx) => {
     await lockUser(trx, userId);
-    const row = (await trx('user_relays').where({ id: relayId, user_id: userId }).whereIn('source', customSources).first('*')) as UserRelayRow | undefined;
+    const row = (await trx('user_relays')
+      .where({ id: relayId, user_id: userId })
+      .whereIn('source', customSources)
+      .first('*')) as UserRelayRow | undefined;
     if (!row) return { status: 'not_found' };
-    if (patch.isActive === true && !row.is_active && (await activeCustomCount(trx, userId)) >= opts.max) return { status: 'limit', limit: opts.max };
+    if (patch.isActive === true && !row.is_active && (await activeCustomCount(trx, userId)) >= opts.max)
+      return { status: 'limit', limit: opts.max };
     const values: Record<string, unknown> = { updated_at: trx.fn.now() };
     if (patch.name !== undefined) values.relay_name = patch.name;
     if (patch.isActive !== undefined) values.is_active = patch.isActive;
@@ -246,7 +266,11 @@ export interface DefaultTarget extends RelayTarget {
  * read. A user's own row for the same URL is used as it is. Rows are never deleted but with their user, so a
  * row that was not created by this call may be remembered.
  */
-export async function ensureDefaultRelaysOf(db: Knex, userIds: readonly string[], urls: readonly string[]): Promise<Map<string, DefaultTarget[]>> {
+export async function ensureDefaultRelaysOf(
+  db: Knex,
+  userIds: readonly string[],
+  urls: readonly string[],
+): Promise<Map<string, DefaultTarget[]>> {
   const out = new Map<string, DefaultTarget[]>(userIds.map((u) => [u, []]));
   if (userIds.length === 0 || urls.length === 0) return out;
   const { rows: inserted } = (await db.raw(
@@ -257,7 +281,10 @@ export async function ensureDefaultRelaysOf(db: Knex, userIds: readonly string[]
     [[...userIds], [...urls]],
   )) as { rows: { id: string }[] };
   const created = new Set(inserted.map((r) => r.id));
-  const rows = (await db('user_relays').whereIn('user_id', [...userIds]).whereIn('relay_url', [...urls]).select('id', 'user_id', 'relay_url')) as {
+  const rows = (await db('user_relays')
+    .whereIn('user_id', [...userIds])
+    .whereIn('relay_url', [...urls])
+    .select('id', 'user_id', 'relay_url')) as {
     id: string;
     user_id: string;
     relay_url: string;
@@ -300,7 +327,9 @@ export async function replaceNip65Relays(
   max: number,
 ): Promise<RelayListChange> {
   await lockUser(trx, userId);
-  const rows = (await trx('user_relays').where({ user_id: userId }).select('id', 'relay_url', 'source', 'is_active')) as {
+  const rows = (await trx('user_relays')
+    .where({ user_id: userId })
+    .select('id', 'relay_url', 'source', 'is_active')) as {
     id: string;
     relay_url: string;
     source: RelaySource;
@@ -308,11 +337,18 @@ export async function replaceNip65Relays(
   }[];
   const byUrl = new Map(rows.map((r) => [r.relay_url, r]));
   const listed = new Set(entries.map((e) => e.url));
-  const deactivated = rows.filter((r) => r.source === 'nip65' && r.is_active && !listed.has(r.relay_url)).map((r) => r.relay_url);
+  const deactivated = rows
+    .filter((r) => r.source === 'nip65' && r.is_active && !listed.has(r.relay_url))
+    .map((r) => r.relay_url);
   if (deactivated.length > 0) {
-    await trx('user_relays').where({ user_id: userId, source: 'nip65' }).whereIn('relay_url', deactivated).update({ is_active: false, updated_at: trx.fn.now() });
+    await trx('user_relays')
+      .where({ user_id: userId, source: 'nip65' })
+      .whereIn('relay_url', deactivated)
+      .update({ is_active: false, updated_at: trx.fn.now() });
   }
-  let active = rows.filter((r) => r.is_active && customSources.includes(r.source) && !deactivated.includes(r.relay_url)).length;
+  let active = rows.filter(
+    (r) => r.is_active && customSources.includes(r.source) && !deactivated.includes(r.relay_url),
+  ).length;
   const added: string[] = [];
   const kept: string[] = [];
   const skipped: string[] = [];
@@ -329,7 +365,10 @@ export async function replaceNip65Relays(
       continue;
     }
     const values = { source: 'nip65', is_default: false, is_active: true, read: e.read, write: true };
-    if (row) await trx('user_relays').where({ id: row.id }).update({ ...values, updated_at: trx.fn.now() });
+    if (row)
+      await trx('user_relays')
+        .where({ id: row.id })
+        .update({ ...values, updated_at: trx.fn.now() });
     else await trx('user_relays').insert({ ...values, user_id: userId, relay_url: e.url });
     active += 1;
     added.push(e.url);

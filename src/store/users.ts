@@ -63,7 +63,12 @@ const USERS_WITH_PLANS = `
  */
 export async function findUsersWithPlans(db: Knex, pubkeys: readonly string[]): Promise<Map<string, UserWithPlan>> {
   if (pubkeys.length === 0) return new Map();
-  const rows = await queryPrepared<UserRow & { key: string; plan_code: string }>(db, 'nostrx_users_with_plans', USERS_WITH_PLANS, [pubkeys]);
+  const rows = await queryPrepared<UserRow & { key: string; plan_code: string }>(
+    db,
+    'nostrx_users_with_plans',
+    USERS_WITH_PLANS,
+    [pubkeys],
+  );
   return new Map(rows.map((r) => [r.key, { user: toRecord(r), planCode: r.plan_code }]));
 }
 
@@ -94,7 +99,10 @@ const SAVE_USERS = numbered(`
  */
 export async function saveUsers(db: Knex, users: readonly UserRecord[]): Promise<Map<string, UserRecord>> {
   if (users.length === 0) return new Map();
-  const rows = await queryPrepared<UserRow>(db, 'nostrx_save_users', SAVE_USERS, [users.map((u) => u.id), users.map((u) => u.pubkey)]);
+  const rows = await queryPrepared<UserRow>(db, 'nostrx_save_users', SAVE_USERS, [
+    users.map((u) => u.id),
+    users.map((u) => u.pubkey),
+  ]);
   return new Map(rows.map((r) => [r.nostr_public_key, toRecord(r)]));
 }
 
@@ -103,7 +111,11 @@ export async function saveUsers(db: Knex, users: readonly UserRecord[]): Promise
  * when one is given (an unsaved account's). A key linked to an account gets no row of its own (the
  * users_skip_linked_key trigger skips it): the account it is linked to.
  */
-export async function upsertUserByPubkey(db: Knex, pubkey: string, id?: string): Promise<{ user: UserRecord; created: boolean }> {
+export async function upsertUserByPubkey(
+  db: Knex,
+  pubkey: string,
+  id?: string,
+): Promise<{ user: UserRecord; created: boolean }> {
   const inserted = (await db('users')
     .insert(id === undefined ? { nostr_public_key: pubkey } : { id, nostr_public_key: pubkey })
     .onConflict('nostr_public_key')
@@ -122,16 +134,12 @@ export async function upsertUserByPubkey(db: Knex, pubkey: string, id?: string):
  */
 export async function upsertUsersByPubkeys(db: Knex, pubkeys: readonly string[]): Promise<Map<string, UserRecord>> {
   if (pubkeys.length === 0) return new Map();
-  await db.raw(`INSERT INTO users (nostr_public_key) SELECT unnest(CAST(? AS text[])) ORDER BY 1 ON CONFLICT (nostr_public_key) DO NOTHING`, [
-    db.raw('?', [pubkeys as string[]]),
-  ]);
+  await db.raw(
+    `INSERT INTO users (nostr_public_key) SELECT unnest(CAST(? AS text[])) ORDER BY 1 ON CONFLICT (nostr_public_key) DO NOTHING`,
+    [db.raw('?', [pubkeys as string[]])],
+  );
   const rows = (await db('users').whereIn('nostr_public_key', pubkeys).select(columns)) as UserRow[];
   return new Map(rows.map((r) => [r.nostr_public_key, toRecord(r)]));
-}
-
-export async function findUserById(db: Knex, userId: string): Promise<UserRecord | undefined> {
-  const row = (await db('users').where({ id: userId }).first(columns)) as UserRow | undefined;
-  return row ? toRecord(row) : undefined;
 }
 
 /** Sets the status inside the caller's transaction (the row locked first); returns the user before and after. */

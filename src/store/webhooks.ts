@@ -9,7 +9,12 @@ export async function recordWebhookEvent(
   e: { provider: string; eventId: string; type: string; payload: unknown },
 ): Promise<boolean> {
   const rows = (await trx('payment_webhook_events')
-    .insert({ provider: e.provider, provider_event_id: e.eventId, event_type: e.type, payload: JSON.stringify(e.payload) })
+    .insert({
+      provider: e.provider,
+      provider_event_id: e.eventId,
+      event_type: e.type,
+      payload: JSON.stringify(e.payload),
+    })
     .onConflict(['provider', 'provider_event_id'])
     .ignore()
     .returning('provider_event_id')) as unknown[];
@@ -17,7 +22,11 @@ export async function recordWebhookEvent(
 }
 
 /** True when a subscription.canceled webhook for this provider subscription was received (known to us then or not). */
-export async function canceledByWebhook(trx: Knex.Transaction, provider: string, subscriptionId: string): Promise<boolean> {
+export async function canceledByWebhook(
+  trx: Knex.Transaction,
+  provider: string,
+  subscriptionId: string,
+): Promise<boolean> {
   const row = (await trx('payment_webhook_events')
     .where({ provider, event_type: 'subscription.canceled' })
     .whereRaw(`payload->'data'->>'subscription_id' = ?`, [subscriptionId])

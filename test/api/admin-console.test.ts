@@ -63,10 +63,17 @@ t.test('the overview counts what this process admitted and how the upstream rela
 
   // Until each relay's first attempt is recorded (the down one opens its breaker: one failure is enough here) and
   // the backlog, counted at most once per 5 s, is down to the down relay's row.
-  await eventually(async () => {
-    const r = await api.signed(admin, 'GET', '/v1/admin/overview');
-    return r.body.outbox.depth === 1 && r.body.relays.rows.every((row: { attempts: Record<string, number> }) => Object.keys(row.attempts).length > 0);
-  }, 'an attempt at every relay', 20_000);
+  await eventually(
+    async () => {
+      const r = await api.signed(admin, 'GET', '/v1/admin/overview');
+      return (
+        r.body.outbox.depth === 1 &&
+        r.body.relays.rows.every((row: { attempts: Record<string, number> }) => Object.keys(row.attempts).length > 0)
+      );
+    },
+    'an attempt at every relay',
+    20_000,
+  );
   const r = await api.signed(admin, 'GET', '/v1/admin/overview');
   t.equal(r.status, 200);
   const o = r.body;
@@ -91,11 +98,15 @@ t.test('the audit trail, newest first, filtered by actor, table and user, a page
   const carol = newKey();
   const bobId = await idOf(bob);
   const carolId = await idOf(carol);
-  const put = (id: string, status: string) => api.signed(admin, 'PUT', `/v1/admin/users/${id}/status`, { body: { status } });
+  const put = (id: string, status: string) =>
+    api.signed(admin, 'PUT', `/v1/admin/users/${id}/status`, { body: { status } });
   t.equal((await put(bobId, 'suspended')).status, 200);
   t.equal((await put(bobId, 'active')).status, 200);
   t.equal((await put(carolId, 'suspended')).status, 200);
-  const rpc = await api.signed(admin, 'POST', '/', { body: { method: 'banpubkey', params: [carol.pk, 'spam'] }, contentType: 'application/nostr+json+rpc' });
+  const rpc = await api.signed(admin, 'POST', '/', {
+    body: { method: 'banpubkey', params: [carol.pk, 'spam'] },
+    contentType: 'application/nostr+json+rpc',
+  });
   t.equal(rpc.status, 200);
 
   let r = await api.signed(admin, 'GET', `/v1/admin/audit?user_id=${bobId}`);
@@ -105,11 +116,20 @@ t.test('the audit trail, newest first, filtered by actor, table and user, a page
     ['active', 'suspended'],
     "bob's changes, newest first",
   );
-  t.match(r.body.entries[0], { table: 'users', operation: 'UPDATE', user_id: bobId, actor: admin.pk, old_values: { status: 'suspended' } });
+  t.match(r.body.entries[0], {
+    table: 'users',
+    operation: 'UPDATE',
+    user_id: bobId,
+    actor: admin.pk,
+    old_values: { status: 'suspended' },
+  });
   t.same(r.body.tables, ['relay_bans', 'users']);
 
   r = await api.signed(admin, 'GET', '/v1/admin/audit?table=relay_bans');
-  t.same(r.body.entries.map((e: { new_values: { value: string } }) => e.new_values.value), [carol.pk]);
+  t.same(
+    r.body.entries.map((e: { new_values: { value: string } }) => e.new_values.value),
+    [carol.pk],
+  );
 
   r = await api.signed(admin, 'GET', `/v1/admin/audit?actor=${admin.pk}&table=users`);
   t.equal(r.body.entries.length, 3);
@@ -124,7 +144,11 @@ t.test('the audit trail, newest first, filtered by actor, table and user, a page
     cursor = page.body.next_cursor as string | null;
   } while (cursor);
   const all = await api.signed(admin, 'GET', '/v1/admin/audit');
-  t.same(seen, all.body.entries.map((e: { id: string }) => e.id), 'the pages together are the whole trail, in order');
+  t.same(
+    seen,
+    all.body.entries.map((e: { id: string }) => e.id),
+    'the pages together are the whole trail, in order',
+  );
 
   r = await api.signed(admin, 'GET', `/v1/admin/audit?cursor=${Buffer.from('nope').toString('base64url')}`);
   t.same([r.status, r.body.error.field], [400, 'cursor']);

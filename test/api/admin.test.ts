@@ -33,11 +33,28 @@ async function idOf(key: Key): Promise<string> {
 async function pay(key: Key, n: number, plan: string, amount: string) {
   const ts = Math.floor(Date.now() / 1000);
   for (const body of [
-    { id: `evt_sub_${key.pk.slice(0, 8)}_${n}`, type: 'subscription.created', data: { pubkey: key.pk, subscription_id: `sub_${key.pk.slice(0, 8)}`, plan, amount } },
-    { id: `evt_pay_${key.pk.slice(0, 8)}_${n}`, type: 'payment.succeeded', data: { pubkey: key.pk, subscription_id: `sub_${key.pk.slice(0, 8)}`, payment_id: `pay_${key.pk.slice(0, 8)}_${n}`, amount, currency: 'USD' } },
+    {
+      id: `evt_sub_${key.pk.slice(0, 8)}_${n}`,
+      type: 'subscription.created',
+      data: { pubkey: key.pk, subscription_id: `sub_${key.pk.slice(0, 8)}`, plan, amount },
+    },
+    {
+      id: `evt_pay_${key.pk.slice(0, 8)}_${n}`,
+      type: 'payment.succeeded',
+      data: {
+        pubkey: key.pk,
+        subscription_id: `sub_${key.pk.slice(0, 8)}`,
+        payment_id: `pay_${key.pk.slice(0, 8)}_${n}`,
+        amount,
+        currency: 'USD',
+      },
+    },
   ]) {
     const raw = JSON.stringify(body);
-    const r = await api.request('POST', '/v1/webhooks/payments', { raw, headers: { 'nostrx-signature': signWebhook(raw, secret, ts) } });
+    const r = await api.request('POST', '/v1/webhooks/payments', {
+      raw,
+      headers: { 'nostrx-signature': signWebhook(raw, secret, ts) },
+    });
     if (r.status !== 200) throw new Error(r.text);
   }
 }
@@ -59,7 +76,10 @@ t.test('a non-admin gets 403 on every admin route, and changes nothing', async (
     t.equal(r.status, 403, `${method} ${path}`);
     t.equal(r.body.error.code, 'not_admin');
   }
-  const rpc = await api.signed(mallory, 'POST', '/', { body: { method: 'banpubkey', params: [mallory.pk] }, contentType: 'application/nostr+json+rpc' });
+  const rpc = await api.signed(mallory, 'POST', '/', {
+    body: { method: 'banpubkey', params: [mallory.pk] },
+    contentType: 'application/nostr+json+rpc',
+  });
   t.equal(rpc.status, 403, 'NIP-86 too');
   t.equal((await db('relay_bans')).length, 0);
 });
@@ -82,7 +102,9 @@ t.test('the admin lists users, newest first, filtered and paginated', async (t) 
   const keys = [newKey(), newKey(), newKey()];
   const ids: string[] = [];
   for (const k of keys) ids.push(await idOf(k));
-  await api.signed(keys[0] as Key, 'PATCH', '/v1/me', { body: { email: 'carol_100%@example.com', display_name: 'Carol' } });
+  await api.signed(keys[0] as Key, 'PATCH', '/v1/me', {
+    body: { email: 'carol_100%@example.com', display_name: 'Carol' },
+  });
   await pay(keys[1] as Key, 1, 'premium', '4.99');
 
   const page1 = await api.signed(admin, 'GET', '/v1/admin/users?limit=2');
@@ -95,14 +117,28 @@ t.test('the admin lists users, newest first, filtered and paginated', async (t) 
   t.same(listed.slice(0, 2), [ids[2], ids[1]], 'newest first');
 
   const byPubkey = await api.signed(admin, 'GET', `/v1/admin/users?pubkey=${keys[1]?.pk}`);
-  t.same(byPubkey.body.users.map((u: { id: string; plan: string }) => [u.id, u.plan]), [[ids[1], 'premium']]);
+  t.same(
+    byPubkey.body.users.map((u: { id: string; plan: string }) => [u.id, u.plan]),
+    [[ids[1], 'premium']],
+  );
   const premium = await api.signed(admin, 'GET', '/v1/admin/users?plan=premium&limit=200');
   t.ok(premium.body.users.every((u: { plan: string }) => u.plan === 'premium'));
   t.ok(premium.body.users.some((u: { id: string }) => u.id === ids[1]));
   const search = await api.signed(admin, 'GET', `/v1/admin/users?q=${encodeURIComponent('100%')}`);
-  t.same(search.body.users.map((u: { id: string }) => u.id), [ids[0]], 'q is a literal substring (% is not a wildcard)');
+  t.same(
+    search.body.users.map((u: { id: string }) => u.id),
+    [ids[0]],
+    'q is a literal substring (% is not a wildcard)',
+  );
   const single = await api.signed(admin, 'GET', `/v1/admin/users/${ids[0]}`);
-  t.match(single.body, { id: ids[0], pubkey: keys[0]?.pk, status: 'active', plan: 'basic', email: 'carol_100%@example.com', display_name: 'Carol' });
+  t.match(single.body, {
+    id: ids[0],
+    pubkey: keys[0]?.pk,
+    status: 'active',
+    plan: 'basic',
+    email: 'carol_100%@example.com',
+    display_name: 'Carol',
+  });
   const missing = await api.signed(admin, 'GET', '/v1/admin/users/00000000-0000-4000-8000-000000000000');
   t.same([missing.status, missing.body.error.code], [404, 'user_not_found']);
 });
@@ -110,22 +146,31 @@ t.test('the admin lists users, newest first, filtered and paginated', async (t) 
 t.test("the admin changes a user's plan: audited, and the new limit applies to the next event", async (t) => {
   const bob = newKey();
   const id = await idOf(bob);
-  for (let i = 0; i < 3; i++) await api.signed(bob, 'POST', '/v1/events', { body: { event: buildEvent(bob.sk, { content: `b${i}` }) } });
-  t.equal((await api.signed(bob, 'POST', '/v1/events', { body: { event: buildEvent(bob.sk, { content: 'b3' }) } })).status, 429);
+  for (let i = 0; i < 3; i++)
+    await api.signed(bob, 'POST', '/v1/events', { body: { event: buildEvent(bob.sk, { content: `b${i}` }) } });
+  t.equal(
+    (await api.signed(bob, 'POST', '/v1/events', { body: { event: buildEvent(bob.sk, { content: 'b3' }) } })).status,
+    429,
+  );
   const r = await api.signed(admin, 'PUT', `/v1/admin/users/${id}/plan`, { body: { plan: 'premium' } });
   t.equal(r.status, 200);
   t.equal(r.body.plan, 'premium');
-  t.equal((await api.signed(bob, 'POST', '/v1/events', { body: { event: buildEvent(bob.sk, { content: 'b4' }) } })).status, 202);
+  t.equal(
+    (await api.signed(bob, 'POST', '/v1/events', { body: { event: buildEvent(bob.sk, { content: 'b4' }) } })).status,
+    202,
+  );
   const audit = await db('audit_log').where({ user_id: id, table_name: 'user_subscriptions', operation: 'INSERT' });
   t.equal(audit.length, 1);
   t.equal(audit[0].actor, admin.pk, 'the admin pubkey is the actor');
   const unknown = await api.signed(admin, 'PUT', `/v1/admin/users/${id}/plan`, { body: { plan: 'platinum' } });
   t.same([unknown.status, unknown.body.error.code, unknown.body.error.field], [404, 'plan_not_found', 'plan']);
-  const nobody = await api.signed(admin, 'PUT', '/v1/admin/users/00000000-0000-4000-8000-000000000000/plan', { body: { plan: 'premium' } });
+  const nobody = await api.signed(admin, 'PUT', '/v1/admin/users/00000000-0000-4000-8000-000000000000/plan', {
+    body: { plan: 'premium' },
+  });
   t.same([nobody.status, nobody.body.error.code], [404, 'user_not_found']);
 });
 
-t.test("the admin suspends a user: their next event is refused; reactivated, it passes", async (t) => {
+t.test('the admin suspends a user: their next event is refused; reactivated, it passes', async (t) => {
   const eve = newKey();
   const id = await idOf(eve);
   let r = await api.signed(admin, 'PUT', `/v1/admin/users/${id}/status`, { body: { status: 'suspended' } });
@@ -138,7 +183,13 @@ t.test("the admin suspends a user: their next event is refused; reactivated, it 
   t.equal(r.body.status, 'active');
   t.equal((await api.signed(eve, 'POST', '/v1/events', { body: { event: buildEvent(eve.sk) } })).status, 202);
   const audit = await db('audit_log').where({ user_id: id, table_name: 'users' }).orderBy('created_at');
-  t.same(audit.map((a: { new_values: { status: string }; actor: string }) => [a.new_values.status, a.actor]), [['suspended', admin.pk], ['active', admin.pk]]);
+  t.same(
+    audit.map((a: { new_values: { status: string }; actor: string }) => [a.new_values.status, a.actor]),
+    [
+      ['suspended', admin.pk],
+      ['active', admin.pk],
+    ],
+  );
   await api.signed(admin, 'PUT', `/v1/admin/users/${id}/status`, { body: { status: 'deleted' } });
   const closed = await api.signed(eve, 'GET', '/v1/me');
   t.same([closed.status, closed.body.error.code], [403, 'account_unavailable'], 'a deleted account cannot use the API');
@@ -155,7 +206,11 @@ t.test('revenue by day and plan', async (t) => {
   const todays = r.body.rows.filter((x: { date: string }) => x.date === today);
   const premium = todays.find((x: { plan: string }) => x.plan === 'premium');
   const advanced = todays.find((x: { plan: string }) => x.plan === 'advanced');
-  t.match(premium, { currency: 'USD', payments: 2, revenue: '9.98', average_payment: '4.99' }, 'two premium payments today (this and the listing test)');
+  t.match(
+    premium,
+    { currency: 'USD', payments: 2, revenue: '9.98', average_payment: '4.99' },
+    'two premium payments today (this and the listing test)',
+  );
   t.match(advanced, { currency: 'USD', payments: 1, revenue: '9.99' });
   const old = await api.signed(admin, 'GET', '/v1/admin/reports/revenue?from=2020-01-01&to=2020-12-31');
   t.same(old.body.rows, []);
@@ -164,7 +219,13 @@ t.test('revenue by day and plan', async (t) => {
 t.test('engagement by plan', async (t) => {
   const k = newKey();
   const id = await idOf(k);
-  await db('daily_usage_stats').insert({ user_id: id, stat_date: today, total_posts: 10, successful_posts: 9, failed_posts: 1 });
+  await db('daily_usage_stats').insert({
+    user_id: id,
+    stat_date: today,
+    total_posts: 10,
+    successful_posts: 9,
+    failed_posts: 1,
+  });
   const r = await api.signed(admin, 'GET', '/v1/admin/reports/engagement');
   t.equal(r.status, 200);
   const basic = r.body.rows.find((x: { plan: string }) => x.plan === 'basic');
@@ -183,7 +244,8 @@ t.test('relay performance', async (t) => {
   while (Date.now() < until) {
     const rec = await api.signed(k, 'GET', `/v1/events/${ev.id}`);
     rows = rec.body.relays;
-    if (rows.length === 2 && rows.every((x) => ['published', 'failed', 'timeout', 'rejected'].includes(x.status))) break;
+    if (rows.length === 2 && rows.every((x) => ['published', 'failed', 'timeout', 'rejected'].includes(x.status)))
+      break;
     await new Promise((r) => setTimeout(r, 100));
   }
   const r = await api.signed(admin, 'GET', '/v1/admin/reports/relays');

@@ -33,29 +33,71 @@ t.test('the query string is part of the signed URL', async (t) => {
 });
 
 t.test('a wrong URL is refused: another host, another path, another scheme', async (t) => {
-  refused(t, await api.signed(alice, 'GET', '/v1/me', { signUrl: 'https://evil.example/v1/me' }), 'url', /u tag does not match/);
+  refused(
+    t,
+    await api.signed(alice, 'GET', '/v1/me', { signUrl: 'https://evil.example/v1/me' }),
+    'url',
+    /u tag does not match/,
+  );
   refused(t, await api.signed(alice, 'GET', '/v1/me', { signUrl: `${app.url}/v1/me/export` }), 'url');
-  refused(t, await api.signed(alice, 'GET', '/v1/me', { signUrl: app.url.replace('http:', 'https:') + '/v1/me' }), 'url');
-  refused(t, await api.signed(alice, 'GET', '/v1/me', { tamper: (e) => ({ ...e, tags: e.tags.filter((x) => x[0] !== 'u') }) }), 'url', /no u tag/);
+  refused(
+    t,
+    await api.signed(alice, 'GET', '/v1/me', { signUrl: app.url.replace('http:', 'https:') + '/v1/me' }),
+    'url',
+  );
+  refused(
+    t,
+    await api.signed(alice, 'GET', '/v1/me', { tamper: (e) => ({ ...e, tags: e.tags.filter((x) => x[0] !== 'u') }) }),
+    'url',
+    /no u tag/,
+  );
 });
 
 t.test('a wrong method is refused', async (t) => {
-  refused(t, await api.signed(alice, 'GET', '/v1/me', { signMethod: 'POST' }), 'method', /method tag does not match the request method GET/);
+  refused(
+    t,
+    await api.signed(alice, 'GET', '/v1/me', { signMethod: 'POST' }),
+    'method',
+    /method tag does not match the request method GET/,
+  );
   refused(t, await api.signed(alice, 'DELETE', '/v1/sessions/current', { signMethod: 'GET' }), 'method');
 });
 
 t.test('created_at must be within 60 s of now, on both sides', async (t) => {
-  refused(t, await api.signed(alice, 'GET', '/v1/me', { tamper: (e) => ({ ...e, created_at: now() - 120 }) }), 'created_at', /in the past, the limit is 60 s/);
-  refused(t, await api.signed(alice, 'GET', '/v1/me', { tamper: (e) => ({ ...e, created_at: now() + 120 }) }), 'created_at', /in the future, the limit is 60 s/);
-  t.equal((await api.signed(alice, 'GET', '/v1/me', { tamper: (e) => ({ ...e, created_at: now() - 30 }) })).status, 200, '30 s old is fine');
+  refused(
+    t,
+    await api.signed(alice, 'GET', '/v1/me', { tamper: (e) => ({ ...e, created_at: now() - 120 }) }),
+    'created_at',
+    /in the past, the limit is 60 s/,
+  );
+  refused(
+    t,
+    await api.signed(alice, 'GET', '/v1/me', { tamper: (e) => ({ ...e, created_at: now() + 120 }) }),
+    'created_at',
+    /in the future, the limit is 60 s/,
+  );
+  t.equal(
+    (await api.signed(alice, 'GET', '/v1/me', { tamper: (e) => ({ ...e, created_at: now() - 30 }) })).status,
+    200,
+    '30 s old is fine',
+  );
 });
 
 t.test('a request with a body needs a payload tag over its exact bytes', async (t) => {
   const body = { display_name: 'Alice' };
   refused(t, await api.signed(alice, 'PATCH', '/v1/me', { body, payloadOf: null }), 'payload', /no payload tag/);
-  refused(t, await api.signed(alice, 'PATCH', '/v1/me', { body, payloadOf: { display_name: 'Mallory' } }), 'payload', /does not match the request body/);
+  refused(
+    t,
+    await api.signed(alice, 'PATCH', '/v1/me', { body, payloadOf: { display_name: 'Mallory' } }),
+    'payload',
+    /does not match the request body/,
+  );
   // The same JSON with other bytes (whitespace) is another body.
-  refused(t, await api.signed(alice, 'PATCH', '/v1/me', { raw: JSON.stringify(body, null, 2), payloadOf: body }), 'payload');
+  refused(
+    t,
+    await api.signed(alice, 'PATCH', '/v1/me', { raw: JSON.stringify(body, null, 2), payloadOf: body }),
+    'payload',
+  );
   const ok = await api.signed(alice, 'PATCH', '/v1/me', { body });
   t.equal(ok.status, 200);
   t.equal(ok.body.display_name, 'Alice');
@@ -66,16 +108,35 @@ t.test('a payload tag on a request without a body must be the hash of nothing', 
 });
 
 t.test('the event must be kind 27235', async (t) => {
-  refused(t, await api.signed(alice, 'GET', '/v1/me', { tamper: (e) => ({ ...e, kind: 1 }) }), 'kind', /must be kind 27235, got 1/);
+  refused(
+    t,
+    await api.signed(alice, 'GET', '/v1/me', { tamper: (e) => ({ ...e, kind: 1 }) }),
+    'kind',
+    /must be kind 27235, got 1/,
+  );
   refused(t, await api.signed(alice, 'GET', '/v1/me', { tamper: (e) => ({ ...e, kind: 22242 }) }), 'kind');
 });
 
 t.test('a bad signature or id is refused', async (t) => {
   const flip = (hex: string) => hex.slice(0, -2) + (hex.endsWith('00') ? '11' : '00');
-  refused(t, await api.signed(alice, 'GET', '/v1/me', { afterSign: (e) => ({ ...e, sig: flip(e.sig) }) }), 'signature', /signature is invalid/);
-  refused(t, await api.signed(alice, 'GET', '/v1/me', { afterSign: (e) => ({ ...e, content: 'changed after signing' }) }), 'signature', /id does not match/);
+  refused(
+    t,
+    await api.signed(alice, 'GET', '/v1/me', { afterSign: (e) => ({ ...e, sig: flip(e.sig) }) }),
+    'signature',
+    /signature is invalid/,
+  );
+  refused(
+    t,
+    await api.signed(alice, 'GET', '/v1/me', { afterSign: (e) => ({ ...e, content: 'changed after signing' }) }),
+    'signature',
+    /id does not match/,
+  );
   const mallory = newKey();
-  refused(t, await api.signed(alice, 'GET', '/v1/me', { afterSign: (e) => ({ ...e, pubkey: mallory.pk }) }), 'signature');
+  refused(
+    t,
+    await api.signed(alice, 'GET', '/v1/me', { afterSign: (e) => ({ ...e, pubkey: mallory.pk }) }),
+    'signature',
+  );
 });
 
 t.test('a token is accepted once', async (t) => {
@@ -84,16 +145,19 @@ t.test('a token is accepted once', async (t) => {
   refused(t, await api.request('GET', '/v1/me', { headers: { authorization } }), 'replay', /already used/);
 });
 
-t.test('two identical getToken tokens (same key, URL, method and second) are one event: the second is a replay', async (t) => {
-  const second = now();
-  const same: CallOptions = { noNonce: true, tamper: (e) => ({ ...e, created_at: second }) };
-  const first = await api.token(alice, 'GET', '/v1/me/quota', same);
-  const again = await api.token(alice, 'GET', '/v1/me/quota', same);
-  const id = (h: string) => (JSON.parse(Buffer.from(h.slice(6), 'base64').toString('utf8')) as { id: string }).id;
-  t.equal(id(first), id(again), 'nostr-tools builds the same event twice');
-  t.equal((await api.request('GET', '/v1/me/quota', { headers: { authorization: first } })).status, 200);
-  refused(t, await api.request('GET', '/v1/me/quota', { headers: { authorization: again } }), 'replay');
-});
+t.test(
+  'two identical getToken tokens (same key, URL, method and second) are one event: the second is a replay',
+  async (t) => {
+    const second = now();
+    const same: CallOptions = { noNonce: true, tamper: (e) => ({ ...e, created_at: second }) };
+    const first = await api.token(alice, 'GET', '/v1/me/quota', same);
+    const again = await api.token(alice, 'GET', '/v1/me/quota', same);
+    const id = (h: string) => (JSON.parse(Buffer.from(h.slice(6), 'base64').toString('utf8')) as { id: string }).id;
+    t.equal(id(first), id(again), 'nostr-tools builds the same event twice');
+    t.equal((await api.request('GET', '/v1/me/quota', { headers: { authorization: first } })).status, 200);
+    refused(t, await api.request('GET', '/v1/me/quota', { headers: { authorization: again } }), 'replay');
+  },
+);
 
 t.test('a refused token is not remembered, so a mistake does not burn it', async (t) => {
   // The same signed event fails on the wrong route (url), then passes on its own.
@@ -108,16 +172,30 @@ t.test('a token used on one instance is refused on another that shares Redis', a
   const one = await startTestApp(t, { databaseUrl: app.config.databaseUrl, redis: app.config.redisPrefix, env });
   const two = await startTestApp(t, { databaseUrl: app.config.databaseUrl, redis: app.config.redisPrefix, env });
   const authorization = await new ApiClient('https://relay.example.com').token(alice, 'GET', '/v1/me');
-  t.equal((await new ApiClient(`http://127.0.0.1:${portOf(one)}`).request('GET', '/v1/me', { headers: { authorization } })).status, 200);
-  refused(t, await new ApiClient(`http://127.0.0.1:${portOf(two)}`).request('GET', '/v1/me', { headers: { authorization } }), 'replay');
+  t.equal(
+    (await new ApiClient(`http://127.0.0.1:${portOf(one)}`).request('GET', '/v1/me', { headers: { authorization } }))
+      .status,
+    200,
+  );
+  refused(
+    t,
+    await new ApiClient(`http://127.0.0.1:${portOf(two)}`).request('GET', '/v1/me', { headers: { authorization } }),
+    'replay',
+  );
 });
 
-t.test('behind a proxy, the signed URL is PUBLIC_URL + path + query, not the address the server listens on', async (t) => {
-  const proxied = await startTestApp(t, { env: { PUBLIC_URL: 'https://relay.example.com/' } });
-  const direct = new ApiClient(`http://127.0.0.1:${portOf(proxied)}`);
-  refused(t, await direct.signed(alice, 'GET', '/v1/me?x=1'), 'url');
-  t.equal((await direct.signed(alice, 'GET', '/v1/me?x=1', { signUrl: 'https://relay.example.com/v1/me?x=1' })).status, 200);
-});
+t.test(
+  'behind a proxy, the signed URL is PUBLIC_URL + path + query, not the address the server listens on',
+  async (t) => {
+    const proxied = await startTestApp(t, { env: { PUBLIC_URL: 'https://relay.example.com/' } });
+    const direct = new ApiClient(`http://127.0.0.1:${portOf(proxied)}`);
+    refused(t, await direct.signed(alice, 'GET', '/v1/me?x=1'), 'url');
+    t.equal(
+      (await direct.signed(alice, 'GET', '/v1/me?x=1', { signUrl: 'https://relay.example.com/v1/me?x=1' })).status,
+      200,
+    );
+  },
+);
 
 t.test('without Redis the replay cache is in the process', async (t) => {
   const solo = await startTestApp(t);
@@ -131,9 +209,25 @@ t.test('malformed headers name their check', async (t) => {
   refused(t, await api.request('GET', '/v1/me'), 'missing');
   refused(t, await api.request('GET', '/v1/me', { headers: { authorization: 'Basic YWxpY2U6c2VjcmV0' } }), 'scheme');
   refused(t, await api.request('GET', '/v1/me', { headers: { authorization: 'Nostr %%%not-base64%%%' } }), 'base64');
-  refused(t, await api.request('GET', '/v1/me', { headers: { authorization: `Nostr ${Buffer.from('not json').toString('base64')}` } }), 'json');
-  refused(t, await api.request('GET', '/v1/me', { headers: { authorization: `Nostr ${Buffer.from('{"kind":27235}').toString('base64')}` } }), 'shape');
-  refused(t, await api.request('GET', '/v1/me', { headers: { authorization: `Nostr ${'A'.repeat(5000)}` } }), 'too-long');
+  refused(
+    t,
+    await api.request('GET', '/v1/me', {
+      headers: { authorization: `Nostr ${Buffer.from('not json').toString('base64')}` },
+    }),
+    'json',
+  );
+  refused(
+    t,
+    await api.request('GET', '/v1/me', {
+      headers: { authorization: `Nostr ${Buffer.from('{"kind":27235}').toString('base64')}` },
+    }),
+    'shape',
+  );
+  refused(
+    t,
+    await api.request('GET', '/v1/me', { headers: { authorization: `Nostr ${'A'.repeat(5000)}` } }),
+    'too-long',
+  );
 });
 
 t.test('public routes need no signature; every other route does', async (t) => {

@@ -15,7 +15,11 @@ const extension = 'chrome-extension://abcdefghijklmnopabcdefghijklmnop';
 
 function preflight(api: ApiClient, path: string, origin: string, method = 'PATCH') {
   return api.request('OPTIONS', path, {
-    headers: { origin, 'access-control-request-method': method, 'access-control-request-headers': 'authorization,content-type' },
+    headers: {
+      origin,
+      'access-control-request-method': method,
+      'access-control-request-headers': 'authorization,content-type',
+    },
   });
 }
 
@@ -38,33 +42,42 @@ t.test('by default any origin may call /v1 (no credentials: the API takes only A
 
   const refused = await api.request('GET', '/v1/me', { headers: { origin: 'https://x.com' } });
   t.equal(refused.status, 401);
-  t.equal(refused.headers.get('access-control-allow-origin'), '*', 'an error carries the header too, so the page reads why');
+  t.equal(
+    refused.headers.get('access-control-allow-origin'),
+    '*',
+    'an error carries the header too, so the page reads why',
+  );
   t.equal(refused.body.error.code, 'unauthorized');
 
   const metrics = await api.request('GET', '/metrics', { headers: { origin: 'https://x.com' } });
   t.equal(metrics.headers.get('access-control-allow-origin'), null, 'the operations routes are not for pages');
-  const info = await api.request('GET', '/', { headers: { origin: 'https://x.com', accept: 'application/nostr+json' } });
+  const info = await api.request('GET', '/', {
+    headers: { origin: 'https://x.com', accept: 'application/nostr+json' },
+  });
   t.equal(info.headers.get('access-control-allow-origin'), '*', 'NIP-11 keeps its own headers');
 });
 
-t.test('API_CORS_ORIGINS names the origins allowed; others get no header and the browser refuses the answer', async (t) => {
-  const app = await startTestApp(t, { databaseUrl, env: { API_CORS_ORIGINS: `${extension}, https://x.com` } });
-  const api = new ApiClient(app.url);
+t.test(
+  'API_CORS_ORIGINS names the origins allowed; others get no header and the browser refuses the answer',
+  async (t) => {
+    const app = await startTestApp(t, { databaseUrl, env: { API_CORS_ORIGINS: `${extension}, https://x.com` } });
+    const api = new ApiClient(app.url);
 
-  const pre = await preflight(api, '/v1/relays', extension, 'POST');
-  t.equal(pre.status, 204);
-  t.equal(pre.headers.get('access-control-allow-origin'), extension, 'the allowed origin is echoed');
-  t.match(pre.headers.get('vary'), /Origin/, 'caches keep answers for different origins apart');
+    const pre = await preflight(api, '/v1/relays', extension, 'POST');
+    t.equal(pre.status, 204);
+    t.equal(pre.headers.get('access-control-allow-origin'), extension, 'the allowed origin is echoed');
+    t.match(pre.headers.get('vary'), /Origin/, 'caches keep answers for different origins apart');
 
-  const me = await api.signed(alice, 'GET', '/v1/me', { headers: { origin: 'https://x.com' } });
-  t.equal(me.headers.get('access-control-allow-origin'), 'https://x.com');
+    const me = await api.signed(alice, 'GET', '/v1/me', { headers: { origin: 'https://x.com' } });
+    t.equal(me.headers.get('access-control-allow-origin'), 'https://x.com');
 
-  const other = await preflight(api, '/v1/me', 'https://evil.example');
-  t.equal(other.headers.get('access-control-allow-origin'), null, 'an origin not listed is not allowed');
-  const direct = await api.signed(alice, 'GET', '/v1/me', { headers: { origin: 'https://evil.example' } });
-  t.equal(direct.status, 200, 'CORS binds browsers only: a call with a valid signature is still served');
-  t.equal(direct.headers.get('access-control-allow-origin'), null);
-});
+    const other = await preflight(api, '/v1/me', 'https://evil.example');
+    t.equal(other.headers.get('access-control-allow-origin'), null, 'an origin not listed is not allowed');
+    const direct = await api.signed(alice, 'GET', '/v1/me', { headers: { origin: 'https://evil.example' } });
+    t.equal(direct.status, 200, 'CORS binds browsers only: a call with a valid signature is still served');
+    t.equal(direct.headers.get('access-control-allow-origin'), null);
+  },
+);
 
 t.test('API_CORS_ORIGINS=none turns CORS off', async (t) => {
   const app = await startTestApp(t, { databaseUrl, env: { API_CORS_ORIGINS: 'none' } });
@@ -78,11 +91,17 @@ t.test('API_CORS_ORIGINS=none turns CORS off', async (t) => {
 
 t.test('an origin with a path, or not an origin at all, is a configuration error naming the key', async (t) => {
   for (const bad of ['https://x.com/', 'https://x.com/home', 'x.com', 'https://x.com?a=1']) {
-    t.throws(() => loadConfig({ API_CORS_ORIGINS: bad }), new ConfigError(`API_CORS_ORIGINS must list origins like https://example.com or chrome-extension://<id> (no path), or *, got "${bad}"`), bad);
+    t.throws(
+      () => loadConfig({ API_CORS_ORIGINS: bad }),
+      new ConfigError(
+        `API_CORS_ORIGINS must list origins like https://example.com or chrome-extension://<id> (no path), or *, got "${bad}"`,
+      ),
+      bad,
+    );
   }
-  t.same(loadConfig({ API_CORS_ORIGINS: ' https://x.com ,moz-extension://0a1b2c3d-0000-4000-8000-000000000000,* ' }).apiCorsOrigins, [
-    'https://x.com',
-    'moz-extension://0a1b2c3d-0000-4000-8000-000000000000',
-    '*',
-  ]);
+  t.same(
+    loadConfig({ API_CORS_ORIGINS: ' https://x.com ,moz-extension://0a1b2c3d-0000-4000-8000-000000000000,* ' })
+      .apiCorsOrigins,
+    ['https://x.com', 'moz-extension://0a1b2c3d-0000-4000-8000-000000000000', '*'],
+  );
 });

@@ -38,7 +38,11 @@ t.test('a body over API_BODY_LIMIT_BYTES is a 413, before anything else', async 
 });
 
 t.test('a body that is not JSON is a 415', async (t) => {
-  const r = await api.signed(alice, 'PATCH', '/v1/me', { raw: 'display_name=Alice', contentType: 'application/x-www-form-urlencoded', payloadOf: null });
+  const r = await api.signed(alice, 'PATCH', '/v1/me', {
+    raw: 'display_name=Alice',
+    contentType: 'application/x-www-form-urlencoded',
+    payloadOf: null,
+  });
   t.equal(r.status, 415);
   t.equal(r.body.error.code, 'unsupported_media_type');
   const text = await api.request('POST', '/v1/events', { raw: 'hello', contentType: 'text/plain' });

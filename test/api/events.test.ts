@@ -14,7 +14,12 @@ import { storedEvents } from '../helpers/stored-events.js';
 const upstream = await startTestApp(t, { env: { POST_KINDS: '9999' } });
 const app = await startTestApp(t, {
   redis: true,
-  env: { UPSTREAM_RELAYS: upstream.relayUrl, ALLOW_PRIVATE_RELAYS: 'true', FORWARD_POLL_MS: '50', FORWARD_BACKOFF_BASE_MS: '50' },
+  env: {
+    UPSTREAM_RELAYS: upstream.relayUrl,
+    ALLOW_PRIVATE_RELAYS: 'true',
+    FORWARD_POLL_MS: '50',
+    FORWARD_BACKOFF_BASE_MS: '50',
+  },
 });
 const api = new ApiClient(app.url);
 const now = () => Math.floor(Date.now() / 1000);
@@ -29,12 +34,19 @@ async function eventually<T>(probe: () => Promise<T | undefined>, what: string, 
   }
 }
 
-const publish = (key: Key, event: unknown, source?: unknown) => api.signed(key, 'POST', '/v1/events', { body: source ? { event, source } : { event } });
+const publish = (key: Key, event: unknown, source?: unknown) =>
+  api.signed(key, 'POST', '/v1/events', { body: source ? { event, source } : { event } });
 
 t.test('Alice publishes a note: 202, then the record shows the upstream relay took it, with timings', async (t) => {
   const alice = newKey();
   const ev = buildEvent(alice.sk, { content: 'cross-posted from X' });
-  const source = { platform: 'twitter', tweet_id: '1790000000000000001', tweet_url: 'https://x.com/alice/status/1790000000000000001', tweet_text: 'cross-posted from X', username: 'alice' };
+  const source = {
+    platform: 'twitter',
+    tweet_id: '1790000000000000001',
+    tweet_url: 'https://x.com/alice/status/1790000000000000001',
+    tweet_text: 'cross-posted from X',
+    username: 'alice',
+  };
   const r = await publish(alice, ev, source);
   t.equal(r.status, 202);
   t.equal(r.body.result, 'accepted');
@@ -80,7 +92,7 @@ t.test('publishing the same event again returns the existing record', async (t) 
   t.equal(Number(rows[0]?.n), 1);
 });
 
-t.test("an event signed by another pubkey is refused: 403, nothing stored", async (t) => {
+t.test('an event signed by another pubkey is refused: 403, nothing stored', async (t) => {
   const alice = newKey();
   const bob = newKey();
   const ev = buildEvent(bob.sk);
@@ -90,7 +102,7 @@ t.test("an event signed by another pubkey is refused: 403, nothing stored", asyn
   t.notOk(await app.db.knex('nostr_events').where({ event_id: ev.id }).first());
 });
 
-t.test('invalid events answer 400 with the relay\'s invalid: message', async (t) => {
+t.test("invalid events answer 400 with the relay's invalid: message", async (t) => {
   const alice = newKey();
   const good = buildEvent(alice.sk);
   const badSig = { ...good, sig: good.sig.slice(0, -2) + (good.sig.endsWith('00') ? '11' : '00') };
@@ -107,7 +119,8 @@ t.test('invalid events answer 400 with the relay\'s invalid: message', async (t)
 
 t.test('over the quota: 429 with the quota facts and Retry-After; free kinds still pass', async (t) => {
   const alice = newKey();
-  for (let i = 0; i < 3; i++) t.equal((await publish(alice, buildEvent(alice.sk, { content: `post ${i}` }))).status, 202);
+  for (let i = 0; i < 3; i++)
+    t.equal((await publish(alice, buildEvent(alice.sk, { content: `post ${i}` }))).status, 202);
   const r = await publish(alice, buildEvent(alice.sk, { content: 'post 4' }));
   t.equal(r.status, 429);
   t.equal(r.body.error.code, 'quota_exceeded');
@@ -131,15 +144,23 @@ t.test('the relay and the API give the same answers to the same sequence', async
   const apiAnswers: string[] = [];
   const sequence = (key: Key) => {
     const first = buildEvent(key.sk, { content: 'one' });
-    return [first, first, buildEvent(key.sk, { content: 'two' }), buildEvent(key.sk, { content: 'three' }), buildEvent(key.sk, { content: 'four' })];
+    return [
+      first,
+      first,
+      buildEvent(key.sk, { content: 'two' }),
+      buildEvent(key.sk, { content: 'three' }),
+      buildEvent(key.sk, { content: 'four' }),
+    ];
   };
   for (const ev of sequence(viaRelay)) {
     const [ok, message] = await relay.publish(ev);
-    relayAnswers.push(ok ? message.split(':')[0] || 'accepted' : message.split(':')[0] ?? '');
+    relayAnswers.push(ok ? message.split(':')[0] || 'accepted' : (message.split(':')[0] ?? ''));
   }
   for (const ev of sequence(viaApi)) {
     const r = await publish(viaApi, ev);
-    apiAnswers.push(r.status === 202 ? 'accepted' : r.status === 200 ? 'duplicate' : r.body.error.message.split(':')[0]);
+    apiAnswers.push(
+      r.status === 202 ? 'accepted' : r.status === 200 ? 'duplicate' : r.body.error.message.split(':')[0],
+    );
   }
   t.same(relayAnswers, ['accepted', 'duplicate', 'accepted', 'accepted', 'rate-limited']);
   t.same(apiAnswers, relayAnswers);
@@ -154,7 +175,7 @@ t.test('an event first sent to the relay is a duplicate through the API', async 
   const r = await publish(alice, ev);
   t.equal(r.status, 200);
   t.equal(r.body.result, 'duplicate');
-  t.equal(r.body.event.id, ev.id, 'and the record is Alice\'s to see');
+  t.equal(r.body.event.id, ev.id, "and the record is Alice's to see");
 });
 
 t.test('ephemeral events are accepted and not stored', async (t) => {
@@ -246,21 +267,27 @@ t.test("GET /v1/events/:id: another user's event is 403, an unknown one 404", as
   t.equal(unknown.body.error.code, 'event_not_found');
 });
 
-t.test('Dave publishes an event that goes nowhere: its record says not_forwarded, not published, and why', async (t) => {
-  // NIP-70: stored here, forwarded to no upstream relay
-  const dave = newKey();
-  const ev = buildEvent(dave.sk, { content: 'for this relay only', tags: [['-']] });
-  const relay = await Relay.connect(app.relayUrl);
-  t.teardown(() => relay.close());
-  await relay.auth(async (tmpl) => finalizeEvent(tmpl, dave.sk));
-  await relay.publish(ev);
-  const r = await api.signed(dave, 'GET', `/v1/events/${ev.id}`);
-  t.equal(r.status, 200);
-  t.equal(r.body.status, 'not_forwarded');
-  t.equal(r.body.total_relays, 0);
-  t.match(r.body.failure_reason, /^not forwarded: the event is protected \(NIP-70\)/);
-  const listed = await api.signed(dave, 'GET', '/v1/events?status=not_forwarded');
-  t.same(listed.body.events.map((e: { id: string }) => e.id), [ev.id]);
-  const published = await api.signed(dave, 'GET', '/v1/events?status=published');
-  t.same(published.body.events, [], 'not listed as published');
-});
+t.test(
+  'Dave publishes an event that goes nowhere: its record says not_forwarded, not published, and why',
+  async (t) => {
+    // NIP-70: stored here, forwarded to no upstream relay
+    const dave = newKey();
+    const ev = buildEvent(dave.sk, { content: 'for this relay only', tags: [['-']] });
+    const relay = await Relay.connect(app.relayUrl);
+    t.teardown(() => relay.close());
+    await relay.auth(async (tmpl) => finalizeEvent(tmpl, dave.sk));
+    await relay.publish(ev);
+    const r = await api.signed(dave, 'GET', `/v1/events/${ev.id}`);
+    t.equal(r.status, 200);
+    t.equal(r.body.status, 'not_forwarded');
+    t.equal(r.body.total_relays, 0);
+    t.match(r.body.failure_reason, /^not forwarded: the event is protected \(NIP-70\)/);
+    const listed = await api.signed(dave, 'GET', '/v1/events?status=not_forwarded');
+    t.same(
+      listed.body.events.map((e: { id: string }) => e.id),
+      [ev.id],
+    );
+    const published = await api.signed(dave, 'GET', '/v1/events?status=published');
+    t.same(published.body.events, [], 'not listed as published');
+  },
+);

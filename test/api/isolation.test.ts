@@ -26,17 +26,42 @@ async function premium(key: Key): Promise<string> {
 const aliceId = await premium(alice);
 const bobId = await premium(bob);
 const aliceToken = await api.session(alice, { browser_name: 'AliceBrowser' });
-await api.bearer(aliceToken, 'PATCH', '/v1/me', { body: { email: 'alice.secret@example.com', display_name: 'Alice Secret' } });
+await api.bearer(aliceToken, 'PATCH', '/v1/me', {
+  body: { email: 'alice.secret@example.com', display_name: 'Alice Secret' },
+});
 const aliceEvents = [buildEvent(alice.sk, { content: 'alice one' }), buildEvent(alice.sk, { content: 'alice two' })];
-for (const ev of aliceEvents) await api.bearer(aliceToken, 'POST', '/v1/events', { body: { event: ev, source: { platform: 'twitter', tweet_id: '777', username: 'alice_x' } } });
-const aliceRelay = (await api.bearer(aliceToken, 'POST', '/v1/relays', { body: { url: 'wss://9.9.9.10', name: 'alice-relay' } })).body;
+for (const ev of aliceEvents)
+  await api.bearer(aliceToken, 'POST', '/v1/events', {
+    body: { event: ev, source: { platform: 'twitter', tweet_id: '777', username: 'alice_x' } },
+  });
+const aliceRelay = (
+  await api.bearer(aliceToken, 'POST', '/v1/relays', { body: { url: 'wss://9.9.9.10', name: 'alice-relay' } })
+).body;
 const aliceSessionId = (await api.bearer(aliceToken, 'GET', '/v1/sessions')).body.sessions[0].id as string;
 for (const body of [
-  { id: 'evt_iso_1', type: 'subscription.created', data: { pubkey: alice.pk, subscription_id: 'sub_alice_iso', plan: 'advanced' } },
-  { id: 'evt_iso_2', type: 'payment.succeeded', data: { pubkey: alice.pk, subscription_id: 'sub_alice_iso', payment_id: 'pay_alice_iso', amount: '9.99', currency: 'USD', receipt_url: 'https://pay.example/alice' } },
+  {
+    id: 'evt_iso_1',
+    type: 'subscription.created',
+    data: { pubkey: alice.pk, subscription_id: 'sub_alice_iso', plan: 'advanced' },
+  },
+  {
+    id: 'evt_iso_2',
+    type: 'payment.succeeded',
+    data: {
+      pubkey: alice.pk,
+      subscription_id: 'sub_alice_iso',
+      payment_id: 'pay_alice_iso',
+      amount: '9.99',
+      currency: 'USD',
+      receipt_url: 'https://pay.example/alice',
+    },
+  },
 ]) {
   const raw = JSON.stringify(body);
-  await api.request('POST', '/v1/webhooks/payments', { raw, headers: { 'nostrx-signature': signWebhook(raw, secret, Math.floor(Date.now() / 1000)) } });
+  await api.request('POST', '/v1/webhooks/payments', {
+    raw,
+    headers: { 'nostrx-signature': signWebhook(raw, secret, Math.floor(Date.now() / 1000)) },
+  });
 }
 // Upserted: the usage recorder may already have written today's row for her two posts.
 await db('daily_usage_stats')
@@ -69,7 +94,17 @@ function nothingOfAlice(t: Test, r: Reply, what: string): void {
   for (const s of secrets) t.notOk(r.text.includes(s), `${what} does not show ${s.slice(0, 24)}`);
 }
 
-const bobGets = ['/v1/me', '/v1/me/quota', '/v1/me/export', '/v1/events', '/v1/events?limit=200', '/v1/relays', '/v1/stats', '/v1/subscription', '/v1/sessions'];
+const bobGets = [
+  '/v1/me',
+  '/v1/me/quota',
+  '/v1/me/export',
+  '/v1/events',
+  '/v1/events?limit=200',
+  '/v1/relays',
+  '/v1/stats',
+  '/v1/subscription',
+  '/v1/sessions',
+];
 
 t.test("Bob's reads show nothing of Alice's, with NIP-98", async (t) => {
   for (const path of bobGets) {
@@ -117,7 +152,10 @@ t.test("Alice's data is intact", async (t) => {
   t.equal(sub.body.subscription.id, aliceSub.id);
   t.equal(sub.body.payments[0].id, alicePayment.id);
   const stats = await api.bearer(aliceToken, 'GET', '/v1/stats');
-  t.ok(stats.body.totals.total_posts >= 42, 'her stats (the 42 seeded, plus her posts once the usage recorder flushes)');
+  t.ok(
+    stats.body.totals.total_posts >= 42,
+    'her stats (the 42 seeded, plus her posts once the usage recorder flushes)',
+  );
   const sessions = await api.bearer(aliceToken, 'GET', '/v1/sessions');
   t.equal(sessions.body.sessions[0].id, aliceSessionId);
 });
@@ -129,5 +167,8 @@ t.test("Bob's export holds Bob's rows only", async (t) => {
       if ('user_id' in row) t.equal(row.user_id, bobId, `${table} row is Bob's`);
     }
   }
-  t.same(r.body.tables.users.map((u: { id: string }) => u.id), [bobId]);
+  t.same(
+    r.body.tables.users.map((u: { id: string }) => u.id),
+    [bobId],
+  );
 });

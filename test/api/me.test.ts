@@ -16,16 +16,44 @@ t.test('GET /v1/me shows the account with its defaults and plan', async (t) => {
   const alice = newKey();
   const r = await api.signed(alice, 'GET', '/v1/me');
   t.equal(r.status, 200);
-  t.match(r.body, { pubkey: alice.pk, status: 'active', plan: 'basic', timezone: 'UTC', locale: 'en-US', data_retention_days: 90, analytics_enabled: true, marketing_emails: false, email: null, display_name: null });
+  t.match(r.body, {
+    pubkey: alice.pk,
+    status: 'active',
+    plan: 'basic',
+    timezone: 'UTC',
+    locale: 'en-US',
+    data_retention_days: 90,
+    analytics_enabled: true,
+    marketing_emails: false,
+    email: null,
+    display_name: null,
+  });
 });
 
 t.test('PATCH /v1/me changes the preferences, in their canonical form', async (t) => {
   const alice = newKey();
   const r = await api.signed(alice, 'PATCH', '/v1/me', {
-    body: { display_name: 'Alice', email: 'alice@example.com', timezone: 'america/new_york', locale: 'fr-fr', data_retention_days: 30, analytics_enabled: false, marketing_emails: true },
+    body: {
+      display_name: 'Alice',
+      email: 'alice@example.com',
+      timezone: 'america/new_york',
+      locale: 'fr-fr',
+      data_retention_days: 30,
+      analytics_enabled: false,
+      marketing_emails: true,
+    },
   });
   t.equal(r.status, 200);
-  t.match(r.body, { display_name: 'Alice', email: 'alice@example.com', email_verified: false, timezone: 'America/New_York', locale: 'fr-FR', data_retention_days: 30, analytics_enabled: false, marketing_emails: true });
+  t.match(r.body, {
+    display_name: 'Alice',
+    email: 'alice@example.com',
+    email_verified: false,
+    timezone: 'America/New_York',
+    locale: 'fr-FR',
+    data_retention_days: 30,
+    analytics_enabled: false,
+    marketing_emails: true,
+  });
   const row = await db('users').where({ nostr_public_key: alice.pk }).first();
   t.match(row, { display_name: 'Alice', timezone: 'America/New_York', locale: 'fr-FR' });
   const cleared = await api.signed(alice, 'PATCH', '/v1/me', { body: { email: null, display_name: null } });
@@ -60,7 +88,11 @@ t.test('GET /v1/me/quota: plan, used, limit, remaining and resets_at, daily and 
   t.equal(r.status, 200);
   t.equal(r.body.plan, 'basic');
   t.match(r.body.daily, { used: 0, limit: 3, remaining: 3 });
-  t.equal(r.body.daily.resets_at, `${new Date(Date.now() + 86_400_000).toISOString().slice(0, 10)}T00:00:00Z`, 'UTC midnight');
+  t.equal(
+    r.body.daily.resets_at,
+    `${new Date(Date.now() + 86_400_000).toISOString().slice(0, 10)}T00:00:00Z`,
+    'UTC midnight',
+  );
   t.ok('monthly' in r.body);
   await api.signed(alice, 'POST', '/v1/events', { body: { event: buildEvent(alice.sk) } });
   r = await api.signed(alice, 'GET', '/v1/me/quota');
@@ -77,15 +109,48 @@ t.test('GET /v1/me/export holds everything we keep about the user, and no secret
   const token = await api.session(alice, { browser_name: 'Firefox' });
   await api.bearer(token, 'PATCH', '/v1/me', { body: { email: 'alice@example.com' } });
   const ev = buildEvent(alice.sk, { content: 'exported' });
-  await api.bearer(token, 'POST', '/v1/events', { body: { event: ev, source: { platform: 'twitter', tweet_id: '42' } } });
-  const paid = JSON.stringify({ id: 'evt_me_1', type: 'subscription.created', data: { pubkey: alice.pk, subscription_id: 'sub_me_1', plan: 'premium' } });
-  t.equal((await api.request('POST', '/v1/webhooks/payments', { raw: paid, headers: { 'nostrx-signature': signWebhook(paid, secret, Math.floor(Date.now() / 1000)) } })).status, 200);
+  await api.bearer(token, 'POST', '/v1/events', {
+    body: { event: ev, source: { platform: 'twitter', tweet_id: '42' } },
+  });
+  const paid = JSON.stringify({
+    id: 'evt_me_1',
+    type: 'subscription.created',
+    data: { pubkey: alice.pk, subscription_id: 'sub_me_1', plan: 'premium' },
+  });
+  t.equal(
+    (
+      await api.request('POST', '/v1/webhooks/payments', {
+        raw: paid,
+        headers: { 'nostrx-signature': signWebhook(paid, secret, Math.floor(Date.now() / 1000)) },
+      })
+    ).status,
+    200,
+  );
 
   const r = await api.bearer(token, 'GET', '/v1/me/export');
   t.equal(r.status, 200);
   t.match(r.headers.get('content-disposition'), /attachment; filename="nostrx-export-/);
   const tables = r.body.tables;
-  t.same(Object.keys(tables).sort(), ['audit_log', 'billing_accounts', 'daily_usage_stats', 'email_verifications', 'lightning_invoices', 'nostr_events', 'payments', 'relay_publishes', 'usage_events', 'user_identities', 'user_quotas', 'user_relays', 'user_sessions', 'user_subscriptions', 'users'].sort());
+  t.same(
+    Object.keys(tables).sort(),
+    [
+      'audit_log',
+      'billing_accounts',
+      'daily_usage_stats',
+      'email_verifications',
+      'lightning_invoices',
+      'nostr_events',
+      'payments',
+      'relay_publishes',
+      'usage_events',
+      'user_identities',
+      'user_quotas',
+      'user_relays',
+      'user_sessions',
+      'user_subscriptions',
+      'users',
+    ].sort(),
+  );
   t.equal(tables.users[0].nostr_public_key, alice.pk);
   t.equal(tables.users[0].email, 'alice@example.com');
   t.equal(tables.nostr_events.length, 1);
@@ -100,44 +165,60 @@ t.test('GET /v1/me/export holds everything we keep about the user, and no secret
   t.notOk(r.text.includes(token), 'no token');
 });
 
-t.test('a large export is read through a cursor, a batch at a time on one connection, and is the same document', async (t) => {
-  const bob = newKey();
-  const token = await api.session(bob);
-  t.equal((await api.bearer(token, 'POST', '/v1/events', { body: { event: buildEvent(bob.sk, { content: 'one' }) } })).status, 202);
-  const { id: userId } = await db('users').where({ nostr_public_key: bob.pk }).first('id');
-  // 2,500 audit rows: three cursor batches of the API's 1,000.
-  await db.raw(
-    `INSERT INTO audit_log (table_name, operation, user_id, new_values, actor, created_at)
+t.test(
+  'a large export is read through a cursor, a batch at a time on one connection, and is the same document',
+  async (t) => {
+    const bob = newKey();
+    const token = await api.session(bob);
+    t.equal(
+      (await api.bearer(token, 'POST', '/v1/events', { body: { event: buildEvent(bob.sk, { content: 'one' }) } }))
+        .status,
+      202,
+    );
+    const { id: userId } = await db('users').where({ nostr_public_key: bob.pk }).first('id');
+    // 2,500 audit rows: three cursor batches of the API's 1,000.
+    await db.raw(
+      `INSERT INTO audit_log (table_name, operation, user_id, new_values, actor, created_at)
      SELECT 'users', 'UPDATE', ?, jsonb_build_object('n', g), 'test', now() + make_interval(secs => g) FROM generate_series(1, 2500) g`,
-    [userId],
-  );
+      [userId],
+    );
 
-  const r = await api.bearer(token, 'GET', '/v1/me/export');
-  t.equal(r.status, 200);
-  t.match(r.headers.get('content-type'), /application\/json/);
-  const audit = (r.body.tables.audit_log as { table: string; newValues: { n?: number }; createdAt: string }[]).filter((a) => a.newValues?.n !== undefined);
-  t.equal(audit.length, 2500, 'every row, across batches');
-  t.same(audit.slice(0, 3).map((a) => a.newValues.n), [1, 2, 3], 'in order');
-  t.equal(audit[2499]!.newValues.n, 2500);
-  t.equal(typeof audit[0]!.createdAt, 'string', 'shown as the audit trail is shown');
-  t.equal(r.body.tables.nostr_events.length, 1);
+    const r = await api.bearer(token, 'GET', '/v1/me/export');
+    t.equal(r.status, 200);
+    t.match(r.headers.get('content-type'), /application\/json/);
+    const audit = (r.body.tables.audit_log as { table: string; newValues: { n?: number }; createdAt: string }[]).filter(
+      (a) => a.newValues?.n !== undefined,
+    );
+    t.equal(audit.length, 2500, 'every row, across batches');
+    t.same(
+      audit.slice(0, 3).map((a) => a.newValues.n),
+      [1, 2, 3],
+      'in order',
+    );
+    t.equal(audit[2499]!.newValues.n, 2500);
+    t.equal(typeof audit[0]!.createdAt, 'string', 'shown as the audit trail is shown');
+    t.equal(r.body.tables.nostr_events.length, 1);
 
-  // The store, with tiny batches: the same rows, no batch larger than asked, one pool connection held.
-  const small: Record<string, unknown[]> = {};
-  let largest = 0;
-  let usedDuring = 0;
-  for await (const b of exportUserRows(db, userId, 7)) {
-    (small[b.table] ??= []).push(...b.rows);
-    largest = Math.max(largest, b.rows.length);
-    usedDuring = Math.max(usedDuring, app.db.poolStats().used);
-  }
-  t.equal(largest, 7);
-  t.ok(usedDuring >= 1 && usedDuring <= 2, `one connection for the whole export, not one per table (plus at most a background flush): ${usedDuring}`);
-  t.same(Object.keys(small), Object.keys(r.body.tables), 'every table, in the same order');
-  t.equal(small.audit_log!.length, (r.body.tables.audit_log as unknown[]).length);
-  t.same(JSON.parse(JSON.stringify(small.nostr_events)), r.body.tables.nostr_events);
-  t.ok(app.db.poolStats().used <= 1, 'the transaction is over (its connection is back)');
-});
+    // The store, with tiny batches: the same rows, no batch larger than asked, one pool connection held.
+    const small: Record<string, unknown[]> = {};
+    let largest = 0;
+    let usedDuring = 0;
+    for await (const b of exportUserRows(db, userId, 7)) {
+      (small[b.table] ??= []).push(...b.rows);
+      largest = Math.max(largest, b.rows.length);
+      usedDuring = Math.max(usedDuring, app.db.poolStats().used);
+    }
+    t.equal(largest, 7);
+    t.ok(
+      usedDuring >= 1 && usedDuring <= 2,
+      `one connection for the whole export, not one per table (plus at most a background flush): ${usedDuring}`,
+    );
+    t.same(Object.keys(small), Object.keys(r.body.tables), 'every table, in the same order');
+    t.equal(small.audit_log!.length, (r.body.tables.audit_log as unknown[]).length);
+    t.same(JSON.parse(JSON.stringify(small.nostr_events)), r.body.tables.nostr_events);
+    t.ok(app.db.poolStats().used <= 1, 'the transaction is over (its connection is back)');
+  },
+);
 
 t.test('DELETE /v1/me erases the account and its data; payments stay, anonymous', async (t) => {
   const alice = newKey();
@@ -147,11 +228,33 @@ t.test('DELETE /v1/me erases the account and its data; payments stay, anonymous'
   t.equal((await api.signed(alice, 'POST', '/v1/events', { body: { event: ev } })).status, 202);
   const ts = Math.floor(Date.now() / 1000);
   for (const body of [
-    { id: 'evt_erase_1', type: 'subscription.created', data: { pubkey: alice.pk, subscription_id: 'sub_erase', plan: 'premium' } },
-    { id: 'evt_erase_2', type: 'payment.succeeded', data: { pubkey: alice.pk, subscription_id: 'sub_erase', payment_id: 'pay_erase', amount: '4.99', currency: 'USD' } },
+    {
+      id: 'evt_erase_1',
+      type: 'subscription.created',
+      data: { pubkey: alice.pk, subscription_id: 'sub_erase', plan: 'premium' },
+    },
+    {
+      id: 'evt_erase_2',
+      type: 'payment.succeeded',
+      data: {
+        pubkey: alice.pk,
+        subscription_id: 'sub_erase',
+        payment_id: 'pay_erase',
+        amount: '4.99',
+        currency: 'USD',
+      },
+    },
   ]) {
     const raw = JSON.stringify(body);
-    t.equal((await api.request('POST', '/v1/webhooks/payments', { raw, headers: { 'nostrx-signature': signWebhook(raw, secret, ts) } })).status, 200);
+    t.equal(
+      (
+        await api.request('POST', '/v1/webhooks/payments', {
+          raw,
+          headers: { 'nostrx-signature': signWebhook(raw, secret, ts) },
+        })
+      ).status,
+      200,
+    );
   }
   const { id: userId } = await db('users').where({ nostr_public_key: alice.pk }).first('id');
 
@@ -169,7 +272,10 @@ t.test('DELETE /v1/me erases the account and its data; payments stay, anonymous'
   }
   t.notOk(await db('nostr_events').where({ event_id: ev.id }).first());
   const subs = await db('user_subscriptions').where({ user_id: userId });
-  t.same(subs.map((s: { status: string }) => s.status), ['canceled']);
+  t.same(
+    subs.map((s: { status: string }) => s.status),
+    ['canceled'],
+  );
   t.equal((await db('payments').where({ user_id: userId })).length, 1, 'the payment record is kept for accounting');
   const audit = await db('audit_log').where({ user_id: userId, table_name: 'users', operation: 'DELETE' });
   t.equal(audit.length, 1);

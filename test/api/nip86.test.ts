@@ -27,7 +27,8 @@ t.test('supportedmethods lists the methods', async (t) => {
   const r = await rpc('supportedmethods');
   t.equal(r.status, 200);
   t.equal(r.headers.get('content-type')?.split(';')[0], 'application/json');
-  for (const m of ['supportedmethods', 'banpubkey', 'listbannedpubkeys', 'allowpubkey', 'banevent', 'listbannedevents']) t.ok(r.body.result.includes(m), m);
+  for (const m of ['supportedmethods', 'banpubkey', 'listbannedpubkeys', 'allowpubkey', 'banevent', 'listbannedevents'])
+    t.ok(r.body.result.includes(m), m);
 });
 
 t.test('banpubkey: the relay and the API refuse the pubkey at once; unbanpubkey lifts it', async (t) => {
@@ -38,13 +39,27 @@ t.test('banpubkey: the relay and the API refuse the pubkey at once; unbanpubkey 
 
   let r = await rpc('banpubkey', [spammer.pk, 'spam']);
   t.same([r.status, r.body], [200, { result: true }]);
-  t.same(await relay.publish(buildEvent(spammer.sk, { content: 'after' })), [false, 'blocked: this pubkey is banned from this relay']);
-  const viaApi = await api.signed(spammer, 'POST', '/v1/events', { body: { event: buildEvent(spammer.sk, { content: 'api' }) } });
-  t.same([viaApi.status, viaApi.body.error.code, viaApi.body.error.message], [403, 'event_blocked', 'blocked: this pubkey is banned from this relay']);
+  t.same(await relay.publish(buildEvent(spammer.sk, { content: 'after' })), [
+    false,
+    'blocked: this pubkey is banned from this relay',
+  ]);
+  const viaApi = await api.signed(spammer, 'POST', '/v1/events', {
+    body: { event: buildEvent(spammer.sk, { content: 'api' }) },
+  });
+  t.same(
+    [viaApi.status, viaApi.body.error.code, viaApi.body.error.message],
+    [403, 'event_blocked', 'blocked: this pubkey is banned from this relay'],
+  );
 
   r = await rpc('listbannedpubkeys');
-  t.same(r.body.result.filter((b: { pubkey: string }) => b.pubkey === spammer.pk), [{ pubkey: spammer.pk, reason: 'spam' }]);
-  const audit = await app.db.knex('audit_log').where({ table_name: 'relay_bans', operation: 'INSERT' }).whereRaw(`new_values->>'value' = ?`, [spammer.pk]);
+  t.same(
+    r.body.result.filter((b: { pubkey: string }) => b.pubkey === spammer.pk),
+    [{ pubkey: spammer.pk, reason: 'spam' }],
+  );
+  const audit = await app.db
+    .knex('audit_log')
+    .where({ table_name: 'relay_bans', operation: 'INSERT' })
+    .whereRaw(`new_values->>'value' = ?`, [spammer.pk]);
   t.equal(audit.length, 1);
   t.equal(audit[0].actor, admin.pk);
 
@@ -59,7 +74,10 @@ t.test('allowpubkey lifts a ban and is listed', async (t) => {
   const r = await rpc('allowpubkey', [k.pk, 'verified human']);
   t.equal(r.body.result, true);
   const allowed = await rpc('listallowedpubkeys');
-  t.same(allowed.body.result.filter((b: { pubkey: string }) => b.pubkey === k.pk), [{ pubkey: k.pk, reason: 'verified human' }]);
+  t.same(
+    allowed.body.result.filter((b: { pubkey: string }) => b.pubkey === k.pk),
+    [{ pubkey: k.pk, reason: 'verified human' }],
+  );
   const banned = await rpc('listbannedpubkeys');
   t.notOk(banned.body.result.some((b: { pubkey: string }) => b.pubkey === k.pk));
   const relay = await RawClient.connect(app.relayUrl);
@@ -81,7 +99,10 @@ t.test('banevent: the stored event stops being served and cannot come back; allo
   t.equal((await relay.req('after', { ids: [ev.id] })).events.length, 0, 'no longer served');
   t.same(await relay.publish(ev), [false, 'blocked: this event is banned from this relay']);
   const listed = await rpc('listbannedevents');
-  t.same(listed.body.result.filter((b: { id: string }) => b.id === ev.id), [{ id: ev.id, reason: 'court order' }]);
+  t.same(
+    listed.body.result.filter((b: { id: string }) => b.id === ev.id),
+    [{ id: ev.id, reason: 'court order' }],
+  );
   const row = await app.db.knex('nostr_events').where({ event_id: ev.id }).first('removed_reason');
   t.equal(row.removed_reason, 'banned');
 
@@ -91,7 +112,11 @@ t.test('banevent: the stored event stops being served and cannot come back; allo
 });
 
 t.test('a ban made on one instance holds on another that shares the database and Redis', async (t) => {
-  const other = await startTestApp(t, { databaseUrl: app.config.databaseUrl, redis: app.config.redisPrefix, env: { ADMIN_PUBKEYS: admin.pk } });
+  const other = await startTestApp(t, {
+    databaseUrl: app.config.databaseUrl,
+    redis: app.config.redisPrefix,
+    env: { ADMIN_PUBKEYS: admin.pk },
+  });
   const k = newKey();
   // Closed (handshake finished) before the test ends: an instance that shuts down while a client's close handshake
   // is in flight waits 30 s for it.

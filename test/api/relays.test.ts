@@ -27,22 +27,37 @@ t.test('on the basic plan every relay route is a 403 naming the plan that allows
     t.equal(r.status, 403, `${method} ${path}`);
     t.equal(r.body.error.code, 'plan_required');
     t.equal(r.body.error.plan, 'premium');
-    t.equal(r.body.error.message, 'your plan basic does not include relays of your own; the premium plan (Premium) does');
+    t.equal(
+      r.body.error.message,
+      'your plan basic does not include relays of your own; the premium plan (Premium) does',
+    );
   }
 });
 
 t.test('a premium user adds, lists, changes and removes relays of their own', async (t) => {
   const alice = newKey();
   await onPlan(alice, 'premium');
-  const added = await api.signed(alice, 'POST', '/v1/relays', { body: { url: 'WSS://1.1.1.1:443', name: 'cloudflare' } });
+  const added = await api.signed(alice, 'POST', '/v1/relays', {
+    body: { url: 'WSS://1.1.1.1:443', name: 'cloudflare' },
+  });
   t.equal(added.status, 201);
-  t.match(added.body, { url: 'wss://1.1.1.1/', name: 'cloudflare', source: 'api', is_active: true, read: true, write: true });
+  t.match(added.body, {
+    url: 'wss://1.1.1.1/',
+    name: 'cloudflare',
+    source: 'api',
+    is_active: true,
+    read: true,
+    write: true,
+  });
   t.match(added.body.stats, { total_publishes: 0, successful_publishes: 0, failed_publishes: 0 });
 
   const list = await api.signed(alice, 'GET', '/v1/relays');
   t.equal(list.status, 200);
   t.equal(list.body.max, 2);
-  t.same(list.body.relays.map((r: { url: string }) => r.url), ['wss://1.1.1.1/']);
+  t.same(
+    list.body.relays.map((r: { url: string }) => r.url),
+    ['wss://1.1.1.1/'],
+  );
 
   const id = added.body.id as string;
   const patched = await api.signed(alice, 'PATCH', `/v1/relays/${id}`, { body: { name: 'one', write: false } });
@@ -112,7 +127,10 @@ t.test('the plan cap: a third active relay is a 403', async (t) => {
   t.equal(third.body.error.code, 'relay_limit_reached');
   t.match(third.body.error.message, /already have 2 relays of your own/);
   // Switching one off frees a place; switching it on again past the cap is refused.
-  t.equal((await api.signed(alice, 'PATCH', `/v1/relays/${second.body.id}`, { body: { is_active: false } })).status, 200);
+  t.equal(
+    (await api.signed(alice, 'PATCH', `/v1/relays/${second.body.id}`, { body: { is_active: false } })).status,
+    200,
+  );
   t.equal((await api.signed(alice, 'POST', '/v1/relays', { body: { url: 'wss://8.8.4.4' } })).status, 201);
   const back = await api.signed(alice, 'PATCH', `/v1/relays/${second.body.id}`, { body: { is_active: true } });
   t.equal(back.status, 403);
@@ -132,7 +150,10 @@ t.test("another user's relay cannot be seen, changed or removed", async (t) => {
   const del = await api.signed(bob, 'DELETE', `/v1/relays/${id}`);
   t.equal(del.status, 404);
   const still = await api.signed(alice, 'GET', '/v1/relays');
-  t.same(still.body.relays.map((r: { id: string; name: string | null }) => [r.id, r.name]), [[id, null]]);
+  t.same(
+    still.body.relays.map((r: { id: string; name: string | null }) => [r.id, r.name]),
+    [[id, null]],
+  );
 });
 
 t.test('bodies are validated', async (t) => {

@@ -18,27 +18,51 @@ function sessionRefused(t: Test, r: Reply, message: RegExp): void {
   t.match(r.body.error.message, message);
 }
 
-t.test('POST /v1/sessions returns a token and its expiry; the database holds only its hash and the client details', async (t) => {
-  const alice = newKey();
-  const started = Date.now();
-  const r = await api.signed(alice, 'POST', '/v1/sessions', {
-    body: { extension_id: 'nostrx-ext-1', extension_version: '1.4.2', browser_name: 'Firefox', browser_version: '133.0', os: 'Linux' },
-  });
-  t.equal(r.status, 201);
-  t.match(r.body.token, /^nxs_[A-Za-z0-9_-]{43}$/);
-  const expires = Date.parse(r.body.expires_at);
-  t.ok(Math.abs(expires - (started + 3600_000)) < 5000, 'expires after SESSION_TTL_SECONDS');
-  t.equal(r.body.session.current, true);
-  t.equal(r.body.session.browser_name, 'Firefox');
+t.test(
+  'POST /v1/sessions returns a token and its expiry; the database holds only its hash and the client details',
+  async (t) => {
+    const alice = newKey();
+    const started = Date.now();
+    const r = await api.signed(alice, 'POST', '/v1/sessions', {
+      body: {
+        extension_id: 'nostrx-ext-1',
+        extension_version: '1.4.2',
+        browser_name: 'Firefox',
+        browser_version: '133.0',
+        os: 'Linux',
+      },
+    });
+    t.equal(r.status, 201);
+    t.match(r.body.token, /^nxs_[A-Za-z0-9_-]{43}$/);
+    const expires = Date.parse(r.body.expires_at);
+    t.ok(Math.abs(expires - (started + 3600_000)) < 5000, 'expires after SESSION_TTL_SECONDS');
+    t.equal(r.body.session.current, true);
+    t.equal(r.body.session.browser_name, 'Firefox');
 
-  const row = await db('user_sessions').where({ id: r.body.session.id }).first();
-  t.equal(row.session_token, createHash('sha256').update(r.body.token).digest('hex'), 'the SHA-256 of the token is stored');
-  t.not(row.session_token, r.body.token);
-  t.match(row, { extension_id: 'nostrx-ext-1', extension_version: '1.4.2', browser_name: 'Firefox', browser_version: '133.0', os: 'Linux', ip_address: '127.0.0.1', is_active: true });
-  const user = await db('users').where({ nostr_public_key: alice.pk }).first('id', 'last_login_at');
-  t.equal(row.user_id, user.id);
-  t.ok(user.last_login_at && Math.abs(new Date(user.last_login_at).getTime() - started) < 5000, 'the login is recorded on the user');
-});
+    const row = await db('user_sessions').where({ id: r.body.session.id }).first();
+    t.equal(
+      row.session_token,
+      createHash('sha256').update(r.body.token).digest('hex'),
+      'the SHA-256 of the token is stored',
+    );
+    t.not(row.session_token, r.body.token);
+    t.match(row, {
+      extension_id: 'nostrx-ext-1',
+      extension_version: '1.4.2',
+      browser_name: 'Firefox',
+      browser_version: '133.0',
+      os: 'Linux',
+      ip_address: '127.0.0.1',
+      is_active: true,
+    });
+    const user = await db('users').where({ nostr_public_key: alice.pk }).first('id', 'last_login_at');
+    t.equal(row.user_id, user.id);
+    t.ok(
+      user.last_login_at && Math.abs(new Date(user.last_login_at).getTime() - started) < 5000,
+      'the login is recorded on the user',
+    );
+  },
+);
 
 t.test('a session works for the following calls, without signing each one', async (t) => {
   const alice = newKey();
@@ -73,7 +97,10 @@ t.test('GET /v1/sessions lists the live sessions and marks the current one', asy
   const r = await api.bearer(b, 'GET', '/v1/sessions');
   t.equal(r.status, 200);
   t.equal(r.body.sessions.length, 2);
-  t.same(r.body.sessions.map((s: { browser_name: string; current: boolean }) => [s.browser_name, s.current]).sort(), [['Chrome', true], ['Firefox', false]]);
+  t.same(r.body.sessions.map((s: { browser_name: string; current: boolean }) => [s.browser_name, s.current]).sort(), [
+    ['Chrome', true],
+    ['Firefox', false],
+  ]);
   t.notOk(JSON.stringify(r.body).includes(a), 'tokens are never shown again');
   t.notOk(JSON.stringify(r.body).includes('session_token'));
 });
@@ -86,7 +113,9 @@ t.test('DELETE /v1/sessions/current signs out: the token stops working at once',
   t.equal(r.status, 204);
   sessionRefused(t, await api.bearer(token, 'GET', '/v1/me'), /was revoked/);
   t.equal((await api.bearer(other, 'GET', '/v1/me')).status, 200, 'other sessions live on');
-  const row = await db('user_sessions').where({ session_token: createHash('sha256').update(token).digest('hex') }).first();
+  const row = await db('user_sessions')
+    .where({ session_token: createHash('sha256').update(token).digest('hex') })
+    .first();
   t.equal(row.is_active, false);
   t.equal(row.revoked_reason, 'signed out');
   t.ok(row.revoked_at);

@@ -16,7 +16,17 @@ async function userId(key: Key): Promise<string> {
 }
 
 async function statsRow(id: string, date: string, total: number) {
-  await db('daily_usage_stats').insert({ user_id: id, stat_date: date, total_posts: total, successful_posts: total - 1, failed_posts: 1, total_relay_attempts: total * 2, successful_relay_publishes: total, avg_publish_time_ms: 120, twitter_posts: total });
+  await db('daily_usage_stats').insert({
+    user_id: id,
+    stat_date: date,
+    total_posts: total,
+    successful_posts: total - 1,
+    failed_posts: 1,
+    total_relay_attempts: total * 2,
+    successful_relay_publishes: total,
+    avg_publish_time_ms: 120,
+    twitter_posts: total,
+  });
 }
 
 t.test('on the basic plan stats are a 403 naming the plan that has them', async (t) => {
@@ -38,11 +48,26 @@ t.test('a premium user gets their days in the range, oldest first, with totals',
   t.equal(r.status, 200);
   t.equal(r.body.to, day(0));
   t.equal(r.body.from, day(-29), 'the last 30 days by default');
-  t.same(r.body.days.map((d: { date: string; total_posts: number }) => [d.date, d.total_posts]), [[day(-2), 5], [day(0), 3]]);
-  t.match(r.body.days[0], { successful_posts: 4, failed_posts: 1, total_relay_attempts: 10, avg_publish_time_ms: 120, twitter_posts: 5 });
+  t.same(
+    r.body.days.map((d: { date: string; total_posts: number }) => [d.date, d.total_posts]),
+    [
+      [day(-2), 5],
+      [day(0), 3],
+    ],
+  );
+  t.match(r.body.days[0], {
+    successful_posts: 4,
+    failed_posts: 1,
+    total_relay_attempts: 10,
+    avg_publish_time_ms: 120,
+    twitter_posts: 5,
+  });
   t.match(r.body.totals, { total_posts: 8, successful_posts: 6, failed_posts: 2 });
   const wide = await api.signed(alice, 'GET', `/v1/stats?from=${day(-60)}&to=${day(-30)}`);
-  t.same(wide.body.days.map((d: { total_posts: number }) => d.total_posts), [9]);
+  t.same(
+    wide.body.days.map((d: { total_posts: number }) => d.total_posts),
+    [9],
+  );
 });
 
 t.test("stats are the caller's own", async (t) => {

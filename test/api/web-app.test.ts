@@ -10,7 +10,10 @@ import { ApiClient } from '../helpers/api.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'nostrx-webapp-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-writeFileSync(path.join(dir, 'index.html'), '<!doctype html><title>x</title><script type="module" src="app.js"></script>');
+writeFileSync(
+  path.join(dir, 'index.html'),
+  '<!doctype html><title>x</title><script type="module" src="app.js"></script>',
+);
 writeFileSync(path.join(dir, 'app.js'), 'console.log(1)');
 mkdirSync(path.join(dir, 'img'));
 writeFileSync(path.join(dir, 'img', 'a.svg'), '<svg xmlns="http://www.w3.org/2000/svg"/>');
@@ -35,7 +38,10 @@ t.test('/app/ is the page, with a policy that allows nothing inline and nothing 
 
 t.test('files by name and type; an unchanged file answers 304; unknown names 404', async (t) => {
   const js = await api.request('GET', '/app/app.js');
-  t.same([js.status, js.headers.get('content-type'), js.text], [200, 'text/javascript; charset=utf-8', 'console.log(1)']);
+  t.same(
+    [js.status, js.headers.get('content-type'), js.text],
+    [200, 'text/javascript; charset=utf-8', 'console.log(1)'],
+  );
   const etag = js.headers.get('etag') ?? '';
   t.match(etag, /^"[\w-]+"$/);
   const again = await api.request('GET', '/app/app.js', { headers: { 'if-none-match': etag } });

@@ -33,7 +33,11 @@ const db = app.db.knex;
 const day = 86_400;
 const nowS = () => Math.floor(Date.now() / 1000);
 
-function deliver(type: string, object: Record<string, unknown>, opts: { id?: string; secret?: string; timestamp?: number; signature?: string } = {}) {
+function deliver(
+  type: string,
+  object: Record<string, unknown>,
+  opts: { id?: string; secret?: string; timestamp?: number; signature?: string } = {},
+) {
   const raw = eventBody(type, object, opts.id);
   const signature = opts.signature ?? signStripe(raw, opts.secret ?? secret, opts.timestamp);
   return api.request('POST', '/v1/webhooks/stripe', { raw, headers: { 'stripe-signature': signature } });
@@ -49,7 +53,9 @@ const mine = async (key: Key) => (await api.signed(key, 'GET', '/v1/subscription
 
 async function counts() {
   const tables = ['payment_webhook_events', 'user_subscriptions', 'payments', 'billing_accounts', 'audit_log'];
-  const n = await Promise.all(tables.map(async (table) => Number((await db(table).count<{ n: string }[]>({ n: '*' }))[0]?.n)));
+  const n = await Promise.all(
+    tables.map(async (table) => Number((await db(table).count<{ n: string }[]>({ n: '*' }))[0]?.n)),
+  );
   return Object.fromEntries(tables.map((table, i) => [table, n[i]]));
 }
 
@@ -60,7 +66,16 @@ async function subscriber(price = 'price_premium_m', amount = 499) {
   const customer = stripeId('cus');
   const sub = subscriptionObject({ customer, price, amount, status: 'active', userId });
   stand.subscriptions.set(sub.id as string, sub);
-  const session = { id: stripeId('cs'), object: 'checkout.session', mode: 'subscription', status: 'complete', payment_status: 'paid', client_reference_id: userId, customer, subscription: sub.id };
+  const session = {
+    id: stripeId('cs'),
+    object: 'checkout.session',
+    mode: 'subscription',
+    status: 'complete',
+    payment_status: 'paid',
+    client_reference_id: userId,
+    customer,
+    subscription: sub.id,
+  };
   const r = await deliver('checkout.session.completed', session);
   return { key, userId, customer, sub, id: sub.id as string, r };
 }
@@ -75,91 +90,143 @@ function stripeHas(id: string, change: Record<string, unknown>) {
 /** An invoice of the subscription, paid or failed, with the charge Stripe's invoice payments list shows for it. */
 function invoiceOf(s: { customer: string; id: string }, paid: boolean, invoiceId = stripeId('in')) {
   const intent = stripeId('pi');
-  const charge = chargeObject({ customer: s.customer, intent, amount: 499, last4: '4242', ...(paid ? {} : { failure: 'Your card was declined.' }) });
-  stand.invoicePayments.push(invoicePaymentObject(invoiceId, intent, charge, paid ? undefined : 'Your card was declined.'));
-  return { invoice: invoiceObject({ id: invoiceId, customer: s.customer, subscription: s.id, amount: 499, paid }), charge, intent };
+  const charge = chargeObject({
+    customer: s.customer,
+    intent,
+    amount: 499,
+    last4: '4242',
+    ...(paid ? {} : { failure: 'Your card was declined.' }),
+  });
+  stand.invoicePayments.push(
+    invoicePaymentObject(invoiceId, intent, charge, paid ? undefined : 'Your card was declined.'),
+  );
+  return {
+    invoice: invoiceObject({ id: invoiceId, customer: s.customer, subscription: s.id, amount: 499, paid }),
+    charge,
+    intent,
+  };
 }
 
-t.test('checkout answers the Checkout URL of a subscription-mode session for the plan\'s price; nothing is stored until Stripe confirms', async (t) => {
-  const alice = newKey();
-  const userId = await userIdOf(alice);
-  const before = await counts();
-  const r = await api.signed(alice, 'POST', '/v1/subscription/checkout', { body: { plan: 'premium', billing_cycle: 'yearly' } });
-  t.equal(r.status, 200, r.text);
-  t.match(r.body.url, /^https:\/\/checkout\.stripe\.com\/c\/pay\/cs_/);
-  const call = stand.calls.filter((c) => c.path === '/v1/checkout/sessions').at(-1);
-  t.match(call?.params, {
-    mode: 'subscription',
-    'line_items[0][price]': 'price_premium_y',
-    'line_items[0][quantity]': '1',
-    client_reference_id: userId,
-    'subscription_data[metadata][nostrx_user_id]': userId,
-    success_url: `${app.url}/app/?checkout=success`,
-    cancel_url: `${app.url}/app/?checkout=canceled`,
-  });
-  t.notOk(call?.params.customer, 'no customer yet: Checkout creates one');
-  t.same(await counts(), before, 'nothing stored');
-  t.equal(await planOf(alice), 'basic');
-});
+t.test(
+  "checkout answers the Checkout URL of a subscription-mode session for the plan's price; nothing is stored until Stripe confirms",
+  async (t) => {
+    const alice = newKey();
+    const userId = await userIdOf(alice);
+    const before = await counts();
+    const r = await api.signed(alice, 'POST', '/v1/subscription/checkout', {
+      body: { plan: 'premium', billing_cycle: 'yearly' },
+    });
+    t.equal(r.status, 200, r.text);
+    t.match(r.body.url, /^https:\/\/checkout\.stripe\.com\/c\/pay\/cs_/);
+    const call = stand.calls.filter((c) => c.path === '/v1/checkout/sessions').at(-1);
+    t.match(call?.params, {
+      mode: 'subscription',
+      'line_items[0][price]': 'price_premium_y',
+      'line_items[0][quantity]': '1',
+      client_reference_id: userId,
+      'subscription_data[metadata][nostrx_user_id]': userId,
+      success_url: `${app.url}/app/?checkout=success`,
+      cancel_url: `${app.url}/app/?checkout=canceled`,
+    });
+    t.notOk(call?.params.customer, 'no customer yet: Checkout creates one');
+    t.same(await counts(), before, 'nothing stored');
+    t.equal(await planOf(alice), 'basic');
+  },
+);
 
-t.test('checkout for a plan or cycle that is not sold is a 400; Stripe unreachable is a 502 and nothing is stored', async (t) => {
-  const bob = newKey();
-  await userIdOf(bob);
-  const calls = stand.calls.length;
-  let r = await api.signed(bob, 'POST', '/v1/subscription/checkout', { body: { plan: 'gold', billing_cycle: 'monthly' } });
-  t.equal(r.status, 400);
-  t.equal(r.body.error.code, 'plan_not_sold');
-  t.match(r.body.error.message, /plan "gold" is not sold by Stripe billed monthly \(offered: premium:monthly, premium:yearly, advanced:monthly\)/);
-  r = await api.signed(bob, 'POST', '/v1/subscription/checkout', { body: { plan: 'advanced', billing_cycle: 'yearly' } });
-  t.equal(r.status, 400);
-  t.equal(r.body.error.code, 'plan_not_sold');
-  r = await api.signed(bob, 'POST', '/v1/subscription/checkout', { body: { plan: 'premium', billing_cycle: 'weekly' } });
-  t.equal(r.status, 400);
-  t.equal(r.body.error.code, 'validation_failed');
-  t.equal(r.body.error.field, 'billing_cycle');
-  t.equal(stand.calls.length, calls, 'Stripe was not asked');
+t.test(
+  'checkout for a plan or cycle that is not sold is a 400; Stripe unreachable is a 502 and nothing is stored',
+  async (t) => {
+    const bob = newKey();
+    await userIdOf(bob);
+    const calls = stand.calls.length;
+    let r = await api.signed(bob, 'POST', '/v1/subscription/checkout', {
+      body: { plan: 'gold', billing_cycle: 'monthly' },
+    });
+    t.equal(r.status, 400);
+    t.equal(r.body.error.code, 'plan_not_sold');
+    t.match(
+      r.body.error.message,
+      /plan "gold" is not sold by Stripe billed monthly \(offered: premium:monthly, premium:yearly, advanced:monthly\)/,
+    );
+    r = await api.signed(bob, 'POST', '/v1/subscription/checkout', {
+      body: { plan: 'advanced', billing_cycle: 'yearly' },
+    });
+    t.equal(r.status, 400);
+    t.equal(r.body.error.code, 'plan_not_sold');
+    r = await api.signed(bob, 'POST', '/v1/subscription/checkout', {
+      body: { plan: 'premium', billing_cycle: 'weekly' },
+    });
+    t.equal(r.status, 400);
+    t.equal(r.body.error.code, 'validation_failed');
+    t.equal(r.body.error.field, 'billing_cycle');
+    t.equal(stand.calls.length, calls, 'Stripe was not asked');
 
-  const before = await counts();
-  stand.refuse = true;
-  try {
-    r = await api.signed(bob, 'POST', '/v1/subscription/checkout', { body: { plan: 'premium', billing_cycle: 'monthly' } });
-  } finally {
-    stand.refuse = false;
-  }
-  t.equal(r.status, 502);
-  t.equal(r.body.error.code, 'payment_provider_unavailable');
-  t.match(r.body.error.message, /Stripe could not be reached; nothing was changed/);
-  t.same(await counts(), before, 'nothing stored');
-  t.match(await (await fetch(`${app.url}/metrics`)).text(), /nostrx_billing_provider_errors_total\{provider="stripe",operation="checkout",kind="unavailable"\} 1/);
-});
+    const before = await counts();
+    stand.refuse = true;
+    try {
+      r = await api.signed(bob, 'POST', '/v1/subscription/checkout', {
+        body: { plan: 'premium', billing_cycle: 'monthly' },
+      });
+    } finally {
+      stand.refuse = false;
+    }
+    t.equal(r.status, 502);
+    t.equal(r.body.error.code, 'payment_provider_unavailable');
+    t.match(r.body.error.message, /Stripe could not be reached; nothing was changed/);
+    t.same(await counts(), before, 'nothing stored');
+    t.match(
+      await (await fetch(`${app.url}/metrics`)).text(),
+      /nostrx_billing_provider_errors_total\{provider="stripe",operation="checkout",kind="unavailable"\} 1/,
+    );
+  },
+);
 
-t.test('checkout.session.completed: the plan applies at once, the customer is remembered, and checkout and the portal reuse it', async (t) => {
-  const s = await subscriber();
-  t.equal(s.r.status, 200, s.r.text);
-  t.same(s.r.body, { received: true, duplicate: false, applied: ['subscription_active'] });
-  t.equal(await planOf(s.key), 'premium');
-  const view = await mine(s.key);
-  t.match(view.subscription, { plan: 'premium', status: 'active', payment_provider: 'stripe', billing_cycle: 'monthly', amount: '4.99', currency: 'USD', renews: true, cancel_at: null });
-  t.match(view.accounts, [{ provider: 'stripe' }]);
+t.test(
+  'checkout.session.completed: the plan applies at once, the customer is remembered, and checkout and the portal reuse it',
+  async (t) => {
+    const s = await subscriber();
+    t.equal(s.r.status, 200, s.r.text);
+    t.same(s.r.body, { received: true, duplicate: false, applied: ['subscription_active'] });
+    t.equal(await planOf(s.key), 'premium');
+    const view = await mine(s.key);
+    t.match(view.subscription, {
+      plan: 'premium',
+      status: 'active',
+      payment_provider: 'stripe',
+      billing_cycle: 'monthly',
+      amount: '4.99',
+      currency: 'USD',
+      renews: true,
+      cancel_at: null,
+    });
+    t.match(view.accounts, [{ provider: 'stripe' }]);
 
-  // customer.subscription.created arrives too (after, or before: Stripe does not order them): nothing new.
-  const created = await deliver('customer.subscription.created', s.sub);
-  t.same(created.body.applied, ['subscription_unchanged']);
+    // customer.subscription.created arrives too (after, or before: Stripe does not order them): nothing new.
+    const created = await deliver('customer.subscription.created', s.sub);
+    t.same(created.body.applied, ['subscription_unchanged']);
 
-  const again = await api.signed(s.key, 'POST', '/v1/subscription/checkout', { body: { plan: 'advanced', billing_cycle: 'monthly' } });
-  t.equal(again.status, 200);
-  t.equal(stand.calls.filter((c) => c.path === '/v1/checkout/sessions').at(-1)?.params.customer, s.customer, 'the customer is reused');
-  const portal = await api.signed(s.key, 'POST', '/v1/subscription/portal');
-  t.equal(portal.status, 200, portal.text);
-  t.match(portal.body.url, /^https:\/\/billing\.stripe\.com\/p\/session\/bps_/);
-  t.match(stand.calls.at(-1)?.params, { customer: s.customer, return_url: `${app.url}/app/` });
+    const again = await api.signed(s.key, 'POST', '/v1/subscription/checkout', {
+      body: { plan: 'advanced', billing_cycle: 'monthly' },
+    });
+    t.equal(again.status, 200);
+    t.equal(
+      stand.calls.filter((c) => c.path === '/v1/checkout/sessions').at(-1)?.params.customer,
+      s.customer,
+      'the customer is reused',
+    );
+    const portal = await api.signed(s.key, 'POST', '/v1/subscription/portal');
+    t.equal(portal.status, 200, portal.text);
+    t.match(portal.body.url, /^https:\/\/billing\.stripe\.com\/p\/session\/bps_/);
+    t.match(stand.calls.at(-1)?.params, { customer: s.customer, return_url: `${app.url}/app/` });
 
-  const stranger = newKey();
-  await userIdOf(stranger);
-  const none = await api.signed(stranger, 'POST', '/v1/subscription/portal');
-  t.equal(none.status, 404);
-  t.equal(none.body.error.code, 'billing_customer_not_found');
-});
+    const stranger = newKey();
+    await userIdOf(stranger);
+    const none = await api.signed(stranger, 'POST', '/v1/subscription/portal');
+    t.equal(none.status, 404);
+    t.equal(none.body.error.code, 'billing_customer_not_found');
+  },
+);
 
 t.test('a redelivered event is acknowledged and not applied again, concurrent copies included', async (t) => {
   const s = await subscriber();
@@ -169,7 +236,14 @@ t.test('a redelivered event is acknowledged and not applied again, concurrent co
   t.same(first.body, { received: true, duplicate: false, applied: ['subscription_unchanged', 'payment_succeeded'] });
   const before = await counts();
   const copies = await Promise.all([1, 2, 3].map(() => deliver('invoice.paid', invoice, { id: eventId })));
-  t.same(copies.map((r) => [r.status, r.body.duplicate]), [[200, true], [200, true], [200, true]]);
+  t.same(
+    copies.map((r) => [r.status, r.body.duplicate]),
+    [
+      [200, true],
+      [200, true],
+      [200, true],
+    ],
+  );
   t.same(await counts(), before);
 });
 
@@ -190,61 +264,73 @@ t.test('invoice.paid records the payment with its hosted invoice, receipt, metho
     receipt_url: charge.receipt_url,
   });
   t.ok(payment.processed_at);
-  const row = await db('payments').where({ provider_payment_id: invoice.id }).first('subscription_id', 'provider_customer_id');
+  const row = await db('payments')
+    .where({ provider_payment_id: invoice.id })
+    .first('subscription_id', 'provider_customer_id');
   const sub = await db('user_subscriptions').where({ payment_provider_id: s.id }).first('id');
   t.same(row, { subscription_id: sub.id, provider_customer_id: s.customer });
 });
 
-t.test('past due then recovered: the plan stops while Stripe retries, and comes back when the invoice is paid', async (t) => {
-  const s = await subscriber();
-  const invoiceId = stripeId('in');
-  stripeHas(s.id, { status: 'past_due' });
-  const failed = invoiceOf(s, false, invoiceId);
-  let r = await deliver('invoice.payment_failed', failed.invoice);
-  t.same(r.body.applied, ['subscription_past_due', 'payment_failed']);
-  t.equal(await planOf(s.key), 'basic', 'no plan while past due');
-  let view = await mine(s.key);
-  t.match(view.subscription, { status: 'past_due', plan: 'premium' }, 'the subscription in trouble is shown');
-  t.match(view.payments[0], { status: 'failed', failure_reason: 'Your card was declined.' });
-  t.ok(view.payments[0].failed_at);
+t.test(
+  'past due then recovered: the plan stops while Stripe retries, and comes back when the invoice is paid',
+  async (t) => {
+    const s = await subscriber();
+    const invoiceId = stripeId('in');
+    stripeHas(s.id, { status: 'past_due' });
+    const failed = invoiceOf(s, false, invoiceId);
+    let r = await deliver('invoice.payment_failed', failed.invoice);
+    t.same(r.body.applied, ['subscription_past_due', 'payment_failed']);
+    t.equal(await planOf(s.key), 'basic', 'no plan while past due');
+    let view = await mine(s.key);
+    t.match(view.subscription, { status: 'past_due', plan: 'premium' }, 'the subscription in trouble is shown');
+    t.match(view.payments[0], { status: 'failed', failure_reason: 'Your card was declined.' });
+    t.ok(view.payments[0].failed_at);
 
-  stripeHas(s.id, { status: 'active' });
-  stand.invoicePayments.splice(0, stand.invoicePayments.length, ...stand.invoicePayments.filter((p) => p.invoice !== invoiceId));
-  const paid = invoiceOf(s, true, invoiceId);
-  r = await deliver('invoice.paid', paid.invoice);
-  t.same(r.body.applied, ['subscription_active', 'payment_succeeded']);
-  t.equal(await planOf(s.key), 'premium', 'restored');
-  view = await mine(s.key);
-  t.equal(view.payments.length, 1, 'one invoice, one payment row');
-  t.match(view.payments[0], { status: 'succeeded', receipt_url: paid.charge.receipt_url });
+    stripeHas(s.id, { status: 'active' });
+    stand.invoicePayments.splice(
+      0,
+      stand.invoicePayments.length,
+      ...stand.invoicePayments.filter((p) => p.invoice !== invoiceId),
+    );
+    const paid = invoiceOf(s, true, invoiceId);
+    r = await deliver('invoice.paid', paid.invoice);
+    t.same(r.body.applied, ['subscription_active', 'payment_succeeded']);
+    t.equal(await planOf(s.key), 'premium', 'restored');
+    view = await mine(s.key);
+    t.equal(view.payments.length, 1, 'one invoice, one payment row');
+    t.match(view.payments[0], { status: 'succeeded', receipt_url: paid.charge.receipt_url });
 
-  // The failure notice of that invoice, delivered again late, does not undo the success.
-  r = await deliver('invoice.payment_failed', failed.invoice);
-  t.same(r.body.applied, ['subscription_unchanged', 'ignored_stale_payment']);
-  t.equal((await mine(s.key)).payments[0].status, 'succeeded');
-});
+    // The failure notice of that invoice, delivered again late, does not undo the success.
+    r = await deliver('invoice.payment_failed', failed.invoice);
+    t.same(r.body.applied, ['subscription_unchanged', 'ignored_stale_payment']);
+    t.equal((await mine(s.key)).payments[0].status, 'succeeded');
+  },
+);
 
-t.test('canceled at period end: the plan stays, does not renew and shows the cancel date; deleted ends it', async (t) => {
-  const s = await subscriber();
-  const periodEnd = (s.sub.items as { data: { current_period_end: number }[] }).data[0]?.current_period_end as number;
-  const updated = stripeHas(s.id, { cancel_at_period_end: true, cancel_at: periodEnd, canceled_at: nowS() });
-  let r = await deliver('customer.subscription.updated', updated);
-  t.same(r.body.applied, ['subscription_active']);
-  t.equal(await planOf(s.key), 'premium', 'paid until the period ends');
-  let view = await mine(s.key);
-  t.match(view.subscription, { status: 'active', renews: false });
-  t.equal(new Date(view.subscription.cancel_at).getTime(), periodEnd * 1000);
-  t.ok(view.subscription.canceled_at);
+t.test(
+  'canceled at period end: the plan stays, does not renew and shows the cancel date; deleted ends it',
+  async (t) => {
+    const s = await subscriber();
+    const periodEnd = (s.sub.items as { data: { current_period_end: number }[] }).data[0]?.current_period_end as number;
+    const updated = stripeHas(s.id, { cancel_at_period_end: true, cancel_at: periodEnd, canceled_at: nowS() });
+    let r = await deliver('customer.subscription.updated', updated);
+    t.same(r.body.applied, ['subscription_active']);
+    t.equal(await planOf(s.key), 'premium', 'paid until the period ends');
+    let view = await mine(s.key);
+    t.match(view.subscription, { status: 'active', renews: false });
+    t.equal(new Date(view.subscription.cancel_at).getTime(), periodEnd * 1000);
+    t.ok(view.subscription.canceled_at);
 
-  const deleted = stripeHas(s.id, { status: 'canceled', ended_at: periodEnd });
-  r = await deliver('customer.subscription.deleted', deleted);
-  t.same(r.body.applied, ['subscription_canceled']);
-  t.equal(await planOf(s.key), 'basic');
-  view = await mine(s.key);
-  t.equal(view.subscription, null);
-  t.match(view.history[0], { status: 'canceled', renews: false, cancel_at: null });
-  t.equal(new Date(view.history[0].ends_at).getTime(), periodEnd * 1000);
-});
+    const deleted = stripeHas(s.id, { status: 'canceled', ended_at: periodEnd });
+    r = await deliver('customer.subscription.deleted', deleted);
+    t.same(r.body.applied, ['subscription_canceled']);
+    t.equal(await planOf(s.key), 'basic');
+    view = await mine(s.key);
+    t.equal(view.subscription, null);
+    t.match(view.history[0], { status: 'canceled', renews: false, cancel_at: null });
+    t.equal(new Date(view.history[0].ends_at).getTime(), periodEnd * 1000);
+  },
+);
 
 t.test('out of order: an older event delivered after a newer one never brings back an older state', async (t) => {
   const s = await subscriber();
@@ -264,16 +350,31 @@ t.test('out of order: an older event delivered after a newer one never brings ba
   const bob = newKey();
   const bobId = await userIdOf(bob);
   const customer = stripeId('cus');
-  const sub = subscriptionObject({ customer, price: 'price_premium_m', amount: 499, status: 'canceled', userId: bobId, endedAt: nowS(), canceledAt: nowS() });
+  const sub = subscriptionObject({
+    customer,
+    price: 'price_premium_m',
+    amount: 499,
+    status: 'canceled',
+    userId: bobId,
+    endedAt: nowS(),
+    canceledAt: nowS(),
+  });
   stand.subscriptions.set(sub.id as string, sub);
   r = await deliver('customer.subscription.deleted', sub);
   t.same(r.body.applied, ['subscription_canceled']);
-  r = await deliver('checkout.session.completed', { id: stripeId('cs'), object: 'checkout.session', mode: 'subscription', client_reference_id: bobId, customer, subscription: sub.id });
+  r = await deliver('checkout.session.completed', {
+    id: stripeId('cs'),
+    object: 'checkout.session',
+    mode: 'subscription',
+    client_reference_id: bobId,
+    customer,
+    subscription: sub.id,
+  });
   t.same(r.body.applied, ['subscription_unchanged']);
   t.equal(await planOf(bob), 'basic');
 });
 
-t.test('charge.refunded marks the invoice\'s payment refunded', async (t) => {
+t.test("charge.refunded marks the invoice's payment refunded", async (t) => {
   const s = await subscriber();
   const { invoice, intent } = invoiceOf(s, true);
   await deliver('invoice.paid', invoice);
@@ -297,7 +398,13 @@ t.test('forged and stale signatures are a 400 that changes nothing', async (t) =
     ['another secret', await deliver('customer.subscription.deleted', deleted, { secret: 'whsec_guess' })],
     ['10 minutes old', await deliver('customer.subscription.deleted', deleted, { timestamp: nowS() - 600 })],
     ['garbage header', await deliver('customer.subscription.deleted', deleted, { signature: 't=1,v1=abc' })],
-    ['body changed after signing', await api.request('POST', '/v1/webhooks/stripe', { raw: raw.replace('"canceled"', '"active"'), headers: { 'stripe-signature': signStripe(raw, secret) } })],
+    [
+      'body changed after signing',
+      await api.request('POST', '/v1/webhooks/stripe', {
+        raw: raw.replace('"canceled"', '"active"'),
+        headers: { 'stripe-signature': signStripe(raw, secret) },
+      }),
+    ],
   ] as const;
   for (const [what, r] of cases) {
     t.equal(r.status, 400, what);
@@ -310,7 +417,12 @@ t.test('forged and stale signatures are a 400 that changes nothing', async (t) =
 
 t.test('events for unknown prices or customers are acknowledged and change nothing', async (t) => {
   const before = await counts();
-  const foreign = subscriptionObject({ customer: stripeId('cus'), price: 'price_other_product', amount: 100, status: 'active' });
+  const foreign = subscriptionObject({
+    customer: stripeId('cus'),
+    price: 'price_other_product',
+    amount: 100,
+    status: 'active',
+  });
   stand.subscriptions.set(foreign.id as string, foreign);
   const r = await deliver('customer.subscription.created', foreign);
   t.equal(r.status, 200);

@@ -61,7 +61,13 @@ t.test('a subscriber that never reads is closed with a reason; the others get ev
   });
   const dropped = await metric('nostrx_slow_readers_dropped_total');
   const rssAfter = await metric('nostrx_process_process_resident_memory_bytes');
-  figures(t, 'slow-subscriber', { events: count, mbSent: mb(count * 50_000), dropped, rssBeforeMb: mb(rssBefore), rssAfterMb: mb(rssAfter) });
+  figures(t, 'slow-subscriber', {
+    events: count,
+    mbSent: mb(count * 50_000),
+    dropped,
+    rssBeforeMb: mb(rssBefore),
+    rssAfterMb: mb(rssAfter),
+  });
   t.equal(dropped, 1, 'the slow reader was dropped');
   t.equal(got.size, count, 'the reader that reads got every event');
 });
@@ -74,7 +80,12 @@ t.test('connections opened all at once and dropped all at once', async (t) => {
   t.teardown(() => [reader, writer].forEach((c) => c.close()));
   await reader.subscribe('storm', { authors: [author.pk] });
   // the earlier test's connections are gone first (its slow reader is cut 2 s after it was dropped)
-  await waitFor('only the reader and the writer to be connected', async () => (await metric('nostrx_connections')) === 2, 30_000, 100);
+  await waitFor(
+    'only the reader and the writer to be connected',
+    async () => (await metric('nostrx_connections')) === 2,
+    30_000,
+    100,
+  );
   const baseline = 2;
   const rssBefore = await metric('nostrx_process_process_resident_memory_bytes');
 
@@ -115,7 +126,12 @@ t.test('connections opened all at once and dropped all at once', async (t) => {
   const rssPeak = await metric('nostrx_process_process_resident_memory_bytes');
   for (const ws of opened) ws.terminate();
   const dropStarted = Date.now();
-  await waitFor('every storm connection to be gone', async () => (await metric('nostrx_connections')) === baseline, 60_000, 100);
+  await waitFor(
+    'every storm connection to be gone',
+    async () => (await metric('nostrx_connections')) === baseline,
+    60_000,
+    100,
+  );
   const goneMs = Date.now() - dropStarted;
   publishing = false;
   await steady;
@@ -142,5 +158,9 @@ t.test('connections opened all at once and dropped all at once', async (t) => {
   t.ok(published.length > 0, `${published.length} events were published during the storm, each accepted`);
   t.equal(await metric('nostrx_connections'), baseline, 'every storm connection is gone');
   t.equal(service.child.exitCode, null, 'the service is still running');
-  if (full) t.ok(rssAfter - rssBefore < 200e6, `memory after the storm is within 200 MB of before (${mb(rssAfter - rssBefore)} MB)`);
+  if (full)
+    t.ok(
+      rssAfter - rssBefore < 200e6,
+      `memory after the storm is within 200 MB of before (${mb(rssAfter - rssBefore)} MB)`,
+    );
 });

@@ -31,7 +31,9 @@ function generator(s: number): () => number {
 const random = generator(seed);
 const int = (n: number) => Math.floor(random() * n);
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T;
-const some = <T>(xs: readonly T[], max: number): T[] => [...new Set(Array.from({ length: 1 + int(max) }, () => pick(xs)))];
+const some = <T>(xs: readonly T[], max: number): T[] => [
+  ...new Set(Array.from({ length: 1 + int(max) }, () => pick(xs))),
+];
 const hex64 = () => Array.from({ length: 64 }, () => '0123456789abcdef'[int(16)]).join('');
 
 const AUTHORS = Array.from({ length: 8 }, hex64);
@@ -91,7 +93,8 @@ function reference(f: Filter, e: NostrEvent): boolean {
 }
 
 /** REQ's order: newest first, then the lowest id. */
-const newestFirst = (a: NostrEvent, b: NostrEvent) => b.created_at - a.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+const newestFirst = (a: NostrEvent, b: NostrEvent) =>
+  b.created_at - a.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 t.test('the SQL path, the in-memory matcher and a naive reference agree on every filter', async (t) => {
   const db = (await createTestDatabase(t)).knex;
@@ -101,7 +104,10 @@ t.test('the SQL path, the in-memory matcher and a naive reference agree on every
   const extras = { userId: user.id, dTag: null, expiresAt: undefined };
   const storeStarted = Date.now();
   for (let i = 0; i < events.length; i += 1000) {
-    await insertBatch(db, events.slice(i, i + 1000).map((ev) => ({ ev, extras, forwarding: NO_UPSTREAM })));
+    await insertBatch(
+      db,
+      events.slice(i, i + 1000).map((ev) => ({ ev, extras, forwarding: NO_UPSTREAM })),
+    );
   }
   const storeMs = Date.now() - storeStarted;
   await db.raw('ANALYZE nostr_events, nostr_event_tags');
@@ -119,11 +125,16 @@ t.test('the SQL path, the in-memory matcher and a naive reference agree on every
     const counted = await countFilters(db, [f], NOW);
     matched += expected.length;
     const want = expected.slice(0, limit).map((e) => e.id);
-    const same = JSON.stringify(byMatcher.map((e) => e.id)) === JSON.stringify(expected.map((e) => e.id)) && JSON.stringify(bySql.map((e) => e.id)) === JSON.stringify(want) && counted === expected.length;
+    const same =
+      JSON.stringify(byMatcher.map((e) => e.id)) === JSON.stringify(expected.map((e) => e.id)) &&
+      JSON.stringify(bySql.map((e) => e.id)) === JSON.stringify(want) &&
+      counted === expected.length;
     if (!same) {
       disagreements++;
       if (disagreements <= 3) {
-        t.fail(`filter ${JSON.stringify(f)} (seed ${seed}): reference ${expected.length}, matcher ${byMatcher.length}, SQL ${bySql.length} of limit ${limit}, COUNT ${counted}`);
+        t.fail(
+          `filter ${JSON.stringify(f)} (seed ${seed}): reference ${expected.length}, matcher ${byMatcher.length}, SQL ${bySql.length} of limit ${limit}, COUNT ${counted}`,
+        );
       }
     }
   }
@@ -137,6 +148,14 @@ t.test('the SQL path, the in-memory matcher and a naive reference agree on every
       t.fail(`COUNT of ${JSON.stringify(fs)} (seed ${seed}) is ${counted}, the union is ${union}`);
     }
   }
-  figures(t, 'filter-differential', { seed, events: count, filters, matchedTotal: matched, disagreements, storeMs, queryMs: Date.now() - queryStarted });
+  figures(t, 'filter-differential', {
+    seed,
+    events: count,
+    filters,
+    matchedTotal: matched,
+    disagreements,
+    storeMs,
+    queryMs: Date.now() - queryStarted,
+  });
   t.equal(disagreements, 0, `${filters} filters over ${count} events: identical results (seed ${seed})`);
 });

@@ -28,7 +28,12 @@ async function scenario(t: Test, outageMs: number): Promise<void> {
   const upstream = await healthyRelay(t, 'lease-upstream', 1500);
   const app = await startTestApp(t, {
     databaseUrl: throughProxy(databaseUrl, proxy),
-    env: { ...forwardTestEnv, UPSTREAM_RELAYS: upstream.url, FORWARD_TIMEOUT_MS: String(TIMEOUT_MS), FORWARD_MAX_ATTEMPTS: '10' },
+    env: {
+      ...forwardTestEnv,
+      UPSTREAM_RELAYS: upstream.url,
+      FORWARD_TIMEOUT_MS: String(TIMEOUT_MS),
+      FORWARD_MAX_ATTEMPTS: '10',
+    },
   });
   const c = await RawClient.connect(app.relayUrl);
   t.teardown(() => c.close());
@@ -37,7 +42,12 @@ async function scenario(t: Test, outageMs: number): Promise<void> {
   for (const ev of events) t.same(await c.publish(ev), [true, '']);
   const ids = events.map((e) => e.id);
 
-  await waitFor('every event to be at the upstream relay, unanswered', async () => upstream.received.length >= ids.length, 15_000, 10);
+  await waitFor(
+    'every event to be at the upstream relay, unanswered',
+    async () => upstream.received.length >= ids.length,
+    15_000,
+    10,
+  );
   const cutAt = Date.now();
   await proxy.cut();
   await new Promise((r) => setTimeout(r, outageMs));
@@ -57,15 +67,33 @@ async function scenario(t: Test, outageMs: number): Promise<void> {
     reclaimed: rows.filter((r) => r.attempts > 1).length,
     allFinalMsAfterCut: doneMs,
   });
-  t.ok(rows.every((r) => r.status === 'published'), 'every row ends published');
-  t.ok(ids.every((id) => received.has(id)), 'the relay has every event');
+  t.ok(
+    rows.every((r) => r.status === 'published'),
+    'every row ends published',
+  );
+  t.ok(
+    ids.every((id) => received.has(id)),
+    'the relay has every event',
+  );
   if (outageMs < LEASE_MS) {
     t.equal(sentTwice, 0, 'no event was sent twice to the relay');
-    t.ok(rows.every((r) => r.attempts === 1 && r.attempt_log.length === 1 && r.attempt_log[0]?.outcome === 'published'), 'one attempt each, recorded once');
+    t.ok(
+      rows.every((r) => r.attempts === 1 && r.attempt_log.length === 1 && r.attempt_log[0]?.outcome === 'published'),
+      'one attempt each, recorded once',
+    );
   } else {
-    t.ok(rows.every((r) => r.attempt_log.at(-1)?.outcome === 'published'), 'the rows were claimed again and delivered');
+    t.ok(
+      rows.every((r) => r.attempt_log.at(-1)?.outcome === 'published'),
+      'the rows were claimed again and delivered',
+    );
   }
 }
 
-t.test('a 3 s outage while the forwarder holds leases: outcomes written after it, nothing sent twice', (t) => scenario(t, 3000));
-t.test('an outage longer than the lease: rows claimed again and delivered', { skip: full ? false : 'long: npm run chaos' }, (t) => scenario(t, LEASE_MS + 3000));
+t.test('a 3 s outage while the forwarder holds leases: outcomes written after it, nothing sent twice', (t) =>
+  scenario(t, 3000),
+);
+t.test(
+  'an outage longer than the lease: rows claimed again and delivered',
+  { skip: full ? false : 'long: npm run chaos' },
+  (t) => scenario(t, LEASE_MS + 3000),
+);

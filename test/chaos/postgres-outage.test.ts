@@ -20,7 +20,12 @@ const direct = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min:
 t.teardown(() => direct.destroy());
 const pg = new URL(databaseUrl);
 const proxy = await startTcpProxy(t, { host: pg.hostname, port: Number(pg.port || 5432) });
-const service = await startServiceProcess(t, { ...defaultLimits, DATABASE_URL: throughProxy(databaseUrl, proxy), POST_KINDS: '40000', FORWARD_ENABLED: 'false' });
+const service = await startServiceProcess(t, {
+  ...defaultLimits,
+  DATABASE_URL: throughProxy(databaseUrl, proxy),
+  POST_KINDS: '40000',
+  FORWARD_ENABLED: 'false',
+});
 const relayUrl = service.relayUrl.replace('//localhost:', '//127.0.0.1:');
 const port = new URL(service.relayUrl).port;
 const httpUrl = `http://127.0.0.1:${port}`;
@@ -54,7 +59,10 @@ interface ApiAnswer {
 async function apiPublish(): Promise<ApiAnswer> {
   const key = newKey();
   const started = Date.now();
-  const r = await api.signed(key, 'POST', '/v1/events', { body: { event: buildEvent(key.sk) }, signUrl: `http://localhost:${port}/v1/events` });
+  const r = await api.signed(key, 'POST', '/v1/events', {
+    body: { event: buildEvent(key.sk) },
+    signUrl: `http://localhost:${port}/v1/events`,
+  });
   return { status: r.status, code: r.body?.error?.code, ms: Date.now() - started };
 }
 
@@ -81,7 +89,12 @@ for (const { fault, seconds } of outages) {
     const restoredAt = Date.now();
 
     // Recovery: the first event sent after the restore that is stored, and /readyz back to 200.
-    const acceptedAt = await waitFor('an event sent after the restore to be stored', async () => load.since(restoredAt).find((a) => a.ok)?.answeredAt, 60_000, 20);
+    const acceptedAt = await waitFor(
+      'an event sent after the restore to be stored',
+      async () => load.since(restoredAt).find((a) => a.ok)?.answeredAt,
+      60_000,
+      20,
+    );
     await waitFor('/readyz to answer 200 again', async () => (await readyStatus()) === 200, 60_000, 100);
     const readyAt = Date.now();
     await new Promise((r) => setTimeout(r, 1000));
@@ -137,7 +150,10 @@ for (const { fault, seconds } of outages) {
     if (full) {
       t.ok(out.max <= 5000, `every EVENT during the fault was answered within 5 s (worst ${out.max} ms)`);
       t.ok(apiWorst <= 5000, `every API request during the fault was answered within 5 s (worst ${apiWorst} ms)`);
-      t.ok(acceptedAt - restoredAt <= 5000, `events are stored again within 5 s of the restore (${acceptedAt - restoredAt} ms)`);
+      t.ok(
+        acceptedAt - restoredAt <= 5000,
+        `events are stored again within 5 s of the restore (${acceptedAt - restoredAt} ms)`,
+      );
     }
   });
 }

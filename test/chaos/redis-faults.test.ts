@@ -23,7 +23,11 @@ const proxy = await startTcpProxy(t, { host: target.hostname, port: Number(targe
 const app = await startTestApp(t, {
   // Redis's own limit at its default (a half-open connection is noticed after 2 s); answers patient, as the
   // test counts exact acceptances on a machine that may be loaded
-  env: { REDIS_TIMEOUT_MS: defaultLimits.REDIS_TIMEOUT_MS ?? '1000', REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_PREFIX: prefix },
+  env: {
+    REDIS_TIMEOUT_MS: defaultLimits.REDIS_TIMEOUT_MS ?? '1000',
+    REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+    REDIS_PREFIX: prefix,
+  },
   plans: { basic: { daily: LIMIT } },
 });
 const api = new ApiClient(app.url);
@@ -72,7 +76,11 @@ async function burst(during?: () => Promise<unknown>): Promise<Burst> {
 async function backOnRedis(p: TcpProxy): Promise<number> {
   const restoredAt = Date.now();
   if (p.mode !== 'pass') await p.restore();
-  await waitFor('the service to be connected to Redis again', async () => app.redis?.status === 'ready' && (await app.redis.ping()) === 'PONG', 30_000);
+  await waitFor(
+    'the service to be connected to Redis again',
+    async () => app.redis?.status === 'ready' && (await app.redis.ping()) === 'PONG',
+    30_000,
+  );
   return Date.now() - restoredAt;
 }
 

@@ -33,20 +33,30 @@ t.test('a flapping, slow, connection-dropping relay beside a healthy one', async
     name: 'flapping',
     // while it flaps, every 7th EVENT: the connection is closed mid-send and the relay is down 300 ms; every 5th:
     // answered after the forwarder's timeout; the others at once. Then it takes everything.
-    react: (_ev, n) => (!flaps ? { ok: true, message: '' } : n % 7 === 3 ? 'drop' : n % 5 === 1 ? { ok: true, message: '', delayMs: 1500 } : { ok: true, message: '' }),
+    react: (_ev, n) =>
+      !flaps
+        ? { ok: true, message: '' }
+        : n % 7 === 3
+          ? 'drop'
+          : n % 5 === 1
+            ? { ok: true, message: '', delayMs: 1500 }
+            : { ok: true, message: '' },
     downAfterDropMs: 300,
   });
   const healthy = await healthyRelay(t, 'beside-the-flapping');
   const ivy = newKey();
   const userId = await subscribeUser(db, ivy.pk, 'premium');
-  for (const url of [flapping.url, healthy.url]) t.ok((await addOwnRelay(db, userId, { url }, { allowPrivate: true, max: 10, customRelaysAllowed: true })).ok);
+  for (const url of [flapping.url, healthy.url])
+    t.ok((await addOwnRelay(db, userId, { url }, { allowPrivate: true, max: 10, customRelaysAllowed: true })).ok);
 
   // The breaker's state is sampled while the rows are worked through: opened = a pause was seen on the relay.
   let pausesSeen = 0;
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      const row = (await db('user_relays').where({ user_id: userId, relay_url: flapping.url }).first('paused_until')) as { paused_until: Date | null };
+      const row = (await db('user_relays')
+        .where({ user_id: userId, relay_url: flapping.url })
+        .first('paused_until')) as { paused_until: Date | null };
       if (row.paused_until && row.paused_until.getTime() > Date.now()) pausesSeen++;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -65,11 +75,17 @@ t.test('a flapping, slow, connection-dropping relay beside a healthy one', async
   flaps = false;
   const later = Array.from({ length: 3 }, (_, i) => buildEvent(ivy.sk, { content: `steady ${i}` }));
   for (const ev of later) t.same(await c.publish(ev), [true, '']);
-  const laterRows = await waitForFinal(db, later.map((e) => e.id), 30_000);
+  const laterRows = await waitForFinal(
+    db,
+    later.map((e) => e.id),
+    30_000,
+  );
 
   const mine = rows.filter((r) => r.relay_url === flapping.url);
   const attempts = mine.map((r) => r.attempts);
-  const relayRow = (await db('user_relays').where({ user_id: userId, relay_url: flapping.url }).first('consecutive_failures', 'paused_until')) as {
+  const relayRow = (await db('user_relays')
+    .where({ user_id: userId, relay_url: flapping.url })
+    .first('consecutive_failures', 'paused_until')) as {
     consecutive_failures: number;
     paused_until: Date | null;
   };
@@ -86,7 +102,10 @@ t.test('a flapping, slow, connection-dropping relay beside a healthy one', async
   });
 
   t.ok(pausesSeen > 0, 'the breaker opened (the relay was seen paused)');
-  t.ok(laterRows.every((r) => r.status === 'published'), 'once steady again, the relay gets the next events');
+  t.ok(
+    laterRows.every((r) => r.status === 'published'),
+    'once steady again, the relay gets the next events',
+  );
   t.equal(relayRow.consecutive_failures, 0, 'and the breaker is closed (no failures counted)');
   t.ok(Math.max(...attempts) <= MAX_ATTEMPTS, `no row tried more than ${MAX_ATTEMPTS} times`);
   for (const r of mine) {
@@ -100,5 +119,8 @@ t.test('a flapping, slow, connection-dropping relay beside a healthy one', async
     rows.filter((r) => r.relay_url === healthy.url).every((r) => r.status === 'published'),
     'the healthy relay got every event',
   );
-  t.ok(mine.every((r) => r.status === 'published' || r.status === 'timeout' || r.status === 'failed'), 'every row of the flapping relay is final');
+  t.ok(
+    mine.every((r) => r.status === 'published' || r.status === 'timeout' || r.status === 'failed'),
+    'every row of the flapping relay is final',
+  );
 });

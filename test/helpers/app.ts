@@ -43,10 +43,16 @@ export async function startTestApp(t: Teardown, opts: TestAppOptions = {}): Prom
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     VERIFY_THREADS: '1', // the threaded path, at the start-up cost of one thread
     ...patientLimits,
-    ...(opts.redis ? { REDIS_URL: testRedisUrl, REDIS_PREFIX: typeof opts.redis === 'string' ? opts.redis : testRedisPrefix(t) } : {}),
+    ...(opts.redis
+      ? { REDIS_URL: testRedisUrl, REDIS_PREFIX: typeof opts.redis === 'string' ? opts.redis : testRedisPrefix(t) }
+      : {}),
     ...opts.env,
   };
-  const app = await startApp({ config: loadConfig(env), ...(opts.now ? { now: opts.now } : {}), ...(opts.log ? { log: opts.log } : {}) });
+  const app = await startApp({
+    config: loadConfig(env),
+    ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.log ? { log: opts.log } : {}),
+  });
   t.teardown(() => app.close());
   if (opts.plans) {
     for (const [code, limits] of Object.entries(opts.plans)) {

@@ -15,10 +15,10 @@ import { finalizeEvent, type EventTemplate } from 'nostr-tools/pure';
 import { buildWebApp } from '../../scripts/build-web.js';
 import type { Key } from './events.js';
 
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /** Where screenshots go (gitignored); kept after the run as test artifacts. */
-export const artifactsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'web', 'artifacts');
+const artifactsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'web', 'artifacts');
 
 const flags = [
   '--headless',
@@ -45,7 +45,9 @@ export async function buildWebAppForTest(t: Teardown): Promise<string> {
 /** Chromium with a fresh profile directory, closed and removed at teardown. */
 export async function launchBrowser(t: Teardown): Promise<BrowserContext> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is missing at ${CHROMIUM}: install it with "apt-get update && apt-get install -y chromium" (the browser tests do not skip)`);
+    throw new Error(
+      `Chromium is missing at ${CHROMIUM}: install it with "apt-get update && apt-get install -y chromium" (the browser tests do not skip)`,
+    );
   }
   const profile = mkdtempSync(path.join(tmpdir(), 'nostrx-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
@@ -92,8 +94,19 @@ export async function openPage(context: BrowserContext, opts: OpenOptions = {}):
     await page.exposeFunction('__testSignerPubkey', () => key.pk);
     await page.exposeFunction('__testSignerSign', (template: EventTemplate) => {
       signed.push(template);
-      const e = finalizeEvent({ kind: template.kind, created_at: template.created_at, tags: template.tags, content: template.content }, key.sk);
-      return { id: e.id, pubkey: e.pubkey, created_at: e.created_at, kind: e.kind, tags: e.tags, content: e.content, sig: e.sig };
+      const e = finalizeEvent(
+        { kind: template.kind, created_at: template.created_at, tags: template.tags, content: template.content },
+        key.sk,
+      );
+      return {
+        id: e.id,
+        pubkey: e.pubkey,
+        created_at: e.created_at,
+        kind: e.kind,
+        tags: e.tags,
+        content: e.content,
+        sig: e.sig,
+      };
     });
     // A string: it runs in the page (this file is type-checked for Node, without the DOM's globals).
     await page.addInitScript(`window.nostr = {
@@ -140,7 +153,10 @@ export async function unlabelledControls(page: Page): Promise<string[]> {
 
 /** Nothing on the page says it is still loading. */
 export async function settled(page: Page): Promise<void> {
-  await eventually(async () => (await page.locator('[role="status"]', { hasText: /^Loading/ }).count()) === 0, 'the page to finish loading');
+  await eventually(
+    async () => (await page.locator('[role="status"]', { hasText: /^Loading/ }).count()) === 0,
+    'the page to finish loading',
+  );
 }
 
 /** Retries `probe` until it returns true (or throws its last error after `timeoutMs`). */
@@ -154,7 +170,7 @@ export async function eventually(probe: () => Promise<boolean>, what: string, ti
     } catch (err) {
       last = err;
     }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${JSON.stringify(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

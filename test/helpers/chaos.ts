@@ -8,6 +8,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { WebSocket } from 'ws';
 import { buildEvent, newKey, type Key } from './events.js';
+import { rawText } from '../../src/lib/ws-text.js';
 
 export const full = process.env.CHAOS === 'full';
 
@@ -67,7 +68,7 @@ export async function startLoad(relayUrl: string, opts: LoadOptions): Promise<Lo
       const ws = new WebSocket(relayUrl);
       ws.on('error', () => undefined);
       ws.on('message', (data) => {
-        const m = JSON.parse(String(data)) as unknown[];
+        const m = JSON.parse(rawText(data)) as unknown[];
         if (m[0] !== 'OK') return;
         const a = byId.get(String(m[1]));
         if (!a || a.answeredAt !== undefined) return;
@@ -100,16 +101,29 @@ export async function startLoad(relayUrl: string, opts: LoadOptions): Promise<Lo
       stopped = true;
       for (const timer of timers) clearInterval(timer);
       const until = Date.now() + waitMs;
-      while (answers.some((a) => a.answeredAt === undefined) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      while (answers.some((a) => a.answeredAt === undefined) && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 50));
       for (const ws of sockets) ws.close();
     },
   };
 }
 
 /** Latency figures of a set of answers (ms): the unanswered ones are counted apart. */
-export function latencies(answers: readonly Answer[]): { events: number; unanswered: number; p50: number; p99: number; max: number } {
+export function latencies(answers: readonly Answer[]): {
+  events: number;
+  unanswered: number;
+  p50: number;
+  p99: number;
+  max: number;
+} {
   const ms = answers.filter((a) => a.answeredAt !== undefined).map((a) => (a.answeredAt as number) - a.sentAt);
   ms.sort((x, y) => x - y);
   const at = (q: number) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))] ?? 0;
-  return { events: answers.length, unanswered: answers.length - ms.length, p50: at(0.5), p99: at(0.99), max: ms.at(-1) ?? 0 };
+  return {
+    events: answers.length,
+    unanswered: answers.length - ms.length,
+    p50: at(0.5),
+    p99: at(0.99),
+    max: ms.at(-1) ?? 0,
+  };
 }

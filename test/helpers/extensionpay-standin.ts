@@ -14,7 +14,13 @@ export interface ExtPayUserShape {
   email: string | null;
   installedAt: string;
   trialStartedAt: string | null;
-  plan: { unitAmountCents: number; currency: string; nickname: string | null; interval: 'month' | 'year' | 'once'; intervalCount: number | null } | null;
+  plan: {
+    unitAmountCents: number;
+    currency: string;
+    nickname: string | null;
+    interval: 'month' | 'year' | 'once';
+    intervalCount: number | null;
+  } | null;
   subscriptionStatus?: 'active' | 'past_due' | 'canceled';
   subscriptionCancelAt?: string | null;
 }
@@ -41,7 +47,13 @@ export function paidUser(nickname: string, daysAgo = 10, over: Partial<ExtPayUse
     email: 'alice@example.com',
     installedAt: new Date(Date.now() - (daysAgo + 5) * day).toISOString(),
     trialStartedAt: null,
-    plan: { unitAmountCents: nickname === 'advanced' ? 999 : 499, currency: 'usd', nickname, interval: 'month', intervalCount: 1 },
+    plan: {
+      unitAmountCents: nickname === 'advanced' ? 999 : 499,
+      currency: 'usd',
+      nickname,
+      interval: 'month',
+      intervalCount: 1,
+    },
     subscriptionStatus: 'active',
     subscriptionCancelAt: null,
     ...over,
@@ -81,7 +93,7 @@ export async function startExtPayStandIn(t: Teardown, extensionId = 'nostrx-test
     set down(v: boolean) {
       state.down = v;
     },
-    close: server.close,
+    close: () => server.close(),
   };
   return standIn;
 }

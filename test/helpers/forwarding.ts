@@ -23,7 +23,12 @@ export const forwardTestEnv: Record<string, string> = {
   POST_KINDS: '40000',
 };
 
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 10_000,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
@@ -116,7 +121,10 @@ export async function eventRow(db: Knex, eventId: string): Promise<Record<string
 export async function subscribeUser(db: Knex, pubkey: string, plan: string): Promise<string> {
   await db('users').insert({ nostr_public_key: pubkey }).onConflict('nostr_public_key').ignore();
   const user = (await db('users').where({ nostr_public_key: pubkey }).first('id')) as { id: string };
-  const p = (await db('subscription_plans').where({ plan_code: plan }).first('id', 'price_monthly')) as { id: string; price_monthly: string };
+  const p = (await db('subscription_plans').where({ plan_code: plan }).first('id', 'price_monthly')) as {
+    id: string;
+    price_monthly: string;
+  };
   await db('user_subscriptions').insert({
     user_id: user.id,
     plan_id: p.id,
@@ -138,7 +146,14 @@ export interface ServiceProcess {
 /** Starts `node --import tsx test/helpers/service-process.ts` with this environment; stopped at teardown. */
 export async function startServiceProcess(t: Teardown, env: Record<string, string>): Promise<ServiceProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/service-process.ts'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...patientLimits, ...env },
+    env: {
+      ...process.env,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+      ...patientLimits,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -164,7 +179,8 @@ export async function startServiceProcess(t: Teardown, env: Record<string, strin
       } catch {
         // a log line (shown when the tests run with TEST_LOG_LEVEL)
       }
-      if (process.env.TEST_LOG_LEVEL && !line.includes('"ready":true')) process.stderr.write(`[child ${child.pid}] ${line}\n`);
+      if (process.env.TEST_LOG_LEVEL && !line.includes('"ready":true'))
+        process.stderr.write(`[child ${child.pid}] ${line}\n`);
     });
   });
   return { child, relayUrl: ready.relayUrl, workerId: ready.workerId, exited };

@@ -35,6 +35,6 @@ export async function untilLocked(db: Knex, what: string, check: () => Promise<b
       `SELECT pid, state, wait_event_type, pg_blocking_pids(pid) AS blocked_by, left(regexp_replace(query, '\\s+', ' ', 'g'), 120) AS query
        FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
     )) as { rows: unknown[] };
-    throw new Error(`${(err as Error).message}; sessions: ${JSON.stringify(rows)}`);
+    throw new Error(`${(err as Error).message}; sessions: ${JSON.stringify(rows)}`, { cause: err });
   }
 }

@@ -6,7 +6,10 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-export async function listenLoopback(t: Teardown, handler: RequestListener): Promise<{ url: string; close(): Promise<void> }> {
+export async function listenLoopback(
+  t: Teardown,
+  handler: RequestListener,
+): Promise<{ url: string; close(): Promise<void> }> {
   const server = createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const close = () =>

@@ -28,7 +28,8 @@ const ndk: NDK = new NDK({
 });
 const cache: NDKCacheAdapter = {
   locking: true,
-  query: (sub: NDKSubscription) => cached.filter((ev) => matchFilters(sub.filters as Filter[], ev)).map((ev) => new NDKEvent(ndk, ev)),
+  query: (sub: NDKSubscription) =>
+    cached.filter((ev) => matchFilters(sub.filters as Filter[], ev)).map((ev) => new NDKEvent(ndk, ev)),
   setEvent: async (ev: NDKEvent) => {
     cached.push(ev.rawEvent() as NostrEvent);
   },
@@ -36,5 +37,7 @@ const cache: NDKCacheAdapter = {
 ndk.cacheAdapter = cache;
 await ndk.connect(5000);
 const result = await NDKSync.sync(ndk, req.filter, { relayUrls: [req.relayUrl], autoFetch: true, timeout: 20_000 });
-process.stdout.write(JSON.stringify({ need: [...result.need], have: [...result.have], fetched: result.events.map((e) => e.id) }) + '\n');
+process.stdout.write(
+  JSON.stringify({ need: [...result.need], have: [...result.have], fetched: result.events.map((e) => e.id) }) + '\n',
+);
 process.exit(0);

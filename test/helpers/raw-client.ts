@@ -42,7 +42,13 @@ export class RawClient {
   /** The next message (from now on, or already received and not yet consumed by `next`) that matches. */
   next(match: (m: Message) => boolean, timeoutMs = 5000): Promise<Message> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no matching message within ${timeoutMs} ms; got ${JSON.stringify(this.received.slice(-5))}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`no matching message within ${timeoutMs} ms; got ${JSON.stringify(this.received.slice(-5))}`),
+          ),
+        timeoutMs,
+      );
       this.waiters.push({
         match,
         resolve: (m) => {

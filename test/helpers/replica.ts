@@ -208,7 +208,9 @@ async function useScratchPrimary(): Promise<boolean> {
     await assertReplicationAllowed(adminUrl);
     return false;
   } catch (err) {
-    process.stderr.write(`# replica test: ${err instanceof Error ? err.message : String(err)}; using a throwaway primary\n`);
+    process.stderr.write(
+      `# replica test: ${err instanceof Error ? err.message : String(err)}; using a throwaway primary\n`,
+    );
     return true;
   }
 }

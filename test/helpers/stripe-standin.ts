@@ -12,7 +12,7 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-export interface StripeCall {
+interface StripeCall {
   readonly method: string;
   readonly path: string;
   readonly params: Record<string, string>;
@@ -39,7 +39,14 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 }
 
 function missing(res: ServerResponse, what: string, id: string): void {
-  send(res, 404, { error: { type: 'invalid_request_error', code: 'resource_missing', message: `No such ${what}: '${id}'`, param: 'id' } });
+  send(res, 404, {
+    error: {
+      type: 'invalid_request_error',
+      code: 'resource_missing',
+      message: `No such ${what}: '${id}'`,
+      param: 'id',
+    },
+  });
 }
 
 async function readForm(req: IncomingMessage): Promise<Record<string, string>> {
@@ -85,7 +92,15 @@ export async function startStripeStandIn(t: Teardown): Promise<StripeStandIn> {
     if (req.method === 'POST' && url.pathname === '/v1/billing_portal/sessions') {
       if (!params.customer) return missing(res, 'customer', '');
       const id = stripeId('bps');
-      return send(res, 200, { id, object: 'billing_portal.session', customer: params.customer, return_url: params.return_url, url: `https://billing.stripe.com/p/session/${id}`, created: now, livemode: false });
+      return send(res, 200, {
+        id,
+        object: 'billing_portal.session',
+        customer: params.customer,
+        return_url: params.return_url,
+        url: `https://billing.stripe.com/p/session/${id}`,
+        created: now,
+        livemode: false,
+      });
     }
     const sub = /^\/v1\/subscriptions\/([^/]+)$/.exec(url.pathname);
     if (req.method === 'GET' && sub) {
@@ -93,18 +108,23 @@ export async function startStripeStandIn(t: Teardown): Promise<StripeStandIn> {
       return found ? send(res, 200, found) : missing(res, 'subscription', sub[1] ?? '');
     }
     const customer = /^\/v1\/customers\/([^/]+)$/.exec(url.pathname);
-    if (req.method === 'GET' && customer) return send(res, 200, { id: customer[1], object: 'customer', created: now, livemode: false, metadata: {} });
+    if (req.method === 'GET' && customer)
+      return send(res, 200, { id: customer[1], object: 'customer', created: now, livemode: false, metadata: {} });
     if (req.method === 'GET' && url.pathname === '/v1/invoice_payments') {
       const byInvoice = params.invoice;
       const byIntent = params['payment[payment_intent]'];
-      const expand = Object.entries(params).some(([k, v]) => k.startsWith('expand') && v === 'data.payment.payment_intent.latest_charge');
+      const expand = Object.entries(params).some(
+        ([k, v]) => k.startsWith('expand') && v === 'data.payment.payment_intent.latest_charge',
+      );
       const data = invoicePayments
         .filter((p) => (byInvoice ? p.invoice === byInvoice : true))
         .filter((p) => (byIntent ? intentId(p) === byIntent : true))
         .map((p) => (expand ? p : { ...p, payment: { ...(p.payment as object), payment_intent: intentId(p) } }));
       return send(res, 200, { object: 'list', data, has_more: false, url: '/v1/invoice_payments' });
     }
-    send(res, 404, { error: { type: 'invalid_request_error', message: `Unrecognized request URL (${req.method}: ${url.pathname}).` } });
+    send(res, 404, {
+      error: { type: 'invalid_request_error', message: `Unrecognized request URL (${req.method}: ${url.pathname}).` },
+    });
   }
 
   const server = await listenLoopback(t, (req, res) => {
@@ -121,7 +141,7 @@ export async function startStripeStandIn(t: Teardown): Promise<StripeStandIn> {
     set refuse(v: boolean) {
       state.refuse = v;
     },
-    close: server.close,
+    close: () => server.close(),
   };
   return standIn;
 }
@@ -216,14 +236,27 @@ export function invoiceObject(i: InvoiceShape): Record<string, unknown> {
     billing_reason: 'subscription_cycle',
     hosted_invoice_url: `https://invoice.stripe.com/i/acct_test/${id}`,
     invoice_pdf: `https://pay.stripe.com/invoice/acct_test/${id}/pdf`,
-    parent: { type: 'subscription_details', quote_details: null, subscription_details: { subscription: i.subscription, metadata: {} } },
+    parent: {
+      type: 'subscription_details',
+      quote_details: null,
+      subscription_details: { subscription: i.subscription, metadata: {} },
+    },
     status_transitions: { paid_at: i.paid ? seconds(Date.now()) : null, finalized_at: seconds(Date.now()) },
     created: seconds(Date.now()),
     livemode: false,
   };
 }
 
-export function chargeObject(c: { id?: string; customer: string; intent: string; amount: number; refunded?: boolean; last4?: string; type?: string; failure?: string }): Record<string, unknown> {
+export function chargeObject(c: {
+  id?: string;
+  customer: string;
+  intent: string;
+  amount: number;
+  refunded?: boolean;
+  last4?: string;
+  type?: string;
+  failure?: string;
+}): Record<string, unknown> {
   const id = c.id ?? stripeId('ch');
   const type = c.type ?? 'card';
   return {
@@ -238,14 +271,22 @@ export function chargeObject(c: { id?: string; customer: string; intent: string;
     status: c.failure ? 'failed' : 'succeeded',
     failure_message: c.failure ?? null,
     receipt_url: `https://pay.stripe.com/receipts/payment/${id}`,
-    payment_method_details: type === 'card' ? { type, card: { brand: 'visa', last4: c.last4 ?? '4242', exp_month: 12, exp_year: 2040 } } : { type },
+    payment_method_details:
+      type === 'card'
+        ? { type, card: { brand: 'visa', last4: c.last4 ?? '4242', exp_month: 12, exp_year: 2040 } }
+        : { type },
     created: seconds(Date.now()),
     livemode: false,
   };
 }
 
 /** An invoice payment whose payment intent's latest charge is `charge` (what invoicePayments.list expands). */
-export function invoicePaymentObject(invoice: string, intent: string, charge: Record<string, unknown>, failure?: string): Record<string, unknown> {
+export function invoicePaymentObject(
+  invoice: string,
+  intent: string,
+  charge: Record<string, unknown>,
+  failure?: string,
+): Record<string, unknown> {
   return {
     id: stripeId('inpay'),
     object: 'invoice_payment',
@@ -255,7 +296,12 @@ export function invoicePaymentObject(invoice: string, intent: string, charge: Re
     amount_paid: failure ? null : charge.amount,
     payment: {
       type: 'payment_intent',
-      payment_intent: { id: intent, object: 'payment_intent', latest_charge: charge, last_payment_error: failure ? { message: failure, type: 'card_error' } : null },
+      payment_intent: {
+        id: intent,
+        object: 'payment_intent',
+        latest_charge: charge,
+        last_payment_error: failure ? { message: failure, type: 'card_error' } : null,
+      },
     },
     created: seconds(Date.now()),
     livemode: false,
@@ -264,10 +310,24 @@ export function invoicePaymentObject(invoice: string, intent: string, charge: Re
 
 /** A webhook event body, as Stripe posts it. */
 export function eventBody(type: string, object: Record<string, unknown>, id = stripeId('evt')): string {
-  return JSON.stringify({ id, object: 'event', api_version: '2026-11-18.endive', type, created: seconds(Date.now()), data: { object }, livemode: false, pending_webhooks: 1, request: { id: null, idempotency_key: null } });
+  return JSON.stringify({
+    id,
+    object: 'event',
+    api_version: '2026-11-18.endive',
+    type,
+    created: seconds(Date.now()),
+    data: { object },
+    livemode: false,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+  });
 }
 
 /** The Stripe-Signature header of `payload`, as Stripe computes it (at `timestamp`, default now). */
 export function signStripe(payload: string, secret: string, timestamp?: number): string {
-  return Stripe.webhooks.generateTestHeaderString({ payload, secret, ...(timestamp !== undefined ? { timestamp } : {}) });
+  return Stripe.webhooks.generateTestHeaderString({
+    payload,
+    secret,
+    ...(timestamp !== undefined ? { timestamp } : {}),
+  });
 }

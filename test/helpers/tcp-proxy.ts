@@ -15,7 +15,7 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-export type ProxyMode = 'pass' | 'cut' | 'slow' | 'half-open';
+type ProxyMode = 'pass' | 'cut' | 'slow' | 'half-open';
 
 export interface TcpProxy {
   readonly port: number;

@@ -22,7 +22,7 @@ export interface ReceivedEvent {
 }
 
 /** What the relay does with an EVENT: answer OK (after an optional delay), say nothing, or drop the connection. */
-export type Reaction = { ok: boolean; message: string; delayMs?: number } | 'silent' | 'drop';
+type Reaction = { ok: boolean; message: string; delayMs?: number } | 'silent' | 'drop';
 
 export interface TestRelayOptions {
   readonly name: string;
@@ -95,7 +95,13 @@ export async function startTestRelay(t: Teardown, opts: TestRelayOptions): Promi
         if ((req.headers.accept ?? '').includes('application/nostr+json')) {
           relay.infoRequests += 1;
           res.writeHead(200, { 'Content-Type': 'application/nostr+json', 'Access-Control-Allow-Origin': '*' });
-          res.end(JSON.stringify({ name: `${opts.name} test relay`, description: 'misbehaves on purpose', supported_nips: [11, 1, 'x', 1, ...(opts.negentropy ? [77] : [])] }));
+          res.end(
+            JSON.stringify({
+              name: `${opts.name} test relay`,
+              description: 'misbehaves on purpose',
+              supported_nips: [11, 1, 'x', 1, ...(opts.negentropy ? [77] : [])],
+            }),
+          );
           return;
         }
         res.writeHead(404).end();
@@ -144,7 +150,9 @@ export async function startTestRelay(t: Teardown, opts: TestRelayOptions): Promi
     if (msg[0] === 'NEG-OPEN') {
       const filters = (Array.isArray(msg[2]) ? msg[2] : [msg[2]]) as Filter[];
       const events = [...relay.held.values()] as unknown as NostrEvent[];
-      const matching = events.filter((ev) => matchFilters(filters, ev)).map((ev) => ({ createdAt: ev.created_at, id: ev.id }));
+      const matching = events
+        .filter((ev) => matchFilters(filters, ev))
+        .map((ev) => ({ createdAt: ev.created_at, id: ev.id }));
       open.set(subId, nip77.createResponder(nip77.storageOf(matching)));
     }
     const responder = open.get(subId);
@@ -202,7 +210,8 @@ export async function startTestRelay(t: Teardown, opts: TestRelayOptions): Promi
     subscriptions.get(ws)?.set(subId, filters);
     for (const r of relay.received) {
       const ev = r.event as unknown as NostrEvent;
-      if (!(ev.kind >= 20000 && ev.kind < 30000) && matchFilters(filters, ev)) ws.send(JSON.stringify(['EVENT', subId, ev]));
+      if (!(ev.kind >= 20000 && ev.kind < 30000) && matchFilters(filters, ev))
+        ws.send(JSON.stringify(['EVENT', subId, ev]));
     }
     ws.send(JSON.stringify(['EOSE', subId]));
   }
@@ -227,14 +236,21 @@ export const healthyRelay = (t: Teardown, name = 'healthy', delayMs = 0) =>
 
 /** Refuses every event with OK false "blocked: …". */
 export const blockingRelay = (t: Teardown, name = 'blocking') =>
-  startTestRelay(t, { name, react: () => ({ ok: false, message: 'blocked: this relay only takes events from its members' }) });
+  startTestRelay(t, {
+    name,
+    react: () => ({ ok: false, message: 'blocked: this relay only takes events from its members' }),
+  });
 
 /** Accepts connections and EVENTs but never answers. */
 export const silentRelay = (t: Teardown, name = 'silent') => startTestRelay(t, { name, react: () => 'silent' });
 
 /** Drops the connection on the first EVENT and stays down `downMs`, then takes everything. */
 export const droppingRelay = (t: Teardown, downMs: number, name = 'dropping') =>
-  startTestRelay(t, { name, react: (_ev, n) => (n === 0 ? 'drop' : { ok: true, message: '' }), downAfterDropMs: downMs });
+  startTestRelay(t, {
+    name,
+    react: (_ev, n) => (n === 0 ? 'drop' : { ok: true, message: '' }),
+    downAfterDropMs: downMs,
+  });
 
 /** Down (nothing listening on its port) until the test calls start(); then takes everything. */
 export const downThenUpRelay = (t: Teardown, name = 'down-then-up') => startTestRelay(t, { name, startDown: true });

@@ -48,7 +48,11 @@ export async function signIn(p: TestPage): Promise<void> {
 }
 
 /** Publishes one event over the relay (nostr-tools), on a connection of its own: its id and the relay's OK. */
-export async function publishNote(relayUrl: string, key: Key, parts: EventParts): Promise<{ id: string; ok: boolean; message: string }> {
+export async function publishNote(
+  relayUrl: string,
+  key: Key,
+  parts: EventParts,
+): Promise<{ id: string; ok: boolean; message: string }> {
   const relay = await Relay.connect(relayUrl);
   try {
     const ev = buildEvent(key.sk, parts);
@@ -64,7 +68,17 @@ export async function publishNote(relayUrl: string, key: Key, parts: EventParts)
 
 /** The timezone (of a few) whose local time is closest to noon now, so that no test step crosses its midnight. */
 export function noonZone(now = new Date()): string {
-  const zones = ['Pacific/Kiritimati', 'Asia/Tokyo', 'Asia/Kolkata', 'Europe/Paris', 'UTC', 'America/New_York', 'America/Los_Angeles', 'Pacific/Honolulu'];
-  const hour = (z: string) => Number(new Intl.DateTimeFormat('en-US', { hour: 'numeric', hourCycle: 'h23', timeZone: z }).format(now));
+  const zones = [
+    'Pacific/Kiritimati',
+    'Asia/Tokyo',
+    'Asia/Kolkata',
+    'Europe/Paris',
+    'UTC',
+    'America/New_York',
+    'America/Los_Angeles',
+    'Pacific/Honolulu',
+  ];
+  const hour = (z: string) =>
+    Number(new Intl.DateTimeFormat('en-US', { hour: 'numeric', hourCycle: 'h23', timeZone: z }).format(now));
   return zones.reduce((best, z) => (Math.abs(hour(z) - 12) < Math.abs(hour(best) - 12) ? z : best));
 }

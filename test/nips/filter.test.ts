@@ -25,13 +25,35 @@ const ev: NostrEvent = {
 };
 
 t.test('parseFilter accepts every NIP-01 field and moves #x keys under tags', async (t) => {
-  const raw = { ids: [hex('1')], authors: [hex('a')], kinds: [0, 65535], since: 0, until: 10, limit: 20, '#e': [hex('e')], '#t': ['x', ''], '#T': [] };
+  const raw = {
+    ids: [hex('1')],
+    authors: [hex('a')],
+    kinds: [0, 65535],
+    since: 0,
+    until: 10,
+    limit: 20,
+    '#e': [hex('e')],
+    '#t': ['x', ''],
+    '#T': [],
+  };
   t.same(filter.parseFilter(raw, limits), {
     ok: true,
-    value: { ids: [hex('1')], authors: [hex('a')], kinds: [0, 65535], since: 0, until: 10, limit: 20, tags: { e: [hex('e')], t: ['x', ''], T: [] } },
+    value: {
+      ids: [hex('1')],
+      authors: [hex('a')],
+      kinds: [0, 65535],
+      since: 0,
+      until: 10,
+      limit: 20,
+      tags: { e: [hex('e')], t: ['x', ''], T: [] },
+    },
   });
   t.same(filter.parseFilter({}, limits), { ok: true, value: {} });
-  t.same(filter.parseFilter({ ids: [], kinds: [] }, limits), { ok: true, value: { ids: [], kinds: [] } }, 'empty arrays are allowed');
+  t.same(
+    filter.parseFilter({ ids: [], kinds: [] }, limits),
+    { ok: true, value: { ids: [], kinds: [] } },
+    'empty arrays are allowed',
+  );
   const r = filter.parseFilter(raw, limits);
   if (r.ok) t.not(r.value.ids, raw.ids, 'arrays are copied');
 });
@@ -52,7 +74,10 @@ t.test('parseFilter rejects every malformed field with a specific message', asyn
     [JSON.parse('{"__proto__":{}}'), 'invalid: unknown filter field "__proto__"'],
     [{ ids: hex('1') }, 'invalid: filter "ids" must be an array'],
     [{ ids: ['abcd'] }, 'invalid: filter "ids" has a prefix "abcd", only full 64-character ids are supported'],
-    [{ authors: ['abc'] }, 'invalid: filter "authors" has a prefix "abc", only full 64-character pubkeys are supported'],
+    [
+      { authors: ['abc'] },
+      'invalid: filter "authors" has a prefix "abc", only full 64-character pubkeys are supported',
+    ],
     [{ ids: [hex('A')] }, 'invalid: filter "ids" values must be 64-character lowercase hex ids'],
     [{ authors: [1] }, 'invalid: filter "authors" values must be 64-character lowercase hex pubkeys'],
     [{ ids: [hex('1'), hex('2'), hex('3'), hex('4')] }, 'invalid: filter "ids" has 4 values, the limit is 3'],
@@ -88,7 +113,15 @@ t.test('matchFilter ANDs the fields of one filter', async (t) => {
     { since: 1000, until: 1000 },
     { tags: { t: ['nostr'] } },
     { tags: { e: [hex('e')], p: [hex('b')] } },
-    { ids: [hex('1')], authors: [hex('a')], kinds: [1], since: 999, until: 1001, limit: 0, tags: { t: ['second', 'nostr'] } },
+    {
+      ids: [hex('1')],
+      authors: [hex('a')],
+      kinds: [1],
+      since: 999,
+      until: 1001,
+      limit: 0,
+      tags: { t: ['second', 'nostr'] },
+    },
   ];
   for (const f of yes) t.equal(filter.matchFilter(f, ev), true, `matches ${JSON.stringify(f)}`);
   const no: Filter[] = [

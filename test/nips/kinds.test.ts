@@ -47,7 +47,17 @@ t.test('the named kind constants have their NIP numbers', async (t) => {
 });
 
 t.test('replaceKey gives the d tag for addressable, empty for replaceable and null otherwise', async (t) => {
-  t.equal(kinds.replaceKey({ kind: 30023, tags: [['t', 'x'], ['d', 'slug'], ['d', 'second']] }), 'slug');
+  t.equal(
+    kinds.replaceKey({
+      kind: 30023,
+      tags: [
+        ['t', 'x'],
+        ['d', 'slug'],
+        ['d', 'second'],
+      ],
+    }),
+    'slug',
+  );
   t.equal(kinds.replaceKey({ kind: 30023, tags: [] }), '', 'a missing d tag is the empty key');
   t.equal(kinds.replaceKey({ kind: 30023, tags: [['d']] }), '', 'a d tag without a value is the empty key');
   t.equal(kinds.replaceKey({ kind: 0, tags: [['d', 'ignored']] }), '');

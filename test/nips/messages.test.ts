@@ -9,7 +9,10 @@ const messageOf = (r: ParsedClientMessage): string | undefined => (r.ok ? undefi
 t.test('parseClientMessage reads each NIP-01, NIP-42 and NIP-45 client message', async (t) => {
   t.same(parse('["EVENT",{"kind":1}]'), { ok: true, value: { type: 'EVENT', event: { kind: 1 } } });
   t.same(parse('["AUTH",{"kind":22242}]'), { ok: true, value: { type: 'AUTH', event: { kind: 22242 } } });
-  t.same(parse('["REQ","sub",{"kinds":[1]},{}]'), { ok: true, value: { type: 'REQ', subId: 'sub', filters: [{ kinds: [1] }, {}] } });
+  t.same(parse('["REQ","sub",{"kinds":[1]},{}]'), {
+    ok: true,
+    value: { type: 'REQ', subId: 'sub', filters: [{ kinds: [1] }, {}] },
+  });
   t.same(parse('["COUNT","q",{}]'), { ok: true, value: { type: 'COUNT', subId: 'q', filters: [{}] } });
   t.same(parse('["CLOSE","sub"]'), { ok: true, value: { type: 'CLOSE', subId: 'sub' } });
   t.same(parse(`["REQ","${'s'.repeat(64)}",{},{},{}]`).ok, true, 'a 64-character id and 3 filters are at the limits');

@@ -13,7 +13,9 @@ interface Vector {
   event: NostrEvent;
   serialized: string;
 }
-const { vectors } = JSON.parse(readFileSync(new URL('./nip01-vectors.json', import.meta.url), 'utf8')) as { vectors: Vector[] };
+const { vectors } = JSON.parse(readFileSync(new URL('./nip01-vectors.json', import.meta.url), 'utf8')) as {
+  vectors: Vector[];
+};
 
 const alice = newKey();
 const now = 1_700_000_000;
@@ -62,7 +64,15 @@ t.test('parseEvent accepts a well-formed event and returns a fresh copy', async 
   t.not(r.value, ev, 'not the input object');
   t.not(r.value.tags, ev.tags, 'tags are copied');
   t.not(r.value.tags[0], ev.tags[0], 'each tag is copied');
-  t.same(r.value, { id: ev.id, pubkey: ev.pubkey, created_at: now, kind: 1, tags: [['t', 'x']], content: 'hi', sig: ev.sig });
+  t.same(r.value, {
+    id: ev.id,
+    pubkey: ev.pubkey,
+    created_at: now,
+    kind: 1,
+    tags: [['t', 'x']],
+    content: 'hi',
+    sig: ev.sig,
+  });
   t.same(Object.getOwnPropertySymbols(r.value), [], "nostr-tools' verified mark is not copied");
   t.same(Object.keys(r.value), ['id', 'pubkey', 'created_at', 'kind', 'tags', 'content', 'sig']);
 });
@@ -99,7 +109,11 @@ t.test('parseEvent rejects every shape error with a specific message', async (t)
     [{ ...good, tags: [['t', null]] }, 'invalid: tag 0 must contain only strings'],
   ];
   for (const [raw, message] of cases) t.equal(messageOf(nip01.parseEvent(raw)), message);
-  t.equal(nip01.parseEvent({ ...good, created_at: 0, kind: 65535, content: '' }).ok, true, 'boundary values are accepted');
+  t.equal(
+    nip01.parseEvent({ ...good, created_at: 0, kind: 65535, content: '' }).ok,
+    true,
+    'boundary values are accepted',
+  );
 });
 
 const limits: EventLimits = {
@@ -111,7 +125,11 @@ const limits: EventLimits = {
 };
 
 t.test('checkLimits accepts values exactly at each limit', async (t) => {
-  const ev = buildEvent(alice.sk, { created_at: now + 900, content: 'x'.repeat(100), tags: [['t', 'x'.repeat(10)], ['a'], ['b']] });
+  const ev = buildEvent(alice.sk, {
+    created_at: now + 900,
+    content: 'x'.repeat(100),
+    tags: [['t', 'x'.repeat(10)], ['a'], ['b']],
+  });
   t.equal(nip01.checkLimits(ev, limits, now), undefined, '900 s ahead');
   t.equal(nip01.checkLimits({ ...ev, created_at: now - 86400 }, limits, now), undefined, '86400 s behind');
   t.equal(nip01.checkLimits({ ...ev, created_at: now }, limits, now), undefined, 'now');
@@ -123,22 +141,37 @@ t.test('checkLimits names the broken limit and its numbers', async (t) => {
     [{ ...ev, content: 'x'.repeat(101) }, 'invalid: content is 101 characters, the limit is 100'],
     [{ ...ev, tags: [['a'], ['b'], ['c'], ['d']] }, 'invalid: event has 4 tags, the limit is 3'],
     [{ ...ev, tags: [['p', 'x'.repeat(11)]] }, 'invalid: a "p" tag has an element of 11 characters, the limit is 10'],
-    [{ ...ev, tags: [['y'.repeat(11)]] }, `invalid: a "${'y'.repeat(11)}" tag has an element of 11 characters, the limit is 10`],
+    [
+      { ...ev, tags: [['y'.repeat(11)]] },
+      `invalid: a "${'y'.repeat(11)}" tag has an element of 11 characters, the limit is 10`,
+    ],
     [{ ...ev, created_at: now + 901 }, 'invalid: created_at is 901 s in the future, the limit is 900 s'],
     [{ ...ev, created_at: now + 3600 }, 'invalid: created_at is 3600 s in the future, the limit is 900 s'],
     [{ ...ev, created_at: now - 86401 }, 'invalid: created_at is 86401 s in the past, the limit is 86400 s'],
   ];
   for (const [e, message] of cases) t.equal(nip01.checkLimits(e, limits, now)?.message, message);
-  t.equal(nip01.checkLimits({ ...ev, created_at: 0 }, { ...limits, createdAtPastSeconds: Infinity }, now), undefined, 'Infinity disables the past limit');
   t.equal(
-    nip01.checkLimits({ ...ev, tags: Array.from({ length: 2100 }, () => ['t']) }, { ...limits, maxEventTags: 2000 }, now)?.message,
+    nip01.checkLimits({ ...ev, created_at: 0 }, { ...limits, createdAtPastSeconds: Infinity }, now),
+    undefined,
+    'Infinity disables the past limit',
+  );
+  t.equal(
+    nip01.checkLimits(
+      { ...ev, tags: Array.from({ length: 2100 }, () => ['t']) },
+      { ...limits, maxEventTags: 2000 },
+      now,
+    )?.message,
     'invalid: event has 2100 tags, the limit is 2000',
   );
 });
 
 t.test('checkId accepts the NIP-01 vectors, whose serialisation was written independently', async (t) => {
   for (const v of vectors) {
-    t.equal(createHash('sha256').update(v.serialized, 'utf8').digest('hex'), v.event.id, `${v.name}: sha256 of the serialisation`);
+    t.equal(
+      createHash('sha256').update(v.serialized, 'utf8').digest('hex'),
+      v.event.id,
+      `${v.name}: sha256 of the serialisation`,
+    );
     t.equal(getEventHash(v.event), v.event.id, `${v.name}: getEventHash agrees`);
     t.equal(nip01.checkId(v.event), undefined, `${v.name}: checkId accepts`);
   }
@@ -147,13 +180,20 @@ t.test('checkId accepts the NIP-01 vectors, whose serialisation was written inde
   const unicode = vectors[1]!;
   t.ok(unicode.serialized.includes('日本語 Ünïcödé 🎉🤙'), 'non-ASCII is written verbatim');
   const controls = vectors[2]!;
-  t.ok(controls.serialized.includes(String.raw`tab\tcr\rbs\bff\fsoh\u0001us\u001f slash/ ls` + '\u2028'), 'other controls use \\u00XX');
+  t.ok(
+    controls.serialized.includes(String.raw`tab\tcr\rbs\bff\fsoh\u0001us\u001f slash/ ls` + '\u2028'),
+    'other controls use \\u00XX',
+  );
 });
 
 t.test('checkId rejects an event whose id does not match its hash', async (t) => {
   const ev = vectors[1]!.event;
   t.equal(nip01.checkId({ ...ev, content: ev.content + ' ' })?.message, 'invalid: id does not match the event hash');
-  t.equal(nip01.checkId({ ...ev, content: ev.content.normalize('NFD') })?.message, 'invalid: id does not match the event hash', 'unicode is not normalised');
+  t.equal(
+    nip01.checkId({ ...ev, content: ev.content.normalize('NFD') })?.message,
+    'invalid: id does not match the event hash',
+    'unicode is not normalised',
+  );
   t.equal(nip01.checkId({ ...ev, tags: [] })?.message, 'invalid: id does not match the event hash');
   t.equal(nip01.checkId({ ...ev, pubkey: 'nothex' })?.message, 'invalid: event is malformed');
 });
@@ -197,7 +237,17 @@ function edgeCases(): { name: string; ev: NostrEvent }[] {
   const big = buildEvent(alice.sk, { created_at: now, content: 'x'.repeat(1_200_000) });
   return [
     { name: 'valid', ev },
-    { name: 'valid, with tags and unicode', ev: buildEvent(alice.sk, { created_at: now, content: 'é 🐦 "quoted"\n', tags: [['t', 'x'], ['p', alice.pk, 'wss://r']] }) },
+    {
+      name: 'valid, with tags and unicode',
+      ev: buildEvent(alice.sk, {
+        created_at: now,
+        content: 'é 🐦 "quoted"\n',
+        tags: [
+          ['t', 'x'],
+          ['p', alice.pk, 'wss://r'],
+        ],
+      }),
+    },
     { name: 'valid, 1.2 MB', ev: big },
     { name: '1.2 MB, wrong signature', ev: { ...big, sig: other.sig } },
     { name: 'content changed', ev: { ...ev, content: 'changed' } },
@@ -224,15 +274,23 @@ t.test('the native backend and nostr-wasm give every BIP-340 edge case the same 
     t.same(native, wasm, name);
   }
   t.equal(nip01.verifySignature(edgeCases()[0]!.ev, 'native').ok, true, 'the corpus has valid events');
-  t.equal(messageOf(nip01.verifySignature(edgeCases()[11]!.ev, 'native')), 'invalid: pubkey is not a valid secp256k1 x-only public key');
+  t.equal(
+    messageOf(nip01.verifySignature(edgeCases()[11]!.ev, 'native')),
+    'invalid: pubkey is not a valid secp256k1 x-only public key',
+  );
 });
 
 t.test('the native backend agrees with nostr-wasm on 300 random keys and their forgeries', async (t) => {
   let same = 0;
   for (let i = 0; i < 300; i++) {
     const ev = buildEvent(newKey().sk, { created_at: now + i, content: `event ${i}` });
-    const flipped = { ...ev, sig: ev.sig.slice(0, i % 128) + (ev.sig[i % 128] === '0' ? '1' : '0') + ev.sig.slice((i % 128) + 1) };
-    for (const e of [ev, flipped]) if (JSON.stringify(nip01.verifySignature(e, 'native')) === JSON.stringify(nip01.verifySignature(e, 'wasm'))) same++;
+    const flipped = {
+      ...ev,
+      sig: ev.sig.slice(0, i % 128) + (ev.sig[i % 128] === '0' ? '1' : '0') + ev.sig.slice((i % 128) + 1),
+    };
+    for (const e of [ev, flipped])
+      if (JSON.stringify(nip01.verifySignature(e, 'native')) === JSON.stringify(nip01.verifySignature(e, 'wasm')))
+        same++;
   }
   t.equal(same, 600);
 });

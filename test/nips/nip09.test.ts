@@ -33,26 +33,29 @@ t.test('deletionTargets collects e ids and a coordinates of the author', async (
   });
 });
 
-t.test('deletionTargets ignores malformed values, other authors, kinds without an address and non-deletions', async (t) => {
-  const ev = buildEvent(alice.sk, {
-    kind: 5,
-    tags: [
-      ['e'],
-      ['e', 'abc'],
-      ['e', hex('A')],
-      ['a', `30023:${bob.pk}:d`],
-      ['a', `5:${alice.pk}:`],
-      ['a', `1:${alice.pk}:`],
-      ['a', `20000:${alice.pk}:`],
-      ['a', `70000:${alice.pk}:`],
-      ['a', `01:${alice.pk}:`],
-      ['a', `x:${alice.pk}:`],
-      ['a', `30023:${alice.pk}`],
-      ['a', 'nonsense'],
-      ['a'],
-    ],
-  });
-  t.same(nip09.deletionTargets(ev), { ids: [], addresses: [] });
-  const note = buildEvent(alice.sk, { kind: 1, tags: [['e', hex('1')]] });
-  t.same(nip09.deletionTargets(note), { ids: [], addresses: [] }, 'only kind 5 deletes');
-});
+t.test(
+  'deletionTargets ignores malformed values, other authors, kinds without an address and non-deletions',
+  async (t) => {
+    const ev = buildEvent(alice.sk, {
+      kind: 5,
+      tags: [
+        ['e'],
+        ['e', 'abc'],
+        ['e', hex('A')],
+        ['a', `30023:${bob.pk}:d`],
+        ['a', `5:${alice.pk}:`],
+        ['a', `1:${alice.pk}:`],
+        ['a', `20000:${alice.pk}:`],
+        ['a', `70000:${alice.pk}:`],
+        ['a', `01:${alice.pk}:`],
+        ['a', `x:${alice.pk}:`],
+        ['a', `30023:${alice.pk}`],
+        ['a', 'nonsense'],
+        ['a'],
+      ],
+    });
+    t.same(nip09.deletionTargets(ev), { ids: [], addresses: [] });
+    const note = buildEvent(alice.sk, { kind: 1, tags: [['e', hex('1')]] });
+    t.same(nip09.deletionTargets(note), { ids: [], addresses: [] }, 'only kind 5 deletes');
+  },
+);

@@ -48,7 +48,11 @@ t.test('buildInfoDocument maps the input onto NIP-11 field names and leaves abse
     },
   });
   t.same(Object.keys(doc), ['name', 'description', 'supported_nips', 'software', 'version', 'limitation']);
-  t.same(Object.keys(nip11.buildInfoDocument({ ...input, subscriptionFees: [] })), Object.keys(doc), 'no fees object for an empty list');
+  t.same(
+    Object.keys(nip11.buildInfoDocument({ ...input, subscriptionFees: [] })),
+    Object.keys(doc),
+    'no fees object for an empty list',
+  );
 });
 
 t.test('buildInfoDocument includes the optional fields and subscription fees when given', async (t) => {

@@ -2,7 +2,15 @@ import t from 'tap';
 import * as nip40 from '../../src/nips/nip40.js';
 
 t.test('expiration reads the first expiration tag as unix seconds', async (t) => {
-  t.equal(nip40.expiration({ tags: [['expiration', '1700000000'], ['expiration', '1']] }), 1700000000);
+  t.equal(
+    nip40.expiration({
+      tags: [
+        ['expiration', '1700000000'],
+        ['expiration', '1'],
+      ],
+    }),
+    1700000000,
+  );
   t.equal(nip40.expiration({ tags: [['expiration', '0']] }), 0);
   t.equal(nip40.expiration({ tags: [] }), undefined);
 });

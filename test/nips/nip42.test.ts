@@ -11,7 +11,12 @@ await nip01.initVerifier();
 
 const alice = newKey();
 const now = 1_700_000_000;
-const opts: AuthEventOptions = { challenge: 'c0ffee', relayUrl: 'wss://relay.nostrx.example', nowSeconds: now, windowSeconds: 600 };
+const opts: AuthEventOptions = {
+  challenge: 'c0ffee',
+  relayUrl: 'wss://relay.nostrx.example',
+  nowSeconds: now,
+  windowSeconds: 600,
+};
 const messageOf = (r: Result<unknown>): string | undefined => (r.ok ? undefined : r.rejection.message);
 
 function authEvent(parts: { created_at?: number; tags?: string[][]; kind?: number } = {}) {
@@ -41,7 +46,15 @@ t.test('verifyAuthEvent accepts an event made by nostr-tools makeAuthEvent', asy
 
 t.test('verifyAuthEvent compares the relay tag after normalisation', async (t) => {
   for (const relay of ['wss://relay.nostrx.example', 'wss://RELAY.nostrx.example:443/', 'relay.nostrx.example']) {
-    const r = nip42.verifyAuthEvent(authEvent({ tags: [['relay', relay], ['challenge', 'c0ffee']] }), opts);
+    const r = nip42.verifyAuthEvent(
+      authEvent({
+        tags: [
+          ['relay', relay],
+          ['challenge', 'c0ffee'],
+        ],
+      }),
+      opts,
+    );
     t.same(r, { ok: true, value: alice.pk }, relay);
   }
 });
@@ -60,11 +73,43 @@ t.test('verifyAuthEvent rejects each failed check with its own invalid: message'
     [authEvent({ created_at: now + 601 }), 'invalid: auth event created_at is 601 s in the future, the limit is 600 s'],
     [authEvent({ created_at: now - 601 }), 'invalid: auth event created_at is 601 s in the past, the limit is 600 s'],
     [authEvent({ tags: [['relay', 'wss://relay.nostrx.example/']] }), 'invalid: auth event has no challenge tag'],
-    [authEvent({ tags: [['relay', 'wss://relay.nostrx.example/'], ['challenge', 'other']] }), 'invalid: auth event challenge does not match'],
+    [
+      authEvent({
+        tags: [
+          ['relay', 'wss://relay.nostrx.example/'],
+          ['challenge', 'other'],
+        ],
+      }),
+      'invalid: auth event challenge does not match',
+    ],
     [authEvent({ tags: [['challenge', 'c0ffee']] }), 'invalid: auth event has no relay tag'],
-    [authEvent({ tags: [['relay', 'wss://other.example/'], ['challenge', 'c0ffee']] }), 'invalid: auth event relay tag does not match this relay'],
-    [authEvent({ tags: [['relay', 'wss://relay.nostrx.example/other'], ['challenge', 'c0ffee']] }), 'invalid: auth event relay tag does not match this relay'],
-    [authEvent({ tags: [['relay', 'http://[bad'], ['challenge', 'c0ffee']] }), 'invalid: auth event relay tag does not match this relay'],
+    [
+      authEvent({
+        tags: [
+          ['relay', 'wss://other.example/'],
+          ['challenge', 'c0ffee'],
+        ],
+      }),
+      'invalid: auth event relay tag does not match this relay',
+    ],
+    [
+      authEvent({
+        tags: [
+          ['relay', 'wss://relay.nostrx.example/other'],
+          ['challenge', 'c0ffee'],
+        ],
+      }),
+      'invalid: auth event relay tag does not match this relay',
+    ],
+    [
+      authEvent({
+        tags: [
+          ['relay', 'http://[bad'],
+          ['challenge', 'c0ffee'],
+        ],
+      }),
+      'invalid: auth event relay tag does not match this relay',
+    ],
     [{ ...good, content: 'changed' }, 'invalid: id does not match the event hash'],
     [{ ...good, sig: authEvent({ created_at: now - 1 }).sig }, 'invalid: signature is invalid'],
   ];

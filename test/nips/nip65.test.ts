@@ -15,6 +15,10 @@ t.test('writeRelays keeps unmarked and write relays, normalised and deduplicated
     ['r'],
     ['p', 'wss://not-r.example'],
   ];
-  t.same(nip65.writeRelays({ tags }), ['wss://relay.one.example/', 'ws://plain.example/path', 'wss://empty-marker.example/']);
+  t.same(nip65.writeRelays({ tags }), [
+    'wss://relay.one.example/',
+    'ws://plain.example/path',
+    'wss://empty-marker.example/',
+  ]);
   t.same(nip65.writeRelays({ tags: [] }), []);
 });

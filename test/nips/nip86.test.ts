@@ -22,8 +22,14 @@ t.test('supportedMethods lists the implemented NIP-86 methods', async (t) => {
 });
 
 t.test('parseRpcRequest reads method and params, treating missing params as empty', async (t) => {
-  t.same(nip86.parseRpcRequest({ method: 'banpubkey', params: [pk, 'spam'] }), { ok: true, value: { method: 'banpubkey', params: [pk, 'spam'] } });
-  t.same(nip86.parseRpcRequest({ method: 'supportedmethods' }), { ok: true, value: { method: 'supportedmethods', params: [] } });
+  t.same(nip86.parseRpcRequest({ method: 'banpubkey', params: [pk, 'spam'] }), {
+    ok: true,
+    value: { method: 'banpubkey', params: [pk, 'spam'] },
+  });
+  t.same(nip86.parseRpcRequest({ method: 'supportedmethods' }), {
+    ok: true,
+    value: { method: 'supportedmethods', params: [] },
+  });
 });
 
 t.test('parseRpcRequest refuses malformed requests and unknown methods', async (t) => {
@@ -45,7 +51,10 @@ t.test('pubkeyParam requires a 64-character lowercase hex pubkey', async (t) => 
   t.same(nip86.pubkeyParam(['x', pk], 1), { ok: true, value: pk });
   t.equal(messageOf(nip86.pubkeyParam([])), 'invalid: params[0] must be a 64-character lowercase hex pubkey');
   t.equal(messageOf(nip86.pubkeyParam(['npub1abc'])), 'invalid: params[0] must be a 64-character lowercase hex pubkey');
-  t.equal(messageOf(nip86.pubkeyParam([pk.toUpperCase()])), 'invalid: params[0] must be a 64-character lowercase hex pubkey');
+  t.equal(
+    messageOf(nip86.pubkeyParam([pk.toUpperCase()])),
+    'invalid: params[0] must be a 64-character lowercase hex pubkey',
+  );
 });
 
 t.test('eventIdParam requires a 64-character lowercase hex event id', async (t) => {
@@ -60,6 +69,9 @@ t.test('reasonParam is optional and must be a bounded string when present', asyn
   t.same(nip86.reasonParam([pk, 'spam']), { ok: true, value: 'spam' });
   t.same(nip86.reasonParam(['spam'], 0), { ok: true, value: 'spam' });
   t.equal(messageOf(nip86.reasonParam([pk, 5])), 'invalid: params[1] (reason) must be a string');
-  t.equal(messageOf(nip86.reasonParam([pk, 'x'.repeat(1001)])), 'invalid: params[1] (reason) is 1001 characters, the limit is 1000');
+  t.equal(
+    messageOf(nip86.reasonParam([pk, 'x'.repeat(1001)])),
+    'invalid: params[1] (reason) is 1001 characters, the limit is 1000',
+  );
   t.same(nip86.reasonParam([pk, 'x'.repeat(1000)]), { ok: true, value: 'x'.repeat(1000) });
 });

@@ -22,8 +22,15 @@ t.test('parseRelayUrl normalises ws and wss URLs', async (t) => {
     ok: true,
     value: { url: 'wss://relay.example.com:7447/?a=1&b=2', host: 'relay.example.com', port: 7447, secure: true },
   });
-  t.same(relayUrl.parseRelayUrl('ws://[::1]:7777'), { ok: true, value: { url: 'ws://[::1]:7777/', host: '::1', port: 7777, secure: false } });
-  t.same(relayUrl.parseRelayUrl('ws://0x7f.1/'), { ok: true, value: { url: 'ws://127.0.0.1/', host: '127.0.0.1', port: 80, secure: false } }, 'odd IPv4 forms come out canonical');
+  t.same(relayUrl.parseRelayUrl('ws://[::1]:7777'), {
+    ok: true,
+    value: { url: 'ws://[::1]:7777/', host: '::1', port: 7777, secure: false },
+  });
+  t.same(
+    relayUrl.parseRelayUrl('ws://0x7f.1/'),
+    { ok: true, value: { url: 'ws://127.0.0.1/', host: '127.0.0.1', port: 80, secure: false } },
+    'odd IPv4 forms come out canonical',
+  );
 });
 
 t.test('parseRelayUrl refuses other schemes, credentials, missing hosts and garbage', async (t) => {

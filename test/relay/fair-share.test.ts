@@ -18,18 +18,28 @@ function queueMessages(name: string, count: number, started: string[], work: () 
   return queue;
 }
 
-t.test('a flooding connection starts one share per turn; another connection starts within the first turns', async (t) => {
-  const started: string[] = [];
-  const flood = queueMessages('flood', 10 * MESSAGES_PER_TURN, started);
-  const other = queueMessages('other', 2, started);
-  await Promise.all([flood, other]);
-  t.equal(started.length, 10 * MESSAGES_PER_TURN + 2, 'every message started');
-  const firstOther = started.indexOf('other0');
-  t.ok(firstOther <= 2 * MESSAGES_PER_TURN, `the other connection's first message started after ${firstOther} flood messages`);
-  t.ok(started.indexOf('other1') < 3 * MESSAGES_PER_TURN + 2, 'and its second one a turn later at most');
-  const floodOrder = started.filter((s) => s.startsWith('flood'));
-  t.same(floodOrder, Array.from({ length: 10 * MESSAGES_PER_TURN }, (_, i) => `flood${i}`), 'one connection keeps its order');
-});
+t.test(
+  'a flooding connection starts one share per turn; another connection starts within the first turns',
+  async (t) => {
+    const started: string[] = [];
+    const flood = queueMessages('flood', 10 * MESSAGES_PER_TURN, started);
+    const other = queueMessages('other', 2, started);
+    await Promise.all([flood, other]);
+    t.equal(started.length, 10 * MESSAGES_PER_TURN + 2, 'every message started');
+    const firstOther = started.indexOf('other0');
+    t.ok(
+      firstOther <= 2 * MESSAGES_PER_TURN,
+      `the other connection's first message started after ${firstOther} flood messages`,
+    );
+    t.ok(started.indexOf('other1') < 3 * MESSAGES_PER_TURN + 2, 'and its second one a turn later at most');
+    const floodOrder = started.filter((s) => s.startsWith('flood'));
+    t.same(
+      floodOrder,
+      Array.from({ length: 10 * MESSAGES_PER_TURN }, (_, i) => `flood${i}`),
+      'one connection keeps its order',
+    );
+  },
+);
 
 t.test('callbacks waiting for the event loop run between shares of a flood', async (t) => {
   const started: string[] = [];
@@ -56,19 +66,25 @@ t.test('slow messages: the turn budget over all connections ends a turn before a
   t.ok(between >= 2, `the event loop came round ${between} times during 9 slow messages`);
 });
 
-t.test('messages of several connections waiting for the next turn resume together, so their answers leave in one write each', async (t) => {
-  const started: string[] = [];
-  // a run of callbacks ends when the promise callbacks are drained; a tick queued in one runs right after it
-  let runs = 0;
-  let inRun = false;
-  const countRun = () => {
-    if (inRun) return;
-    inRun = true;
-    runs++;
-    process.nextTick(() => (inRun = false));
-  };
-  const turns = 4;
-  await Promise.all(['a', 'b', 'c'].map((name) => queueMessages(name, turns * MESSAGES_PER_TURN, started, countRun)));
-  t.equal(started.length, 3 * turns * MESSAGES_PER_TURN);
-  t.ok(runs <= turns + 1, `${3 * turns * MESSAGES_PER_TURN} messages of 3 connections started in ${runs} runs of callbacks over ${turns} turns`);
-});
+t.test(
+  'messages of several connections waiting for the next turn resume together, so their answers leave in one write each',
+  async (t) => {
+    const started: string[] = [];
+    // a run of callbacks ends when the promise callbacks are drained; a tick queued in one runs right after it
+    let runs = 0;
+    let inRun = false;
+    const countRun = () => {
+      if (inRun) return;
+      inRun = true;
+      runs++;
+      process.nextTick(() => (inRun = false));
+    };
+    const turns = 4;
+    await Promise.all(['a', 'b', 'c'].map((name) => queueMessages(name, turns * MESSAGES_PER_TURN, started, countRun)));
+    t.equal(started.length, 3 * turns * MESSAGES_PER_TURN);
+    t.ok(
+      runs <= turns + 1,
+      `${3 * turns * MESSAGES_PER_TURN} messages of 3 connections started in ${runs} runs of callbacks over ${turns} turns`,
+    );
+  },
+);

@@ -8,7 +8,15 @@ import { buildEvent, newKey } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { waitFor } from '../helpers/forwarding.js';
 
-const app = await startTestApp(t, { env: { MAX_BUFFERED_BYTES: '65536', MAX_CONNECTIONS_PER_IP: '3', MAX_CONTENT_LENGTH: '60000', MAX_MESSAGE_BYTES: '131072' }, plans: { basic: { daily: -1 } } });
+const app = await startTestApp(t, {
+  env: {
+    MAX_BUFFERED_BYTES: '65536',
+    MAX_CONNECTIONS_PER_IP: '3',
+    MAX_CONTENT_LENGTH: '60000',
+    MAX_MESSAGE_BYTES: '131072',
+  },
+  plans: { basic: { daily: -1 } },
+});
 
 t.test('a reader that stops reading is dropped, and others are unaffected', async (t) => {
   const key = newKey();
@@ -26,7 +34,9 @@ t.test('a reader that stops reading is dropped, and others are unaffected', asyn
   }
   t.ok(await dropped(), 'the slow reader was dropped');
   // reading again, it gets what was already queued, then a close frame that says why
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => slow.ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    slow.ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })),
+  );
   socket.resume();
   t.match(await closed, { code: 1008, reason: /^slow reader: more than 65536 bytes/ });
   await waitFor('its connection to be gone', async () => app.relay.connectionCount() === 1);

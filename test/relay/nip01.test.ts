@@ -8,14 +8,29 @@ import { buildEvent, newKey } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { storedEvents } from '../helpers/stored-events.js';
 
-const app = await startTestApp(t, { env: { MAX_SUBSCRIPTIONS: '3', MAX_FILTERS: '2', MAX_EVENT_TAGS: '10', MAX_CONTENT_LENGTH: '100', MAX_MESSAGE_BYTES: '4096' }, plans: { basic: { daily: -1 } } });
+const app = await startTestApp(t, {
+  env: {
+    MAX_SUBSCRIPTIONS: '3',
+    MAX_FILTERS: '2',
+    MAX_EVENT_TAGS: '10',
+    MAX_CONTENT_LENGTH: '100',
+    MAX_MESSAGE_BYTES: '4096',
+  },
+  plans: { basic: { daily: -1 } },
+});
 const now = () => Math.floor(Date.now() / 1000);
 
 t.test('Alice publishes a note and Bob reads it back exactly as it was signed', async (t) => {
   const alice = newKey();
   const relay = await Relay.connect(app.relayUrl);
   t.teardown(() => relay.close());
-  const ev = buildEvent(alice.sk, { content: 'line\n"quoted" \\ emoji 🎉', tags: [['t', 'nostr'], ['client', 'nostrx', 'x']] });
+  const ev = buildEvent(alice.sk, {
+    content: 'line\n"quoted" \\ emoji 🎉',
+    tags: [
+      ['t', 'nostr'],
+      ['client', 'nostrx', 'x'],
+    ],
+  });
   t.equal(await relay.publish(ev), '');
   const bob = await Relay.connect(app.relayUrl);
   t.teardown(() => bob.close());
@@ -153,18 +168,38 @@ t.test('REQ returns stored matches newest first, honours limit, tags, since/unti
   const key = newKey();
   const other = newKey();
   const base = now() - 1000;
-  const evs = Array.from({ length: 5 }, (_, i) => buildEvent(key.sk, { created_at: base + i, tags: [['t', i % 2 ? 'odd' : 'even']], content: `n${i}` }));
-  const ref = buildEvent(other.sk, { created_at: base, tags: [['e', evs[0]!.id], ['p', key.pk]] });
+  const evs = Array.from({ length: 5 }, (_, i) =>
+    buildEvent(key.sk, { created_at: base + i, tags: [['t', i % 2 ? 'odd' : 'even']], content: `n${i}` }),
+  );
+  const ref = buildEvent(other.sk, {
+    created_at: base,
+    tags: [
+      ['e', evs[0]!.id],
+      ['p', key.pk],
+    ],
+  });
   for (const e of [...evs, ref]) await c.publish(e);
 
   let r = await c.req('all', { authors: [key.pk] });
-  t.same((r.events as NostrEvent[]).map((e) => e.content), ['n4', 'n3', 'n2', 'n1', 'n0']);
+  t.same(
+    (r.events as NostrEvent[]).map((e) => e.content),
+    ['n4', 'n3', 'n2', 'n1', 'n0'],
+  );
   r = await c.req('lim', { authors: [key.pk], limit: 2 });
-  t.same((r.events as NostrEvent[]).map((e) => e.content), ['n4', 'n3']);
+  t.same(
+    (r.events as NostrEvent[]).map((e) => e.content),
+    ['n4', 'n3'],
+  );
   r = await c.req('tag', { authors: [key.pk], '#t': ['odd'] });
-  t.same((r.events as NostrEvent[]).map((e) => e.content), ['n3', 'n1']);
+  t.same(
+    (r.events as NostrEvent[]).map((e) => e.content),
+    ['n3', 'n1'],
+  );
   r = await c.req('range', { authors: [key.pk], since: base + 1, until: base + 3 });
-  t.same((r.events as NostrEvent[]).map((e) => e.content), ['n3', 'n2', 'n1']);
+  t.same(
+    (r.events as NostrEvent[]).map((e) => e.content),
+    ['n3', 'n2', 'n1'],
+  );
   r = await c.req('etag', { '#e': [evs[0]!.id] }, { '#p': [key.pk] });
   t.same(r.events, [ref], 'two filters matching the same event return it once');
   r = await c.req('or', { ids: [evs[0]!.id] }, { ids: [ref.id] });
@@ -255,18 +290,43 @@ t.test('NIP-09: an author deletes own events by id and address; others cannot', 
   const mallory = newKey();
   const note = buildEvent(alice.sk, { content: 'regret' });
   const keep = buildEvent(alice.sk, { content: 'keep' });
-  const article = buildEvent(alice.sk, { kind: 30023, tags: [['d', 'post']], content: 'draft', created_at: now() - 10 });
+  const article = buildEvent(alice.sk, {
+    kind: 30023,
+    tags: [['d', 'post']],
+    content: 'draft',
+    created_at: now() - 10,
+  });
   for (const e of [note, keep, article]) await c.publish(e);
 
   const forged = buildEvent(mallory.sk, { kind: 5, tags: [['e', keep.id]] });
   t.same(await c.publish(forged), [true, '']);
-  const del = buildEvent(alice.sk, { kind: 5, tags: [['e', note.id], ['a', `30023:${alice.pk}:post`], ['k', '1']] });
+  const del = buildEvent(alice.sk, {
+    kind: 5,
+    tags: [
+      ['e', note.id],
+      ['a', `30023:${alice.pk}:post`],
+      ['k', '1'],
+    ],
+  });
   t.same(await c.publish(del), [true, '']);
 
   const { events } = await c.req('after', { authors: [alice.pk] });
-  t.same((events as NostrEvent[]).map((e) => e.id).sort(), [keep.id, del.id].sort(), 'deleted events are gone, the deletion itself stays');
-  t.same(await c.publish(note), [false, 'blocked: this event was deleted by its author (NIP-09)'], 'sending a deleted event again does not bring it back');
-  const older = buildEvent(alice.sk, { kind: 30023, tags: [['d', 'post']], content: 'older draft', created_at: now() - 20 });
+  t.same(
+    (events as NostrEvent[]).map((e) => e.id).sort(),
+    [keep.id, del.id].sort(),
+    'deleted events are gone, the deletion itself stays',
+  );
+  t.same(
+    await c.publish(note),
+    [false, 'blocked: this event was deleted by its author (NIP-09)'],
+    'sending a deleted event again does not bring it back',
+  );
+  const older = buildEvent(alice.sk, {
+    kind: 30023,
+    tags: [['d', 'post']],
+    content: 'older draft',
+    created_at: now() - 20,
+  });
   t.same(await c.publish(older), [false, 'blocked: this event was deleted by its author (NIP-09)']);
 
   const deleteTheDeletion = buildEvent(alice.sk, { kind: 5, tags: [['e', del.id]] });
@@ -306,7 +366,10 @@ t.test('NIP-11: the information document lists the enforced limits and the plans
   t.equal(res.headers.get('access-control-allow-origin'), '*');
   t.ok(res.headers.get('access-control-allow-headers'));
   t.ok(res.headers.get('access-control-allow-methods'));
-  const doc = (await res.json()) as Record<string, unknown> & { limitation: Record<string, unknown>; fees: { subscription: { amount: number }[] } };
+  const doc = (await res.json()) as Record<string, unknown> & {
+    limitation: Record<string, unknown>;
+    fees: { subscription: { amount: number }[] };
+  };
   t.same(doc.limitation, {
     max_message_length: 4096,
     max_subscriptions: 3,
@@ -324,12 +387,19 @@ t.test('NIP-11: the information document lists the enforced limits and the plans
     max_filter_values: app.config.maxFilterValues,
   });
   t.ok((doc.supported_nips as number[]).includes(1));
-  t.same(doc.fees.subscription.map((f) => f.amount), [0, 4.99, 9.99]);
-  t.match(doc.fees.subscription, [
-    { plan: 'basic', plan_name: 'Basic', daily_post_limit: -1 }, // this file's app lifts basic's limit
-    { plan: 'premium', daily_post_limit: 25 },
-    { plan: 'advanced', daily_post_limit: -1 },
-  ], 'each fee names its plan and that plan\'s daily quota');
+  t.same(
+    doc.fees.subscription.map((f) => f.amount),
+    [0, 4.99, 9.99],
+  );
+  t.match(
+    doc.fees.subscription,
+    [
+      { plan: 'basic', plan_name: 'Basic', daily_post_limit: -1 }, // this file's app lifts basic's limit
+      { plan: 'premium', daily_post_limit: 25 },
+      { plan: 'advanced', daily_post_limit: -1 },
+    ],
+    "each fee names its plan and that plan's daily quota",
+  );
 });
 
 t.test('NIP-42: the relay sends a challenge and accepts a valid AUTH', async (t) => {

@@ -43,7 +43,10 @@ t.test('an EVENT before AUTH is refused with auth-required:, and reading needs n
   const c = await RawClient.connect(app.relayUrl);
   t.teardown(() => c.close());
   t.match(await challengeOf(c), /^[0-9a-f]{32}$/);
-  t.same(await c.publish(buildEvent(alice.sk)), [false, 'auth-required: this relay only accepts events after AUTH (NIP-42)']);
+  t.same(await c.publish(buildEvent(alice.sk)), [
+    false,
+    'auth-required: this relay only accepts events after AUTH (NIP-42)',
+  ]);
   const { events, closed } = await c.req('r', { kinds: [1], limit: 1 });
   t.same([events.length >= 0, closed], [true, undefined], 'REQ is served without AUTH');
 });
@@ -54,9 +57,18 @@ t.test('bad AUTH events are refused with the reason, and authenticate nobody', a
   t.teardown(() => c.close());
   const challenge = await challengeOf(c);
   const now = Math.floor(Date.now() / 1000);
-  t.same(await auth(c, authEvent(alice, { challenge: 'f'.repeat(32) })), [false, 'invalid: auth event challenge does not match']);
-  t.same(await auth(c, authEvent(alice, { challenge, relay: 'wss://elsewhere.example/' })), [false, 'invalid: auth event relay tag does not match this relay']);
-  t.same(await auth(c, authEvent(alice, { challenge, kind: 1 })), [false, 'invalid: auth event must be kind 22242, got 1']);
+  t.same(await auth(c, authEvent(alice, { challenge: 'f'.repeat(32) })), [
+    false,
+    'invalid: auth event challenge does not match',
+  ]);
+  t.same(await auth(c, authEvent(alice, { challenge, relay: 'wss://elsewhere.example/' })), [
+    false,
+    'invalid: auth event relay tag does not match this relay',
+  ]);
+  t.same(await auth(c, authEvent(alice, { challenge, kind: 1 })), [
+    false,
+    'invalid: auth event must be kind 22242, got 1',
+  ]);
   // the clock may tick between building the event and checking it: 3600 or 3601 s
   let [accepted, reason] = await auth(c, authEvent(alice, { challenge, created_at: now - 3600 }));
   t.equal(accepted, false);
@@ -66,7 +78,11 @@ t.test('bad AUTH events are refused with the reason, and authenticate nobody', a
   t.match(reason, /^invalid: auth event created_at is (3599|3600) s in the future, the limit is 600 s$/);
   const forged = { ...authEvent(alice, { challenge }), sig: '0'.repeat(128) };
   t.same(await auth(c, forged), [false, 'invalid: signature is invalid']);
-  t.same(await c.publish(buildEvent(alice.sk)), [false, 'auth-required: this relay only accepts events after AUTH (NIP-42)'], 'still not authenticated');
+  t.same(
+    await c.publish(buildEvent(alice.sk)),
+    [false, 'auth-required: this relay only accepts events after AUTH (NIP-42)'],
+    'still not authenticated',
+  );
 });
 
 t.test('after AUTH, Alice publishes her own events; events signed by Bob are restricted:', async (t) => {
@@ -78,7 +94,10 @@ t.test('after AUTH, Alice publishes her own events; events signed by Bob are res
   // The relay tag as clients send it (nostr-tools normalises with a trailing slash) or without it: both match.
   t.same(await auth(c, authEvent(alice, { challenge, relay: app.relayUrl.replace(/\/$/, '') })), [true, '']);
   t.same(await c.publish(buildEvent(alice.sk, { content: 'hello' })), [true, '']);
-  t.same(await c.publish(buildEvent(bob.sk, { content: 'not Alice' })), [false, 'restricted: events must be signed by the authenticated pubkey']);
+  t.same(await c.publish(buildEvent(bob.sk, { content: 'not Alice' })), [
+    false,
+    'restricted: events must be signed by the authenticated pubkey',
+  ]);
   t.same(await auth(c, authEvent(bob, { challenge })), [true, ''], 'a second pubkey on the same connection');
   t.same(await c.publish(buildEvent(bob.sk, { content: 'now Bob may' })), [true, '']);
 });

@@ -45,17 +45,29 @@ async function store(target: App, events: readonly NostrEvent[]): Promise<void> 
   const lines = (async function* () {
     for (const ev of events) yield JSON.stringify(ev);
   })();
-  const limits = { maxContentLength: 10_000, maxEventTags: 100, maxTagElementLength: 1024, createdAtPastSeconds: Infinity, createdAtFutureSeconds: 900 };
+  const limits = {
+    maxContentLength: 10_000,
+    maxEventTags: 100,
+    maxTagElementLength: 1024,
+    createdAtPastSeconds: Infinity,
+    createdAtFutureSeconds: 900,
+  };
   const r = await importEvents(lines, { db: target.db.knex, log, verify: verifyHere, limits });
   if (r.counts.imported !== events.length) throw new Error(`stored ${r.counts.imported} of ${events.length}`);
 }
 
 function notes(k: Key, n: number, from = 0): NostrEvent[] {
-  return Array.from({ length: n }, (_, i) => buildEvent(k.sk, { content: `note ${from + i}`, created_at: now - 5000 + ((from + i) % 7) * 10 }));
+  return Array.from({ length: n }, (_, i) =>
+    buildEvent(k.sk, { content: `note ${from + i}`, created_at: now - 5000 + ((from + i) % 7) * 10 }),
+  );
 }
 
 /** Runs nostr-tools' initiator with `mine` against the relay for `filter`: the ids each side lacks. */
-async function reconcileWithTools(url: string, mine: readonly NostrEvent[], filter: ToolsFilter): Promise<{ have: Set<string>; need: Set<string>; reason?: string }> {
+async function reconcileWithTools(
+  url: string,
+  mine: readonly NostrEvent[],
+  filter: ToolsFilter,
+): Promise<{ have: Set<string>; need: Set<string>; reason?: string }> {
   const relay = await Relay.connect(url);
   try {
     const storage = new tools.NegentropyStorageVector();
@@ -64,7 +76,11 @@ async function reconcileWithTools(url: string, mine: readonly NostrEvent[], filt
     const have = new Set<string>();
     const need = new Set<string>();
     const reason = await new Promise<string | undefined>((resolve) => {
-      const sync = new tools.NegentropySync(relay, storage, filter, { onhave: (id) => have.add(id), onneed: (id) => need.add(id), onclose: resolve });
+      const sync = new tools.NegentropySync(relay, storage, filter, {
+        onhave: (id) => have.add(id),
+        onneed: (id) => need.add(id),
+        onclose: resolve,
+      });
       void sync.start();
     });
     return { have, need, ...(reason ? { reason } : {}) };
@@ -103,7 +119,11 @@ t.test('the filter decides the set, by the rules of REQ; deleted events are not 
   t.teardown(() => raw.ws.close());
   raw.send(['NEG-OPEN', 'bad', { authors: ['abc'] }, '6100']);
   const refused = await raw.nextOfType('NEG-ERR');
-  t.match(refused, ['NEG-ERR', 'bad', /^invalid: filter "authors" has a prefix/], 'a filter REQ refuses is refused here too');
+  t.match(
+    refused,
+    ['NEG-ERR', 'bad', /^invalid: filter "authors" has a prefix/],
+    'a filter REQ refuses is refused here too',
+  );
 });
 
 t.test('NDK sync, a second client, gets the same answer and fetches what it lacks', async (t) => {
@@ -113,12 +133,16 @@ t.test('NDK sync, a second client, gets the same answer and fetches what it lack
   const clientOnly = notes(carol, 10, 200);
   await store(app, [...relayOnly, ...shared]);
 
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/ndk-sync-client.ts'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/ndk-sync-client.ts'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   t.teardown(() => child.kill());
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  child.stdin.end(JSON.stringify({ relayUrl: app.relayUrl, filter: { authors: [carol.pk] }, cached: [...shared, ...clientOnly] }));
+  child.stdin.end(
+    JSON.stringify({ relayUrl: app.relayUrl, filter: { authors: [carol.pk] }, cached: [...shared, ...clientOnly] }),
+  );
   t.equal(await exited, 0, 'the NDK client finished');
   const r = JSON.parse(out) as { need: string[]; have: string[]; fetched: string[] };
   const result = { need: new Set(r.need), have: new Set(r.have), events: r.fetched.map((id) => ({ id })) };
@@ -139,7 +163,11 @@ t.test('limits: records per session, idle sessions, malformed messages, unknown 
 
   raw.send(['NEG-OPEN', 'idle', { authors: [erin.pk] }, '61']);
   t.match(await raw.nextOfType('NEG-MSG'), ['NEG-MSG', 'idle', /^61/]);
-  t.match(await raw.nextOfType('NEG-ERR', 10_000), ['NEG-ERR', 'idle', /^closed: the negentropy session was idle for 2 s/], 'an idle session is closed and the client told');
+  t.match(
+    await raw.nextOfType('NEG-ERR', 10_000),
+    ['NEG-ERR', 'idle', /^closed: the negentropy session was idle for 2 s/],
+    'an idle session is closed and the client told',
+  );
   raw.send(['NEG-MSG', 'idle', '61']);
   t.match(await raw.nextOfType('NEG-ERR'), ['NEG-ERR', 'idle', /^closed: no open negentropy session with this id/]);
 
@@ -148,14 +176,20 @@ t.test('limits: records per session, idle sessions, malformed messages, unknown 
   raw.send(['NEG-OPEN', 'short', { authors: [erin.pk] }, '6101']);
   t.match(await raw.nextOfType('NEG-ERR'), ['NEG-ERR', 'short', /^invalid: /], 'a truncated message');
   raw.send(['NEG-OPEN', 'v2', { authors: [erin.pk] }, '62']);
-  t.same(await raw.nextOfType('NEG-MSG'), ['NEG-MSG', 'v2', '61'], 'another protocol version: the relay answers with the one it speaks');
+  t.same(
+    await raw.nextOfType('NEG-MSG'),
+    ['NEG-MSG', 'v2', '61'],
+    'another protocol version: the relay answers with the one it speaks',
+  );
   raw.send(['NEG-CLOSE', 'v2']);
   raw.send(['NEG-MSG', 'v2', '61']);
   t.match(await raw.nextOfType('NEG-ERR'), ['NEG-ERR', 'v2', /^closed: /], 'NEG-CLOSE ended it');
 });
 
 t.test('NIP-11 lists 77 only when negentropy is on; off, NEG-OPEN is refused', async (t) => {
-  const doc = (await (await fetch(app.url, { headers: { Accept: 'application/nostr+json' } })).json()) as { supported_nips: number[] };
+  const doc = (await (await fetch(app.url, { headers: { Accept: 'application/nostr+json' } })).json()) as {
+    supported_nips: number[];
+  };
   t.ok(doc.supported_nips.includes(77));
   t.notOk(relayInfo({ ...app.config, nip77Enabled: false }, [], '0').supported_nips.includes(77));
 
@@ -173,7 +207,17 @@ t.test('NIP-11 lists 77 only when negentropy is on; off, NEG-OPEN is refused', a
     authWindowSeconds: 600,
     maxConnectionsPerIp: 100,
     clientIp: () => '127.0.0.1',
-    limits: { maxMessageBytes: 131072, maxSubscriptions: 20, maxBufferedBytes: 1 << 22, maxQueued: 64, maxSubIdLength: 64, maxFilters: 10, maxLimit: 500, defaultLimit: 100, maxFilterValues: 1000 },
+    limits: {
+      maxMessageBytes: 131072,
+      maxSubscriptions: 20,
+      maxBufferedBytes: 1 << 22,
+      maxQueued: 64,
+      maxSubIdLength: 64,
+      maxFilters: 10,
+      maxLimit: 500,
+      defaultLimit: 100,
+      maxFilterValues: 1000,
+    },
   });
   t.teardown(async () => {
     await off.close(1001, 'test over', 100);

@@ -17,7 +17,13 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   const k = newKey();
   const { user } = await upsertUserByPubkey(db, k.pk);
   const targets = await ensureDefaultRelays(db, user.id, ['wss://a.example/', 'wss://b.example/']);
-  const tagged = buildEvent(k.sk, { content: 'tagged', tags: [['t', 'x'], ['p', k.pk]] });
+  const tagged = buildEvent(k.sk, {
+    content: 'tagged',
+    tags: [
+      ['t', 'x'],
+      ['p', k.pk],
+    ],
+  });
   const plain = buildEvent(k.sk, { content: 'plain' });
   const items: BatchItem[] = [
     { ev: tagged, extras: extras(user.id), forwarding: { ...NO_UPSTREAM, targets }, charges },
@@ -27,13 +33,33 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   t.same([...first.rowIds.keys()].sort(), [tagged.id, plain.id].sort());
   t.same(first.totals, new Map([[`${user.id}:daily`, 2]]), 'both posts counted, one ledger row');
   t.same([...first.queued], [tagged.id], 'only the event with targets is queued');
-  const tags = (await db('nostr_event_tags').where({ event_row_id: first.rowIds.get(tagged.id) }).orderBy('name').select('name', 'value')) as { name: string; value: string }[];
-  t.same(tags, [{ name: 'p', value: k.pk }, { name: 't', value: 'x' }]);
-  const outbox = (await db('relay_publishes').where({ event_id: first.rowIds.get(tagged.id) }).orderBy('relay_url').select('relay_url', 'status')) as { relay_url: string }[];
-  t.same(outbox.map((r) => r.relay_url), ['wss://a.example/', 'wss://b.example/']);
-  const rows = (await db('nostr_events').whereIn('event_id', [tagged.id, plain.id]).orderBy('content').select('content', 'status', 'total_relays', 'failure_reason')) as Record<string, unknown>[];
+  const tags = (await db('nostr_event_tags')
+    .where({ event_row_id: first.rowIds.get(tagged.id) })
+    .orderBy('name')
+    .select('name', 'value')) as { name: string; value: string }[];
+  t.same(tags, [
+    { name: 'p', value: k.pk },
+    { name: 't', value: 'x' },
+  ]);
+  const outbox = (await db('relay_publishes')
+    .where({ event_id: first.rowIds.get(tagged.id) })
+    .orderBy('relay_url')
+    .select('relay_url', 'status')) as { relay_url: string }[];
+  t.same(
+    outbox.map((r) => r.relay_url),
+    ['wss://a.example/', 'wss://b.example/'],
+  );
+  const rows = (await db('nostr_events')
+    .whereIn('event_id', [tagged.id, plain.id])
+    .orderBy('content')
+    .select('content', 'status', 'total_relays', 'failure_reason')) as Record<string, unknown>[];
   t.match(rows, [
-    { content: 'plain', status: 'published', total_relays: 0, failure_reason: 'not forwarded: no upstream relays are configured' },
+    {
+      content: 'plain',
+      status: 'published',
+      total_relays: 0,
+      failure_reason: 'not forwarded: no upstream relays are configured',
+    },
     { content: 'tagged', status: 'publishing', total_relays: 2, failure_reason: null },
   ]);
 
@@ -41,7 +67,10 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   const doomed = buildEvent(k.sk, { content: 'doomed' });
   const deletion = buildEvent(k.sk, { kind: 5, tags: [['e', doomed.id]] });
   await insertBatch(db, [{ ev: deletion, extras: extras(user.id), forwarding: notForwarded('test') }]);
-  const second = await insertBatch(db, [items[0]!, { ev: doomed, extras: extras(user.id), forwarding: { ...NO_UPSTREAM, targets }, charges }]);
+  const second = await insertBatch(db, [
+    items[0]!,
+    { ev: doomed, extras: extras(user.id), forwarding: { ...NO_UPSTREAM, targets }, charges },
+  ]);
   t.equal(second.rowIds.size, 0);
   t.equal(second.totals.size, 0, 'nothing stored, nothing counted');
   t.same([...(await deletedByAuthors(db, [tagged, doomed]))], [doomed.id]);
@@ -60,29 +89,66 @@ async function newAuthors(t: Test, db: Knex): Promise<void> {
   const urls = ['wss://a.example/', 'wss://b.example/'];
   await ensureDefaultRelays(db, existing.id, [urls[0]!]); // one of its rows exists already
   const forwarding = { ...NO_UPSTREAM, newTargets: urls };
-  const evs = [buildEvent(fresh.sk, { content: 'first' }), buildEvent(fresh.sk, { content: 'second' }), buildEvent(raced.sk, { content: 'raced' })];
+  const evs = [
+    buildEvent(fresh.sk, { content: 'first' }),
+    buildEvent(fresh.sk, { content: 'second' }),
+    buildEvent(raced.sk, { content: 'raced' }),
+  ];
   const written = await insertBatch(
     db,
-    evs.map((ev) => ({ ev, extras: extras(ev.pubkey === fresh.pk ? freshId : randomUUID()), forwarding, charges, saveAuthor: true })),
+    evs.map((ev) => ({
+      ev,
+      extras: extras(ev.pubkey === fresh.pk ? freshId : randomUUID()),
+      forwarding,
+      charges,
+      saveAuthor: true,
+    })),
   );
   t.equal(written.rowIds.size, 3, 'every event stored');
   t.same([...written.authors.keys()].sort(), [fresh.pk, raced.pk].sort(), 'both accounts answered');
-  t.match(written.authors.get(fresh.pk), { id: freshId, pubkey: fresh.pk, status: 'active', timezone: 'UTC' }, 'saved with the id chosen');
+  t.match(
+    written.authors.get(fresh.pk),
+    { id: freshId, pubkey: fresh.pk, status: 'active', timezone: 'UTC' },
+    'saved with the id chosen',
+  );
   t.notOk(written.authors.get(fresh.pk)?.unsaved);
   t.equal(written.authors.get(raced.pk)?.id, existing.id, "the one saved first, not the caller's id");
-  t.equal(Number(((await db('users').whereIn('nostr_public_key', [fresh.pk, raced.pk]).count({ n: '*' })) as { n: string }[])[0]?.n), 2, 'one account each');
-  for (const [pk, id] of [[fresh.pk, freshId], [raced.pk, existing.id]] as const) {
+  t.equal(
+    Number(
+      ((await db('users').whereIn('nostr_public_key', [fresh.pk, raced.pk]).count({ n: '*' })) as { n: string }[])[0]
+        ?.n,
+    ),
+    2,
+    'one account each',
+  );
+  for (const [pk, id] of [
+    [fresh.pk, freshId],
+    [raced.pk, existing.id],
+  ] as const) {
     const owners = (await db('nostr_events').where({ pubkey: pk }).pluck('user_id')) as string[];
     t.ok(owners.length > 0 && owners.every((o) => o === id), 'events stored under the account');
     t.equal(written.totals.get(`${id}:daily`), pk === fresh.pk ? 2 : 1, 'counted under it');
-    const relays = (await db('user_relays').where({ user_id: id }).orderBy('relay_url').select('id', 'relay_url', 'source', 'is_default')) as { id: string; relay_url: string }[];
-    t.match(relays, urls.map((u) => ({ relay_url: u, source: 'default', is_default: true })), 'its rows for the default relays');
-    const outbox = (await db('relay_publishes as p').join('nostr_events as e', 'e.id', 'p.event_id').where('e.pubkey', pk).select('p.user_relay_id', 'p.relay_url')) as {
+    const relays = (await db('user_relays')
+      .where({ user_id: id })
+      .orderBy('relay_url')
+      .select('id', 'relay_url', 'source', 'is_default')) as { id: string; relay_url: string }[];
+    t.match(
+      relays,
+      urls.map((u) => ({ relay_url: u, source: 'default', is_default: true })),
+      'its rows for the default relays',
+    );
+    const outbox = (await db('relay_publishes as p')
+      .join('nostr_events as e', 'e.id', 'p.event_id')
+      .where('e.pubkey', pk)
+      .select('p.user_relay_id', 'p.relay_url')) as {
       user_relay_id: string;
       relay_url: string;
     }[];
     t.equal(outbox.length, urls.length * owners.length, 'one outbox row per event and relay');
-    t.ok(outbox.every((o) => relays.find((r) => r.relay_url === o.relay_url)?.id === o.user_relay_id), 'each on its row');
+    t.ok(
+      outbox.every((o) => relays.find((r) => r.relay_url === o.relay_url)?.id === o.user_relay_id),
+      'each on its row',
+    );
   }
   t.equal(written.queued.size, 3);
 }

@@ -23,8 +23,14 @@ interface Outcome {
 type Store = (db: Knex, userId: string, plan: Forwarding) => Promise<Outcome>;
 
 async function outcomeOf(db: Knex, rowId: string, queued: boolean): Promise<Outcome> {
-  const urls = ((await db('relay_publishes').where({ event_id: rowId }).orderBy('relay_url').select('relay_url')) as { relay_url: string }[]).map((r) => r.relay_url);
-  const row = (await db('nostr_events').where({ id: rowId }).first('status', 'total_relays', 'failure_reason')) as Outcome['row'];
+  const urls = (
+    (await db('relay_publishes').where({ event_id: rowId }).orderBy('relay_url').select('relay_url')) as {
+      relay_url: string;
+    }[]
+  ).map((r) => r.relay_url);
+  const row = (await db('nostr_events')
+    .where({ id: rowId })
+    .first('status', 'total_relays', 'failure_reason')) as Outcome['row'];
   return { queued, urls, row };
 }
 
@@ -39,7 +45,10 @@ const oneByOne: Store = async (db, userId, plan) => {
   const { rowId, queued } = await db.transaction(async (trx) => {
     const saved = await saveEvent(trx, ev, { userId, dTag: 'x', expiresAt: undefined });
     if (saved.status !== 'inserted') throw new Error(`setup: ${saved.status}`);
-    return { rowId: saved.rowId, queued: await enqueuePlanned(trx, { rowId: saved.rowId, eventId: ev.id, userId }, plan) };
+    return {
+      rowId: saved.rowId,
+      queued: await enqueuePlanned(trx, { rowId: saved.rowId, eventId: ev.id, userId }, plan),
+    };
   });
   return outcomeOf(db, rowId, queued);
 };
@@ -48,17 +57,30 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   const newUser = async () => (await upsertUserByPubkey(db, newKey().pk)).user.id;
   // a user with own relays: two active write relays, one inactive, one read-only
   const withOwn = await newUser();
-  for (const url of ['wss://own-1.example/', 'wss://own-2.example/', 'wss://off.example/', 'wss://read-only.example/']) {
+  for (const url of [
+    'wss://own-1.example/',
+    'wss://own-2.example/',
+    'wss://off.example/',
+    'wss://read-only.example/',
+  ]) {
     const added = await addUserRelay(db, withOwn, { url, write: url !== 'wss://read-only.example/' }, { max: 10 });
     if (added.status !== 'added') throw new Error('setup');
-    if (url === 'wss://off.example/') await updateUserRelay(db, withOwn, added.relay.id, { isActive: false }, { max: 10 });
+    if (url === 'wss://off.example/')
+      await updateUserRelay(db, withOwn, added.relay.id, { isActive: false }, { max: 10 });
   }
   const without = await newUser();
   const defaultsOf = async (u: string) => ({ ...NO_UPSTREAM, targets: await ensureDefaultRelays(db, u, DEFAULTS) });
 
-  for (const [name, store] of [['group commit', byBatch], ['one by one', oneByOne]] as const) {
+  for (const [name, store] of [
+    ['group commit', byBatch],
+    ['one by one', oneByOne],
+  ] as const) {
     const own = await store(db, withOwn, { ...(await defaultsOf(withOwn)), ownRelaysFirst: true });
-    t.same(own.urls, ['wss://own-1.example/', 'wss://own-2.example/'], `${name}: own active write relays instead of the defaults`);
+    t.same(
+      own.urls,
+      ['wss://own-1.example/', 'wss://own-2.example/'],
+      `${name}: own active write relays instead of the defaults`,
+    );
     t.match(own, { queued: true, row: { status: 'publishing', total_relays: 2, failure_reason: null } });
 
     const notAllowed = await store(db, withOwn, await defaultsOf(withOwn));
@@ -69,11 +91,18 @@ async function exercise(t: Test, db: Knex): Promise<void> {
 
     const nowhere = await store(db, without, { ...NO_UPSTREAM, ownRelaysFirst: true });
     t.same(nowhere.urls, [], `${name}: no own relays and no defaults`);
-    t.match(nowhere, { queued: false, row: { status: 'published', total_relays: 0, failure_reason: 'not forwarded: no upstream relays are configured' } });
+    t.match(nowhere, {
+      queued: false,
+      row: { status: 'published', total_relays: 0, failure_reason: 'not forwarded: no upstream relays are configured' },
+    });
 
     const held = await store(db, withOwn, notForwarded('the event is protected (NIP-70)'));
     t.same(held.urls, [], `${name}: a not-forwarded event goes nowhere, own relays or not`);
-    t.match(held.row, { status: 'published', total_relays: 0, failure_reason: 'not forwarded: the event is protected (NIP-70)' });
+    t.match(held.row, {
+      status: 'published',
+      total_relays: 0,
+      failure_reason: 'not forwarded: the event is protected (NIP-70)',
+    });
   }
 }
 

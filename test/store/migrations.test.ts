@@ -20,9 +20,21 @@ const migrationNames = fs
   .sort();
 
 const tables = [
-  'users', 'user_sessions', 'subscription_plans', 'user_subscriptions', 'payments', 'payment_webhook_events',
-  'user_quotas', 'usage_events', 'daily_usage_stats', 'nostr_events', 'nostr_event_tags', 'user_relays',
-  'relay_publishes', 'relay_bans', 'audit_log',
+  'users',
+  'user_sessions',
+  'subscription_plans',
+  'user_subscriptions',
+  'payments',
+  'payment_webhook_events',
+  'user_quotas',
+  'usage_events',
+  'daily_usage_stats',
+  'nostr_events',
+  'nostr_event_tags',
+  'user_relays',
+  'relay_publishes',
+  'relay_bans',
+  'audit_log',
 ];
 
 const hex = (chars: number): string => randomBytes(chars / 2).toString('hex');
@@ -37,7 +49,9 @@ async function rows<T>(knex: Knex, sql: string, bindings: readonly Knex.Value[] 
 }
 
 async function newUser(knex: Knex): Promise<string> {
-  const [row] = (await knex('users').insert({ nostr_public_key: hex(64) }).returning('id')) as { id: string }[];
+  const [row] = (await knex('users')
+    .insert({ nostr_public_key: hex(64) })
+    .returning('id')) as { id: string }[];
   return row!.id;
 }
 
@@ -95,61 +109,107 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
   await t.test('the three plans are seeded as the spec gives them', async (t) => {
     const plans = await knex('subscription_plans')
       .select(
-        'plan_code', 'name', 'price_monthly', 'price_yearly', 'daily_post_limit', 'monthly_post_limit',
-        'custom_relays_allowed', 'analytics_enabled', 'multiple_identities', 'sort_order',
+        'plan_code',
+        'name',
+        'price_monthly',
+        'price_yearly',
+        'daily_post_limit',
+        'monthly_post_limit',
+        'custom_relays_allowed',
+        'analytics_enabled',
+        'multiple_identities',
+        'sort_order',
       )
       .orderBy('sort_order');
     t.same(plans, [
-      { plan_code: 'basic', name: 'Basic', price_monthly: '0.00', price_yearly: null, daily_post_limit: 3, monthly_post_limit: null, custom_relays_allowed: false, analytics_enabled: false, multiple_identities: false, sort_order: 10 },
-      { plan_code: 'premium', name: 'Premium', price_monthly: '4.99', price_yearly: null, daily_post_limit: 25, monthly_post_limit: null, custom_relays_allowed: true, analytics_enabled: true, multiple_identities: false, sort_order: 20 },
-      { plan_code: 'advanced', name: 'Advanced', price_monthly: '9.99', price_yearly: null, daily_post_limit: -1, monthly_post_limit: null, custom_relays_allowed: true, analytics_enabled: true, multiple_identities: true, sort_order: 30 },
+      {
+        plan_code: 'basic',
+        name: 'Basic',
+        price_monthly: '0.00',
+        price_yearly: null,
+        daily_post_limit: 3,
+        monthly_post_limit: null,
+        custom_relays_allowed: false,
+        analytics_enabled: false,
+        multiple_identities: false,
+        sort_order: 10,
+      },
+      {
+        plan_code: 'premium',
+        name: 'Premium',
+        price_monthly: '4.99',
+        price_yearly: null,
+        daily_post_limit: 25,
+        monthly_post_limit: null,
+        custom_relays_allowed: true,
+        analytics_enabled: true,
+        multiple_identities: false,
+        sort_order: 20,
+      },
+      {
+        plan_code: 'advanced',
+        name: 'Advanced',
+        price_monthly: '9.99',
+        price_yearly: null,
+        daily_post_limit: -1,
+        monthly_post_limit: null,
+        custom_relays_allowed: true,
+        analytics_enabled: true,
+        multiple_identities: true,
+        sort_order: 30,
+      },
     ]);
   });
 
-  await t.test('usage_events and relay_publishes are partitioned by month, this month and the next exist', async (t) => {
-    const keys = await rows<{ relname: string; strategy: string; key: string }>(
-      knex,
-      `SELECT c.relname, pt.partstrat::text AS strategy, a.attname AS key
+  await t.test(
+    'usage_events and relay_publishes are partitioned by month, this month and the next exist',
+    async (t) => {
+      const keys = await rows<{ relname: string; strategy: string; key: string }>(
+        knex,
+        `SELECT c.relname, pt.partstrat::text AS strategy, a.attname AS key
        FROM pg_partitioned_table pt
        JOIN pg_class c ON c.oid = pt.partrelid
        JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]
        ORDER BY c.relname`,
-    );
-    t.same(keys, [
-      { relname: 'relay_publishes', strategy: 'r', key: 'created_at' },
-      { relname: 'usage_events', strategy: 'r', key: 'occurred_at' },
-    ]);
-    const now = new Date();
-    for (const table of ['usage_events', 'relay_publishes']) {
-      const parts = (
-        await rows<{ name: string }>(
-          knex,
-          `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = ?::regclass`,
-          [table],
-        )
-      ).map((r) => r.name);
-      t.ok(parts.includes(monthPartition(table, now, 0)), `${table} has this month's partition`);
-      t.ok(parts.includes(monthPartition(table, now, 1)), `${table} has next month's partition`);
-    }
-    const userId = await newUser(knex);
-    const [usage] = await rows<{ part: string }>(
-      knex,
-      `INSERT INTO usage_events (user_id, event_type, event_action) VALUES (?, 'quota_usage', 'post_created') RETURNING tableoid::regclass::text AS part`,
-      [userId],
-    );
-    t.equal(usage!.part, monthPartition('usage_events', now, 0), 'a usage event of now lands in this month');
-    await t.rejects(
-      knex('usage_events').insert({ user_id: null, event_type: 'quota_usage', event_action: 'x' }),
-      { code: '23502' },
-      'usage_events.user_id is NOT NULL (was CHECK (user_id IS NOT NULL))',
-    );
-  });
+      );
+      t.same(keys, [
+        { relname: 'relay_publishes', strategy: 'r', key: 'created_at' },
+        { relname: 'usage_events', strategy: 'r', key: 'occurred_at' },
+      ]);
+      const now = new Date();
+      for (const table of ['usage_events', 'relay_publishes']) {
+        const parts = (
+          await rows<{ name: string }>(
+            knex,
+            `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = ?::regclass`,
+            [table],
+          )
+        ).map((r) => r.name);
+        t.ok(parts.includes(monthPartition(table, now, 0)), `${table} has this month's partition`);
+        t.ok(parts.includes(monthPartition(table, now, 1)), `${table} has next month's partition`);
+      }
+      const userId = await newUser(knex);
+      const [usage] = await rows<{ part: string }>(
+        knex,
+        `INSERT INTO usage_events (user_id, event_type, event_action) VALUES (?, 'quota_usage', 'post_created') RETURNING tableoid::regclass::text AS part`,
+        [userId],
+      );
+      t.equal(usage!.part, monthPartition('usage_events', now, 0), 'a usage event of now lands in this month');
+      await t.rejects(
+        knex('usage_events').insert({ user_id: null, event_type: 'quota_usage', event_action: 'x' }),
+        { code: '23502' },
+        'usage_events.user_id is NOT NULL (was CHECK (user_id IS NOT NULL))',
+      );
+    },
+  );
 
   await t.test('one active subscription per user, with any number of past ones', async (t) => {
     const userId = await newUser(knex);
     const basic = await planId(knex, 'basic');
     const premium = await planId(knex, 'premium');
-    const [first] = (await knex('user_subscriptions').insert({ user_id: userId, plan_id: basic, amount: '0.00' }).returning('id')) as { id: string }[];
+    const [first] = (await knex('user_subscriptions')
+      .insert({ user_id: userId, plan_id: basic, amount: '0.00' })
+      .returning('id')) as { id: string }[];
     await t.rejects(
       knex('user_subscriptions').insert({ user_id: userId, plan_id: premium, amount: '4.99' }),
       { code: '23505' },
@@ -160,7 +220,9 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
       { user_id: userId, plan_id: premium, amount: '4.99', status: 'canceled' },
     ]);
     await knex.transaction(async (trx) => {
-      await trx('user_subscriptions').where({ id: first!.id }).update({ status: 'canceled', canceled_at: trx.fn.now() });
+      await trx('user_subscriptions')
+        .where({ id: first!.id })
+        .update({ status: 'canceled', canceled_at: trx.fn.now() });
       await trx('user_subscriptions').insert({ user_id: userId, plan_id: premium, amount: '4.99' });
     });
     const counts = await rows<{ status: string; n: string }>(
@@ -168,24 +230,50 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
       `SELECT status::text, count(*)::text AS n FROM user_subscriptions WHERE user_id = ? GROUP BY status ORDER BY status`,
       [userId],
     );
-    t.same(counts, [{ status: 'active', n: '1' }, { status: 'canceled', n: '3' }], 'history is kept, one is active');
+    t.same(
+      counts,
+      [
+        { status: 'active', n: '1' },
+        { status: 'canceled', n: '3' },
+      ],
+      'history is kept, one is active',
+    );
   });
 
   await t.test('the quota ledger refuses usage beyond a limit, except -1 (unlimited)', async (t) => {
     const userId = await newUser(knex);
     const farFuture = '2999-01-01'; // the spec's CHECK (quota_date <= CURRENT_DATE) is gone
-    await knex('user_quotas').insert({ user_id: userId, quota_date: '2026-01-01', posts_limit: 3, posts_used: 3, resets_at: '2026-01-02T00:00:00Z' });
+    await knex('user_quotas').insert({
+      user_id: userId,
+      quota_date: '2026-01-01',
+      posts_limit: 3,
+      posts_used: 3,
+      resets_at: '2026-01-02T00:00:00Z',
+    });
     await t.rejects(
       knex('user_quotas').where({ user_id: userId, quota_date: '2026-01-01' }).increment('posts_used', 1),
       { code: '23514' },
       'the fourth post of a 3-post day is refused',
     );
-    await knex('user_quotas').insert({ user_id: userId, quota_date: farFuture, posts_limit: -1, posts_used: 1000, resets_at: '2999-01-02T00:00:00Z' });
+    await knex('user_quotas').insert({
+      user_id: userId,
+      quota_date: farFuture,
+      posts_limit: -1,
+      posts_used: 1000,
+      resets_at: '2999-01-02T00:00:00Z',
+    });
     await knex('user_quotas').where({ user_id: userId, quota_date: farFuture }).increment('posts_used', 1);
-    const row = (await knex('user_quotas').where({ user_id: userId, quota_date: farFuture }).first('posts_used')) as { posts_used: number };
+    const row = (await knex('user_quotas').where({ user_id: userId, quota_date: farFuture }).first('posts_used')) as {
+      posts_used: number;
+    };
     t.equal(row.posts_used, 1001, 'an unlimited day keeps counting');
     await t.rejects(
-      knex('user_quotas').insert({ user_id: userId, quota_date: '2026-01-01', posts_limit: 3, resets_at: '2026-01-02T00:00:00Z' }),
+      knex('user_quotas').insert({
+        user_id: userId,
+        quota_date: '2026-01-01',
+        posts_limit: 3,
+        resets_at: '2026-01-02T00:00:00Z',
+      }),
       { code: '23505' },
       'one ledger row per user, day and quota type',
     );
@@ -195,10 +283,18 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
     const userId = await newUser(knex);
     const pubkey = hex(64);
     const first = await newEvent(knex, userId, { pubkey, event_kind: 0, d_tag: '' });
-    await t.rejects(newEvent(knex, userId, { pubkey, event_kind: 0, d_tag: '' }), { code: '23505' }, 'a second live kind-0 is refused');
+    await t.rejects(
+      newEvent(knex, userId, { pubkey, event_kind: 0, d_tag: '' }),
+      { code: '23505' },
+      'a second live kind-0 is refused',
+    );
     await newEvent(knex, userId, { pubkey, event_kind: 30023, d_tag: 'a' });
     await newEvent(knex, userId, { pubkey, event_kind: 30023, d_tag: 'b' });
-    await t.rejects(newEvent(knex, userId, { pubkey, event_kind: 30023, d_tag: 'a' }), { code: '23505' }, 'same d, same kind: refused');
+    await t.rejects(
+      newEvent(knex, userId, { pubkey, event_kind: 30023, d_tag: 'a' }),
+      { code: '23505' },
+      'same d, same kind: refused',
+    );
     await newEvent(knex, userId, { pubkey, event_kind: 1 });
     await newEvent(knex, userId, { pubkey, event_kind: 1 });
     t.pass('regular events (d_tag NULL) do not conflict');
@@ -214,9 +310,20 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
 
   await t.test('a stored event comes back exactly as signed', async (t) => {
     const userId = await newUser(knex);
-    const tags = [['e', hex(64), 'wss://relay.example/', 'reply'], ['t', 'Ünïcödé 🎉'], ['p', hex(64)], ['empty', '']];
+    const tags = [
+      ['e', hex(64), 'wss://relay.example/', 'reply'],
+      ['t', 'Ünïcödé 🎉'],
+      ['p', hex(64)],
+      ['empty', ''],
+    ];
     const content = 'line 1\nline "2"\t\\ back \u2028 end 🎉';
-    const id = await newEvent(knex, userId, { pubkey: hex(64), event_kind: 1, tags, content, created_at_nostr: '4294967296' });
+    const id = await newEvent(knex, userId, {
+      pubkey: hex(64),
+      event_kind: 1,
+      tags,
+      content,
+      created_at_nostr: '4294967296',
+    });
     const row = (await knex('nostr_events').where({ id }).first('tags', 'content', 'created_at_nostr')) as {
       tags: unknown;
       content: string;
@@ -230,7 +337,11 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
       { code: '23514' },
       'an uppercase event id is refused',
     );
-    await t.rejects(knex('users').insert({ nostr_public_key: 'A'.repeat(64) }), { code: '23514' }, 'an uppercase user pubkey is refused');
+    await t.rejects(
+      knex('users').insert({ nostr_public_key: 'A'.repeat(64) }),
+      { code: '23514' },
+      'an uppercase user pubkey is refused',
+    );
     // the hex checks as migration 0009 writes them: exactly n bytes, none outside 0-9a-f
     const refused: [string, EventInput][] = [
       ['a 63-digit id', { pubkey: hex(64), event_kind: 1, event_id: hex(64).slice(1) }],
@@ -240,17 +351,34 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
       ['an uppercase signature', { pubkey: hex(64), event_kind: 1, sig: hex(128).toUpperCase() }],
       ['a 127-digit signature with a space', { pubkey: hex(64), event_kind: 1, sig: hex(128).slice(1) + ' ' }],
     ];
-    for (const [what, input] of refused) await t.rejects(newEvent(knex, userId, input), { code: '23514' }, `${what} is refused`);
-    await t.rejects(newEvent(knex, userId, { pubkey: hex(64), event_kind: 1, event_id: hex(66).slice(1) }), { code: '22001' }, 'a 65-digit id is too long for its column');
-    await t.rejects(knex('relay_bans').insert({ kind: 'pubkey', value: hex(64).slice(1) + 'G' }), { code: '23514' }, 'a ban of a non-hex value is refused');
+    for (const [what, input] of refused)
+      await t.rejects(newEvent(knex, userId, input), { code: '23514' }, `${what} is refused`);
+    await t.rejects(
+      newEvent(knex, userId, { pubkey: hex(64), event_kind: 1, event_id: hex(66).slice(1) }),
+      { code: '22001' },
+      'a 65-digit id is too long for its column',
+    );
+    await t.rejects(
+      knex('relay_bans').insert({ kind: 'pubkey', value: hex(64).slice(1) + 'G' }),
+      { code: '23514' },
+      'a ban of a non-hex value is refused',
+    );
   });
 
   await t.test('the outbox follows its event and its relay', async (t) => {
     const userId = await newUser(knex);
     const eventRow = await newEvent(knex, userId, { pubkey: hex(64), event_kind: 1 });
-    const [relay] = (await knex('user_relays').insert({ user_id: userId, relay_url: 'wss://relay.example' }).returning('id')) as { id: string }[];
-    await knex('relay_publishes').insert({ event_id: eventRow, user_relay_id: relay!.id, relay_url: 'wss://relay.example' });
-    const row = (await knex('relay_publishes').where({ event_id: eventRow }).first('status', 'attempts', 'attempted_at', 'attempt_log')) as Record<string, unknown>;
+    const [relay] = (await knex('user_relays')
+      .insert({ user_id: userId, relay_url: 'wss://relay.example' })
+      .returning('id')) as { id: string }[];
+    await knex('relay_publishes').insert({
+      event_id: eventRow,
+      user_relay_id: relay!.id,
+      relay_url: 'wss://relay.example',
+    });
+    const row = (await knex('relay_publishes')
+      .where({ event_id: eventRow })
+      .first('status', 'attempts', 'attempted_at', 'attempt_log')) as Record<string, unknown>;
     t.same(row, { status: 'pending', attempts: 0, attempted_at: null, attempt_log: [] }, 'queued, not attempted yet');
     // created_at is copied in SQL: a JS Date would drop its microseconds and make it another key.
     await t.rejects(
@@ -262,44 +390,85 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
       'one row per event and target',
     );
     await t.rejects(
-      knex('relay_publishes').where({ event_id: eventRow }).update({ attempted_at: '2026-01-02T00:00:00Z', completed_at: '2026-01-01T00:00:00Z' }),
+      knex('relay_publishes')
+        .where({ event_id: eventRow })
+        .update({ attempted_at: '2026-01-02T00:00:00Z', completed_at: '2026-01-01T00:00:00Z' }),
       { code: '23514' },
       'valid_times: completed before attempted is refused',
     );
     await knex('user_relays').where({ id: relay!.id }).delete();
-    const afterRelay = (await knex('relay_publishes').where({ event_id: eventRow }).first('user_relay_id', 'relay_url')) as Record<string, unknown>;
-    t.same(afterRelay, { user_relay_id: null, relay_url: 'wss://relay.example' }, 'removing the relay keeps the row and its URL');
+    const afterRelay = (await knex('relay_publishes')
+      .where({ event_id: eventRow })
+      .first('user_relay_id', 'relay_url')) as Record<string, unknown>;
+    t.same(
+      afterRelay,
+      { user_relay_id: null, relay_url: 'wss://relay.example' },
+      'removing the relay keeps the row and its URL',
+    );
     await knex('nostr_events').where({ id: eventRow }).delete();
-    t.equal((await knex('relay_publishes').where({ event_id: eventRow })).length, 0, 'deleting the event deletes its outbox rows');
+    t.equal(
+      (await knex('relay_publishes').where({ event_id: eventRow })).length,
+      0,
+      'deleting the event deletes its outbox rows',
+    );
   });
 
   await t.test('payments.archived exists for the retention rule', async (t) => {
     const userId = await newUser(knex);
     await knex('payments').insert({ user_id: userId, amount: '4.99', provider_data_encrypted: Buffer.from([1, 2, 3]) });
     await knex.raw(`UPDATE payments SET archived = true WHERE created_at < CURRENT_DATE - INTERVAL '7 years'`);
-    const row = (await knex('payments').where({ user_id: userId }).first('archived', 'provider_data_encrypted')) as { archived: boolean; provider_data_encrypted: Buffer };
+    const row = (await knex('payments').where({ user_id: userId }).first('archived', 'provider_data_encrypted')) as {
+      archived: boolean;
+      provider_data_encrypted: Buffer;
+    };
     t.equal(row.archived, false, 'a recent payment is not archived');
     t.same([...row.provider_data_encrypted], [1, 2, 3], 'encrypted provider data round-trips');
-    await t.rejects(knex('payments').insert({ user_id: userId, amount: '-1.00' }), { code: '23514' }, 'negative amounts are refused');
+    await t.rejects(
+      knex('payments').insert({ user_id: userId, amount: '-1.00' }),
+      { code: '23514' },
+      'negative amounts are refused',
+    );
   });
 
   await t.test('RLS on user_quotas scopes the app roles and leaves the owner alone', async (t) => {
     const alice = await newUser(knex);
     const bob = await newUser(knex);
     for (const user of [alice, bob]) {
-      await knex('user_quotas').insert({ user_id: user, quota_date: '2026-02-01', posts_limit: 3, resets_at: '2026-02-02T00:00:00Z' });
+      await knex('user_quotas').insert({
+        user_id: user,
+        quota_date: '2026-02-01',
+        posts_limit: 3,
+        resets_at: '2026-02-02T00:00:00Z',
+      });
     }
-    const roles = await rows<{ rolname: string }>(knex, `SELECT rolname FROM pg_roles WHERE rolname LIKE 'nostrx\\_%' ORDER BY rolname`);
-    t.same(roles.map((r) => r.rolname), ['nostrx_admin', 'nostrx_app_read', 'nostrx_app_write']);
+    const roles = await rows<{ rolname: string }>(
+      knex,
+      `SELECT rolname FROM pg_roles WHERE rolname LIKE 'nostrx\\_%' ORDER BY rolname`,
+    );
+    t.same(
+      roles.map((r) => r.rolname),
+      ['nostrx_admin', 'nostrx_app_read', 'nostrx_app_write'],
+    );
 
     await knex.transaction(async (trx) => {
       await trx.raw('SET LOCAL ROLE nostrx_app_write');
-      t.equal((await trx('user_quotas').select('user_id')).length, 0, 'without app.current_user_id an app role sees nothing');
+      t.equal(
+        (await trx('user_quotas').select('user_id')).length,
+        0,
+        'without app.current_user_id an app role sees nothing',
+      );
       await trx.raw(`SELECT set_config('app.current_user_id', ?, true)`, [alice]);
       const seen = await trx('user_quotas').distinct('user_id');
       t.same(seen, [{ user_id: alice }], 'with it, only that user’s rows');
       await t.rejects(
-        trx.transaction((sp) => sp('user_quotas').insert({ user_id: bob, quota_date: '2026-02-02', posts_limit: 3, resets_at: '2026-02-03T00:00:00Z' })),
+        trx.transaction((sp) =>
+          sp('user_quotas').insert({
+            user_id: bob,
+            quota_date: '2026-02-02',
+            posts_limit: 3,
+            resets_at: '2026-02-03T00:00:00Z',
+          }),
+        ),
         { code: '42501' },
         'and it cannot write another user’s row',
       );
@@ -352,7 +521,11 @@ t.test('npm run migrate (src/migrate-cli.ts) migrates and reports one JSON line'
   };
   // Migration 0004 creates this month and the next; the command then the one after (it keeps two months ahead).
   const ahead = (['usage_events', 'relay_publishes'] as const).map((table) => monthPartition(table, new Date(), 2));
-  t.same(await run(), { database: 'pg', migrations: migrationNames, partitions: ahead }, 'first run applies everything');
+  t.same(
+    await run(),
+    { database: 'pg', migrations: migrationNames, partitions: ahead },
+    'first run applies everything',
+  );
   t.same(await run(), { database: 'pg', migrations: [], partitions: [] }, 'second run applies nothing');
 });
 
@@ -370,8 +543,15 @@ t.test('PGlite', async (t) => {
 
   await t.test('partition maintenance works on PGlite too', async (t) => {
     const created = await ensureMonthlyPartitions(db.knex, new Date('2021-05-20T00:00:00Z'), 1);
-    t.same(created, ['usage_events_y2021m05', 'usage_events_y2021m06', 'relay_publishes_y2021m05', 'relay_publishes_y2021m06']);
-    t.same(await dropPartitionsBefore(db.knex, 'usage_events', new Date('2021-06-01T00:00:00Z')), ['usage_events_y2021m05']);
+    t.same(created, [
+      'usage_events_y2021m05',
+      'usage_events_y2021m06',
+      'relay_publishes_y2021m05',
+      'relay_publishes_y2021m06',
+    ]);
+    t.same(await dropPartitionsBefore(db.knex, 'usage_events', new Date('2021-06-01T00:00:00Z')), [
+      'usage_events_y2021m05',
+    ]);
   });
 });
 

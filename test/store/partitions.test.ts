@@ -21,32 +21,54 @@ async function insertUsage(trx: Knex, userId: string, occurredAt: string): Promi
   return rows[0]!.part;
 }
 
-const [user] = (await knex('users').insert({ nostr_public_key: 'ab'.repeat(32) }).returning('id')) as { id: string }[];
+const [user] = (await knex('users')
+  .insert({ nostr_public_key: 'ab'.repeat(32) })
+  .returning('id')) as { id: string }[];
 const userId = user!.id;
 const now = new Date();
 
 t.test('ensureMonthlyPartitions creates the months ahead once', async (t) => {
   const ahead = (table: PartitionedTable) => [monthPartition(table, now, 2), monthPartition(table, now, 3)];
-  t.same(await ensureMonthlyPartitions(knex, now, 3), [...ahead('usage_events'), ...ahead('relay_publishes')], 'the two missing months of each table');
+  t.same(
+    await ensureMonthlyPartitions(knex, now, 3),
+    [...ahead('usage_events'), ...ahead('relay_publishes')],
+    'the two missing months of each table',
+  );
   t.same(await ensureMonthlyPartitions(knex, now, 3), [], 'a second call creates nothing');
   t.same(await ensureMonthlyPartitions(knex, now), [], 'nor does the default (this month and the two after)');
   for (const table of ['usage_events', 'relay_publishes'] as const) {
     const names = await partitions(table);
-    for (let i = 0; i <= 3; i++) t.ok(names.includes(monthPartition(table, now, i)), `${monthPartition(table, now, i)} exists`);
+    for (let i = 0; i <= 3; i++)
+      t.ok(names.includes(monthPartition(table, now, i)), `${monthPartition(table, now, i)} exists`);
   }
   await t.rejects(ensureMonthlyPartitions(knex, now, -1), RangeError, 'monthsAhead must not be negative');
 });
 
 t.test('months are UTC months, whatever the session time zone', async (t) => {
   t.same(await ensureMonthlyPartitions(knex, new Date('2020-01-31T23:59:59Z'), 1), [
-    'usage_events_y2020m01', 'usage_events_y2020m02', 'relay_publishes_y2020m01', 'relay_publishes_y2020m02',
+    'usage_events_y2020m01',
+    'usage_events_y2020m02',
+    'relay_publishes_y2020m01',
+    'relay_publishes_y2020m02',
   ]);
   await knex.transaction(async (trx) => {
     await trx.raw(`SET LOCAL TIME ZONE 'Pacific/Auckland'`); // UTC+13 in January
-    t.equal(await insertUsage(trx, userId, '2020-01-31T23:30:00Z'), 'usage_events_y2020m01', 'the last half hour of January (UTC)');
-    t.equal(await insertUsage(trx, userId, '2020-02-01T00:00:00Z'), 'usage_events_y2020m02', 'the first instant of February (UTC)');
+    t.equal(
+      await insertUsage(trx, userId, '2020-01-31T23:30:00Z'),
+      'usage_events_y2020m01',
+      'the last half hour of January (UTC)',
+    );
+    t.equal(
+      await insertUsage(trx, userId, '2020-02-01T00:00:00Z'),
+      'usage_events_y2020m02',
+      'the first instant of February (UTC)',
+    );
   });
-  await t.rejects(insertUsage(knex, userId, '2019-12-31T12:00:00Z'), { code: '23514' }, 'a month without a partition refuses rows');
+  await t.rejects(
+    insertUsage(knex, userId, '2019-12-31T12:00:00Z'),
+    { code: '23514' },
+    'a month without a partition refuses rows',
+  );
 });
 
 t.test('concurrent callers create each partition exactly once', async (t) => {
@@ -88,8 +110,15 @@ t.test('dropPartitionsBefore drops whole past months only', async (t) => {
   let names = await partitions('usage_events');
   t.ok(names.includes('usage_events_y2020m02'), 'the month that ends after the cutoff stays');
   t.ok((await partitions('relay_publishes')).includes('relay_publishes_y2019m03'), 'the other table is untouched');
-  const rows = (await knex('usage_events').where({ user_id: userId }).orderBy('occurred_at').pluck('occurred_at')) as Date[];
-  t.same(rows.map((d) => d.toISOString()), ['2020-02-01T00:00:00.000Z', now.toISOString()], 'January’s row went with its partition');
+  const rows = (await knex('usage_events')
+    .where({ user_id: userId })
+    .orderBy('occurred_at')
+    .pluck('occurred_at')) as Date[];
+  t.same(
+    rows.map((d) => d.toISOString()),
+    ['2020-02-01T00:00:00.000Z', now.toISOString()],
+    'January’s row went with its partition',
+  );
 
   t.same(
     await dropPartitionsBefore(knex, 'usage_events', new Date('2100-01-01T00:00:00Z')),
@@ -97,14 +126,30 @@ t.test('dropPartitionsBefore drops whole past months only', async (t) => {
     'a cutoff in the future still spares the current month and the months ahead',
   );
   names = await partitions('usage_events');
-  for (let i = 0; i <= 3; i++) t.ok(names.includes(monthPartition('usage_events', now, i)), `${monthPartition('usage_events', now, i)} stays`);
-  t.equal(await knex('usage_events').where({ user_id: userId }).count({ n: '*' }).first().then((r) => Number(r?.n)), 1, 'this month’s row is still there');
+  for (let i = 0; i <= 3; i++)
+    t.ok(names.includes(monthPartition('usage_events', now, i)), `${monthPartition('usage_events', now, i)} stays`);
+  t.equal(
+    await knex('usage_events')
+      .where({ user_id: userId })
+      .count({ n: '*' })
+      .first()
+      .then((r) => Number(r?.n)),
+    1,
+    'this month’s row is still there',
+  );
 
+  t.same(await dropPartitionsBefore(knex, 'relay_publishes', new Date('2100-01-01T00:00:00Z')), [
+    'relay_publishes_y2019m03',
+    'relay_publishes_y2019m04',
+    'relay_publishes_y2019m05',
+    'relay_publishes_y2020m01',
+    'relay_publishes_y2020m02',
+  ]);
   t.same(
     await dropPartitionsBefore(knex, 'relay_publishes', new Date('2100-01-01T00:00:00Z')),
-    ['relay_publishes_y2019m03', 'relay_publishes_y2019m04', 'relay_publishes_y2019m05', 'relay_publishes_y2020m01', 'relay_publishes_y2020m02'],
+    [],
+    'nothing is left to drop',
   );
-  t.same(await dropPartitionsBefore(knex, 'relay_publishes', new Date('2100-01-01T00:00:00Z')), [], 'nothing is left to drop');
 
   await t.rejects(dropPartitionsBefore(knex, 'users' as PartitionedTable, now), /not a partitioned table/);
   await t.rejects(dropPartitionsBefore(knex, 'usage_events', new Date('nonsense')), RangeError);
@@ -154,10 +199,18 @@ t.test('partitions are created while a writer holds the tables, in either order,
     let ddlDone = false;
     const ddl = ensureMonthlyPartitions(knex, month, 0).finally(() => (ddlDone = true));
     // the DDL either waits for the writer or, holding nothing it needs, is already done
-    await untilLocked(knex, 'the DDL waits for the writer or is done', async () => ddlDone || (await blockedBy(knex, writerPid)));
+    await untilLocked(
+      knex,
+      'the DDL waits for the writer or is done',
+      async () => ddlDone || (await blockedBy(knex, writerPid)),
+    );
     await t.resolves(second(writer), `${order}: the writer goes on while the DDL waits`);
     await writer.commit();
-    t.same((await ddl).sort(), [monthPartition('relay_publishes', month, 0), monthPartition('usage_events', month, 0)], `${order}: the DDL completes`);
+    t.same(
+      (await ddl).sort(),
+      [monthPartition('relay_publishes', month, 0), monthPartition('usage_events', month, 0)],
+      `${order}: the DDL completes`,
+    );
   }
 });
 
@@ -166,9 +219,17 @@ t.test('partition DDL gives up after its tries when its locks stay taken, and le
   const name = monthPartition('relay_publishes', month, 0);
   const holder = await knex.transaction();
   await insertEvent(holder); // ROW EXCLUSIVE on nostr_events, which attaching a relay_publishes partition must wait out
-  await t.rejects(ensureMonthlyPartitions(knex, month, 0, { lockTimeoutMs: 50, attempts: 2 }), { code: '55P03' }, 'lock_timeout, twice');
+  await t.rejects(
+    ensureMonthlyPartitions(knex, month, 0, { lockTimeoutMs: 50, attempts: 2 }),
+    { code: '55P03' },
+    'lock_timeout, twice',
+  );
   const { rows } = (await knex.raw('SELECT to_regclass(?) AS t', [name])) as { rows: { t: string | null }[] };
   t.equal(rows[0]!.t, null, 'no table of that name was left behind, attached or not');
   await holder.commit();
-  t.same(await ensureMonthlyPartitions(knex, month, 0), [name], 'made once the locks are free (the usage_events month was made before)');
+  t.same(
+    await ensureMonthlyPartitions(knex, month, 0),
+    [name],
+    'made once the locks are free (the usage_events month was made before)',
+  );
 });

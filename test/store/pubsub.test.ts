@@ -43,33 +43,38 @@ async function subscribed(channels: string[]): Promise<number[]> {
   return channels.map((_, i) => Number(reply[2 * i + 1]));
 }
 
-t.test('three channels per process: messages reach the other process on the same channel only, over one subscriber connection', async (t) => {
-  const names = ['events', 'invalidate', 'bans'].map((n) => `${prefix}${n}`);
-  const a = names.map((n) => redisChannel(processA, n, onError));
-  const b = names.map((n) => redisChannel(processB, n, onError));
-  const heardA = a.map(heard);
-  const heardB = b.map(heard);
-  await until(async () => (await subscribed(names)).every((n) => n === 2));
+t.test(
+  'three channels per process: messages reach the other process on the same channel only, over one subscriber connection',
+  async (t) => {
+    const names = ['events', 'invalidate', 'bans'].map((n) => `${prefix}${n}`);
+    const a = names.map((n) => redisChannel(processA, n, onError));
+    const b = names.map((n) => redisChannel(processB, n, onError));
+    const heardA = a.map(heard);
+    const heardB = b.map(heard);
+    await until(async () => (await subscribed(names)).every((n) => n === 2));
 
-  a[0]!.publish('event from A');
-  a[1]!.publish('invalidate from A');
-  b[2]!.publish('ban from B');
-  b[0]!.publish('event from B');
-  await until(() => heardB[0]!.length === 1 && heardB[1]!.length === 1 && heardA[2]!.length === 1 && heardA[0]!.length === 1);
+    a[0]!.publish('event from A');
+    a[1]!.publish('invalidate from A');
+    b[2]!.publish('ban from B');
+    b[0]!.publish('event from B');
+    await until(
+      () => heardB[0]!.length === 1 && heardB[1]!.length === 1 && heardA[2]!.length === 1 && heardA[0]!.length === 1,
+    );
 
-  t.same(heardB, [['event from A'], ['invalidate from A'], []], 'process B heard A on the matching channels');
-  t.same(heardA, [['event from B'], [], ['ban from B']], 'process A heard B, and never itself');
-  t.equal(await connections(), 4, 'two processes: a command connection and ONE subscriber connection each');
+    t.same(heardB, [['event from A'], ['invalidate from A'], []], 'process B heard A on the matching channels');
+    t.same(heardA, [['event from B'], [], ['ban from B']], 'process A heard B, and never itself');
+    t.equal(await connections(), 4, 'two processes: a command connection and ONE subscriber connection each');
 
-  for (const c of a) await c.close();
-  await until(async () => (await connections()) === 3);
-  t.equal(await connections(), 3, "closing A's last channel closes its subscriber connection");
-  b[1]!.publish('after A closed');
-  await new Promise((r) => setTimeout(r, 100));
-  t.same(heardA[1], [], 'a closed channel hears nothing');
-  for (const c of b) await c.close();
-  t.same(failures, []);
-});
+    for (const c of a) await c.close();
+    await until(async () => (await connections()) === 3);
+    t.equal(await connections(), 3, "closing A's last channel closes its subscriber connection");
+    b[1]!.publish('after A closed');
+    await new Promise((r) => setTimeout(r, 100));
+    t.same(heardA[1], [], 'a closed channel hears nothing');
+    for (const c of b) await c.close();
+    t.same(failures, []);
+  },
+);
 
 t.test('closing one of two channels on a name keeps the other listening', async (t) => {
   const n = `${prefix}shared`;

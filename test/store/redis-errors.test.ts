@@ -37,28 +37,40 @@ interface Teardown {
 }
 
 async function client(t: Teardown, proxyPort: number, reports: { message: string; repeats: number }[] = []) {
-  const redis = await openRedis(`redis://127.0.0.1:${proxyPort}`, 'nostrx-errors-test', (err, repeats) => reports.push({ message: err.message, repeats }));
+  const redis = await openRedis(`redis://127.0.0.1:${proxyPort}`, 'nostrx-errors-test', (err, repeats) =>
+    reports.push({ message: err.message, repeats }),
+  );
   t.teardown(() => redis.disconnect());
   return redis;
 }
 
-t.test('connection errors are reported once while they repeat, and commands work again once Redis is back', async (t) => {
-  const proxy = await startProxy(t);
-  const reports: { message: string; repeats: number }[] = [];
-  const redis = await client(t, proxy.port, reports);
-  await redis.set(`${prefix}k`, 'before');
+t.test(
+  'connection errors are reported once while they repeat, and commands work again once Redis is back',
+  async (t) => {
+    const proxy = await startProxy(t);
+    const reports: { message: string; repeats: number }[] = [];
+    const redis = await client(t, proxy.port, reports);
+    await redis.set(`${prefix}k`, 'before');
 
-  await proxy.cut();
-  // ioredis retries every few hundred ms, each attempt refused: several errors, one report of each.
-  await new Promise((r) => setTimeout(r, 1500));
-  t.ok(reports.length >= 1, 'the error reached our handler');
-  t.ok(reports.every((r) => /ECONNREFUSED|ECONNRESET|closed/i.test(r.message)), reports.map((r) => r.message).join('; '));
-  t.equal(reports.length, new Set(reports.map((r) => r.message)).size, 'each distinct error reported once, its repeats counted, not logged');
+    await proxy.cut();
+    // ioredis retries every few hundred ms, each attempt refused: several errors, one report of each.
+    await new Promise((r) => setTimeout(r, 1500));
+    t.ok(reports.length >= 1, 'the error reached our handler');
+    t.ok(
+      reports.every((r) => /ECONNREFUSED|ECONNRESET|closed/i.test(r.message)),
+      reports.map((r) => r.message).join('; '),
+    );
+    t.equal(
+      reports.length,
+      new Set(reports.map((r) => r.message)).size,
+      'each distinct error reported once, its repeats counted, not logged',
+    );
 
-  await proxy.restore();
-  await waitFor('the client to reconnect', () => redis.status === 'ready');
-  t.equal(await redis.get(`${prefix}k`), 'before', 'commands work again');
-});
+    await proxy.restore();
+    await waitFor('the client to reconnect', () => redis.status === 'ready');
+    t.equal(await redis.get(`${prefix}k`), 'before', 'commands work again');
+  },
+);
 
 t.test('a channel subscribed before Redis went away hears messages once it is back', async (t) => {
   const proxy = await startProxy(t);

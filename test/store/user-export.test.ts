@@ -20,7 +20,10 @@ t.test('on PGlite, an export paused after its first batch leaves the connection 
   t.notOk(first.done, 'the export has begun');
   // The client stops reading here; the service goes on.
   const other = db('users').count<{ count: string }[]>('* as count');
-  const answered = await Promise.race([other.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 5000))]);
+  const answered = await Promise.race([
+    other.then(() => true),
+    new Promise<false>((resolve) => setTimeout(() => resolve(false), 5000)),
+  ]);
   t.ok(answered, 'another query is answered while the export waits for its reader');
 
   const audit: unknown[] = [];

@@ -4,7 +4,15 @@
 // sign-out and the popup-sized layout. Every page is checked for console errors; screenshots go to
 // test/web/artifacts. (Plans with analytics, relays, billing, export and erasure: account-settings.test.ts.)
 import t from 'tap';
-import { eventually, horizontalOverflow, screenshot, settled, storedSession, unlabelledControls, type TestPage } from '../helpers/browser.js';
+import {
+  eventually,
+  horizontalOverflow,
+  screenshot,
+  settled,
+  storedSession,
+  unlabelledControls,
+  type TestPage,
+} from '../helpers/browser.js';
 import { newKey } from '../helpers/events.js';
 import { blockingRelay, downThenUpRelay, healthyRelay } from '../helpers/upstream-relays.js';
 import { noonZone, publishNote, signIn, startWebTestApp } from '../helpers/web-app.js';
@@ -36,11 +44,13 @@ t.test('keyboard only: sign in with Tab and Enter, move between pages with the k
   const p = await w.open(alice);
   const signInButton = p.page.getByRole('button', { name: 'Sign in with your Nostr signer' });
   await signInButton.waitFor();
-  for (let i = 0; i < 10 && !(await signInButton.evaluate((b) => b === b.ownerDocument.activeElement)); i++) await p.page.keyboard.press('Tab');
+  for (let i = 0; i < 10 && !(await signInButton.evaluate((b) => b === b.ownerDocument.activeElement)); i++)
+    await p.page.keyboard.press('Tab');
   await p.page.keyboard.press('Enter');
   await p.page.getByRole('heading', { name: 'Plan and quota' }).waitFor();
   const history = p.page.getByRole('link', { name: 'History' });
-  for (let i = 0; i < 10 && !(await history.evaluate((a) => a === a.ownerDocument.activeElement)); i++) await p.page.keyboard.press('Tab');
+  for (let i = 0; i < 10 && !(await history.evaluate((a) => a === a.ownerDocument.activeElement)); i++)
+    await p.page.keyboard.press('Tab');
   await p.page.keyboard.press('Enter');
   await p.page.getByRole('heading', { name: 'Publish history' }).waitFor();
   t.pass('reached by keyboard');
@@ -49,20 +59,26 @@ t.test('keyboard only: sign in with Tab and Enter, move between pages with the k
   t.same(p.errors, []);
 });
 
-t.test('sign-in: the signer signs one NIP-98 request for POST /v1/sessions, then the page uses the session', async (t) => {
-  alicePage = await w.open(alice);
-  await signIn(alicePage);
-  t.equal(alicePage.signed.length, 1, 'one signature');
-  const tags = alicePage.signed[0]?.tags ?? [];
-  t.same(tags.filter((tag) => tag[0] === 'u' || tag[0] === 'method'), [
-    ['u', `${app.url}/v1/sessions`],
-    ['method', 'POST'],
-  ]);
-  t.equal(alicePage.signed[0]?.kind, 27235);
-  t.match(await storedSession(alicePage.page), { pubkey: alice.pk, token: /^\S+$/ });
-  await alicePage.page.getByText('0 of 3 today').waitFor();
-  t.same(alicePage.errors, []);
-});
+t.test(
+  'sign-in: the signer signs one NIP-98 request for POST /v1/sessions, then the page uses the session',
+  async (t) => {
+    alicePage = await w.open(alice);
+    await signIn(alicePage);
+    t.equal(alicePage.signed.length, 1, 'one signature');
+    const tags = alicePage.signed[0]?.tags ?? [];
+    t.same(
+      tags.filter((tag) => tag[0] === 'u' || tag[0] === 'method'),
+      [
+        ['u', `${app.url}/v1/sessions`],
+        ['method', 'POST'],
+      ],
+    );
+    t.equal(alicePage.signed[0]?.kind, 27235);
+    t.match(await storedSession(alicePage.page), { pubkey: alice.pk, token: /^\S+$/ });
+    await alicePage.page.getByText('0 of 3 today').waitFor();
+    t.same(alicePage.errors, []);
+  },
+);
 
 t.test('settings: the timezone is saved through the API', async (t) => {
   const page = alicePage.page;
@@ -91,7 +107,9 @@ t.test('a note published over the relay: "1 of 3 today", and in the history with
   // The forwarder works in the background: refresh until every relay has its outcome.
   await eventually(async () => {
     await page.getByRole('button', { name: 'Refresh' }).click();
-    const statuses = await item.locator('li.outcome').evaluateAll((els) => els.map((e) => e.getAttribute('data-status')));
+    const statuses = await item
+      .locator('li.outcome')
+      .evaluateAll((els) => els.map((e) => e.getAttribute('data-status')));
     return statuses.length === 3 && statuses.includes('published') && statuses.includes('rejected');
   }, 'the relay outcomes');
   const outcome = (url: string) => item.locator('li.outcome').filter({ hasText: url }).innerText();
@@ -113,7 +131,9 @@ t.test('a refused fourth note: the page shows the limit and the reset in the use
   await page.getByRole('button', { name: 'Refresh' }).click();
   await page.getByText('3 of 3 today').waitFor();
   const quota = await api.signed(alice, 'GET', '/v1/me/quota');
-  const reset = new Intl.DateTimeFormat('en-US', { hour: '2-digit', minute: '2-digit', timeZone: zone }).format(new Date(quota.body.daily.resets_at));
+  const reset = new Intl.DateTimeFormat('en-US', { hour: '2-digit', minute: '2-digit', timeZone: zone }).format(
+    new Date(quota.body.daily.resets_at),
+  );
   const shown = (await page.locator('.quota[data-period="today"] .warn').innerText()).replace(/\s+/g, ' ');
   t.match(shown, 'Limit reached: 3 posts a day on the basic plan');
   t.match(shown, `reset at ${reset.replace(/\s+/g, ' ')} (${zone})`);
@@ -127,8 +147,14 @@ t.test('revoking a session signs that page out', async (t) => {
   const page = alicePage.page;
   await page.getByRole('link', { name: 'Sessions' }).click();
   const rows = page.locator('li.session');
-  await eventually(async () => (await page.getByRole('button', { name: 'Refresh' }).click(), (await rows.count()) === 2), 'two sessions');
-  await rows.filter({ hasNotText: 'this tab' }).getByRole('button', { name: /^Revoke/ }).click();
+  await eventually(
+    async () => (await page.getByRole('button', { name: 'Refresh' }).click(), (await rows.count()) === 2),
+    'two sessions',
+  );
+  await rows
+    .filter({ hasNotText: 'this tab' })
+    .getByRole('button', { name: /^Revoke/ })
+    .click();
   await eventually(async () => (await rows.count()) === 1, 'the revoked session gone from the list');
 
   // The other tab finds out with its next request.

@@ -25,10 +25,17 @@ const { app, api } = w;
 const must = (ok: boolean, what: string) => {
   if (!ok) throw new Error(`setting up: ${what} failed`);
 };
-must((await api.signed(alice, 'PATCH', '/v1/me', { body: { timezone: noonZone(), display_name: 'Alice' } })).status === 200, 'PATCH /v1/me');
+must(
+  (await api.signed(alice, 'PATCH', '/v1/me', { body: { timezone: noonZone(), display_name: 'Alice' } })).status ===
+    200,
+  'PATCH /v1/me',
+);
 for (const n of [1, 2, 3]) must((await publishNote(app.relayUrl, alice, { content: `note ${n}` })).ok, `note ${n}`);
 const aliceId = (await api.signed(admin, 'GET', `/v1/admin/users?pubkey=${alice.pk}`)).body.users[0].id as string;
-must((await api.signed(admin, 'PUT', `/v1/admin/users/${aliceId}/plan`, { body: { plan: 'premium' } })).status === 200, 'the plan change');
+must(
+  (await api.signed(admin, 'PUT', `/v1/admin/users/${aliceId}/plan`, { body: { plan: 'premium' } })).status === 200,
+  'the plan change',
+);
 const alicePage: TestPage = await w.open(alice);
 await signIn(alicePage);
 
@@ -59,12 +66,18 @@ t.test('relays of their own: add, remove, and the ones from their NIP-65 list', 
 
   const relay = await Relay.connect(app.relayUrl);
   t.teardown(() => relay.close());
-  t.equal(await relay.publish(buildEvent(alice.sk, { kind: 10002, tags: [['r', blocking.url, 'write']], content: '' })), '');
+  t.equal(
+    await relay.publish(buildEvent(alice.sk, { kind: 10002, tags: [['r', blocking.url, 'write']], content: '' })),
+    '',
+  );
   // The list is read when the page opens: open it again.
   await page.getByRole('link', { name: 'Account' }).click();
   await page.getByRole('link', { name: 'Relays' }).click();
   await page.locator(`li.relay[data-relay="${blocking.url}"]`).waitFor();
-  t.match(await page.locator(`li.relay[data-relay="${blocking.url}"]`).innerText(), /from your NIP-65 relay list · write · active/);
+  t.match(
+    await page.locator(`li.relay[data-relay="${blocking.url}"]`).innerText(),
+    /from your NIP-65 relay list · write · active/,
+  );
   t.match(await page.locator('[data-nip65]').innerText(), /1 of these come from your NIP-65 relay list/);
 
   await mine.getByRole('button', { name: /^Remove/ }).click();
@@ -81,50 +94,75 @@ t.test('billing: the plan, no payments, and no pay buttons when the service list
   await page.getByRole('link', { name: 'Billing' }).click();
   await page.getByText('No payments yet.').waitFor();
   await page.locator('li.plan').first().waitFor();
-  t.same(await page.locator('li.plan').evaluateAll((els) => els.map((e) => e.getAttribute('data-plan'))), ['basic', 'premium', 'advanced']);
+  t.same(await page.locator('li.plan').evaluateAll((els) => els.map((e) => e.getAttribute('data-plan'))), [
+    'basic',
+    'premium',
+    'advanced',
+  ]);
   t.match(await page.locator('li.plan[data-plan="premium"]').innerText(), /your plan/);
   t.equal(await page.locator('button[data-provider]').count(), 0);
   t.same(alicePage.errors, []);
 });
 
-t.test('billing with providers: a Stripe button where a plan lists it, checkout with {plan, billing_cycle}, its page opened beside', async (t) => {
-  // GET /v1/plans as it answers where billing is configured (providers, checkout_cycles), and a checkout URL:
-  // this branch's service has no payment provider to answer them.
-  const page = alicePage.page;
-  await page.route('**/v1/plans', async (route) => {
-    const res = await route.fetch();
-    const body = (await res.json()) as { plans: { code: string }[] };
-    const sold = (code: string) => code !== 'basic';
-    body.plans = body.plans.map((p) => ({ ...p, providers: sold(p.code) ? ['stripe', 'extensionpay'] : [], checkout_cycles: sold(p.code) ? ['monthly', 'yearly'] : [] }));
-    await route.fulfill({ response: res, json: body });
-  });
-  let asked: unknown;
-  await page.route('**/v1/subscription/checkout', async (route) => {
-    asked = route.request().postDataJSON();
-    await route.fulfill({ json: { url: `${app.url}/healthz` } });
-  });
-  t.teardown(() => page.unrouteAll());
-  await page.getByRole('link', { name: 'Account' }).click();
-  await page.getByRole('link', { name: 'Billing' }).click();
-  const advanced = page.locator('li.plan[data-plan="advanced"]');
-  await advanced.getByRole('button', { name: 'Pay with card (Stripe)' }).waitFor();
-  t.equal(await page.locator('li.plan[data-plan="basic"] button[data-provider]').count(), 0, 'none for a plan no provider sells');
-  t.equal(await page.locator('li.plan[data-plan="premium"] button[data-provider]').count(), 0, 'none for the current plan');
-  t.match(await advanced.innerText(), /Or buy it in the NostrX extension \(ExtensionPay\)/);
-  await advanced.getByLabel('Billing').selectOption('yearly');
-  const [opened] = await Promise.all([w.browser.waitForEvent('page'), advanced.getByRole('button', { name: 'Pay with card (Stripe)' }).click()]);
-  await opened.waitForLoadState();
-  t.same(asked, { plan: 'advanced', billing_cycle: 'yearly' });
-  t.equal(opened.url(), `${app.url}/healthz`, "the provider's page, in a tab of its own");
-  t.match(page.url(), /#\/billing$/, 'this page stays');
-  await opened.close();
-  t.same(alicePage.errors, []);
-});
+t.test(
+  'billing with providers: a Stripe button where a plan lists it, checkout with {plan, billing_cycle}, its page opened beside',
+  async (t) => {
+    // GET /v1/plans as it answers where billing is configured (providers, checkout_cycles), and a checkout URL:
+    // this branch's service has no payment provider to answer them.
+    const page = alicePage.page;
+    await page.route('**/v1/plans', async (route) => {
+      const res = await route.fetch();
+      const body = (await res.json()) as { plans: { code: string }[] };
+      const sold = (code: string) => code !== 'basic';
+      body.plans = body.plans.map((p) => ({
+        ...p,
+        providers: sold(p.code) ? ['stripe', 'extensionpay'] : [],
+        checkout_cycles: sold(p.code) ? ['monthly', 'yearly'] : [],
+      }));
+      await route.fulfill({ response: res, json: body });
+    });
+    let asked: unknown;
+    await page.route('**/v1/subscription/checkout', async (route) => {
+      asked = route.request().postDataJSON();
+      await route.fulfill({ json: { url: `${app.url}/healthz` } });
+    });
+    t.teardown(() => page.unrouteAll());
+    await page.getByRole('link', { name: 'Account' }).click();
+    await page.getByRole('link', { name: 'Billing' }).click();
+    const advanced = page.locator('li.plan[data-plan="advanced"]');
+    await advanced.getByRole('button', { name: 'Pay with card (Stripe)' }).waitFor();
+    t.equal(
+      await page.locator('li.plan[data-plan="basic"] button[data-provider]').count(),
+      0,
+      'none for a plan no provider sells',
+    );
+    t.equal(
+      await page.locator('li.plan[data-plan="premium"] button[data-provider]').count(),
+      0,
+      'none for the current plan',
+    );
+    t.match(await advanced.innerText(), /Or buy it in the NostrX extension \(ExtensionPay\)/);
+    await advanced.getByLabel('Billing').selectOption('yearly');
+    const [opened] = await Promise.all([
+      w.browser.waitForEvent('page'),
+      advanced.getByRole('button', { name: 'Pay with card (Stripe)' }).click(),
+    ]);
+    await opened.waitForLoadState();
+    t.same(asked, { plan: 'advanced', billing_cycle: 'yearly' });
+    t.equal(opened.url(), `${app.url}/healthz`, "the provider's page, in a tab of its own");
+    t.match(page.url(), /#\/billing$/, 'this page stays');
+    await opened.close();
+    t.same(alicePage.errors, []);
+  },
+);
 
 t.test('export: everything the service holds, as a JSON download', async (t) => {
   const page = alicePage.page;
   await page.getByRole('link', { name: 'Settings' }).click();
-  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download my data' }).click()]);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Download my data' }).click(),
+  ]);
   t.equal(download.suggestedFilename(), 'nostrx-export.json');
   const stream = await download.createReadStream();
   const chunks: Buffer[] = [];
@@ -146,7 +184,10 @@ t.test('account deletion: confirmed by typing, signed by the signer, and the pag
   await p.page.getByLabel(/to confirm/).fill('delete my account');
   await erase.click();
   await p.page.getByText('Your account and its data were erased.').waitFor();
-  t.match(p.signed.at(-1)?.tags, [['u', `${app.url}/v1/me`], ['method', 'DELETE']]);
+  t.match(p.signed.at(-1)?.tags, [
+    ['u', `${app.url}/v1/me`],
+    ['method', 'DELETE'],
+  ]);
   const after = await api.signed(dave, 'GET', '/v1/me');
   t.not(after.body.id, before, 'the old account is gone (the key now starts a fresh one)');
   t.same(p.errors, []);

@@ -6,7 +6,14 @@
 import t from 'tap';
 import { Relay } from 'nostr-tools/relay';
 import type { Page } from 'playwright-core';
-import { eventually, horizontalOverflow, screenshot, settled, unlabelledControls, type TestPage } from '../helpers/browser.js';
+import {
+  eventually,
+  horizontalOverflow,
+  screenshot,
+  settled,
+  unlabelledControls,
+  type TestPage,
+} from '../helpers/browser.js';
 import { buildEvent, newKey, type Key } from '../helpers/events.js';
 import { blockingRelay, downThenUpRelay, healthyRelay } from '../helpers/upstream-relays.js';
 import { signIn, startWebTestApp } from '../helpers/web-app.js';
@@ -45,13 +52,18 @@ async function open(viewport?: { width: number; height: number }): Promise<TestP
   return p;
 }
 
-const go = (page: Page, tab: string) => page.getByRole('navigation', { name: 'Operator console' }).getByRole('link', { name: tab, exact: true }).click();
+const go = (page: Page, tab: string) =>
+  page.getByRole('navigation', { name: 'Operator console' }).getByRole('link', { name: tab, exact: true }).click();
 
 /**
  * Pixels of the chart's canvas in the series colour, and how far apart vertically they lie: a line of zeros is
  * flat; data makes it rise.
  */
-async function seriesRise(page: Page, selector: string, rgb: [number, number, number]): Promise<{ pixels: number; rise: number }> {
+async function seriesRise(
+  page: Page,
+  selector: string,
+  rgb: [number, number, number],
+): Promise<{ pixels: number; rise: number }> {
   return page.evaluate<{ pixels: number; rise: number }>(`(() => {
     const canvas = document.querySelector(${JSON.stringify(selector)} + ' canvas');
     if (!canvas) return { pixels: 0, rise: 0 };
@@ -85,7 +97,10 @@ t.test('an admin signs in and the live overview draws the last minutes', async (
   await page.getByRole('navigation', { name: 'Operator console' }).waitFor();
   await go(page, 'Overview');
   await page.locator('#events-chart canvas').waitFor();
-  t.match(await page.locator('#events-chart [role="img"]').getAttribute('aria-label'), /Last hour: 4 accepted, 1 duplicates, 2 refused/);
+  t.match(
+    await page.locator('#events-chart [role="img"]').getAttribute('aria-label'),
+    /Last hour: 4 accepted, 1 duplicates, 2 refused/,
+  );
   const accepted = await seriesRise(page, '#events-chart', [0x15, 0x80, 0x3d]);
   t.ok(accepted.pixels > 0, 'the accepted series is drawn');
   t.ok(accepted.rise > 20, `and rises above zero (${accepted.rise} px)`);
@@ -97,7 +112,12 @@ t.test('an admin signs in and the live overview draws the last minutes', async (
   // The down relay fails its first attempts and its breaker opens; the page refreshes itself every few seconds.
   const row = (url: string) => page.locator(`tr[data-relay="${url}"]`);
   await row(down.url).locator('[data-breaker="open"]').waitFor({ timeout: 20_000 });
-  await eventually(async () => /100 %/.test(await row(healthy.url).innerText()) && /rejected 4/.test(await row(blocking.url).innerText()), 'every relay measured', 20_000);
+  await eventually(
+    async () =>
+      /100 %/.test(await row(healthy.url).innerText()) && /rejected 4/.test(await row(blocking.url).innerText()),
+    'every relay measured',
+    20_000,
+  );
   t.match(await row(healthy.url).innerText(), /100 %\s+\d+(\.\d+)? ms\s+closed/);
   t.match(await row(blocking.url).innerText(), /0 %.*closed.*rejected 4/s);
   t.match(await row(down.url).innerText(), /0 %\s+—\s+open \(paused until/);
@@ -105,22 +125,25 @@ t.test('an admin signs in and the live overview draws the last minutes', async (
   t.same(console_.errors, []);
 });
 
-t.test('an admin suspends a user and the relay refuses their next event; reactivating lets them post again', async (t) => {
-  const page = console_.page;
-  await go(page, 'Users');
-  await page.getByLabel('Search').fill(bob.pk);
-  await page.getByRole('button', { name: 'Search' }).click();
-  const row = page.locator(`li.user[data-pubkey="${bob.pk}"]`);
-  await row.waitFor();
-  await row.getByRole('button', { name: /^Suspend/ }).click();
-  await page.locator(`li.user[data-pubkey="${bob.pk}"][data-status="suspended"]`).waitFor();
-  t.match(await publish(bob, 'while suspended'), { ok: false, message: /^blocked: / });
+t.test(
+  'an admin suspends a user and the relay refuses their next event; reactivating lets them post again',
+  async (t) => {
+    const page = console_.page;
+    await go(page, 'Users');
+    await page.getByLabel('Search').fill(bob.pk);
+    await page.getByRole('button', { name: 'Search' }).click();
+    const row = page.locator(`li.user[data-pubkey="${bob.pk}"]`);
+    await row.waitFor();
+    await row.getByRole('button', { name: /^Suspend/ }).click();
+    await page.locator(`li.user[data-pubkey="${bob.pk}"][data-status="suspended"]`).waitFor();
+    t.match(await publish(bob, 'while suspended'), { ok: false, message: /^blocked: / });
 
-  await row.getByRole('button', { name: /^Reactivate/ }).click();
-  await page.locator(`li.user[data-pubkey="${bob.pk}"][data-status="active"]`).waitFor();
-  t.match(await publish(bob, 'back again'), { ok: true });
-  t.same(console_.errors, []);
-});
+    await row.getByRole('button', { name: /^Reactivate/ }).click();
+    await page.locator(`li.user[data-pubkey="${bob.pk}"][data-status="active"]`).waitFor();
+    t.match(await publish(bob, 'back again'), { ok: true });
+    t.same(console_.errors, []);
+  },
+);
 
 t.test("an admin changes a user's plan", async (t) => {
   const page = console_.page;
@@ -144,7 +167,10 @@ t.test('bans and allows through NIP-86: a banned pubkey is refused at once, and 
   await bans.locator(`li[data-value="${carol.pk}"]`).waitFor();
   t.match(await bans.locator(`li[data-value="${carol.pk}"]`).innerText(), /spam from the test/);
   t.match(await publish(carol, 'banned now'), { ok: false, message: 'blocked: this pubkey is banned from this relay' });
-  await bans.locator(`li[data-value="${carol.pk}"]`).getByRole('button', { name: /^Lift ban/ }).click();
+  await bans
+    .locator(`li[data-value="${carol.pk}"]`)
+    .getByRole('button', { name: /^Lift ban/ })
+    .click();
   await bans.getByText('None.').waitFor();
   t.same(console_.errors, []);
 });
@@ -157,7 +183,12 @@ t.test("the audit log shows the admin's changes, filtered by actor, table and us
   await page.getByLabel('Actor').fill(admin.pk);
   await page.getByLabel('Table').selectOption('relay_bans');
   await page.getByRole('button', { name: 'Filter' }).click();
-  await eventually(async () => (await rows.count()) === 2 && (await rows.evaluateAll((r) => r.every((e) => e.getAttribute('data-table') === 'relay_bans'))), 'the ban and its lifting');
+  await eventually(
+    async () =>
+      (await rows.count()) === 2 &&
+      (await rows.evaluateAll((r) => r.every((e) => e.getAttribute('data-table') === 'relay_bans'))),
+    'the ban and its lifting',
+  );
   const bobId = (await api.signed(bob, 'GET', '/v1/me')).body.id as string;
   await page.getByLabel('Table').selectOption('');
   await page.getByLabel('User id').fill(bobId);

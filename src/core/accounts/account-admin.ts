@@ -49,7 +49,9 @@ export interface PlanChange {
 }
 
 /** Billing details of the new subscription, when a payment caused the change. */
-export type PlanChangeOptions = Partial<Pick<NewSubscription, 'billingCycle' | 'paymentProvider' | 'paymentProviderId' | 'periodEnd' | 'amount'>>;
+export type PlanChangeOptions = Partial<
+  Pick<NewSubscription, 'billingCycle' | 'paymentProvider' | 'paymentProviderId' | 'periodEnd' | 'amount'>
+>;
 
 const statuses: readonly UserStatus[] = ['active', 'suspended', 'deleted', 'pending_verification'];
 
@@ -58,7 +60,13 @@ const statuses: readonly UserStatus[] = ['active', 'suspended', 'deleted', 'pend
  * active one is inserted, in one transaction with its audit rows. The new limits apply to the posts already
  * counted in the current day and month (a downgrade below today's count refuses further posts until the reset).
  */
-export async function changePlan(deps: AccountAdminDeps, userId: string, planCode: string, actor: string, opts: PlanChangeOptions = {}): Promise<PlanChange> {
+export async function changePlan(
+  deps: AccountAdminDeps,
+  userId: string,
+  planCode: string,
+  actor: string,
+  opts: PlanChangeOptions = {},
+): Promise<PlanChange> {
   const plan = await deps.plans.byCode(planCode);
   if (!plan) throw new AccountAdminError('unknown_plan', `there is no plan "${planCode}"`);
   if (!plan.isActive) throw new AccountAdminError('inactive_plan', `the plan "${planCode}" is not active`);
@@ -66,7 +74,8 @@ export async function changePlan(deps: AccountAdminDeps, userId: string, planCod
     if (!(await lockUser(trx, userId))) throw new AccountAdminError('unknown_user', `there is no user ${userId}`);
     const active = await activeSubscription(trx, userId);
     const previous = active?.planCode ?? DEFAULT_PLAN;
-    if (previous === plan.code) return { previous, current: previous, changed: false, subscriptionId: active?.id ?? null };
+    if (previous === plan.code)
+      return { previous, current: previous, changed: false, subscriptionId: active?.id ?? null };
     if (active) {
       await cancelActiveSubscription(trx, userId);
       await writeAudit(trx, {
@@ -124,13 +133,26 @@ export interface StatusChange {
 }
 
 /** Sets the user's status; `suspended` and `deleted` make admission answer `blocked:` from the next event on. */
-export async function setUserStatus(deps: AccountAdminDeps, userId: string, status: UserStatus, actor: string): Promise<StatusChange> {
-  if (!statuses.includes(status)) throw new AccountAdminError('invalid_status', `status must be one of ${statuses.join(', ')}`);
+export async function setUserStatus(
+  deps: AccountAdminDeps,
+  userId: string,
+  status: UserStatus,
+  actor: string,
+): Promise<StatusChange> {
+  if (!statuses.includes(status))
+    throw new AccountAdminError('invalid_status', `status must be one of ${statuses.join(', ')}`);
   const result = await deps.db.transaction(async (trx) => {
     const r = await updateUserStatus(trx, userId, status);
     if (!r) throw new AccountAdminError('unknown_user', `there is no user ${userId}`);
     if (r.before.status !== status) {
-      await writeAudit(trx, { table: 'users', operation: 'UPDATE', userId, oldValues: { status: r.before.status }, newValues: { status }, actor });
+      await writeAudit(trx, {
+        table: 'users',
+        operation: 'UPDATE',
+        userId,
+        oldValues: { status: r.before.status },
+        newValues: { status },
+        actor,
+      });
     }
     return r;
   });

@@ -29,7 +29,10 @@ export interface Accounts {
   invalidate(pubkey: string, userId?: string): void;
 }
 
-export function createAccounts(db: Knex, opts: { max?: number; ttlMs?: number; plans?: Pick<Plans, 'learn'> } = {}): Accounts {
+export function createAccounts(
+  db: Knex,
+  opts: { max?: number; ttlMs?: number; plans?: Pick<Plans, 'learn'> } = {},
+): Accounts {
   const cache = new LRUCache<string, UserRecord>({ max: opts.max ?? 50_000, ttl: opts.ttlMs ?? 60_000 });
   // New authors' accounts until saved: every event of one new author gets the same id (a failed write leaves it
   // here for the next event to save).

@@ -62,7 +62,8 @@ export function createCacheInvalidation(deps: CacheInvalidationDeps): CacheInval
   };
   return {
     user: (id) => send({ k: 'user', id }),
-    account: (pubkey, userId) => send(userId === undefined ? { k: 'account', pubkey } : { k: 'account', pubkey, userId }),
+    account: (pubkey, userId) =>
+      send(userId === undefined ? { k: 'account', pubkey } : { k: 'account', pubkey, userId }),
     allPlans: () => send({ k: 'plans' }),
     close: async () => {
       await deps.channel?.close();

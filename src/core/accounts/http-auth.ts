@@ -35,7 +35,7 @@ export function replayCache(redis: Redis | undefined, prefix: string): SeenOnce 
   };
 }
 
-export type AuthCheck = nip98.HttpAuthCheck | 'replay' | 'session';
+type AuthCheck = nip98.HttpAuthCheck | 'replay' | 'session';
 
 export interface Caller {
   readonly user: UserRecord;
@@ -46,9 +46,13 @@ export interface Caller {
   readonly sessionId?: string;
 }
 
-export type AuthResult = { readonly ok: true; readonly caller: Caller } | { readonly ok: false; readonly check: AuthCheck; readonly message: string };
+export type AuthResult =
+  | { readonly ok: true; readonly caller: Caller }
+  | { readonly ok: false; readonly check: AuthCheck; readonly message: string };
 
-export type ProofResult = { readonly ok: true; readonly pubkey: string } | { readonly ok: false; readonly check: AuthCheck; readonly message: string };
+type ProofResult =
+  | { readonly ok: true; readonly pubkey: string }
+  | { readonly ok: false; readonly check: AuthCheck; readonly message: string };
 
 export interface SignedRequest {
   /** The absolute URL as the client sees it: PUBLIC_URL + path + query. */
@@ -101,7 +105,11 @@ export function createHttpAuth(deps: HttpAuthDeps): HttpAuth {
     if (!checked.ok) return { ok: false, check: checked.check, message: checked.message };
     // Only a fully valid token is remembered, so a forged or mistaken one cannot burn a real one's id.
     if (!(await deps.replay.firstSeen(`nip98:${checked.eventId}`, replayTtl))) {
-      return { ok: false, check: 'replay', message: 'this Authorization event was already used; sign a new one for every request' };
+      return {
+        ok: false,
+        check: 'replay',
+        message: 'this Authorization event was already used; sign a new one for every request',
+      };
     }
     return { ok: true, pubkey: checked.pubkey };
   }

@@ -51,10 +51,10 @@ export type IdentityRefusal =
   /** 404: the account is gone. */
   | { readonly code: 'user_not_found'; readonly message: string };
 
-export type LinkResult =
+type LinkResult =
   | { readonly ok: true; readonly created: boolean; readonly identity: Identity }
   | { readonly ok: false; readonly refusal: IdentityRefusal };
-export type UnlinkResult = { readonly ok: true } | { readonly ok: false; readonly refusal: IdentityRefusal };
+type UnlinkResult = { readonly ok: true } | { readonly ok: false; readonly refusal: IdentityRefusal };
 
 export interface Identities {
   /** The account's keys, primary first, with whether each may post under the current plan. */

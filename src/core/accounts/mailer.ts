@@ -3,7 +3,7 @@
 // mail server is answered in seconds rather than minutes.
 import { createTransport } from 'nodemailer';
 
-export interface Mail {
+interface Mail {
   readonly to: string;
   readonly subject: string;
   readonly text: string;

@@ -16,9 +16,9 @@ import {
 } from '../../store/sessions.js';
 import type { UserRecord } from '../../store/users.js';
 
-export type { SessionMeta, SessionRecord };
+export type { SessionRecord };
 
-export const TOKEN_PREFIX = 'nxs_';
+const TOKEN_PREFIX = 'nxs_';
 
 export interface SessionsDeps {
   readonly db: Knex;
@@ -27,7 +27,7 @@ export interface SessionsDeps {
   readonly now: () => number;
 }
 
-export type SessionLookup =
+type SessionLookup =
   | { readonly ok: true; readonly session: SessionRecord; readonly user: UserRecord }
   | { readonly ok: false; readonly reason: 'unknown' | 'expired' | 'revoked' };
 
@@ -38,7 +38,7 @@ export interface Sessions {
   revoke(userId: string, sessionId: string, reason: string): Promise<boolean>;
 }
 
-export function hashToken(token: string): string {
+function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
@@ -60,7 +60,8 @@ export function createSessions(deps: SessionsDeps): Sessions {
       const now = nowDate();
       if (found.session.expiresAt <= now) return { ok: false, reason: 'expired' };
       // last_used_at is kept to the minute, so a busy client does not write on every request.
-      if (now.getTime() - found.session.lastUsedAt.getTime() >= 60_000) await touchSession(deps.db, found.session.id, now);
+      if (now.getTime() - found.session.lastUsedAt.getTime() >= 60_000)
+        await touchSession(deps.db, found.session.id, now);
       return { ok: true, ...found };
     },
     list: (userId) => listLiveSessions(deps.db, userId, nowDate()),

@@ -2,7 +2,7 @@
 import type { Knex } from 'knex';
 import { getUserSummary, listUsers, type UserFilter, type UserSummary } from '../../store/user-data.js';
 
-export type { UserFilter, UserSummary };
+export type { UserSummary };
 
 export interface UserDirectory {
   list(f: UserFilter): Promise<UserSummary[]>;

@@ -22,10 +22,16 @@ class AnswerTimeout extends Error {}
 
 export function withAnswerDeadline(admit: Admit, opts: AnswerDeadlineOptions): Admit {
   const { ms, log } = opts;
-  const failed = (eventId: string, message: string): Admission => ({ status: 'rejected', eventId, rejection: rejection('error', message) });
+  const failed = (eventId: string, message: string): Admission => ({
+    status: 'rejected',
+    eventId,
+    rejection: rejection('error', message),
+  });
   // While a dependency is away every event fails the same way: logged once per half minute, with the repeats counted.
   let lastOutage: unknown;
-  const outageQuietly = quietly((_message, repeats) => log.warn({ err: lastOutage, repeats }, 'events refused: a dependency is unavailable'));
+  const outageQuietly = quietly((_message, repeats) =>
+    log.warn({ err: lastOutage, repeats }, 'events refused: a dependency is unavailable'),
+  );
   const outage = (err: unknown): void => {
     lastOutage = err;
     outageQuietly(err instanceof Error ? err.message : String(err));
@@ -43,7 +49,11 @@ export function withAnswerDeadline(admit: Admit, opts: AnswerDeadlineOptions): A
       }
       opts.onTimeout?.();
       work.then(
-        (late) => log.warn({ eventId, status: late.status, afterMs: ms }, 'an event answered error: at its deadline was admitted later'),
+        (late) =>
+          log.warn(
+            { eventId, status: late.status, afterMs: ms },
+            'an event answered error: at its deadline was admitted later',
+          ),
         (lateErr: unknown) => log.error({ err: lateErr, eventId }, 'admitting an event failed after its deadline'),
       );
       return failed(eventId, `could not store the event within ${ms} ms, try again later`);

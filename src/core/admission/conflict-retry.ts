@@ -11,7 +11,7 @@ import { isTransactionConflict } from '../../store/retryable-errors.js';
 /** Tries of one write transaction, the first included. */
 export const CONFLICT_ATTEMPTS = 3;
 /** The wait before the second try (doubled before the third), jittered to ½–1½ times that. */
-export const CONFLICT_BASE_DELAY_MS = 25;
+const CONFLICT_BASE_DELAY_MS = 25;
 
 /** Runs `write` (a whole transaction, or one statement outside any) again when it failed on a conflict. */
 export function retryingConflicts<T>(log: Logger, what: string, write: () => Promise<T>): Promise<T> {
@@ -20,6 +20,9 @@ export function retryingConflicts<T>(log: Logger, what: string, write: () => Pro
     baseDelayMs: CONFLICT_BASE_DELAY_MS,
     retryable: isTransactionConflict,
     onRetry: (err, attempt, delayMs) =>
-      log.warn({ err, what, attempt, of: CONFLICT_ATTEMPTS, delayMs }, 'a write conflicted with another transaction and was rolled back; running it again'),
+      log.warn(
+        { err, what, attempt, of: CONFLICT_ATTEMPTS, delayMs },
+        'a write conflicted with another transaction and was rolled back; running it again',
+      ),
   });
 }

@@ -37,7 +37,12 @@ export type Admission =
   /** `queued`: outbox rows were written with the event, so the forwarder has work. */
   | { readonly status: 'accepted'; readonly eventId: string; readonly message: string; readonly queued?: boolean }
   | { readonly status: 'duplicate'; readonly eventId: string; readonly message: string }
-  | { readonly status: 'rejected'; readonly eventId: string; readonly rejection: Rejection; readonly quota?: QuotaFacts | undefined };
+  | {
+      readonly status: 'rejected';
+      readonly eventId: string;
+      readonly rejection: Rejection;
+      readonly quota?: QuotaFacts | undefined;
+    };
 
 /** Hooks the quota and forwarding stages plug into the admission transaction (see core/quota/tier-quota.ts, core/forwarding/enqueue.ts). */
 export interface AdmissionStages {
@@ -53,7 +58,11 @@ export interface AdmissionStages {
    */
   reserveQuota?(user: UserRecord, ev: VerifiedEvent): Promise<{ rejection: Rejection; quota: QuotaFacts } | undefined>;
   /** Inside the transaction: charge the event; a rejection rolls the transaction back. */
-  chargeQuota?(trx: Knex.Transaction, user: UserRecord, ev: VerifiedEvent): Promise<{ rejection: Rejection; quota: QuotaFacts } | undefined>;
+  chargeQuota?(
+    trx: Knex.Transaction,
+    user: UserRecord,
+    ev: VerifiedEvent,
+  ): Promise<{ rejection: Rejection; quota: QuotaFacts } | undefined>;
   /**
    * Inside a group-commit transaction: charge many stored events at once (aligned answers: a rejection takes that
    * event back out of the batch). Without it, chargeQuota is called per event.
@@ -68,9 +77,14 @@ export interface AdmissionStages {
    * statement that counts them too, without a transaction around it. Undefined: chargeQuotaBatch decides, in a
    * transaction.
    */
-  unlimitedCharges?(items: readonly { user: UserRecord; ev: VerifiedEvent }[]): Promise<(readonly UncappedPeriod[])[] | undefined>;
+  unlimitedCharges?(
+    items: readonly { user: UserRecord; ev: VerifiedEvent }[],
+  ): Promise<(readonly UncappedPeriod[])[] | undefined>;
   /** After such a one-statement write: the ledger's counts after it (`${userId}:${type}`), for the stored events. */
-  chargedUnlimited?(items: readonly { user: UserRecord; ev: VerifiedEvent }[], totals: ReadonlyMap<string, number>): void;
+  chargedUnlimited?(
+    items: readonly { user: UserRecord; ev: VerifiedEvent }[],
+    totals: ReadonlyMap<string, number>,
+  ): void;
   /**
    * For a group-commit batch (in its transaction, if it has one), before the events are stored: where each goes
    * (aligned answers), so that the rows and their outbox rows are written together. Without it, events of a batch are not forwarded.
@@ -115,7 +129,7 @@ export interface AuthorLookup {
  * Told after the commit of every stored event, and of every accepted ephemeral event, in commit order: fan-out to
  * subscribers and the like. A listener cannot change the answer.
  */
-export type PublishedListener = (ev: VerifiedEvent) => void;
+type PublishedListener = (ev: VerifiedEvent) => void;
 
 /** Told the outcome of every admission and how long it took: metrics, waking the forwarder. */
 export type SettledListener = (outcome: Admission, ctx: AdmissionContext, seconds: number) => void;

@@ -27,11 +27,15 @@ export interface WriteJob {
  * How storing went; a stored event says whether outbox rows were written with it (the forwarder has work). For an
  * unsaved author (a first post), `author` is their account as it was saved with the event.
  */
-export type Saved = (Exclude<SaveOutcome, { status: 'inserted' }> | { readonly status: 'inserted'; readonly rowId: string; readonly queued: boolean }) & {
+export type Saved = (
+  | Exclude<SaveOutcome, { status: 'inserted' }>
+  | { readonly status: 'inserted'; readonly rowId: string; readonly queued: boolean }
+) & {
   readonly author?: UserRecord;
 };
 
-export type WriteResult = Saved | { readonly status: 'refused'; readonly refusal: { rejection: Rejection; quota: QuotaFacts } };
+type WriteResult =
+  Saved | { readonly status: 'refused'; readonly refusal: { rejection: Rejection; quota: QuotaFacts } };
 
 export interface WriterDeps {
   readonly db: Knex;
@@ -82,7 +86,11 @@ export function createWriter(deps: WriterDeps): Writer {
    * Stores the rows of a batch with their tags and outbox rows (and the given uncapped charges), and new authors'
    * accounts with them; answers the rest.
    */
-  async function writeRows(db: Knex, submitted: readonly WriteJob[], charges?: readonly (readonly UncappedPeriod[])[]): Promise<Written> {
+  async function writeRows(
+    db: Knex,
+    submitted: readonly WriteJob[],
+    charges?: readonly (readonly UncappedPeriod[])[],
+  ): Promise<Written> {
     const results = new Array<WriteResult>(submitted.length);
     // the same event twice in one batch: the later copies are duplicates of the first
     const first = new Map<string, number>();
@@ -91,10 +99,19 @@ export function createWriter(deps: WriterDeps): Writer {
       else first.set(j.ev.id, i);
     });
     const unique = [...first.values()];
-    const plans = (await deps.stages.planForwarding?.(db, unique.map((i) => submitted[i]!))) ?? [];
+    const plans =
+      (await deps.stages.planForwarding?.(
+        db,
+        unique.map((i) => submitted[i]!),
+      )) ?? [];
     const { rowIds, queued, totals, authors } = await insertBatch(
       db,
-      unique.map((i, k) => ({ ...submitted[i]!, forwarding: plans[k] ?? NO_UPSTREAM, charges: charges?.[i] ?? [], saveAuthor: submitted[i]!.user.unsaved === true })),
+      unique.map((i, k) => ({
+        ...submitted[i]!,
+        forwarding: plans[k] ?? NO_UPSTREAM,
+        charges: charges?.[i] ?? [],
+        saveAuthor: submitted[i]!.user.unsaved === true,
+      })),
     );
     // a new author's account was saved by that statement: what follows (the ledger, the answers) uses it
     const authorOf = (j: WriteJob) => (j.user.unsaved ? authors.get(j.ev.pubkey) : undefined);
@@ -108,17 +125,33 @@ export function createWriter(deps: WriterDeps): Writer {
     };
     // not stored: already there, or deleted by its author (rare, so asked only then)
     const missing = unique.filter((i) => !rowIds.has(jobs[i]!.ev.id));
-    const deleted = await deletedByAuthors(db, missing.map((i) => jobs[i]!.ev));
-    for (const i of missing) results[i] = { status: deleted.has(jobs[i]!.ev.id) ? 'deleted' : 'duplicate', ...author(i) };
+    const deleted = await deletedByAuthors(
+      db,
+      missing.map((i) => jobs[i]!.ev),
+    );
+    for (const i of missing)
+      results[i] = { status: deleted.has(jobs[i]!.ev.id) ? 'deleted' : 'duplicate', ...author(i) };
     const stored = unique.filter((i) => rowIds.has(jobs[i]!.ev.id));
-    for (const i of stored) results[i] = { status: 'inserted', rowId: rowIds.get(jobs[i]!.ev.id)!, queued: queued.has(jobs[i]!.ev.id), ...author(i) };
+    for (const i of stored)
+      results[i] = {
+        status: 'inserted',
+        rowId: rowIds.get(jobs[i]!.ev.id)!,
+        queued: queued.has(jobs[i]!.ev.id),
+        ...author(i),
+      };
     return { jobs, results, stored, rowIds, totals };
   }
 
   /** No event of the batch is counted against a cap: one statement, atomic on its own, no transaction. */
-  async function writeUncapped(jobs: readonly WriteJob[], charges: readonly (readonly UncappedPeriod[])[]): Promise<WriteResult[]> {
+  async function writeUncapped(
+    jobs: readonly WriteJob[],
+    charges: readonly (readonly UncappedPeriod[])[],
+  ): Promise<WriteResult[]> {
     const w = await writeRows(deps.db, jobs, charges);
-    deps.stages.chargedUnlimited?.(w.stored.map((i) => w.jobs[i]!), w.totals);
+    deps.stages.chargedUnlimited?.(
+      w.stored.map((i) => w.jobs[i]!),
+      w.totals,
+    );
     return w.results;
   }
 
@@ -126,7 +159,11 @@ export function createWriter(deps: WriterDeps): Writer {
   async function writeInTransaction(trx: Knex.Transaction, jobs: readonly WriteJob[]): Promise<WriteResult[]> {
     const w = await writeRows(trx, jobs);
     if (w.stored.length === 0) return w.results;
-    const refusals = (await deps.stages.chargeQuotaBatch?.(trx, w.stored.map((i) => w.jobs[i]!))) ?? [];
+    const refusals =
+      (await deps.stages.chargeQuotaBatch?.(
+        trx,
+        w.stored.map((i) => w.jobs[i]!),
+      )) ?? [];
     const takenBack: string[] = [];
     w.stored.forEach((i, k) => {
       const refusal = refusals[k];
@@ -158,7 +195,11 @@ export function createWriter(deps: WriterDeps): Writer {
       }
       // One bad event must not fail the others: write each in its own transaction.
       deps.log.warn({ err, batch: batch.length }, 'a batch write failed; writing its events one by one');
-      for (const p of batch) await deps.single(p.job).then((r) => p.resolve(r), (e: unknown) => p.reject(e));
+      for (const p of batch)
+        await deps.single(p.job).then(
+          (r) => p.resolve(r),
+          (e: unknown) => p.reject(e),
+        );
     }
   }
 

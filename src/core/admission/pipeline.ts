@@ -17,7 +17,15 @@ import { rejection, type Rejection } from '../../nips/result.js';
 import type { NostrEvent, VerifiedEvent } from '../../nips/nip01.js';
 import { deleteReferenced, saveEvent, type EventRowExtras } from '../../store/events.js';
 import { saveUsers, type UserRecord } from '../../store/users.js';
-import type { Admission, AdmissionContext, AdmissionListeners, AdmissionStages, Admit, AuthorLookup, QuotaFacts } from './contract.js';
+import type {
+  Admission,
+  AdmissionContext,
+  AdmissionListeners,
+  AdmissionStages,
+  Admit,
+  AuthorLookup,
+  QuotaFacts,
+} from './contract.js';
 import { createWriter, type Saved, type WriteJob } from './group-commit.js';
 import { retryingConflicts } from './conflict-retry.js';
 import { verifyHere, type Verify } from './verifier-pool.js';
@@ -79,13 +87,24 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
     createdAtFutureSeconds: config.createdAtFutureSeconds,
   };
 
-  const rejected = (eventId: string, r: Rejection, quota?: QuotaFacts): Admission => ({ status: 'rejected', eventId, rejection: r, quota });
-  const duplicate = (eventId: string): Admission => ({ status: 'duplicate', eventId, message: 'duplicate: already have this event' });
+  const rejected = (eventId: string, r: Rejection, quota?: QuotaFacts): Admission => ({
+    status: 'rejected',
+    eventId,
+    rejection: r,
+    quota,
+  });
+  const duplicate = (eventId: string): Admission => ({
+    status: 'duplicate',
+    eventId,
+    message: 'duplicate: already have this event',
+  });
 
   function checkAuth(ev: NostrEvent, ctx: AdmissionContext): Rejection | undefined {
     if (config.authRequiredForWrite && ctx.via === 'relay') {
-      if (ctx.authed.size === 0) return rejection('auth-required', 'this relay only accepts events after AUTH (NIP-42)');
-      if (!ctx.authed.has(ev.pubkey)) return rejection('restricted', 'events must be signed by the authenticated pubkey');
+      if (ctx.authed.size === 0)
+        return rejection('auth-required', 'this relay only accepts events after AUTH (NIP-42)');
+      if (!ctx.authed.has(ev.pubkey))
+        return rejection('restricted', 'events must be signed by the authenticated pubkey');
     }
     if (nip70.isProtected(ev) && !ctx.authed.has(ev.pubkey)) {
       return rejection('auth-required', 'this event is protected (NIP-70): authenticate as its author to publish it');
@@ -94,7 +113,8 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
   }
 
   function checkAccount(user: UserRecord): Rejection | undefined {
-    if (user.status === 'suspended' || user.status === 'deleted') return rejection('blocked', `this account is ${user.status}`);
+    if (user.status === 'suspended' || user.status === 'deleted')
+      return rejection('blocked', `this account is ${user.status}`);
     return undefined;
   }
 
@@ -109,7 +129,12 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
       dTag: kinds.replaceKey(ev),
       expiresAt: nip40.expiration(ev),
       sourcePlatform: ctx.source?.platform,
-      tweet: ctx.source && { id: ctx.source.tweetId, url: ctx.source.tweetUrl, text: ctx.source.tweetText, username: ctx.source.username },
+      tweet: ctx.source && {
+        id: ctx.source.tweetId,
+        url: ctx.source.tweetUrl,
+        text: ctx.source.tweetText,
+        username: ctx.source.username,
+      },
     };
   }
 
@@ -126,9 +151,13 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
     return deps.db.transaction(async (trx) => {
       // a new author's event stored on its own (a replaceable kind, a deletion): the account first, in its transaction
       const author = user.unsaved ? ((await saveUsers(trx, [user])).get(user.pubkey) ?? user) : user;
-      const saved = { ...(await saveEvent(trx, ev, { ...extras, userId: author.id })), ...(user.unsaved ? { author } : {}) };
+      const saved = {
+        ...(await saveEvent(trx, ev, { ...extras, userId: author.id })),
+        ...(user.unsaved ? { author } : {}),
+      };
       if (saved.status !== 'inserted') return saved;
-      if (ev.kind === kinds.EventDeletion) await deleteReferenced(trx, ev.pubkey, nip09.deletionTargets(ev), ev.created_at);
+      if (ev.kind === kinds.EventDeletion)
+        await deleteReferenced(trx, ev.pubkey, nip09.deletionTargets(ev), ev.created_at);
       const over = await stages.chargeQuota?.(trx, author, ev);
       if (over) throw new QuotaRollback(over);
       const queued = (await stages.enqueueForwarding?.(trx, author, ev, saved.rowId)) ?? false;
@@ -174,7 +203,11 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
       case 'duplicate':
         return duplicate(ev.id);
       case 'superseded':
-        return { status: 'duplicate', eventId: ev.id, message: 'duplicate: a newer version of this event is already stored' };
+        return {
+          status: 'duplicate',
+          eventId: ev.id,
+          message: 'duplicate: a newer version of this event is already stored',
+        };
       case 'deleted':
         return rejected(ev.id, rejection('blocked', 'this event was deleted by its author (NIP-09)'));
     }
@@ -224,7 +257,10 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
     }
 
     const verified = await verify(ev);
-    if (!verified.ok) return user ? settle(user, ev, rejected(ev.id, verified.rejection), false, ctx) : rejected(ev.id, verified.rejection);
+    if (!verified.ok)
+      return user
+        ? settle(user, ev, rejected(ev.id, verified.rejection), false, ctx)
+        : rejected(ev.id, verified.rejection);
     const signed = verified.value;
     if (!user) {
       // A first contact: the account is saved by the statement that stores the event, in its commit; a transient
@@ -244,9 +280,16 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
     try {
       saved = await save(user, signed, ctx);
     } catch (err) {
-      if (err instanceof QuotaRollback) return settle(user, signed, rejected(ev.id, err.result.rejection, err.result.quota), false, ctx);
+      if (err instanceof QuotaRollback)
+        return settle(user, signed, rejected(ev.id, err.result.rejection, err.result.quota), false, ctx);
       log.error({ err, eventId: ev.id, pubkey: ev.pubkey, kind: ev.kind }, 'storing an event failed');
-      return settle(user, signed, rejected(ev.id, rejection('error', 'could not store the event, try again later')), false, ctx);
+      return settle(
+        user,
+        signed,
+        rejected(ev.id, rejection('error', 'could not store the event, try again later')),
+        false,
+        ctx,
+      );
     }
     if (saved.author) deps.accounts.saved(saved.author);
     const result = outcomeAdmission(ev, saved);
@@ -256,7 +299,13 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
   }
 
   /** Settle, for the author's quota: told the outcome (a held post is released or counted); cannot change it. */
-  function settle(user: UserRecord, ev: NostrEvent, outcome: Admission, committed: boolean, ctx: AdmissionContext): Admission {
+  function settle(
+    user: UserRecord,
+    ev: NostrEvent,
+    outcome: Admission,
+    committed: boolean,
+    ctx: AdmissionContext,
+  ): Admission {
     try {
       stages.onSettled?.(user, ev, outcome, committed, ctx);
     } catch (err) {

@@ -116,7 +116,11 @@ export async function createVerifierPool(opts: VerifierPoolOptions): Promise<Ver
     const orphans = [...thread.batches.values()];
     thread.batches.clear();
     thread.inFlight = 0;
-    if (!closing) log.error({ err: why, orphanBatches: orphans.length }, 'a signature verifier thread died; its events are verified on the main thread');
+    if (!closing)
+      log.error(
+        { err: why, orphanBatches: orphans.length },
+        'a signature verifier thread died; its events are verified on the main thread',
+      );
     for (const batch of orphans) verifyLocally(batch);
     if (drained && inFlightTotal() === 0) drained();
     if (closing) return;

@@ -15,7 +15,7 @@ import { createNwcWallet } from './nwc-wallet.js';
 import { createSecretBox } from './secret-box.js';
 import { createStripeBilling, type StripeBilling } from './stripe.js';
 
-export type BillingConfig = Pick<
+type BillingConfig = Pick<
   Config,
   | 'dataEncryptionKey'
   | 'extensionpayUrl'
@@ -46,10 +46,11 @@ export interface BillingDeps {
   readonly plans: Plans;
   readonly invalidation: CacheInvalidation;
   readonly log: Logger;
-  readonly metrics?: Pick<Metrics, 'billingProviderErrors' | 'billingSyncs' | 'billingWebhooks' | 'lightningInvoices'> | undefined;
+  readonly metrics?:
+    Pick<Metrics, 'billingProviderErrors' | 'billingSyncs' | 'billingWebhooks' | 'lightningInvoices'> | undefined;
 }
 
-export type ProviderName = 'stripe' | 'extensionpay' | 'lightning';
+type ProviderName = 'stripe' | 'extensionpay' | 'lightning';
 
 export interface Billing {
   readonly ledger: BillingLedger;
@@ -76,7 +77,13 @@ export function createBilling(deps: BillingDeps): Billing {
     log: deps.log,
     metrics: deps.metrics,
     box: c.dataEncryptionKey ? createSecretBox(c.dataEncryptionKey) : undefined,
-    client: c.extensionpayExtensionId ? createExtPayClient({ baseUrl: c.extensionpayUrl, extensionId: c.extensionpayExtensionId, timeoutMs: c.billingProviderTimeoutMs }) : undefined,
+    client: c.extensionpayExtensionId
+      ? createExtPayClient({
+          baseUrl: c.extensionpayUrl,
+          extensionId: c.extensionpayExtensionId,
+          timeoutMs: c.billingProviderTimeoutMs,
+        })
+      : undefined,
     planFor,
     syncHours: c.extensionpaySyncHours,
     concurrency: c.extensionpaySyncConcurrency,
@@ -107,8 +114,15 @@ export function createBilling(deps: BillingDeps): Billing {
     plans: deps.plans,
     log: deps.log,
     metrics: deps.metrics,
-    wallet: c.nwcUrl ? createNwcWallet({ url: c.nwcUrl, timeoutMs: c.billingProviderTimeoutMs, log: deps.log }) : undefined,
-    settings: { prices: c.lightningPrices, expirySeconds: c.lightningInvoiceExpirySeconds, pollMs: c.lightningPollMs, serviceName: c.relayName },
+    wallet: c.nwcUrl
+      ? createNwcWallet({ url: c.nwcUrl, timeoutMs: c.billingProviderTimeoutMs, log: deps.log })
+      : undefined,
+    settings: {
+      prices: c.lightningPrices,
+      expirySeconds: c.lightningInvoiceExpirySeconds,
+      pollMs: c.lightningPollMs,
+      serviceName: c.relayName,
+    },
   });
 
   return {
@@ -125,7 +139,11 @@ export function createBilling(deps: BillingDeps): Billing {
     },
     accounts: (userId) => listAccountsOfUser(deps.db, userId),
     async refresh(userId) {
-      const [ext, str, ln] = await Promise.all([extensionpay.refresh(userId), stripe.refresh(userId), lightning.refresh(userId)]);
+      const [ext, str, ln] = await Promise.all([
+        extensionpay.refresh(userId),
+        stripe.refresh(userId),
+        lightning.refresh(userId),
+      ]);
       const out: { provider: ProviderName; outcome: SyncOutcome }[] = [];
       if (ext) out.push({ provider: 'extensionpay', outcome: ext });
       if (str) out.push({ provider: 'stripe', outcome: str });

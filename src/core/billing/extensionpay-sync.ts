@@ -4,14 +4,21 @@
 // subscription: it is counted, logged without the key, and retried sooner with a doubling delay.
 import type { Knex } from 'knex';
 import type { Logger } from '../../log.js';
-import { claimDueAccounts, findAccountOfUser, findAccountOfUserWithSecret, linkAccount, recordSync, type BillingAccountWithSecret } from '../../store/billing-accounts.js';
+import {
+  claimDueAccounts,
+  findAccountOfUser,
+  findAccountOfUserWithSecret,
+  linkAccount,
+  recordSync,
+  type BillingAccountWithSecret,
+} from '../../store/billing-accounts.js';
 import type { Metrics } from '../ops/index.js';
 import { BillingError, notConfigured } from './errors.js';
 import { extPayFacts, type ExtPayClient } from './extensionpay.js';
 import type { BillingLedger, LedgerOutcome } from './ledger.js';
 import type { SecretBox } from './secret-box.js';
 
-export const PROVIDER = 'extensionpay';
+const PROVIDER = 'extensionpay';
 
 export interface ExtensionPayDeps {
   readonly db: Knex;
@@ -33,7 +40,7 @@ export interface ExtensionPayDeps {
 
 export type SyncOutcome = 'applied' | 'unavailable' | 'rejected' | 'unmapped' | 'unreadable';
 
-export interface LinkResult {
+interface LinkResult {
   readonly outcome: LedgerOutcome;
   /** false when the ExtPay user has never paid: linked, and read again later. */
   readonly paid: boolean;
@@ -65,7 +72,8 @@ export function createExtensionPay(deps: ExtensionPayDeps): ExtensionPay {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
 
-  const missingSetting = () => (!deps.client ? 'EXTENSIONPAY_EXTENSION_ID' : !deps.box ? 'DATA_ENCRYPTION_KEY' : undefined);
+  const missingSetting = () =>
+    !deps.client ? 'EXTENSIONPAY_EXTENSION_ID' : !deps.box ? 'DATA_ENCRYPTION_KEY' : undefined;
 
   /** The next regular read: the period ±10 %, so reads made together drift apart (0 → none scheduled). */
   const nextRegular = (from: number, spread: [number, number] = [0.9, 1.1]): Date | null =>
@@ -73,17 +81,30 @@ export function createExtensionPay(deps: ExtensionPayDeps): ExtensionPay {
   const nextRetry = (from: number, failures: number): Date =>
     new Date(from + Math.min(FIRST_RETRY_MS * 2 ** failures, periodMs || 6 * HOUR) * (0.75 + 0.25 * random()));
 
-  async function failed(account: BillingAccountWithSecret, outcome: SyncOutcome, reason: string, at: number): Promise<SyncOutcome> {
+  async function failed(
+    account: BillingAccountWithSecret,
+    outcome: SyncOutcome,
+    reason: string,
+    at: number,
+  ): Promise<SyncOutcome> {
     deps.metrics?.billingSyncs.inc({ provider: PROVIDER, outcome });
-    log.warn({ userId: account.userId, outcome, reason, failures: account.syncFailures + 1 }, 'ExtensionPay re-read failed; the subscription is kept as it is');
-    await recordSync(deps.db, account.id, { ok: false, error: `${outcome}: ${reason}`, next: nextRetry(at, account.syncFailures) });
+    log.warn(
+      { userId: account.userId, outcome, reason, failures: account.syncFailures + 1 },
+      'ExtensionPay re-read failed; the subscription is kept as it is',
+    );
+    await recordSync(deps.db, account.id, {
+      ok: false,
+      error: `${outcome}: ${reason}`,
+      next: nextRetry(at, account.syncFailures),
+    });
     return outcome;
   }
 
   /** One re-read; `at` is the clock of the run (the schedule's next times count from it). */
   async function syncAccount(account: BillingAccountWithSecret, at: number): Promise<SyncOutcome> {
     const { box, client } = deps;
-    if (!box || !client || !account.secret) return failed(account, 'unreadable', 'ExtensionPay is not configured or the key is missing', at);
+    if (!box || !client || !account.secret)
+      return failed(account, 'unreadable', 'ExtensionPay is not configured or the key is missing', at);
     let apiKey: string;
     try {
       apiKey = box.open(account.secret, aadOf(account.userId));
@@ -95,12 +116,23 @@ export function createExtensionPay(deps: ExtensionPayDeps): ExtensionPay {
       deps.metrics?.billingProviderErrors.inc({ provider: PROVIDER, operation: 'sync', kind: read.kind });
       return failed(account, read.kind, read.reason, at);
     }
-    const mapped = extPayFacts(read.user, { userId: account.userId, fingerprint: account.providerAccountId, planFor: deps.planFor }, read.at);
-    if (!mapped.ok) return failed(account, 'unmapped', `the ExtPay plan nickname ${JSON.stringify(mapped.nickname)} is not in EXTENSIONPAY_PLANS`, at);
+    const mapped = extPayFacts(
+      read.user,
+      { userId: account.userId, fingerprint: account.providerAccountId, planFor: deps.planFor },
+      read.at,
+    );
+    if (!mapped.ok)
+      return failed(
+        account,
+        'unmapped',
+        `the ExtPay plan nickname ${JSON.stringify(mapped.nickname)} is not in EXTENSIONPAY_PLANS`,
+        at,
+      );
     const outcome = await deps.ledger.record(account.userId, mapped.facts, { actor: PROVIDER });
     deps.metrics?.billingSyncs.inc({ provider: PROVIDER, outcome: 'applied' });
     await recordSync(deps.db, account.id, { ok: true, at: new Date(nowMs()), next: nextRegular(at) });
-    if (outcome.applied.some((a) => a !== 'subscription_unchanged' && a !== 'payment_unchanged')) log.info({ userId: account.userId, applied: outcome.applied }, 'ExtensionPay state applied');
+    if (outcome.applied.some((a) => a !== 'subscription_unchanged' && a !== 'payment_unchanged'))
+      log.info({ userId: account.userId, applied: outcome.applied }, 'ExtensionPay state applied');
     return 'applied';
   }
 
@@ -125,7 +157,9 @@ export function createExtensionPay(deps: ExtensionPayDeps): ExtensionPay {
     // Batch after batch until none is due; each account is read at most once per run (its next time is later).
     const seen = new Set<string>();
     for (;;) {
-      const batch = (await claimDueAccounts(deps.db, PROVIDER, asOf, new Date(at + LEASE_MS), deps.concurrency * 4)).filter((a) => !seen.has(a.id));
+      const batch = (
+        await claimDueAccounts(deps.db, PROVIDER, asOf, new Date(at + LEASE_MS), deps.concurrency * 4)
+      ).filter((a) => !seen.has(a.id));
       if (batch.length === 0) return outcomes;
       for (const a of batch) seen.add(a.id);
       outcomes.push(
@@ -148,25 +182,48 @@ export function createExtensionPay(deps: ExtensionPayDeps): ExtensionPay {
       const read = await (deps.client as ExtPayClient).readUser(apiKey);
       if (!read.ok) {
         deps.metrics?.billingProviderErrors.inc({ provider: PROVIDER, operation: 'link', kind: read.kind });
-        if (read.kind === 'rejected') throw new BillingError('key_invalid', `ExtensionPay does not know this key (${read.reason})`);
+        if (read.kind === 'rejected')
+          throw new BillingError('key_invalid', `ExtensionPay does not know this key (${read.reason})`);
         log.warn({ userId, reason: read.reason }, 'ExtensionPay unavailable while linking');
-        throw new BillingError('provider_unavailable', `ExtensionPay could not be reached (${read.reason}); nothing was changed, try again later`);
+        throw new BillingError(
+          'provider_unavailable',
+          `ExtensionPay could not be reached (${read.reason}); nothing was changed, try again later`,
+        );
       }
       const fingerprint = box.fingerprint(apiKey, PROVIDER);
       const mapped = extPayFacts(read.user, { userId, fingerprint, planFor: deps.planFor }, read.at);
-      if (!mapped.ok) throw new BillingError('plan_unmapped', `the ExtPay plan ${JSON.stringify(mapped.nickname)} is not sold here (EXTENSIONPAY_PLANS)`);
+      if (!mapped.ok)
+        throw new BillingError(
+          'plan_unmapped',
+          `the ExtPay plan ${JSON.stringify(mapped.nickname)} is not sold here (EXTENSIONPAY_PLANS)`,
+        );
       // A new key replaces the user's old one: the old key's subscription ends with the link.
       const previous = await findAccountOfUser(deps.db, userId, PROVIDER);
-      const ends = previous && previous.providerAccountId !== fingerprint ? [{ provider: PROVIDER, providerSubscriptionId: previous.providerAccountId, at: read.at }] : [];
+      const ends =
+        previous && previous.providerAccountId !== fingerprint
+          ? [{ provider: PROVIDER, providerSubscriptionId: previous.providerAccountId, at: read.at }]
+          : [];
       const at = nowMs();
-      const outcome = await deps.ledger.record(userId, { ...mapped.facts, ends }, {
-        actor: 'user',
-        takeSlot: true,
-        prepare: async (trx) => {
-          const linked = await linkAccount(trx, { userId, provider: PROVIDER, providerAccountId: fingerprint, secret: box.seal(apiKey, aadOf(userId)), nextSyncAt: nextRegular(at, [0.5, 1]) ?? undefined, lastSyncedAt: read.at });
-          if (!linked.ok) throw new BillingError('linked_elsewhere', 'this ExtensionPay user is linked to another account');
+      const outcome = await deps.ledger.record(
+        userId,
+        { ...mapped.facts, ends },
+        {
+          actor: 'user',
+          takeSlot: true,
+          prepare: async (trx) => {
+            const linked = await linkAccount(trx, {
+              userId,
+              provider: PROVIDER,
+              providerAccountId: fingerprint,
+              secret: box.seal(apiKey, aadOf(userId)),
+              nextSyncAt: nextRegular(at, [0.5, 1]) ?? undefined,
+              lastSyncedAt: read.at,
+            });
+            if (!linked.ok)
+              throw new BillingError('linked_elsewhere', 'this ExtensionPay user is linked to another account');
+          },
         },
-      });
+      );
       return { outcome, paid: mapped.facts.subscription !== undefined };
     },
     async refresh(userId) {

@@ -5,7 +5,7 @@
 import type { BillingCycle, BillingFacts, PaymentFact, SubscriptionFact, SubscriptionStatus } from './facts.js';
 import { fromMinorUnits } from './facts.js';
 
-export interface ExtPayPlan {
+interface ExtPayPlan {
   readonly unitAmountCents: number;
   readonly currency: string;
   readonly nickname: string | null;
@@ -25,7 +25,7 @@ export interface ExtPayUser {
   readonly subscriptionCancelAt?: string | null | undefined;
 }
 
-export type ExtPayRead =
+type ExtPayRead =
   | { readonly ok: true; readonly user: ExtPayUser; readonly at: Date }
   /** unavailable: network error, timeout, 5xx, 429 or a malformed answer; rejected: ExtPay refused the key (4xx). */
   | { readonly ok: false; readonly kind: 'unavailable' | 'rejected'; readonly reason: string };
@@ -43,7 +43,8 @@ export interface ExtPayClientOptions {
   readonly retryDelayMs?: number;
 }
 
-const isDate = (v: unknown): v is string | null => v === null || (typeof v === 'string' && !Number.isNaN(Date.parse(v)));
+const isDate = (v: unknown): v is string | null =>
+  v === null || (typeof v === 'string' && !Number.isNaN(Date.parse(v)));
 
 function parsePlan(v: unknown): ExtPayPlan | null | undefined {
   if (v === null || v === undefined) return null;
@@ -67,7 +68,8 @@ export function parseExtPayUser(body: unknown): ExtPayUser | undefined {
   const plan = parsePlan(u.plan);
   if (typeof u.paid !== 'boolean' || plan === undefined || !isDate(u.paidAt ?? null)) return undefined;
   const status = u.subscriptionStatus;
-  if (status !== undefined && status !== null && status !== 'active' && status !== 'past_due' && status !== 'canceled') return undefined;
+  if (status !== undefined && status !== null && status !== 'active' && status !== 'past_due' && status !== 'canceled')
+    return undefined;
   if (!isDate(u.subscriptionCancelAt ?? null)) return undefined;
   return {
     paid: u.paid,
@@ -98,7 +100,8 @@ export function createExtPayClient(o: ExtPayClientOptions): ExtPayClient {
       return { ok: false, kind: 'unavailable', reason: cause ?? (err as Error).name };
     }
     const text = await res.text().catch(() => '');
-    if (res.status >= 500 || res.status === 429 || res.status === 408) return { ok: false, kind: 'unavailable', reason: `HTTP ${res.status}` };
+    if (res.status >= 500 || res.status === 429 || res.status === 408)
+      return { ok: false, kind: 'unavailable', reason: `HTTP ${res.status}` };
     if (!res.ok) return { ok: false, kind: 'rejected', reason: `HTTP ${res.status}` };
     let body: unknown;
     try {
@@ -107,7 +110,9 @@ export function createExtPayClient(o: ExtPayClientOptions): ExtPayClient {
       return { ok: false, kind: 'unavailable', reason: 'the answer is not JSON' };
     }
     const user = parseExtPayUser(body);
-    return user ? { ok: true, user, at: new Date() } : { ok: false, kind: 'unavailable', reason: 'the answer is not an ExtPay user object' };
+    return user
+      ? { ok: true, user, at: new Date() }
+      : { ok: false, kind: 'unavailable', reason: 'the answer is not an ExtPay user object' };
   }
 
   return {
@@ -160,7 +165,8 @@ export interface ExtPayContext {
   readonly planFor: (nickname: string | null) => string | undefined;
 }
 
-export type ExtPayMapping = { readonly ok: true; readonly facts: BillingFacts } | { readonly ok: false; readonly nickname: string | null };
+export type ExtPayMapping =
+  { readonly ok: true; readonly facts: BillingFacts } | { readonly ok: false; readonly nickname: string | null };
 
 /**
  * The facts in one ExtPay user object. Status: `subscriptionStatus` for subscriptions; for a one-time plan, paid
@@ -169,7 +175,8 @@ export type ExtPayMapping = { readonly ok: true; readonly facts: BillingFacts } 
  */
 export function extPayFacts(user: ExtPayUser, ctx: ExtPayContext, observedAt: Date): ExtPayMapping {
   const paidAt = user.paidAt ? new Date(user.paidAt) : null;
-  const status: SubscriptionStatus | undefined = user.subscriptionStatus ?? (user.paid ? 'active' : paidAt ? 'canceled' : undefined);
+  const status: SubscriptionStatus | undefined =
+    user.subscriptionStatus ?? (user.paid ? 'active' : paidAt ? 'canceled' : undefined);
   if (!status) return { ok: true, facts: {} };
   const plan = user.plan;
   const planCode = plan ? ctx.planFor(plan.nickname) : undefined;

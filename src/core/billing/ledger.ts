@@ -29,7 +29,13 @@ import { activeSubscription, lockUser } from '../../store/subscriptions.js';
 import { recordWebhookEvent } from '../../store/webhooks.js';
 import type { CacheInvalidation } from '../accounts/index.js';
 import type { Plans } from '../quota/index.js';
-import { paymentStatusRank, type BillingFacts, type PaymentFact, type SubscriptionEnd, type SubscriptionFact } from './facts.js';
+import {
+  paymentStatusRank,
+  type BillingFacts,
+  type PaymentFact,
+  type SubscriptionEnd,
+  type SubscriptionFact,
+} from './facts.js';
 
 export interface LedgerDeps {
   readonly db: Knex;
@@ -38,14 +44,14 @@ export interface LedgerDeps {
 }
 
 /** A provider event, recorded in the inbox with the facts it gave: applied once per (provider, event id). */
-export interface InboxEvent {
+interface InboxEvent {
   readonly provider: string;
   readonly eventId: string;
   readonly type: string;
   readonly payload: unknown;
 }
 
-export interface RecordOptions {
+interface RecordOptions {
   /** Who the audit rows name: the provider ('stripe', 'extensionpay') or 'user'. */
   readonly actor: string;
   readonly event?: InboxEvent | undefined;
@@ -76,16 +82,23 @@ export class LedgerError extends Error {
  * Facts that depend on what is stored (a Lightning period that follows the current one): computed in the ledger's
  * transaction, under the user's lock, so two of them for one user are computed one after the other.
  */
-export type DerivedFacts = (trx: Knex.Transaction) => Promise<BillingFacts>;
+type DerivedFacts = (trx: Knex.Transaction) => Promise<BillingFacts>;
 
 export interface BillingLedger {
   record(userId: string, facts: BillingFacts | DerivedFacts, opts: RecordOptions): Promise<LedgerOutcome>;
 }
 
-const sameTime = (a: Date | null | undefined, b: Date | null | undefined) => (a?.getTime() ?? null) === (b?.getTime() ?? null);
+const sameTime = (a: Date | null | undefined, b: Date | null | undefined) =>
+  (a?.getTime() ?? null) === (b?.getTime() ?? null);
 
 function describe(s: SubscriptionRecord) {
-  return { id: s.id, plan: s.planCode, status: s.status, current_period_end: s.currentPeriodEnd?.toISOString() ?? null, ends_at: s.endsAt?.toISOString() ?? null };
+  return {
+    id: s.id,
+    plan: s.planCode,
+    status: s.status,
+    current_period_end: s.currentPeriodEnd?.toISOString() ?? null,
+    ends_at: s.endsAt?.toISOString() ?? null,
+  };
 }
 
 export function createBillingLedger(deps: LedgerDeps): BillingLedger {
@@ -98,19 +111,35 @@ export function createBillingLedger(deps: LedgerDeps): BillingLedger {
   }
 
   /** Cancels the user's active subscription in favour of `byId`; the replaced row is frozen (replaced_by). */
-  async function replace(trx: Knex.Transaction, holder: SubscriptionRecord, byId: string, f: SubscriptionFact, actor: string, now: Date): Promise<void> {
+  async function replace(
+    trx: Knex.Transaction,
+    holder: SubscriptionRecord,
+    byId: string,
+    f: SubscriptionFact,
+    actor: string,
+    now: Date,
+  ): Promise<void> {
     await updateSubscription(trx, holder.id, { status: 'canceled', canceledAt: now, endsAt: now, replacedBy: byId });
     await writeAudit(trx, {
       table: 'user_subscriptions',
       operation: 'UPDATE',
       userId: f.userId,
       oldValues: describe(holder),
-      newValues: { id: holder.id, status: 'canceled', replaced_by: byId, reason: `replaced by ${f.provider} subscription` },
+      newValues: {
+        id: holder.id,
+        status: 'canceled',
+        replaced_by: byId,
+        reason: `replaced by ${f.provider} subscription`,
+      },
       actor,
     });
   }
 
-  async function holderOtherThan(trx: Knex.Transaction, userId: string, id: string | undefined): Promise<SubscriptionRecord | undefined> {
+  async function holderOtherThan(
+    trx: Knex.Transaction,
+    userId: string,
+    id: string | undefined,
+  ): Promise<SubscriptionRecord | undefined> {
     const active = await activeSubscription(trx, userId);
     if (!active || active.id === id) return undefined;
     return getSubscription(trx, active.id);
@@ -132,19 +161,37 @@ export function createBillingLedger(deps: LedgerDeps): BillingLedger {
     };
   }
 
-  async function insertNew(trx: Knex.Transaction, f: SubscriptionFact, planId: string, opts: RecordOptions, takeSlot: boolean): Promise<string> {
+  async function insertNew(
+    trx: Knex.Transaction,
+    f: SubscriptionFact,
+    planId: string,
+    opts: RecordOptions,
+    takeSlot: boolean,
+  ): Promise<string> {
     const now = new Date();
     const holder = f.status === 'active' ? await holderOtherThan(trx, f.userId, undefined) : undefined;
     if (holder && !takeSlot) return 'ignored_place_taken';
     // The holder leaves first: the partial unique index allows one active row at any instant.
     if (holder) await updateSubscription(trx, holder.id, { status: 'canceled' });
-    const id = await insertSubscriptionState(trx, { userId: f.userId, provider: f.provider, providerId: f.providerSubscriptionId, ...stateOf(f, planId) });
+    const id = await insertSubscriptionState(trx, {
+      userId: f.userId,
+      provider: f.provider,
+      providerId: f.providerSubscriptionId,
+      ...stateOf(f, planId),
+    });
     if (holder) await replace(trx, holder, id, f, opts.actor, now);
     await writeAudit(trx, {
       table: 'user_subscriptions',
       operation: 'INSERT',
       userId: f.userId,
-      newValues: { id, plan: f.planCode, status: f.status, provider: f.provider, provider_subscription_id: f.providerSubscriptionId, current_period_end: f.periodEnd?.toISOString() ?? null },
+      newValues: {
+        id,
+        plan: f.planCode,
+        status: f.status,
+        provider: f.provider,
+        provider_subscription_id: f.providerSubscriptionId,
+        current_period_end: f.periodEnd?.toISOString() ?? null,
+      },
       actor: opts.actor,
     });
     return `subscription_${f.status}`;
@@ -152,14 +199,19 @@ export function createBillingLedger(deps: LedgerDeps): BillingLedger {
 
   async function applySubscription(trx: Knex.Transaction, f: SubscriptionFact, opts: RecordOptions): Promise<string> {
     const row = await findProviderSubscription(trx, f.provider, f.providerSubscriptionId);
-    if (row && row.userId !== f.userId) throw new LedgerError('other_user', `${f.provider} subscription ${f.providerSubscriptionId} belongs to another user`);
+    if (row && row.userId !== f.userId)
+      throw new LedgerError(
+        'other_user',
+        `${f.provider} subscription ${f.providerSubscriptionId} belongs to another user`,
+      );
     if (row?.providerStateAt && f.observedAt < row.providerStateAt) return 'ignored_stale_subscription';
     if (row?.replacedBy) return 'ignored_replaced_subscription';
     const planId = await planIdOf(f.planCode);
     // New to us: it takes the place. A canceled one coming back (an ExtPay user who paid again): a new row, and the
     // place only on the user's request, so a sync never takes it from a subscription the user chose since.
     if (!row) return insertNew(trx, f, planId, opts, true);
-    if (row.status === 'canceled' && f.status !== 'canceled') return insertNew(trx, f, planId, opts, opts.takeSlot === true);
+    if (row.status === 'canceled' && f.status !== 'canceled')
+      return insertNew(trx, f, planId, opts, opts.takeSlot === true);
     // Canceled is final for a row: a later read of the same end (ExtPay repeats it at every sync) changes nothing.
     if (row.status === 'canceled') {
       await updateSubscription(trx, row.id, { providerStateAt: f.observedAt });
@@ -168,9 +220,15 @@ export function createBillingLedger(deps: LedgerDeps): BillingLedger {
 
     const change: SubscriptionChange = stateOf(f, planId);
     const same =
-      row.planId === planId && row.status === f.status && row.billingCycle === f.billingCycle && Number(row.amount) === Number(f.amount) &&
-      row.currency === f.currency && sameTime(row.currentPeriodStart, f.periodStart) && sameTime(row.currentPeriodEnd, f.periodEnd) &&
-      sameTime(row.endsAt, f.endsAt) && sameTime(row.canceledAt, f.canceledAt);
+      row.planId === planId &&
+      row.status === f.status &&
+      row.billingCycle === f.billingCycle &&
+      Number(row.amount) === Number(f.amount) &&
+      row.currency === f.currency &&
+      sameTime(row.currentPeriodStart, f.periodStart) &&
+      sameTime(row.currentPeriodEnd, f.periodEnd) &&
+      sameTime(row.endsAt, f.endsAt) &&
+      sameTime(row.canceledAt, f.canceledAt);
     if (same) {
       await updateSubscription(trx, row.id, { providerStateAt: f.observedAt });
       return 'subscription_unchanged';
@@ -192,7 +250,13 @@ export function createBillingLedger(deps: LedgerDeps): BillingLedger {
       operation: 'UPDATE',
       userId: f.userId,
       oldValues: describe(row),
-      newValues: { id: row.id, plan: f.planCode, status: f.status, current_period_end: f.periodEnd?.toISOString() ?? null, ends_at: f.endsAt?.toISOString() ?? null },
+      newValues: {
+        id: row.id,
+        plan: f.planCode,
+        status: f.status,
+        current_period_end: f.periodEnd?.toISOString() ?? null,
+        ends_at: f.endsAt?.toISOString() ?? null,
+      },
       actor: opts.actor,
     });
     return `subscription_${f.status}`;
@@ -202,15 +266,25 @@ export function createBillingLedger(deps: LedgerDeps): BillingLedger {
     const row = await findProviderSubscription(trx, e.provider, e.providerSubscriptionId);
     if (!row || row.userId !== userId || row.status === 'canceled') return 'subscription_unchanged';
     await updateSubscription(trx, row.id, { status: 'canceled', canceledAt: e.at, endsAt: e.at });
-    await writeAudit(trx, { table: 'user_subscriptions', operation: 'UPDATE', userId, oldValues: describe(row), newValues: { id: row.id, status: 'canceled', reason: `${e.provider} account unlinked` }, actor });
+    await writeAudit(trx, {
+      table: 'user_subscriptions',
+      operation: 'UPDATE',
+      userId,
+      oldValues: describe(row),
+      newValues: { id: row.id, status: 'canceled', reason: `${e.provider} account unlinked` },
+      actor,
+    });
     return 'subscription_canceled';
   }
 
   async function applyPayment(trx: Knex.Transaction, p: PaymentFact): Promise<string> {
     const known = await findPayment(trx, p.providerPaymentId);
-    if (known && known.userId !== p.userId) throw new LedgerError('other_user', `payment ${p.providerPaymentId} belongs to another user`);
+    if (known && known.userId !== p.userId)
+      throw new LedgerError('other_user', `payment ${p.providerPaymentId} belongs to another user`);
     if (known && paymentStatusRank[p.status] < paymentStatusRank[known.status]) return 'ignored_stale_payment';
-    const subscription = p.providerSubscriptionId ? await findProviderSubscription(trx, p.provider, p.providerSubscriptionId) : undefined;
+    const subscription = p.providerSubscriptionId
+      ? await findProviderSubscription(trx, p.provider, p.providerSubscriptionId)
+      : undefined;
     await upsertPayment(trx, {
       userId: p.userId,
       providerPaymentId: p.providerPaymentId,
@@ -251,7 +325,8 @@ export function createBillingLedger(deps: LedgerDeps): BillingLedger {
         for (const p of facts.payments ?? []) applied.push(await applyPayment(trx, p));
         return { duplicate: false, applied };
       });
-      if (result.applied.some((a) => a.startsWith('subscription_') && a !== 'subscription_unchanged')) deps.invalidation.user(userId);
+      if (result.applied.some((a) => a.startsWith('subscription_') && a !== 'subscription_unchanged'))
+        deps.invalidation.user(userId);
       return result;
     },
   };

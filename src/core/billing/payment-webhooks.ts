@@ -43,7 +43,7 @@ export const webhookTypes = [
   'payment.failed',
   'payment.refunded',
 ] as const;
-export type WebhookType = (typeof webhookTypes)[number];
+type WebhookType = (typeof webhookTypes)[number];
 
 export interface WebhookPayload {
   readonly id: string;
@@ -73,7 +73,7 @@ export interface WebhookPayload {
 
 export type { PaymentRecord, SubscriptionRecord };
 
-export type WebhookOutcome =
+type WebhookOutcome =
   | { readonly ok: true; readonly duplicate: boolean; readonly applied: string }
   /** The payload cannot be applied (unknown plan, bad period …): nothing changed, and the provider may retry. */
   | { readonly ok: false; readonly field: string; readonly message: string };
@@ -123,37 +123,76 @@ export function createPayments(deps: PaymentsDeps): Payments {
   const nowDate = () => new Date(deps.now() * 1000);
 
   /** Makes the provider's subscription the user's one active subscription. */
-  async function activate(trx: Knex.Transaction, userId: string, p: WebhookPayload, provider: string, actor: string): Promise<string> {
+  async function activate(
+    trx: Knex.Transaction,
+    userId: string,
+    p: WebhookPayload,
+    provider: string,
+    actor: string,
+  ): Promise<string> {
     const d = p.data;
     const providerId = need(d.subscription_id, 'subscription_id', p.type);
     const existing = await findProviderSubscription(trx, provider, providerId);
-    if (existing && existing.userId !== userId) throw new PayloadError('subscription_id', `subscription ${providerId} belongs to another user`);
-    if (existing?.status === 'canceled' || (!existing && (await canceledByWebhook(trx, provider, providerId)))) return 'ignored_canceled_subscription';
+    if (existing && existing.userId !== userId)
+      throw new PayloadError('subscription_id', `subscription ${providerId} belongs to another user`);
+    if (existing?.status === 'canceled' || (!existing && (await canceledByWebhook(trx, provider, providerId))))
+      return 'ignored_canceled_subscription';
     const planCode = d.plan ?? existing?.planCode;
     if (!planCode) throw new PayloadError('plan', `data.plan is required for ${p.type} of an unknown subscription`);
     const plan = (await deps.plans.all()).find((x) => x.code === planCode);
     if (!plan) throw new PayloadError('plan', `there is no plan "${planCode}"`);
     const cycle = d.billing_cycle ?? existing?.billingCycle ?? 'monthly';
     const start = date(d.current_period_start, 'current_period_start') ?? nowDate();
-    const end = date(d.current_period_end, 'current_period_end') ?? (cycle === 'lifetime' ? null : addPeriod(start, cycle));
-    if (end && end <= start) throw new PayloadError('current_period_end', 'data.current_period_end must be after current_period_start');
+    const end =
+      date(d.current_period_end, 'current_period_end') ?? (cycle === 'lifetime' ? null : addPeriod(start, cycle));
+    if (end && end <= start)
+      throw new PayloadError('current_period_end', 'data.current_period_end must be after current_period_start');
     // A retried renewal of an earlier period, arriving after the later one: it would shorten the period.
     const storedEnd = existing?.currentPeriodEnd;
-    if (p.type === 'subscription.renewed' && storedEnd && d.current_period_end !== undefined && end && end < storedEnd) return 'ignored_stale_renewal';
+    if (p.type === 'subscription.renewed' && storedEnd && d.current_period_end !== undefined && end && end < storedEnd)
+      return 'ignored_stale_renewal';
     const amount = d.amount ?? (cycle === 'yearly' ? (plan.priceYearly ?? plan.priceMonthly) : plan.priceMonthly);
-    const change = { planId: plan.id, status: 'active' as const, billingCycle: cycle, amount, currency: d.currency ?? plan.currency, currentPeriodStart: start, currentPeriodEnd: end, endsAt: null, canceledAt: null };
+    const change = {
+      planId: plan.id,
+      status: 'active' as const,
+      billingCycle: cycle,
+      amount,
+      currency: d.currency ?? plan.currency,
+      currentPeriodStart: start,
+      currentPeriodEnd: end,
+      endsAt: null,
+      canceledAt: null,
+    };
 
     const current = await activeOf(trx, userId);
     if (current && current.id !== existing?.id) {
       await cancelActiveSubscription(trx, userId);
-      await audit(trx, userId, current, { status: 'canceled', reason: `replaced by ${provider} subscription ${providerId}` }, actor);
+      await audit(
+        trx,
+        userId,
+        current,
+        { status: 'canceled', reason: `replaced by ${provider} subscription ${providerId}` },
+        actor,
+      );
     }
     if (existing) {
       await updateSubscription(trx, existing.id, change);
-      await audit(trx, userId, existing, { plan: plan.code, status: 'active', current_period_end: end?.toISOString() ?? null }, actor);
+      await audit(
+        trx,
+        userId,
+        existing,
+        { plan: plan.code, status: 'active', current_period_end: end?.toISOString() ?? null },
+        actor,
+      );
     } else {
       const id = await insertProviderSubscription(trx, { userId, provider, providerId, ...change });
-      await writeAudit(trx, { table: 'user_subscriptions', operation: 'INSERT', userId, newValues: { id, plan: plan.code, status: 'active', provider, provider_subscription_id: providerId }, actor });
+      await writeAudit(trx, {
+        table: 'user_subscriptions',
+        operation: 'INSERT',
+        userId,
+        newValues: { id, plan: plan.code, status: 'active', provider, provider_subscription_id: providerId },
+        actor,
+      });
     }
     return p.type === 'subscription.created' ? 'subscription_activated' : 'subscription_renewed';
   }
@@ -163,18 +202,35 @@ export function createPayments(deps: PaymentsDeps): Payments {
     return active && getSubscription(trx, active.id);
   }
 
-  async function audit(trx: Knex.Transaction, userId: string, before: SubscriptionRecord, after: Record<string, unknown>, actor: string) {
+  async function audit(
+    trx: Knex.Transaction,
+    userId: string,
+    before: SubscriptionRecord,
+    after: Record<string, unknown>,
+    actor: string,
+  ) {
     await writeAudit(trx, {
       table: 'user_subscriptions',
       operation: 'UPDATE',
       userId,
-      oldValues: { id: before.id, plan: before.planCode, status: before.status, current_period_end: before.currentPeriodEnd?.toISOString() ?? null },
+      oldValues: {
+        id: before.id,
+        plan: before.planCode,
+        status: before.status,
+        current_period_end: before.currentPeriodEnd?.toISOString() ?? null,
+      },
       newValues: { id: before.id, ...after },
       actor,
     });
   }
 
-  async function endSubscription(trx: Knex.Transaction, userId: string, p: WebhookPayload, provider: string, actor: string): Promise<string> {
+  async function endSubscription(
+    trx: Knex.Transaction,
+    userId: string,
+    p: WebhookPayload,
+    provider: string,
+    actor: string,
+  ): Promise<string> {
     const providerId = need(p.data.subscription_id, 'subscription_id', p.type);
     const existing = await findProviderSubscription(trx, provider, providerId);
     if (!existing || existing.userId !== userId) return 'ignored_unknown_subscription';
@@ -190,13 +246,21 @@ export function createPayments(deps: PaymentsDeps): Payments {
     return 'subscription_past_due';
   }
 
-  async function recordPayment(trx: Knex.Transaction, userId: string, p: WebhookPayload, provider: string): Promise<string> {
+  async function recordPayment(
+    trx: Knex.Transaction,
+    userId: string,
+    p: WebhookPayload,
+    provider: string,
+  ): Promise<string> {
     const d = p.data;
     const paymentId = need(d.payment_id, 'payment_id', p.type);
     const known = await findPayment(trx, paymentId);
-    if (known && known.userId !== userId) throw new PayloadError('payment_id', `payment ${paymentId} belongs to another user`);
+    if (known && known.userId !== userId)
+      throw new PayloadError('payment_id', `payment ${paymentId} belongs to another user`);
     if (!known) need(d.amount, 'amount', p.type);
-    const subscription = d.subscription_id ? await findProviderSubscription(trx, provider, d.subscription_id) : undefined;
+    const subscription = d.subscription_id
+      ? await findProviderSubscription(trx, provider, d.subscription_id)
+      : undefined;
     const now = nowDate();
     const status = p.type === 'payment.succeeded' ? 'succeeded' : p.type === 'payment.failed' ? 'failed' : 'refunded';
     await upsertPayment(trx, {
@@ -232,7 +296,8 @@ export function createPayments(deps: PaymentsDeps): Payments {
       let userId = '';
       try {
         const result = await db.transaction(async (trx) => {
-          if (!(await recordWebhookEvent(trx, { provider, eventId: p.id, type: p.type, payload: p }))) return { duplicate: true, applied: 'none' };
+          if (!(await recordWebhookEvent(trx, { provider, eventId: p.id, type: p.type, payload: p })))
+            return { duplicate: true, applied: 'none' };
           const { user } = await upsertUserByPubkey(trx, p.data.pubkey);
           userId = user.id;
           await lockUser(trx, user.id);

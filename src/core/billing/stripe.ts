@@ -11,10 +11,18 @@ import { findAccountByProviderId, findAccountOfUser, linkAccount } from '../../s
 import { findPayment, listSubscriptions } from '../../store/payments.js';
 import type { Metrics } from '../ops/index.js';
 import { BillingError, notConfigured } from './errors.js';
-import { fromMinorUnits, type BillingCycle, type BillingFacts, type PaymentFact, type PaymentStatus, type SubscriptionFact, type SubscriptionStatus } from './facts.js';
+import {
+  fromMinorUnits,
+  type BillingCycle,
+  type BillingFacts,
+  type PaymentFact,
+  type PaymentStatus,
+  type SubscriptionFact,
+  type SubscriptionStatus,
+} from './facts.js';
 import { LedgerError, type BillingLedger } from './ledger.js';
 
-export const PROVIDER = 'stripe';
+const PROVIDER = 'stripe';
 /** Stripe's default tolerance: a signature older than 5 minutes is refused (a captured request cannot be replayed). */
 export const STRIPE_TOLERANCE_SECONDS = 300;
 /** The events applied; subscribe the webhook endpoint to these (docs/billing.md). */
@@ -28,7 +36,7 @@ export const stripeEventTypes = [
   'charge.refunded',
 ] as const;
 
-export interface StripeSettings {
+interface StripeSettings {
   readonly secretKey: string;
   readonly webhookSecret: string;
   /** `plan:cycle=price_id` entries (STRIPE_PRICES). */
@@ -47,7 +55,7 @@ export interface StripeDeps {
   readonly metrics?: Pick<Metrics, 'billingProviderErrors' | 'billingWebhooks'> | undefined;
 }
 
-export interface WebhookResult {
+interface WebhookResult {
   readonly type: string;
   readonly duplicate: boolean;
   readonly applied: readonly string[];
@@ -64,10 +72,18 @@ export interface StripeBilling {
   refresh(userId: string): Promise<'applied' | 'unavailable' | undefined>;
 }
 
-type Resolved = { readonly userId: string; readonly facts: BillingFacts; readonly customer?: string | undefined; readonly takeSlot?: boolean } | { readonly ignored: string };
+type Resolved =
+  | {
+      readonly userId: string;
+      readonly facts: BillingFacts;
+      readonly customer?: string | undefined;
+      readonly takeSlot?: boolean;
+    }
+  | { readonly ignored: string };
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const idOf = (v: string | { id: string } | null | undefined): string | undefined => (typeof v === 'string' ? v : (v?.id ?? undefined));
+const idOf = (v: string | { id: string } | null | undefined): string | undefined =>
+  typeof v === 'string' ? v : (v?.id ?? undefined);
 /** A number field wherever the API version put it (periods moved from the subscription to its items in 2025). */
 const numberAt = (o: unknown, key: string): number | undefined => {
   const v = (o as Record<string, unknown> | null | undefined)?.[key];
@@ -103,7 +119,12 @@ function methodOf(charge: Stripe.Charge | undefined): string | undefined {
 function stripeFailure(err: unknown): BillingError | undefined {
   if (!(err instanceof Stripe.errors.StripeError)) return undefined;
   const reached = !(err instanceof Stripe.errors.StripeConnectionError);
-  return new BillingError('provider_unavailable', reached ? `Stripe refused the request: ${err.message}` : 'Stripe could not be reached; nothing was changed, try again later');
+  return new BillingError(
+    'provider_unavailable',
+    reached
+      ? `Stripe refused the request: ${err.message}`
+      : 'Stripe could not be reached; nothing was changed, try again later',
+  );
 }
 
 export function createStripeBilling(deps: StripeDeps): StripeBilling {
@@ -112,7 +133,13 @@ export function createStripeBilling(deps: StripeDeps): StripeBilling {
   const base = s.apiBase ? new URL(s.apiBase) : undefined;
   const stripe = s.secretKey
     ? new Stripe(s.secretKey, {
-        ...(base ? { host: base.hostname, port: base.port || (base.protocol === 'https:' ? 443 : 80), protocol: base.protocol === 'http:' ? 'http' : 'https' } : {}),
+        ...(base
+          ? {
+              host: base.hostname,
+              port: base.port || (base.protocol === 'https:' ? 443 : 80),
+              protocol: base.protocol === 'http:' ? 'http' : 'https',
+            }
+          : {}),
         timeout: s.timeoutMs,
         maxNetworkRetries: 2,
         telemetry: false,
@@ -144,15 +171,25 @@ export function createStripeBilling(deps: StripeDeps): StripeBilling {
     return customer ? (await findAccountByProviderId(deps.db, PROVIDER, customer))?.userId : undefined;
   }
 
-  function subscriptionFact(sub: Stripe.Subscription, userId: string, observedAt: Date): SubscriptionFact | { unmapped: string } {
+  function subscriptionFact(
+    sub: Stripe.Subscription,
+    userId: string,
+    observedAt: Date,
+  ): SubscriptionFact | { unmapped: string } {
     const item = sub.items.data[0];
     const price = item?.price;
     const mapped = price ? byPrice.get(price.id) : undefined;
     if (!item || !price || !mapped) return { unmapped: price?.id ?? '(no item)' };
-    const periodStart = at(numberAt(item, 'current_period_start') ?? numberAt(sub, 'current_period_start')) ?? at(sub.start_date) ?? observedAt;
+    const periodStart =
+      at(numberAt(item, 'current_period_start') ?? numberAt(sub, 'current_period_start')) ??
+      at(sub.start_date) ??
+      observedAt;
     const periodEnd = at(numberAt(item, 'current_period_end') ?? numberAt(sub, 'current_period_end'));
     const status = statusOf(sub.status);
-    const endsAt = status === 'canceled' ? (at(sub.ended_at) ?? at(sub.canceled_at) ?? observedAt) : (at(sub.cancel_at) ?? (sub.cancel_at_period_end ? periodEnd : null));
+    const endsAt =
+      status === 'canceled'
+        ? (at(sub.ended_at) ?? at(sub.canceled_at) ?? observedAt)
+        : (at(sub.cancel_at) ?? (sub.cancel_at_period_end ? periodEnd : null));
     return {
       provider: PROVIDER,
       providerSubscriptionId: sub.id,
@@ -171,13 +208,16 @@ export function createStripeBilling(deps: StripeDeps): StripeBilling {
   }
 
   /** The subscription as Stripe has it now, with its owner. */
-  async function readSubscription(id: string): Promise<{ fact: SubscriptionFact; customer: string | undefined } | { ignored: string }> {
+  async function readSubscription(
+    id: string,
+  ): Promise<{ fact: SubscriptionFact; customer: string | undefined } | { ignored: string }> {
     let sub: Stripe.Subscription;
     try {
       sub = await client().subscriptions.retrieve(id);
     } catch (err) {
       // Gone from Stripe (deleted test data): acknowledged, or Stripe would retry it for days.
-      if (err instanceof Stripe.errors.StripeInvalidRequestError && err.code === 'resource_missing') return { ignored: 'ignored_unknown_subscription' };
+      if (err instanceof Stripe.errors.StripeInvalidRequestError && err.code === 'resource_missing')
+        return { ignored: 'ignored_unknown_subscription' };
       throw err;
     }
     const observedAt = new Date();
@@ -189,12 +229,19 @@ export function createStripeBilling(deps: StripeDeps): StripeBilling {
   }
 
   /** The charge that paid (or tried to pay) an invoice, for its receipt, method and card digits. */
-  async function chargeOfInvoice(invoiceId: string): Promise<{ charge?: Stripe.Charge; intent?: Stripe.PaymentIntent }> {
-    const list = await client().invoicePayments.list({ invoice: invoiceId, limit: 3, expand: ['data.payment.payment_intent.latest_charge'] });
+  async function chargeOfInvoice(
+    invoiceId: string,
+  ): Promise<{ charge?: Stripe.Charge; intent?: Stripe.PaymentIntent }> {
+    const list = await client().invoicePayments.list({
+      invoice: invoiceId,
+      limit: 3,
+      expand: ['data.payment.payment_intent.latest_charge'],
+    });
     for (const p of list.data) {
       const intent = p.payment.payment_intent;
       if (intent && typeof intent !== 'string') {
-        const charge = intent.latest_charge && typeof intent.latest_charge !== 'string' ? intent.latest_charge : undefined;
+        const charge =
+          intent.latest_charge && typeof intent.latest_charge !== 'string' ? intent.latest_charge : undefined;
         return { ...(charge ? { charge } : {}), intent };
       }
       if (p.payment.charge && typeof p.payment.charge !== 'string') return { charge: p.payment.charge };
@@ -203,13 +250,19 @@ export function createStripeBilling(deps: StripeDeps): StripeBilling {
   }
 
   const subscriptionIdOfInvoice = (inv: Stripe.Invoice): string | undefined =>
-    idOf(inv.parent?.subscription_details?.subscription) ?? idOf((inv as unknown as { subscription?: string | null }).subscription);
+    idOf(inv.parent?.subscription_details?.subscription) ??
+    idOf((inv as unknown as { subscription?: string | null }).subscription);
 
   async function fromInvoice(inv: Stripe.Invoice, status: PaymentStatus): Promise<Resolved> {
     const subId = subscriptionIdOfInvoice(inv);
     const read = subId ? await readSubscription(subId) : undefined;
     const customer = idOf(inv.customer) ?? undefined;
-    const userId = read && 'fact' in read ? read.fact.userId : customer ? (await findAccountByProviderId(deps.db, PROVIDER, customer))?.userId : undefined;
+    const userId =
+      read && 'fact' in read
+        ? read.fact.userId
+        : customer
+          ? (await findAccountByProviderId(deps.db, PROVIDER, customer))?.userId
+          : undefined;
     if (!userId || !inv.id) return { ignored: read && 'ignored' in read ? read.ignored : 'ignored_unknown_customer' };
     const { charge, intent } = await chargeOfInvoice(inv.id);
     const payment: PaymentFact = {
@@ -227,20 +280,31 @@ export function createStripeBilling(deps: StripeDeps): StripeBilling {
       receiptUrl: charge?.receipt_url ?? undefined,
       processedAt: status === 'succeeded' ? (at(inv.status_transitions?.paid_at) ?? new Date()) : undefined,
       failedAt: status === 'failed' ? new Date() : undefined,
-      failureReason: status === 'failed' ? (intent?.last_payment_error?.message ?? charge?.failure_message ?? 'the payment failed') : undefined,
+      failureReason:
+        status === 'failed'
+          ? (intent?.last_payment_error?.message ?? charge?.failure_message ?? 'the payment failed')
+          : undefined,
     };
-    return { userId, customer, facts: { ...(read && 'fact' in read ? { subscription: read.fact } : {}), payments: [payment] } };
+    return {
+      userId,
+      customer,
+      facts: { ...(read && 'fact' in read ? { subscription: read.fact } : {}), payments: [payment] },
+    };
   }
 
   async function fromRefund(charge: Stripe.Charge): Promise<Resolved> {
     const intent = idOf(charge.payment_intent);
     if (!intent) return { ignored: 'ignored_charge_without_invoice' };
-    const list = await client().invoicePayments.list({ payment: { type: 'payment_intent', payment_intent: intent }, limit: 1 });
+    const list = await client().invoicePayments.list({
+      payment: { type: 'payment_intent', payment_intent: intent },
+      limit: 1,
+    });
     const invoiceId = idOf(list.data[0]?.invoice);
     if (!invoiceId) return { ignored: 'ignored_charge_without_invoice' };
     const known = await findPayment(deps.db, invoiceId);
     const customer = idOf(charge.customer) ?? undefined;
-    const userId = known?.userId ?? (customer ? (await findAccountByProviderId(deps.db, PROVIDER, customer))?.userId : undefined);
+    const userId =
+      known?.userId ?? (customer ? (await findAccountByProviderId(deps.db, PROVIDER, customer))?.userId : undefined);
     if (!userId) return { ignored: 'ignored_unknown_customer' };
     const payment: PaymentFact = {
       provider: PROVIDER,
@@ -266,7 +330,12 @@ export function createStripeBilling(deps: StripeDeps): StripeBilling {
         if (session.mode !== 'subscription' || !subId) return { ignored: 'ignored_not_a_subscription' };
         const read = await readSubscription(subId);
         if ('ignored' in read) return read;
-        return { userId: read.fact.userId, customer: idOf(session.customer) ?? read.customer, facts: { subscription: read.fact }, takeSlot: true };
+        return {
+          userId: read.fact.userId,
+          customer: idOf(session.customer) ?? read.customer,
+          facts: { subscription: read.fact },
+          takeSlot: true,
+        };
       }
       case 'customer.subscription.created':
       case 'customer.subscription.updated':
@@ -290,14 +359,21 @@ export function createStripeBilling(deps: StripeDeps): StripeBilling {
   async function linkCustomer(trx: Knex.Transaction, userId: string, customer: string | undefined): Promise<void> {
     if (!customer) return;
     const linked = await linkAccount(trx, { userId, provider: PROVIDER, providerAccountId: customer });
-    if (!linked.ok) log.error({ userId, customer, ownerId: linked.ownerId }, 'a Stripe customer is linked to another user; not relinked');
+    if (!linked.ok)
+      log.error(
+        { userId, customer, ownerId: linked.ownerId },
+        'a Stripe customer is linked to another user; not relinked',
+      );
   }
 
   async function apply(event: Stripe.Event): Promise<WebhookResult> {
     const resolved = await resolve(event);
     const inbox = { provider: PROVIDER, eventId: event.id, type: event.type, payload: event };
     if ('ignored' in resolved) {
-      log.info({ event: event.id, type: event.type, why: resolved.ignored }, 'Stripe event acknowledged, nothing applied');
+      log.info(
+        { event: event.id, type: event.type, why: resolved.ignored },
+        'Stripe event acknowledged, nothing applied',
+      );
       return { type: event.type, duplicate: false, applied: [resolved.ignored] };
     }
     try {
@@ -312,7 +388,10 @@ export function createStripeBilling(deps: StripeDeps): StripeBilling {
       // Facts that can never apply (an unknown user id in metadata, another user's payment): acknowledged, so
       // Stripe stops retrying, and logged for the operator.
       if (!(err instanceof LedgerError)) throw err;
-      log.error({ event: event.id, type: event.type, code: err.code, why: err.message }, 'Stripe event cannot be applied');
+      log.error(
+        { event: event.id, type: event.type, code: err.code, why: err.message },
+        'Stripe event cannot be applied',
+      );
       return { type: event.type, duplicate: false, applied: [`ignored_${err.code}`] };
     }
   }
@@ -323,7 +402,11 @@ export function createStripeBilling(deps: StripeDeps): StripeBilling {
     } catch (err) {
       const failure = stripeFailure(err);
       if (!failure) throw err;
-      deps.metrics?.billingProviderErrors.inc({ provider: PROVIDER, operation, kind: err instanceof Stripe.errors.StripeConnectionError ? 'unavailable' : 'rejected' });
+      deps.metrics?.billingProviderErrors.inc({
+        provider: PROVIDER,
+        operation,
+        kind: err instanceof Stripe.errors.StripeConnectionError ? 'unavailable' : 'rejected',
+      });
       log.warn({ operation, type: (err as Error).name, why: (err as Error).message }, 'Stripe request failed');
       throw failure;
     }
@@ -337,7 +420,10 @@ export function createStripeBilling(deps: StripeDeps): StripeBilling {
       const price = priceOf.get(`${plan}:${cycle}`);
       if (!price) {
         const offered = [...priceOf.keys()].join(', ') || 'none';
-        throw new BillingError('unknown_price', `plan "${plan}" is not sold by Stripe billed ${cycle} (offered: ${offered})`);
+        throw new BillingError(
+          'unknown_price',
+          `plan "${plan}" is not sold by Stripe billed ${cycle} (offered: ${offered})`,
+        );
       }
       const customer = await findAccountOfUser(deps.db, userId, PROVIDER);
       const session = await guarded('checkout', () =>
@@ -352,14 +438,18 @@ export function createStripeBilling(deps: StripeDeps): StripeBilling {
           cancel_url: s.returnUrls().cancel,
         }),
       );
-      if (!session.url) throw new BillingError('provider_unavailable', 'Stripe created a Checkout Session without a URL');
+      if (!session.url)
+        throw new BillingError('provider_unavailable', 'Stripe created a Checkout Session without a URL');
       return { id: session.id, url: session.url };
     },
     async portal(userId) {
       const api = client();
       const customer = await findAccountOfUser(deps.db, userId, PROVIDER);
-      if (!customer) throw new BillingError('no_customer', 'you have no Stripe customer yet: buy a plan through checkout first');
-      const session = await guarded('portal', () => api.billingPortal.sessions.create({ customer: customer.providerAccountId, return_url: s.returnUrls().portal }));
+      if (!customer)
+        throw new BillingError('no_customer', 'you have no Stripe customer yet: buy a plan through checkout first');
+      const session = await guarded('portal', () =>
+        api.billingPortal.sessions.create({ customer: customer.providerAccountId, return_url: s.returnUrls().portal }),
+      );
       return { url: session.url };
     },
     async webhook(rawBody, signature) {
@@ -369,17 +459,26 @@ export function createStripeBilling(deps: StripeDeps): StripeBilling {
         event = Stripe.webhooks.constructEvent(rawBody, signature ?? '', s.webhookSecret, STRIPE_TOLERANCE_SECONDS);
       } catch (err) {
         deps.metrics?.billingWebhooks.inc({ provider: PROVIDER, outcome: 'refused' });
-        throw new BillingError('signature_invalid', `the Stripe-Signature header does not verify: ${(err as Error).message}`);
+        throw new BillingError(
+          'signature_invalid',
+          `the Stripe-Signature header does not verify: ${(err as Error).message}`,
+        );
       }
       client();
       const result = await guarded('webhook', () => apply(event));
-      const outcome = result.duplicate ? 'duplicate' : result.applied.every((a) => a.startsWith('ignored_')) ? 'ignored' : 'applied';
+      const outcome = result.duplicate
+        ? 'duplicate'
+        : result.applied.every((a) => a.startsWith('ignored_'))
+          ? 'ignored'
+          : 'applied';
       deps.metrics?.billingWebhooks.inc({ provider: PROVIDER, outcome });
       return result;
     },
     async refresh(userId) {
       if (!stripe) return undefined;
-      const current = (await listSubscriptions(deps.db, userId, 10)).find((r) => r.paymentProvider === PROVIDER && r.status !== 'canceled' && !r.replacedBy && r.paymentProviderId);
+      const current = (await listSubscriptions(deps.db, userId, 10)).find(
+        (r) => r.paymentProvider === PROVIDER && r.status !== 'canceled' && !r.replacedBy && r.paymentProviderId,
+      );
       if (!current?.paymentProviderId) return undefined;
       const id = current.paymentProviderId;
       try {

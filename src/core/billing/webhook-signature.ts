@@ -9,7 +9,12 @@ export const SIGNATURE_HEADER = 'nostrx-signature';
 export type SignatureCheck = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
 /** Checks `t=<unix seconds>,v1=<hex>[,v1=<hex>…]` (several v1 values while a secret is being rotated). */
-export function verifyWebhookSignature(header: string | undefined, body: Buffer, secret: string, nowSeconds: number): SignatureCheck {
+export function verifyWebhookSignature(
+  header: string | undefined,
+  body: Buffer,
+  secret: string,
+  nowSeconds: number,
+): SignatureCheck {
   if (!header) return { ok: false, reason: `the ${SIGNATURE_HEADER} header is missing` };
   let t: string | undefined;
   const signatures: string[] = [];
@@ -20,9 +25,14 @@ export function verifyWebhookSignature(header: string | undefined, body: Buffer,
     if (key === 't') t = value;
     else if (key === 'v1') signatures.push(value);
   }
-  if (!t || !/^\d{1,12}$/.test(t) || signatures.length === 0) return { ok: false, reason: `the ${SIGNATURE_HEADER} header must be t=<unix seconds>,v1=<hex HMAC-SHA256>` };
+  if (!t || !/^\d{1,12}$/.test(t) || signatures.length === 0)
+    return { ok: false, reason: `the ${SIGNATURE_HEADER} header must be t=<unix seconds>,v1=<hex HMAC-SHA256>` };
   const skew = Math.abs(nowSeconds - Number(t));
-  if (skew > WEBHOOK_TOLERANCE_SECONDS) return { ok: false, reason: `the signature timestamp is ${skew} s from now, the tolerance is ${WEBHOOK_TOLERANCE_SECONDS} s` };
+  if (skew > WEBHOOK_TOLERANCE_SECONDS)
+    return {
+      ok: false,
+      reason: `the signature timestamp is ${skew} s from now, the tolerance is ${WEBHOOK_TOLERANCE_SECONDS} s`,
+    };
   const expected = createHmac('sha256', secret).update(`${t}.`).update(body).digest();
   const match = signatures.some((s) => /^[0-9a-f]{64}$/i.test(s) && timingSafeEqual(Buffer.from(s, 'hex'), expected));
   return match ? { ok: true } : { ok: false, reason: 'the signature does not match the body' };

@@ -6,12 +6,12 @@
 // Redis one PUBLISH, not 70, and every process reads one message, its own echo included.
 import type { NostrEvent } from '../../nips/nip01.js';
 
-export interface Broadcast {
+interface Broadcast {
   readonly event: NostrEvent;
   readonly json: string;
 }
 
-export type Listener = (b: Broadcast) => void;
+type Listener = (b: Broadcast) => void;
 
 /** Carries broadcasts between processes; store/pubsub.ts implements it over Redis. */
 export interface FanOutBridge {

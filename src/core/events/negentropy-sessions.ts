@@ -9,7 +9,7 @@ import type { Filter } from '../../nips/filter.js';
 import * as nip77 from '../../nips/nip77.js';
 import { liveIdsMatching } from '../../store/events.js';
 
-export interface NegentropyLimits {
+interface NegentropyLimits {
   /** Most events one session may reconcile. */
   readonly maxRecords: number;
   /** A session with no message for this long is closed. */
@@ -20,7 +20,7 @@ export interface NegentropyLimits {
   readonly frameSizeLimit?: number;
 }
 
-export type NegentropyAnswer = { readonly reply: string } | { readonly error: string };
+type NegentropyAnswer = { readonly reply: string } | { readonly error: string };
 
 export interface NegentropySessions {
   open(subId: string, filters: readonly Filter[], initialHex: string): Promise<NegentropyAnswer>;
@@ -89,14 +89,20 @@ export function createNegentropySessions(deps: NegentropyDeps): NegentropySessio
   return {
     async open(subId, filters, initialHex) {
       sessions.delete(subId); // a NEG-OPEN with the id of an open session replaces it
-      if (sessions.size >= limits.maxSessions) return { error: `blocked: too many open negentropy sessions, the limit is ${limits.maxSessions}` };
+      if (sessions.size >= limits.maxSessions)
+        return { error: `blocked: too many open negentropy sessions, the limit is ${limits.maxSessions}` };
       const live = filters.filter((f) => !filter.matchesNothing(f));
       const now = deps.now?.() ?? Math.floor(Date.now() / 1000);
       const items = await liveIdsMatching(deps.db, live, limits.maxRecords, now);
       if (items.length > limits.maxRecords) {
-        return { error: `blocked: this filter matches more than ${limits.maxRecords} events, the most one negentropy session reconciles; narrow it (since/until, authors, kinds)` };
+        return {
+          error: `blocked: this filter matches more than ${limits.maxRecords} events, the most one negentropy session reconciles; narrow it (since/until, authors, kinds)`,
+        };
       }
-      const session: Session = { responder: nip77.createResponder(nip77.storageOf(items), limits.frameSizeLimit), lastUsed: Date.now() };
+      const session: Session = {
+        responder: nip77.createResponder(nip77.storageOf(items), limits.frameSizeLimit),
+        lastUsed: Date.now(),
+      };
       sessions.set(subId, session);
       startSweeper();
       return answer(subId, session, initialHex);

@@ -1,11 +1,19 @@
 // A user's published events as the API shows them: one record (with each upstream relay's outcome) visible only to
 // the user it belongs to, and the user's list, newest first.
 import type { Knex } from 'knex';
-import { findEventRecord, listEventRecords, type EventListQuery, type EventRecord, type EventStatus, type RelayOutcome } from '../../store/event-records.js';
+import {
+  findEventRecord,
+  listEventRecords,
+  type EventListQuery,
+  type EventRecord,
+  type EventStatus,
+} from '../../store/event-records.js';
 
-export type { EventListQuery, EventRecord, EventStatus, RelayOutcome };
+export type { EventRecord, EventStatus };
 
-export type OwnRecord = { readonly found: true; readonly record: EventRecord } | { readonly found: false; readonly reason: 'unknown' | 'not_yours' };
+type OwnRecord =
+  | { readonly found: true; readonly record: EventRecord }
+  | { readonly found: false; readonly reason: 'unknown' | 'not_yours' };
 
 export interface EventRecords {
   /** The record of `eventId` if it belongs to `userId`. */

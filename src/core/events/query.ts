@@ -25,7 +25,11 @@ function missesIds(f: Filter, limit: number): ((found: NostrEvent[]) => boolean)
   return (found) => found.length < wanted;
 }
 
-export function createQueries(reads: Reads, limits: FilterLimits, now: () => number = () => Math.floor(Date.now() / 1000)): EventQueries {
+export function createQueries(
+  reads: Reads,
+  limits: FilterLimits,
+  now: () => number = () => Math.floor(Date.now() / 1000),
+): EventQueries {
   const readFilter = (f: Filter) => {
     const limit = filter.effectiveLimit(f, limits);
     return reads.read((db) => queryFilter(db, f, limit, now()), missesIds(f, limit));

@@ -3,8 +3,20 @@
 // user_relays stats and the daily figures, each with one statement. A lost lease writes nothing for that row.
 import type { Knex } from 'knex';
 import type { Logger } from '../../log.js';
-import { addEventOutcomes, finishAttempts, type AttemptRecord, type ClaimedPublish, type EventOutcomes } from '../../store/outbox.js';
-import { addDailyRelayStats, addRelayStats, saveRelayInfo, type DailyRelayDelta, type RelayStatsDelta } from '../../store/relay-stats.js';
+import {
+  addEventOutcomes,
+  finishAttempts,
+  type AttemptRecord,
+  type ClaimedPublish,
+  type EventOutcomes,
+} from '../../store/outbox.js';
+import {
+  addDailyRelayStats,
+  addRelayStats,
+  saveRelayInfo,
+  type DailyRelayDelta,
+  type RelayStatsDelta,
+} from '../../store/relay-stats.js';
 import { isUnavailable } from '../../store/outage.js';
 import { isTransactionConflict } from '../../store/retryable-errors.js';
 import type { Decision } from './policy.js';
@@ -80,7 +92,9 @@ export function attemptRecord(o: Outcome, workerId: string): AttemptRecord {
       relay_response: response,
       error_code: d.errorCode,
       error_message: d.errorMessage,
-      ...(d.retryInMs !== undefined ? { retry_in_ms: d.retryInMs, next_attempt_at: new Date(finishedAt.getTime() + d.retryInMs).toISOString() } : {}),
+      ...(d.retryInMs !== undefined
+        ? { retry_in_ms: d.retryInMs, next_attempt_at: new Date(finishedAt.getTime() + d.retryInMs).toISOString() }
+        : {}),
     },
   };
 }
@@ -96,7 +110,10 @@ function eventOutcomes(done: readonly Queued[]): EventOutcomes[] {
     if (o.decision.status === 'published') e.ok += 1;
     else {
       e.failed += 1;
-      e.failure = `${o.row.url}: ${o.decision.errorMessage ?? o.decision.errorCode ?? o.decision.status}`.slice(0, 1000);
+      e.failure = `${o.row.url}: ${o.decision.errorMessage ?? o.decision.errorCode ?? o.decision.status}`.slice(
+        0,
+        1000,
+      );
     }
     byEvent.set(o.row.eventRowId, e);
   }
@@ -149,7 +166,15 @@ function dailyDeltas(done: readonly Queued[]): DailyRelayDelta[] {
     if (!attempted(o)) continue;
     const day = dayIn(o.row.timezone);
     const key = `${o.row.userId}/${day}`;
-    const d = byDay.get(key) ?? { userId: o.row.userId, statDate: day, attempts: 0, successes: 0, successMsTotal: 0, minMs: null, maxMs: null };
+    const d = byDay.get(key) ?? {
+      userId: o.row.userId,
+      statDate: day,
+      attempts: 0,
+      successes: 0,
+      successMsTotal: 0,
+      minMs: null,
+      maxMs: null,
+    };
     d.attempts += 1;
     if (o.decision.status === 'published' && rec.publishTimeMs !== null) {
       d.successes += 1;
@@ -179,7 +204,14 @@ export function createAttemptRecorder(deps: AttemptRecorderDeps): AttemptRecorde
 
   async function write(batch: readonly Queued[]): Promise<Queued[]> {
     return db.transaction(async (trx) => {
-      const written = await finishAttempts(trx, workerId, batch.map((q) => ({ key: { id: q.outcome.row.id, createdAt: q.outcome.row.createdAt, attempt: q.outcome.row.attempt }, rec: q.rec })));
+      const written = await finishAttempts(
+        trx,
+        workerId,
+        batch.map((q) => ({
+          key: { id: q.outcome.row.id, createdAt: q.outcome.row.createdAt, attempt: q.outcome.row.attempt },
+          rec: q.rec,
+        })),
+      );
       const done = batch.filter((q) => written.has(q.outcome.row.id));
       await addEventOutcomes(trx, eventOutcomes(done));
       await addRelayStats(trx, relayDeltas(done));
@@ -195,7 +227,9 @@ export function createAttemptRecorder(deps: AttemptRecorderDeps): AttemptRecorde
       try {
         const done = await write(batch);
         if (done.length < batch.length) {
-          const lost = batch.filter((q) => !done.includes(q)).map((q) => ({ row: q.outcome.row.id, attempt: q.outcome.row.attempt }));
+          const lost = batch
+            .filter((q) => !done.includes(q))
+            .map((q) => ({ row: q.outcome.row.id, attempt: q.outcome.row.attempt }));
           log.warn({ lost }, 'lease lost before the outcome was recorded; those outcomes are dropped');
         }
         break;
@@ -212,7 +246,9 @@ export function createAttemptRecorder(deps: AttemptRecorderDeps): AttemptRecorde
       }
     }
     // Rows of users whose relay row has no NIP-11 document yet (created after the relay's document was fetched).
-    const urls = new Set(batch.filter((q) => q.outcome.row.needsRelayInfo && q.outcome.row.userRelayId).map((q) => q.outcome.row.url));
+    const urls = new Set(
+      batch.filter((q) => q.outcome.row.needsRelayInfo && q.outcome.row.userRelayId).map((q) => q.outcome.row.url),
+    );
     for (const url of urls) {
       const info = deps.pool.info(url);
       if (info) await saveRelayInfo(db, url, info.info, info.supportedNips);

@@ -9,7 +9,13 @@ import type { Knex } from 'knex';
 import type { Config } from '../../config.js';
 import type { Logger } from '../../log.js';
 import { parseRelayUrl } from '../../nips/relay-url.js';
-import { claimDueTargets, claimUserTargets, forwardedTo, requeueMissing, type AuditTarget } from '../../store/delivery-audit.js';
+import {
+  claimDueTargets,
+  claimUserTargets,
+  forwardedTo,
+  requeueMissing,
+  type AuditTarget,
+} from '../../store/delivery-audit.js';
 import { saveRelayInfo } from '../../store/relay-stats.js';
 import { fetchRelayInfo } from './upstream-info.js';
 import { checkHost, guardedLookup } from './relay-targets.js';
@@ -57,7 +63,9 @@ export function createDeliveryAudit(deps: DeliveryAuditDeps): DeliveryAudit {
   const log = deps.log.child({ mod: 'delivery-audit' });
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const policy = { allowPrivate: config.allowPrivateRelays };
-  const trusted = new Set(config.upstreamRelays.map((u) => parseRelayUrl(u)).flatMap((p) => (p.ok ? [p.value.url] : [])));
+  const trusted = new Set(
+    config.upstreamRelays.map((u) => parseRelayUrl(u)).flatMap((p) => (p.ok ? [p.value.url] : [])),
+  );
   // a session exchanges a few rounds: more time than one publish, still bounded
   const timeoutMs = Math.max(5000, 3 * config.forwardTimeoutMs);
   let timer: NodeJS.Timeout | undefined;
@@ -72,7 +80,11 @@ export function createDeliveryAudit(deps: DeliveryAuditDeps): DeliveryAudit {
     if (!host.ok) return null;
     if (!isTrusted && net.isIP(host.value.host) !== 0 && !(await checkHost(host.value.host, policy)).ok) return null;
     try {
-      const info = await fetchRelayInfo(t.url, { timeoutMs: Math.min(timeoutMs, 5000), userAgent: 'nostrx-relay', ...(isTrusted ? {} : { lookup: guardedLookup(policy) }) });
+      const info = await fetchRelayInfo(t.url, {
+        timeoutMs: Math.min(timeoutMs, 5000),
+        userAgent: 'nostrx-relay',
+        ...(isTrusted ? {} : { lookup: guardedLookup(policy) }),
+      });
       await saveRelayInfo(db, t.url, info.info, info.supportedNips);
       return info.supportedNips;
     } catch (err) {
@@ -86,21 +98,43 @@ export function createDeliveryAudit(deps: DeliveryAuditDeps): DeliveryAudit {
     if (!(await supportedNips(t))?.includes(77)) return { ...base, supportsNip77: false };
     const since = now() - config.reconcileDays * DAY_SECONDS;
     const sent = await forwardedTo(db, t.userId, t.url, since, now());
-    const outcome = await reconcileWith(t.url, { authors: [t.pubkey], since }, sent, { timeoutMs, policy, trusted: trusted.has(t.url) });
+    const outcome = await reconcileWith(t.url, { authors: [t.pubkey], since }, sent, {
+      timeoutMs,
+      policy,
+      trusted: trusted.has(t.url),
+    });
     if (!outcome.ok) {
-      log.warn({ relay: t.url, user: t.userId, error: outcome.error }, 'a delivery audit could not reconcile with a relay');
+      log.warn(
+        { relay: t.url, user: t.userId, error: outcome.error },
+        'a delivery audit could not reconcile with a relay',
+      );
       return { ...base, supportsNip77: true, checked: sent.length, error: outcome.error };
     }
     // `have`: ours, not theirs. What only they hold (the author's posts from elsewhere) is not our concern.
     const lacking = new Set(outcome.have);
     const missing = sent.filter((s) => lacking.has(s.id));
     const acknowledged = missing.filter((m) => m.acknowledged).length;
-    const queued = await requeueMissing(db, t, missing.map((m) => m.eventRowId), acknowledged);
+    const queued = await requeueMissing(
+      db,
+      t,
+      missing.map((m) => m.eventRowId),
+      acknowledged,
+    );
     if (missing.length > 0) {
-      log.warn({ relay: t.url, user: t.userId, missing: missing.length, acknowledged }, 'an upstream relay lacks events forwarded to it; sending them again');
+      log.warn(
+        { relay: t.url, user: t.userId, missing: missing.length, acknowledged },
+        'an upstream relay lacks events forwarded to it; sending them again',
+      );
       deps.onQueued?.();
     }
-    return { ...base, supportsNip77: true, checked: sent.length, missing: missing.length, acknowledgedMissing: acknowledged, queued };
+    return {
+      ...base,
+      supportsNip77: true,
+      checked: sent.length,
+      missing: missing.length,
+      acknowledgedMissing: acknowledged,
+      queued,
+    };
   }
 
   async function auditAll(targets: readonly AuditTarget[]): Promise<AuditResult[]> {
@@ -110,7 +144,15 @@ export function createDeliveryAudit(deps: DeliveryAuditDeps): DeliveryAudit {
         out.push(await audit(t));
       } catch (err) {
         log.error({ err, relay: t.url, user: t.userId }, 'a delivery audit failed');
-        out.push({ relay: t.url, supportsNip77: true, checked: 0, missing: 0, acknowledgedMissing: 0, queued: 0, error: 'internal error' });
+        out.push({
+          relay: t.url,
+          supportsNip77: true,
+          checked: 0,
+          missing: 0,
+          acknowledgedMissing: 0,
+          queued: 0,
+          error: 'internal error',
+        });
       }
     }
     return out;
@@ -139,7 +181,10 @@ export function createDeliveryAudit(deps: DeliveryAuditDeps): DeliveryAudit {
     start() {
       if (timer) return;
       stopped = false;
-      timer = setInterval(() => void sweep().catch((err: unknown) => log.error({ err }, 'the daily delivery audit failed')), SWEEP_MS);
+      timer = setInterval(
+        () => void sweep().catch((err: unknown) => log.error({ err }, 'the daily delivery audit failed')),
+        SWEEP_MS,
+      );
       timer.unref();
     },
     stop() {

@@ -43,7 +43,9 @@ type Item = { readonly user: UserRecord; readonly ev: VerifiedEvent };
 
 export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
   const log = deps.log.child({ mod: 'outbox' });
-  const defaults = [...new Set(deps.config.upstreamRelays.map((u) => parseRelayUrl(u)).flatMap((p) => (p.ok ? [p.value.url] : [])))];
+  const defaults = [
+    ...new Set(deps.config.upstreamRelays.map((u) => parseRelayUrl(u)).flatMap((p) => (p.ok ? [p.value.url] : []))),
+  ];
 
   // A user's rows for the operator's default relays, once they are known to be committed: every batch of their
   // events needs them, and they never change (rows go only with their user; the URLs only with a restart).
@@ -89,7 +91,9 @@ export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
     return items.map((i): Forwarding => {
       if (nip70.isProtected(i.ev)) return PROTECTED;
       const plan = { ...NO_UPSTREAM, ownRelaysFirst: custom.has(i.user.id) };
-      return i.user.unsaved ? { ...plan, targets: [], newTargets: defaults } : { ...plan, targets: fallback.get(i.user.id) ?? [] };
+      return i.user.unsaved
+        ? { ...plan, targets: [], newTargets: defaults }
+        : { ...plan, targets: fallback.get(i.user.id) ?? [] };
     });
   }
 

@@ -18,7 +18,7 @@ import { classify, type Decision, type RetryPolicy } from './policy.js';
 import type { Metrics } from '../ops/index.js';
 import { createUpstreamPool, type UpstreamPool } from './upstream-pool.js';
 
-export type ForwarderConfig = Pick<
+type ForwarderConfig = Pick<
   Config,
   | 'forwardConcurrency'
   | 'forwardRelayConcurrency'
@@ -61,7 +61,9 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
   const { db, config } = deps;
   const log = deps.log.child({ mod: 'forwarder' });
   const workerId = deps.workerId ?? `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  const trusted = new Set(config.upstreamRelays.map((u) => parseRelayUrl(u)).flatMap((p) => (p.ok ? [p.value.url] : [])));
+  const trusted = new Set(
+    config.upstreamRelays.map((u) => parseRelayUrl(u)).flatMap((p) => (p.ok ? [p.value.url] : [])),
+  );
   const policy: RetryPolicy = {
     maxAttempts: config.forwardMaxAttempts,
     maxAgeSeconds: config.forwardMaxAgeSeconds,
@@ -85,7 +87,9 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
       policy: { allowPrivate: config.allowPrivateRelays },
       trusted,
       onInfo: (url, info) => {
-        saveRelayInfo(db, url, info.info, info.supportedNips).catch((err: unknown) => log.warn({ err, relay: url }, 'could not store a NIP-11 document'));
+        saveRelayInfo(db, url, info.info, info.supportedNips).catch((err: unknown) =>
+          log.warn({ err, relay: url }, 'could not store a NIP-11 document'),
+        );
       },
     });
 
@@ -135,13 +139,16 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
     retryTimer = null;
     const next = retryTimes[0];
     if (next === undefined || stopping) return;
-    retryTimer = setTimeout(() => {
-      retryTimer = null;
-      const now = Date.now();
-      while ((retryTimes[0] ?? Infinity) <= now + 1) retryTimes.shift();
-      wake();
-      armRetryTimer();
-    }, Math.max(0, next - Date.now()));
+    retryTimer = setTimeout(
+      () => {
+        retryTimer = null;
+        const now = Date.now();
+        while ((retryTimes[0] ?? Infinity) <= now + 1) retryTimes.shift();
+        wake();
+        armRetryTimer();
+      },
+      Math.max(0, next - Date.now()),
+    );
     retryTimer.unref();
   }
 
@@ -157,7 +164,9 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
 
   // While the database is away every poll fails the same way: logged once per half minute, with the repeats counted.
   let claimError: unknown;
-  const claimFailedQuietly = quietly((_message, repeats) => log.error({ err: claimError, repeats }, 'claiming outbox rows failed'));
+  const claimFailedQuietly = quietly((_message, repeats) =>
+    log.error({ err: claimError, repeats }, 'claiming outbox rows failed'),
+  );
   function claimFailed(err: unknown): void {
     claimError = err;
     claimFailedQuietly(err instanceof Error ? err.message : String(err));
@@ -184,7 +193,14 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
         const free = Math.min(config.forwardConcurrency - sending, maxUnrecorded - inflight.size);
         if (free <= 0) break;
         const limit = Math.min(config.forwardBatchSize, free);
-        const rows = await claimDue(db, { workerId, limit, leaseMs, excludeUrls: excluded(), maxAgeSeconds: config.forwardMaxAgeSeconds, backlog: lastClaimFull });
+        const rows = await claimDue(db, {
+          workerId,
+          limit,
+          leaseMs,
+          excludeUrls: excluded(),
+          maxAgeSeconds: config.forwardMaxAgeSeconds,
+          backlog: lastClaimFull,
+        });
         lastClaimFull = rows.length === limit;
         const release: ClaimedPublish[] = [];
         for (const row of rows) {
@@ -192,7 +208,11 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
           else if (!dispatch(row)) release.push(row);
         }
         if (release.length > 0) {
-          await releaseClaims(db, workerId, release.map((r) => ({ id: r.id, createdAt: r.createdAt, attempt: r.attempt })));
+          await releaseClaims(
+            db,
+            workerId,
+            release.map((r) => ({ id: r.id, createdAt: r.createdAt, attempt: r.attempt })),
+          );
         }
         if (lastClaimFull && release.length < rows.length) again = true;
       } while (again && !stopping);
@@ -270,9 +290,14 @@ export function createForwarder(deps: ForwarderDeps): Forwarder {
     const decision = classify(report, row, policy);
     let pausedUntil: Date | null = null;
     if (decision.health !== 'none') pausedUntil = pool.reportHealth(row.url, decision.health);
-    if (pausedUntil) log.warn({ relay: row.url, until: pausedUntil.toISOString() }, 'upstream relay paused after consecutive failures');
+    if (pausedUntil)
+      log.warn(
+        { relay: row.url, until: pausedUntil.toISOString() },
+        'upstream relay paused after consecutive failures',
+      );
     deps.metrics?.forwardAttempts.inc({ outcome: decision.outcome, relay: relayLabel(row.url) });
-    if (report.result.kind === 'answered' && report.publishMs !== null) deps.metrics?.forwardSeconds.observe({ relay: relayLabel(row.url) }, report.publishMs / 1000);
+    if (report.result.kind === 'answered' && report.publishMs !== null)
+      deps.metrics?.forwardSeconds.observe({ relay: relayLabel(row.url) }, report.publishMs / 1000);
     await recorder.record({ row, decision, report, startedAt, pausedUntil });
     if (decision.status === 'pending' && decision.retryInMs !== undefined) wakeAt(decision.retryInMs);
   }

@@ -9,8 +9,11 @@ import * as nip77 from '../../nips/nip77.js';
 import type { Filter } from '../../nips/filter.js';
 import { parseRelayUrl } from '../../nips/relay-url.js';
 import { checkHost, guardedLookup, type AddressPolicy } from './relay-targets.js';
+import { rawText } from '../../lib/ws-text.js';
 
-export type ReconcileOutcome = { readonly ok: true; readonly have: string[]; readonly need: string[] } | { readonly ok: false; readonly error: string };
+export type ReconcileOutcome =
+  | { readonly ok: true; readonly have: string[]; readonly need: string[] }
+  | { readonly ok: false; readonly error: string };
 
 export interface ReconcileOptions {
   readonly timeoutMs: number;
@@ -28,7 +31,12 @@ function wireFilter(f: Filter): Record<string, unknown> {
   return out;
 }
 
-export async function reconcileWith(url: string, f: Filter, ours: Iterable<{ createdAt: number; id: string }>, o: ReconcileOptions): Promise<ReconcileOutcome> {
+export async function reconcileWith(
+  url: string,
+  f: Filter,
+  ours: Iterable<{ createdAt: number; id: string }>,
+  o: ReconcileOptions,
+): Promise<ReconcileOutcome> {
   const parsed = parseRelayUrl(url);
   if (!parsed.ok) return { ok: false, error: parsed.rejection.message };
   if (!o.trusted && net.isIP(parsed.value.host) !== 0) {
@@ -58,14 +66,17 @@ export async function reconcileWith(url: string, f: Filter, ours: Iterable<{ cre
       ws.close();
       resolve(outcome);
     };
-    const timer = setTimeout(() => finish({ ok: false, error: `no complete reconciliation within ${o.timeoutMs} ms` }), o.timeoutMs);
+    const timer = setTimeout(
+      () => finish({ ok: false, error: `no complete reconciliation within ${o.timeoutMs} ms` }),
+      o.timeoutMs,
+    );
     ws.on('error', (err) => finish({ ok: false, error: err.message }));
     ws.on('close', () => finish({ ok: false, error: 'the relay closed the connection' }));
     ws.on('open', () => ws.send(JSON.stringify(['NEG-OPEN', subId, wireFilter(f), initiator.initiate()])));
     ws.on('message', (data) => {
       let msg: unknown;
       try {
-        msg = JSON.parse(String(data));
+        msg = JSON.parse(rawText(data));
       } catch {
         return;
       }
@@ -79,7 +90,10 @@ export async function reconcileWith(url: string, f: Filter, ours: Iterable<{ cre
         if (round.next === null) return finish({ ok: true, have: [...have], need: [...need] });
         ws.send(JSON.stringify(['NEG-MSG', subId, round.next]));
       } catch (err) {
-        finish({ ok: false, error: `malformed negentropy answer: ${err instanceof Error ? err.message : String(err)}` });
+        finish({
+          ok: false,
+          error: `malformed negentropy answer: ${err instanceof Error ? err.message : String(err)}`,
+        });
       }
     });
   });

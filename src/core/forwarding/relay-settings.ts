@@ -13,21 +13,21 @@ export interface RelaySettingsDeps {
   readonly maxCustomRelays: number;
 }
 
-export interface RelayInput {
+interface RelayInput {
   readonly url: string;
   readonly name?: string | undefined;
   readonly read?: boolean | undefined;
   readonly write?: boolean | undefined;
 }
 
-export interface RelayPatch {
+interface RelayPatch {
   readonly name?: string | null | undefined;
   readonly isActive?: boolean | undefined;
   readonly read?: boolean | undefined;
   readonly write?: boolean | undefined;
 }
 
-export type AddOutcome = { readonly status: 'added' | 'exists'; readonly relay: UserRelay };
+type AddOutcome = { readonly status: 'added' | 'exists'; readonly relay: UserRelay };
 
 export interface RelaySettings {
   list(userId: string): Promise<UserRelay[]>;
@@ -46,13 +46,15 @@ export function createRelaySettings(deps: RelaySettingsDeps): RelaySettings {
       // The plan was checked by the caller (to name the plan that would allow it); here only the URL and the cap.
       const r = await addOwnRelay(deps.db, userId, input, { ...deps.policy, max, customRelaysAllowed: true });
       if (!r.ok) return failWith(r.rejection);
-      if (r.value.status === 'limit') return fail('restricted', `you already have ${r.value.limit} relays of your own, the most allowed`);
+      if (r.value.status === 'limit')
+        return fail('restricted', `you already have ${r.value.limit} relays of your own, the most allowed`);
       return ok({ status: r.value.status, relay: r.value.relay });
     },
     async update(userId, relayId, patch) {
       const r = await updateUserRelay(deps.db, userId, relayId, patch, { max });
       if (r.status === 'not_found') return ok(undefined);
-      if (r.status === 'limit') return fail('restricted', `you already have ${r.limit} active relays of your own, the most allowed`);
+      if (r.status === 'limit')
+        return fail('restricted', `you already have ${r.limit} active relays of your own, the most allowed`);
       return ok(r.relay);
     },
     remove: (userId, relayId) => deleteUserRelay(deps.db, userId, relayId),

@@ -10,7 +10,12 @@ import { classifyAddress, parseRelayUrl, type AddressClass } from '../../nips/re
 import { fail, failWith, ok, type Result } from '../../nips/result.js';
 import type { NostrEvent } from '../../nips/nip01.js';
 import * as nip65 from '../../nips/nip65.js';
-import { addUserRelay, replaceNip65Relays, type AddRelayOutcome, type RelayListChange } from '../../store/user-relays.js';
+import {
+  addUserRelay,
+  replaceNip65Relays,
+  type AddRelayOutcome,
+  type RelayListChange,
+} from '../../store/user-relays.js';
 import { withDeadline } from '../../lib/deadline.js';
 
 export interface ResolvedAddress {
@@ -21,7 +26,7 @@ export interface ResolvedAddress {
 /** Resolves a host name to every address the system resolver gives (dns.lookup, the resolver `net` uses). */
 export type Resolver = (host: string) => Promise<ResolvedAddress[]>;
 
-export const systemResolver: Resolver = (host) => dns.promises.lookup(host, { all: true, verbatim: true });
+const systemResolver: Resolver = (host) => dns.promises.lookup(host, { all: true, verbatim: true });
 
 export interface AddressPolicy {
   /** ALLOW_PRIVATE_RELAYS: loopback, private, link-local and reserved addresses are allowed too. */
@@ -42,7 +47,6 @@ function addressAllowed(cls: AddressClass, allowPrivate: boolean): boolean {
 
 const notFoundCodes = new Set(['ENOTFOUND', 'ENODATA', 'EAI_NONAME', 'EAI_NODATA']);
 
-
 /**
  * Resolves `host` (an IP literal resolves to itself) and checks every address against the policy. Returns the
  * addresses, or a rejection naming the host, the offending address and its class. A name that does not exist is
@@ -60,8 +64,12 @@ export async function checkHost(host: string, policy: AddressPolicy): Promise<Re
       );
     } catch (err) {
       const code = (err as { code?: unknown }).code;
-      if (typeof code === 'string' && notFoundCodes.has(code)) return fail('invalid', `relay host ${host} does not resolve`);
-      return fail('error', `could not resolve relay host ${host} (${typeof code === 'string' ? code : 'resolver error'}), try again later`);
+      if (typeof code === 'string' && notFoundCodes.has(code))
+        return fail('invalid', `relay host ${host} does not resolve`);
+      return fail(
+        'error',
+        `could not resolve relay host ${host} (${typeof code === 'string' ? code : 'resolver error'}), try again later`,
+      );
     }
   }
   if (addresses.length === 0) return fail('invalid', `relay host ${host} does not resolve`);
@@ -89,10 +97,14 @@ export async function validateRelayUrl(url: string, policy: AddressPolicy): Prom
   return ok(parsed.value.url);
 }
 
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+type LookupCallback = (
+  err: NodeJS.ErrnoException | null,
+  address: string | dns.LookupAddress[],
+  family?: number,
+) => void;
 
 /** An error `net` reports as the connection failure; code ENOTALLOWED marks the SSRF refusal. */
-export class AddressNotAllowedError extends Error {
+class AddressNotAllowedError extends Error {
   readonly code = 'ENOTALLOWED';
   override name = 'AddressNotAllowedError';
 }
@@ -109,14 +121,24 @@ export function guardedLookup(policy: AddressPolicy) {
     checkHost(hostname, policy).then(
       (r) => {
         if (!r.ok) {
-          const code = r.rejection.prefix === 'invalid' && /does not resolve/.test(r.rejection.message) ? 'ENOTFOUND' : 'ENOTALLOWED';
-          const err: NodeJS.ErrnoException = code === 'ENOTALLOWED' ? new AddressNotAllowedError(r.rejection.message) : Object.assign(new Error(r.rejection.message), { code });
+          const code =
+            r.rejection.prefix === 'invalid' && /does not resolve/.test(r.rejection.message)
+              ? 'ENOTFOUND'
+              : 'ENOTALLOWED';
+          const err: NodeJS.ErrnoException =
+            code === 'ENOTALLOWED'
+              ? new AddressNotAllowedError(r.rejection.message)
+              : Object.assign(new Error(r.rejection.message), { code });
           callback(err, all ? [] : '', 0);
           return;
         }
         const wanted = family === 4 || family === 6 ? r.value.filter((a) => a.family === family) : r.value;
         const list = wanted.length > 0 ? wanted : r.value;
-        if (all) callback(null, list.map((a) => ({ address: a.address, family: a.family })));
+        if (all)
+          callback(
+            null,
+            list.map((a) => ({ address: a.address, family: a.family })),
+          );
         else callback(null, list[0]?.address ?? '', list[0]?.family ?? 4);
       },
       (err: unknown) => callback(err as NodeJS.ErrnoException, all ? [] : '', 0),
@@ -155,10 +177,13 @@ export async function applyRelayList(
 ): Promise<RelayListResult> {
   const entries = relayListEntries(ev).slice(0, Math.max(opts.max, 0) + 20);
   const checked = await Promise.all(entries.map(async (e) => ({ e, r: await validateRelayUrl(e.url, opts) })));
-  const refused = checked.filter((c) => !c.r.ok).map((c) => ({ url: c.e.url, reason: c.r.ok ? '' : c.r.rejection.message }));
+  const refused = checked
+    .filter((c) => !c.r.ok)
+    .map((c) => ({ url: c.e.url, reason: c.r.ok ? '' : c.r.rejection.message }));
   const allowed = checked.filter((c) => c.r.ok).map((c) => c.e);
   const change = await replaceNip65Relays(trx, userId, allowed, opts.max);
-  for (const url of change.skipped) refused.push({ url, reason: `restricted: more than ${opts.max} relays of your own` });
+  for (const url of change.skipped)
+    refused.push({ url, reason: `restricted: more than ${opts.max} relays of your own` });
   return { ...change, refused };
 }
 
@@ -176,6 +201,7 @@ export async function addOwnRelay(
   const valid = await validateRelayUrl(input.url, opts);
   if (!valid.ok) return failWith(valid.rejection);
   const outcome = await addUserRelay(db, userId, { ...input, url: valid.value }, { max: opts.max });
-  if (outcome.status === 'limit') return fail('restricted', `you already have ${outcome.limit} relays of your own, the most your plan allows`);
+  if (outcome.status === 'limit')
+    return fail('restricted', `you already have ${outcome.limit} relays of your own, the most your plan allows`);
   return ok(outcome);
 }

@@ -25,7 +25,9 @@ export function parseRelayInfo(body: string): RelayInfo | undefined {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return undefined;
   const info = doc as Record<string, unknown>;
   const nips = Array.isArray(info.supported_nips)
-    ? [...new Set(info.supported_nips.filter((n): n is number => Number.isInteger(n) && n >= 0 && n <= 65535))].sort((a, b) => a - b)
+    ? [...new Set(info.supported_nips.filter((n): n is number => Number.isInteger(n) && n >= 0 && n <= 65535))].sort(
+        (a, b) => a - b,
+      )
     : null;
   return { info, supportedNips: nips };
 }

@@ -15,8 +15,6 @@ import { checkHost, guardedLookup, type AddressPolicy } from './relay-targets.js
 import { fetchRelayInfo, type RelayInfo } from './upstream-info.js';
 import { withDeadline } from '../../lib/deadline.js';
 
-export type { RelayInfo };
-
 /** How one publish ended, as seen on the wire. */
 export type PublishResult =
   /** The relay answered OK; `response` is its exact message. */
@@ -34,7 +32,7 @@ export type PublishResult =
   /** The pool was closed while the publish waited. */
   | { readonly kind: 'shutdown' };
 
-export interface Transition {
+interface Transition {
   readonly status: 'connecting' | 'connected' | 'publishing' | 'answered' | 'failed';
   readonly at: string;
 }
@@ -132,7 +130,6 @@ function sleep(ms: number, signal: { closed: boolean }): Promise<void> {
   });
 }
 
-
 function errorText(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
@@ -195,7 +192,12 @@ export function createUpstreamPool(o: UpstreamPoolOptions): UpstreamPool {
       const set = up.waiters.get(msg[1]);
       if (!set) return; // a late answer to an attempt that already timed out
       up.waiters.delete(msg[1]);
-      const result: PublishResult = { kind: 'answered', accepted: msg[2] === true, message: typeof msg[3] === 'string' ? msg[3] : '', response: msg };
+      const result: PublishResult = {
+        kind: 'answered',
+        accepted: msg[2] === true,
+        message: typeof msg[3] === 'string' ? msg[3] : '',
+        response: msg,
+      };
       for (const w of set) w(result);
     } else if (msg[0] === 'NOTICE') {
       log.debug({ relay: up.url, notice: msg[1] }, 'upstream NOTICE');
@@ -259,7 +261,10 @@ export function createUpstreamPool(o: UpstreamPoolOptions): UpstreamPool {
           up.ws = null;
           up.open = false;
         }
-        failWaiters(up, { kind: 'dropped', error: `connection closed (${code}${reason.length ? ` ${String(reason)}` : ''})` });
+        failWaiters(up, {
+          kind: 'dropped',
+          error: `connection closed (${code}${reason.length ? ` ${String(reason)}` : ''})`,
+        });
       });
       if (Date.now() - up.infoFetchedAt > infoTtlMs) {
         up.infoFetchedAt = Date.now();
@@ -327,17 +332,30 @@ export function createUpstreamPool(o: UpstreamPoolOptions): UpstreamPool {
     const reused = up.open;
     const report = (result: PublishResult, connectionMs: number | null, publishMs: number | null): PublishReport => {
       transitions.push({ status: result.kind === 'answered' ? 'answered' : 'failed', at: iso() });
-      return { result, connectionMs, publishMs, totalMs: elapsed(started), reused, remoteAddress: up.remoteAddress, transitions };
+      return {
+        result,
+        connectionMs,
+        publishMs,
+        totalMs: elapsed(started),
+        reused,
+        remoteAddress: up.remoteAddress,
+        transitions,
+      };
     };
     try {
       if (state.closed) return report({ kind: 'shutdown' }, null, null);
       let ws: WebSocket;
       try {
-        ws = await withDeadline(connect(up), o.timeoutMs, () => new DeadlineError(`no connection within ${o.timeoutMs} ms`));
+        ws = await withDeadline(
+          connect(up),
+          o.timeoutMs,
+          () => new DeadlineError(`no connection within ${o.timeoutMs} ms`),
+        );
       } catch (err) {
         if (err instanceof ShutdownError || state.closed) return report({ kind: 'shutdown' }, null, null);
         if (err instanceof DeadlineError) return report({ kind: 'connect-timeout' }, null, null);
-        if ((err as { code?: unknown }).code === 'ENOTALLOWED') return report({ kind: 'not-allowed', error: errorText(err) }, null, null);
+        if ((err as { code?: unknown }).code === 'ENOTALLOWED')
+          return report({ kind: 'not-allowed', error: errorText(err) }, null, null);
         return report({ kind: 'connect-failed', error: errorText(err) }, null, null);
       }
       const connectionMs = reused ? 0 : elapsed(started);
@@ -394,7 +412,9 @@ export function createUpstreamPool(o: UpstreamPoolOptions): UpstreamPool {
     },
     pausedUrls() {
       const now = Date.now();
-      return [...upstreams.values()].filter((u) => u.healthFailures >= o.circuitFailures && now < u.pausedUntil).map((u) => u.url);
+      return [...upstreams.values()]
+        .filter((u) => u.healthFailures >= o.circuitFailures && now < u.pausedUntil)
+        .map((u) => u.url);
     },
     info: (url) => upstreams.get(url)?.info,
     openConnections: () => [...upstreams.values()].filter((u) => u.open).length,

@@ -7,11 +7,19 @@ import type { Knex } from 'knex';
 import type { Logger } from '../../log.js';
 import type { NostrEvent } from '../../nips/nip01.js';
 import { rejection, type Rejection } from '../../nips/result.js';
-import { deleteBan, listBans, putBan, removeBannedEvent, restoreBannedEvent, type BanKind, type BanRecord } from '../../store/bans.js';
+import {
+  deleteBan,
+  listBans,
+  putBan,
+  removeBannedEvent,
+  restoreBannedEvent,
+  type BanKind,
+  type BanRecord,
+} from '../../store/bans.js';
 import { redisChannel } from '../../store/pubsub.js';
 import type { Redis } from '../../store/redis.js';
 
-export type { BanKind, BanRecord };
+export type { BanKind };
 
 export interface BansDeps {
   readonly db: Knex;
@@ -40,7 +48,11 @@ export async function createBans(deps: BansDeps): Promise<Bans> {
   const { db, log } = deps;
   let pubkeys = new Set<string>();
   let events = new Set<string>();
-  const bridge = deps.redis && redisChannel(deps.redis, `${deps.redisPrefix ?? ''}bans`, (err) => log.error({ err }, 'ban change announcement failed'));
+  const bridge =
+    deps.redis &&
+    redisChannel(deps.redis, `${deps.redisPrefix ?? ''}bans`, (err) =>
+      log.error({ err }, 'ban change announcement failed'),
+    );
 
   async function load(): Promise<void> {
     const rows = await listBans(db);

@@ -3,7 +3,7 @@
 import type { Knex } from 'knex';
 import { auditedTables, listAudit, type AuditFilter, type AuditLogEntry } from '../../store/audit.js';
 
-export type { AuditFilter, AuditLogEntry };
+export type { AuditLogEntry };
 
 export interface AuditTrail {
   list(filter: AuditFilter): Promise<AuditLogEntry[]>;

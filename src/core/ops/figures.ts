@@ -15,9 +15,9 @@ import {
 } from '../../store/reports.js';
 import type { Reads } from '../../store/read-replica.js';
 
-export type { DailyStat, DateRange, EngagementRow, RelayPerformanceRow, RevenueRow };
+export type { DailyStat, DateRange };
 
-export const MAX_RANGE_DAYS = 366;
+const MAX_RANGE_DAYS = 366;
 const DAY_MS = 86_400_000;
 const utcDate = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
@@ -25,12 +25,17 @@ const utcDate = (ms: number) => new Date(ms).toISOString().slice(0, 10);
  * The range asked for, with defaults: `to` = today (UTC), `from` = `to` minus `defaultDays - 1`. A rejection
  * names the field: from after to, or a range longer than MAX_RANGE_DAYS.
  */
-export function dateRange(q: { from?: string | undefined; to?: string | undefined }, nowSeconds: number, defaultDays: number): Result<DateRange> & { field?: string } {
+export function dateRange(
+  q: { from?: string | undefined; to?: string | undefined },
+  nowSeconds: number,
+  defaultDays: number,
+): Result<DateRange> & { field?: string } {
   const to = q.to ?? utcDate(nowSeconds * 1000);
   const from = q.from ?? utcDate(Date.parse(`${to}T00:00:00Z`) - (defaultDays - 1) * DAY_MS);
   const days = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / DAY_MS + 1;
   if (days < 1) return { ...fail('invalid', `from (${from}) is after to (${to})`), field: 'from' };
-  if (days > MAX_RANGE_DAYS) return { ...fail('invalid', `the range is ${days} days, the limit is ${MAX_RANGE_DAYS}`), field: 'from' };
+  if (days > MAX_RANGE_DAYS)
+    return { ...fail('invalid', `the range is ${days} days, the limit is ${MAX_RANGE_DAYS}`), field: 'from' };
   return ok({ from, to });
 }
 

@@ -30,7 +30,11 @@ function replicaCheck(status: ReplicaStatus | undefined): string {
   return `degraded: ${status.state} (${status.reason ?? 'no reason given'}), reads go to the primary`;
 }
 
-export async function checkReadiness(db: Database, redis: Redis | undefined, replica?: ReplicaStatus): Promise<Readiness> {
+export async function checkReadiness(
+  db: Database,
+  redis: Redis | undefined,
+  replica?: ReplicaStatus,
+): Promise<Readiness> {
   let database = 'ok';
   let migrations = 'ok';
   try {
@@ -58,6 +62,12 @@ export async function checkReadiness(db: Database, redis: Redis | undefined, rep
   return {
     ready,
     degraded: replicaState.startsWith('degraded'),
-    checks: { database, migrations, redis: cache, replica: replicaState, replicaLagSeconds: replica?.lagSeconds ?? null },
+    checks: {
+      database,
+      migrations,
+      redis: cache,
+      replica: replicaState,
+      replicaLagSeconds: replica?.lagSeconds ?? null,
+    },
   };
 }

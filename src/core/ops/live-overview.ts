@@ -36,7 +36,7 @@ export interface LiveOverviewDeps {
   readonly now?: () => number;
 }
 
-export interface RelayHealth {
+interface RelayHealth {
   readonly url: string;
   /** Attempts in the window by outcome (published, rejected, retry, failed, timeout). */
   readonly attempts: Readonly<Record<string, number>>;
@@ -102,7 +102,8 @@ async function snapshot(metrics: LiveOverviewDeps['metrics'], at: number): Promi
   for (const v of admission.values) {
     // prom-client adds the `le` label to bucket values; its types know only the declared labels.
     const le = (v.labels as { le?: string | number }).le;
-    if (v.metricName?.endsWith('_bucket') && le !== undefined) add(s.admission, le === '+Inf' ? Infinity : Number(le), v.value);
+    if (v.metricName?.endsWith('_bucket') && le !== undefined)
+      add(s.admission, le === '+Inf' ? Infinity : Number(le), v.value);
   }
   for (const v of attempts.values) add(s.attempts, `${v.labels.relay}|${v.labels.outcome}`, v.value);
   for (const v of latency.values) {
@@ -127,7 +128,7 @@ function baseline(samples: readonly Snapshot[], latest: Snapshot, windowMs: numb
 }
 
 /** The 99th percentile's bucket bound (ms) of the admissions between two snapshots; null when none or past the last bound. */
-export function p99Of(from: Snapshot | undefined, to: Snapshot): { p99Ms: number | null; count: number } {
+function p99Of(from: Snapshot | undefined, to: Snapshot): { p99Ms: number | null; count: number } {
   const bounds = [...to.admission.keys()].sort((a, b) => a - b);
   const count = delta(to.admission.get(Infinity), from?.admission.get(Infinity));
   if (count === 0) return { p99Ms: null, count };
@@ -175,7 +176,10 @@ function relayHealth(url: string, from: Snapshot | undefined, to: Snapshot, brea
     const d = delta(n, from?.attempts.get(key));
     if (d > 0) attempts[key.slice(cut + 1)] = d;
   }
-  const accountable = Object.entries(attempts).reduce((sum, [outcome, n]) => (notTheRelays.has(outcome) ? sum : sum + n), 0);
+  const accountable = Object.entries(attempts).reduce(
+    (sum, [outcome, n]) => (notTheRelays.has(outcome) ? sum : sum + n),
+    0,
+  );
   const l = to.latency.get(url);
   const lFrom = from?.latency.get(url);
   const answered = delta(l?.count, lFrom?.count);
@@ -196,7 +200,9 @@ export function createLiveOverview(deps: LiveOverviewDeps): LiveOverview {
   const minutes = deps.minutes ?? 60;
   const keepMs = minutes * MINUTE_MS + sampleMs;
   // The forwarder labels its metrics with the normalised URL of each configured relay, so the overview does too.
-  const upstreams = [...new Set(deps.upstreamRelays.map((u) => parseRelayUrl(u)).flatMap((p) => (p.ok ? [p.value.url] : [])))];
+  const upstreams = [
+    ...new Set(deps.upstreamRelays.map((u) => parseRelayUrl(u)).flatMap((p) => (p.ok ? [p.value.url] : []))),
+  ];
   const samples: Snapshot[] = [];
   let timer: NodeJS.Timeout | null = null;
   // The backlog is a count over the outbox: asked at most once per sample interval, however many consoles are open.
@@ -235,7 +241,10 @@ export function createLiveOverview(deps: LiveOverviewDeps): LiveOverview {
         perMinute: perMinute(all, minutes, at),
         relays: {
           windowSeconds: RELAY_WINDOW_MS / 1000,
-          rows: [...upstreams.map((url) => relayHealth(url, relayBase, live, deps.breaker(url))), ...custom.map((url) => relayHealth(url, relayBase, live, null))],
+          rows: [
+            ...upstreams.map((url) => relayHealth(url, relayBase, live, deps.breaker(url))),
+            ...custom.map((url) => relayHealth(url, relayBase, live, null)),
+          ],
         },
       };
     },

@@ -32,7 +32,11 @@ export interface MaintenanceDeps {
  * Drops the month partitions whose last day is older than the table's retention (a whole month at a time, so rows
  * are kept between `days` and `days` plus a month). Returns the partitions dropped, per table.
  */
-export async function applyRetention(db: Knex, retention: Retention, nowSeconds: number): Promise<Partial<Record<PartitionedTable, string[]>>> {
+export async function applyRetention(
+  db: Knex,
+  retention: Retention,
+  nowSeconds: number,
+): Promise<Partial<Record<PartitionedTable, string[]>>> {
   const dropped: Partial<Record<PartitionedTable, string[]>> = {};
   for (const [table, days] of Object.entries(retention) as [PartitionedTable, number][]) {
     if (days <= 0) continue;
@@ -66,7 +70,8 @@ export function startMaintenance(deps: MaintenanceDeps): { stop(): void } {
   };
   const retention = async (): Promise<void> => {
     const dropped = await applyRetention(deps.db, deps.retention, now());
-    if (Object.keys(dropped).length > 0) deps.log.info({ dropped, retention: deps.retention }, 'old partitions dropped by retention');
+    if (Object.keys(dropped).length > 0)
+      deps.log.info({ dropped, retention: deps.retention }, 'old partitions dropped by retention');
   };
   // The months ahead are created and the months past their retention dropped by one job.
   const partitions = run('partitions', async () => {
@@ -84,10 +89,14 @@ export function startMaintenance(deps: MaintenanceDeps): { stop(): void } {
   });
   const userRetention = run('user-retention', async () => {
     const erased = await applyUserRetention(deps.db, now());
-    if (erased.events + erased.usageEvents + erased.sessions > 0) deps.log.info({ erased }, "rows erased by their users' retention periods");
+    if (erased.events + erased.usageEvents + erased.sessions > 0)
+      deps.log.info({ erased }, "rows erased by their users' retention periods");
   });
   const timers = [
-    setInterval(run('expire', () => removeExpired(deps.db, now())), deps.expiredSweepMs ?? 60_000),
+    setInterval(
+      run('expire', () => removeExpired(deps.db, now())),
+      deps.expiredSweepMs ?? 60_000,
+    ),
     setInterval(partitions, deps.partitionsMs ?? 6 * 3600_000),
     setInterval(erase, deps.eraseMs ?? 3600_000),
     setInterval(archive, deps.archiveMs ?? 3600_000),

@@ -7,7 +7,7 @@ import type { ReplicaStatus } from '../../store/read-replica.js';
 export type Metrics = ReturnType<typeof createMetrics>;
 
 /** Read at scrape time; the composition root points them at the live objects. */
-export interface Probes {
+interface Probes {
   connections(): number;
   subscriptions(): number;
   dbPool(): { used: number; free: number; pending: number };
@@ -20,7 +20,14 @@ export interface Probes {
 
 export function createMetrics() {
   const registry = new client.Registry();
-  const probes: Probes = { connections: () => 0, subscriptions: () => 0, dbPool: () => ({ used: 0, free: 0, pending: 0 }), redisUp: () => -1, forwardInFlight: () => ({ sending: 0, recording: 0 }), replica: () => undefined };
+  const probes: Probes = {
+    connections: () => 0,
+    subscriptions: () => 0,
+    dbPool: () => ({ used: 0, free: 0, pending: 0 }),
+    redisUp: () => -1,
+    forwardInFlight: () => ({ sending: 0, recording: 0 }),
+    replica: () => undefined,
+  };
   client.collectDefaultMetrics({ register: registry, prefix: 'nostrx_process_' });
   const r = [registry];
   return {
@@ -42,7 +49,12 @@ export function createMetrics() {
         this.set(probes.subscriptions());
       },
     }),
-    messages: new client.Counter({ name: 'nostrx_messages_total', help: 'Client messages by type', labelNames: ['type'] as const, registers: r }),
+    messages: new client.Counter({
+      name: 'nostrx_messages_total',
+      help: 'Client messages by type',
+      labelNames: ['type'] as const,
+      registers: r,
+    }),
     events: new client.Counter({
       name: 'nostrx_events_total',
       help: 'Admission outcomes: accepted, duplicate, or rejected with the NIP-01 prefix as reason',
@@ -68,11 +80,34 @@ export function createMetrics() {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers: r,
     }),
-    quotaRejections: new client.Counter({ name: 'nostrx_quota_rejections_total', help: 'Events refused for quota, by plan and period', labelNames: ['plan', 'period'] as const, registers: r }),
-    rateLimited: new client.Counter({ name: 'nostrx_rate_limited_total', help: 'Messages refused by the per-IP or per-connection rate limit', labelNames: ['scope'] as const, registers: r }),
-    deliveries: new client.Counter({ name: 'nostrx_deliveries_total', help: 'Events delivered to live subscriptions', registers: r }),
-    slowReadersDropped: new client.Counter({ name: 'nostrx_slow_readers_dropped_total', help: 'Connections dropped for not reading fast enough', registers: r }),
-    forwardAttempts: new client.Counter({ name: 'nostrx_forward_attempts_total', help: 'Forwarding attempts by outcome and upstream relay', labelNames: ['outcome', 'relay'] as const, registers: r }),
+    quotaRejections: new client.Counter({
+      name: 'nostrx_quota_rejections_total',
+      help: 'Events refused for quota, by plan and period',
+      labelNames: ['plan', 'period'] as const,
+      registers: r,
+    }),
+    rateLimited: new client.Counter({
+      name: 'nostrx_rate_limited_total',
+      help: 'Messages refused by the per-IP or per-connection rate limit',
+      labelNames: ['scope'] as const,
+      registers: r,
+    }),
+    deliveries: new client.Counter({
+      name: 'nostrx_deliveries_total',
+      help: 'Events delivered to live subscriptions',
+      registers: r,
+    }),
+    slowReadersDropped: new client.Counter({
+      name: 'nostrx_slow_readers_dropped_total',
+      help: 'Connections dropped for not reading fast enough',
+      registers: r,
+    }),
+    forwardAttempts: new client.Counter({
+      name: 'nostrx_forward_attempts_total',
+      help: 'Forwarding attempts by outcome and upstream relay',
+      labelNames: ['outcome', 'relay'] as const,
+      registers: r,
+    }),
     forwardSeconds: new client.Histogram({
       name: 'nostrx_forward_seconds',
       help: 'Time from sending an event upstream to its OK',
@@ -91,8 +126,16 @@ export function createMetrics() {
         this.set({ stage: 'recording' }, f.recording);
       },
     }),
-    outboxDepth: new client.Gauge({ name: 'nostrx_outbox_depth', help: 'Forwarding rows not yet finished', registers: r }),
-    outboxOldestSeconds: new client.Gauge({ name: 'nostrx_outbox_oldest_seconds', help: 'Age of the oldest unfinished forwarding row', registers: r }),
+    outboxDepth: new client.Gauge({
+      name: 'nostrx_outbox_depth',
+      help: 'Forwarding rows not yet finished',
+      registers: r,
+    }),
+    outboxOldestSeconds: new client.Gauge({
+      name: 'nostrx_outbox_oldest_seconds',
+      help: 'Age of the oldest unfinished forwarding row',
+      registers: r,
+    }),
     dbPool: new client.Gauge({
       name: 'nostrx_db_pool',
       help: 'Database pool connections by state',
@@ -160,7 +203,12 @@ export function createMetrics() {
       labelNames: ['outcome'] as const,
       registers: r,
     }),
-    httpRequests: new client.Counter({ name: 'nostrx_http_requests_total', help: 'HTTP API requests by route and status', labelNames: ['route', 'method', 'status'] as const, registers: r }),
+    httpRequests: new client.Counter({
+      name: 'nostrx_http_requests_total',
+      help: 'HTTP API requests by route and status',
+      labelNames: ['route', 'method', 'status'] as const,
+      registers: r,
+    }),
   };
 }
 

@@ -17,7 +17,7 @@ export interface UsageRecorderDeps {
   readonly maxBuffered?: number;
 }
 
-export interface ExceededAttempt {
+interface ExceededAttempt {
   readonly userId: string;
   readonly plan: string;
   readonly period: 'daily' | 'monthly';
@@ -82,8 +82,18 @@ export function createUsageRecorder(deps: UsageRecorderDeps): UsageRecorder {
 
   // While the database is away every flush fails the same way: logged once per half minute, with the repeats counted.
   let lastError: unknown;
-  const eventsFailed = quietly((_m, repeats) => deps.log.error({ err: lastError, rows: events.length, repeats }, 'writing usage_events failed; the rows are kept for the next flush'));
-  const statsFailed = quietly((_m, repeats) => deps.log.error({ err: lastError, rows: stats.size, repeats }, 'updating daily_usage_stats failed; the counts are kept for the next flush'));
+  const eventsFailed = quietly((_m, repeats) =>
+    deps.log.error(
+      { err: lastError, rows: events.length, repeats },
+      'writing usage_events failed; the rows are kept for the next flush',
+    ),
+  );
+  const statsFailed = quietly((_m, repeats) =>
+    deps.log.error(
+      { err: lastError, rows: stats.size, repeats },
+      'updating daily_usage_stats failed; the counts are kept for the next flush',
+    ),
+  );
 
   const timer = setInterval(() => void flush(), flushMs);
   timer.unref();
@@ -104,7 +114,15 @@ export function createUsageRecorder(deps: UsageRecorderDeps): UsageRecorder {
       quotaLimit: last.limit,
       ip: last.ip,
       timezone: last.timezone,
-      data: { plan: last.plan, period: last.period, period_date: last.periodDate, resets_at: last.resetsAt, attempts, first_at: first.at.toISOString(), via: last.via },
+      data: {
+        plan: last.plan,
+        period: last.period,
+        period_date: last.periodDate,
+        resets_at: last.resetsAt,
+        attempts,
+        first_at: first.at.toISOString(),
+        via: last.via,
+      },
     }));
   }
 
@@ -123,7 +141,10 @@ export function createUsageRecorder(deps: UsageRecorderDeps): UsageRecorder {
       const unplaced = await insertUsageEvents(deps.db, batch);
       if (unplaced.length > 0) {
         const months = [...new Set(unplaced.map((r) => r.occurredAt.toISOString().slice(0, 7)))];
-        deps.log.error({ rows: unplaced.length, months }, 'usage_events rows in months without a partition dropped (maintenance creates the months ahead)');
+        deps.log.error(
+          { rows: unplaced.length, months },
+          'usage_events rows in months without a partition dropped (maintenance creates the months ahead)',
+        );
       }
     } catch (err) {
       if (isDataError(err)) {

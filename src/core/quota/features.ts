@@ -9,7 +9,7 @@ export type FeatureCheck =
   | { readonly allowed: true; readonly plan: PlanRecord }
   | { readonly allowed: false; readonly plan: PlanRecord; readonly upgrade: PlanRecord | undefined };
 
-export const featureNames: Record<Feature, string> = {
+const featureNames: Record<Feature, string> = {
   customRelaysAllowed: 'relays of your own',
   analyticsEnabled: 'stats',
   multipleIdentities: 'multiple identities (several Nostr keys on one account)',

@@ -80,7 +80,7 @@ function civil(y: number, m: number, d: number): LocalDate {
  * ±15 h of UTC, so the answer is inside [UTC midnight − 15 h, UTC midnight + 15 h]; a binary search over the
  * seconds of that window finds it exactly.
  */
-export function startOfLocalDay(day: LocalDate, timeZone: string): number {
+function startOfLocalDay(day: LocalDate, timeZone: string): number {
   const zone = safeTimeZone(timeZone);
   const target = ordinal(day);
   const utcMidnight = Date.UTC(day.y, day.m - 1, day.d) / 1000;
@@ -105,8 +105,18 @@ export function periodsAt(nowMs: number, timeZone: string): Periods {
   const firstOfMonth = { y: today.y, m: today.m, d: 1 };
   const firstOfNext = civil(today.y, today.m + 1, 1);
   return {
-    daily: { type: 'daily', date: iso(today), startsAt: startOfLocalDay(today, zone), resetsAt: startOfLocalDay(tomorrow, zone) },
-    monthly: { type: 'monthly', date: iso(firstOfMonth), startsAt: startOfLocalDay(firstOfMonth, zone), resetsAt: startOfLocalDay(firstOfNext, zone) },
+    daily: {
+      type: 'daily',
+      date: iso(today),
+      startsAt: startOfLocalDay(today, zone),
+      resetsAt: startOfLocalDay(tomorrow, zone),
+    },
+    monthly: {
+      type: 'monthly',
+      date: iso(firstOfMonth),
+      startsAt: startOfLocalDay(firstOfMonth, zone),
+      resetsAt: startOfLocalDay(firstOfNext, zone),
+    },
   };
 }
 

@@ -24,7 +24,7 @@ export interface RateLimitSettings {
 /** After the shared store fails, messages pass without asking it for this long; then it is asked again. */
 const STORE_RETRY_MS = 1000;
 
-export type RateLimitScope = 'ip' | 'connection';
+type RateLimitScope = 'ip' | 'connection';
 
 export interface RateLimitDeps {
   readonly settings: RateLimitSettings;
@@ -50,8 +50,14 @@ export function createRateLimits(deps: RateLimitDeps): RateLimits {
   const connBuckets = new LRUCache<string, Bucket>({ max: 500_000, ttl: 600_000, updateAgeOnGet: true });
   const leased = new LRUCache<string, number>({ max: 200_000, ttl: 10_000 });
   const lease = deps.shared ? Math.max(1, Math.floor(Math.min(s.ipPerSecond, s.ipBurst) / 20)) : 1;
-  const connRefusal = rejection('rate-limited', `slow down: this connection may send ${s.connPerSecond} messages per second (bursts of ${s.connBurst})`);
-  const ipRefusal = rejection('rate-limited', `slow down: your IP address may send ${s.ipPerSecond} messages per second (bursts of ${s.ipBurst})`);
+  const connRefusal = rejection(
+    'rate-limited',
+    `slow down: this connection may send ${s.connPerSecond} messages per second (bursts of ${s.connBurst})`,
+  );
+  const ipRefusal = rejection(
+    'rate-limited',
+    `slow down: your IP address may send ${s.ipPerSecond} messages per second (bursts of ${s.ipBurst})`,
+  );
   let lastError = 0;
   let storeDownUntil = 0;
 
@@ -108,7 +114,10 @@ export function createRateLimits(deps: RateLimitDeps): RateLimits {
 
   return {
     async check(ip, connId) {
-      if (s.connPerSecond > 0 && takeSync(connBuckets, connId, s.connPerSecond, s.connBurst, 1, performance.now()) === 0) {
+      if (
+        s.connPerSecond > 0 &&
+        takeSync(connBuckets, connId, s.connPerSecond, s.connBurst, 1, performance.now()) === 0
+      ) {
         deps.onLimited?.('connection');
         return connRefusal;
       }

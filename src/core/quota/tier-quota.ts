@@ -14,7 +14,14 @@ import type { Logger } from '../../log.js';
 import type { NostrEvent } from '../../nips/nip01.js';
 import { rejection, type Rejection } from '../../nips/result.js';
 import type { PlanRecord } from '../../store/plans.js';
-import { chargePosts, chargeUnlimited, readUsage, type LedgerPeriod, type PostChargeResult, type UnlimitedCharge } from '../../store/quotas.js';
+import {
+  chargePosts,
+  chargeUnlimited,
+  readUsage,
+  type LedgerPeriod,
+  type PostChargeResult,
+  type UnlimitedCharge,
+} from '../../store/quotas.js';
 import type { CounterPeriod, QuotaCounters, ReserveResult } from '../../store/quota-counters.js';
 import type { UserRecord } from '../../store/users.js';
 import type { AdmissionContext, AdmissionStages, QuotaFacts } from '../admission/index.js';
@@ -37,7 +44,7 @@ export interface QuotaDeps {
   readonly onRejected?: (plan: string, period: PeriodType) => void;
 }
 
-export interface PeriodUsage {
+interface PeriodUsage {
   readonly used: number;
   /** -1 = unlimited */
   readonly limit: number;
@@ -54,7 +61,18 @@ export interface QuotaStatus {
 }
 
 type Refusal = { rejection: Rejection; quota: QuotaFacts };
-type Stages = Required<Pick<AdmissionStages, 'precheckQuota' | 'reserveQuota' | 'chargeQuota' | 'chargeQuotaBatch' | 'unlimitedCharges' | 'chargedUnlimited' | 'onSettled'>>;
+type Stages = Required<
+  Pick<
+    AdmissionStages,
+    | 'precheckQuota'
+    | 'reserveQuota'
+    | 'chargeQuota'
+    | 'chargeQuotaBatch'
+    | 'unlimitedCharges'
+    | 'chargedUnlimited'
+    | 'onSettled'
+  >
+>;
 
 export interface Quota {
   readonly stages: Stages;
@@ -117,7 +135,10 @@ function facts(plan: PlanRecord, type: PeriodType, limit: number, used: number, 
 /** `rate-limited: daily limit of 3 posts reached on the basic plan; resets at 2026-11-26T00:00:00Z` */
 function limitReached(plan: PlanRecord, type: PeriodType, limit: number, used: number, resetsAt: number): Refusal {
   return {
-    rejection: rejection('rate-limited', `${type} limit of ${posts(limit)} reached on the ${plan.code} plan; resets at ${isoSeconds(resetsAt)}`),
+    rejection: rejection(
+      'rate-limited',
+      `${type} limit of ${posts(limit)} reached on the ${plan.code} plan; resets at ${isoSeconds(resetsAt)}`,
+    ),
     quota: facts(plan, type, limit, used, resetsAt),
   };
 }
@@ -179,7 +200,12 @@ export function createQuota(deps: QuotaDeps): Quota {
   });
 
   /** A counter call bounded in time; a late success gives its hold back, so nothing stays held by mistake. */
-  async function reserveWithin(userId: string, periods: CounterPeriod[], token: string, seeds?: number[]): Promise<ReserveResult | undefined> {
+  async function reserveWithin(
+    userId: string,
+    periods: CounterPeriod[],
+    token: string,
+    seeds?: number[],
+  ): Promise<ReserveResult | undefined> {
     const call = counters.reserve(userId, periods, token, seeds);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), timeoutMs)));
@@ -187,7 +213,18 @@ export function createQuota(deps: QuotaDeps): Quota {
       const r = await Promise.race([call, late]);
       if (r === undefined) {
         counterFailed(new Error(`quota counter call took longer than ${timeoutMs} ms`));
-        call.then((x) => (x.status === 'held' ? counters.settle(userId, periods.map((p) => p.key), token, []) : undefined)).catch(() => undefined);
+        call
+          .then((x) =>
+            x.status === 'held'
+              ? counters.settle(
+                  userId,
+                  periods.map((p) => p.key),
+                  token,
+                  [],
+                )
+              : undefined,
+          )
+          .catch(() => undefined);
       }
       return r;
     } catch (err) {
@@ -224,7 +261,12 @@ export function createQuota(deps: QuotaDeps): Quota {
       for (const l of ticket.limits) {
         const key = `${userId}:${l.type}`;
         const row = rows.get(key);
-        rows.set(key, row ? { ...row, n: row.n + 1 } : { userId, type: l.type, date: l.period.date, resetsAt: isoSeconds(l.period.resetsAt), n: 1 });
+        rows.set(
+          key,
+          row
+            ? { ...row, n: row.n + 1 }
+            : { userId, type: l.type, date: l.period.date, resetsAt: isoSeconds(l.period.resetsAt), n: 1 },
+        );
       }
     }
     return [...rows.values()];
@@ -247,10 +289,16 @@ export function createQuota(deps: QuotaDeps): Quota {
   }
 
   const ledgerPeriods = (ticket: Ticket): LedgerPeriod[] =>
-    ticket.limits.map((l) => ({ type: l.type, date: l.period.date, limit: l.limit, resetsAt: isoSeconds(l.period.resetsAt) }));
+    ticket.limits.map((l) => ({
+      type: l.type,
+      date: l.period.date,
+      limit: l.limit,
+      resetsAt: isoSeconds(l.period.resetsAt),
+    }));
 
   const samePeriods = (a: Ticket, b: Ticket): boolean =>
-    a.limits.length === b.limits.length && a.limits.every((l, i) => l.period.date === b.limits[i]!.period.date && l.limit === b.limits[i]!.limit);
+    a.limits.length === b.limits.length &&
+    a.limits.every((l, i) => l.period.date === b.limits[i]!.period.date && l.limit === b.limits[i]!.limit);
 
   /** The k-th post (0-based, batch order) of a user whose posts were charged together: its count, or its refusal. */
   function settleCharge(user: UserRecord, ticket: Ticket, r: PostChargeResult, k: number): Refusal | undefined {
@@ -291,8 +339,17 @@ export function createQuota(deps: QuotaDeps): Quota {
       // a new author (an account not saved yet) has no ledger rows: their counters start at 0, no need to read it
       let r = await reserveWithin(user.id, periods, token, user.unsaved ? capped.map(() => 0) : undefined);
       if (r?.status === 'missing') {
-        const used = await readUsage(deps.db, user.id, capped.map((l) => ({ type: l.type, date: l.period.date })));
-        r = await reserveWithin(user.id, periods, token, capped.map((l) => used[l.type]));
+        const used = await readUsage(
+          deps.db,
+          user.id,
+          capped.map((l) => ({ type: l.type, date: l.period.date })),
+        );
+        r = await reserveWithin(
+          user.id,
+          periods,
+          token,
+          capped.map((l) => used[l.type]),
+        );
       }
       if (r === undefined || r.status === 'missing') return undefined; // no counters now: Postgres decides
       if (r.status === 'held') {
@@ -330,7 +387,11 @@ export function createQuota(deps: QuotaDeps): Quota {
         else if (samePeriods(ticketList[same[0]!]!, ticket)) same.push(i);
         else later.push(i);
       });
-      const charges = [...byUser.values()].map((idx) => ({ userId: items[idx[0]!]!.user.id, periods: ledgerPeriods(ticketList[idx[0]!]!), n: idx.length }));
+      const charges = [...byUser.values()].map((idx) => ({
+        userId: items[idx[0]!]!.user.id,
+        periods: ledgerPeriods(ticketList[idx[0]!]!),
+        n: idx.length,
+      }));
       const results = await chargePosts(trx, charges);
       for (const idx of byUser.values()) {
         const { user } = items[idx[0]!]!;
@@ -339,18 +400,25 @@ export function createQuota(deps: QuotaDeps): Quota {
       }
       for (const i of later) {
         const { user } = items[i]!;
-        const r = (await chargePosts(trx, [{ userId: user.id, periods: ledgerPeriods(ticketList[i]!), n: 1 }])).get(user.id)!;
+        const r = (await chargePosts(trx, [{ userId: user.id, periods: ledgerPeriods(ticketList[i]!), n: 1 }])).get(
+          user.id,
+        )!;
         out[i] = settleCharge(user, ticketList[i]!, r, 0);
       }
       const rows = unlimitedRows(uncapped.map((i) => ({ userId: items[i]!.user.id, ticket: ticketList[i]! })));
-      stages.chargedUnlimited(uncapped.map((i) => items[i]!), await chargeUnlimited(trx, rows));
+      stages.chargedUnlimited(
+        uncapped.map((i) => items[i]!),
+        await chargeUnlimited(trx, rows),
+      );
       return out;
     },
 
     async unlimitedCharges(items) {
       const ticketList = await ticketsOf(items);
       if (ticketList.some((t) => t?.limits.some((l) => l.limit >= 0))) return undefined;
-      return ticketList.map((t) => (t ? t.limits.map((l) => ({ type: l.type, date: l.period.date, resetsAt: isoSeconds(l.period.resetsAt) })) : []));
+      return ticketList.map((t) =>
+        t ? t.limits.map((l) => ({ type: l.type, date: l.period.date, resetsAt: isoSeconds(l.period.resetsAt) })) : [],
+      );
     },
 
     chargedUnlimited(items, totals) {
@@ -385,13 +453,27 @@ export function createQuota(deps: QuotaDeps): Quota {
         const seen = ticket.held.map((l) =>
           committed ? ticket.charged?.[l.type] : ticket.refused?.type === l.type ? ticket.refused.used : undefined,
         );
-        counters.settle(ticket.holder ?? user.id, ticket.held.map((l) => `${l.type === 'daily' ? 'd' : 'm'}:${l.period.date}`), ticket.token, seen).catch(counterFailed);
+        counters
+          .settle(
+            ticket.holder ?? user.id,
+            ticket.held.map((l) => `${l.type === 'daily' ? 'd' : 'm'}:${l.period.date}`),
+            ticket.token,
+            seen,
+          )
+          .catch(counterFailed);
       }
       record(user, ev, outcome, committed, ctx, ticket);
     },
   };
 
-  function record(user: UserRecord, ev: NostrEvent, outcome: Parameters<Stages['onSettled']>[2], committed: boolean, ctx: AdmissionContext, ticket: Ticket | undefined): void {
+  function record(
+    user: UserRecord,
+    ev: NostrEvent,
+    outcome: Parameters<Stages['onSettled']>[2],
+    committed: boolean,
+    ctx: AdmissionContext,
+    ticket: Ticket | undefined,
+  ): void {
     const at = new Date(nowMs());
     if (outcome.status === 'rejected' && outcome.quota) {
       const q = outcome.quota;
@@ -419,9 +501,28 @@ export function createQuota(deps: QuotaDeps): Quota {
     if (outcome.status === 'accepted' && committed) {
       const after = ticket.charged?.daily ?? 0;
       const common = { userId: user.id, occurredAt: at, sourcePlatform: platform, ip: ctx.ip, timezone: user.timezone };
-      const data = { event_id: ev.id, kind: ev.kind, via: ctx.via, plan: ticket.plan.code, monthly_used: ticket.charged?.monthly ?? null };
-      usage.event({ ...common, type: 'quota_usage', action: 'post_charged', postsUsedBefore: after - 1, postsUsedAfter: after, quotaLimit: daily.limit, data });
-      usage.event({ ...common, type: 'post_success', action: 'post_stored', data: { event_id: ev.id, kind: ev.kind, via: ctx.via } });
+      const data = {
+        event_id: ev.id,
+        kind: ev.kind,
+        via: ctx.via,
+        plan: ticket.plan.code,
+        monthly_used: ticket.charged?.monthly ?? null,
+      };
+      usage.event({
+        ...common,
+        type: 'quota_usage',
+        action: 'post_charged',
+        postsUsedBefore: after - 1,
+        postsUsedAfter: after,
+        quotaLimit: daily.limit,
+        data,
+      });
+      usage.event({
+        ...common,
+        type: 'post_success',
+        action: 'post_stored',
+        data: { event_id: ev.id, kind: ev.kind, via: ctx.via },
+      });
       usage.post(user.id, daily.period.date, 'success', platform);
     } else if (outcome.status === 'rejected' && outcome.rejection.prefix === 'error') {
       usage.event({
@@ -448,7 +549,11 @@ export function createQuota(deps: QuotaDeps): Quota {
     async status(user) {
       const plan = await plans.effectivePlan(user.id);
       const limits = limitsFor(user, plan, nowMs());
-      const used = await readUsage(deps.db, user.id, limits.map((l) => ({ type: l.type, date: l.period.date })));
+      const used = await readUsage(
+        deps.db,
+        user.id,
+        limits.map((l) => ({ type: l.type, date: l.period.date })),
+      );
       const usageOf = (l: Limited): PeriodUsage => ({
         used: used[l.type],
         limit: l.limit,

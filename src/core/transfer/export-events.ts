@@ -15,7 +15,11 @@ export interface ExportOptions {
 }
 
 /** Limits for parsing an export filter: no cap on `limit` and long value lists (an operator's own query). */
-export const exportFilterLimits: filter.FilterLimits = { maxLimit: Number.MAX_SAFE_INTEGER, defaultLimit: Number.MAX_SAFE_INTEGER, maxFilterValues: 100_000 };
+export const exportFilterLimits: filter.FilterLimits = {
+  maxLimit: Number.MAX_SAFE_INTEGER,
+  defaultLimit: Number.MAX_SAFE_INTEGER,
+  maxFilterValues: 100_000,
+};
 
 export async function* exportEvents(db: Knex, f: Filter, opts: ExportOptions = {}): AsyncGenerator<NostrEvent> {
   if (filter.matchesNothing(f)) return;

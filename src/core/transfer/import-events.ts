@@ -15,7 +15,13 @@ import * as nip09 from '../../nips/nip09.js';
 import * as nip40 from '../../nips/nip40.js';
 import type { Rejection, Result } from '../../nips/result.js';
 import { deletedByAuthors, insertBatch, saveVersions } from '../../store/event-batch.js';
-import { analyzeEventTables, deleteReferenced, saveEvent, type EventRowExtras, type SaveOutcome } from '../../store/events.js';
+import {
+  analyzeEventTables,
+  deleteReferenced,
+  saveEvent,
+  type EventRowExtras,
+  type SaveOutcome,
+} from '../../store/events.js';
 import { enqueuePlanned, notForwarded, type Forwarding } from '../../store/forwarding-plan.js';
 import { upsertUsersByPubkeys, type UserRecord } from '../../store/users.js';
 import { RELAY_LIST_KIND, type OutboxStage } from '../forwarding/index.js';
@@ -92,7 +98,6 @@ interface Batch {
   readonly bad: BadLine[];
 }
 
-
 type Tally = Omit<ImportCounts, 'lines'>;
 
 const UNIQUE_VIOLATION = '23505';
@@ -118,7 +123,11 @@ async function eachLimited<T>(items: readonly T[], n: number, work: (item: T) =>
   await Promise.all(Array.from({ length: Math.min(n, items.length) }, lane));
 }
 
-export async function importEvents(lines: AsyncIterable<string>, deps: ImportDeps, opts: ImportOptions = {}): Promise<ImportSummary> {
+export async function importEvents(
+  lines: AsyncIterable<string>,
+  deps: ImportDeps,
+  opts: ImportOptions = {},
+): Promise<ImportSummary> {
   const { db } = deps;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   const batchSize = opts.batchSize ?? 2000;
@@ -127,7 +136,11 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
   const counts: ImportCounts = { ...noCounts(), ...opts.counts };
   const users = new LRUCache<string, UserRecord>({ max: 200_000 });
 
-  const extrasOf = (item: Item): EventRowExtras => ({ userId: item.user.id, dTag: kinds.replaceKey(item.ev), expiresAt: nip40.expiration(item.ev) });
+  const extrasOf = (item: Item): EventRowExtras => ({
+    userId: item.user.id,
+    dTag: kinds.replaceKey(item.ev),
+    expiresAt: nip40.expiration(item.ev),
+  });
 
   async function usersOf(pubkeys: readonly string[]): Promise<Map<string, UserRecord>> {
     const out = new Map<string, UserRecord>();
@@ -145,11 +158,27 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
   }
 
   /** Regular events: one statement for all, as the group commit writes them. */
-  async function storeRegular(items: readonly Item[], plans: ReadonlyMap<Item, Forwarding>, tally: Tally, bad: BadLine[]): Promise<void> {
+  async function storeRegular(
+    items: readonly Item[],
+    plans: ReadonlyMap<Item, Forwarding>,
+    tally: Tally,
+    bad: BadLine[],
+  ): Promise<void> {
     if (items.length === 0) return;
-    const { rowIds } = await insertBatch(db, items.map((item) => ({ ev: item.ev, extras: extrasOf(item), forwarding: plans.get(item) ?? NOT_FORWARDED, charges: [] })));
+    const { rowIds } = await insertBatch(
+      db,
+      items.map((item) => ({
+        ev: item.ev,
+        extras: extrasOf(item),
+        forwarding: plans.get(item) ?? NOT_FORWARDED,
+        charges: [],
+      })),
+    );
     const missing = items.filter((i) => !rowIds.has(i.ev.id));
-    const deleted = await deletedByAuthors(db, missing.map((i) => i.ev));
+    const deleted = await deletedByAuthors(
+      db,
+      missing.map((i) => i.ev),
+    );
     tally.imported += items.length - missing.length;
     for (const i of missing) {
       if (!deleted.has(i.ev.id)) tally.duplicate++;
@@ -161,7 +190,8 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
   async function storeIn(trx: Knex.Transaction, item: Item): Promise<SaveOutcome> {
     const saved = await saveEvent(trx, item.ev, extrasOf(item));
     if (saved.status !== 'inserted') return saved;
-    if (item.ev.kind === kinds.EventDeletion) await deleteReferenced(trx, item.ev.pubkey, nip09.deletionTargets(item.ev), item.ev.created_at);
+    if (item.ev.kind === kinds.EventDeletion)
+      await deleteReferenced(trx, item.ev.pubkey, nip09.deletionTargets(item.ev), item.ev.created_at);
     if (deps.forwarding) await deps.forwarding.enqueueForwarding(trx, item.user, item.ev, saved.rowId);
     else await enqueuePlanned(trx, { rowId: saved.rowId, eventId: item.ev.id, userId: item.user.id }, NOT_FORWARDED);
     return saved;
@@ -189,7 +219,12 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
    * event). A lane that fails (a deadlock between two deletions of one event, a race with the relay) is written
    * again an event per transaction, so one event cannot fail the others.
    */
-  async function inLanes(items: readonly Item[], tally: Tally, bad: BadLine[], write: (trx: Knex.Transaction, lane: readonly Item[]) => Promise<SaveOutcome[]>): Promise<void> {
+  async function inLanes(
+    items: readonly Item[],
+    tally: Tally,
+    bad: BadLine[],
+    write: (trx: Knex.Transaction, lane: readonly Item[]) => Promise<SaveOutcome[]>,
+  ): Promise<void> {
     const laneSize = Math.min(MAX_LANE, Math.max(1, Math.ceil(items.length / concurrency)));
     const lanes: Item[][] = [];
     for (let i = 0; i < items.length; i += laneSize) lanes.push(items.slice(i, i + laneSize));
@@ -216,11 +251,20 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
   }
 
   /** Replaceable and addressable events, one per address: a few statements per lane (store/event-batch.ts saveVersions). */
-  async function storeVersions(items: readonly Item[], plans: ReadonlyMap<Item, Forwarding>, tally: Tally, bad: BadLine[]): Promise<void> {
+  async function storeVersions(
+    items: readonly Item[],
+    plans: ReadonlyMap<Item, Forwarding>,
+    tally: Tally,
+    bad: BadLine[],
+  ): Promise<void> {
     await inLanes(items, tally, bad, async (trx, lane) => {
       const saved = await saveVersions(
         trx,
-        lane.map((item) => ({ ev: item.ev, extras: { ...extrasOf(item), dTag: kinds.replaceKey(item.ev) ?? '' }, forwarding: plans.get(item) ?? NOT_FORWARDED })),
+        lane.map((item) => ({
+          ev: item.ev,
+          extras: { ...extrasOf(item), dTag: kinds.replaceKey(item.ev) ?? '' },
+          forwarding: plans.get(item) ?? NOT_FORWARDED,
+        })),
       );
       return lane.map((item) => saved.get(item.ev.id) ?? { status: 'duplicate' });
     });
@@ -255,12 +299,16 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
   }
 
   /** With their authors (created when new); an event of a suspended or deleted account is refused, as admission does. */
-  async function withAuthors(signed: readonly { line: number; ev: nip01.VerifiedEvent }[], bad: BadLine[]): Promise<Item[]> {
+  async function withAuthors(
+    signed: readonly { line: number; ev: nip01.VerifiedEvent }[],
+    bad: BadLine[],
+  ): Promise<Item[]> {
     const authors = await usersOf(signed.map((s) => s.ev.pubkey));
     const items: Item[] = [];
     for (const s of signed) {
       const user = authors.get(s.ev.pubkey)!;
-      if (user.status === 'suspended' || user.status === 'deleted') bad.push({ line: s.line, reason: `blocked: this account is ${user.status}`, id: s.ev.id });
+      if (user.status === 'suspended' || user.status === 'deleted')
+        bad.push({ line: s.line, reason: `blocked: this account is ${user.status}`, id: s.ev.id });
       else items.push({ ...s, user });
     }
     const deleted = deletedAbove(items);
@@ -276,7 +324,10 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
     const started = Date.now();
     const isDeletion = (i: Item) => i.ev.kind === kinds.EventDeletion;
     const regular = items.filter((i) => kinds.kindClass(i.ev.kind) === 'regular' && !isDeletion(i));
-    const latest = latestVersions(items.filter((i) => kinds.kindClass(i.ev.kind) !== 'regular'), () => tally.superseded++);
+    const latest = latestVersions(
+      items.filter((i) => kinds.kindClass(i.ev.kind) !== 'regular'),
+      () => tally.superseded++,
+    );
     // a relay list queued for forwarding changes the user's relays first (core/outbox.ts): admission's own path
     const appliesRelayList = (i: Item) => deps.forwarding !== undefined && i.ev.kind === RELAY_LIST_KIND;
     // Where each goes, decided before any transaction opens: that also caches the authors' plans, which the
@@ -287,8 +338,15 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
     const parts = Array.from({ length: REGULAR_STATEMENTS }, (_, k) => regular.slice(k * half, (k + 1) * half));
     const took = { regularMs: 0, versionsMs: 0, deletionsMs: 0 };
     await Promise.all([
-      Promise.all(parts.map((part) => storeRegular(part, plans, tally, bad))).then(() => (took.regularMs = Date.now() - started)),
-      storeVersions(latest.filter((i) => !appliesRelayList(i)), plans, tally, bad)
+      Promise.all(parts.map((part) => storeRegular(part, plans, tally, bad))).then(
+        () => (took.regularMs = Date.now() - started),
+      ),
+      storeVersions(
+        latest.filter((i) => !appliesRelayList(i)),
+        plans,
+        tally,
+        bad,
+      )
         .then(() => storeEach(latest.filter(appliesRelayList), tally, bad))
         .then(() => (took.versionsMs = Date.now() - started)),
     ]);
@@ -306,7 +364,10 @@ export async function importEvents(lines: AsyncIterable<string>, deps: ImportDep
     const verifiedAt = Date.now();
     const items = await withAuthors(signed, bad);
     const took = await store(items, tally, bad);
-    deps.log.debug({ line: batch.lastLine, events: items.length, waitedForSignaturesMs: verifiedAt - started, ...took }, 'import batch written');
+    deps.log.debug(
+      { line: batch.lastLine, events: items.length, waitedForSignaturesMs: verifiedAt - started, ...took },
+      'import batch written',
+    );
 
     await keepStatisticsFresh(tally.imported);
     bad.sort((a, b) => a.line - b.line);

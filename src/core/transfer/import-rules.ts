@@ -27,7 +27,8 @@ export function precheck(
   const limited = nip01.checkLimits(ev, limits, nowSeconds);
   if (limited) return limited;
   if (nip40.isExpired(ev, nowSeconds)) return rejection('invalid', 'this event has expired (NIP-40)');
-  if (kinds.kindClass(ev.kind) === 'ephemeral') return rejection('invalid', `kind ${ev.kind} is ephemeral (NIP-01): it is never stored`);
+  if (kinds.kindClass(ev.kind) === 'ephemeral')
+    return rejection('invalid', `kind ${ev.kind} is ephemeral (NIP-01): it is never stored`);
   return checkBans?.(ev);
 }
 

@@ -42,7 +42,11 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   await subscribeUser(db, plain, 'advanced');
   plans.invalidateUser(user!.id);
   learn(user!.id, ''); // it read no subscription
-  t.equal((await plans.effectivePlan(user!.id)).code, 'advanced', 'the plan read after the change, not the one read before it');
+  t.equal(
+    (await plans.effectivePlan(user!.id)).code,
+    'advanced',
+    'the plan read after the change, not the one read before it',
+  );
   t.equal(reads(), 1, 'by a query of its own');
 }
 

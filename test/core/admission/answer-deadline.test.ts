@@ -20,22 +20,25 @@ function capture(): { log: pino.Logger; lines: Record<string, unknown>[] } {
 const ctx = { via: 'relay' as const, authed: new Set<string>() };
 const raw = { id: 'a'.repeat(64) };
 
-t.test('an admission that is too slow is answered error: at the deadline, and its late outcome is logged', async (t) => {
-  const { log, lines } = capture();
-  let finish: (a: Admission) => void = () => undefined;
-  const slow: Admit = () => new Promise((resolve) => (finish = resolve));
-  let timeouts = 0;
-  const admit = withAnswerDeadline(slow, { ms: 20, log, onTimeout: () => timeouts++ });
-  t.same(await admit(raw, ctx), {
-    status: 'rejected',
-    eventId: raw.id,
-    rejection: { prefix: 'error', message: 'error: could not store the event within 20 ms, try again later' },
-  });
-  t.equal(timeouts, 1);
-  finish({ status: 'accepted', eventId: raw.id, message: '' });
-  await new Promise((r) => setImmediate(r));
-  t.match(lines, [{ eventId: raw.id, status: 'accepted', msg: /admitted later/ }]);
-});
+t.test(
+  'an admission that is too slow is answered error: at the deadline, and its late outcome is logged',
+  async (t) => {
+    const { log, lines } = capture();
+    let finish: (a: Admission) => void = () => undefined;
+    const slow: Admit = () => new Promise((resolve) => (finish = resolve));
+    let timeouts = 0;
+    const admit = withAnswerDeadline(slow, { ms: 20, log, onTimeout: () => timeouts++ });
+    t.same(await admit(raw, ctx), {
+      status: 'rejected',
+      eventId: raw.id,
+      rejection: { prefix: 'error', message: 'error: could not store the event within 20 ms, try again later' },
+    });
+    t.equal(timeouts, 1);
+    finish({ status: 'accepted', eventId: raw.id, message: '' });
+    await new Promise((r) => setImmediate(r));
+    t.match(lines, [{ eventId: raw.id, status: 'accepted', msg: /admitted later/ }]);
+  },
+);
 
 t.test('an admission that throws is answered error:, not left without an OK', async (t) => {
   const { log, lines } = capture();
@@ -52,6 +55,14 @@ t.test('an admission that throws is answered error:, not left without an OK', as
 
 t.test('an answer in time passes unchanged', async (t) => {
   const { log } = capture();
-  const fast: Admit = async () => ({ status: 'duplicate', eventId: raw.id, message: 'duplicate: already have this event' });
-  t.same(await withAnswerDeadline(fast, { ms: 1000, log })(raw, ctx), { status: 'duplicate', eventId: raw.id, message: 'duplicate: already have this event' });
+  const fast: Admit = async () => ({
+    status: 'duplicate',
+    eventId: raw.id,
+    message: 'duplicate: already have this event',
+  });
+  t.same(await withAnswerDeadline(fast, { ms: 1000, log })(raw, ctx), {
+    status: 'duplicate',
+    eventId: raw.id,
+    message: 'duplicate: already have this event',
+  });
 });

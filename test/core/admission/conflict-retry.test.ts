@@ -22,7 +22,10 @@ import type { NostrEvent } from 'nostr-tools/pure';
 
 const databaseUrl = await createTestDatabaseUrl(t);
 // Events are queued for an upstream relay (outbox rows are part of what must not be half-written); no forwarder runs.
-const app = await startTestApp(t, { databaseUrl, env: { UPSTREAM_RELAYS: 'ws://127.0.0.1:9', FORWARD_ENABLED: 'false' } });
+const app = await startTestApp(t, {
+  databaseUrl,
+  env: { UPSTREAM_RELAYS: 'ws://127.0.0.1:9', FORWARD_ENABLED: 'false' },
+});
 // The test's own transactions, on connections of their own.
 const actors = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 6 } });
 t.teardown(() => actors.destroy());
@@ -62,18 +65,26 @@ async function gate(a: Author): Promise<{ trx: Knex.Transaction; pid: number }> 
  * One deadlock of the group commit, which is waiting behind `held` (a gate). Returns the rival, still open, whose
  * insert went through: the group commit was rolled back.
  */
-async function deadlockOnce(a: Author, ev: NostrEvent, held: { trx: Knex.Transaction; pid: number }): Promise<Knex.Transaction> {
+async function deadlockOnce(
+  a: Author,
+  ev: NostrEvent,
+  held: { trx: Knex.Transaction; pid: number },
+): Promise<Knex.Transaction> {
   // the group commit's statement (store/event-batch.ts), by its opening: pg_stat_activity keeps only the first 1 kB
-  await untilLocked(actors, 'the group commit waits for the gate', () => blockedBy(actors, held.pid, '%WITH input AS%'));
+  await untilLocked(actors, 'the group commit waits for the gate', () =>
+    blockedBy(actors, held.pid, '%WITH input AS%'),
+  );
   const rival = await actors.transaction();
   await rival.raw(`SET LOCAL deadlock_timeout = '60s'`);
   await rival.raw(`SELECT 1 FROM user_quotas WHERE user_id = ? AND quota_type = 'daily' FOR UPDATE`, [a.id]);
   const rivalPid = await backendPid(rival);
-  const inserted = rival.raw(
-    `INSERT INTO nostr_events (event_id, user_id, pubkey, event_kind, created_at_nostr, content, tags, sig)
+  const inserted = rival
+    .raw(
+      `INSERT INTO nostr_events (event_id, user_id, pubkey, event_kind, created_at_nostr, content, tags, sig)
      VALUES (?, ?, ?, ?, ?, ?, CAST(? AS jsonb), ?)`,
-    [ev.id, bystander, ev.pubkey, ev.kind, ev.created_at, ev.content, JSON.stringify(ev.tags), ev.sig],
-  ).then(() => undefined); // sent now: a knex query runs when it is awaited or then'd
+      [ev.id, bystander, ev.pubkey, ev.kind, ev.created_at, ev.content, JSON.stringify(ev.tags), ev.sig],
+    )
+    .then(() => undefined); // sent now: a knex query runs when it is awaited or then'd
   await untilLocked(actors, 'the rival waits for the group commit', () => waitsForLock(actors, rivalPid));
   await held.trx.commit();
   await inserted; // only possible once the group commit's row is gone: it was the deadlock's victim
@@ -81,16 +92,26 @@ async function deadlockOnce(a: Author, ev: NostrEvent, held: { trx: Knex.Transac
 }
 
 async function stored(eventId: string): Promise<number> {
-  return Number(((await app.db.knex('nostr_events').where({ event_id: eventId }).count({ n: '*' })) as { n: string }[])[0]!.n);
+  return Number(
+    ((await app.db.knex('nostr_events').where({ event_id: eventId }).count({ n: '*' })) as { n: string }[])[0]!.n,
+  );
 }
 
 async function outboxRows(eventId: string): Promise<number> {
-  const rows = (await app.db.knex('relay_publishes as p').join('nostr_events as e', 'e.id', 'p.event_id').where('e.event_id', eventId).count({ n: '*' })) as { n: string }[];
+  const rows = (await app.db
+    .knex('relay_publishes as p')
+    .join('nostr_events as e', 'e.id', 'p.event_id')
+    .where('e.event_id', eventId)
+    .count({ n: '*' })) as { n: string }[];
   return Number(rows[0]!.n);
 }
 
 async function ledger(a: Author): Promise<number> {
-  return ((await app.db.knex('user_quotas').where({ user_id: a.id, quota_type: 'daily' }).first('posts_used')) as { posts_used: number }).posts_used;
+  return (
+    (await app.db.knex('user_quotas').where({ user_id: a.id, quota_type: 'daily' }).first('posts_used')) as {
+      posts_used: number;
+    }
+  ).posts_used;
 }
 
 t.test('a post whose write is a deadlock victim is written again and answered OK true', async (t) => {
@@ -106,28 +127,35 @@ t.test('a post whose write is a deadlock victim is written again and answered OK
   t.equal(await ledger(alice), 2, 'charged once');
 });
 
-t.test(`after ${CONFLICT_ATTEMPTS} deadlocks in a row the client gets error:, and nothing is stored or charged`, async (t) => {
-  const bob = await author(t);
-  const ev = buildEvent(bob.key.sk, { content: 'unlucky' });
-  let held = await gate(bob);
-  const answer = publishSlowly(ev);
-  let settled = false;
-  void answer.then(() => (settled = true));
-  let rival: Knex.Transaction | undefined;
-  for (let attempt = 1; attempt <= CONFLICT_ATTEMPTS; attempt++) {
-    rival = await deadlockOnce(bob, ev, held);
-    t.pass(`try ${attempt} was a deadlock victim`);
-    if (attempt === CONFLICT_ATTEMPTS) break;
-    t.notOk(settled, 'not answered while tries are left');
-    // The next try waits for the rival's row; the next gate is in place before the rival lets it go.
-    held = await gate(bob);
-    await rival.rollback();
-  }
-  t.same(await answer, [false, 'error: could not store the event, try again later']);
-  await rival!.rollback();
-  t.equal(await stored(ev.id), 0, 'the event is not stored');
-  t.equal(await ledger(bob), 1, 'nor charged');
-  t.equal(await outboxRows(ev.id), 0, 'nor queued');
-  t.same(await client.publish(buildEvent(bob.key.sk, { content: 'again' })), [true, ''], 'the refused post’s quota hold was given back');
-  t.equal(await ledger(bob), 2);
-});
+t.test(
+  `after ${CONFLICT_ATTEMPTS} deadlocks in a row the client gets error:, and nothing is stored or charged`,
+  async (t) => {
+    const bob = await author(t);
+    const ev = buildEvent(bob.key.sk, { content: 'unlucky' });
+    let held = await gate(bob);
+    const answer = publishSlowly(ev);
+    let settled = false;
+    void answer.then(() => (settled = true));
+    let rival: Knex.Transaction | undefined;
+    for (let attempt = 1; attempt <= CONFLICT_ATTEMPTS; attempt++) {
+      rival = await deadlockOnce(bob, ev, held);
+      t.pass(`try ${attempt} was a deadlock victim`);
+      if (attempt === CONFLICT_ATTEMPTS) break;
+      t.notOk(settled, 'not answered while tries are left');
+      // The next try waits for the rival's row; the next gate is in place before the rival lets it go.
+      held = await gate(bob);
+      await rival.rollback();
+    }
+    t.same(await answer, [false, 'error: could not store the event, try again later']);
+    await rival!.rollback();
+    t.equal(await stored(ev.id), 0, 'the event is not stored');
+    t.equal(await ledger(bob), 1, 'nor charged');
+    t.equal(await outboxRows(ev.id), 0, 'nor queued');
+    t.same(
+      await client.publish(buildEvent(bob.key.sk, { content: 'again' })),
+      [true, ''],
+      'the refused post’s quota hold was given back',
+    );
+    t.equal(await ledger(bob), 2);
+  },
+);

@@ -18,28 +18,39 @@ t.test('hundreds of concurrent events from many authors are all stored, once', a
   // unlimited authors: put them on advanced through the core function the admin API uses
   for (const k of keys) {
     const user = await app.accounts.forPubkey(k.pk);
-    await (await import('../../../src/core/accounts/account-admin.js')).changePlan(app.accountAdmin, user.id, 'advanced', 'test');
+    await (
+      await import('../../../src/core/accounts/account-admin.js')
+    ).changePlan(app.accountAdmin, user.id, 'advanced', 'test');
   }
-  const events = Array.from({ length: 400 }, (_, i) => buildEvent(keys[i % keys.length]!.sk, { content: `burst ${i}` }));
+  const events = Array.from({ length: 400 }, (_, i) =>
+    buildEvent(keys[i % keys.length]!.sk, { content: `burst ${i}` }),
+  );
   const answers = await Promise.all([...events, ...events.slice(0, 50)].map((ev) => app.admit(ev, relayCtx)));
   const accepted = answers.filter((a) => a.status === 'accepted').length;
   const duplicates = answers.filter((a) => a.status === 'duplicate').length;
   t.equal(accepted, 400);
   t.equal(duplicates, 50, 'copies sent in the same burst are duplicates, not errors');
   t.equal(await countStored(events.map((e) => e.id)), 400);
-  const ledger = (await app.db.knex('user_quotas').where({ quota_type: 'daily' }).sum({ n: 'posts_used' })) as { n: string }[];
+  const ledger = (await app.db.knex('user_quotas').where({ quota_type: 'daily' }).sum({ n: 'posts_used' })) as {
+    n: string;
+  }[];
   t.equal(Number(ledger[0]?.n), 400, 'the ledger counted every stored post once');
 });
 
 t.test('uncapped posts in one statement: each post gets its own count in the usage records', async (t) => {
   const k = newKey();
   const user = await app.accounts.forPubkey(k.pk);
-  await (await import('../../../src/core/accounts/account-admin.js')).changePlan(app.accountAdmin, user.id, 'advanced', 'test');
+  await (
+    await import('../../../src/core/accounts/account-admin.js')
+  ).changePlan(app.accountAdmin, user.id, 'advanced', 'test');
   const events = Array.from({ length: 30 }, (_, i) => buildEvent(k.sk, { content: `counted ${i}` }));
   const answers = await Promise.all(events.map((ev) => app.admit(ev, relayCtx)));
   t.equal(answers.filter((a) => a.status === 'accepted').length, 30);
   await app.usage.flush();
-  const rows = (await app.db.knex('usage_events').where({ user_id: user.id, event_action: 'post_charged' }).select('posts_used_before', 'posts_used_after')) as {
+  const rows = (await app.db
+    .knex('usage_events')
+    .where({ user_id: user.id, event_action: 'post_charged' })
+    .select('posts_used_before', 'posts_used_after')) as {
     posts_used_before: number;
     posts_used_after: number;
   }[];
@@ -55,10 +66,15 @@ t.test('capped and uncapped authors in the same burst: the capped one still gets
   const capped = newKey();
   const free = newKey();
   const user = await app.accounts.forPubkey(free.pk);
-  await (await import('../../../src/core/accounts/account-admin.js')).changePlan(app.accountAdmin, user.id, 'advanced', 'test');
-  const events = Array.from({ length: 40 }, (_, i) => buildEvent((i % 2 ? capped : free).sk, { content: `mixed ${i}` }));
+  await (
+    await import('../../../src/core/accounts/account-admin.js')
+  ).changePlan(app.accountAdmin, user.id, 'advanced', 'test');
+  const events = Array.from({ length: 40 }, (_, i) =>
+    buildEvent((i % 2 ? capped : free).sk, { content: `mixed ${i}` }),
+  );
   const answers = await Promise.all(events.map((ev) => app.admit(ev, relayCtx)));
-  const acceptedOf = (pk: string) => answers.filter((a, i) => a.status === 'accepted' && events[i]!.pubkey === pk).length;
+  const acceptedOf = (pk: string) =>
+    answers.filter((a, i) => a.status === 'accepted' && events[i]!.pubkey === pk).length;
   t.equal(acceptedOf(free.pk), 20);
   t.equal(acceptedOf(capped.pk), 3);
   t.equal(await countStored(events.map((e) => e.id)), 23);
@@ -70,7 +86,10 @@ t.test('a basic author sending 20 posts at once gets exactly 3 stored', async (t
   const answers = await Promise.all(events.map((ev) => app.admit(ev, relayCtx)));
   t.equal(answers.filter((a) => a.status === 'accepted').length, 3);
   for (const a of answers.filter((x) => x.status === 'rejected')) {
-    t.match(a.status === 'rejected' && a.rejection.message, /^rate-limited: daily limit of 3 posts reached on the basic plan/);
+    t.match(
+      a.status === 'rejected' && a.rejection.message,
+      /^rate-limited: daily limit of 3 posts reached on the basic plan/,
+    );
   }
   t.equal(await countStored(events.map((e) => e.id)), 3, 'refused posts are not stored');
 });
@@ -78,8 +97,18 @@ t.test('a basic author sending 20 posts at once gets exactly 3 stored', async (t
 t.test('tags of batched events are indexed, and a deleted event is not stored again', async (t) => {
   const k = newKey();
   const user = await app.accounts.forPubkey(k.pk);
-  await (await import('../../../src/core/accounts/account-admin.js')).changePlan(app.accountAdmin, user.id, 'advanced', 'test');
-  const tagged = Array.from({ length: 30 }, (_, i) => buildEvent(k.sk, { content: `t${i}`, tags: [['t', 'batched'], ['p', k.pk]] }));
+  await (
+    await import('../../../src/core/accounts/account-admin.js')
+  ).changePlan(app.accountAdmin, user.id, 'advanced', 'test');
+  const tagged = Array.from({ length: 30 }, (_, i) =>
+    buildEvent(k.sk, {
+      content: `t${i}`,
+      tags: [
+        ['t', 'batched'],
+        ['p', k.pk],
+      ],
+    }),
+  );
   await Promise.all(tagged.map((ev) => app.admit(ev, relayCtx)));
   const found = await app.queries.query([{ tags: { t: ['batched'] }, limit: 100 }]);
   t.equal(found.length, 30);
@@ -89,5 +118,8 @@ t.test('tags of batched events are indexed, and a deleted event is not stored ag
   t.equal((await app.admit(deletion, relayCtx)).status, 'accepted');
   const answer = await app.admit(doomed, relayCtx);
   t.equal(answer.status, 'rejected');
-  t.equal(answer.status === 'rejected' && answer.rejection.message, 'blocked: this event was deleted by its author (NIP-09)');
+  t.equal(
+    answer.status === 'rejected' && answer.rejection.message,
+    'blocked: this event was deleted by its author (NIP-09)',
+  );
 });

@@ -29,7 +29,11 @@ async function checkVerdicts(t: Test, pool: VerifierPool, n: number): Promise<vo
   let same = 0;
   results.forEach((r, i) => {
     const want = cases[i]!.expected;
-    if (r.ok === want.ok && (r.ok ? r.value.id === cases[i]!.ev.id : !want.ok && r.rejection.message === want.rejection.message)) same++;
+    if (
+      r.ok === want.ok &&
+      (r.ok ? r.value.id === cases[i]!.ev.id : !want.ok && r.rejection.message === want.rejection.message)
+    )
+      same++;
   });
   t.equal(same, n, `all ${n} verdicts match the main thread's`);
 }
@@ -56,11 +60,19 @@ t.test('threads told to use nostr-wasm give the verdicts the main thread gives w
 });
 
 t.test('a turn with at most inlineUpTo checks verifies them here; a larger one goes to the threads', async (t) => {
-  const pool = await createVerifierPool({ threads: 1, log, backend, inlineUpTo: 4, workerUrl: new URL('../../helpers/marking-verify-worker.ts', import.meta.url) });
+  const pool = await createVerifierPool({
+    threads: 1,
+    log,
+    backend,
+    inlineUpTo: 4,
+    workerUrl: new URL('../../helpers/marking-verify-worker.ts', import.meta.url),
+  });
   t.teardown(() => pool.close());
   const key = newKey();
   const turn = async (n: number) => {
-    const results = await Promise.all(Array.from({ length: n }, (_, i) => pool.verify(buildEvent(key.sk, { content: `turn of ${n}, ${i}` }))));
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) => pool.verify(buildEvent(key.sk, { content: `turn of ${n}, ${i}` }))),
+    );
     return results.map((r) => (r.ok ? 'here' : r.rejection.message));
   };
   t.same(await turn(4), Array(4).fill('here'), 'four checks: on the main thread, valid');
@@ -69,7 +81,13 @@ t.test('a turn with at most inlineUpTo checks verifies them here; a larger one g
 });
 
 t.test('with nostr-wasm every check goes to the threads, however small the turn', async (t) => {
-  const pool = await createVerifierPool({ threads: 1, log, backend: 'wasm', inlineUpTo: 4, workerUrl: new URL('../../helpers/marking-verify-worker.ts', import.meta.url) });
+  const pool = await createVerifierPool({
+    threads: 1,
+    log,
+    backend: 'wasm',
+    inlineUpTo: 4,
+    workerUrl: new URL('../../helpers/marking-verify-worker.ts', import.meta.url),
+  });
   t.teardown(() => pool.close());
   const r = await pool.verify(buildEvent(newKey().sk));
   t.same(r, { ok: false, rejection: { prefix: 'invalid', message: 'invalid: checked on the thread' } });
@@ -89,7 +107,12 @@ t.test('what is handed on is a copy: changing the event afterwards changes nothi
 });
 
 t.test('a thread that dies: its events are verified on the main thread, none is lost or waved through', async (t) => {
-  const pool = await createVerifierPool({ threads: 1, log, backend, workerUrl: new URL('../../helpers/dying-verify-worker.ts', import.meta.url) });
+  const pool = await createVerifierPool({
+    threads: 1,
+    log,
+    backend,
+    workerUrl: new URL('../../helpers/dying-verify-worker.ts', import.meta.url),
+  });
   t.teardown(() => pool.close());
   await checkVerdicts(t, pool, 30);
   await checkVerdicts(t, pool, 30); // the replacement dies too, and again nothing is lost
@@ -101,7 +124,10 @@ t.test('close waits for the checks in flight; later checks run on the main threa
   const pending = Promise.all(cases.map(({ ev }) => pool.verify(ev)));
   await pool.close();
   const results = await pending;
-  t.same(results.map((r) => r.ok), cases.map((c) => c.expected.ok));
+  t.same(
+    results.map((r) => r.ok),
+    cases.map((c) => c.expected.ok),
+  );
   await checkVerdicts(t, pool, 6);
   await pool.close();
 });
@@ -114,5 +140,12 @@ t.test('zero threads: verification on the calling thread', async (t) => {
 });
 
 t.test('a thread that cannot start stops the pool from starting', async (t) => {
-  await t.rejects(createVerifierPool({ threads: 1, log, backend, workerUrl: new URL('../../helpers/no-such-worker.ts', import.meta.url) }));
+  await t.rejects(
+    createVerifierPool({
+      threads: 1,
+      log,
+      backend,
+      workerUrl: new URL('../../helpers/no-such-worker.ts', import.meta.url),
+    }),
+  );
 });

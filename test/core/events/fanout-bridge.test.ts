@@ -48,10 +48,18 @@ t.test('a commit of three events is one Redis message, and three deliveries on t
   // a new line inside the content, which JSON escapes: it cannot split a message's lines
   const commit = [0, 1, 2].map((i) => buildEvent(key.sk, { content: `line one\nline two ${i}` }));
   for (const ev of commit) a.publish(ev);
-  t.same(onA, commit.map((e) => e.id), 'the publishing process delivers them at once');
+  t.same(
+    onA,
+    commit.map((e) => e.id),
+    'the publishing process delivers them at once',
+  );
 
   await until(() => onB.length === 3);
-  t.same(onB, commit.map((e) => e.id), 'the other process delivers each, in order');
+  t.same(
+    onB,
+    commit.map((e) => e.id),
+    'the other process delivers each, in order',
+  );
   t.equal(messages.length, 1, 'one message crossed Redis');
 
   const alone = buildEvent(key.sk, { content: 'later' });

@@ -12,7 +12,12 @@ const delayMs = 150;
 const slowA = await healthyRelay(t, 'slow-a', delayMs);
 const slowB = await healthyRelay(t, 'slow-b', delayMs);
 const app = await startTestApp(t, {
-  env: { ...forwardTestEnv, UPSTREAM_RELAYS: `${slowA.url},${slowB.url}`, FORWARD_CONCURRENCY: '3', FORWARD_RELAY_CONCURRENCY: '2' },
+  env: {
+    ...forwardTestEnv,
+    UPSTREAM_RELAYS: `${slowA.url},${slowB.url}`,
+    FORWARD_CONCURRENCY: '3',
+    FORWARD_RELAY_CONCURRENCY: '2',
+  },
 });
 
 /** The most events a relay had received and not yet answered at one time (each is answered delayMs after arrival). */
@@ -40,16 +45,32 @@ t.test('at most 2 events unanswered per relay, 3 over both; every outcome record
     seen.push(Number(/nostrx_forward_in_flight\{stage="sending"\} (\d+)/.exec(text)?.[1] ?? -1));
     await new Promise((r) => setTimeout(r, 40));
   }
-  const rows = await waitForFinal(app.db.knex, evs.map((e) => e.id), 20_000);
-  t.ok(seen.every((n) => n >= 0 && n <= 3), `nostrx_forward_in_flight{stage="sending"} stayed within the 3 slots: ${seen.join(', ')}`);
-  t.ok(seen.some((n) => n > 0), 'and showed the events on their way');
+  const rows = await waitForFinal(
+    app.db.knex,
+    evs.map((e) => e.id),
+    20_000,
+  );
+  t.ok(
+    seen.every((n) => n >= 0 && n <= 3),
+    `nostrx_forward_in_flight{stage="sending"} stayed within the 3 slots: ${seen.join(', ')}`,
+  );
+  t.ok(
+    seen.some((n) => n > 0),
+    'and showed the events on their way',
+  );
 
   t.equal(rows.length, 24, 'one row per event and relay');
-  t.ok(rows.every((r) => r.status === 'published' && r.attempts === 1), 'every target published on its first attempt');
+  t.ok(
+    rows.every((r) => r.status === 'published' && r.attempts === 1),
+    'every target published on its first attempt',
+  );
   t.equal(slowA.received.length, 12);
   t.equal(slowB.received.length, 12);
   t.ok(mostUnanswered(slowA.received) <= 2, `relay A had at most ${mostUnanswered(slowA.received)} unanswered`);
   t.ok(mostUnanswered(slowB.received) <= 2, `relay B had at most ${mostUnanswered(slowB.received)} unanswered`);
   t.ok(mostUnanswered([...slowA.received, ...slowB.received]) <= 3, 'at most 3 over both relays');
-  t.ok(mostUnanswered([...slowA.received, ...slowB.received]) >= 2, 'and the slots were used (events went out side by side)');
+  t.ok(
+    mostUnanswered([...slowA.received, ...slowB.received]) >= 2,
+    'and the slots were used (events went out side by side)',
+  );
 });

@@ -25,12 +25,18 @@ async function onPlan(key: Key, plan: string): Promise<void> {
 t.test('a relay that lost events it acknowledged is found out, sent them again, and shows it', async (t) => {
   const alice = newKey();
   await onPlan(alice, 'premium');
-  for (const url of [forgetful.url, plain.url]) t.equal((await api.signed(alice, 'POST', '/v1/relays', { body: { url } })).status, 201);
+  for (const url of [forgetful.url, plain.url])
+    t.equal((await api.signed(alice, 'POST', '/v1/relays', { body: { url } })).status, 201);
   const now = Math.floor(Date.now() / 1000);
-  const events = Array.from({ length: 6 }, (_, i) => buildEvent(alice.sk, { content: `post ${i}`, created_at: now - 100 + i }));
+  const events = Array.from({ length: 6 }, (_, i) =>
+    buildEvent(alice.sk, { content: `post ${i}`, created_at: now - 100 + i }),
+  );
   const old = buildEvent(alice.sk, { content: 'before the window', created_at: now - 3 * 86400 });
   for (const ev of [...events, old]) t.equal((await app.admit(ev, relayCtx)).status, 'accepted');
-  await waitForFinal(app.db.knex, [...events, old].map((e) => e.id));
+  await waitForFinal(
+    app.db.knex,
+    [...events, old].map((e) => e.id),
+  );
   t.equal(forgetful.held.size, 7 - 3, 'the relay acknowledged all seven and kept four');
   const lost = [...events, old].filter((e) => !forgetful.held.has(e.id));
   const lostInWindow = lost.filter((e) => e.id !== old.id);
@@ -47,24 +53,49 @@ t.test('a relay that lost events it acknowledged is found out, sent them again, 
     acknowledged_then_missing: lostInWindow.length,
     queued: lostInWindow.length,
   });
-  t.match(byUrl.get(plain.url), { supports_nip77: false, checked: 0, missing: 0 }, 'a relay without NIP-77 is not audited');
+  t.match(
+    byUrl.get(plain.url),
+    { supports_nip77: false, checked: 0, missing: 0 },
+    'a relay without NIP-77 is not audited',
+  );
 
-  await waitFor('the lost events to be delivered again', async () => lostInWindow.every((e) => forgetful.held.has(e.id)));
-  const rows = await waitForFinal(app.db.knex, lostInWindow.map((e) => e.id));
+  await waitFor('the lost events to be delivered again', async () =>
+    lostInWindow.every((e) => forgetful.held.has(e.id)),
+  );
+  const rows = await waitForFinal(
+    app.db.knex,
+    lostInWindow.map((e) => e.id),
+  );
   const again = rows.filter((r) => r.relay_url === forgetful.url);
   t.equal(again.length, 2 * lostInWindow.length, 'each lost event has a second outbox row for that relay');
-  t.ok(again.every((r) => r.status === 'published' && r.attempts >= 1), 'recorded as forwarding attempts, delivered');
+  t.ok(
+    again.every((r) => r.status === 'published' && r.attempts >= 1),
+    'recorded as forwarding attempts, delivered',
+  );
   t.notOk(forgetful.held.has(old.id), 'an event before RECONCILE_DAYS is not audited');
 
   const listed = await api.signed(alice, 'GET', '/v1/relays');
-  const stats = new Map((listed.body.relays as { url: string; stats: Record<string, unknown> }[]).map((r) => [r.url, r.stats]));
+  const stats = new Map(
+    (listed.body.relays as { url: string; stats: Record<string, unknown> }[]).map((r) => [r.url, r.stats]),
+  );
   t.match(stats.get(forgetful.url), { acknowledged_then_missing: lostInWindow.length, last_reconciled_at: String });
   t.match(stats.get(plain.url), { acknowledged_then_missing: 0 });
 
   const second = await api.signed(alice, 'POST', '/v1/me/relays/reconcile');
-  t.match(second.body.relays.find((r: { url: string }) => r.url === forgetful.url), { checked: 6, missing: 0, queued: 0 }, 'once delivered again, nothing is missing');
+  t.match(
+    second.body.relays.find((r: { url: string }) => r.url === forgetful.url),
+    { checked: 6, missing: 0, queued: 0 },
+    'once delivered again, nothing is missing',
+  );
   t.same(await app.deliveryAudit.sweep(), [], 'the daily sweep skips relays reconciled within the day');
-  t.ok((await publishRows(app.db.knex, events.map((e) => e.id))).length > 0);
+  t.ok(
+    (
+      await publishRows(
+        app.db.knex,
+        events.map((e) => e.id),
+      )
+    ).length > 0,
+  );
 });
 
 t.test('the audit is for plans with relays of their own', async (t) => {

@@ -6,7 +6,10 @@ import { fetchRelayInfo, parseRelayInfo } from '../../../src/core/forwarding/ups
 import { guardedLookup } from '../../../src/core/forwarding/relay-targets.js';
 
 t.test('parseRelayInfo keeps a JSON object and the integers of supported_nips', async (t) => {
-  t.same(parseRelayInfo('{"name":"x","supported_nips":[11,1,"2",1,70000,-1,1.5]}'), { info: { name: 'x', supported_nips: [11, 1, '2', 1, 70000, -1, 1.5] }, supportedNips: [1, 11] });
+  t.same(parseRelayInfo('{"name":"x","supported_nips":[11,1,"2",1,70000,-1,1.5]}'), {
+    info: { name: 'x', supported_nips: [11, 1, '2', 1, 70000, -1, 1.5] },
+    supportedNips: [1, 11],
+  });
   t.equal(parseRelayInfo('{"name":"x"}')?.supportedNips, null);
   t.equal(parseRelayInfo('[1]'), undefined);
   t.equal(parseRelayInfo('not json'), undefined);
@@ -30,5 +33,11 @@ t.test('fetchRelayInfo asks for application/nostr+json and refuses what is not a
   await t.rejects(fetchRelayInfo(`${base}/big`, opts), /larger than 64 KiB/);
   await t.rejects(fetchRelayInfo(`${base}/missing`, opts), /HTTP 404/);
   await t.rejects(fetchRelayInfo(`${base}/slow`, opts), /no NIP-11 document within 200 ms/);
-  await t.rejects(fetchRelayInfo(`ws://localhost:${(server.address() as AddressInfo).port}/`, { ...opts, lookup: guardedLookup({ allowPrivate: false }) }), { code: 'ENOTALLOWED' });
+  await t.rejects(
+    fetchRelayInfo(`ws://localhost:${(server.address() as AddressInfo).port}/`, {
+      ...opts,
+      lookup: guardedLookup({ allowPrivate: false }),
+    }),
+    { code: 'ENOTALLOWED' },
+  );
 });

@@ -11,7 +11,9 @@ import { createForwarder } from '../../../src/core/forwarding/forwarder.js';
 
 const slow = await healthyRelay(t, 'slow', 300);
 const silent = await silentRelay(t);
-const app = await startTestApp(t, { env: { ...forwardTestEnv, FORWARD_TIMEOUT_MS: '1500', UPSTREAM_RELAYS: `${slow.url},${silent.url}` } });
+const app = await startTestApp(t, {
+  env: { ...forwardTestEnv, FORWARD_TIMEOUT_MS: '1500', UPSTREAM_RELAYS: `${slow.url},${silent.url}` },
+});
 const db = app.db.knex;
 
 t.test('stop() finishes what answers within the grace period and hands back the rest, due at once', async (t) => {
@@ -20,14 +22,20 @@ t.test('stop() finishes what answers within the grace period and hands back the 
   t.teardown(() => c.close());
   const evs = Array.from({ length: 3 }, (_, i) => buildEvent(judy.sk, { content: `bye ${i}` }));
   for (const ev of evs) t.same(await c.publish(ev), [true, '']);
-  await waitFor('every event in flight at both relays', async () => slow.received.length >= 3 && silent.received.length >= 3);
+  await waitFor(
+    'every event in flight at both relays',
+    async () => slow.received.length >= 3 && silent.received.length >= 3,
+  );
 
   const started = Date.now();
   await app.forwarder.stop();
   const took = Date.now() - started;
   t.ok(took < 750 + 1000, `stop() returned within its bound: half a timeout plus the closing (${took} ms)`);
 
-  const rows = await publishRows(db, evs.map((e) => e.id));
+  const rows = await publishRows(
+    db,
+    evs.map((e) => e.id),
+  );
   for (const r of rows.filter((x) => x.relay_url === slow.url)) {
     t.equal(r.status, 'published', 'an answer that came within the grace period was recorded');
   }
@@ -38,7 +46,9 @@ t.test('stop() finishes what answers within the grace period and hands back the 
     t.equal(r.claimed_by, null, 'the lease is released');
     t.match(r.attempt_log, [{ attempt: 1, outcome: 'interrupted', error_code: 'shutdown' }]);
   }
-  const due = (await db.raw(`SELECT count(*) AS n FROM relay_publishes WHERE status = 'pending' AND next_attempt_at <= now()`)).rows[0] as { n: string };
+  const due = (
+    await db.raw(`SELECT count(*) AS n FROM relay_publishes WHERE status = 'pending' AND next_attempt_at <= now()`)
+  ).rows[0] as { n: string };
   t.equal(Number(due.n), 3, 'the interrupted rows are due again at once');
 
   // Another forwarder (another process, or this one restarted) takes them up without waiting for a lease.
@@ -46,7 +56,12 @@ t.test('stop() finishes what answers within the grace period and hands back the 
   next.start();
   t.teardown(() => next.stop());
   const again = await waitFor('the second attempts', async () => {
-    const rs = (await publishRows(db, evs.map((e) => e.id))).filter((x) => x.relay_url === silent.url);
+    const rs = (
+      await publishRows(
+        db,
+        evs.map((e) => e.id),
+      )
+    ).filter((x) => x.relay_url === silent.url);
     return rs.every((r) => r.attempts === 2 && r.claimed_by === 'next-worker') ? rs : undefined;
   });
   t.equal(again.length, 3);

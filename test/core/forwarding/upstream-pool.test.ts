@@ -24,7 +24,10 @@ function pool(t: { teardown(fn: () => unknown): void }, opts: Partial<UpstreamPo
 
 t.test('many events in flight on one connection, each OK matched to its event whatever the order', async (t) => {
   // Answers the n-th event after (10 - n) · 20 ms: the last one sent is answered first.
-  const relay = await startTestRelay(t, { name: 'reverse', react: (_ev, n) => ({ ok: n % 2 === 0, message: n % 2 === 0 ? '' : `blocked: odd ${n}`, delayMs: (10 - n) * 20 }) });
+  const relay = await startTestRelay(t, {
+    name: 'reverse',
+    react: (_ev, n) => ({ ok: n % 2 === 0, message: n % 2 === 0 ? '' : `blocked: odd ${n}`, delayMs: (10 - n) * 20 }),
+  });
   const p = pool(t);
   const key = newKey();
   const evs = Array.from({ length: 10 }, (_, i) => buildEvent(key.sk, { content: `n${i}` }));
@@ -33,16 +36,25 @@ t.test('many events in flight on one connection, each OK matched to its event wh
   reports.forEach((r, i) => {
     t.match(r.result, { kind: 'answered', accepted: i % 2 === 0, response: ['OK', evs[i]!.id] }, `event ${i}`);
   });
-  t.ok(reports.every((r) => r.connectionMs !== null), 'all ten waited for the same connection');
+  t.ok(
+    reports.every((r) => r.connectionMs !== null),
+    'all ten waited for the same connection',
+  );
   const later = await p.publish(relay.url, buildEvent(key.sk, { content: 'later' }));
   t.equal(later.reused, true, 'and later events use it as it is');
   t.equal(later.connectionMs, 0);
-  t.same(reports[0]?.transitions.map((x) => x.status), ['connecting', 'connected', 'publishing', 'answered']);
+  t.same(
+    reports[0]?.transitions.map((x) => x.status),
+    ['connecting', 'connected', 'publishing', 'answered'],
+  );
   t.equal(p.openConnections(), 1);
 });
 
 t.test('a dropped connection fails the events waiting on it, and the next publish reconnects', async (t) => {
-  const relay = await startTestRelay(t, { name: 'drop-first', react: (_ev, n) => (n === 0 ? 'drop' : { ok: true, message: '' }) });
+  const relay = await startTestRelay(t, {
+    name: 'drop-first',
+    react: (_ev, n) => (n === 0 ? 'drop' : { ok: true, message: '' }),
+  });
   const p = pool(t);
   const key = newKey();
   const first = await p.publish(relay.url, buildEvent(key.sk));
@@ -73,29 +85,38 @@ t.test('the SSRF guard refuses a loopback relay at connect time unless it is an 
   const relay = await healthyRelay(t, 'loopback');
   const strict = pool(t, { policy: { allowPrivate: false } });
   const key = newKey();
-  t.match((await strict.publish(relay.url, buildEvent(key.sk))).result, { kind: 'not-allowed', error: /loopback address/ });
+  t.match((await strict.publish(relay.url, buildEvent(key.sk))).result, {
+    kind: 'not-allowed',
+    error: /loopback address/,
+  });
   const byName = relay.url.replace('127.0.0.1', 'localhost');
-  t.match((await strict.publish(byName, buildEvent(key.sk))).result, { kind: 'not-allowed', error: /localhost resolves to/ });
+  t.match((await strict.publish(byName, buildEvent(key.sk))).result, {
+    kind: 'not-allowed',
+    error: /localhost resolves to/,
+  });
   t.equal(relay.connections, 0);
   const operator = pool(t, { policy: { allowPrivate: false }, trusted: new Set([relay.url]) });
   t.match((await operator.publish(relay.url, buildEvent(key.sk))).result, { kind: 'answered', accepted: true });
 });
 
-t.test('the breaker opens after consecutive failures, half-opens after the pause, and closes on an answer', async (t) => {
-  const p = pool(t);
-  const url = 'wss://breaker.example/';
-  t.same(p.breaker(url), { paused: false, halfOpen: false, until: null });
-  t.equal(p.reportHealth(url, 'fail'), null);
-  const until = p.reportHealth(url, 'fail');
-  t.ok(until instanceof Date);
-  t.match(p.breaker(url), { paused: true, halfOpen: false });
-  t.same(p.pausedUrls(), [url]);
-  await new Promise((r) => setTimeout(r, 320));
-  t.match(p.breaker(url), { paused: false, halfOpen: true });
-  t.same(p.pausedUrls(), []);
-  p.reportHealth(url, 'ok');
-  t.same(p.breaker(url), { paused: false, halfOpen: false, until: null });
-});
+t.test(
+  'the breaker opens after consecutive failures, half-opens after the pause, and closes on an answer',
+  async (t) => {
+    const p = pool(t);
+    const url = 'wss://breaker.example/';
+    t.same(p.breaker(url), { paused: false, halfOpen: false, until: null });
+    t.equal(p.reportHealth(url, 'fail'), null);
+    const until = p.reportHealth(url, 'fail');
+    t.ok(until instanceof Date);
+    t.match(p.breaker(url), { paused: true, halfOpen: false });
+    t.same(p.pausedUrls(), [url]);
+    await new Promise((r) => setTimeout(r, 320));
+    t.match(p.breaker(url), { paused: false, halfOpen: true });
+    t.same(p.pausedUrls(), []);
+    p.reportHealth(url, 'ok');
+    t.same(p.breaker(url), { paused: false, halfOpen: false, until: null });
+  },
+);
 
 t.test('close() fails waiting publishes with shutdown', async (t) => {
   const silent = await startTestRelay(t, { name: 'silent', react: () => 'silent' });

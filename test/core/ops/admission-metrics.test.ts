@@ -8,8 +8,19 @@ import { rejection } from '../../../src/nips/result.js';
 
 function metricsIn(registry: client.Registry) {
   return {
-    events: new client.Counter({ name: 'nostrx_events_total', help: 'h', labelNames: ['outcome', 'reason', 'via'] as const, registers: [registry] }),
-    admissionSeconds: new client.Histogram({ name: 'nostrx_admission_seconds', help: 'h', labelNames: ['outcome'] as const, buckets: [0.001, 1], registers: [registry] }),
+    events: new client.Counter({
+      name: 'nostrx_events_total',
+      help: 'h',
+      labelNames: ['outcome', 'reason', 'via'] as const,
+      registers: [registry],
+    }),
+    admissionSeconds: new client.Histogram({
+      name: 'nostrx_admission_seconds',
+      help: 'h',
+      labelNames: ['outcome'] as const,
+      buckets: [0.001, 1],
+      registers: [registry],
+    }),
   };
 }
 

@@ -40,9 +40,16 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   const log = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
   const m = startMaintenance({ db, log, retention: { usage_events: 0, relay_publishes: 0 }, paymentsArchiveYears: 7 });
   t.teardown(() => m.stop());
-  for (let i = 0; i < 100 && !lines.some((l) => l.includes('old payments archived')); i++) await new Promise((r) => setTimeout(r, 50));
-  t.ok(lines.some((l) => l.includes('old payments archived') && l.includes('"archived":1')), 'logged with the count');
-  t.notOk((await listPayments(db, user.id)).some((p) => p.providerPaymentId === 'nine-years'), 'archived at start');
+  for (let i = 0; i < 100 && !lines.some((l) => l.includes('old payments archived')); i++)
+    await new Promise((r) => setTimeout(r, 50));
+  t.ok(
+    lines.some((l) => l.includes('old payments archived') && l.includes('"archived":1')),
+    'logged with the count',
+  );
+  t.notOk(
+    (await listPayments(db, user.id)).some((p) => p.providerPaymentId === 'nine-years'),
+    'archived at start',
+  );
 }
 
 t.test('old payments are archived, not deleted', async (t) => onBothDatabases(t, exercise));

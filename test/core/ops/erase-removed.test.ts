@@ -22,7 +22,13 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
 /** Stores a kind-1 event with one indexed tag and one outbox row; returns its row id. */
 async function stored(db: Knex, userId: string, relayId: string): Promise<string> {
   const ev = buildEvent(newKey().sk, { tags: [['t', 'erase']] });
-  const w = await insertBatch(db, [{ ev, extras: { userId, dTag: null, expiresAt: undefined }, forwarding: { ...NO_UPSTREAM, targets: [{ userRelayId: relayId, url: 'wss://up.example/' }] } }]);
+  const w = await insertBatch(db, [
+    {
+      ev,
+      extras: { userId, dTag: null, expiresAt: undefined },
+      forwarding: { ...NO_UPSTREAM, targets: [{ userRelayId: relayId, url: 'wss://up.example/' }] },
+    },
+  ]);
   return w.rowIds.get(ev.id)!;
 }
 
@@ -38,7 +44,8 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   if (added.status !== 'added') throw new Error('setup');
   const relayId = added.relay.id;
   const rows: Record<string, string> = {};
-  for (const name of ['live', 'deletedOld', 'replacedOld', 'expiredOld', 'bannedOld', 'deletedRecent']) rows[name] = await stored(db, user.id, relayId);
+  for (const name of ['live', 'deletedOld', 'replacedOld', 'expiredOld', 'bannedOld', 'deletedRecent'])
+    rows[name] = await stored(db, user.id, relayId);
   await removeAgo(db, rows.deletedOld!, 'deleted', 31);
   await removeAgo(db, rows.replacedOld!, 'replaced', 40);
   await removeAgo(db, rows.expiredOld!, 'expired', 365);
@@ -46,9 +53,17 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   await removeAgo(db, rows.deletedRecent!, 'deleted', 29);
 
   t.equal(await eraseRemovedEvents(db, 0, nowSeconds()), 0, '0 days keeps everything');
-  t.equal(await eraseRemovedEvents(db, 30, nowSeconds()), 3, 'the deleted, replaced and expired rows removed over 30 days ago');
+  t.equal(
+    await eraseRemovedEvents(db, 30, nowSeconds()),
+    3,
+    'the deleted, replaced and expired rows removed over 30 days ago',
+  );
   const left = ((await db('nostr_events').select('id')) as { id: string }[]).map((r) => r.id).sort();
-  t.same(left, [rows.live!, rows.bannedOld!, rows.deletedRecent!].sort(), 'live, banned and recently removed rows stay');
+  t.same(
+    left,
+    [rows.live!, rows.bannedOld!, rows.deletedRecent!].sort(),
+    'live, banned and recently removed rows stay',
+  );
   const tagRows = (await db('nostr_event_tags').select('event_row_id')) as { event_row_id: string }[];
   t.same(new Set(tagRows.map((r) => r.event_row_id)), new Set(left), 'the erased rows took their tags');
   const outboxRows = (await db('relay_publishes').select('event_id')) as { event_id: string }[];
@@ -58,31 +73,43 @@ async function exercise(t: Test, db: Knex): Promise<void> {
 
 t.test('the rows erased and the rows kept', async (t) => onBothDatabases(t, exercise));
 
-t.test('through a real client nothing changes: a deleted event stays refused, an older version stays superseded', async (t) => {
-  const databaseUrl = await createTestDatabaseUrl(t);
-  const first = await startTestApp(t, { databaseUrl, plans: { basic: { daily: -1 } } });
-  const alice = newKey();
-  const publisher = await Relay.connect(first.relayUrl);
-  t.teardown(() => publisher.close());
-  const note = buildEvent(alice.sk, { content: 'to be deleted' });
-  const profileV1 = buildEvent(alice.sk, { kind: 0, content: '{"name":"alice one"}', created_at: nowSeconds() - 10 });
-  const profileV2 = buildEvent(alice.sk, { kind: 0, content: '{"name":"alice two"}' });
-  for (const ev of [note, profileV1, profileV2]) await publisher.publish(ev);
-  const deletion = buildEvent(alice.sk, { kind: 5, tags: [['e', note.id]] });
-  await publisher.publish(deletion);
+t.test(
+  'through a real client nothing changes: a deleted event stays refused, an older version stays superseded',
+  async (t) => {
+    const databaseUrl = await createTestDatabaseUrl(t);
+    const first = await startTestApp(t, { databaseUrl, plans: { basic: { daily: -1 } } });
+    const alice = newKey();
+    const publisher = await Relay.connect(first.relayUrl);
+    t.teardown(() => publisher.close());
+    const note = buildEvent(alice.sk, { content: 'to be deleted' });
+    const profileV1 = buildEvent(alice.sk, { kind: 0, content: '{"name":"alice one"}', created_at: nowSeconds() - 10 });
+    const profileV2 = buildEvent(alice.sk, { kind: 0, content: '{"name":"alice two"}' });
+    for (const ev of [note, profileV1, profileV2]) await publisher.publish(ev);
+    const deletion = buildEvent(alice.sk, { kind: 5, tags: [['e', note.id]] });
+    await publisher.publish(deletion);
 
-  // the removals happened 31 days ago; the events come back to a process that has not seen them (a restart, or
-  // another instance), so its answers come from the database, not from its memory of recent ids
-  const app = await startTestApp(t, { databaseUrl, plans: { basic: { daily: -1 } } });
-  const relay = await Relay.connect(app.relayUrl);
-  t.teardown(() => relay.close());
-  const knex = app.db.knex;
-  await knex('nostr_events').whereIn('event_id', [note.id, profileV1.id]).update({ removed_at: new Date((nowSeconds() - 31 * DAY) * 1000) });
-  t.equal(await eraseRemovedEvents(knex, app.config.removedEventsRetentionDays, nowSeconds()), 2, 'the deleted note and the replaced profile are erased (default 30 days)');
-  t.equal(Number((await knex('nostr_events').whereIn('event_id', [note.id, profileV1.id]).count({ n: '*' }))[0]!.n), 0);
+    // the removals happened 31 days ago; the events come back to a process that has not seen them (a restart, or
+    // another instance), so its answers come from the database, not from its memory of recent ids
+    const app = await startTestApp(t, { databaseUrl, plans: { basic: { daily: -1 } } });
+    const relay = await Relay.connect(app.relayUrl);
+    t.teardown(() => relay.close());
+    const knex = app.db.knex;
+    await knex('nostr_events')
+      .whereIn('event_id', [note.id, profileV1.id])
+      .update({ removed_at: new Date((nowSeconds() - 31 * DAY) * 1000) });
+    t.equal(
+      await eraseRemovedEvents(knex, app.config.removedEventsRetentionDays, nowSeconds()),
+      2,
+      'the deleted note and the replaced profile are erased (default 30 days)',
+    );
+    t.equal(
+      Number((await knex('nostr_events').whereIn('event_id', [note.id, profileV1.id]).count({ n: '*' }))[0]!.n),
+      0,
+    );
 
-  await t.rejects(relay.publish(note), /^blocked: .*deleted/, 'the deleted note published again is still refused');
-  t.match(await relay.publish(profileV1), /^duplicate: a newer version/, 'the older profile is still superseded');
-  const served = await storedEvents(relay, { authors: [alice.pk] });
-  t.same(served.map((e) => e.id).sort(), [profileV2.id, deletion.id].sort(), 'what is served is unchanged');
-});
+    await t.rejects(relay.publish(note), /^blocked: .*deleted/, 'the deleted note published again is still refused');
+    t.match(await relay.publish(profileV1), /^duplicate: a newer version/, 'the older profile is still superseded');
+    const served = await storedEvents(relay, { authors: [alice.pk] });
+    t.same(served.map((e) => e.id).sort(), [profileV2.id, deletion.id].sort(), 'what is served is unchanged');
+  },
+);

@@ -52,7 +52,11 @@ t.test('admissions per minute, by outcome and refusal reason', async (t) => {
   t.same(m.duplicate.slice(-2), [0, 1]);
   t.same(m.refused['rate-limited']?.slice(-2), [2, 0]);
   t.same(m.refused.blocked?.slice(-2), [0, 4]);
-  t.equal(m.accepted.slice(0, -2).reduce((a, b) => a + b, 0), 0, 'earlier minutes are zero');
+  t.equal(
+    m.accepted.slice(0, -2).reduce((a, b) => a + b, 0),
+    0,
+    'earlier minutes are zero',
+  );
   t.same(o.outbox, { depth: 7, oldestSeconds: 42 });
 });
 
@@ -95,8 +99,22 @@ t.test("each configured relay's success rate, latency and breaker; users' own re
     ['wss://one.example/', 'wss://two.example/', 'custom'],
   );
   const [one, two, custom] = rows;
-  t.same(one, { url: 'wss://one.example/', attempts: { published: 3, rejected: 1, interrupted: 1 }, successRate: 0.75, avgLatencyMs: 20, breaker: 'closed', pausedUntil: null });
-  t.same(two, { url: 'wss://two.example/', attempts: { retry: 5 }, successRate: 0, avgLatencyMs: null, breaker: 'open', pausedUntil: until.toISOString() });
+  t.same(one, {
+    url: 'wss://one.example/',
+    attempts: { published: 3, rejected: 1, interrupted: 1 },
+    successRate: 0.75,
+    avgLatencyMs: 20,
+    breaker: 'closed',
+    pausedUntil: null,
+  });
+  t.same(two, {
+    url: 'wss://two.example/',
+    attempts: { retry: 5 },
+    successRate: 0,
+    avgLatencyMs: null,
+    breaker: 'open',
+    pausedUntil: until.toISOString(),
+  });
   t.match(custom, { url: 'custom', successRate: 1, breaker: null });
 });
 

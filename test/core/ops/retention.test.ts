@@ -20,7 +20,11 @@ await ensureMonthlyPartitions(knex, new Date(Date.UTC(now.getUTCFullYear(), now.
 
 t.test('each table keeps its own number of days, in whole months; 0 keeps everything', async (t) => {
   const before = { usage: await partitions('usage_events'), publishes: await partitions('relay_publishes') };
-  for (let m = -5; m <= 0; m++) t.ok(before.usage.includes(monthPartition('usage_events', now, m)), `${monthPartition('usage_events', now, m)} exists`);
+  for (let m = -5; m <= 0; m++)
+    t.ok(
+      before.usage.includes(monthPartition('usage_events', now, m)),
+      `${monthPartition('usage_events', now, m)} exists`,
+    );
 
   t.same(await applyRetention(knex, { usage_events: 0, relay_publishes: 0 }, seconds), {}, '0 keeps everything');
   t.same(await partitions('usage_events'), before.usage);
@@ -29,15 +33,25 @@ t.test('each table keeps its own number of days, in whole months; 0 keeps everyt
   const dropped = await applyRetention(knex, { usage_events: 62, relay_publishes: 0 }, seconds);
   const cutoff = new Date((seconds - 62 * 86_400) * 1000);
   const gone = (dropped.usage_events ?? []).sort();
-  t.ok(gone.includes(monthPartition('usage_events', now, -5)) && gone.includes(monthPartition('usage_events', now, -4)), `the oldest months dropped: ${gone.join(', ')}`);
+  t.ok(
+    gone.includes(monthPartition('usage_events', now, -5)) && gone.includes(monthPartition('usage_events', now, -4)),
+    `the oldest months dropped: ${gone.join(', ')}`,
+  );
   for (const name of gone) {
     const [, y, m] = /_y(\d{4})m(\d{2})$/.exec(name)!;
     t.ok(new Date(Date.UTC(Number(y), Number(m), 1)) <= cutoff, `${name} ended before the cutoff`);
   }
   const left = await partitions('usage_events');
-  t.ok(left.includes(monthPartition('usage_events', now, -1)) && left.includes(monthPartition('usage_events', now, 0)), 'last month and this one stay');
+  t.ok(
+    left.includes(monthPartition('usage_events', now, -1)) && left.includes(monthPartition('usage_events', now, 0)),
+    'last month and this one stay',
+  );
   t.same(await partitions('relay_publishes'), before.publishes, 'relay_publishes has its own setting (0 here)');
-  t.same(await applyRetention(knex, { usage_events: 62, relay_publishes: 0 }, seconds), {}, 'a second run drops nothing');
+  t.same(
+    await applyRetention(knex, { usage_events: 62, relay_publishes: 0 }, seconds),
+    {},
+    'a second run drops nothing',
+  );
 });
 
 t.test('the service applies retention when maintenance starts', async (t) => {
@@ -48,7 +62,11 @@ t.test('the service applies retention when maintenance starts', async (t) => {
   const m = startMaintenance({ db: knex, log, retention: { usage_events: 0, relay_publishes: 31 } });
   t.teardown(() => m.stop());
   const until = Date.now() + 10_000;
-  while ((await partitions('relay_publishes')).includes(monthPartition('relay_publishes', now, -5)) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  while (
+    (await partitions('relay_publishes')).includes(monthPartition('relay_publishes', now, -5)) &&
+    Date.now() < until
+  )
+    await new Promise((r) => setTimeout(r, 20));
   const after = await partitions('relay_publishes');
   t.notOk(after.includes(monthPartition('relay_publishes', now, -5)), 'old relay_publishes months dropped at start');
   t.ok(after.includes(monthPartition('relay_publishes', now, 0)), 'this month stays');

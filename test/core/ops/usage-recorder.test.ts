@@ -16,7 +16,12 @@ const db = await createTestDatabase(t);
 const log = createLogger('silent');
 const statements: string[] = [];
 db.knex.on('query', (q: { sql: string }) => statements.push(q.sql));
-const inserts = (table: string) => statements.filter((s) => s.toLowerCase().replace(/\s+/g, ' ').startsWith(`insert into ${table} `) || s.startsWith(`insert into "${table}"`)).length;
+const inserts = (table: string) =>
+  statements.filter(
+    (s) =>
+      s.toLowerCase().replace(/\s+/g, ' ').startsWith(`insert into ${table} `) ||
+      s.startsWith(`insert into "${table}"`),
+  ).length;
 // Dates relative to now: the current month's partition always exists (the migration creates it), so a fixed
 // date would stop working once its month's partition is gone.
 const now = new Date();
@@ -40,7 +45,10 @@ t.test('120 events and 3 users’ stats are written with one statement each', as
   t.equal(inserts('daily_usage_stats'), 1);
   const n = await db.knex('usage_events').whereIn('user_id', users).count({ n: '*' });
   t.equal(Number((n[0] as { n: string }).n), 120);
-  const s = await db.knex('daily_usage_stats').where({ user_id: users[0] }).first('total_posts', 'successful_posts', 'failed_posts', 'twitter_posts', 'x_com_posts');
+  const s = await db
+    .knex('daily_usage_stats')
+    .where({ user_id: users[0] })
+    .first('total_posts', 'successful_posts', 'failed_posts', 'twitter_posts', 'x_com_posts');
   t.same(s, { total_posts: 40, successful_posts: 36, failed_posts: 4, twitter_posts: 20, x_com_posts: 20 });
 
   rec.post(users[0]!, today, 'success');
@@ -70,20 +78,41 @@ t.test('refused attempts are aggregated: one row per user and period per flush',
   t.teardown(() => rec.close());
   const userId = await newUser();
   for (let i = 0; i < 1000; i++) {
-    rec.exceeded({ userId, plan: 'basic', period: 'daily', periodDate: today, limit: 3, used: 3, resetsAt: new Date(Date.parse(today) + 86_400_000).toISOString(), at: new Date(now.getTime() + (i % 60) * 1000), via: 'relay', ip: '127.0.0.1' });
+    rec.exceeded({
+      userId,
+      plan: 'basic',
+      period: 'daily',
+      periodDate: today,
+      limit: 3,
+      used: 3,
+      resetsAt: new Date(Date.parse(today) + 86_400_000).toISOString(),
+      at: new Date(now.getTime() + (i % 60) * 1000),
+      via: 'relay',
+      ip: '127.0.0.1',
+    });
   }
   await rec.flush();
-  const rows = (await db.knex('usage_events').where({ user_id: userId }).select('event_type', 'event_action', 'quota_limit', 'event_data', 'ip_address')) as {
+  const rows = (await db
+    .knex('usage_events')
+    .where({ user_id: userId })
+    .select('event_type', 'event_action', 'quota_limit', 'event_data', 'ip_address')) as {
     event_data: { attempts: number; plan: string };
   }[];
   t.equal(rows.length, 1);
-  t.match(rows[0], { event_type: 'quota_exceeded', event_action: 'daily_limit', quota_limit: 3, ip_address: '127.0.0.1', event_data: { attempts: 1000, plan: 'basic' } });
+  t.match(rows[0], {
+    event_type: 'quota_exceeded',
+    event_action: 'daily_limit',
+    quota_limit: 3,
+    ip_address: '127.0.0.1',
+    event_data: { attempts: 1000, plan: 'basic' },
+  });
 });
 
 t.test('the batch size triggers a flush before the interval; close flushes the rest', async (t) => {
   const rec = createUsageRecorder({ db: db.knex, log, flushMs: 60_000, batchRows: 10 });
   const userId = await newUser();
-  for (let i = 0; i < 10; i++) rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: new Date() });
+  for (let i = 0; i < 10; i++)
+    rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: new Date() });
   for (let i = 0; i < 50 && rec.pending() > 0; i++) await new Promise((r) => setTimeout(r, 20));
   t.equal(rec.pending(), 0, 'flushed without waiting for the timer');
   rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: new Date() });
@@ -108,34 +137,60 @@ t.test("the batch size writes the events early; the day's totals wait for the in
   t.equal(inserts('daily_usage_stats'), 0, 'no totals written early');
   t.equal(await db.knex('daily_usage_stats').where({ user_id: userId }).first('total_posts'), undefined);
   await rec.flush();
-  t.match(await db.knex('daily_usage_stats').where({ user_id: userId }).first('total_posts'), { total_posts: 10 }, 'written by the flush, all ten');
+  t.match(
+    await db.knex('daily_usage_stats').where({ user_id: userId }).first('total_posts'),
+    { total_posts: 10 },
+    'written by the flush, all ten',
+  );
   t.equal(inserts('daily_usage_stats'), 1);
 });
 
-t.test('a row in a month without a partition is dropped, the others are written, and no partition is created here', async (t) => {
-  const rec = createUsageRecorder({ db: db.knex, log, flushMs: 60_000 });
-  t.teardown(() => rec.close());
-  const userId = await newUser();
-  // Two years ahead: maintenance creates a few months ahead, never that far.
-  const farAhead = new Date(Date.UTC(now.getUTCFullYear() + 2, now.getUTCMonth(), 15, 12));
-  statements.length = 0;
-  rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: farAhead });
-  rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: now });
-  await rec.flush();
-  t.equal(rec.pending(), 0, 'the row without a partition is not kept for later flushes');
-  const { rows } = (await db.knex.raw(`SELECT tableoid::regclass::text AS part, occurred_at FROM usage_events WHERE user_id = ?`, [userId])) as {
-    rows: { part: string; occurred_at: Date }[];
-  };
-  t.same(rows, [{ part: partitionNameAt('usage_events', now), occurred_at: now }], 'the row of this month is written');
-  t.same(statements.filter((s) => /^\s*(create|alter|drop)\b/i.test(s)), [], 'no DDL on the usage path');
-  t.notOk((await partitionNames(db.knex, 'usage_events')).has(partitionNameAt('usage_events', farAhead)), 'no partition was created');
-});
+t.test(
+  'a row in a month without a partition is dropped, the others are written, and no partition is created here',
+  async (t) => {
+    const rec = createUsageRecorder({ db: db.knex, log, flushMs: 60_000 });
+    t.teardown(() => rec.close());
+    const userId = await newUser();
+    // Two years ahead: maintenance creates a few months ahead, never that far.
+    const farAhead = new Date(Date.UTC(now.getUTCFullYear() + 2, now.getUTCMonth(), 15, 12));
+    statements.length = 0;
+    rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: farAhead });
+    rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: now });
+    await rec.flush();
+    t.equal(rec.pending(), 0, 'the row without a partition is not kept for later flushes');
+    const { rows } = (await db.knex.raw(
+      `SELECT tableoid::regclass::text AS part, occurred_at FROM usage_events WHERE user_id = ?`,
+      [userId],
+    )) as {
+      rows: { part: string; occurred_at: Date }[];
+    };
+    t.same(
+      rows,
+      [{ part: partitionNameAt('usage_events', now), occurred_at: now }],
+      'the row of this month is written',
+    );
+    t.same(
+      statements.filter((s) => /^\s*(create|alter|drop)\b/i.test(s)),
+      [],
+      'no DDL on the usage path',
+    );
+    t.notOk(
+      (await partitionNames(db.knex, 'usage_events')).has(partitionNameAt('usage_events', farAhead)),
+      'no partition was created',
+    );
+  },
+);
 
 t.test('rows the database refuses are dropped; later rows are written', async (t) => {
   const rec = createUsageRecorder({ db: db.knex, log, flushMs: 60_000 });
   t.teardown(() => rec.close());
   const userId = await newUser();
-  rec.event({ userId: '00000000-0000-0000-0000-000000000000', type: 'quota_usage', action: 'post_charged', occurredAt: new Date() });
+  rec.event({
+    userId: '00000000-0000-0000-0000-000000000000',
+    type: 'quota_usage',
+    action: 'post_charged',
+    occurredAt: new Date(),
+  });
   await rec.flush();
   t.equal(rec.pending(), 0, 'the refused batch is not retried forever');
   rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: new Date() });
@@ -145,10 +200,20 @@ t.test('rows the database refuses are dropped; later rows are written', async (t
 
 t.test('while the database cannot be reached, rows are kept for the next flush', async (t) => {
   const quiet = { warn: () => undefined, error: () => undefined, debug: () => undefined, deprecate: () => undefined };
-  const unreachable = knexFactory({ client: 'pg', connection: dbUrl('nostrx_no_such_database'), pool: { min: 0, max: 1 }, log: quiet });
+  const unreachable = knexFactory({
+    client: 'pg',
+    connection: dbUrl('nostrx_no_such_database'),
+    pool: { min: 0, max: 1 },
+    log: quiet,
+  });
   t.teardown(() => unreachable.destroy());
   const rec = createUsageRecorder({ db: unreachable, log, flushMs: 60_000 });
-  rec.event({ userId: '00000000-0000-0000-0000-000000000000', type: 'quota_usage', action: 'post_charged', occurredAt: new Date() });
+  rec.event({
+    userId: '00000000-0000-0000-0000-000000000000',
+    type: 'quota_usage',
+    action: 'post_charged',
+    occurredAt: new Date(),
+  });
   rec.post('00000000-0000-0000-0000-000000000000', today, 'success');
   await rec.flush();
   t.equal(rec.pending(), 2);

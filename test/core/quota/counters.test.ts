@@ -3,7 +3,12 @@
 // committed count to what Postgres reported (never lowers it); a missing counter asks to be rebuilt.
 import t from 'tap';
 import { Redis } from 'ioredis';
-import { memoryQuotaCounters, redisQuotaCounters, type CounterPeriod, type QuotaCounters } from '../../../src/store/quota-counters.js';
+import {
+  memoryQuotaCounters,
+  redisQuotaCounters,
+  type CounterPeriod,
+  type QuotaCounters,
+} from '../../../src/store/quota-counters.js';
 import { testRedisPrefix, testRedisUrl } from '../../helpers/redis.js';
 
 const redis = new Redis(testRedisUrl);
@@ -25,15 +30,27 @@ for (const [name, make] of kinds) {
     t.same(await c.reserve('u1', [day(3)], 'a'), { status: 'missing' });
     t.same(await c.reserve('u1', [day(3)], 'a', [1]), { status: 'held' }, 'seeded with 1 committed');
     t.same(await c.reserve('u1', [day(3)], 'b'), { status: 'held' });
-    t.same(await c.reserve('u1', [day(3)], 'c'), { status: 'full', index: 0, used: 1, held: 2 }, '1 committed + 2 held = 3');
+    t.same(
+      await c.reserve('u1', [day(3)], 'c'),
+      { status: 'full', index: 0, used: 1, held: 2 },
+      '1 committed + 2 held = 3',
+    );
     await c.settle('u1', [day(3).key], 'a', [2]);
     t.same(await c.reserve('u1', [day(3)], 'c'), { status: 'full', index: 0, used: 2, held: 1 });
     await c.settle('u1', [day(3).key], 'b', [undefined]);
     t.same(await c.reserve('u1', [day(3)], 'c'), { status: 'held' }, 'a given-back hold frees its place');
     await c.settle('u1', [day(3).key], 'c', [3]);
-    t.same(await c.reserve('u1', [day(3)], 'd'), { status: 'full', index: 0, used: 3, held: 0 }, 'held 0: a committed fact');
+    t.same(
+      await c.reserve('u1', [day(3)], 'd'),
+      { status: 'full', index: 0, used: 3, held: 0 },
+      'held 0: a committed fact',
+    );
     await c.settle('u1', [day(3).key], 'x', [1]);
-    t.same(await c.reserve('u1', [day(3)], 'd'), { status: 'full', index: 0, used: 3, held: 0 }, 'a lower count never lowers it');
+    t.same(
+      await c.reserve('u1', [day(3)], 'd'),
+      { status: 'full', index: 0, used: 3, held: 0 },
+      'a lower count never lowers it',
+    );
     t.same(await c.reserve('u1', [day(5)], 'd'), { status: 'held' }, 'the cap is the one passed in (plan change)');
   });
 
@@ -42,7 +59,11 @@ for (const [name, make] of kinds) {
     t.same(await c.reserve('u2', [day(10), month(2)], 'a', [0, 1]), { status: 'held' });
     t.same(await c.reserve('u2', [day(10), month(2)], 'b'), { status: 'full', index: 1, used: 1, held: 1 });
     await c.settle('u2', [day(10).key, month(2).key], 'a', [undefined, undefined]);
-    t.same(await c.reserve('u2', [day(1), month(5)], 'c'), { status: 'held' }, 'the refused call held nothing in the daily period');
+    t.same(
+      await c.reserve('u2', [day(1), month(5)], 'c'),
+      { status: 'held' },
+      'the refused call held nothing in the daily period',
+    );
   });
 
   t.test(`${name}: a hold that is never settled lapses (a crashed process)`, async (t) => {

@@ -11,8 +11,18 @@ import { newKey } from '../../helpers/events.js';
 
 const db = await createTestDatabase(t);
 
-const day = (limit: number): LedgerPeriod => ({ type: 'daily', date: '2026-11-25', limit, resetsAt: '2026-11-26T00:00:00Z' });
-const month = (limit: number): LedgerPeriod => ({ type: 'monthly', date: '2026-11-01', limit, resetsAt: '2026-12-01T00:00:00Z' });
+const day = (limit: number): LedgerPeriod => ({
+  type: 'daily',
+  date: '2026-11-25',
+  limit,
+  resetsAt: '2026-11-26T00:00:00Z',
+});
+const month = (limit: number): LedgerPeriod => ({
+  type: 'monthly',
+  date: '2026-11-01',
+  limit,
+  resetsAt: '2026-12-01T00:00:00Z',
+});
 
 async function newUser(knex: Knex): Promise<string> {
   return (await upsertUserByPubkey(knex, newKey().pk)).user.id;
@@ -49,8 +59,14 @@ t.test('a refused monthly period rolls back the daily charge made in the same tr
 t.test('the limit passed in applies to what is already counted (plan changes mid-day)', async (t) => {
   const userId = await newUser(db.knex);
   for (let i = 0; i < 5; i++) t.ok(await charge(db.knex, userId, [day(25)]));
-  const refused = await db.knex.transaction(async (trx) => (await chargePosts(trx, [{ userId, periods: [day(3)], n: 1 }])).get(userId));
-  t.same(refused, { taken: 0, before: { daily: 5 }, refusedBy: day(3) }, 'a downgrade below the count refuses, reporting the count');
+  const refused = await db.knex.transaction(async (trx) =>
+    (await chargePosts(trx, [{ userId, periods: [day(3)], n: 1 }])).get(userId),
+  );
+  t.same(
+    refused,
+    { taken: 0, before: { daily: 5 }, refusedBy: day(3) },
+    'a downgrade below the count refuses, reporting the count',
+  );
   t.ok(await charge(db.knex, userId, [day(-1)]), 'unlimited accepts');
   t.ok(await charge(db.knex, userId, [day(7)]));
   t.notOk(await charge(db.knex, userId, [day(7)]));
@@ -85,23 +101,35 @@ t.test('a batch: each user takes what fits under the smallest room left, in one 
   for (const [userId, r] of expected) t.same(results.get(userId), r);
   t.same(await readUsage(db.knex, fresh!, [day(3)]), { daily: 2, monthly: 0 });
   t.same(await readUsage(db.knex, twoUsed!, [day(3)]), { daily: 3, monthly: 0 });
-  t.same(await readUsage(db.knex, unlimitedDaily!, [day(-1), month(4)]), { daily: 4, monthly: 4 }, 'both periods count what was taken');
+  t.same(
+    await readUsage(db.knex, unlimitedDaily!, [day(-1), month(4)]),
+    { daily: 4, monthly: 4 },
+    'both periods count what was taken',
+  );
   t.same(await readUsage(db.knex, full!, [day(3)]), { daily: 3, monthly: 0 });
 });
 
-t.test('concurrent batches over the same users, given in different orders: no deadlock, no count past a limit', async (t) => {
-  const users = await Promise.all(Array.from({ length: 8 }, () => newUser(db.knex)));
-  const batches = Array.from({ length: 24 }, (_, b) => {
-    const order = b % 2 === 0 ? users : [...users].reverse();
-    return db.knex.transaction(async (trx) => chargePosts(trx, order.map((userId) => ({ userId, periods: [day(10), month(25)], n: 2 }))));
-  });
-  const results = await Promise.all(batches);
-  for (const userId of users) {
-    const taken = results.reduce((n, r) => n + r.get(userId)!.taken, 0);
-    t.equal(taken, 10, 'exactly the daily limit was taken over all batches');
-    t.same(await readUsage(db.knex, userId, [day(10), month(25)]), { daily: 10, monthly: 10 });
-  }
-});
+t.test(
+  'concurrent batches over the same users, given in different orders: no deadlock, no count past a limit',
+  async (t) => {
+    const users = await Promise.all(Array.from({ length: 8 }, () => newUser(db.knex)));
+    const batches = Array.from({ length: 24 }, (_, b) => {
+      const order = b % 2 === 0 ? users : [...users].reverse();
+      return db.knex.transaction(async (trx) =>
+        chargePosts(
+          trx,
+          order.map((userId) => ({ userId, periods: [day(10), month(25)], n: 2 })),
+        ),
+      );
+    });
+    const results = await Promise.all(batches);
+    for (const userId of users) {
+      const taken = results.reduce((n, r) => n + r.get(userId)!.taken, 0);
+      t.equal(taken, 10, 'exactly the daily limit was taken over all batches');
+      t.same(await readUsage(db.knex, userId, [day(10), month(25)]), { daily: 10, monthly: 10 });
+    }
+  },
+);
 
 t.test('the same statements run on the embedded database (PGlite)', async (t) => {
   const pglite = await createTestPglite(t);

@@ -16,15 +16,47 @@ function show(iso: string, zone: string) {
 }
 
 t.test('periodsAt gives the local day and month and when they reset', async (t) => {
-  t.same(show('2026-11-25T20:00:00Z', 'UTC'), { day: '2026-11-25', dayStarts: '2026-11-25T00:00:00Z', dayResets: '2026-11-26T00:00:00Z', month: '2026-11-01', monthResets: '2026-12-01T00:00:00Z' });
-  t.same(show('2026-11-25T20:00:00Z', 'America/New_York'), { day: '2026-11-25', dayStarts: '2026-11-25T05:00:00Z', dayResets: '2026-11-26T05:00:00Z', month: '2026-11-01', monthResets: '2026-12-01T05:00:00Z' });
-  t.same(show('2026-11-25T20:00:00Z', 'Asia/Tokyo'), { day: '2026-11-26', dayStarts: '2026-11-25T15:00:00Z', dayResets: '2026-11-26T15:00:00Z', month: '2026-11-01', monthResets: '2026-11-30T15:00:00Z' });
-  t.same(show('2026-12-31T20:00:00Z', 'Asia/Kolkata'), { day: '2027-01-01', dayStarts: '2026-12-31T18:30:00Z', dayResets: '2027-01-01T18:30:00Z', month: '2027-01-01', monthResets: '2027-01-31T18:30:00Z' });
+  t.same(show('2026-11-25T20:00:00Z', 'UTC'), {
+    day: '2026-11-25',
+    dayStarts: '2026-11-25T00:00:00Z',
+    dayResets: '2026-11-26T00:00:00Z',
+    month: '2026-11-01',
+    monthResets: '2026-12-01T00:00:00Z',
+  });
+  t.same(show('2026-11-25T20:00:00Z', 'America/New_York'), {
+    day: '2026-11-25',
+    dayStarts: '2026-11-25T05:00:00Z',
+    dayResets: '2026-11-26T05:00:00Z',
+    month: '2026-11-01',
+    monthResets: '2026-12-01T05:00:00Z',
+  });
+  t.same(show('2026-11-25T20:00:00Z', 'Asia/Tokyo'), {
+    day: '2026-11-26',
+    dayStarts: '2026-11-25T15:00:00Z',
+    dayResets: '2026-11-26T15:00:00Z',
+    month: '2026-11-01',
+    monthResets: '2026-11-30T15:00:00Z',
+  });
+  t.same(show('2026-12-31T20:00:00Z', 'Asia/Kolkata'), {
+    day: '2027-01-01',
+    dayStarts: '2026-12-31T18:30:00Z',
+    dayResets: '2027-01-01T18:30:00Z',
+    month: '2027-01-01',
+    monthResets: '2027-01-31T18:30:00Z',
+  });
 });
 
 t.test('periodsAt follows DST: 23-hour days, and a day that starts at 01:00', async (t) => {
-  t.same(show('2026-03-08T12:00:00Z', 'America/New_York').dayResets, '2026-03-09T04:00:00Z', 'spring forward: a 23-hour day');
-  t.same(show('2026-11-01T12:00:00Z', 'America/New_York').dayResets, '2026-11-02T05:00:00Z', 'fall back: a 25-hour day');
+  t.same(
+    show('2026-03-08T12:00:00Z', 'America/New_York').dayResets,
+    '2026-03-09T04:00:00Z',
+    'spring forward: a 23-hour day',
+  );
+  t.same(
+    show('2026-11-01T12:00:00Z', 'America/New_York').dayResets,
+    '2026-11-02T05:00:00Z',
+    'fall back: a 25-hour day',
+  );
   // São Paulo 2018-11-04: clocks went from 00:00 straight to 01:00, so that day began at 01:00 -02 = 03:00Z.
   t.same(show('2018-11-03T12:00:00Z', 'America/Sao_Paulo').dayResets, '2018-11-04T03:00:00Z');
   t.same(show('2018-11-04T12:00:00Z', 'America/Sao_Paulo').dayStarts, '2018-11-04T03:00:00Z');
@@ -58,11 +90,14 @@ t.test('isoSeconds prints UTC without milliseconds', async (t) => {
   t.equal(isoSeconds(at('2026-11-26T00:00:00.000Z')), '2026-11-26T00:00:00Z');
 });
 
-t.test('isoSeconds drops the milliseconds, and keeps answering right across repeated and changing instants', async (t) => {
-  const midnight = Date.UTC(2026, 10, 26);
-  t.equal(isoSeconds(midnight), '2026-11-26T00:00:00Z');
-  t.equal(isoSeconds(midnight), '2026-11-26T00:00:00Z', 'the kept answer');
-  t.equal(isoSeconds(midnight + 1_999), '2026-11-26T00:00:01Z');
-  t.equal(isoSeconds(midnight), '2026-11-26T00:00:00Z', 'back to the first instant');
-  t.throws(() => isoSeconds(Number.NaN), RangeError);
-});
+t.test(
+  'isoSeconds drops the milliseconds, and keeps answering right across repeated and changing instants',
+  async (t) => {
+    const midnight = Date.UTC(2026, 10, 26);
+    t.equal(isoSeconds(midnight), '2026-11-26T00:00:00Z');
+    t.equal(isoSeconds(midnight), '2026-11-26T00:00:00Z', 'the kept answer');
+    t.equal(isoSeconds(midnight + 1_999), '2026-11-26T00:00:01Z');
+    t.equal(isoSeconds(midnight), '2026-11-26T00:00:00Z', 'back to the first instant');
+    t.throws(() => isoSeconds(Number.NaN), RangeError);
+  },
+);

@@ -8,7 +8,9 @@ import { buildEvent, newKey } from '../../helpers/events.js';
 t.test('at most `slots` posts of a user pass at once; leaving lets the next one in', async (t) => {
   const gate = createPostGate();
   const passed: string[] = [];
-  const entries = ['a', 'b', 'c', 'd'].map((id) => gate.enter('u1', id, 2, () => true).then((ok) => ok && passed.push(id)));
+  const entries = ['a', 'b', 'c', 'd'].map((id) =>
+    gate.enter('u1', id, 2, () => true).then((ok) => ok && passed.push(id)),
+  );
   await new Promise((r) => setImmediate(r));
   t.same(passed, ['a', 'b']);
   t.equal(await gate.enter('u2', 'x', 2, () => true), true, 'another user has slots of their own');
@@ -39,7 +41,8 @@ const relayCtx = { via: 'relay' as const, authed: new Set<string>() };
 
 t.test('a basic user at the limit sending 300 posts at once: all refused, from memory after the first', async (t) => {
   const k = newKey();
-  for (let i = 0; i < 3; i++) t.equal((await app.admit(buildEvent(k.sk, { content: `use ${i}` }), relayCtx)).status, 'accepted');
+  for (let i = 0; i < 3; i++)
+    t.equal((await app.admit(buildEvent(k.sk, { content: `use ${i}` }), relayCtx)).status, 'accepted');
   const flood = Array.from({ length: 300 }, (_, i) => buildEvent(k.sk, { content: `flood ${i}` }));
   const answers = await Promise.all(flood.map((ev) => app.admit(ev, relayCtx)));
   t.ok(answers.every((a) => a.status === 'rejected' && a.rejection.prefix === 'rate-limited'));
@@ -51,7 +54,10 @@ t.test('forged posts holding the slots give them back when their signature fails
   const k = newKey();
   const other = newKey();
   await app.accounts.forPubkey(k.pk); // a known user: precheck (and the gate) applies
-  const forged = Array.from({ length: 3 }, (_, i) => ({ ...buildEvent(other.sk, { content: `forged ${i}` }), pubkey: k.pk }));
+  const forged = Array.from({ length: 3 }, (_, i) => ({
+    ...buildEvent(other.sk, { content: `forged ${i}` }),
+    pubkey: k.pk,
+  }));
   const real = buildEvent(k.sk, { content: 'the real one' });
   const answers = await Promise.all([...forged, real].map((ev) => app.admit(ev, relayCtx)));
   t.same(

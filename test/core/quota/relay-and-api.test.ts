@@ -59,7 +59,10 @@ t.test('the same sequence gives the same answers through the relay and through t
   const relayAnswers: Answer[] = [];
   for (const ev of sequence(viaRelay)) relayAnswers.push(await c.publish(ev));
   const apiAnswers: Answer[] = [];
-  for (const ev of sequence(viaApi)) apiAnswers.push(fromAdmission(await app.admit(JSON.parse(JSON.stringify(ev)), { via: 'api', authed: new Set([viaApi.pk]) })));
+  for (const ev of sequence(viaApi))
+    apiAnswers.push(
+      fromAdmission(await app.admit(JSON.parse(JSON.stringify(ev)), { via: 'api', authed: new Set([viaApi.pk]) })),
+    );
 
   t.same(apiAnswers, relayAnswers);
   t.same(
@@ -83,9 +86,15 @@ t.test('the same sequence gives the same answers through the relay and through t
     'the expected answers',
   );
 
-  for (const k of [viaRelay, viaApi]) await setUserStatus(app.accountAdmin, (await app.accounts.forPubkey(k.pk)).id, 'suspended', 'admin');
+  for (const k of [viaRelay, viaApi])
+    await setUserStatus(app.accountAdmin, (await app.accounts.forPubkey(k.pk)).id, 'suspended', 'admin');
   const relayBlocked = await c.publish(buildEvent(viaRelay.sk, { created_at: clock, content: 'x' }));
-  const apiBlocked = fromAdmission(await app.admit(buildEvent(viaApi.sk, { created_at: clock, content: 'x' }), { via: 'api', authed: new Set([viaApi.pk]) }));
+  const apiBlocked = fromAdmission(
+    await app.admit(buildEvent(viaApi.sk, { created_at: clock, content: 'x' }), {
+      via: 'api',
+      authed: new Set([viaApi.pk]),
+    }),
+  );
   t.same(apiBlocked, relayBlocked);
   t.same(relayBlocked, [false, 'blocked: this account is suspended']);
 });

@@ -31,37 +31,47 @@ async function userId(k: Key): Promise<string> {
 }
 
 async function ledger(k: Key): Promise<number> {
-  const row = (await app.db.knex('user_quotas').where({ user_id: await userId(k), quota_type: 'daily' }).first('posts_used')) as
-    | { posts_used: number }
-    | undefined;
+  const row = (await app.db
+    .knex('user_quotas')
+    .where({ user_id: await userId(k), quota_type: 'daily' })
+    .first('posts_used')) as { posts_used: number } | undefined;
   return row?.posts_used ?? 0;
 }
 
 const basicFull = `rate-limited: daily limit of 3 posts reached on the basic plan; resets at ${tomorrow}`;
 
-t.test('a basic user publishes 3 notes a day; the 4th and later are refused naming the limit and the reset', async (t) => {
-  const alice = newKey();
-  for (let i = 0; i < 3; i++) t.same(await publish(alice), [true, ''], `note ${i + 1} accepted`);
-  t.same(await publish(alice), [false, basicFull]);
-  t.same(await publish(alice, 6), [false, basicFull], 'a repost counts too');
-  t.same(await publish(alice, 30023), [false, basicFull], 'a long-form article counts too');
-  t.equal(await ledger(alice), 3, 'the ledger holds exactly 3');
-  const { events } = await client.req('a', { authors: [alice.pk] });
-  t.equal(events.length, 3, 'nothing refused was stored');
-});
+t.test(
+  'a basic user publishes 3 notes a day; the 4th and later are refused naming the limit and the reset',
+  async (t) => {
+    const alice = newKey();
+    for (let i = 0; i < 3; i++) t.same(await publish(alice), [true, ''], `note ${i + 1} accepted`);
+    t.same(await publish(alice), [false, basicFull]);
+    t.same(await publish(alice, 6), [false, basicFull], 'a repost counts too');
+    t.same(await publish(alice, 30023), [false, basicFull], 'a long-form article counts too');
+    t.equal(await ledger(alice), 3, 'the ledger holds exactly 3');
+    const { events } = await client.req('a', { authors: [alice.pk] });
+    t.equal(events.length, 3, 'nothing refused was stored');
+  },
+);
 
 t.test('a premium user publishes 25; an advanced user is never refused', async (t) => {
   const bob = newKey();
   await changePlan(app.accountAdmin, await userId(bob), 'premium', 'test');
   for (let i = 0; i < 25; i++) t.same(await publish(bob), [true, '']);
-  t.same(await publish(bob), [false, `rate-limited: daily limit of 25 posts reached on the premium plan; resets at ${tomorrow}`]);
+  t.same(await publish(bob), [
+    false,
+    `rate-limited: daily limit of 25 posts reached on the premium plan; resets at ${tomorrow}`,
+  ]);
   t.equal(await ledger(bob), 25);
 
   const carol = newKey();
   await changePlan(app.accountAdmin, await userId(carol), 'advanced', 'test');
   const answers = [];
   for (let i = 0; i < 40; i++) answers.push(await publish(carol));
-  t.ok(answers.every(([ok]) => ok), '40 of 40 accepted');
+  t.ok(
+    answers.every(([ok]) => ok),
+    '40 of 40 accepted',
+  );
   t.equal(await ledger(carol), 40, 'unlimited posts are still counted');
 });
 
@@ -98,7 +108,11 @@ t.test('duplicates, retries, invalid and superseded events are never charged', a
 
   t.same(await publish(erin), [true, '']);
   t.same(await publish(erin), [false, basicFull]);
-  t.same(await client.publish(first), [true, 'duplicate: already have this event'], 'a retry at the limit is still duplicate');
+  t.same(
+    await client.publish(first),
+    [true, 'duplicate: already have this event'],
+    'a retry at the limit is still duplicate',
+  );
   t.equal(await ledger(erin), 3);
 });
 
@@ -106,16 +120,27 @@ t.test('a suspended user is blocked, and can publish again once reactivated', as
   const frank = newKey();
   t.same(await publish(frank), [true, '']);
   const id = await userId(frank);
-  t.same(await setUserStatus(app.accountAdmin, id, 'suspended', 'admin'), { previous: 'active', current: 'suspended', changed: true });
+  t.same(await setUserStatus(app.accountAdmin, id, 'suspended', 'admin'), {
+    previous: 'active',
+    current: 'suspended',
+    changed: true,
+  });
   t.same(await publish(frank), [false, 'blocked: this account is suspended']);
   t.same(await publish(frank, 7), [false, 'blocked: this account is suspended'], 'free kinds too');
   await setUserStatus(app.accountAdmin, id, 'active', 'admin');
   t.same(await publish(frank), [true, '']);
   t.equal(await ledger(frank), 2);
-  const audit = await app.db.knex('audit_log').where({ user_id: id, table_name: 'users' }).orderBy('created_at').select('actor', 'new_values');
+  const audit = await app.db
+    .knex('audit_log')
+    .where({ user_id: id, table_name: 'users' })
+    .orderBy('created_at')
+    .select('actor', 'new_values');
   t.same(
     audit.map((a: { actor: string; new_values: { status: string } }) => [a.actor, a.new_values.status]),
-    [['admin', 'suspended'], ['admin', 'active']],
+    [
+      ['admin', 'suspended'],
+      ['admin', 'active'],
+    ],
   );
 });
 
@@ -124,11 +149,21 @@ t.test('a plan change in the middle of the day applies the new limit to the post
   const id = await userId(gina);
   for (let i = 0; i < 3; i++) await publish(gina);
   t.same(await publish(gina), [false, basicFull]);
-  t.same(await changePlan(app.accountAdmin, id, 'premium', 'payments'), { previous: 'basic', current: 'premium', changed: true, subscriptionId: (await app.db.knex('user_subscriptions').where({ user_id: id, status: 'active' }).first('id')).id });
+  t.same(await changePlan(app.accountAdmin, id, 'premium', 'payments'), {
+    previous: 'basic',
+    current: 'premium',
+    changed: true,
+    subscriptionId: (await app.db.knex('user_subscriptions').where({ user_id: id, status: 'active' }).first('id')).id,
+  });
   t.same(await publish(gina), [true, ''], 'the 4th post of the day is accepted on premium');
   t.same(await publish(gina), [true, '']);
   t.equal(await ledger(gina), 5);
-  t.same((await quotaStatus(app.accountAdmin, await app.accounts.forPubkey(gina.pk))).daily, { used: 5, limit: 25, remaining: 20, resets_at: tomorrow });
+  t.same((await quotaStatus(app.accountAdmin, await app.accounts.forPubkey(gina.pk))).daily, {
+    used: 5,
+    limit: 25,
+    remaining: 20,
+    resets_at: tomorrow,
+  });
 
   const down = await changePlan(app.accountAdmin, id, 'basic', 'admin');
   t.same(down, { previous: 'premium', current: 'basic', changed: true, subscriptionId: null });
@@ -138,7 +173,11 @@ t.test('a plan change in the middle of the day applies the new limit to the post
   t.equal(await ledger(gina), 5);
   const subs = await app.db.knex('user_subscriptions').where({ user_id: id }).select('status');
   t.same(subs.map((s: { status: string }) => s.status).sort(), ['canceled'], 'the premium row is kept as history');
-  t.same(await changePlan(app.accountAdmin, id, 'basic', 'admin'), { previous: 'basic', current: 'basic', changed: false, subscriptionId: null }, 'a no-op is reported as such');
+  t.same(
+    await changePlan(app.accountAdmin, id, 'basic', 'admin'),
+    { previous: 'basic', current: 'basic', changed: false, subscriptionId: null },
+    'a no-op is reported as such',
+  );
 });
 
 t.test('quotaStatus reports the plan, the counts and the resets', async (t) => {
@@ -155,13 +194,26 @@ t.test('quotaStatus reports the plan, the counts and the resets', async (t) => {
 });
 
 t.test('a plan with a monthly limit refuses at that limit, with its own message', async (t) => {
-  await app.db.knex('subscription_plans').insert({ plan_code: 'monthly10', name: 'Monthly', price_monthly: '1.00', daily_post_limit: -1, monthly_post_limit: 4 });
+  await app.db.knex('subscription_plans').insert({
+    plan_code: 'monthly10',
+    name: 'Monthly',
+    price_monthly: '1.00',
+    daily_post_limit: -1,
+    monthly_post_limit: 4,
+  });
   app.invalidation.allPlans();
   const ivy = newKey();
   await changePlan(app.accountAdmin, await userId(ivy), 'monthly10', 'test');
   for (let i = 0; i < 4; i++) t.same(await publish(ivy), [true, '']);
-  t.same(await publish(ivy), [false, `rate-limited: monthly limit of 4 posts reached on the monthly10 plan; resets at ${nextMonth}`]);
-  const rows = await app.db.knex('user_quotas').where({ user_id: await userId(ivy) }).orderBy('quota_type').select('quota_type', 'posts_used', 'posts_limit');
+  t.same(await publish(ivy), [
+    false,
+    `rate-limited: monthly limit of 4 posts reached on the monthly10 plan; resets at ${nextMonth}`,
+  ]);
+  const rows = await app.db
+    .knex('user_quotas')
+    .where({ user_id: await userId(ivy) })
+    .orderBy('quota_type')
+    .select('quota_type', 'posts_used', 'posts_limit');
   t.same(rows, [
     { quota_type: 'daily', posts_used: 4, posts_limit: -1 },
     { quota_type: 'monthly', posts_used: 4, posts_limit: 4 },
@@ -195,11 +247,25 @@ t.test('usage_events and daily_usage_stats are written in batches', async (t) =>
     event_data: { attempts?: number };
   }[];
   const byType = (type: string) => events.filter((e) => e.event_type === type);
-  t.same(byType('quota_usage').map((e) => [e.posts_used_before, e.posts_used_after, e.quota_limit]), [[0, 1, 3], [1, 2, 3], [2, 3, 3]]);
+  t.same(
+    byType('quota_usage').map((e) => [e.posts_used_before, e.posts_used_after, e.quota_limit]),
+    [
+      [0, 1, 3],
+      [1, 2, 3],
+      [2, 3, 3],
+    ],
+  );
   t.equal(byType('post_success').length, 3);
   // Refusals between two flushes share one row (the timer may flush between these two: then two rows).
-  t.equal(byType('quota_exceeded').reduce((n, e) => n + (e.event_data.attempts ?? 0), 0), 2, 'both refused attempts are recorded');
-  const stats = await app.db.knex('daily_usage_stats').where({ user_id: id }).first('total_posts', 'successful_posts', 'failed_posts');
+  t.equal(
+    byType('quota_exceeded').reduce((n, e) => n + (e.event_data.attempts ?? 0), 0),
+    2,
+    'both refused attempts are recorded',
+  );
+  const stats = await app.db
+    .knex('daily_usage_stats')
+    .where({ user_id: id })
+    .first('total_posts', 'successful_posts', 'failed_posts');
   t.same(stats, { total_posts: 3, successful_posts: 3, failed_posts: 0 });
   const quotaRejections = await (await fetch(`${app.url}/metrics`)).text();
   t.match(quotaRejections, /nostrx_quota_rejections_total\{plan="basic",period="daily"\} \d+/);

@@ -15,7 +15,12 @@ import { changePlan } from '../../../src/core/accounts/account-admin.js';
 const databaseUrl = await createTestDatabaseUrl(t);
 const prefix = testRedisPrefix(t);
 const a = await startTestApp(t, { databaseUrl, redis: prefix });
-const b = await startServiceProcess(t, { DATABASE_URL: databaseUrl, REDIS_URL: testRedisUrl, REDIS_PREFIX: prefix, UPSTREAM_RELAYS: '' });
+const b = await startServiceProcess(t, {
+  DATABASE_URL: databaseUrl,
+  REDIS_URL: testRedisUrl,
+  REDIS_PREFIX: prefix,
+  UPSTREAM_RELAYS: '',
+});
 const redis = new Redis(testRedisUrl);
 t.teardown(() => redis.disconnect());
 
@@ -33,10 +38,14 @@ interface Burst {
  * `flush`, this test's Redis keys are deleted as soon as the first answer arrives and again after the 30th.
  */
 async function burst(key: Key, flush: boolean): Promise<Burst> {
-  const clients = await Promise.all(Array.from({ length: 100 }, (_, i) => RawClient.connect(i % 2 === 0 ? a.relayUrl : b.relayUrl)));
+  const clients = await Promise.all(
+    Array.from({ length: 100 }, (_, i) => RawClient.connect(i % 2 === 0 ? a.relayUrl : b.relayUrl)),
+  );
   try {
     const now = Math.floor(Date.now() / 1000);
-    const events = clients.map((_, i) => buildEvent(key.sk, { created_at: now, content: `burst ${i} ${Math.random()}` }));
+    const events = clients.map((_, i) =>
+      buildEvent(key.sk, { created_at: now, content: `burst ${i} ${Math.random()}` }),
+    );
     let answered = 0;
     const flushes: Promise<number>[] = [];
     const answers = await Promise.all(
@@ -49,7 +58,11 @@ async function burst(key: Key, flush: boolean): Promise<Burst> {
       ),
     );
     const flushedKeys = (await Promise.all(flushes)).reduce((x, y) => x + y, 0);
-    return { accepted: answers.filter(([ok]) => ok).length, refusals: answers.filter(([ok]) => !ok).map(([, m]) => m), flushedKeys };
+    return {
+      accepted: answers.filter(([ok]) => ok).length,
+      refusals: answers.filter(([ok]) => !ok).map(([, m]) => m),
+      flushedKeys,
+    };
   } finally {
     for (const c of clients) c.close();
   }
@@ -57,34 +70,50 @@ async function burst(key: Key, flush: boolean): Promise<Burst> {
 
 async function stored(key: Key): Promise<{ events: number; ledger: number }> {
   const knex = a.db.knex;
-  const events = Number(((await knex('nostr_events').where({ pubkey: key.pk }).count({ n: '*' })) as { n: string }[])[0]?.n);
+  const events = Number(
+    ((await knex('nostr_events').where({ pubkey: key.pk }).count({ n: '*' })) as { n: string }[])[0]?.n,
+  );
   const user = await a.accounts.forPubkey(key.pk);
-  const row = (await knex('user_quotas').where({ user_id: user.id, quota_type: 'daily' }).first('posts_used')) as { posts_used: number } | undefined;
+  const row = (await knex('user_quotas').where({ user_id: user.id, quota_type: 'daily' }).first('posts_used')) as
+    { posts_used: number } | undefined;
   return { events, ledger: row?.posts_used ?? 0 };
 }
 
-for (const [plan, limit] of [['basic', 3], ['premium', 25]] as const) {
+for (const [plan, limit] of [
+  ['basic', 3],
+  ['premium', 25],
+] as const) {
   for (const flush of [false, true]) {
-    t.test(`${plan}: 100 notes at once over two processes${flush ? ', Redis flushed mid-burst' : ''} → exactly ${limit} accepted`, async (t) => {
-      const key = newKey();
-      if (plan !== 'basic') {
-        const user = await a.accounts.forPubkey(key.pk);
-        await changePlan(a.accountAdmin, user.id, plan, 'test');
-      }
-      const r = await burst(key, flush);
-      t.equal(r.accepted, limit, `${limit} accepted`);
-      t.equal(r.refusals.length, 100 - limit);
-      t.ok(r.refusals.every((m) => m.startsWith(`rate-limited: daily limit of ${limit} posts reached on the ${plan} plan`)), 'every refusal is rate-limited: naming the limit');
-      t.same(await stored(key), { events: limit, ledger: limit }, 'stored and charged exactly the limit');
-      const inFlight = r.refusals.filter((m) => m.includes('counting posts still being stored')).length;
-      t.comment(`${inFlight} refused while the limit was held by posts in flight, ${r.refusals.length - inFlight} after it was committed`);
-      if (flush) t.ok(r.flushedKeys > 0, `Redis lost ${r.flushedKeys} keys during the burst`);
+    t.test(
+      `${plan}: 100 notes at once over two processes${flush ? ', Redis flushed mid-burst' : ''} → exactly ${limit} accepted`,
+      async (t) => {
+        const key = newKey();
+        if (plan !== 'basic') {
+          const user = await a.accounts.forPubkey(key.pk);
+          await changePlan(a.accountAdmin, user.id, plan, 'test');
+        }
+        const r = await burst(key, flush);
+        t.equal(r.accepted, limit, `${limit} accepted`);
+        t.equal(r.refusals.length, 100 - limit);
+        t.ok(
+          r.refusals.every((m) =>
+            m.startsWith(`rate-limited: daily limit of ${limit} posts reached on the ${plan} plan`),
+          ),
+          'every refusal is rate-limited: naming the limit',
+        );
+        t.same(await stored(key), { events: limit, ledger: limit }, 'stored and charged exactly the limit');
+        const inFlight = r.refusals.filter((m) => m.includes('counting posts still being stored')).length;
+        t.comment(
+          `${inFlight} refused while the limit was held by posts in flight, ${r.refusals.length - inFlight} after it was committed`,
+        );
+        if (flush) t.ok(r.flushedKeys > 0, `Redis lost ${r.flushedKeys} keys during the burst`);
 
-      // Later, with the counters gone again: still refused, by both processes.
-      await flushPrefix();
-      const late = await burst(key, false);
-      t.equal(late.accepted, 0, 'nothing more is accepted after the counters were lost');
-      t.same(await stored(key), { events: limit, ledger: limit });
-    });
+        // Later, with the counters gone again: still refused, by both processes.
+        await flushPrefix();
+        const late = await burst(key, false);
+        t.equal(late.accepted, 0, 'nothing more is accepted after the counters were lost');
+        t.same(await stored(key), { events: limit, ledger: limit });
+      },
+    );
   }
 }

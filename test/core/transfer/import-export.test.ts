@@ -13,14 +13,26 @@ import * as nip01 from '../../../src/nips/nip01.js';
 import { verifyHere } from '../../../src/core/admission/verifier-pool.js';
 import { createOutboxStage } from '../../../src/core/forwarding/enqueue.js';
 import { createPlans } from '../../../src/core/quota/plans.js';
-import { exportEvents, importEvents, type BadLine, type ImportCounts, type ImportDeps } from '../../../src/core/transfer/index.js';
+import {
+  exportEvents,
+  importEvents,
+  type BadLine,
+  type ImportCounts,
+  type ImportDeps,
+} from '../../../src/core/transfer/index.js';
 import { createTestDatabase, onBothDatabases } from '../../helpers/db.js';
 import { buildEvent, newKey, type Key } from '../../helpers/events.js';
 
 await nip01.initVerifier();
 const log = pino({ level: 'silent' });
 const now = Math.floor(Date.now() / 1000);
-const limits: nip01.EventLimits = { maxContentLength: 1000, maxEventTags: 100, maxTagElementLength: 1024, createdAtPastSeconds: Infinity, createdAtFutureSeconds: 900 };
+const limits: nip01.EventLimits = {
+  maxContentLength: 1000,
+  maxEventTags: 100,
+  maxTagElementLength: 1024,
+  createdAtPastSeconds: Infinity,
+  createdAtFutureSeconds: 900,
+};
 
 async function* linesOf(lines: readonly string[]): AsyncGenerator<string> {
   for (const l of lines) yield l;
@@ -84,42 +96,72 @@ onBothDatabases(t, async (t, db) => {
   t.test('imports by the relay rules, counts each outcome and reports each refused line', async (t) => {
     const dump = sampleDump(newKey(), newKey());
     const bad: BadLine[] = [];
-    const summary = await importEvents(linesOf(dump.lines), depsFor(db), { batchSize: 3, onRejected: (b) => bad.push(b) });
+    const summary = await importEvents(linesOf(dump.lines), depsFor(db), {
+      batchSize: 3,
+      onRejected: (b) => bad.push(b),
+    });
     t.same(summary.counts, dump.counts);
     t.equal(summary.interrupted, false);
-    t.same(bad.map((b) => b.line), dump.badLines, 'every refused line, in order, with its number');
-    t.match(bad.map((b) => b.reason), [
-      /^invalid: the line is not valid JSON/,
-      /^invalid: id does not match/,
-      /^blocked: this event was deleted by its author/,
-      /^invalid: signature is invalid/,
-      /^invalid: kind 20001 is ephemeral/,
-      /^invalid: this event has expired/,
-    ]);
-    t.same(await liveIds(db, dump), dump.live, 'served: the newest versions, not the deleted note, the deletions themselves');
+    t.same(
+      bad.map((b) => b.line),
+      dump.badLines,
+      'every refused line, in order, with its number',
+    );
+    t.match(
+      bad.map((b) => b.reason),
+      [
+        /^invalid: the line is not valid JSON/,
+        /^invalid: id does not match/,
+        /^blocked: this event was deleted by its author/,
+        /^invalid: signature is invalid/,
+        /^invalid: kind 20001 is ephemeral/,
+        /^invalid: this event has expired/,
+      ],
+    );
+    t.same(
+      await liveIds(db, dump),
+      dump.live,
+      'served: the newest versions, not the deleted note, the deletions themselves',
+    );
     const quotas = (await db('user_quotas').count({ n: '*' })) as { n: string | number }[];
     t.equal(Number(quotas[0]?.n), 0, 'no quota was charged');
     const outbox = (await db('relay_publishes').count({ n: '*' })) as { n: string | number }[];
     t.equal(Number(outbox[0]?.n), 0, 'nothing was queued for forwarding');
-    const rows = (await db('nostr_events').distinct('status', 'failure_reason')) as { status: string; failure_reason: string }[];
-    t.same(rows, [{ status: 'published', failure_reason: 'not forwarded: imported without --forward' }], 'each row says why it was not forwarded');
+    const rows = (await db('nostr_events').distinct('status', 'failure_reason')) as {
+      status: string;
+      failure_reason: string;
+    }[];
+    t.same(
+      rows,
+      [{ status: 'published', failure_reason: 'not forwarded: imported without --forward' }],
+      'each row says why it was not forwarded',
+    );
 
     const again = await importEvents(linesOf(dump.lines), depsFor(db), { batchSize: 5 });
     t.equal(again.counts.imported, 0, 'a second import of the same dump stores nothing');
     t.same(await liveIds(db, dump), dump.live);
   });
 
-  t.test('an address its author deleted (NIP-09 a tag) refuses the versions up to the deletion, not later ones', async (t) => {
-    const k = newKey();
-    const deletion = buildEvent(k.sk, { kind: 5, created_at: now - 100, tags: [['a', `30023:${k.pk}:doc`]] });
-    const older = buildEvent(k.sk, { kind: 30023, created_at: now - 200, tags: [['d', 'doc']], content: 'v1' });
-    const newer = buildEvent(k.sk, { kind: 30023, created_at: now - 50, tags: [['d', 'doc']], content: 'v2' });
-    const bad: BadLine[] = [];
-    const r = await importEvents(linesOf([deletion, older, newer].map((e) => JSON.stringify(e))), depsFor(db), { batchSize: 1, onRejected: (b) => bad.push(b) });
-    t.same(r.counts, { lines: 3, imported: 2, duplicate: 0, superseded: 0, rejected: 1 });
-    t.same(bad.map((b) => [b.line, b.reason]), [[2, 'blocked: this event was deleted by its author (NIP-09)']]);
-    t.same(await liveIds(db, { authors: [k.pk] }), [deletion.id, newer.id].sort());
-  });
+  t.test(
+    'an address its author deleted (NIP-09 a tag) refuses the versions up to the deletion, not later ones',
+    async (t) => {
+      const k = newKey();
+      const deletion = buildEvent(k.sk, { kind: 5, created_at: now - 100, tags: [['a', `30023:${k.pk}:doc`]] });
+      const older = buildEvent(k.sk, { kind: 30023, created_at: now - 200, tags: [['d', 'doc']], content: 'v1' });
+      const newer = buildEvent(k.sk, { kind: 30023, created_at: now - 50, tags: [['d', 'doc']], content: 'v2' });
+      const bad: BadLine[] = [];
+      const r = await importEvents(linesOf([deletion, older, newer].map((e) => JSON.stringify(e))), depsFor(db), {
+        batchSize: 1,
+        onRejected: (b) => bad.push(b),
+      });
+      t.same(r.counts, { lines: 3, imported: 2, duplicate: 0, superseded: 0, rejected: 1 });
+      t.same(
+        bad.map((b) => [b.line, b.reason]),
+        [[2, 'blocked: this event was deleted by its author (NIP-09)']],
+      );
+      t.same(await liveIds(db, { authors: [k.pk] }), [deletion.id, newer.id].sort());
+    },
+  );
 
   t.test('an interrupted import resumed after its checkpoint ends as one run would', async (t) => {
     const dump = sampleDump(newKey(), newKey());
@@ -144,7 +186,11 @@ onBothDatabases(t, async (t, db) => {
       onRejected: (b) => bad.push(b),
     });
     t.same(second.counts, dump.counts, 'the counts of both runs add up to those of one run');
-    t.same(bad.map((b) => b.line), dump.badLines, 'no refused line is reported twice');
+    t.same(
+      bad.map((b) => b.line),
+      dump.badLines,
+      'no refused line is reported twice',
+    );
     t.same(await liveIds(db, dump), dump.live);
   });
 
@@ -164,7 +210,9 @@ onBothDatabases(t, async (t, db) => {
 
   t.test('export: every served event matching the filter, oldest first, capped by its limit', async (t) => {
     const k = newKey();
-    const events = Array.from({ length: 7 }, (_, i) => buildEvent(k.sk, { content: `e${i}`, created_at: now - 1000 + Math.floor(i / 2) }));
+    const events = Array.from({ length: 7 }, (_, i) =>
+      buildEvent(k.sk, { content: `e${i}`, created_at: now - 1000 + Math.floor(i / 2) }),
+    );
     await importEvents(linesOf(events.map((e) => JSON.stringify(e))), depsFor(db));
     const got: nip01.NostrEvent[] = [];
     for await (const ev of exportEvents(db, { authors: [k.pk] }, { pageSize: 2 })) got.push(ev);
@@ -172,19 +220,36 @@ onBothDatabases(t, async (t, db) => {
     t.same(new Set(got.map((e) => e.id)), new Set(events.map((e) => e.id)));
     for (let i = 1; i < got.length; i++) {
       const [a, b] = [got[i - 1]!, got[i]!];
-      t.ok(a.created_at < b.created_at || (a.created_at === b.created_at && a.id > b.id), 'in export order, each once across pages');
+      t.ok(
+        a.created_at < b.created_at || (a.created_at === b.created_at && a.id > b.id),
+        'in export order, each once across pages',
+      );
     }
-    t.same(got[0], events.find((e) => e.id === got[0]!.id), 'exactly as signed');
+    t.same(
+      got[0],
+      events.find((e) => e.id === got[0]!.id),
+      'exactly as signed',
+    );
     const limited: string[] = [];
     for await (const ev of exportEvents(db, { authors: [k.pk], limit: 3 }, { pageSize: 2 })) limited.push(ev.id);
-    t.same(limited, got.slice(0, 3).map((e) => e.id));
+    t.same(
+      limited,
+      got.slice(0, 3).map((e) => e.id),
+    );
   });
 });
 
 /** Runs a command-line tool of ours from source, as `npm run` runs it built. */
-function run(script: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -207,26 +272,46 @@ t.test('the command-line tools: import with a report, resume from a state file, 
   t.equal(first.code, 0, first.stderr);
   const summary = JSON.parse(first.stdout) as ImportCounts & { interrupted: boolean; report: string };
   t.match(summary, { ...dump.counts, interrupted: false, report: `${file}.rejected.jsonl` });
-  const report = readFileSync(`${file}.rejected.jsonl`, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as BadLine);
-  t.same(report.map((b) => b.line), dump.badLines, 'the report file lists the refused lines');
+  const report = readFileSync(`${file}.rejected.jsonl`, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as BadLine);
+  t.same(
+    report.map((b) => b.line),
+    dump.badLines,
+    'the report file lists the refused lines',
+  );
   t.notOk(existsSync(`${file}.import-state.json`), 'a finished import leaves no state behind');
 
   const other = sampleDump(newKey(), newKey());
   const second = path.join(dir, 'second.jsonl');
   writeFileSync(second, other.lines.join('\n') + '\n');
   const done: ImportCounts = { lines: 4, imported: 2, duplicate: 1, superseded: 0, rejected: 1 };
-  writeFileSync(`${second}.import-state.json`, JSON.stringify({ input: second, line: 4, counts: done, updatedAt: new Date().toISOString() }));
+  writeFileSync(
+    `${second}.import-state.json`,
+    JSON.stringify({ input: second, line: 4, counts: done, updatedAt: new Date().toISOString() }),
+  );
   const resumed = await run('src/import-cli.ts', [second], env);
   t.equal(resumed.code, 0, resumed.stderr);
   t.match(resumed.stderr, /resuming after line 4/);
-  t.match(JSON.parse(resumed.stdout), { lines: 16, imported: 2 + 5, rejected: 1 + 5 }, 'lines 1–4 were not read again; their counts carried on');
+  t.match(
+    JSON.parse(resumed.stdout),
+    { lines: 16, imported: 2 + 5, rejected: 1 + 5 },
+    'lines 1–4 were not read again; their counts carried on',
+  );
 
   const out = path.join(dir, 'export.jsonl');
   const exported = await run('src/export-cli.ts', [JSON.stringify({ kinds: [0, 1] }), '--out', out], env);
   t.equal(exported.code, 0, exported.stderr);
-  const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as nip01.NostrEvent);
+  const lines = readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as nip01.NostrEvent);
   t.ok(lines.length > 0 && lines.every((e) => e.kind === 0 || e.kind === 1), 'only the kinds asked for');
-  t.ok(lines.every((e) => nip01.verifySignature(e).ok), 'exactly as signed');
+  t.ok(
+    lines.every((e) => nip01.verifySignature(e).ok),
+    'exactly as signed',
+  );
 
   const refused = await run('src/export-cli.ts', ['{"kinds":"one"}'], env);
   t.equal(refused.code, 2);

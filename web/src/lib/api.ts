@@ -46,8 +46,12 @@ async function readReply<T>(res: Response): Promise<T> {
   if (res.ok) return parsed as T;
   const error = (parsed as { error?: ErrorBody | string } | undefined)?.error;
   // NIP-86 answers failures as { result: null, error: "code: message" }; the API as { error: { code, message } }.
-  if (typeof error === 'string') throw new ApiFailure(res.status, { code: error.split(':')[0] ?? 'error', message: error });
-  throw new ApiFailure(res.status, error ?? { code: `http_${res.status}`, message: `the server answered ${res.status} ${res.statusText}` });
+  if (typeof error === 'string')
+    throw new ApiFailure(res.status, { code: error.split(':')[0] ?? 'error', message: error });
+  throw new ApiFailure(
+    res.status,
+    error ?? { code: `http_${res.status}`, message: `the server answered ${res.status} ${res.statusText}` },
+  );
 }
 
 export class Api {
@@ -60,7 +64,10 @@ export class Api {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const res = await fetch(this.o.origin + path, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(payload !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       ...(payload !== undefined ? { body: payload } : {}),
     });
     if (res.status === 401) {
@@ -90,7 +97,12 @@ export class Api {
 
   /** NIP-86 relay management: JSON-RPC at the relay's own URL. Resolves to `result`, throws on `error`. */
   async rpc<T>(method: string, params: unknown[] = []): Promise<T> {
-    const reply = await this.signed<{ result: T; error?: string }>('POST', '/', { method, params }, 'application/nostr+json+rpc');
+    const reply = await this.signed<{ result: T; error?: string }>(
+      'POST',
+      '/',
+      { method, params },
+      'application/nostr+json+rpc',
+    );
     if (reply.error) throw new ApiFailure(200, { code: 'rpc_error', message: reply.error });
     return reply.result;
   }

@@ -3,7 +3,11 @@
 export function dateTime(iso: string | null | undefined, timeZone?: string): string {
   if (!iso) return '—';
   try {
-    return new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short', ...(timeZone ? { timeZone } : {}) }).format(new Date(iso));
+    return new Intl.DateTimeFormat(undefined, {
+      dateStyle: 'medium',
+      timeStyle: 'short',
+      ...(timeZone ? { timeZone } : {}),
+    }).format(new Date(iso));
   } catch {
     return new Date(iso).toLocaleString();
   }
@@ -11,7 +15,11 @@ export function dateTime(iso: string | null | undefined, timeZone?: string): str
 
 export function time(iso: string, timeZone?: string): string {
   try {
-    return new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', ...(timeZone ? { timeZone } : {}) }).format(new Date(iso));
+    return new Intl.DateTimeFormat(undefined, {
+      hour: '2-digit',
+      minute: '2-digit',
+      ...(timeZone ? { timeZone } : {}),
+    }).format(new Date(iso));
   } catch {
     return new Date(iso).toLocaleTimeString();
   }
@@ -22,7 +30,8 @@ export function relative(iso: string, now = Date.now()): string {
   const s = Math.round((Date.parse(iso) - now) / 1000);
   const a = Math.abs(s);
   const minutes = Math.round(a / 60);
-  const text = a < 60 ? `${a} s` : minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  const text =
+    a < 60 ? `${a} s` : minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
   return s >= 0 ? `in ${text}` : `${text} ago`;
 }
 
@@ -45,7 +54,12 @@ export function money(amount: string, currency: string): string {
 
 /** Today's calendar date (YYYY-MM-DD) in a timezone, `daysBack` days earlier. */
 export function localDate(timeZone: string, daysBack = 0, now = Date.now()): string {
-  const parts = new Intl.DateTimeFormat('en-CA', { year: 'numeric', month: '2-digit', day: '2-digit', timeZone }).format(new Date(now));
+  const parts = new Intl.DateTimeFormat('en-CA', {
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    timeZone,
+  }).format(new Date(now));
   if (daysBack === 0) return parts;
   return new Date(Date.parse(`${parts}T00:00:00Z`) - daysBack * 86_400_000).toISOString().slice(0, 10);
 }

@@ -1,14 +1,14 @@
 // The user's NIP-07 signer (window.nostr, injected by an extension such as nos2x or Alby). The page never sees a
 // secret key: it asks the signer for the public key and for signatures of the NIP-98 requests it makes.
 
-export interface UnsignedEvent {
+interface UnsignedEvent {
   kind: number;
   created_at: number;
   tags: string[][];
   content: string;
 }
 
-export interface SignedEvent extends UnsignedEvent {
+interface SignedEvent extends UnsignedEvent {
   id: string;
   pubkey: string;
   sig: string;
@@ -37,6 +37,8 @@ export async function findSigner(waitMs = 1500): Promise<Nip07 | null> {
 
 export class NoSignerError extends Error {
   constructor() {
-    super('No Nostr signer found. Install a NIP-07 signer extension (nos2x, Alby or another), allow it on this site, then try again.');
+    super(
+      'No Nostr signer found. Install a NIP-07 signer extension (nos2x, Alby or another), allow it on this site, then try again.',
+    );
   }
 }

@@ -49,7 +49,7 @@ export interface Plan {
   checkout_cycles?: ('monthly' | 'yearly')[];
 }
 
-export interface DailyStat {
+interface DailyStat {
   date: string;
   total_posts: number;
   successful_posts: number;
@@ -112,7 +112,7 @@ export interface Session {
   current: boolean;
 }
 
-export interface Subscription {
+interface Subscription {
   id: string;
   plan: string;
   status: string;

@@ -102,7 +102,15 @@ export function App(): VNode {
   return html`<${Shell} api=${api} session=${session} signOut=${signOut} />`;
 }
 
-function Shell({ api, session, signOut }: { api: Api; session: StoredSession; signOut: (notice: string) => Promise<void> }): VNode {
+function Shell({
+  api,
+  session,
+  signOut,
+}: {
+  api: Api;
+  session: StoredSession;
+  signOut: (notice: string) => Promise<void>;
+}): VNode {
   const me = useLoad(() => api.get<Profile>('/v1/me'), [session.token]);
   const path = useHashPath();
   const leaving = useAction();
@@ -133,11 +141,15 @@ function Shell({ api, session, signOut }: { api: Api; session: StoredSession; si
     <${ErrorNote} error=${leaving.error} />
     ${nav(userRoutes, 'Your account')}
     ${profile?.admin ? html`<div class="console-nav"><span class="console-label" aria-hidden="true">Operator</span>${nav(adminRoutes, 'Operator console')}</div>` : null}
-    ${profile?.status === 'suspended'
-      ? html`<p class="error" role="alert">Your account is suspended: the relay refuses your events until an operator reactivates it.</p>`
-      : null}
+    ${
+      profile?.status === 'suspended'
+        ? html`<p class="error" role="alert">
+            Your account is suspended: the relay refuses your events until an operator reactivates it.
+          </p>`
+        : null
+    }
     <main id="main" tabindex="-1">
-      ${profile && route ? html`<${route.page} api=${api} me=${profile} session=${session} refreshMe=${me.reload} signOut=${signOut} />` : null}
+      ${profile && route ? html`<${route.page} api=${api} me=${profile} session=${session} refreshMe=${() => me.reload()} signOut=${signOut} />` : null}
       ${!profile && me.loading ? html`<${Loading} what="your account" />` : null}
       <${ErrorNote} error=${profile ? undefined : me.error} />
     </main>

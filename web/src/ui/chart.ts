@@ -26,13 +26,18 @@ export interface ChartProps {
   readonly height?: number;
 }
 
-export const palette = ['#2563eb', '#15803d', '#b91c1c', '#b45309', '#7c3aed', '#0e7490', '#be185d', '#4b5563'];
+const palette = ['#2563eb', '#15803d', '#b91c1c', '#b45309', '#7c3aed', '#0e7490', '#be185d', '#4b5563'];
 
 /** A colour of the page's scheme (light or dark), for what uPlot draws on its canvas. */
-const cssColor = (name: string, fallback: string) => getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+const cssColor = (name: string, fallback: string) =>
+  getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 
 function options(p: ChartProps, width: number): uPlot.Options {
-  const ink = { stroke: cssColor('--text', '#15181d'), grid: { stroke: cssColor('--line', '#d5d9e0'), width: 1 }, ticks: { stroke: cssColor('--line', '#d5d9e0'), width: 1 } };
+  const ink = {
+    stroke: cssColor('--text', '#15181d'),
+    grid: { stroke: cssColor('--line', '#d5d9e0'), width: 1 },
+    ticks: { stroke: cssColor('--line', '#d5d9e0'), width: 1 },
+  };
   const bars = p.kind === 'bars' ? uPlot.paths.bars?.({ size: [0.7, 48], gap: 2 }) : undefined;
   const category = p.xKind === 'category';
   return {
@@ -44,18 +49,36 @@ function options(p: ChartProps, width: number): uPlot.Options {
     scales: {
       x: category
         ? { time: false, range: (): [number, number] => [-0.5, Math.max(0.5, p.x.length - 0.5)] }
-        : { time: true, ...(p.kind === 'bars' ? { range: (_u: uPlot, min: number, max: number): [number, number] => [min - 43200, max + 43200] } : {}) },
+        : {
+            time: true,
+            ...(p.kind === 'bars'
+              ? { range: (_u: uPlot, min: number, max: number): [number, number] => [min - 43200, max + 43200] }
+              : {}),
+          },
       y: { range: (_u: uPlot, _min: number, max: number): [number, number] => [0, Math.max(1, max * 1.1)] },
     },
     axes: [
-      category ? { ...ink, values: (_u: uPlot, splits: number[]) => splits.map((i) => p.categories?.[i] ?? ''), splits: () => p.x } : ink,
+      category
+        ? {
+            ...ink,
+            values: (_u: uPlot, splits: number[]) => splits.map((i) => p.categories?.[i] ?? ''),
+            splits: () => p.x,
+          }
+        : ink,
       { ...ink, size: 44 },
     ],
     series: [
       {},
       ...p.series.map((s, i) => {
         const color = s.color ?? palette[i % palette.length] ?? '#2563eb';
-        return { label: s.label, stroke: color, width: 2, ...(bars ? { paths: bars, fill: `${color}cc`, points: { show: false } } : { points: { show: p.x.length < 40 } }) };
+        return {
+          label: s.label,
+          stroke: color,
+          width: 2,
+          ...(bars
+            ? { paths: bars, fill: `${color}cc`, points: { show: false } }
+            : { points: { show: p.x.length < 40 } }),
+        };
       }),
     ],
   };
@@ -73,7 +96,9 @@ export function Chart(p: ChartProps): VNode {
     if (!el) return;
     const u = new uPlot(options(p, Math.max(200, el.clientWidth)), data, el);
     plot.current = u;
-    const resize = new ResizeObserver(() => u.setSize({ width: Math.max(200, el.clientWidth), height: p.height ?? 200 }));
+    const resize = new ResizeObserver(() =>
+      u.setSize({ width: Math.max(200, el.clientWidth), height: p.height ?? 200 }),
+    );
     resize.observe(el);
     return () => {
       resize.disconnect();

@@ -13,7 +13,11 @@ export interface Loaded<T> {
 
 /** Runs `load` now and whenever `deps` change or reload() is called; keeps the last data while reloading. */
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
-  const [state, setState] = useState<{ data: T | undefined; error: unknown; loading: boolean }>({ data: undefined, error: undefined, loading: true });
+  const [state, setState] = useState<{ data: T | undefined; error: unknown; loading: boolean }>({
+    data: undefined,
+    error: undefined,
+    loading: true,
+  });
   const [tick, setTick] = useState(0);
   const latest = useRef(0);
   useEffect(() => {
@@ -29,7 +33,7 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
   return { ...state, reload };
 }
 
-export function messageOf(err: unknown): string {
+function messageOf(err: unknown): string {
   if (err instanceof ApiFailure) return err.message;
   if (err instanceof Error) return err.message;
   return String(err);
@@ -40,9 +44,22 @@ export function ErrorNote({ error }: { error: unknown }): VNode | null {
   return html`<p class="error" role="alert">${messageOf(error)}</p>`;
 }
 
-export function Card({ title, id, children, actions }: { title: string; id: string; children: ComponentChildren; actions?: ComponentChildren }): VNode {
+export function Card({
+  title,
+  id,
+  children,
+  actions,
+}: {
+  title: string;
+  id: string;
+  children: ComponentChildren;
+  actions?: ComponentChildren;
+}): VNode {
   return html`<section class="card" aria-labelledby=${id}>
-    <div class="card-head"><h2 id=${id}>${title}</h2>${actions ? html`<div class="card-actions">${actions}</div>` : null}</div>
+    <div class="card-head">
+      <h2 id=${id}>${title}</h2>
+      ${actions ? html`<div class="card-actions">${actions}</div>` : null}
+    </div>
     ${children}
   </section>`;
 }
@@ -52,7 +69,12 @@ export function Loading({ what }: { what: string }): VNode {
 }
 
 /** An action with its own busy state and error: run(fn) disables the button while fn runs. */
-export function useAction(): { busy: boolean; error: unknown; run: (fn: () => Promise<unknown>) => Promise<void>; clear: () => void } {
+export function useAction(): {
+  busy: boolean;
+  error: unknown;
+  run: (fn: () => Promise<unknown>) => Promise<void>;
+  clear: () => void;
+} {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(undefined);
   const run = useCallback(async (fn: () => Promise<unknown>) => {

@@ -26,12 +26,24 @@ function query(f: { search: string; status: string; plan: string }, cursor?: str
   return `/v1/admin/users?${p}`;
 }
 
-function UserRow({ api, u, plans, changed }: { api: PageProps['api']; u: AdminUser; plans: Plan[]; changed: (u: AdminUser) => void }): VNode {
+function UserRow({
+  api,
+  u,
+  plans,
+  changed,
+}: {
+  api: PageProps['api'];
+  u: AdminUser;
+  plans: Plan[];
+  changed: (u: AdminUser) => void;
+}): VNode {
   const [plan, setPlan] = useState(u.plan);
   const act = useAction();
   const suspended = u.status === 'suspended';
-  const setStatus = (status: string) => act.run(async () => changed(await api.signed<AdminUser>('PUT', `/v1/admin/users/${u.id}/status`, { status })));
-  const changePlan = () => act.run(async () => changed(await api.signed<AdminUser>('PUT', `/v1/admin/users/${u.id}/plan`, { plan })));
+  const setStatus = (status: string) =>
+    act.run(async () => changed(await api.signed<AdminUser>('PUT', `/v1/admin/users/${u.id}/status`, { status })));
+  const changePlan = () =>
+    act.run(async () => changed(await api.signed<AdminUser>('PUT', `/v1/admin/users/${u.id}/plan`, { plan })));
   const who = u.display_name || u.email || shortKey(u.pubkey);
   return html`<li class="user" data-pubkey=${u.pubkey} data-status=${u.status}>
     <div>
@@ -40,17 +52,25 @@ function UserRow({ api, u, plans, changed }: { api: PageProps['api']; u: AdminUs
       <p class="muted small">${u.plan} plan · joined ${dateTime(u.created_at)}</p>
     </div>
     <div class="row-actions">
-      <label>Plan <span class="sr-only">of ${who}</span>
+      <label
+        >Plan <span class="sr-only">of ${who}</span>
         <select value=${plan} onChange=${(e: Event) => setPlan(valueOf(e))}>
           ${(plans.some((p) => p.code === u.plan) ? plans : [{ code: u.plan, name: u.plan } as Plan, ...plans]).map((p) => html`<option value=${p.code}>${p.name}</option>`)}
         </select>
       </label>
       <button type="button" disabled=${act.busy || plan === u.plan} onClick=${changePlan}>Change plan</button>
-      ${u.status !== 'deleted'
-        ? html`<button type="button" class=${suspended ? '' : 'danger'} disabled=${act.busy} onClick=${() => setStatus(suspended ? 'active' : 'suspended')}>
-            ${suspended ? 'Reactivate' : 'Suspend'}<span class="sr-only"> ${who}</span>
-          </button>`
-        : null}
+      ${
+        u.status !== 'deleted'
+          ? html`<button
+              type="button"
+              class=${suspended ? '' : 'danger'}
+              disabled=${act.busy}
+              onClick=${() => setStatus(suspended ? 'active' : 'suspended')}
+            >
+              ${suspended ? 'Reactivate' : 'Suspend'}<span class="sr-only"> ${who}</span>
+            </button>`
+          : null
+      }
     </div>
     <${ErrorNote} error=${act.error} />
   </li>`;
@@ -74,18 +94,34 @@ export function UsersPage({ api }: PageProps): VNode {
     setEdited({});
     setFilter({ ...draft });
   };
-  const loadMore = () => next.run(async () => cursor && setMore([...more, await api.signed<Page>('GET', query(filter, cursor))]));
+  const loadMore = () =>
+    next.run(async () => cursor && setMore([...more, await api.signed<Page>('GET', query(filter, cursor))]));
 
   return html`<div class="page">
     <${Card} title="Users" id="users-title">
       <form class="inline-form" onSubmit=${search} role="search">
-        <label>Search <input type="search" placeholder="pubkey, email or name" value=${draft.search} onInput=${(e: Event) => setDraft((d) => ({ ...d, search: valueOf(e) }))} /></label>
-        <label>Status <select value=${draft.status} onChange=${(e: Event) => setDraft((d) => ({ ...d, status: valueOf(e) }))}>
-          <option value="">any</option>${statuses.map((s) => html`<option value=${s}>${s}</option>`)}
-        </select></label>
-        <label>Plan <select value=${draft.plan} onChange=${(e: Event) => setDraft((d) => ({ ...d, plan: valueOf(e) }))}>
-          <option value="">any</option>${(plans.data?.plans ?? []).map((p) => html`<option value=${p.code}>${p.name}</option>`)}
-        </select></label>
+        <label
+          >Search
+          <input
+            type="search"
+            placeholder="pubkey, email or name"
+            value=${draft.search}
+            onInput=${(e: Event) => setDraft((d) => ({ ...d, search: valueOf(e) }))}
+        /></label>
+        <label
+          >Status
+          <select value=${draft.status} onChange=${(e: Event) => setDraft((d) => ({ ...d, status: valueOf(e) }))}>
+            <option value="">any</option>
+            ${statuses.map((s) => html`<option value=${s}>${s}</option>`)}
+          </select></label
+        >
+        <label
+          >Plan
+          <select value=${draft.plan} onChange=${(e: Event) => setDraft((d) => ({ ...d, plan: valueOf(e) }))}>
+            <option value="">any</option>
+            ${(plans.data?.plans ?? []).map((p) => html`<option value=${p.code}>${p.name}</option>`)}
+          </select></label
+        >
         <button type="submit" class="primary">Search</button>
       </form>
       ${first.data && users.length === 0 ? html`<p class="muted">No user matches.</p>` : null}

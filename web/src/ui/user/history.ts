@@ -17,7 +17,7 @@ const unfinished = new Set(['pending', 'connecting', 'connected', 'publishing'])
 
 /** The relay's own words for a refusal: its OK message, else our record of the error. */
 function refusal(o: RelayOutcome): string {
-  const answer = Array.isArray(o.relay_response) ? o.relay_response[3] : undefined;
+  const answer: unknown = Array.isArray(o.relay_response) ? (o.relay_response as unknown[])[3] : undefined;
   return (typeof answer === 'string' && answer) || o.error_message || o.error_code || 'no reason given';
 }
 
@@ -32,7 +32,9 @@ function Outcome({ o, tz }: { o: RelayOutcome; tz: string }): VNode {
     text = `refused: ${refusal(o)}`;
   } else if (unfinished.has(o.status)) {
     badge = 'wait';
-    const next = o.next_attempt_at ? `, next attempt ${dateTime(o.next_attempt_at, tz)} (${relative(o.next_attempt_at)})` : '';
+    const next = o.next_attempt_at
+      ? `, next attempt ${dateTime(o.next_attempt_at, tz)} (${relative(o.next_attempt_at)})`
+      : '';
     text = `pending${o.attempts > 0 ? ` after ${o.attempts} attempt${o.attempts === 1 ? '' : 's'}` : ''}${next}${o.error_message ? ` · last error: ${o.error_message}` : ''}`;
   } else {
     badge = 'bad';
@@ -53,7 +55,13 @@ function EventItem({ e, tz }: { e: EventRecord; tz: string }): VNode {
       ${dateTime(e.received_at, tz)} · ${e.status} · ${e.successful_relays} of ${e.total_relays} relays
       ${e.source.tweet_url ? html` · <a href=${e.source.tweet_url} target="_blank" rel="noopener noreferrer">original post</a>` : null}
     </p>
-    ${e.relays.length > 0 ? html`<ul class="outcomes" aria-label="Upstream relays">${e.relays.map((o) => html`<${Outcome} o=${o} tz=${tz} />`)}</ul>` : html`<p class="muted small">Not forwarded to any relay.</p>`}
+    ${
+      e.relays.length > 0
+        ? html`<ul class="outcomes" aria-label="Upstream relays">
+            ${e.relays.map((o) => html`<${Outcome} o=${o} tz=${tz} />`)}
+          </ul>`
+        : html`<p class="muted small">Not forwarded to any relay.</p>`
+    }
   </li>`;
 }
 
@@ -79,7 +87,9 @@ export function HistoryPage({ api, me }: PageProps): VNode {
       actions=${html`<button type="button" onClick=${() => (setMore([]), first.reload())} disabled=${first.loading}>Refresh</button>`}
     >
       ${first.data && events.length === 0 ? html`<p class="muted">Nothing published yet.</p>` : null}
-      <ul class="events">${events.map((e) => html`<${EventItem} key=${e.id} e=${e} tz=${me.timezone} />`)}</ul>
+      <ul class="events">
+        ${events.map((e) => html`<${EventItem} key=${e.id} e=${e} tz=${me.timezone} />`)}
+      </ul>
       ${first.loading && !first.data ? html`<${Loading} what="your history" />` : null}
       ${cursor ? html`<button type="button" onClick=${loadMore} disabled=${next.busy}>Older events</button>` : null}
       <${ErrorNote} error=${first.error ?? next.error} />
