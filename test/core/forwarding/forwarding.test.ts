@@ -238,7 +238,9 @@ t.test(
     const delays = log.slice(0, 3).map((e) => e.retry_in_ms ?? NaN);
     const gaps = log.slice(1).map((e, i) => ms(e.started_at) - ms(log[i]?.finished_at));
     t.ok(delays[0]! < delays[1]! && delays[1]! < delays[2]!, `scheduled delays grow: ${delays.join(', ')} ms`);
-    t.ok(gaps[0]! < gaps[1]! && gaps[1]! < gaps[2]!, `recorded gaps between attempts grow: ${gaps.join(', ')} ms`);
+    // The growth is checked on the delays the forwarder scheduled (above); the recorded gaps are checked against them
+    // (below): on a loaded machine a gap is its delay plus however long the process waited for a core, so comparing
+    // two measured gaps with each other raced the machine (338 ms then 333 ms for delays of 176 and 316 ms).
     gaps.forEach((g, i) => t.ok(g >= delays[i]! - 2, `attempt ${i + 2} started no earlier than its backoff allowed`));
     t.equal(silent.count(note.id), 4, 'every attempt reached the relay');
     t.equal((await eventRow(db, note.id)).status, 'failed');
