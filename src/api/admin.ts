@@ -5,13 +5,13 @@ import { AccountAdminError, changePlan, setUserStatus } from '../core/accounts/i
 import type { UserSummary } from '../core/accounts/index.js';
 import { callerOf } from './auth.js';
 import { apiError } from './errors.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
 import type { ApiServices } from './services.js';
 import { hex64, pageQuery, uuid } from './schemas.js';
 import { dateQuery, rangeOrThrow } from './stats.js';
 
 type UserStatus = UserSummary['status'];
 const statuses = ['active', 'suspended', 'deleted', 'pending_verification'] as const;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 const adminUserSchema = {
   $id: 'AdminUser',
@@ -110,15 +110,7 @@ export function registerAdminRoutes(http: FastifyInstance, deps: ApiServices): v
     }),
     async (req) => {
       const q = req.query;
-      let after: string | undefined;
-      if (q.cursor) {
-        after = Buffer.from(q.cursor, 'base64url').toString('utf8');
-        if (!UUID.test(after))
-          throw apiError('validation_failed', 'querystring.cursor is not a cursor this API gave out', {
-            field: 'cursor',
-            location: 'querystring',
-          });
-      }
+      const after = q.cursor ? decodeCursor(q.cursor) : undefined;
       const users = await directory.list({
         status: q.status,
         plan: q.plan,
@@ -130,7 +122,7 @@ export function registerAdminRoutes(http: FastifyInstance, deps: ApiServices): v
       const last = users.at(-1);
       return {
         users: users.map(userView),
-        next_cursor: users.length === q.limit && last ? Buffer.from(last.id).toString('base64url') : null,
+        next_cursor: users.length === q.limit && last ? encodeCursor(last.id) : null,
       };
     },
   );

@@ -6,6 +6,7 @@ import type { SourceMeta } from '../core/admission/index.js';
 import type { EventRecord, EventStatus } from '../core/events/index.js';
 import { callerOf } from './auth.js';
 import { admissionErrors, apiError } from './errors.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
 import type { ApiServices } from './services.js';
 import { hex64, pageQuery } from './schemas.js';
 
@@ -24,7 +25,6 @@ interface ListQuery {
 }
 
 const statuses = ['pending', 'signing', 'publishing', 'published', 'failed', 'partial', 'not_forwarded'] as const;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function recordView(r: EventRecord) {
   return {
@@ -64,18 +64,6 @@ function recordView(r: EventRecord) {
       error_message: o.errorMessage,
     })),
   };
-}
-
-const encodeCursor = (rowId: string) => Buffer.from(rowId, 'utf8').toString('base64url');
-
-function decodeCursor(cursor: string): string {
-  const rowId = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!UUID.test(rowId))
-    throw apiError('validation_failed', 'querystring.cursor is not a cursor this API gave out', {
-      field: 'cursor',
-      location: 'querystring',
-    });
-  return rowId;
 }
 
 function sourceMeta(s: PublishBody['source']): SourceMeta | undefined {
