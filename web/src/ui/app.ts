@@ -143,9 +143,7 @@ function Shell({
     ${profile?.admin ? html`<div class="console-nav"><span class="console-label" aria-hidden="true">Operator</span>${nav(adminRoutes, 'Operator console')}</div>` : null}
     ${
       profile?.status === 'suspended'
-        ? html`<p class="error" role="alert">
-            Your account is suspended: the relay refuses your events until an operator reactivates it.
-          </p>`
+        ? html`<p class="error" role="alert">Your account is suspended: the relay refuses your events until an operator reactivates it.</p>`
         : null
     }
     <main id="main" tabindex="-1">

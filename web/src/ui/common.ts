@@ -56,10 +56,7 @@ export function Card({
   actions?: ComponentChildren;
 }): VNode {
   return html`<section class="card" aria-labelledby=${id}>
-    <div class="card-head">
-      <h2 id=${id}>${title}</h2>
-      ${actions ? html`<div class="card-actions">${actions}</div>` : null}
-    </div>
+    <div class="card-head"><h2 id=${id}>${title}</h2>${actions ? html`<div class="card-actions">${actions}</div>` : null}</div>
     ${children}
   </section>`;
 }

@@ -54,14 +54,12 @@ export function SignIn({
     <h1>NostrX account</h1>
     <p>See your plan and quota, where your posts went, your relays, sessions and payments.</p>
     ${notice ? html`<p class="notice" role="status">${notice}</p>` : null}
-    <button class="primary" type="button" onClick=${signIn} disabled=${action.busy}>
-      ${action.busy ? 'Waiting for your signer…' : 'Sign in with your Nostr signer'}
-    </button>
+    <button class="primary" type="button" onClick=${signIn} disabled=${action.busy}>${action.busy ? 'Waiting for your signer…' : 'Sign in with your Nostr signer'}</button>
     ${signer === 'missing' && !action.error ? html`<p class="error" role="alert">${new NoSignerError().message}</p>` : null}
     <${ErrorNote} error=${action.error} />
     <p class="muted small">
-      Your signer extension (NIP-07: nos2x, Alby …) signs one login request (NIP-98). NostrX never asks for your secret
-      key; the session it gives this tab ends when you sign out or close the tab.
+      Your signer extension (NIP-07: nos2x, Alby …) signs one login request (NIP-98). NostrX never asks for your secret key; the
+      session it gives this tab ends when you sign out or close the tab.
     </p>
   </main>`;
 }

@@ -22,21 +22,10 @@ export function Table({
   className?: string;
 }): VNode {
   return html`<table class=${`stacking ${className ?? ''}`}>
-    <caption class="sr-only">
-      ${caption}
-    </caption>
-    <thead>
-      <tr>
-        ${columns.map((c) => html`<th scope="col">${c}</th>`)}
-      </tr>
-    </thead>
+    <caption class="sr-only">${caption}</caption>
+    <thead><tr>${columns.map((c) => html`<th scope="col">${c}</th>`)}</tr></thead>
     <tbody>
-      ${rows.map(
-        (r) =>
-          html`<tr key=${r.key} ...${r.attrs ?? {}}>
-            ${r.cells.map((cell, i) => html`<td data-label=${columns[i] ?? ''}>${cell}</td>`)}
-          </tr>`,
-      )}
+      ${rows.map((r) => html`<tr key=${r.key} ...${r.attrs ?? {}}>${r.cells.map((cell, i) => html`<td data-label=${columns[i] ?? ''}>${cell}</td>`)}</tr>`)}
     </tbody>
   </table>`;
 }

@@ -53,55 +53,32 @@ export function AuditPage({ api }: PageProps): VNode {
   return html`<div class="page">
     <${Card} title="Audit log" id="audit-title">
       <form class="inline-form" onSubmit=${apply} aria-label="Filter the audit log">
-        <label
-          >Actor
-          <input
-            type="text"
-            placeholder="admin pubkey, user, payments"
-            value=${draft.actor}
-            onInput=${(e: Event) => setDraft((d) => ({ ...d, actor: valueOf(e) }))}
-        /></label>
-        <label
-          >Table
-          <select value=${draft.table} onChange=${(e: Event) => setDraft((d) => ({ ...d, table: valueOf(e) }))}>
-            <option value="">any</option>
-            ${(first.data?.tables ?? []).map((t) => html`<option value=${t}>${t}</option>`)}
-          </select></label
-        >
-        <label
-          >User id
-          <input
-            type="text"
-            pattern="[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-            title="a user id (uuid)"
-            value=${draft.user}
-            onInput=${(e: Event) => setDraft((d) => ({ ...d, user: valueOf(e) }))}
-        /></label>
+        <label>Actor <input type="text" placeholder="admin pubkey, user, payments" value=${draft.actor} onInput=${(e: Event) => setDraft((d) => ({ ...d, actor: valueOf(e) }))} /></label>
+        <label>Table <select value=${draft.table} onChange=${(e: Event) => setDraft((d) => ({ ...d, table: valueOf(e) }))}>
+          <option value="">any</option>${(first.data?.tables ?? []).map((t) => html`<option value=${t}>${t}</option>`)}
+        </select></label>
+        <label>User id <input type="text" pattern="[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}" title="a user id (uuid)" value=${draft.user} onInput=${(e: Event) => setDraft((d) => ({ ...d, user: valueOf(e) }))} /></label>
         <button type="submit" class="primary">Filter</button>
       </form>
       ${first.data && entries.length === 0 ? html`<p class="muted">No entries match.</p>` : null}
       ${
         entries.length > 0
           ? html`<${Table}
-              className="audit"
-              caption="Audit entries, newest first"
-              columns=${['When', 'Actor', 'Change', 'User', 'Values']}
-              rows=${entries.map((e) => ({
-                key: e.id,
-                attrs: { 'data-table': e.table },
-                cells: [
-                  dateTime(e.created_at),
-                  html`<span class="mono" title=${e.actor ?? ''}>${actorText(e.actor)}</span>`,
-                  `${e.operation} ${e.table}`,
-                  html`<span class="mono small">${e.user_id ?? '—'}</span>`,
-                  html`<details class="mono small">
-                    <summary>${json(e.new_values).slice(0, 40)}</summary>
-                    <p>before: ${json(e.old_values)}</p>
-                    <p>after: ${json(e.new_values)}</p>
-                  </details>`,
-                ],
-              }))}
-            />`
+            className="audit"
+            caption="Audit entries, newest first"
+            columns=${['When', 'Actor', 'Change', 'User', 'Values']}
+            rows=${entries.map((e) => ({
+              key: e.id,
+              attrs: { 'data-table': e.table },
+              cells: [
+                dateTime(e.created_at),
+                html`<span class="mono" title=${e.actor ?? ''}>${actorText(e.actor)}</span>`,
+                `${e.operation} ${e.table}`,
+                html`<span class="mono small">${e.user_id ?? '—'}</span>`,
+                html`<details class="mono small"><summary>${json(e.new_values).slice(0, 40)}</summary><p>before: ${json(e.old_values)}</p><p>after: ${json(e.new_values)}</p></details>`,
+              ],
+            }))}
+          />`
           : null
       }
       ${first.loading && !first.data ? html`<${Loading} what="the audit log" />` : null}

@@ -84,34 +84,19 @@ function ListCard({ api, spec }: { api: PageProps['api']; spec: ListSpec }): VNo
         ? items.data.length === 0
           ? html`<p class="muted">None.</p>`
           : html`<ul class="bans">
-              ${items.data.map((it) => {
-                const v = (spec.field === 'pubkey' ? it.pubkey : it.id) ?? '';
-                return html`<li data-value=${v}>
-                  <span class="mono small">${v}</span
-                  >${it.reason ? html` <span class="muted small">— ${it.reason}</span>` : null}
-                  <button type="button" disabled=${act.busy} onClick=${() => remove(v)}>
-                    ${spec.removeLabel}<span class="sr-only"> ${v}</span>
-                  </button>
-                </li>`;
-              })}
-            </ul>`
+            ${items.data.map((it) => {
+              const v = (spec.field === 'pubkey' ? it.pubkey : it.id) ?? '';
+              return html`<li data-value=${v}>
+                <span class="mono small">${v}</span>${it.reason ? html` <span class="muted small">— ${it.reason}</span>` : null}
+                <button type="button" disabled=${act.busy} onClick=${() => remove(v)}>${spec.removeLabel}<span class="sr-only"> ${v}</span></button>
+              </li>`;
+            })}
+          </ul>`
         : html`<${Loading} what=${spec.title.toLowerCase()} />`
     }
     <form class="inline-form" onSubmit=${add}>
-      <label
-        >${label}
-        <input
-          type="text"
-          required
-          pattern="[0-9a-f]{64}"
-          title="64 lowercase hex characters"
-          value=${value}
-          onInput=${(e: Event) => setValue(valueOf(e))}
-      /></label>
-      <label
-        >Reason (optional)
-        <input type="text" maxlength="200" value=${reason} onInput=${(e: Event) => setReason(valueOf(e))}
-      /></label>
+      <label>${label} <input type="text" required pattern="[0-9a-f]{64}" title="64 lowercase hex characters" value=${value} onInput=${(e: Event) => setValue(valueOf(e))} /></label>
+      <label>Reason (optional) <input type="text" maxlength="200" value=${reason} onInput=${(e: Event) => setReason(valueOf(e))} /></label>
       <button type="submit" class="primary" disabled=${act.busy}>${spec.addLabel}</button>
     </form>
     <${ErrorNote} error=${act.error ?? items.error} />
@@ -120,10 +105,7 @@ function ListCard({ api, spec }: { api: PageProps['api']; spec: ListSpec }): VNo
 
 export function ModerationPage({ api }: PageProps): VNode {
   return html`<div class="page">
-    <p class="muted small">
-      NIP-86 relay management, signed by your signer. A banned pubkey's events are refused at once; allowing one lifts
-      its ban.
-    </p>
+    <p class="muted small">NIP-86 relay management, signed by your signer. A banned pubkey's events are refused at once; allowing one lifts its ban.</p>
     ${lists.map((spec) => html`<${ListCard} key=${spec.list} api=${api} spec=${spec} />`)}
   </div>`;
 }

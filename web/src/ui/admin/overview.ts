@@ -14,10 +14,7 @@ import { Table } from '../table.js';
 const REFRESH_MS = 5000;
 
 function Tile({ label, value, note }: { label: string; value: string; note?: string }): VNode {
-  return html`<div class="tile">
-    <span class="tile-label">${label}</span
-    ><span class="tile-value">${value}</span>${note ? html`<span class="muted small">${note}</span>` : null}
-  </div>`;
+  return html`<div class="tile"><span class="tile-label">${label}</span><span class="tile-value">${value}</span>${note ? html`<span class="muted small">${note}</span>` : null}</div>`;
 }
 
 function breakerText(r: RelayHealth): string {
@@ -89,24 +86,12 @@ export function OverviewPage({ api }: PageProps): VNode {
       ${
         o
           ? html`<p class="muted small" role="status" aria-live="off">This process, at ${dateTime(o.at)}.</p>
-              <div class="tiles">
-                <${Tile}
-                  label="Connections"
-                  value=${String(o.connections)}
-                  note=${`${o.subscriptions} subscriptions`}
-                />
-                <${Tile}
-                  label="Admission p99"
-                  value=${o.admission.p99_ms === null ? '—' : `≤ ${o.admission.p99_ms} ms`}
-                  note=${`${o.admission.count} events, last ${o.admission.window_seconds / 60} min`}
-                />
-                <${Tile}
-                  label="Outbox"
-                  value=${String(o.outbox.depth)}
-                  note=${o.outbox.depth > 0 ? `oldest ${seconds(o.outbox.oldest_seconds)}` : 'empty'}
-                />
-              </div>
-              <${PerMinute} o=${o} />`
+            <div class="tiles">
+              <${Tile} label="Connections" value=${String(o.connections)} note=${`${o.subscriptions} subscriptions`} />
+              <${Tile} label="Admission p99" value=${o.admission.p99_ms === null ? '—' : `≤ ${o.admission.p99_ms} ms`} note=${`${o.admission.count} events, last ${o.admission.window_seconds / 60} min`} />
+              <${Tile} label="Outbox" value=${String(o.outbox.depth)} note=${o.outbox.depth > 0 ? `oldest ${seconds(o.outbox.oldest_seconds)}` : 'empty'} />
+            </div>
+            <${PerMinute} o=${o} />`
           : html`<${Loading} what="the overview" />`
       }
       <${ErrorNote} error=${error} />
@@ -116,26 +101,24 @@ export function OverviewPage({ api }: PageProps): VNode {
       ${
         o && o.relays.rows.length > 0
           ? html`<${Table}
-                className="relay-health"
-                caption=${`Forwarding over the last ${o.relays.window_seconds / 60} minutes`}
-                columns=${['Relay', 'Success', 'Latency', 'Breaker', 'Attempts']}
-                rows=${o.relays.rows.map((r) => ({
-                  key: r.url,
-                  attrs: { 'data-relay': r.url },
-                  cells: [
-                    html`<span class="relay-url">${r.url === 'custom' ? "users' own relays" : r.url}</span>`,
-                    percent(r.success_rate),
-                    r.avg_latency_ms === null ? '—' : `${r.avg_latency_ms} ms`,
-                    html`<span data-breaker=${r.breaker ?? ''}
-                      >${breakerText(r)}${r.paused_until && r.breaker === 'open' ? html`<span class="sr-only"> ${relative(r.paused_until)}</span>` : null}</span
-                    >`,
-                    Object.entries(r.attempts)
-                      .map(([k, n]) => `${k} ${n}`)
-                      .join(', ') || '—',
-                  ],
-                }))}
-              />
-              <p class="muted small">Over the last ${o.relays.window_seconds / 60} minutes.</p>`
+            className="relay-health"
+            caption=${`Forwarding over the last ${o.relays.window_seconds / 60} minutes`}
+            columns=${['Relay', 'Success', 'Latency', 'Breaker', 'Attempts']}
+            rows=${o.relays.rows.map((r) => ({
+              key: r.url,
+              attrs: { 'data-relay': r.url },
+              cells: [
+                html`<span class="relay-url">${r.url === 'custom' ? "users' own relays" : r.url}</span>`,
+                percent(r.success_rate),
+                r.avg_latency_ms === null ? '—' : `${r.avg_latency_ms} ms`,
+                html`<span data-breaker=${r.breaker ?? ''}>${breakerText(r)}${r.paused_until && r.breaker === 'open' ? html`<span class="sr-only"> ${relative(r.paused_until)}</span>` : null}</span>`,
+                Object.entries(r.attempts)
+                  .map(([k, n]) => `${k} ${n}`)
+                  .join(', ') || '—',
+              ],
+            }))}
+          />
+          <p class="muted small">Over the last ${o.relays.window_seconds / 60} minutes.</p>`
           : null
       }
     <//>

@@ -69,28 +69,21 @@ function Revenue({ r }: { r: Report<RevenueRow> }): VNode {
   const total =
     currencies.map((c, i) => money(String(series[i]?.values.reduce((a, b) => a + (b ?? 0), 0) ?? 0), c)).join(', ') ||
     'nothing';
-  return html` ${
-    currencies.length > 0
-      ? html`<${Chart}
-          id="revenue-chart"
-          caption="Revenue per day"
-          summary=${`Revenue ${r.from} to ${r.to}: ${total}`}
-          kind="bars"
-          xKind="utc-date"
-          x=${dates.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000)}
-          series=${series}
-        />`
-      : html`<p class="muted">No payments in this range.</p>`
-  }
-  ${
-    r.rows.length > 0
-      ? html`<${Table}
+  return html`
+    ${
+      currencies.length > 0
+        ? html`<${Chart} id="revenue-chart" caption="Revenue per day" summary=${`Revenue ${r.from} to ${r.to}: ${total}`} kind="bars" xKind="utc-date" x=${dates.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000)} series=${series} />`
+        : html`<p class="muted">No payments in this range.</p>`
+    }
+    ${
+      r.rows.length > 0
+        ? html`<${Table}
           caption="Revenue by day and plan"
           columns=${['Date', 'Plan', 'Payments', 'Revenue']}
           rows=${r.rows.map((x) => ({ key: `${x.date}|${x.plan}|${x.currency}`, cells: [x.date, x.plan, x.payments, money(x.revenue, x.currency)] }))}
         />`
-      : null
-  }`;
+        : null
+    }`;
 }
 
 function Engagement({ r }: { r: Report<EngagementRow> }): VNode {
@@ -155,37 +148,12 @@ export function ReportsPage({ api }: PageProps): VNode {
   };
   return html`<div class="page">
     <form class="inline-form" onSubmit=${apply} aria-label="Date range">
-      <label
-        >From
-        <input
-          type="date"
-          required
-          value=${draft.from}
-          max=${draft.to}
-          onInput=${(e: Event) => setDraft((d) => ({ ...d, from: valueOf(e) }))}
-      /></label>
-      <label
-        >To
-        <input
-          type="date"
-          required
-          value=${draft.to}
-          max=${today}
-          onInput=${(e: Event) => setDraft((d) => ({ ...d, to: valueOf(e) }))}
-      /></label>
+      <label>From <input type="date" required value=${draft.from} max=${draft.to} onInput=${(e: Event) => setDraft((d) => ({ ...d, from: valueOf(e) }))} /></label>
+      <label>To <input type="date" required value=${draft.to} max=${today} onInput=${(e: Event) => setDraft((d) => ({ ...d, to: valueOf(e) }))} /></label>
       <button type="submit" class="primary">Show</button>
     </form>
-    <${Card} title="Revenue" id="revenue-title"
-      >${revenue.data ? html`<${Revenue} r=${revenue.data} />` : html`<${Loading} what="revenue" />`}<${ErrorNote}
-        error=${revenue.error}
-    /><//>
-    <${Card} title="Engagement" id="engagement-title"
-      >${engagement.data ? html`<${Engagement} r=${engagement.data} />` : html`<${Loading} what="engagement" />`}<${ErrorNote}
-        error=${engagement.error}
-    /><//>
-    <${Card} title="Relay performance" id="relay-report-title"
-      >${relays.data ? html`<${Relays} r=${relays.data} />` : html`<${Loading} what="relay performance" />`}<${ErrorNote}
-        error=${relays.error}
-    /><//>
+    <${Card} title="Revenue" id="revenue-title">${revenue.data ? html`<${Revenue} r=${revenue.data} />` : html`<${Loading} what="revenue" />`}<${ErrorNote} error=${revenue.error} /><//>
+    <${Card} title="Engagement" id="engagement-title">${engagement.data ? html`<${Engagement} r=${engagement.data} />` : html`<${Loading} what="engagement" />`}<${ErrorNote} error=${engagement.error} /><//>
+    <${Card} title="Relay performance" id="relay-report-title">${relays.data ? html`<${Relays} r=${relays.data} />` : html`<${Loading} what="relay performance" />`}<${ErrorNote} error=${relays.error} /><//>
   </div>`;
 }

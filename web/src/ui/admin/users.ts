@@ -52,8 +52,7 @@ function UserRow({
       <p class="muted small">${u.plan} plan · joined ${dateTime(u.created_at)}</p>
     </div>
     <div class="row-actions">
-      <label
-        >Plan <span class="sr-only">of ${who}</span>
+      <label>Plan <span class="sr-only">of ${who}</span>
         <select value=${plan} onChange=${(e: Event) => setPlan(valueOf(e))}>
           ${(plans.some((p) => p.code === u.plan) ? plans : [{ code: u.plan, name: u.plan } as Plan, ...plans]).map((p) => html`<option value=${p.code}>${p.name}</option>`)}
         </select>
@@ -61,14 +60,9 @@ function UserRow({
       <button type="button" disabled=${act.busy || plan === u.plan} onClick=${changePlan}>Change plan</button>
       ${
         u.status !== 'deleted'
-          ? html`<button
-              type="button"
-              class=${suspended ? '' : 'danger'}
-              disabled=${act.busy}
-              onClick=${() => setStatus(suspended ? 'active' : 'suspended')}
-            >
-              ${suspended ? 'Reactivate' : 'Suspend'}<span class="sr-only"> ${who}</span>
-            </button>`
+          ? html`<button type="button" class=${suspended ? '' : 'danger'} disabled=${act.busy} onClick=${() => setStatus(suspended ? 'active' : 'suspended')}>
+            ${suspended ? 'Reactivate' : 'Suspend'}<span class="sr-only"> ${who}</span>
+          </button>`
           : null
       }
     </div>
@@ -100,28 +94,13 @@ export function UsersPage({ api }: PageProps): VNode {
   return html`<div class="page">
     <${Card} title="Users" id="users-title">
       <form class="inline-form" onSubmit=${search} role="search">
-        <label
-          >Search
-          <input
-            type="search"
-            placeholder="pubkey, email or name"
-            value=${draft.search}
-            onInput=${(e: Event) => setDraft((d) => ({ ...d, search: valueOf(e) }))}
-        /></label>
-        <label
-          >Status
-          <select value=${draft.status} onChange=${(e: Event) => setDraft((d) => ({ ...d, status: valueOf(e) }))}>
-            <option value="">any</option>
-            ${statuses.map((s) => html`<option value=${s}>${s}</option>`)}
-          </select></label
-        >
-        <label
-          >Plan
-          <select value=${draft.plan} onChange=${(e: Event) => setDraft((d) => ({ ...d, plan: valueOf(e) }))}>
-            <option value="">any</option>
-            ${(plans.data?.plans ?? []).map((p) => html`<option value=${p.code}>${p.name}</option>`)}
-          </select></label
-        >
+        <label>Search <input type="search" placeholder="pubkey, email or name" value=${draft.search} onInput=${(e: Event) => setDraft((d) => ({ ...d, search: valueOf(e) }))} /></label>
+        <label>Status <select value=${draft.status} onChange=${(e: Event) => setDraft((d) => ({ ...d, status: valueOf(e) }))}>
+          <option value="">any</option>${statuses.map((s) => html`<option value=${s}>${s}</option>`)}
+        </select></label>
+        <label>Plan <select value=${draft.plan} onChange=${(e: Event) => setDraft((d) => ({ ...d, plan: valueOf(e) }))}>
+          <option value="">any</option>${(plans.data?.plans ?? []).map((p) => html`<option value=${p.code}>${p.name}</option>`)}
+        </select></label>
         <button type="submit" class="primary">Search</button>
       </form>
       ${first.data && users.length === 0 ? html`<p class="muted">No user matches.</p>` : null}

@@ -26,16 +26,14 @@ function QuotaLine({
   const full = !unlimited && period.used >= period.limit;
   const resets = label === 'today' ? `${time(period.resets_at, tz)} (${tz})` : dateTime(period.resets_at, tz);
   return html`<div class="quota" data-period=${label}>
-    <p class="big">
-      ${unlimited ? html`${period.used} ${label} <span class="muted">(unlimited)</span>` : `${period.used} of ${period.limit} ${label}`}
-    </p>
+    <p class="big">${unlimited ? html`${period.used} ${label} <span class="muted">(unlimited)</span>` : `${period.used} of ${period.limit} ${label}`}</p>
     ${unlimited ? null : html`<meter min="0" max=${period.limit} low=${period.limit * 0.6} high=${period.limit * 0.9} optimum="0" value=${period.used} aria-label=${`Posts used ${label}`}>${period.used} of ${period.limit}</meter>`}
     ${
       full
         ? html`<p class="warn" role="status">
-            Limit reached: ${limitText(period.limit)} posts ${label === 'today' ? 'a day' : 'a month'} on the ${plan}
-            plan. The relay refuses new posts until the reset at ${resets}, ${relative(period.resets_at)}.
-          </p>`
+          Limit reached: ${limitText(period.limit)} posts ${label === 'today' ? 'a day' : 'a month'} on the ${plan} plan. The relay refuses new
+          posts until the reset at ${resets}, ${relative(period.resets_at)}.
+        </p>`
         : html`<p class="muted">Resets at ${resets}, ${relative(period.resets_at)}.</p>`
     }
   </div>`;
@@ -49,9 +47,7 @@ function PostsChart({ api, plan, tz, tick }: Pick<PageProps, 'api'> & { plan: Pl
     [plan.code, range, tick],
   );
   if (!plan.analytics_enabled) {
-    return html`<p class="muted">
-      A chart of your posts per day comes with plans that include analytics (see Billing).
-    </p>`;
+    return html`<p class="muted">A chart of your posts per day comes with plans that include analytics (see Billing).</p>`;
   }
   if (!stats.data)
     return html`${stats.loading ? html`<${Loading} what="your stats" />` : null}<${ErrorNote} error=${stats.error} />`;
@@ -96,14 +92,12 @@ export function AccountPage({ api, me }: PageProps): VNode {
       ${
         q
           ? html`<${QuotaLine} period=${q.daily} label="today" tz=${me.timezone} plan=${q.plan} />
-              ${q.monthly ? html`<${QuotaLine} period=${q.monthly} label="this month" tz=${me.timezone} plan=${q.plan} />` : null}`
+            ${q.monthly ? html`<${QuotaLine} period=${q.monthly} label="this month" tz=${me.timezone} plan=${q.plan} />` : null}`
           : html`<${Loading} what="your quota" />`
       }
       <p class="muted small">Your day starts at midnight in ${me.timezone} (change it in Settings).</p>
       <${ErrorNote} error=${quota.error ?? billing.error} />
     <//>
-    <${Card} title="Posts per day, last 30 days" id="posts-title"
-      >${plan ? html`<${PostsChart} api=${api} plan=${plan} tz=${me.timezone} tick=${tick} />` : null}<//
-    >
+    <${Card} title="Posts per day, last 30 days" id="posts-title">${plan ? html`<${PostsChart} api=${api} plan=${plan} tz=${me.timezone} tick=${tick} />` : null}<//>
   </div>`;
 }

@@ -36,8 +36,8 @@ function paymentCells(p: Payment, tz: string) {
     p.status,
     p.payment_provider ?? '—',
     html`${p.receipt_url ? html`<a href=${p.receipt_url} target="_blank" rel="noopener noreferrer">Receipt</a> ` : null}
-    ${p.invoice_url ? html`<a href=${p.invoice_url} target="_blank" rel="noopener noreferrer">Invoice</a>` : null}
-    ${!p.receipt_url && !p.invoice_url ? '—' : null}`,
+      ${p.invoice_url ? html`<a href=${p.invoice_url} target="_blank" rel="noopener noreferrer">Invoice</a>` : null}
+      ${!p.receipt_url && !p.invoice_url ? '—' : null}`,
   ];
 }
 
@@ -59,34 +59,22 @@ function PlanOffer({ api, plan, current }: { api: PageProps['api']; plan: Plan; 
   return html`<li class="plan" data-plan=${plan.code}>
     <p><strong>${plan.name}</strong>${current ? html` <span class="tag">your plan</span>` : null}</p>
     <p class="muted small">
-      ${limitText(plan.daily_post_limit)} posts a
-      day${plan.custom_relays_allowed ? ' · your own relays' : ''}${plan.analytics_enabled ? ' · analytics' : ''}
+      ${limitText(plan.daily_post_limit)} posts a day${plan.custom_relays_allowed ? ' · your own relays' : ''}${plan.analytics_enabled ? ' · analytics' : ''}
     </p>
-    <p>
-      ${money(plan.price_monthly, plan.currency)} a
-      month${plan.price_yearly ? ` · ${money(plan.price_yearly, plan.currency)} a year` : ''}
-    </p>
+    <p>${money(plan.price_monthly, plan.currency)} a month${plan.price_yearly ? ` · ${money(plan.price_yearly, plan.currency)} a year` : ''}</p>
     ${
       !current && stripe
         ? html`<fieldset class="pay">
-            <legend class="sr-only">Buy ${plan.name}</legend>
-            ${
-              cycles.length > 1
-                ? html`<label
-                    >Billing
-                    <select
-                      value=${cycle}
-                      onChange=${(e: Event) => setCycle((e.currentTarget as HTMLSelectElement).value as 'monthly' | 'yearly')}
-                    >
-                      ${cycles.map((c) => html`<option value=${c}>${c}</option>`)}
-                    </select></label
-                  >`
-                : null
-            }
-            <button type="button" class="primary" disabled=${pay.busy} onClick=${checkout} data-provider="stripe">
-              Pay with ${providerName('stripe')}
-            </button>
-          </fieldset>`
+          <legend class="sr-only">Buy ${plan.name}</legend>
+          ${
+            cycles.length > 1
+              ? html`<label>Billing <select value=${cycle} onChange=${(e: Event) => setCycle((e.currentTarget as HTMLSelectElement).value as 'monthly' | 'yearly')}>
+                ${cycles.map((c) => html`<option value=${c}>${c}</option>`)}
+              </select></label>`
+              : null
+          }
+          <button type="button" class="primary" disabled=${pay.busy} onClick=${checkout} data-provider="stripe">Pay with ${providerName('stripe')}</button>
+        </fieldset>`
         : null
     }
     ${!current && providers.includes('extensionpay') ? html`<p class="muted small" data-provider-note="extensionpay">Or buy it in the NostrX extension (ExtensionPay).</p>` : null}
@@ -101,8 +89,7 @@ function ManageBilling({ api }: Pick<PageProps, 'api'>): VNode {
       const { url } = await api.call<{ url: string }>('POST', '/v1/subscription/portal');
       openProviderPage(url);
     });
-  return html`<button type="button" onClick=${open} disabled=${act.busy}>Manage billing (card, cancel, invoices)</button
-    ><${ErrorNote} error=${act.error} />`;
+  return html`<button type="button" onClick=${open} disabled=${act.busy}>Manage billing (card, cancel, invoices)</button><${ErrorNote} error=${act.error} />`;
 }
 
 export function BillingPage({ api, me }: PageProps): VNode {
@@ -116,13 +103,9 @@ export function BillingPage({ api, me }: PageProps): VNode {
       ${b && !s ? html`<p>You are on the <strong>${b.plan.name}</strong> plan, with no paid subscription.</p>` : null}
       ${
         s
-          ? html`<p>
-                <strong>${b?.plan.name}</strong> · ${s.status} · ${s.billing_cycle} · ${money(s.amount, s.currency)}
-              </p>
-              <p class="muted">
-                ${s.current_period_end ? `Current period ends ${dateTime(s.current_period_end, me.timezone)}` : 'No end date'}${s.payment_provider ? ` · paid with ${providerName(s.payment_provider)}` : ''}
-              </p>
-              ${s.payment_provider === 'stripe' ? html`<${ManageBilling} api=${api} />` : null}`
+          ? html`<p><strong>${b?.plan.name}</strong> · ${s.status} · ${s.billing_cycle} · ${money(s.amount, s.currency)}</p>
+            <p class="muted">${s.current_period_end ? `Current period ends ${dateTime(s.current_period_end, me.timezone)}` : 'No end date'}${s.payment_provider ? ` · paid with ${providerName(s.payment_provider)}` : ''}</p>
+            ${s.payment_provider === 'stripe' ? html`<${ManageBilling} api=${api} />` : null}`
           : null
       }
       <${ErrorNote} error=${billing.error} />
@@ -132,21 +115,15 @@ export function BillingPage({ api, me }: PageProps): VNode {
       ${
         b && b.payments.length > 0
           ? html`<${Table}
-              caption="Your payments, newest first"
-              columns=${['Date', 'Amount', 'Status', 'Provider', 'Documents']}
-              rows=${b.payments.map((p) => ({ key: p.id, cells: paymentCells(p, me.timezone) }))}
-            />`
+            caption="Your payments, newest first"
+            columns=${['Date', 'Amount', 'Status', 'Provider', 'Documents']}
+            rows=${b.payments.map((p) => ({ key: p.id, cells: paymentCells(p, me.timezone) }))}
+          />`
           : null
       }
     <//>
     <${Card} title="Plans" id="plans-title">
-      ${
-        plans.data
-          ? html`<ul class="plans">
-              ${plans.data.plans.map((p) => html`<${PlanOffer} key=${p.code} api=${api} plan=${p} current=${p.code === b?.plan.code} />`)}
-            </ul>`
-          : html`<${Loading} what="the plans" />`
-      }
+      ${plans.data ? html`<ul class="plans">${plans.data.plans.map((p) => html`<${PlanOffer} key=${p.code} api=${api} plan=${p} current=${p.code === b?.plan.code} />`)}</ul>` : html`<${Loading} what="the plans" />`}
       <${ErrorNote} error=${plans.error} />
     <//>
   </div>`;

@@ -55,13 +55,7 @@ function EventItem({ e, tz }: { e: EventRecord; tz: string }): VNode {
       ${dateTime(e.received_at, tz)} · ${e.status} · ${e.successful_relays} of ${e.total_relays} relays
       ${e.source.tweet_url ? html` · <a href=${e.source.tweet_url} target="_blank" rel="noopener noreferrer">original post</a>` : null}
     </p>
-    ${
-      e.relays.length > 0
-        ? html`<ul class="outcomes" aria-label="Upstream relays">
-            ${e.relays.map((o) => html`<${Outcome} o=${o} tz=${tz} />`)}
-          </ul>`
-        : html`<p class="muted small">Not forwarded to any relay.</p>`
-    }
+    ${e.relays.length > 0 ? html`<ul class="outcomes" aria-label="Upstream relays">${e.relays.map((o) => html`<${Outcome} o=${o} tz=${tz} />`)}</ul>` : html`<p class="muted small">Not forwarded to any relay.</p>`}
   </li>`;
 }
 
@@ -87,9 +81,7 @@ export function HistoryPage({ api, me }: PageProps): VNode {
       actions=${html`<button type="button" onClick=${() => (setMore([]), first.reload())} disabled=${first.loading}>Refresh</button>`}
     >
       ${first.data && events.length === 0 ? html`<p class="muted">Nothing published yet.</p>` : null}
-      <ul class="events">
-        ${events.map((e) => html`<${EventItem} key=${e.id} e=${e} tz=${me.timezone} />`)}
-      </ul>
+      <ul class="events">${events.map((e) => html`<${EventItem} key=${e.id} e=${e} tz=${me.timezone} />`)}</ul>
       ${first.loading && !first.data ? html`<${Loading} what="your history" />` : null}
       ${cursor ? html`<button type="button" onClick=${loadMore} disabled=${next.busy}>Older events</button>` : null}
       <${ErrorNote} error=${first.error ?? next.error} />

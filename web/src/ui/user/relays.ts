@@ -20,25 +20,13 @@ function RelayRow({ api, r, changed }: { api: PageProps['api']; r: UserRelay; ch
   return html`<li class="relay" data-relay=${r.url}>
     <div class="relay-main">
       <span class="relay-url">${r.name ? html`<strong>${r.name}</strong> ` : null}${r.url}</span>
-      <span class="muted small"
-        >${sourceText[r.source]} · ${markers} ·
-        ${r.is_active ? 'active' : 'switched off'}${r.stats?.total_publishes ? ` · ${percent100(r.stats.success_rate ?? null)} of ${r.stats.total_publishes} accepted` : ''}</span
-      >
+      <span class="muted small">${sourceText[r.source]} · ${markers} · ${r.is_active ? 'active' : 'switched off'}${r.stats?.total_publishes ? ` · ${percent100(r.stats.success_rate ?? null)} of ${r.stats.total_publishes} accepted` : ''}</span>
     </div>
     <div class="row-actions">
-      <button
-        type="button"
-        disabled=${act.busy}
-        onClick=${() => act.run(async () => (await api.call('PATCH', `/v1/relays/${r.id}`, { is_active: !r.is_active }), changed()))}
-      >
+      <button type="button" disabled=${act.busy} onClick=${() => act.run(async () => (await api.call('PATCH', `/v1/relays/${r.id}`, { is_active: !r.is_active }), changed()))}>
         ${r.is_active ? 'Switch off' : 'Switch on'}<span class="sr-only"> ${r.url}</span>
       </button>
-      <button
-        type="button"
-        class="danger"
-        disabled=${act.busy}
-        onClick=${() => act.run(async () => (await api.call('DELETE', `/v1/relays/${r.id}`), changed()))}
-      >
+      <button type="button" class="danger" disabled=${act.busy} onClick=${() => act.run(async () => (await api.call('DELETE', `/v1/relays/${r.id}`), changed()))}>
         Remove<span class="sr-only"> ${r.url}</span>
       </button>
     </div>
@@ -73,23 +61,10 @@ function OwnRelays({ api }: Pick<PageProps, 'api'>): VNode {
       }
     </p>
     ${list.data ? html`<p class="muted small">${relays.filter((r) => r.is_active).length} of at most ${list.data.max} active.</p>` : html`<${Loading} what="your relays" />`}
-    <ul class="relays">
-      ${relays.map((r) => html`<${RelayRow} key=${r.id} api=${api} r=${r} changed=${() => list.reload()} />`)}
-    </ul>
+    <ul class="relays">${relays.map((r) => html`<${RelayRow} key=${r.id} api=${api} r=${r} changed=${() => list.reload()} />`)}</ul>
     <form class="inline-form" onSubmit=${submit}>
-      <label
-        >Relay URL
-        <input
-          type="text"
-          inputmode="url"
-          required
-          placeholder="wss://relay.example.com"
-          value=${url}
-          onInput=${(e: Event) => setUrl(valueOf(e))}
-      /></label>
-      <label
-        >Name (optional) <input type="text" maxlength="100" value=${name} onInput=${(e: Event) => setName(valueOf(e))}
-      /></label>
+      <label>Relay URL <input type="text" inputmode="url" required placeholder="wss://relay.example.com" value=${url} onInput=${(e: Event) => setUrl(valueOf(e))} /></label>
+      <label>Name (optional) <input type="text" maxlength="100" value=${name} onInput=${(e: Event) => setName(valueOf(e))} /></label>
       <button type="submit" class="primary" disabled=${add.busy}>Add relay</button>
     </form>
     <${ErrorNote} error=${add.error ?? list.error} />
@@ -108,10 +83,9 @@ export function RelaysPage({ api }: PageProps): VNode {
       ${
         plan && !plan.custom_relays_allowed
           ? html`<p>Your posts are forwarded to the service's relays.</p>
-              <p class="muted">
-                Relays of your own (added here, or read from your NIP-65 relay list) come with
-                ${upgrade ? `the ${upgrade.name} plan` : 'a paid plan'}; see Billing.
-              </p>`
+            <p class="muted">
+              Relays of your own (added here, or read from your NIP-65 relay list) come with ${upgrade ? `the ${upgrade.name} plan` : 'a paid plan'}; see Billing.
+            </p>`
           : null
       }
       <${ErrorNote} error=${billing.error ?? plans.error} />

@@ -14,8 +14,7 @@ function SessionRow({ s, tz, revoke }: { s: Session; tz: string; revoke: (s: Ses
     <div>
       <strong>${what}</strong>${s.current ? html` <span class="tag">this tab</span>` : null}
       <p class="muted small">
-        Started ${dateTime(s.created_at, tz)}${s.ip_address ? ` from ${s.ip_address}` : ''} · last used
-        ${dateTime(s.last_used_at, tz)} · expires ${dateTime(s.expires_at, tz)}
+        Started ${dateTime(s.created_at, tz)}${s.ip_address ? ` from ${s.ip_address}` : ''} · last used ${dateTime(s.last_used_at, tz)} · expires ${dateTime(s.expires_at, tz)}
       </p>
     </div>
     <button type="button" class="danger" disabled=${act.busy} onClick=${() => act.run(() => revoke(s))}>
@@ -33,19 +32,9 @@ export function SessionsPage({ api, me, signOut }: PageProps): VNode {
     else list.reload();
   };
   return html`<div class="page">
-    <${Card}
-      title="Sessions"
-      id="sessions-title"
-      actions=${html`<button type="button" onClick=${() => list.reload()} disabled=${list.loading}>Refresh</button>`}
-    >
+    <${Card} title="Sessions" id="sessions-title" actions=${html`<button type="button" onClick=${() => list.reload()} disabled=${list.loading}>Refresh</button>`}>
       <p class="muted small">Each signed-in tab, popup or extension has a session. Revoke one you do not recognise.</p>
-      ${
-        list.data
-          ? html`<ul class="sessions">
-              ${list.data.sessions.map((s) => html`<${SessionRow} key=${s.id} s=${s} tz=${me.timezone} revoke=${revoke} />`)}
-            </ul>`
-          : html`<${Loading} what="your sessions" />`
-      }
+      ${list.data ? html`<ul class="sessions">${list.data.sessions.map((s) => html`<${SessionRow} key=${s.id} s=${s} tz=${me.timezone} revoke=${revoke} />`)}</ul>` : html`<${Loading} what="your sessions" />`}
       <${ErrorNote} error=${list.error} />
     <//>
   </div>`;

@@ -56,66 +56,23 @@ function ProfileForm({ api, me, refreshMe }: PageProps): VNode {
     });
   };
   return html`<form class="stack" onSubmit=${submit}>
-    <label
-      >Display name
-      <input
-        type="text"
-        maxlength="100"
-        value=${form.display_name ?? ''}
-        onInput=${(e: Event) => set('display_name', valueOf(e))}
-    /></label>
-    <label
-      >Email (optional)
-      <input type="email" maxlength="320" value=${form.email ?? ''} onInput=${(e: Event) => set('email', valueOf(e))}
-    /></label>
-    <label
-      >Timezone (your quota day starts at its midnight)
+    <label>Display name <input type="text" maxlength="100" value=${form.display_name ?? ''} onInput=${(e: Event) => set('display_name', valueOf(e))} /></label>
+    <label>Email (optional) <input type="email" maxlength="320" value=${form.email ?? ''} onInput=${(e: Event) => set('email', valueOf(e))} /></label>
+    <label>Timezone (your quota day starts at its midnight)
       <select value=${form.timezone} onChange=${(e: Event) => set('timezone', valueOf(e))}>
         ${timeZones(me.timezone).map((z) => html`<option value=${z}>${z}</option>`)}
       </select>
     </label>
-    <label
-      >Language
-      <input
-        type="text"
-        minlength="2"
-        maxlength="10"
-        value=${form.locale}
-        onInput=${(e: Event) => set('locale', valueOf(e))}
-    /></label>
+    <label>Language <input type="text" minlength="2" maxlength="10" value=${form.locale} onInput=${(e: Event) => set('locale', valueOf(e))} /></label>
     <fieldset>
       <legend>Privacy</legend>
-      <label
-        >Keep my data for (days, 0 = as long as the service keeps it)
-        <input
-          type="number"
-          min="0"
-          max="3650"
-          value=${form.data_retention_days}
-          onInput=${(e: Event) => set('data_retention_days', Number(valueOf(e)))}
-        />
+      <label>Keep my data for (days, 0 = as long as the service keeps it)
+        <input type="number" min="0" max="3650" value=${form.data_retention_days} onInput=${(e: Event) => set('data_retention_days', Number(valueOf(e)))} />
       </label>
-      <label class="check"
-        ><input
-          type="checkbox"
-          checked=${form.analytics_enabled}
-          onChange=${(e: Event) => set('analytics_enabled', checkedOf(e))}
-        />
-        Keep statistics about my posts</label
-      >
-      <label class="check"
-        ><input
-          type="checkbox"
-          checked=${form.marketing_emails}
-          onChange=${(e: Event) => set('marketing_emails', checkedOf(e))}
-        />
-        Send me news by email</label
-      >
+      <label class="check"><input type="checkbox" checked=${form.analytics_enabled} onChange=${(e: Event) => set('analytics_enabled', checkedOf(e))} /> Keep statistics about my posts</label>
+      <label class="check"><input type="checkbox" checked=${form.marketing_emails} onChange=${(e: Event) => set('marketing_emails', checkedOf(e))} /> Send me news by email</label>
     </fieldset>
-    <div class="row">
-      <button type="submit" class="primary" disabled=${save.busy}>Save settings</button
-      >${saved ? html`<span role="status">Saved.</span>` : null}
-    </div>
+    <div class="row"><button type="submit" class="primary" disabled=${save.busy}>Save settings</button>${saved ? html`<span role="status">Saved.</span>` : null}</div>
     <${ErrorNote} error=${save.error} />
   </form>`;
 }
@@ -133,9 +90,7 @@ function ExportData({ api }: Pick<PageProps, 'api'>): VNode {
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
     });
   return html`<p>Everything the service holds about you, table by table, as one JSON file.</p>
-    <button type="button" onClick=${download} disabled=${act.busy}>
-      ${act.busy ? 'Preparing…' : 'Download my data'}
-    </button>
+    <button type="button" onClick=${download} disabled=${act.busy}>${act.busy ? 'Preparing…' : 'Download my data'}</button>
     <${ErrorNote} error=${act.error} />`;
 }
 
@@ -152,16 +107,11 @@ function DeleteAccount({ api, signOut }: Pick<PageProps, 'api' | 'signOut'>): VN
   };
   return html`<form class="stack" onSubmit=${erase}>
     <p>
-      Erases your events, relays, sessions, quota and statistics, and cancels your subscription. Payment records are
-      kept without anything that identifies you. This cannot be undone; your signer is asked to confirm.
+      Erases your events, relays, sessions, quota and statistics, and cancels your subscription. Payment records are kept without anything that
+      identifies you. This cannot be undone; your signer is asked to confirm.
     </p>
-    <label
-      >Type <strong>delete my account</strong> to confirm
-      <input type="text" value=${typed} onInput=${(e: Event) => setTyped(valueOf(e))} autocomplete="off"
-    /></label>
-    <button type="submit" class="danger" disabled=${act.busy || typed.trim().toLowerCase() !== 'delete my account'}>
-      Erase my account
-    </button>
+    <label>Type <strong>delete my account</strong> to confirm <input type="text" value=${typed} onInput=${(e: Event) => setTyped(valueOf(e))} autocomplete="off" /></label>
+    <button type="submit" class="danger" disabled=${act.busy || typed.trim().toLowerCase() !== 'delete my account'}>Erase my account</button>
     <${ErrorNote} error=${act.error} />
   </form>`;
 }
