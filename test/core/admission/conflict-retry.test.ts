@@ -15,6 +15,7 @@ import knexFactory, { type Knex } from 'knex';
 import { startTestApp } from '../../helpers/app.js';
 import { createTestDatabaseUrl } from '../../helpers/db.js';
 import { buildEvent, newKey, type Key } from '../../helpers/events.js';
+import { waitFor } from '../../helpers/forwarding.js';
 import { backendPid, blockedBy, untilLocked, waitsForLock } from '../../helpers/locks.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { CONFLICT_ATTEMPTS } from '../../../src/core/admission/conflict-retry.js';
@@ -48,10 +49,20 @@ interface Author {
   readonly id: string;
 }
 
-/** An author with one post stored, so their users row and today's ledger row exist. */
+/**
+ * An author with one post stored, so their users row and today's ledger row exist. The post's usage rows are written
+ * before the test takes its locks: a usage flush waiting behind a gate (its foreign key on users) would be a third
+ * party in the staged lock graph.
+ */
 async function author(t: Test): Promise<Author> {
   const key = newKey();
-  t.same(await client.publish(buildEvent(key.sk, { content: 'first' })), [true, '']);
+  const first = buildEvent(key.sk, { content: 'first' });
+  t.same(await client.publish(first), [true, '']);
+  await waitFor('the first post’s usage rows to be written', async () => {
+    await app.usage.flush();
+    const row = await app.db.knex('usage_events').whereRaw(`event_data->>'event_id' = ?`, [first.id]).first('id');
+    return row !== undefined;
+  });
   return { key, id: (await app.accounts.forPubkey(key.pk)).id };
 }
 
