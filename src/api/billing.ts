@@ -6,6 +6,7 @@ import { BillingError, LedgerError, STRIPE_TOLERANCE_SECONDS, stripeEventTypes }
 import { callerOf } from './auth.js';
 import { apiError, errorResponses, type ApiError, type ErrorCode } from './errors.js';
 import type { ApiServices } from './services.js';
+import { planPurchaseBody, type PlanPurchase } from './schemas.js';
 
 const codes: Record<BillingError['code'], ErrorCode> = {
   not_configured: 'billing_not_configured',
@@ -82,22 +83,14 @@ export function registerBillingRoutes(http: FastifyInstance, deps: ApiServices):
     },
   );
 
-  http.post<{ Body: { plan: string; billing_cycle: string } }>(
+  http.post<{ Body: PlanPurchase }>(
     '/v1/subscription/checkout',
     deps.access('user', {
       tags: ['payments'],
       summary: 'Start buying a plan with Stripe Checkout: answers the URL to send the buyer to',
       description:
         'The plan applies when Stripe confirms the payment (webhook), not before. 400 for a plan or cycle not sold through Stripe; 502 when Stripe cannot be reached.',
-      body: {
-        type: 'object',
-        required: ['plan', 'billing_cycle'],
-        additionalProperties: false,
-        properties: {
-          plan: { type: 'string', minLength: 1, maxLength: 50 },
-          billing_cycle: { type: 'string', enum: ['monthly', 'yearly'] },
-        },
-      },
+      body: planPurchaseBody,
       response: urlReply,
     }),
     async (req) => {

@@ -7,6 +7,7 @@ import { callerOf } from './auth.js';
 import { billingApiError } from './billing.js';
 import { apiError } from './errors.js';
 import type { ApiServices } from './services.js';
+import { planPurchaseBody, type PlanPurchase } from './schemas.js';
 
 const dateTime = { type: 'string', format: 'date-time' } as const;
 const nullableDateTime = { type: ['string', 'null'], format: 'date-time' } as const;
@@ -55,7 +56,7 @@ function invoiceView(i: InvoiceView) {
 export function registerLightningRoutes(http: FastifyInstance, deps: ApiServices): void {
   const { lightning } = deps.billing;
 
-  http.post<{ Body: { plan: string; billing_cycle: string } }>(
+  http.post<{ Body: PlanPurchase }>(
     '/v1/subscription/lightning',
     deps.access('user', {
       tags: ['payments'],
@@ -64,15 +65,7 @@ export function registerLightningRoutes(http: FastifyInstance, deps: ApiServices
         "The invoice comes from the operator's wallet (Nostr Wallet Connect); the period applies when that wallet reports the payment. " +
         'A period does not renew; one bought while another runs starts when it ends. ' +
         '400 for a plan or cycle not sold in sats (LIGHTNING_PRICES); 502 when the wallet cannot be reached or refuses (nothing is stored); 503 when NWC_URL is not set.',
-      body: {
-        type: 'object',
-        required: ['plan', 'billing_cycle'],
-        additionalProperties: false,
-        properties: {
-          plan: { type: 'string', minLength: 1, maxLength: 50 },
-          billing_cycle: { type: 'string', enum: ['monthly', 'yearly'] },
-        },
-      },
+      body: planPurchaseBody,
       response: { 201: invoiceSchema },
     }),
     async (req, reply) => {

@@ -342,3 +342,19 @@ export const pageQuery = {
   limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
   cursor: { type: 'string', maxLength: 200 },
 } as const;
+
+/** A plan and its billing cycle, as the buyer picks them (Stripe Checkout, a Lightning invoice). */
+export const planPurchaseBody = {
+  type: 'object',
+  required: ['plan', 'billing_cycle'],
+  additionalProperties: false,
+  properties: {
+    plan: { type: 'string', minLength: 1, maxLength: 50 },
+    billing_cycle: { type: 'string', enum: ['monthly', 'yearly'] },
+  },
+} as const;
+
+export interface PlanPurchase {
+  plan: string;
+  billing_cycle: string;
+}
