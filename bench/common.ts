@@ -1,7 +1,7 @@
 // What both benchmark scripts share: percentiles, a recreated database, waiting for the service child to be
 // ready, and stopping it.
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import knexFactory from 'knex';
 
 export function percentile(sorted: number[], p: number): number {
@@ -22,6 +22,11 @@ export async function recreateDatabase(adminUrl: string, name: string): Promise<
   const admin = knexFactory({ client: 'pg', connection: adminUrl, pool: { min: 0, max: 1 } });
   await admin.raw(`CREATE DATABASE ${name}`);
   await admin.destroy();
+  return databaseUrlOf(adminUrl, name);
+}
+
+/** The URL of database `name` on the server of `adminUrl`. */
+export function databaseUrlOf(adminUrl: string, name: string): string {
   const u = new URL(adminUrl);
   u.pathname = `/${name}`;
   return u.toString();
@@ -123,4 +128,35 @@ export function stealPercent(
 ): number {
   const total = after.total - before.total;
   return total > 0 ? Math.round(((after.steal - before.steal) / total) * 1000) / 10 : 0;
+}
+
+/**
+ * CPU the service used so far, in ms (Linux /proc, clock ticks): all its processes (with WORKERS, the cluster's
+ * workers beside the primary) and their main threads.
+ */
+export function serviceCpuMs(pid: number): { process: number; main: number } {
+  const fieldsOf = (path: string): string[] => {
+    const stat = readFileSync(path, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  };
+  const ticks = (path: string) => {
+    const f = fieldsOf(path);
+    return Number(f[11]) + Number(f[12]); // utime + stime
+  };
+  const workers = readdirSync('/proc').filter((d) => {
+    if (!/^\d+$/.test(d)) return false;
+    try {
+      return Number(fieldsOf(`/proc/${d}/stat`)[1]) === pid; // ppid
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+  const tickMs = 10; // USER_HZ is 100 on Linux
+  let processTicks = 0;
+  let mainTicks = 0;
+  for (const p of [String(pid), ...workers]) {
+    processTicks += ticks(`/proc/${p}/stat`);
+    mainTicks += ticks(`/proc/${p}/task/${p}/stat`);
+  }
+  return { process: processTicks * tickMs, main: mainTicks * tickMs };
 }

@@ -224,8 +224,12 @@ export async function openDbProbe(
       const wireAfter = wire ? await wire() : undefined;
       const stats = await dbStats();
       const tables = await tableUpdates();
-      const { rows } = await client.query<{ lsn: string }>('SELECT CAST(pg_current_wal_flush_lsn() AS text) AS lsn');
-      const shares = await walShares(mark.lsn, rows[0]!.lsn);
+      const { rows } = await client.query<{ lsn: string; ahead: boolean }>(
+        'SELECT CAST(pg_current_wal_flush_lsn() AS text) AS lsn, pg_current_wal_flush_lsn() > CAST($1 AS pg_lsn) AS ahead',
+        [mark.lsn],
+      );
+      // a read-only scenario may end with nothing flushed past where it began: no WAL to read
+      const shares = rows[0]!.ahead ? await walShares(mark.lsn, rows[0]!.lsn) : [];
       await client.query('SELECT pg_drop_replication_slot($1)', [slotName]);
       const n = Math.max(1, accepted);
       const per = (x: number, digits = 1) => Math.round((x / n) * 10 ** digits) / 10 ** digits;

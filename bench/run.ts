@@ -5,7 +5,7 @@
 // commits, HOT updates and, with BENCH_COUNT_STATEMENTS=1 (bench/pg-counter.ts), statements, round trips and parses.
 // Every load loop is bounded in count and in time; all traffic goes to 127.0.0.1.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import type { WebSocket } from 'ws';
@@ -18,6 +18,7 @@ import { prepareKeys } from './prepare.js';
 import { connectTo, publishOn, type PublishResult } from './publish.js';
 import type { FloodJob } from './flood-worker.js';
 import { openDbProbe, startWireCounterThread, type DbProbe } from './db-probe.js';
+import { scenarioScale } from './scale.js';
 import {
   acceptedLatencyBuckets,
   dropDatabase,
@@ -25,6 +26,7 @@ import {
   machineTicks,
   recreateDatabase,
   serverLatencySummary,
+  serviceCpuMs,
   stealPercent,
   stopService,
   waitReady,
@@ -78,37 +80,6 @@ function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   return Math.round(kb / 1024);
-}
-
-/**
- * CPU the service used so far, in ms (Linux /proc, clock ticks): all its processes (with WORKERS, the cluster's
- * workers beside the primary) and their main threads.
- */
-function serviceCpuMs(pid: number): { process: number; main: number } {
-  const fieldsOf = (path: string): string[] => {
-    const stat = readFileSync(path, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  };
-  const ticks = (path: string) => {
-    const f = fieldsOf(path);
-    return Number(f[11]) + Number(f[12]); // utime + stime
-  };
-  const workers = readdirSync('/proc').filter((d) => {
-    if (!/^\d+$/.test(d)) return false;
-    try {
-      return Number(fieldsOf(`/proc/${d}/stat`)[1]) === pid; // ppid
-    } catch {
-      return false; // gone meanwhile
-    }
-  });
-  const tickMs = 10; // USER_HZ is 100 on Linux
-  let processTicks = 0;
-  let mainTicks = 0;
-  for (const p of [String(pid), ...workers]) {
-    processTicks += ticks(`/proc/${p}/stat`);
-    mainTicks += ticks(`/proc/${p}/task/${p}/stat`);
-  }
-  return { process: processTicks * tickMs, main: mainTicks * tickMs };
 }
 
 const connect = (): Promise<WebSocket> => connectTo(port);
@@ -522,7 +493,7 @@ async function main(): Promise<void> {
       keys.map((k) => getPublicKey(k)),
     );
     probe = await openDbProbe(databaseUrl, `${dbName}_wal`, wire && (() => wire.snapshot()));
-    for (const name of scenarios.filter((s) => s !== 'forward')) {
+    for (const name of scenarios.filter((s) => s !== 'forward' && s !== 'scale')) {
       log(`scenario ${name}`);
       const cappedKeys = name === 'latency_capped' ? await returningCappedAuthors(databaseUrl) : [];
       const t0 = performance.now();
@@ -578,6 +549,24 @@ async function main(): Promise<void> {
   if (scenarios.includes('forward')) {
     log('scenario forward');
     result.forward = await scenarioForward();
+  }
+  if (scenarios.includes('scale')) {
+    log('scenario scale');
+    result.scale = await scenarioScale({
+      adminUrl,
+      dbName: `${dbName}_scale`,
+      port,
+      log,
+      startService: (url) => startService(url, serviceEnv),
+      admission: async (url) => {
+        const keys = Array.from({ length: Number(env.BENCH_KEYS ?? 1000) }, () => generateSecretKey());
+        await prepareKeys(
+          url,
+          keys.map((k) => getPublicKey(k)),
+        );
+        return scenarioAdmission(keys);
+      },
+    });
   }
   process.stdout.write(JSON.stringify(result) + '\n');
 }

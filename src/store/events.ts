@@ -218,17 +218,39 @@ function applyFilter<Q extends Knex.QueryBuilder>(q: Q, db: Knex, f: Filter, now
   return q;
 }
 
-/** Live events matching one filter, newest first, ties by lowest id (NIP-01), at most `limit`. */
-export async function queryFilter(db: Knex, f: Filter, limit: number, nowSeconds: number): Promise<NostrEvent[]> {
-  if (limit <= 0) return [];
-  const q = applyFilter(db('nostr_events as e').select(eventColumns.map((c) => `e.${c}`)), db, f, nowSeconds)
+function filterQuery(db: Knex, f: Filter, limit: number, nowSeconds: number): Knex.QueryBuilder {
+  return applyFilter(db('nostr_events as e').select(eventColumns.map((c) => `e.${c}`)), db, f, nowSeconds)
     .orderBy([
       { column: 'e.created_at_nostr', order: 'desc' },
       { column: 'e.event_id', order: 'asc' },
     ])
     .limit(limit);
-  const rows = (await q) as EventRow[];
+}
+
+/** Live events matching one filter, newest first, ties by lowest id (NIP-01), at most `limit`. */
+export async function queryFilter(db: Knex, f: Filter, limit: number, nowSeconds: number): Promise<NostrEvent[]> {
+  if (limit <= 0) return [];
+  const rows = (await filterQuery(db, f, limit, nowSeconds)) as EventRow[];
   return rows.map(rowToEvent);
+}
+
+/**
+ * The plan PostgreSQL follows for the statement queryFilter (REQ) or countFilters (COUNT) sends for `f`, run once
+ * (EXPLAIN ANALYZE, BUFFERS), one text line per plan line: the benchmarks show with it which index each read uses.
+ */
+export async function explainFilter(
+  db: Knex,
+  f: Filter,
+  limit: number,
+  nowSeconds: number,
+  as: 'REQ' | 'COUNT',
+): Promise<string[]> {
+  const q = as === 'REQ' ? filterQuery(db, f, limit, nowSeconds) : countQuery(db, [f], nowSeconds);
+  const { sql, bindings } = q.toSQL();
+  const { rows } = (await db.raw(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, bindings)) as {
+    rows: { 'QUERY PLAN': string }[];
+  };
+  return rows.map((r) => r['QUERY PLAN']);
 }
 
 function matchingAny(db: Knex, filters: Filter[], nowSeconds: number): Knex.QueryBuilder {
@@ -316,10 +338,12 @@ export async function analyzeEventTables(db: Knex): Promise<void> {
 /** NIP-45: number of distinct live events matching any of the filters. */
 export async function countFilters(db: Knex, filters: Filter[], nowSeconds: number): Promise<number> {
   if (filters.length === 0) return 0;
-  const rows = (await matchingAny(db, filters, nowSeconds).count<{ n: string | number }[]>({ n: '*' })) as {
-    n: string | number;
-  }[];
+  const rows = (await countQuery(db, filters, nowSeconds)) as { n: string | number }[];
   return Number(rows[0]?.n ?? 0);
+}
+
+function countQuery(db: Knex, filters: Filter[], nowSeconds: number): Knex.QueryBuilder {
+  return matchingAny(db, filters, nowSeconds).count({ n: '*' });
 }
 
 /**

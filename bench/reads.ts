@@ -1,0 +1,122 @@
+// The benchmark's reading client: REQ (answered up to EOSE, then closed) and COUNT requests over WebSocket
+// connections to the service on 127.0.0.1, a bounded number in flight per connection and optionally at a fixed
+// rate, each timed from its send to its EOSE (or COUNT answer). Answers are recognised by their opening only: at
+// thousands of REQs a second, parsing every EVENT would make this process the bottleneck on a 2-core machine.
+import { performance } from 'node:perf_hooks';
+import type { WebSocket } from 'ws';
+import { latencySummary } from './common.js';
+
+export type ReadRequest = { readonly verb: 'REQ' | 'COUNT'; readonly filter: Record<string, unknown> };
+
+export interface ReadLoad {
+  /** The i-th request (from 0). */
+  readonly request: (i: number) => ReadRequest;
+  /** Requests in all (a bound), and seconds at most (another). */
+  readonly count: number;
+  readonly maxSeconds: number;
+  /** Unanswered requests per connection. */
+  readonly inflight: number;
+  /** Requests started per second over all connections; none: as fast as they are answered. */
+  readonly ratePerSecond?: number;
+}
+
+export interface ReadResult {
+  readonly requests: number;
+  readonly answered: number;
+  /** CLOSED answers (a refusal: rate-limited, too many subscriptions …), by their prefix. */
+  readonly refused: Record<string, number>;
+  readonly events: number;
+  readonly per_s: number;
+  readonly events_per_request: number;
+  readonly latency_ms: ReturnType<typeof latencySummary>;
+}
+
+/** The subscription id of an answer `["VERB","id",…`, without parsing the rest. */
+function subIdOf(text: string, verbLength: number): string {
+  const start = verbLength + 5; // [" VERB "," = 2 + verb + 3
+  return text.slice(start, text.indexOf('"', start));
+}
+
+export async function readOn(conns: readonly WebSocket[], load: ReadLoad): Promise<ReadResult> {
+  const sentAt = new Map<string, number>();
+  const latencies: number[] = [];
+  const refused: Record<string, number> = {};
+  const inflight = new Map<WebSocket, number>();
+  let next = 0;
+  let answered = 0;
+  let events = 0;
+  const started = performance.now();
+  const deadline = started + load.maxSeconds * 1000;
+
+  const sendOne = (ws: WebSocket): boolean => {
+    if (next >= load.count || performance.now() > deadline) return false;
+    if (load.ratePerSecond && next >= ((performance.now() - started) / 1000) * load.ratePerSecond) return false;
+    const i = next++;
+    const { verb, filter } = load.request(i);
+    const id = `${verb === 'REQ' ? 'r' : 'c'}${i}`;
+    sentAt.set(id, performance.now());
+    inflight.set(ws, (inflight.get(ws) ?? 0) + 1);
+    ws.send(JSON.stringify([verb, id, filter]));
+    return true;
+  };
+  const pump = (ws: WebSocket) => {
+    while ((inflight.get(ws) ?? 0) < load.inflight && sendOne(ws));
+  };
+
+  await new Promise<void>((resolve) => {
+    const finish = () => {
+      if (answered < next || (next < load.count && performance.now() <= deadline)) return;
+      clearInterval(ticker);
+      resolve();
+    };
+    const done = (ws: WebSocket, id: string) => {
+      const t0 = sentAt.get(id);
+      if (t0 === undefined) return;
+      sentAt.delete(id);
+      latencies.push(performance.now() - t0);
+      answered++;
+      inflight.set(ws, (inflight.get(ws) ?? 1) - 1);
+      pump(ws);
+      finish();
+    };
+    for (const ws of conns) {
+      ws.on('message', (data: Buffer) => {
+        const text = data.toString();
+        if (text.startsWith('["EVENT"')) events++;
+        else if (text.startsWith('["EOSE"')) {
+          const id = subIdOf(text, 4);
+          ws.send(`["CLOSE","${id}"]`);
+          done(ws, id);
+        } else if (text.startsWith('["COUNT"')) done(ws, subIdOf(text, 5));
+        else if (text.startsWith('["CLOSED"')) {
+          const [, id, reason] = JSON.parse(text) as [string, string, string];
+          if (!sentAt.has(id)) return; // closed after its EOSE: not a refusal
+          const prefix = reason.split(':')[0] ?? '';
+          refused[prefix] = (refused[prefix] ?? 0) + 1;
+          done(ws, id);
+        }
+      });
+      pump(ws);
+    }
+    // paced sending, and a safety stop for answers that never come
+    const ticker = setInterval(() => {
+      for (const ws of conns) pump(ws);
+      if (performance.now() > deadline + 5000) {
+        clearInterval(ticker);
+        resolve();
+      }
+      finish();
+    }, 2);
+  });
+  for (const ws of conns) ws.removeAllListeners('message');
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    requests: next,
+    answered,
+    refused,
+    events,
+    per_s: Math.round(answered / seconds),
+    events_per_request: Math.round((events / Math.max(1, answered)) * 10) / 10,
+    latency_ms: latencySummary(latencies),
+  };
+}

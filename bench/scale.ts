@@ -1,0 +1,301 @@
+// The `scale` scenario of `npm run bench` (BENCH_SCENARIOS=scale; not in the default list: it takes minutes): the
+// service at the size of a production relay. In one run:
+// 1. the admission scenario on an empty store (the reference);
+// 2. BENCH_SCALE_EVENTS signed events (default 1,000,000 from 10,000 authors, bench/generate-events.ts: kinds 0, 1,
+//    3, 6, 7, 30023 and 5 with e, p and t tags over a year; the file is kept and reused) imported into a new
+//    database with `npm run import` (src/import-cli.ts) as an operator would: its events/s;
+// 3. the storage it takes: table and index bytes per stored event against the JSON line's bytes;
+// 4. reads over 8 connections: author timelines saturated and at a steady 500 REQ/s, a thread (#e), the global
+//    feed, a one-hour window and COUNT by author, each with EXPLAIN ANALYZE of the statement the service sends;
+// 5. the admission scenario again, on the full store: its ratio to step 1.
+// Every load loop is bounded in count and in time; all traffic goes to 127.0.0.1.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { createReadStream } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import knexFactory, { type Knex } from 'knex';
+import type { WebSocket } from 'ws';
+import { explainFilter } from '../src/store/events.js';
+import { effectiveLimit, parseFilter, type FilterLimits } from '../src/nips/filter.js';
+import { databaseUrlOf, dropDatabase, recreateDatabase, serviceCpuMs, stopService } from './common.js';
+import { openDbProbe } from './db-probe.js';
+import { connectTo } from './publish.js';
+import { readOn, type ReadLoad, type ReadRequest } from './reads.js';
+
+export interface ScaleDeps {
+  readonly adminUrl: string;
+  readonly dbName: string;
+  readonly port: number;
+  readonly startService: (databaseUrl: string) => Promise<ChildProcess>;
+  /** The existing admission scenario, against the service now running on `databaseUrl`. */
+  readonly admission: (databaseUrl: string) => Promise<Record<string, unknown>>;
+  readonly log: (msg: string) => void;
+}
+
+const env = process.env;
+const events = Number(env.BENCH_SCALE_EVENTS ?? 1_000_000);
+const keys = Number(env.BENCH_SCALE_KEYS ?? 10_000);
+const file = env.BENCH_SCALE_FILE ?? path.join(tmpdir(), `nostrx-bench-${events}-${keys}.jsonl`);
+const connections = 8;
+// 1: the database a run before kept (BENCH_SCALE_KEEP=1) is measured again, without the admission on an empty
+// store and the import (reads only, and admission on the full store)
+const reuse = env.BENCH_SCALE_REUSE === '1';
+// some of the read scenarios only (comma-separated names), and then no admission on the full store: for profiling
+const onlyReads = env.BENCH_SCALE_READS?.split(',');
+// the service's defaults (src/config.ts), for EXPLAIN of the statement it sends
+const limits: FilterLimits = { maxLimit: 500, defaultLimit: 100, maxFilterValues: 1000 };
+
+/** Runs `node args…` to its end; resolves with its stdout, rejects with its stderr's tail on a non-zero exit. */
+function runNode(args: string[], extraEnv: Record<string, string>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, {
+      env: { ...env, ...extraEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+    child.once('exit', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')} exited with ${code}: ${err}`)),
+    );
+  });
+}
+
+async function ensureDataset(log: (msg: string) => void): Promise<{ lines: number; bytes: number }> {
+  if (!existsSync(file)) {
+    log(`generating ${events} events from ${keys} keys into ${file}`);
+    const t0 = performance.now();
+    await runNode(
+      ['dist/bench/generate-events.js', '--events', String(events), '--keys', String(keys), '--out', `${file}.part`],
+      {},
+    );
+    const { renameSync } = await import('node:fs');
+    renameSync(`${file}.part`, file);
+    log(`generated in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  let lines = 0;
+  for await (const _ of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) lines++;
+  return { lines, bytes: statSync(file).size };
+}
+
+async function importDataset(databaseUrl: string): Promise<Record<string, unknown>> {
+  const state = path.join(tmpdir(), 'nostrx-bench-scale.import-state.json');
+  const report = path.join(tmpdir(), 'nostrx-bench-scale.rejected.jsonl');
+  const t0 = performance.now();
+  const out = await runNode(['dist/src/import-cli.js', file, '--restart', '--state', state, '--report', report], {
+    DATABASE_URL: databaseUrl,
+    LOG_LEVEL: 'warn',
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  // the CLI's summary line (src/import-cli.ts); its own seconds leave out the start-up and the migrations
+  const summary = JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, number>;
+  return {
+    seconds: Math.round(seconds * 10) / 10,
+    lines_per_s: Math.round((summary.lines ?? 0) / seconds),
+    imported_per_s: Math.round((summary.imported ?? 0) / seconds),
+    summary,
+  };
+}
+
+interface Storage {
+  stored_events: number;
+  table_bytes: number;
+  index_bytes: number;
+  bytes_per_event: number;
+  json_bytes_per_event: number;
+  ratio: number;
+  by_relation: Record<string, { table_mb: number; indexes_mb: number }>;
+}
+
+async function storage(db: Knex, json: { lines: number; bytes: number }): Promise<Storage> {
+  const { rows } = (await db.raw(
+    `SELECT c.relname AS name, pg_table_size(c.oid)::bigint AS table_bytes, pg_indexes_size(c.oid)::bigint AS index_bytes
+     FROM pg_class c WHERE c.relname IN ('nostr_events', 'nostr_event_tags')`,
+  )) as { rows: { name: string; table_bytes: string; index_bytes: string }[] };
+  const stored = Number(((await db('nostr_events').count({ n: '*' })) as { n: string }[])[0]!.n);
+  const table = rows.reduce((s, r) => s + Number(r.table_bytes), 0);
+  const index = rows.reduce((s, r) => s + Number(r.index_bytes), 0);
+  const mb = (n: string) => Math.round(Number(n) / 1048576);
+  const perEvent = Math.round((table + index) / Math.max(1, stored));
+  const jsonPerEvent = Math.round(json.bytes / Math.max(1, json.lines));
+  return {
+    stored_events: stored,
+    table_bytes: table,
+    index_bytes: index,
+    bytes_per_event: perEvent,
+    json_bytes_per_event: jsonPerEvent,
+    ratio: Math.round((perEvent / jsonPerEvent) * 100) / 100,
+    by_relation: Object.fromEntries(
+      rows.map((r) => [r.name, { table_mb: mb(r.table_bytes), indexes_mb: mb(r.index_bytes) }]),
+    ),
+  };
+}
+
+/** What the reads pick from: every author, ids that replies and reactions name, the store's time span. */
+interface Sample {
+  readonly authors: string[];
+  readonly referenced: string[];
+  readonly from: number;
+  readonly to: number;
+}
+
+async function sample(db: Knex): Promise<Sample> {
+  const authors = ((await db('users').pluck('nostr_public_key')) as string[]).filter(Boolean);
+  const referenced = (await db('nostr_event_tags')
+    .where({ name: 'e' })
+    .distinct('value')
+    .limit(5000)
+    .pluck('value')) as string[];
+  const span = (await db('nostr_events').min({ from: 'created_at_nostr' }).max({ to: 'created_at_nostr' }).first()) as {
+    from: string;
+    to: string;
+  };
+  return { authors, referenced, from: Number(span.from), to: Number(span.to) };
+}
+
+/** A deterministic pick, so two runs ask the same things. */
+const nth = <T>(xs: readonly T[], i: number): T => xs[(i * 7919) % xs.length]!;
+
+interface ReadScenario {
+  readonly name: string;
+  readonly request: (i: number) => ReadRequest;
+  readonly load: Omit<ReadLoad, 'request'>;
+}
+
+function readScenarios(s: Sample): ReadScenario[] {
+  const saturated = { count: 200_000, maxSeconds: 15, inflight: 4 };
+  const hour = 3600;
+  const timeline = (i: number): ReadRequest => ({
+    verb: 'REQ',
+    filter: { authors: [nth(s.authors, i)], kinds: [1], limit: 20 },
+  });
+  return [
+    { name: 'timeline', request: timeline, load: saturated },
+    {
+      name: 'timeline_500_per_s',
+      request: timeline,
+      load: { count: 10_000, maxSeconds: 25, inflight: 64, ratePerSecond: 500 },
+    },
+    { name: 'thread', request: (i) => ({ verb: 'REQ', filter: { '#e': [nth(s.referenced, i)] } }), load: saturated },
+    { name: 'global', request: () => ({ verb: 'REQ', filter: { kinds: [1], limit: 50 } }), load: saturated },
+    {
+      name: 'window',
+      request: (i) => {
+        const since = s.from + ((i * 104_729) % Math.max(1, s.to - s.from - hour));
+        return { verb: 'REQ', filter: { since, until: since + hour, limit: 100 } };
+      },
+      load: saturated,
+    },
+    {
+      name: 'count_by_author',
+      request: (i) => ({ verb: 'COUNT', filter: { authors: [nth(s.authors, i)] } }),
+      load: saturated,
+    },
+  ];
+}
+
+/** The indexes a plan reads (scans by name), from EXPLAIN's text. */
+function indexesIn(plan: readonly string[]): string[] {
+  const names = new Set<string>();
+  for (const line of plan) {
+    const m = /Index (?:Only )?Scan(?: Backward)? using (\S+)|Bitmap Index Scan on (\S+)/.exec(line);
+    if (m) names.add((m[1] ?? m[2])!);
+  }
+  return [...names];
+}
+
+async function explained(db: Knex, r: ReadRequest): Promise<{ indexes: string[]; seq_scan: boolean; plan: string[] }> {
+  const parsed = parseFilter(r.filter, limits);
+  if (!parsed.ok) throw new Error(`bench filter refused: ${parsed.rejection.message}`);
+  const f = parsed.value;
+  const plan = await explainFilter(db, f, effectiveLimit(f, limits), Math.floor(Date.now() / 1000), r.verb);
+  return { indexes: indexesIn(plan), seq_scan: plan.some((l) => l.includes('Seq Scan')), plan };
+}
+
+async function withConnections<T>(port: number, work: (conns: WebSocket[]) => Promise<T>): Promise<T> {
+  const conns = await Promise.all(Array.from({ length: connections }, () => connectTo(port)));
+  try {
+    return await work(conns);
+  } finally {
+    for (const ws of conns) ws.close();
+  }
+}
+
+export async function scenarioScale(deps: ScaleDeps): Promise<Record<string, unknown>> {
+  const { log } = deps;
+  const result: Record<string, unknown> = { events, keys, file };
+  const json = await ensureDataset(log);
+
+  let databaseUrl = databaseUrlOf(deps.adminUrl, deps.dbName);
+  let child: ChildProcess;
+  if (!reuse) {
+    log('scale: admission on an empty store');
+    databaseUrl = await recreateDatabase(deps.adminUrl, deps.dbName);
+    child = await deps.startService(databaseUrl);
+    try {
+      result.admission_empty = await deps.admission(databaseUrl);
+    } finally {
+      await stopService(child);
+    }
+    log(`scale: importing ${json.lines} lines`);
+    databaseUrl = await recreateDatabase(deps.adminUrl, deps.dbName);
+    result.import = await importDataset(databaseUrl);
+  }
+  const db = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 2 } });
+  try {
+    if (reuse) await db.raw('SELECT 1'); // fails early when there is no such database
+    // what an operator runs after a bulk load, and what autovacuum would do meanwhile; timed, not hidden
+    const v0 = performance.now();
+    await db.raw('VACUUM (ANALYZE) nostr_events, nostr_event_tags');
+    result.vacuum_analyze_s = Math.round((performance.now() - v0) / 100) / 10;
+    result.storage = await storage(db, json);
+    const s = await sample(db);
+    child = await deps.startService(databaseUrl);
+    try {
+      const reads: Record<string, unknown> = {};
+      const probe = await openDbProbe(databaseUrl, `${deps.dbName}_wal`);
+      try {
+        for (const sc of readScenarios(s).filter((r) => !onlyReads || onlyReads.includes(r.name))) {
+          log(`scale: reads ${sc.name}`);
+          const cpu0 = serviceCpuMs(child.pid!);
+          await probe.begin();
+          const measured = await withConnections(deps.port, (conns) =>
+            readOn(conns, { ...sc.load, request: sc.request }),
+          );
+          const pg = await probe.end(measured.answered);
+          const cpu1 = serviceCpuMs(child.pid!);
+          reads[sc.name] = {
+            ...measured,
+            // CPU per answered request: the service's process and PostgreSQL's backends for this database
+            service_cpu_us_per_request: Math.round(
+              ((cpu1.process - cpu0.process) * 1000) / Math.max(1, measured.answered),
+            ),
+            pg_cpu_us_per_request: pg.pg_cpu_us_per_event,
+            explain: await explained(db, sc.request(0)),
+          };
+        }
+      } finally {
+        await probe.close();
+      }
+      result.reads = reads;
+      if (!onlyReads) {
+        log('scale: admission on the full store');
+        result.admission_full = await deps.admission(databaseUrl);
+      }
+    } finally {
+      await stopService(child);
+    }
+    const rate = (r: unknown) => (r as { accepted_per_s?: number }).accepted_per_s ?? 0;
+    if (result.admission_empty)
+      result.admission_full_vs_empty =
+        Math.round((rate(result.admission_full) / Math.max(1, rate(result.admission_empty))) * 100) / 100;
+  } finally {
+    await db.destroy();
+  }
+  if (env.BENCH_SCALE_KEEP !== '1' && !reuse) await dropDatabase(deps.adminUrl, deps.dbName);
+  return result;
+}
