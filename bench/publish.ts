@@ -4,6 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
 import type { NostrEvent } from 'nostr-tools/pure';
+import { pace } from './pacer.js';
 
 export function connectTo(port: number): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
@@ -32,63 +33,31 @@ export async function publishOn(
   const reasons: Record<string, number> = {};
   let accepted = 0;
   let rejected = 0;
-  let next = 0;
-  const started = performance.now();
-  const deadline = started + opts.maxSeconds * 1000;
-  await new Promise<void>((resolve) => {
-    let answered = 0;
-    const inflight = new Map<WebSocket, number>();
-    const sendOne = (ws: WebSocket): boolean => {
-      if (next >= events.length || performance.now() > deadline) return false;
-      if (opts.ratePerSecond && next >= ((performance.now() - started) / 1000) * opts.ratePerSecond) return false;
-      const ev = events[next++]!;
-      sentAt.set(ev.id, performance.now());
-      inflight.set(ws, (inflight.get(ws) ?? 0) + 1);
-      ws.send(`["EVENT",${JSON.stringify(ev)}]`);
-      return true;
-    };
-    const pump = (ws: WebSocket) => {
-      while ((inflight.get(ws) ?? 0) < opts.inflight && sendOne(ws));
-    };
-    const finish = () => {
-      if (answered >= next && (next >= events.length || performance.now() > deadline)) {
-        clearInterval(ticker);
-        resolve();
-      }
-    };
-    for (const ws of conns) {
-      ws.on('message', (data: Buffer) => {
-        const text = data.toString();
-        if (!text.startsWith('["OK"')) return;
-        const m = JSON.parse(text) as [string, string, boolean, string];
-        const t0 = sentAt.get(m[1]);
-        if (t0 !== undefined) {
-          latenciesMs.push(performance.now() - t0);
-          sentAt.delete(m[1]);
-        }
-        if (m[2]) accepted++;
-        else {
-          rejected++;
-          const reason = m[3].split(':')[0] ?? '';
-          reasons[reason] = (reasons[reason] ?? 0) + 1;
-        }
-        answered++;
-        inflight.set(ws, (inflight.get(ws) ?? 1) - 1);
-        pump(ws);
-        finish();
-      });
-      pump(ws);
-    }
-    // paced sending, and a safety stop
-    const ticker = setInterval(() => {
-      for (const ws of conns) pump(ws);
-      if (performance.now() > deadline + 5000) {
-        clearInterval(ticker);
-        resolve();
-      }
-      finish();
-    }, 5);
+  const pacer = pace(conns, { ...opts, count: events.length }, (ws, i) => {
+    const ev = events[i]!;
+    sentAt.set(ev.id, performance.now());
+    ws.send(`["EVENT",${JSON.stringify(ev)}]`);
   });
+  for (const ws of conns) {
+    ws.on('message', (data: Buffer) => {
+      const text = data.toString();
+      if (!text.startsWith('["OK"')) return;
+      const m = JSON.parse(text) as [string, string, boolean, string];
+      const t0 = sentAt.get(m[1]);
+      if (t0 !== undefined) {
+        latenciesMs.push(performance.now() - t0);
+        sentAt.delete(m[1]);
+      }
+      if (m[2]) accepted++;
+      else {
+        rejected++;
+        const reason = m[3].split(':')[0] ?? '';
+        reasons[reason] = (reasons[reason] ?? 0) + 1;
+      }
+      pacer.answered(ws);
+    });
+  }
+  await pacer.done;
   for (const ws of conns) ws.removeAllListeners('message');
-  return { accepted, rejected, seconds: (performance.now() - started) / 1000, latenciesMs, reasons };
+  return { accepted, rejected, seconds: pacer.seconds(), latenciesMs, reasons };
 }

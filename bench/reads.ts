@@ -5,6 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import type { WebSocket } from 'ws';
 import { latencySummary } from './common.js';
+import { pace } from './pacer.js';
 
 export type ReadRequest = { readonly verb: 'REQ' | 'COUNT'; readonly filter: Record<string, unknown> };
 
@@ -41,77 +42,50 @@ export async function readOn(conns: readonly WebSocket[], load: ReadLoad): Promi
   const sentAt = new Map<string, number>();
   const latencies: number[] = [];
   const refused: Record<string, number> = {};
-  const inflight = new Map<WebSocket, number>();
-  let next = 0;
   let answered = 0;
   let events = 0;
-  const started = performance.now();
-  const deadline = started + load.maxSeconds * 1000;
-
-  const sendOne = (ws: WebSocket): boolean => {
-    if (next >= load.count || performance.now() > deadline) return false;
-    if (load.ratePerSecond && next >= ((performance.now() - started) / 1000) * load.ratePerSecond) return false;
-    const i = next++;
-    const { verb, filter } = load.request(i);
-    const id = `${verb === 'REQ' ? 'r' : 'c'}${i}`;
-    sentAt.set(id, performance.now());
-    inflight.set(ws, (inflight.get(ws) ?? 0) + 1);
-    ws.send(JSON.stringify([verb, id, filter]));
-    return true;
+  const pacer = pace(
+    conns,
+    load,
+    (ws, i) => {
+      const { verb, filter } = load.request(i);
+      const id = `${verb === 'REQ' ? 'r' : 'c'}${i}`;
+      sentAt.set(id, performance.now());
+      ws.send(JSON.stringify([verb, id, filter]));
+    },
+    2,
+  );
+  const done = (ws: WebSocket, id: string) => {
+    const t0 = sentAt.get(id);
+    if (t0 === undefined) return;
+    sentAt.delete(id);
+    latencies.push(performance.now() - t0);
+    answered++;
+    pacer.answered(ws);
   };
-  const pump = (ws: WebSocket) => {
-    while ((inflight.get(ws) ?? 0) < load.inflight && sendOne(ws));
-  };
-
-  await new Promise<void>((resolve) => {
-    const finish = () => {
-      if (answered < next || (next < load.count && performance.now() <= deadline)) return;
-      clearInterval(ticker);
-      resolve();
-    };
-    const done = (ws: WebSocket, id: string) => {
-      const t0 = sentAt.get(id);
-      if (t0 === undefined) return;
-      sentAt.delete(id);
-      latencies.push(performance.now() - t0);
-      answered++;
-      inflight.set(ws, (inflight.get(ws) ?? 1) - 1);
-      pump(ws);
-      finish();
-    };
-    for (const ws of conns) {
-      ws.on('message', (data: Buffer) => {
-        const text = data.toString();
-        if (text.startsWith('["EVENT"')) events++;
-        else if (text.startsWith('["EOSE"')) {
-          const id = subIdOf(text, 4);
-          ws.send(`["CLOSE","${id}"]`);
-          done(ws, id);
-        } else if (text.startsWith('["COUNT"')) done(ws, subIdOf(text, 5));
-        else if (text.startsWith('["CLOSED"')) {
-          const [, id, reason] = JSON.parse(text) as [string, string, string];
-          if (!sentAt.has(id)) return; // closed after its EOSE: not a refusal
-          const prefix = reason.split(':')[0] ?? '';
-          refused[prefix] = (refused[prefix] ?? 0) + 1;
-          done(ws, id);
-        }
-      });
-      pump(ws);
-    }
-    // paced sending, and a safety stop for answers that never come
-    const ticker = setInterval(() => {
-      for (const ws of conns) pump(ws);
-      if (performance.now() > deadline + 5000) {
-        clearInterval(ticker);
-        resolve();
+  for (const ws of conns) {
+    ws.on('message', (data: Buffer) => {
+      const text = data.toString();
+      if (text.startsWith('["EVENT"')) events++;
+      else if (text.startsWith('["EOSE"')) {
+        const id = subIdOf(text, 4);
+        ws.send(`["CLOSE","${id}"]`);
+        done(ws, id);
+      } else if (text.startsWith('["COUNT"')) done(ws, subIdOf(text, 5));
+      else if (text.startsWith('["CLOSED"')) {
+        const [, id, reason] = JSON.parse(text) as [string, string, string];
+        if (!sentAt.has(id)) return; // closed after its EOSE: not a refusal
+        const prefix = reason.split(':')[0] ?? '';
+        refused[prefix] = (refused[prefix] ?? 0) + 1;
+        done(ws, id);
       }
-      finish();
-    }, 2);
-  });
+    });
+  }
+  await pacer.done;
   for (const ws of conns) ws.removeAllListeners('message');
-  const seconds = (performance.now() - started) / 1000;
+  const seconds = pacer.seconds();
   return {
-    requests: next,
+    requests: pacer.sent(),
     answered,
     refused,
     events,
