@@ -308,6 +308,42 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
     );
   });
 
+  await t.test('one tag row per (name, value) of an event, found newest first by (name, value)', async (t) => {
+    const userId = await newUser(knex);
+    const pubkey = hex(64);
+    const older = await newEvent(knex, userId, { pubkey, event_kind: 1, created_at_nostr: 100 });
+    const newer = await newEvent(knex, userId, { pubkey, event_kind: 1, created_at_nostr: 200 });
+    const tag = (eventRowId: string, createdAt: number) => ({
+      event_row_id: eventRowId,
+      name: 't',
+      value: 'nostr',
+      created_at_nostr: createdAt,
+      event_kind: 1,
+    });
+    await knex('nostr_event_tags').insert([tag(older, 100), tag(newer, 200)]);
+    await t.rejects(
+      knex('nostr_event_tags').insert(tag(older, 100)),
+      { code: '23505' },
+      'the same tag of the same event twice is refused',
+    );
+    const found = (await knex('nostr_event_tags')
+      .where({ name: 't', value: 'nostr' })
+      .whereIn('event_row_id', [older, newer])
+      .orderBy('created_at_nostr', 'desc')
+      .pluck('event_row_id')) as string[];
+    t.same(found, [newer, older]);
+    const keyColumns = (
+      await rows<{ attname: string }>(
+        knex,
+        `SELECT a.attname FROM pg_index i
+       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+       WHERE i.indrelid = 'nostr_event_tags'::regclass AND i.indisprimary
+       ORDER BY array_position(i.indkey::int2[], a.attnum)`,
+      )
+    ).map((r) => r.attname);
+    t.same(keyColumns, ['name', 'value', 'created_at_nostr', 'event_row_id'], 'the one index on (name, value)');
+  });
+
   await t.test('a stored event comes back exactly as signed', async (t) => {
     const userId = await newUser(knex);
     const tags = [
