@@ -9,7 +9,7 @@
 //   (index only) to join nostr_events;
 // - idx_nostr_event_tags_event (event_row_id) stays, for the cascade when an event is erased.
 // Each stored tag writes one index entry fewer. Rebuilding the key reads the table once while the migration holds
-// it (about 5 s for 1.4 million tag rows here).
+// it: 1.6 s for 510,000 tag rows (200,000 events) here, ~6 s for the million-event store's ~1.9 million.
 import type { Knex } from 'knex';
 
 const statements: readonly string[] = [
