@@ -10,15 +10,15 @@
 // 5. the admission scenario again, on the full store: its ratio to step 1.
 // Every load loop is bounded in count and in time; all traffic goes to 127.0.0.1.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, renameSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { createReadStream } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import knexFactory, { type Knex } from 'knex';
 import type { WebSocket } from 'ws';
 import { explainFilter } from '../src/store/events.js';
+import { loadConfig } from '../src/config.js';
 import { effectiveLimit, parseFilter, type FilterLimits } from '../src/nips/filter.js';
 import { databaseUrlOf, dropDatabase, recreateDatabase, serviceCpuMs, stopService } from './common.js';
 import { openDbProbe } from './db-probe.js';
@@ -45,8 +45,8 @@ const connections = 8;
 const reuse = env.BENCH_SCALE_REUSE === '1';
 // some of the read scenarios only (comma-separated names), and then no admission on the full store: for profiling
 const onlyReads = env.BENCH_SCALE_READS?.split(',');
-// the service's defaults (src/config.ts), for EXPLAIN of the statement it sends
-const limits: FilterLimits = { maxLimit: 500, defaultLimit: 100, maxFilterValues: 1000 };
+// the service's limits (the same environment starts it), for EXPLAIN of the statement it sends
+const limits: FilterLimits = loadConfig(env);
 
 /** Runs `node args…` to its end; resolves with its stdout, rejects with its stderr's tail on a non-zero exit. */
 function runNode(args: string[], extraEnv: Record<string, string>): Promise<string> {
@@ -73,7 +73,6 @@ async function ensureDataset(log: (msg: string) => void): Promise<{ lines: numbe
       ['dist/bench/generate-events.js', '--events', String(events), '--keys', String(keys), '--out', `${file}.part`],
       {},
     );
-    const { renameSync } = await import('node:fs');
     renameSync(`${file}.part`, file);
     log(`generated in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   }
@@ -290,7 +289,7 @@ export async function scenarioScale(deps: ScaleDeps): Promise<Record<string, unk
       await stopService(child);
     }
     const rate = (r: unknown) => (r as { accepted_per_s?: number }).accepted_per_s ?? 0;
-    if (result.admission_empty)
+    if (result.admission_empty && result.admission_full)
       result.admission_full_vs_empty =
         Math.round((rate(result.admission_full) / Math.max(1, rate(result.admission_empty))) * 100) / 100;
   } finally {
