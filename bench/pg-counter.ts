@@ -58,10 +58,14 @@ interface Connection {
   oneByteAnswers: number;
 }
 
-/** Reads one connection's server-to-client stream for its ReadyForQuery messages ('Z'). */
-function serverReader(counts: WireCounts, conn: Connection): (chunk: Buffer) => void {
+/**
+ * A stream reader that passes over whole messages without holding them: `next` looks at the start of what is
+ * unread and returns how many bytes the message there takes (from its header, after reading what it needs of it),
+ * or undefined when more bytes must come first. Only an unfinished header is kept between chunks, never a body.
+ */
+function messageReader(next: (buf: Buffer) => number | undefined): (chunk: Buffer) => void {
   let pending: Buffer = Buffer.alloc(0);
-  let skip = 0;
+  let skip = 0; // bytes of the current message still to pass without reading
   return (chunk) => {
     let buf = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
     for (;;) {
@@ -71,17 +75,25 @@ function serverReader(counts: WireCounts, conn: Connection): (chunk: Buffer) => 
         buf = buf.subarray(n);
         if (skip > 0) break;
       }
-      if (conn.oneByteAnswers > 0 && buf.length > 0) {
-        conn.oneByteAnswers--;
-        skip = 1;
-        continue;
-      }
-      if (buf.length < 5) break;
-      if (buf[0] === 0x5a) counts.answered++;
-      skip = 1 + buf.readInt32BE(1);
+      const size = next(buf);
+      if (size === undefined) break;
+      skip = size;
     }
-    pending = Buffer.from(buf);
+    pending = Buffer.from(buf); // a copy: the rest of a partly read header
   };
+}
+
+/** Reads one connection's server-to-client stream for its ReadyForQuery messages ('Z'). */
+function serverReader(counts: WireCounts, conn: Connection): (chunk: Buffer) => void {
+  return messageReader((buf) => {
+    if (conn.oneByteAnswers > 0 && buf.length > 0) {
+      conn.oneByteAnswers--;
+      return 1;
+    }
+    if (buf.length < 5) return undefined;
+    if (buf[0] === 0x5a) counts.answered++;
+    return 1 + buf.readInt32BE(1);
+  });
 }
 
 /** Reads one connection's client-to-server stream, message by message, without holding large messages. */
@@ -89,8 +101,6 @@ function clientReader(counts: WireCounts, conn: Connection): (chunk: Buffer) => 
   const statements = new Map<string, string>(); // prepared statement name → text ('' = the unnamed one)
   let bound = '';
   let startup = true;
-  let pending: Buffer = Buffer.alloc(0);
-  let skip = 0; // bytes of the current message still to pass without reading
 
   const count = (key: string): void => {
     counts.statements++;
@@ -121,35 +131,23 @@ function clientReader(counts: WireCounts, conn: Connection): (chunk: Buffer) => 
     }
   }
 
-  return (chunk) => {
-    let buf = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
-    for (;;) {
-      if (skip > 0) {
-        const n = Math.min(skip, buf.length);
-        skip -= n;
-        buf = buf.subarray(n);
-        if (skip > 0) break;
-      }
-      if (startup) {
-        // untyped: length, then a protocol version or an SSL/GSS request (answered by one byte, then a startup)
-        if (buf.length < 8) break;
-        const len = buf.readInt32BE(0);
-        const code = buf.readInt32BE(4);
-        if (code === SSL_REQUEST || code === GSSENC_REQUEST) conn.oneByteAnswers++;
-        else startup = false;
-        skip = len;
-        continue;
-      }
-      if (buf.length < 5) break;
-      const type = buf[0]!;
-      const len = buf.readInt32BE(1); // counts itself, not the type byte
-      const wanted = type === 0x51 || type === 0x50 ? len - 4 : type === 0x42 ? Math.min(len - 4, BIND_PREFIX) : 0; // Q, P whole; B its start
-      if (buf.length < 5 + wanted) break;
-      handle(type, buf.subarray(5, 5 + wanted));
-      skip = 1 + len;
+  return messageReader((buf) => {
+    if (startup) {
+      // untyped: length, then a protocol version or an SSL/GSS request (answered by one byte, then a startup)
+      if (buf.length < 8) return undefined;
+      const code = buf.readInt32BE(4);
+      if (code === SSL_REQUEST || code === GSSENC_REQUEST) conn.oneByteAnswers++;
+      else startup = false;
+      return buf.readInt32BE(0);
     }
-    pending = Buffer.from(buf); // a copy: the rest of a partly read header, never a large body
-  };
+    if (buf.length < 5) return undefined;
+    const type = buf[0]!;
+    const len = buf.readInt32BE(1); // counts itself, not the type byte
+    const wanted = type === 0x51 || type === 0x50 ? len - 4 : type === 0x42 ? Math.min(len - 4, BIND_PREFIX) : 0; // Q, P whole; B its start
+    if (buf.length < 5 + wanted) return undefined;
+    handle(type, buf.subarray(5, 5 + wanted));
+    return 1 + len;
+  });
 }
 
 export interface WireCounter {
