@@ -1,6 +1,6 @@
 // What both benchmark scripts share: percentiles, a recreated database, waiting for the service child to be
 // ready, and stopping it.
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import knexFactory from 'knex';
 
@@ -159,4 +159,29 @@ export function serviceCpuMs(pid: number): { process: number; main: number } {
     mainTicks += ticks(`/proc/${p}/task/${p}/stat`);
   }
   return { process: processTicks * tickMs, main: mainTicks * tickMs };
+}
+
+/**
+ * Runs `node args…` (a built script) to its end with the bench's environment and `extraEnv`; resolves with its
+ * stdout. Its stderr is shown as it comes (`progress`) or kept, the last 4 kB, for the error of a non-zero exit.
+ */
+export function runNode(args: string[], extraEnv: Record<string, string> = {}, progress = false): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, ...extraEnv },
+      stdio: ['ignore', 'pipe', progress ? 'inherit' : 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+    child.once('exit', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')} exited with ${code}: ${err}`)),
+    );
+  });
+}
+
+/** The last line of a script's stdout, where the bench scripts and the CLIs print their one JSON summary. */
+export function lastJsonLine(out: string): unknown {
+  return JSON.parse(out.trim().split('\n').at(-1) ?? '{}');
 }

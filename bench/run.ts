@@ -24,7 +24,9 @@ import {
   dropDatabase,
   latencySummary,
   machineTicks,
+  lastJsonLine,
   recreateDatabase,
+  runNode,
   serverLatencySummary,
   serviceCpuMs,
   stealPercent,
@@ -437,12 +439,7 @@ async function scenarioIdle(pid: number): Promise<Record<string, unknown>> {
 
 /** The forwarding figures come from bench/forward.ts, run as a child with its own service and upstream relays. */
 async function scenarioForward(): Promise<Record<string, unknown>> {
-  const child = spawn(process.execPath, ['dist/bench/forward.js'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  if (code !== 0) throw new Error(`bench/forward.ts exited with ${code}`);
-  return JSON.parse(out.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
+  return lastJsonLine(await runNode(['dist/bench/forward.js'], {}, true)) as Record<string, unknown>;
 }
 
 /**

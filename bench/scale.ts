@@ -9,7 +9,7 @@
 //    feed, a one-hour window and COUNT by author, each with EXPLAIN ANALYZE of the statement the service sends;
 // 5. the admission scenario again, on the full store: its ratio to step 1.
 // Every load loop is bounded in count and in time; all traffic goes to 127.0.0.1.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createReadStream, existsSync, renameSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,7 +20,15 @@ import type { WebSocket } from 'ws';
 import { explainFilter } from '../src/store/events.js';
 import { loadConfig } from '../src/config.js';
 import { effectiveLimit, parseFilter, type FilterLimits } from '../src/nips/filter.js';
-import { databaseUrlOf, dropDatabase, recreateDatabase, serviceCpuMs, stopService } from './common.js';
+import {
+  databaseUrlOf,
+  dropDatabase,
+  lastJsonLine,
+  recreateDatabase,
+  runNode,
+  serviceCpuMs,
+  stopService,
+} from './common.js';
 import { openDbProbe } from './db-probe.js';
 import { connectTo } from './publish.js';
 import { readOn, type ReadLoad, type ReadRequest } from './reads.js';
@@ -48,23 +56,6 @@ const onlyReads = env.BENCH_SCALE_READS?.split(',');
 // the service's limits (the same environment starts it), for EXPLAIN of the statement it sends
 const limits: FilterLimits = loadConfig(env);
 
-/** Runs `node args…` to its end; resolves with its stdout, rejects with its stderr's tail on a non-zero exit. */
-function runNode(args: string[], extraEnv: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
-      env: { ...env, ...extraEnv },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-    child.once('exit', (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')} exited with ${code}: ${err}`)),
-    );
-  });
-}
-
 async function ensureDataset(log: (msg: string) => void): Promise<{ lines: number; bytes: number }> {
   if (!existsSync(file)) {
     log(`generating ${events} events from ${keys} keys into ${file}`);
@@ -91,7 +82,7 @@ async function importDataset(databaseUrl: string): Promise<Record<string, unknow
   });
   const seconds = (performance.now() - t0) / 1000;
   // the CLI's summary line (src/import-cli.ts); its own seconds leave out the start-up and the migrations
-  const summary = JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, number>;
+  const summary = lastJsonLine(out) as Record<string, number>;
   return {
     seconds: Math.round(seconds * 10) / 10,
     lines_per_s: Math.round((summary.lines ?? 0) / seconds),
