@@ -128,27 +128,19 @@ async function main(): Promise<void> {
         tags,
         content: `note ${written} about #${tags[0]![1]} ${'lorem ipsum '.repeat(1 + Math.floor(rnd() * 10))}`,
       };
-    } else if (r < 0.85)
+    } else if (r < 0.97) {
+      // a reaction (7) or a repost (6) of an earlier note
+      const reaction = r < 0.85;
       t = {
-        kind: 7,
+        kind: reaction ? 7 : 6,
         created_at: at,
         tags: [
           ['e', target.id],
           ['p', target.pubkey],
         ],
-        content: '+',
+        content: reaction ? '+' : '',
       };
-    else if (r < 0.97)
-      t = {
-        kind: 6,
-        created_at: at,
-        tags: [
-          ['e', target.id],
-          ['p', target.pubkey],
-        ],
-        content: '',
-      };
-    else if (r < 0.99)
+    } else if (r < 0.99)
       t = {
         kind: 30023,
         created_at: at,
