@@ -10,15 +10,18 @@ import { numbered, queryPrepared } from './db.js';
 import { indexedTags, type EventRowExtras, type SaveOutcome } from './events.js';
 import { keptOver } from '../nips/kinds.js';
 import { CONNECTION_TYPE_SQL, TARGETS_SQL, type Forwarding } from './forwarding-plan.js';
-import type { LedgerPeriodType, UncappedPeriod } from './quotas.js';
+import type { LedgerPeriod, LedgerPeriodType } from './quotas.js';
 import { SAVE_USERS_CONFLICT, userFromRow, type UserRecord, type UserStatus } from './users.js';
 
 export interface BatchItem {
   readonly ev: NostrEvent;
   readonly extras: EventRowExtras;
   readonly forwarding: Forwarding;
-  /** Ledger periods the event is counted in if it is stored (uncapped: no limit to check). */
-  readonly charges?: readonly UncappedPeriod[];
+  /**
+   * Ledger periods the event is counted in if it is stored, each with its limit (-1: none). A period without room
+   * for the batch's posts in it fails the whole statement with QUOTA_REFUSED.
+   */
+  readonly charges?: readonly LedgerPeriod[];
   /** The author's account is unsaved (users.ts unsavedUser): this statement saves it, with extras.userId. */
   readonly saveAuthor?: boolean;
 }
@@ -57,7 +60,10 @@ export async function deletedByAuthors(trx: Knex, events: readonly NostrEvent[])
 // inserted, as each row records their number. A new author's account is saved first (`author`, in pubkey order),
 // with the rows for the default relays of their events' `newTargets`: a first post costs no statement, round trip
 // or commit of its own. Each event is then written with its author's stored id (`author_of`): the one chosen by
-// the caller, or another process's that saved the pubkey first.
+// the caller, or another process's that saved the pubkey first. The ledger's charge is all or nothing: each
+// (user, period) row grows by the batch's posts only if they all fit under its limit, and one that does not fails
+// the statement (QUOTA_REFUSED), so that no event is stored past a cap; a caller then charges post by post in a
+// transaction (store/quotas.ts chargePosts).
 const INSERT_BATCH_SQL = `
 WITH input AS (
   SELECT * FROM unnest(
@@ -123,25 +129,38 @@ outbox AS (
   SELECT ev.id, t.relay_id, t.url, ${CONNECTION_TYPE_SQL('t.url')}
   FROM target t JOIN ev ON ev.event_id = t.event_id
 ),
-charge AS (
-  INSERT INTO user_quotas (user_id, quota_date, quota_type, posts_used, posts_limit, resets_at, last_reset_at)
-  SELECT ev.user_id, c.quota_date, c.quota_type, count(*), -1, min(c.resets_at), now()
+counted AS (
+  SELECT ev.user_id, c.quota_date, c.quota_type, count(*) AS n, min(c.lim) AS lim, min(c.resets_at) AS resets_at
   -- the enum array goes through text[]: PGlite cannot serialise an array parameter of an enum type
-  FROM unnest(CAST(? AS text[]), CAST(? AS date[]), CAST(CAST(? AS text[]) AS quota_type_enum[]), CAST(? AS timestamptz[]))
-    AS c (event_id, quota_date, quota_type, resets_at)
+  FROM unnest(CAST(? AS text[]), CAST(? AS date[]), CAST(CAST(? AS text[]) AS quota_type_enum[]), CAST(? AS timestamptz[]),
+    CAST(? AS int[])) AS c (event_id, quota_date, quota_type, resets_at, lim)
   JOIN ev ON ev.event_id = c.event_id
   GROUP BY ev.user_id, c.quota_date, c.quota_type
-  ORDER BY ev.user_id, c.quota_type
+),
+charge AS (
+  INSERT INTO user_quotas (user_id, quota_date, quota_type, posts_used, posts_limit, resets_at, last_reset_at)
+  SELECT user_id, quota_date, quota_type, n, lim, resets_at, now() FROM counted
+  WHERE lim < 0 OR n <= lim
+  ORDER BY user_id, quota_type
+  -- the row's latest version is locked and read here, so no interleaving can push a count past its limit
   ON CONFLICT (user_id, quota_date, quota_type) DO UPDATE
-    SET posts_used = user_quotas.posts_used + EXCLUDED.posts_used, posts_limit = -1,
+    SET posts_used = user_quotas.posts_used + EXCLUDED.posts_used, posts_limit = EXCLUDED.posts_limit,
         resets_at = EXCLUDED.resets_at, updated_at = now()
-  RETURNING user_id, quota_type, posts_used
+    WHERE EXCLUDED.posts_limit < 0 OR user_quotas.posts_used + EXCLUDED.posts_used <= EXCLUDED.posts_limit
+  RETURNING user_id, quota_date, quota_type, posts_used
 )
 SELECT 'event' AS what, CAST(id AS text) AS id, event_id AS key, total_relays AS n, NULL AS status, NULL AS timezone FROM ev
 UNION ALL
 SELECT 'count', CAST(user_id AS text), CAST(quota_type AS text), posts_used, NULL, NULL FROM charge
 UNION ALL
-SELECT 'author', CAST(id AS text), nostr_public_key, 0, CAST(status AS text), timezone FROM author`;
+SELECT 'author', CAST(id AS text), nostr_public_key, 0, CAST(status AS text), timezone FROM author
+UNION ALL
+-- a period without room for the batch's posts: raised, so that nothing of the statement commits (migration 0023)
+SELECT 'refused', nostrx_quota_refused(k.user_id, CAST(k.quota_type AS text), k.quota_date), NULL, 0, NULL, NULL
+FROM counted k
+WHERE NOT EXISTS (
+  SELECT 1 FROM charge g WHERE g.user_id = k.user_id AND g.quota_date = k.quota_date AND g.quota_type = k.quota_type
+)`;
 const INSERT_BATCH = numbered(INSERT_BATCH_SQL);
 
 type BatchRow =
@@ -149,10 +168,19 @@ type BatchRow =
   | { what: 'count'; id: string; key: LedgerPeriodType; n: number }
   | { what: 'author'; id: string; key: string; status: UserStatus; timezone: string };
 
+/** SQLSTATE of the batch statement's refusal (migration 0023): a ledger period had no room for its posts. */
+const QUOTA_REFUSED = 'NXQ01';
+
+/** Whether insertBatch failed because a period of the ledger had no room for the batch's posts in it. */
+export function isQuotaRefusal(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === QUOTA_REFUSED;
+}
+
 /**
- * Stores the events with their tags, outbox rows and uncapped ledger counts in one statement (atomic on its own,
- * or part of the caller's transaction), and the accounts of new authors with them (`saveAuthor`). An event missing
- * from `rowIds` was already stored, or deleted by its author (deletedByAuthors).
+ * Stores the events with their tags, outbox rows and ledger counts in one statement (atomic on its own, or part
+ * of the caller's transaction), and the accounts of new authors with them (`saveAuthor`). An event missing from
+ * `rowIds` was already stored, or deleted by its author (deletedByAuthors). Throws QUOTA_REFUSED (isQuotaRefusal)
+ * when a charge does not fit, having stored nothing.
  */
 export async function insertBatch(db: Knex, items: readonly BatchItem[]): Promise<BatchWritten> {
   if (items.length === 0) return { rowIds: new Map(), queued: new Set(), totals: new Map(), authors: new Map() };
@@ -162,7 +190,9 @@ export async function insertBatch(db: Knex, items: readonly BatchItem[]): Promis
   const newTargets = items.flatMap((i) =>
     (i.saveAuthor ? (i.forwarding.newTargets ?? []) : []).map((url) => [i.ev.id, url] as const),
   );
-  const charges = items.flatMap((i) => (i.charges ?? []).map((c) => [i.ev.id, c.date, c.type, c.resetsAt] as const));
+  const charges = items.flatMap((i) =>
+    (i.charges ?? []).map((c) => [i.ev.id, c.date, c.type, c.resetsAt, c.limit] as const),
+  );
   // NULL entries of the arrays are sent as SQL NULLs. n: an event's number of targets, a ledger row's posts_used
   const rows = await queryPrepared<BatchRow>(db, 'nostrx_insert_batch', INSERT_BATCH, [
     col((i) => i.ev.id),
@@ -191,7 +221,7 @@ export async function insertBatch(db: Knex, items: readonly BatchItem[]): Promis
     tags.map((t) => t[0]),
     tags.map((t) => t[1]),
     tags.map((t) => t[2]),
-    ...[0, 1, 2, 3].map((k) => charges.map((c) => c[k])),
+    ...[0, 1, 2, 3, 4].map((k) => charges.map((c) => c[k])),
   ]);
   const written: BatchWritten = { rowIds: new Map(), queued: new Set(), totals: new Map(), authors: new Map() };
   for (const r of rows) {

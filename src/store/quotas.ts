@@ -151,14 +151,8 @@ export async function readUsage(
   return out;
 }
 
-/** One period an uncapped post is counted in. */
-export interface UncappedPeriod {
-  readonly type: LedgerPeriodType;
-  readonly date: string;
-  readonly resetsAt: string;
-}
-
-export interface UnlimitedCharge extends UncappedPeriod {
+/** One ledger row of users whose period is unlimited, and the posts it counts. */
+export interface UnlimitedCharge extends Omit<LedgerPeriod, 'limit'> {
   readonly userId: string;
   /** Posts to add (at least 1). */
   readonly n: number;

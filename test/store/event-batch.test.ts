@@ -1,17 +1,19 @@
 // The one-statement batch insert (store/event-batch.ts) on both databases the service runs on: rows, indexed
-// tags, outbox rows and uncapped ledger counts together; ids already stored or deleted by their author skipped.
+// tags, outbox rows and ledger charges together; ids already stored or deleted by their author skipped; a charge
+// past a cap stores nothing at all.
 import { randomUUID } from 'node:crypto';
 import t, { type Test } from 'tap';
 import type { Knex } from 'knex';
-import { onBothDatabases } from '../helpers/db.js';
+import { createTestDatabase, onBothDatabases } from '../helpers/db.js';
 import { buildEvent, newKey } from '../helpers/events.js';
-import { deletedByAuthors, insertBatch, type BatchItem } from '../../src/store/event-batch.js';
+import { deletedByAuthors, insertBatch, isQuotaRefusal, type BatchItem } from '../../src/store/event-batch.js';
 import { NO_UPSTREAM, notForwarded } from '../../src/store/forwarding-plan.js';
 import { ensureDefaultRelays } from '../../src/store/user-relays.js';
 import { upsertUserByPubkey } from '../../src/store/users.js';
 
 const extras = (userId: string) => ({ userId, dTag: null, expiresAt: undefined });
-const charges = [{ type: 'daily' as const, date: '2026-11-25', resetsAt: '2026-11-26T00:00:00Z' }];
+const daily = { type: 'daily' as const, date: '2026-11-25', resetsAt: '2026-11-26T00:00:00Z' };
+const charges = [{ ...daily, limit: -1 }];
 
 async function exercise(t: Test, db: Knex): Promise<void> {
   const k = newKey();
@@ -153,5 +155,101 @@ async function newAuthors(t: Test, db: Knex): Promise<void> {
   t.equal(written.queued.size, 3);
 }
 
+/**
+ * Capped charges: each (user, period) row grows only if all the batch's posts fit under its limit; a batch with one
+ * that does not is refused whole (QUOTA_REFUSED), with nothing of it stored: no event, tag, outbox row, account or
+ * count, not even those of the other users in it.
+ */
+async function capped(t: Test, db: Knex): Promise<void> {
+  const k = newKey();
+  const { user } = await upsertUserByPubkey(db, k.pk);
+  const other = newKey();
+  const otherId = randomUUID();
+  const cap = [{ ...daily, limit: 3 }];
+  const post = (key: { sk: Uint8Array }, userId: string, content: string, saveAuthor = false): BatchItem => ({
+    ev: buildEvent(key.sk, { content, tags: [['t', 'capped']] }),
+    extras: extras(userId),
+    forwarding: { ...NO_UPSTREAM, newTargets: ['wss://a.example/'] },
+    charges: cap,
+    saveAuthor,
+  });
+  const first = await insertBatch(db, [post(k, user.id, 'one'), post(k, user.id, 'two')]);
+  t.same(first.totals, new Map([[`${user.id}:daily`, 2]]), 'two of three');
+  const limitOf = async () =>
+    ((await db('user_quotas').where({ user_id: user.id }).select('posts_used', 'posts_limit')) as object[])[0];
+  t.match(await limitOf(), { posts_used: 2, posts_limit: 3 }, 'the row keeps the limit it was charged under');
+
+  const over = [post(other, otherId, 'a new author', true), post(k, user.id, 'three'), post(k, user.id, 'four')];
+  const err = await insertBatch(db, over).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.ok(isQuotaRefusal(err), 'two more do not fit: refused');
+  t.match(String((err as Error).message), /daily quota of user .* has no room/);
+  const ids = over.map((i) => i.ev.id);
+  t.equal((await db('nostr_events').whereIn('event_id', ids).pluck('id')).length, 0, 'no event of the batch stored');
+  t.equal((await db('users').where({ nostr_public_key: other.pk }).pluck('id')).length, 0, 'no account saved');
+  t.equal((await db('user_relays').where({ user_id: otherId }).pluck('id')).length, 0, 'no relay rows');
+  t.equal((await db('user_quotas').where({ user_id: otherId }).pluck('user_id')).length, 0, 'nothing counted');
+  t.match(await limitOf(), { posts_used: 2 }, "the capped user's count unchanged");
+
+  const fits = await insertBatch(db, [over[0]!, over[1]!]);
+  t.equal(fits.rowIds.size, 2, 'one more fits, with the new author beside it');
+  t.same(fits.totals.get(`${user.id}:daily`), 3);
+  t.ok(fits.authors.has(other.pk));
+  const full = await insertBatch(db, [over[2]!]).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.ok(isQuotaRefusal(full), 'at the cap, a single post is refused');
+  const lowered = await insertBatch(
+    db,
+    [post(k, user.id, 'five')].map((i) => ({ ...i, charges: [{ ...daily, limit: 1 }] })),
+  ).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.ok(isQuotaRefusal(lowered), 'a limit lowered below the count refuses too');
+  const fresh = newKey();
+  const tooMany = await insertBatch(
+    db,
+    [1, 2, 3, 4].map((n) => post(fresh, randomUUID(), `burst ${n}`, true)),
+  ).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.ok(isQuotaRefusal(tooMany), "a new author's first batch past the cap: no row to conflict with, refused as well");
+}
+
+/** Two processes' batches for one capped user at once: the ledger lets exactly one through. */
+async function race(t: Test, db: Knex): Promise<void> {
+  const k = newKey();
+  const { user } = await upsertUserByPubkey(db, k.pk);
+  const cap = [{ ...daily, limit: 3 }];
+  const batch = (tag: string): BatchItem[] =>
+    [1, 2].map((n) => ({
+      ev: buildEvent(k.sk, { content: `${tag} ${n}` }),
+      extras: extras(user.id),
+      forwarding: NO_UPSTREAM,
+      charges: cap,
+    }));
+  for (let round = 0; round < 5; round++) {
+    await db('user_quotas').where({ user_id: user.id }).delete();
+    const outcomes = await Promise.allSettled([
+      insertBatch(db, batch(`a${round}`)),
+      insertBatch(db, batch(`b${round}`)),
+    ]);
+    t.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 1, `round ${round}: one batch stored`);
+    t.ok(
+      outcomes.every((o) => o.status === 'fulfilled' || isQuotaRefusal(o.reason)),
+      'the other refused by the ledger',
+    );
+    const used = (await db('user_quotas').where({ user_id: user.id }).pluck('posts_used')) as number[];
+    t.same(used, [2], 'counted once, under the cap');
+  }
+}
+
 t.test('the batch and its skips', async (t) => onBothDatabases(t, exercise));
+t.test('capped charges: all or nothing', async (t) => onBothDatabases(t, capped));
+t.test('two batches for one capped user at once', async (t) => race(t, (await createTestDatabase(t)).knex));
 t.test("new authors' accounts saved with their events", async (t) => onBothDatabases(t, newAuthors));

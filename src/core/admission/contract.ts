@@ -5,7 +5,7 @@ import type { Knex } from 'knex';
 import type { NostrEvent, VerifiedEvent } from '../../nips/nip01.js';
 import type { Rejection } from '../../nips/result.js';
 import type { Forwarding } from '../../store/forwarding-plan.js';
-import type { UncappedPeriod } from '../../store/quotas.js';
+import type { LedgerPeriod } from '../../store/quotas.js';
 import type { UserRecord } from '../../store/users.js';
 
 export interface SourceMeta {
@@ -72,19 +72,14 @@ export interface AdmissionStages {
     items: readonly { user: UserRecord; ev: VerifiedEvent }[],
   ): Promise<({ rejection: Rejection; quota: QuotaFacts } | undefined)[]>;
   /**
-   * For a group-commit batch, before it is written: the ledger periods each event is counted in (none for a kind
-   * that is not a post), when no event of the batch is counted against a cap. The batch is then written as one
-   * statement that counts them too, without a transaction around it. Undefined: chargeQuotaBatch decides, in a
-   * transaction.
+   * For a group-commit batch, before it is written: the ledger periods each event is counted in, with their limits
+   * (none for a kind that is not a post). The batch is then written as one statement that charges them too,
+   * without a transaction around it, all or nothing: when a period has no room for the batch's posts, the batch
+   * is written again in a transaction where chargeQuotaBatch decides post by post. Undefined: always that way.
    */
-  unlimitedCharges?(
-    items: readonly { user: UserRecord; ev: VerifiedEvent }[],
-  ): Promise<(readonly UncappedPeriod[])[] | undefined>;
+  batchCharges?(items: readonly { user: UserRecord; ev: VerifiedEvent }[]): Promise<(readonly LedgerPeriod[])[]>;
   /** After such a one-statement write: the ledger's counts after it (`${userId}:${type}`), for the stored events. */
-  chargedUnlimited?(
-    items: readonly { user: UserRecord; ev: VerifiedEvent }[],
-    totals: ReadonlyMap<string, number>,
-  ): void;
+  chargedInBatch?(items: readonly { user: UserRecord; ev: VerifiedEvent }[], totals: ReadonlyMap<string, number>): void;
   /**
    * For a group-commit batch (in its transaction, if it has one), before the events are stored: where each goes
    * (aligned answers), so that the rows and their outbox rows are written together. Without it, events of a batch are not forwarded.

@@ -1,18 +1,20 @@
 // Group commit for regular events: while one batch is being written, newly verified events wait; when it
 // commits, all of them are written together. Each event's answer is sent only after what holds it has committed.
 // Under light load a batch is one event, so nothing waits; under heavy load many events share one commit. A batch
-// with no post counted against a cap is ONE statement (rows, tags, outbox rows, ledger counts) and no transaction;
-// one with capped posts is a transaction: that statement, then the conditional charge of each capped post. A batch
-// rolled back for a conflict with another transaction (deadlock, serialization failure) is written again, a few
-// times (admission/conflict-retry.ts), before any of its events is answered.
+// is ONE statement (rows, tags, outbox rows, accounts of new authors, ledger charges) and no transaction: its
+// charge is all or nothing, and when a capped period has no room for the batch's posts in it (the counters let
+// few such posts through) the statement stores nothing and the batch is written again as a transaction, where
+// each post is charged on its own and a refused one taken back. A batch rolled back for a conflict with another
+// transaction (deadlock, serialization failure) is written again, a few times (admission/conflict-retry.ts),
+// before any of its events is answered.
 import type { Knex } from 'knex';
 import type { Logger } from '../../log.js';
 import type { VerifiedEvent } from '../../nips/nip01.js';
 import type { Rejection } from '../../nips/result.js';
-import { deleteRows, deletedByAuthors, insertBatch } from '../../store/event-batch.js';
+import { deleteRows, deletedByAuthors, insertBatch, isQuotaRefusal } from '../../store/event-batch.js';
 import { NO_UPSTREAM } from '../../store/forwarding-plan.js';
 import type { EventRowExtras, SaveOutcome } from '../../store/events.js';
-import type { UncappedPeriod } from '../../store/quotas.js';
+import type { LedgerPeriod } from '../../store/quotas.js';
 import type { UserRecord } from '../../store/users.js';
 import type { AdmissionStages, QuotaFacts } from './contract.js';
 import { retryingConflicts } from './conflict-retry.js';
@@ -83,13 +85,13 @@ export function createWriter(deps: WriterDeps): Writer {
   }
 
   /**
-   * Stores the rows of a batch with their tags and outbox rows (and the given uncapped charges), and new authors'
-   * accounts with them; answers the rest.
+   * Stores the rows of a batch with their tags and outbox rows (and the given charges, all or nothing), and new
+   * authors' accounts with them; answers the rest.
    */
   async function writeRows(
     db: Knex,
     submitted: readonly WriteJob[],
-    charges?: readonly (readonly UncappedPeriod[])[],
+    charges?: readonly (readonly LedgerPeriod[])[],
   ): Promise<Written> {
     const results = new Array<WriteResult>(submitted.length);
     // the same event twice in one batch: the later copies are duplicates of the first
@@ -142,20 +144,20 @@ export function createWriter(deps: WriterDeps): Writer {
     return { jobs, results, stored, rowIds, totals };
   }
 
-  /** No event of the batch is counted against a cap: one statement, atomic on its own, no transaction. */
-  async function writeUncapped(
+  /** The whole batch in one statement, atomic on its own, its charges with it. */
+  async function writeAtOnce(
     jobs: readonly WriteJob[],
-    charges: readonly (readonly UncappedPeriod[])[],
+    charges: readonly (readonly LedgerPeriod[])[],
   ): Promise<WriteResult[]> {
     const w = await writeRows(deps.db, jobs, charges);
-    deps.stages.chargedUnlimited?.(
+    deps.stages.chargedInBatch?.(
       w.stored.map((i) => w.jobs[i]!),
       w.totals,
     );
     return w.results;
   }
 
-  /** Some event is counted against a cap: the ledger decides each in the transaction, and a refused row goes. */
+  /** A capped period had no room for all the batch's posts: the ledger decides each, and a refused row goes. */
   async function writeInTransaction(trx: Knex.Transaction, jobs: readonly WriteJob[]): Promise<WriteResult[]> {
     const w = await writeRows(trx, jobs);
     if (w.stored.length === 0) return w.results;
@@ -175,10 +177,17 @@ export function createWriter(deps: WriterDeps): Writer {
     return w.results;
   }
 
-  /** One try at the whole batch: the uncapped statement, or the transaction with the capped charges. */
+  /** One try at the whole batch: the one statement, or, when it refused a charge, the transaction. */
   async function writeBatch(jobs: readonly WriteJob[]): Promise<WriteResult[]> {
-    const charges = await deps.stages.unlimitedCharges?.(jobs);
-    return charges ? writeUncapped(jobs, charges) : deps.db.transaction((trx) => writeInTransaction(trx, jobs));
+    const charges = await deps.stages.batchCharges?.(jobs);
+    if (charges) {
+      try {
+        return await writeAtOnce(jobs, charges);
+      } catch (err) {
+        if (!isQuotaRefusal(err)) throw err;
+      }
+    }
+    return deps.db.transaction((trx) => writeInTransaction(trx, jobs));
   }
 
   async function flush(batch: Pending[]): Promise<void> {

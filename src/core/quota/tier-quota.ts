@@ -4,8 +4,9 @@
 //      until <reset>", set only from facts Postgres committed. A flooding user costs no I/O and no verification.
 //   2. reserveQuota (after the signature check): one Lua call on the shared counters (Redis, or memory without
 //      it) that refuses when committed posts plus posts in flight reach the cap, else holds one post.
-//   3. chargeQuota (inside the transaction that stores the event): the conditional increment of the user_quotas
-//      ledger with the plan's current limit. This one decides; the layers above only refuse early.
+//   3. the ledger (user_quotas), charged by the statement that stores the event (batchCharges: all the batch's
+//      posts of a period fit under the plan's current limit, or the statement stores nothing), or, when it did not
+//      fit, post by post in a transaction (chargeQuotaBatch). This one decides; the layers above only refuse early.
 // onSettled gives the hold back (failed, duplicate, superseded) or confirms it with the count Postgres returned,
 // and hands the outcome to the usage recorder. Only kinds in POST_KINDS are ever counted.
 import { randomBytes } from 'node:crypto';
@@ -68,8 +69,8 @@ type Stages = Required<
     | 'reserveQuota'
     | 'chargeQuota'
     | 'chargeQuotaBatch'
-    | 'unlimitedCharges'
-    | 'chargedUnlimited'
+    | 'batchCharges'
+    | 'chargedInBatch'
     | 'onSettled'
   >
 >;
@@ -406,22 +407,21 @@ export function createQuota(deps: QuotaDeps): Quota {
         out[i] = settleCharge(user, ticketList[i]!, r, 0);
       }
       const rows = unlimitedRows(uncapped.map((i) => ({ userId: items[i]!.user.id, ticket: ticketList[i]! })));
-      stages.chargedUnlimited(
+      stages.chargedInBatch(
         uncapped.map((i) => items[i]!),
         await chargeUnlimited(trx, rows),
       );
       return out;
     },
 
-    async unlimitedCharges(items) {
+    // The one-statement write of a group commit: every post's periods with their limits, capped or not. The
+    // counters above hold each capped post, so the statement's all-or-nothing charge fits almost always.
+    async batchCharges(items) {
       const ticketList = await ticketsOf(items);
-      if (ticketList.some((t) => t?.limits.some((l) => l.limit >= 0))) return undefined;
-      return ticketList.map((t) =>
-        t ? t.limits.map((l) => ({ type: l.type, date: l.period.date, resetsAt: isoSeconds(l.period.resetsAt) })) : [],
-      );
+      return ticketList.map((t) => (t ? ledgerPeriods(t) : []));
     },
 
-    chargedUnlimited(items, totals) {
+    chargedInBatch(items, totals) {
       // each event's own count, in batch order, for the usage records: the last one of a user sees the total
       const seen = new Map<string, number>();
       const added = new Map<string, number>();

@@ -1,22 +1,25 @@
 // A post whose write transaction PostgreSQL picks as a deadlock victim (40P01) is written again, and the client gets
 // OK true; when every try is a victim, the client gets `error:` and nothing of the post is stored or charged.
 //
-// The deadlocks are real. For each try of the group commit, two transactions of the test's own make one:
-// - a "gate" holds the author's users row FOR UPDATE, so the group commit, having inserted the event's row, waits
-//   in its foreign-key check (FOR KEY SHARE on that row);
-// - a "rival" locks the author's ledger row, then inserts a row with the same event id (for another user), and so
-//   waits for the group commit's uncommitted row;
-// - the gate commits: the group commit goes on to lock the ledger row, which the rival holds, and closes the cycle.
-// The rival's deadlock_timeout is one minute and the service's the server's default (1 s), so the group commit is
-// the one that checks for the deadlock, finds it, and is rolled back; the rival's insert then goes through, which
-// is how the test knows the group commit was the victim. Every step waits for a condition, never for a time.
+// The deadlocks are real. The group commit is one statement: it inserts the event's row, upserts the author's
+// ledger row (locking it), and at its end checks its foreign keys (FOR KEY SHARE on the author's users row). For
+// each try, a "gate" transaction of the test's own makes a deadlock with it:
+// - the gate locks one of the two rows the statement needs, the users row or the ledger row, so the statement,
+//   having inserted the event's row, waits for it;
+// - the gate then inserts a row with the same event id (for another user), and so waits for the statement's
+//   uncommitted row: a cycle.
+// The gate's deadlock_timeout is one minute and the service's the server's default (1 s), so the group commit is
+// the one that checks for the deadlock, finds it, and is rolled back; the gate's insert then goes through, which is
+// how the test knows the group commit was the victim. The next try waits for the gate's row; the next gate locks the
+// other of the two rows, which no one holds, before the last one lets go: every lock a gate takes is free, and
+// every step waits for a condition, never for a time.
 import t, { type Test } from 'tap';
 import knexFactory, { type Knex } from 'knex';
 import { startTestApp } from '../../helpers/app.js';
 import { createTestDatabaseUrl } from '../../helpers/db.js';
 import { buildEvent, newKey, type Key } from '../../helpers/events.js';
 import { waitFor } from '../../helpers/forwarding.js';
-import { backendPid, blockedBy, untilLocked, waitsForLock } from '../../helpers/locks.js';
+import { backendPid, blockedBy, untilLocked } from '../../helpers/locks.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { CONFLICT_ATTEMPTS } from '../../../src/core/admission/conflict-retry.js';
 import type { NostrEvent } from 'nostr-tools/pure';
@@ -66,40 +69,32 @@ async function author(t: Test): Promise<Author> {
   return { key, id: (await app.accounts.forPubkey(key.pk)).id };
 }
 
-async function gate(a: Author): Promise<{ trx: Knex.Transaction; pid: number }> {
+type Row = 'users' | 'ledger';
+
+/** A gate on the author's users row or ledger row, taken at once (no one holds it). */
+async function gate(a: Author, row: Row): Promise<{ trx: Knex.Transaction; pid: number }> {
   const trx = await actors.transaction();
-  await trx.raw('SELECT 1 FROM users WHERE id = ? FOR UPDATE', [a.id]);
+  await trx.raw(`SET LOCAL deadlock_timeout = '60s'`);
+  if (row === 'users') await trx.raw('SELECT 1 FROM users WHERE id = ? FOR UPDATE', [a.id]);
+  else await trx.raw(`SELECT 1 FROM user_quotas WHERE user_id = ? AND quota_type = 'daily' FOR UPDATE`, [a.id]);
   return { trx, pid: await backendPid(trx) };
 }
 
 /**
- * One deadlock of the group commit, which is waiting behind `held` (a gate). Returns the rival, still open, whose
- * insert went through: the group commit was rolled back.
+ * One deadlock of the group commit with `held` (a gate). Returns the gate, still open, whose insert went through:
+ * the group commit was rolled back.
  */
-async function deadlockOnce(
-  a: Author,
-  ev: NostrEvent,
-  held: { trx: Knex.Transaction; pid: number },
-): Promise<Knex.Transaction> {
+async function deadlockOnce(ev: NostrEvent, held: { trx: Knex.Transaction; pid: number }): Promise<Knex.Transaction> {
   // the group commit's statement (store/event-batch.ts), by its opening: pg_stat_activity keeps only the first 1 kB
   await untilLocked(actors, 'the group commit waits for the gate', () =>
     blockedBy(actors, held.pid, '%WITH input AS%'),
   );
-  const rival = await actors.transaction();
-  await rival.raw(`SET LOCAL deadlock_timeout = '60s'`);
-  await rival.raw(`SELECT 1 FROM user_quotas WHERE user_id = ? AND quota_type = 'daily' FOR UPDATE`, [a.id]);
-  const rivalPid = await backendPid(rival);
-  const inserted = rival
-    .raw(
-      `INSERT INTO nostr_events (event_id, user_id, pubkey, event_kind, created_at_nostr, content, tags, sig)
+  await held.trx.raw(
+    `INSERT INTO nostr_events (event_id, user_id, pubkey, event_kind, created_at_nostr, content, tags, sig)
      VALUES (?, ?, ?, ?, ?, ?, CAST(? AS jsonb), ?)`,
-      [ev.id, bystander, ev.pubkey, ev.kind, ev.created_at, ev.content, JSON.stringify(ev.tags), ev.sig],
-    )
-    .then(() => undefined); // sent now: a knex query runs when it is awaited or then'd
-  await untilLocked(actors, 'the rival waits for the group commit', () => waitsForLock(actors, rivalPid));
-  await held.trx.commit();
-  await inserted; // only possible once the group commit's row is gone: it was the deadlock's victim
-  return rival;
+    [ev.id, bystander, ev.pubkey, ev.kind, ev.created_at, ev.content, JSON.stringify(ev.tags), ev.sig],
+  ); // only possible once the group commit's row is gone: it was the deadlock's victim
+  return held.trx;
 }
 
 async function stored(eventId: string): Promise<number> {
@@ -128,10 +123,10 @@ async function ledger(a: Author): Promise<number> {
 t.test('a post whose write is a deadlock victim is written again and answered OK true', async (t) => {
   const alice = await author(t);
   const ev = buildEvent(alice.key.sk, { content: 'second' });
-  const held = await gate(alice);
+  const held = await gate(alice, 'users');
   const answer = publishSlowly(ev);
-  const rival = await deadlockOnce(alice, ev, held);
-  await rival.rollback(); // the retry, waiting for the rival's row, goes on
+  const rival = await deadlockOnce(ev, held);
+  await rival.rollback(); // the retry, waiting for the gate's row, goes on
   t.same(await answer, [true, ''], 'the client never sees the deadlock');
   t.equal(await stored(ev.id), 1, 'stored once');
   t.equal(await outboxRows(ev.id), 1, 'queued once');
@@ -143,18 +138,18 @@ t.test(
   async (t) => {
     const bob = await author(t);
     const ev = buildEvent(bob.key.sk, { content: 'unlucky' });
-    let held = await gate(bob);
+    let held = await gate(bob, 'users');
     const answer = publishSlowly(ev);
     let settled = false;
     void answer.then(() => (settled = true));
     let rival: Knex.Transaction | undefined;
     for (let attempt = 1; attempt <= CONFLICT_ATTEMPTS; attempt++) {
-      rival = await deadlockOnce(bob, ev, held);
+      rival = await deadlockOnce(ev, held);
       t.pass(`try ${attempt} was a deadlock victim`);
       if (attempt === CONFLICT_ATTEMPTS) break;
       t.notOk(settled, 'not answered while tries are left');
-      // The next try waits for the rival's row; the next gate is in place before the rival lets it go.
-      held = await gate(bob);
+      // The next try waits for this gate's row; the next gate, on the other row, is in place before this one goes.
+      held = await gate(bob, attempt % 2 === 1 ? 'ledger' : 'users');
       await rival.rollback();
     }
     t.same(await answer, [false, 'error: could not store the event, try again later']);

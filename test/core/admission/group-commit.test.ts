@@ -80,6 +80,42 @@ t.test('capped and uncapped authors in the same burst: the capped one still gets
   t.equal(await countStored(events.map((e) => e.id)), 23);
 });
 
+t.test('the ledger refuses what the counters let through: that batch is written again, post by post', async (t) => {
+  const capped = newKey();
+  t.equal((await app.admit(buildEvent(capped.sk, { content: 'counted here' }), relayCtx)).status, 'accepted');
+  const cappedUser = await app.accounts.forPubkey(capped.pk);
+  const free = newKey();
+  const freeUser = await app.accounts.forPubkey(free.pk);
+  await (
+    await import('../../../src/core/accounts/account-admin.js')
+  ).changePlan(app.accountAdmin, freeUser.id, 'advanced', 'test');
+  // another process stored a post of this author that these counters never saw: 2 of 3 used, where they count 1
+  await app.db.knex('user_quotas').where({ user_id: cappedUser.id, quota_type: 'daily' }).update({ posts_used: 2 });
+  const events = [
+    ...[1, 2].map((i) => buildEvent(capped.sk, { content: `one too many ${i}` })),
+    ...Array.from({ length: 10 }, (_, i) => buildEvent(free.sk, { content: `beside it ${i}` })),
+  ];
+  const answers = await Promise.all(events.map((ev) => app.admit(ev, relayCtx)));
+  const of = (pk: string) => answers.filter((_, i) => events[i]!.pubkey === pk).map((a) => a.status);
+  t.same(of(capped.pk).sort(), ['accepted', 'rejected'], 'one fits in the ledger, the other is refused');
+  const refused = answers.find((a) => a.status === 'rejected');
+  t.match(
+    refused?.status === 'rejected' && refused.rejection.message,
+    /^rate-limited: daily limit of 3 posts reached on the basic plan/,
+  );
+  t.same(
+    of(free.pk),
+    Array.from({ length: 10 }, () => 'accepted'),
+    'the other posts of the batch are stored',
+  );
+  t.equal(await countStored(events.map((e) => e.id)), 11);
+  const used = (await app.db
+    .knex('user_quotas')
+    .where({ user_id: cappedUser.id, quota_type: 'daily' })
+    .pluck('posts_used')) as number[];
+  t.same(used, [3], 'the ledger at the cap, not past it');
+});
+
 t.test('a basic author sending 20 posts at once gets exactly 3 stored', async (t) => {
   const k = newKey();
   const events = Array.from({ length: 20 }, (_, i) => buildEvent(k.sk, { content: `basic ${i}` }));
