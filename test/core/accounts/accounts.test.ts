@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import type { Knex } from 'knex';
 import { onBothDatabases } from '../../helpers/db.js';
 import { newKey } from '../../helpers/events.js';
-import { subscribeUser } from '../../helpers/forwarding.js';
+import { subscribeUser, waitFor } from '../../helpers/forwarding.js';
 import { upsertUserByPubkey } from '../../../src/store/users.js';
 import { createAccounts } from '../../../src/core/accounts/accounts.js';
 import { createPlans } from '../../../src/core/quota/plans.js';
@@ -51,3 +51,29 @@ async function exercise(t: Test, db: Knex): Promise<void> {
 }
 
 t.test("an author's plan is read with their row", async (t) => onBothDatabases(t, exercise));
+
+// A new author's unsaved account: the same for each of their events until it is saved, then the saved one; a few
+// kept (the oldest dropped first), and not past its time (a failed write is not remembered for ever).
+t.test("a new author's unsaved account", async (t) => {
+  const db = (await import('knex')).default({ client: 'pg', connection: 'postgres://127.0.0.1:1/none' }); // no I/O here
+  t.teardown(() => db.destroy());
+  const accounts = createAccounts(db, { max: 2, ttlMs: 50 });
+  const [a, b, c] = [newKey().pk, newKey().pk, newKey().pk];
+  const first = accounts.forNewAuthor(a);
+  t.ok(first.unsaved);
+  t.equal(accounts.forNewAuthor(a).id, first.id, 'the same id for their next event');
+  const { unsaved: _, ...stored } = first;
+  accounts.saved(stored);
+  t.same(accounts.forNewAuthor(a), stored, 'once saved, the saved account');
+
+  const bFirst = accounts.forNewAuthor(b);
+  accounts.forNewAuthor(c);
+  t.equal(accounts.forNewAuthor(b).id, bFirst.id, 'two kept');
+  const cId = accounts.forNewAuthor(c).id;
+  accounts.forNewAuthor(newKey().pk); // a third: the oldest (b) goes
+  t.not(accounts.forNewAuthor(b).id, bFirst.id, 'the oldest dropped past the bound');
+
+  const started = Date.now();
+  await waitFor('its time to pass', async () => Date.now() - started > 50);
+  t.not(accounts.forNewAuthor(c).id, cId, 'not kept past its time');
+});
