@@ -17,12 +17,6 @@ export async function blockedBy(db: Knex, pid: number, like = '%'): Promise<bool
   return rows[0]!.n > 0;
 }
 
-/** Whether session `pid` waits for a lock. */
-export async function waitsForLock(db: Knex, pid: number): Promise<boolean> {
-  const { rows } = (await db.raw(`SELECT cardinality(pg_blocking_pids(?)) AS n`, [pid])) as { rows: { n: number }[] };
-  return rows[0]!.n > 0;
-}
-
 /**
  * Waits until `check` holds (up to a minute: lock waits on a loaded machine), or fails naming `what` and what the
  * database's sessions were doing.
