@@ -5,7 +5,7 @@
 // (events, tags, outbox rows, accounts, counts), and the writer (core/admission/group-commit.ts) stores that batch
 // again in a transaction that charges each post on its own and takes back the refused ones. The Redis counters
 // refuse almost every post over a cap before it gets here, so the fallback is rare.
-// The code is the writer's to recognise (store/event-batch.ts QUOTA_REFUSED); 'NX' is no SQLSTATE class of
+// The code is the writer's to recognise (store/retryable-errors.ts isQuotaRefusal); 'NX' is no SQLSTATE class of
 // PostgreSQL's own.
 import type { Knex } from 'knex';
 

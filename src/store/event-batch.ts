@@ -19,7 +19,7 @@ export interface BatchItem {
   readonly forwarding: Forwarding;
   /**
    * Ledger periods the event is counted in if it is stored, each with its limit (-1: none). A period without room
-   * for the batch's posts in it fails the whole statement with QUOTA_REFUSED.
+   * for the batch's posts in it fails the whole statement (retryable-errors.ts isQuotaRefusal).
    */
   readonly charges?: readonly LedgerPeriod[];
   /** The author's account is unsaved (users.ts unsavedUser): this statement saves it, with extras.userId. */
@@ -62,7 +62,7 @@ export async function deletedByAuthors(trx: Knex, events: readonly NostrEvent[])
 // or commit of its own. Each event is then written with its author's stored id (`author_of`): the one chosen by
 // the caller, or another process's that saved the pubkey first. The ledger's charge is all or nothing: each
 // (user, period) row grows by the batch's posts only if they all fit under its limit, and one that does not fails
-// the statement (QUOTA_REFUSED), so that no event is stored past a cap; a caller then charges post by post in a
+// the statement (NXQ01, migration 0023), so that no event is stored past a cap; a caller then charges post by post in a
 // transaction (store/quotas.ts chargePosts).
 const INSERT_BATCH_SQL = `
 WITH input AS (
@@ -168,19 +168,11 @@ type BatchRow =
   | { what: 'count'; id: string; key: LedgerPeriodType; n: number }
   | { what: 'author'; id: string; key: string; status: UserStatus; timezone: string };
 
-/** SQLSTATE of the batch statement's refusal (migration 0023): a ledger period had no room for its posts. */
-const QUOTA_REFUSED = 'NXQ01';
-
-/** Whether insertBatch failed because a period of the ledger had no room for the batch's posts in it. */
-export function isQuotaRefusal(err: unknown): boolean {
-  return (err as { code?: unknown } | null)?.code === QUOTA_REFUSED;
-}
-
 /**
  * Stores the events with their tags, outbox rows and ledger counts in one statement (atomic on its own, or part
  * of the caller's transaction), and the accounts of new authors with them (`saveAuthor`). An event missing from
- * `rowIds` was already stored, or deleted by its author (deletedByAuthors). Throws QUOTA_REFUSED (isQuotaRefusal)
- * when a charge does not fit, having stored nothing.
+ * `rowIds` was already stored, or deleted by its author (deletedByAuthors). Throws NXQ01 (retryable-errors.ts
+ * isQuotaRefusal) when a charge does not fit, having stored nothing.
  */
 export async function insertBatch(db: Knex, items: readonly BatchItem[]): Promise<BatchWritten> {
   if (items.length === 0) return { rowIds: new Map(), queued: new Set(), totals: new Map(), authors: new Map() };

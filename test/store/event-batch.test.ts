@@ -6,7 +6,8 @@ import t, { type Test } from 'tap';
 import type { Knex } from 'knex';
 import { createTestDatabase, onBothDatabases } from '../helpers/db.js';
 import { buildEvent, newKey } from '../helpers/events.js';
-import { deletedByAuthors, insertBatch, isQuotaRefusal, type BatchItem } from '../../src/store/event-batch.js';
+import { deletedByAuthors, insertBatch, type BatchItem } from '../../src/store/event-batch.js';
+import { isQuotaRefusal } from '../../src/store/retryable-errors.js';
 import { NO_UPSTREAM, notForwarded } from '../../src/store/forwarding-plan.js';
 import { ensureDefaultRelays } from '../../src/store/user-relays.js';
 import { upsertUserByPubkey } from '../../src/store/users.js';
@@ -157,7 +158,7 @@ async function newAuthors(t: Test, db: Knex): Promise<void> {
 
 /**
  * Capped charges: each (user, period) row grows only if all the batch's posts fit under its limit; a batch with one
- * that does not is refused whole (QUOTA_REFUSED), with nothing of it stored: no event, tag, outbox row, account or
+ * that does not is refused whole (NXQ01), with nothing of it stored: no event, tag, outbox row, account or
  * count, not even those of the other users in it.
  */
 async function capped(t: Test, db: Knex): Promise<void> {
