@@ -6,6 +6,7 @@
 // headers (nips/nip11.ts); the operations routes send none.
 import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { apiError } from './errors.js';
 
 /** Browsers keep a preflight's answer at most this long (Chrome caps it at 2 hours). */
 const PREFLIGHT_MAX_AGE_SECONDS = 600;
@@ -24,6 +25,13 @@ export async function useApiCors(http: FastifyInstance, origins: readonly string
     maxAge: PREFLIGHT_MAX_AGE_SECONDS,
   };
   const elsewhere: FastifyCorsOptions = { origin: false };
+  // An OPTIONS that is not a browser's preflight (no Origin, or no method asked for): refused here, so that it
+  // gets the API's JSON error like any other bad request, not the plugin's plain-text one.
+  http.addHook('onRequest', async (req) => {
+    if (req.method !== 'OPTIONS' || !req.url.startsWith('/v1/')) return;
+    if (req.headers.origin && req.headers['access-control-request-method']) return;
+    throw apiError('preflight_invalid');
+  });
   await http.register(cors, {
     delegator: async (req: FastifyRequest) => (req.url.startsWith('/v1/') ? forApi : elsewhere),
   });

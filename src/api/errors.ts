@@ -11,6 +11,10 @@ import { isUnavailable } from '../core/ops/index.js';
 export const catalog = {
   validation_failed: { status: 400, message: 'the request is not valid' },
   malformed_json: { status: 400, message: 'the request body is not valid JSON' },
+  preflight_invalid: {
+    status: 400,
+    message: 'an OPTIONS request to /v1 is a CORS preflight: it needs Origin and Access-Control-Request-Method',
+  },
   no_session: { status: 400, message: 'this request was not authenticated with a session token' },
   event_invalid: { status: 400, message: 'the event is invalid' },
   relay_url_invalid: { status: 400, message: 'the relay URL is not allowed' },

@@ -79,6 +79,21 @@ t.test(
   },
 );
 
+t.test('an OPTIONS that is not a preflight gets the API error body, not plain text', async (t) => {
+  const app = await startTestApp(t, { databaseUrl });
+  const api = new ApiClient(app.url);
+  const bare = await api.request('OPTIONS', '/v1/me');
+  t.equal(bare.status, 400);
+  t.match(bare.headers.get('content-type'), /application\/json/);
+  t.equal(bare.body.error.code, 'preflight_invalid');
+  t.match(bare.body.error.message, /Origin and Access-Control-Request-Method/);
+  const noMethod = await api.request('OPTIONS', '/v1/me', { headers: { origin: 'https://x.com' } });
+  t.equal(noMethod.status, 400, 'an Origin alone is not a preflight either');
+  t.equal(noMethod.body.error.code, 'preflight_invalid');
+  const real = await preflight(api, '/v1/me', 'https://x.com');
+  t.equal(real.status, 204, 'a real preflight is still answered');
+});
+
 t.test('API_CORS_ORIGINS=none turns CORS off', async (t) => {
   const app = await startTestApp(t, { databaseUrl, env: { API_CORS_ORIGINS: 'none' } });
   const api = new ApiClient(app.url);
