@@ -295,7 +295,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
   // A deletion stored here or by another process reaches the fan-out: admission forgets the ids it names.
   fanout.subscribe(({ event }) => admission.forgetDeleted(event));
   // Every EVENT is answered within ANSWER_TIMEOUT_MS whatever the database or Redis do (core/admission/answer-deadline.ts).
-  const admit = withAnswerDeadline(admission.admit, { ms: config.answerTimeoutMs, log });
+  const admit = withAnswerDeadline(admission.admit, {
+    ms: config.answerTimeoutMs,
+    log,
+    onTimeout: (via) => metrics.deadlineAnswers.inc({ via }),
+  });
   const queries = createQueries(reads, config, opts.now);
   // The operator console's live figures, sampled from this process's metrics and the forwarder's breakers.
   const overview = createLiveOverview({
@@ -339,6 +343,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     publicUrl: () => config.publicUrl,
     log,
     admit,
+    onDeadlineAnswer: () => metrics.deadlineAnswers.inc({ via: 'http' }),
     accounts,
     plans,
     bans,

@@ -4,11 +4,13 @@
 import type { FastifyInstance } from 'fastify';
 import { apiError, sendApiError } from './errors.js';
 
-export function answerWithin(http: FastifyInstance, ms: number): void {
+/** `onAnswered`: told of every request answered at its deadline (metrics). */
+export function answerWithin(http: FastifyInstance, ms: number, onAnswered?: () => void): void {
   http.addHook('onRequest', async (req, reply) => {
     const timer = setTimeout(() => {
       if (reply.sent || reply.raw.headersSent) return;
       req.log.warn({ method: req.method, url: req.url, afterMs: ms }, 'request answered 503 at its deadline');
+      onAnswered?.();
       sendApiError(reply, apiError('unavailable', undefined, undefined, { 'retry-after': '1' }));
     }, ms);
     reply.raw.once('close', () => clearTimeout(timer));

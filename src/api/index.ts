@@ -80,7 +80,7 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
   http.setNotFoundHandler(notFoundHandler);
   // First: every request is answered within ANSWER_TIMEOUT_MS (plus half a second, for an admission's own answer at
   // its deadline), whatever the database or Redis do.
-  answerWithin(http, deps.config.answerTimeoutMs + ANSWER_GRACE_MS);
+  answerWithin(http, deps.config.answerTimeoutMs + ANSWER_GRACE_MS, deps.onDeadlineAnswer);
   // Before the rate limit: a preflight is answered by its own hook, and a 429 carries the headers a page needs to read it.
   await useApiCors(http, deps.config.apiCorsOrigins);
   // Before anything else is read: a client over its IP's rate costs no body parsing and no signature check.

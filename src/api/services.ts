@@ -30,6 +30,8 @@ export interface ApiDeps {
   readonly publicUrl: () => string;
   readonly log: Logger;
   readonly admit: Admit;
+  /** Told of every request answered 503 at its deadline (metrics). */
+  readonly onDeadlineAnswer?: () => void;
   readonly accounts: Accounts;
   readonly plans: Plans;
   readonly bans: Bans;

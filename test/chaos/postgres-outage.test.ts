@@ -46,6 +46,14 @@ const outages: { fault: Fault; seconds: number }[] = full
       { fault: 'half-open', seconds: 5 },
     ];
 
+/** The service's count of answers given at their deadline, by `via` (GET /metrics). */
+async function deadlineAnswers(): Promise<Record<string, number>> {
+  const text = await (await fetch(`${httpUrl}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^nostrx_deadline_answers_total\{via="(\w+)"\} (\S+)$/gm)) out[m[1]!] = Number(m[2]);
+  return out;
+}
+
 async function readyStatus(): Promise<number> {
   return (await fetch(`${httpUrl}/readyz`)).status;
 }
@@ -69,6 +77,7 @@ async function apiPublish(): Promise<ApiAnswer> {
 for (const { fault, seconds } of outages) {
   t.test(`PostgreSQL ${fault} for ${seconds} s under load`, async (t) => {
     await waitFor('the API to take an event', async () => (await apiPublish()).status === 202, 60_000, 200);
+    const deadlinesBefore = await deadlineAnswers();
     const load = await startLoad(relayUrl, { clients: 4, everyMs: 100, maxEvents: 40 * (seconds + 10) });
     await new Promise((r) => setTimeout(r, 1000));
 
@@ -107,6 +116,11 @@ for (const { fault, seconds } of outages) {
     const stored = new Set((await direct('nostr_events').whereIn('event_id', acked).pluck('event_id')) as string[]);
     const refused = load.answers.filter((a) => a.ok === false);
     const apiWorst = Math.max(...apiAnswers.map((a) => a.ms));
+    const deadlinesAfter = await deadlineAnswers();
+    const atDeadline = (via: string) => (deadlinesAfter[via] ?? 0) - (deadlinesBefore[via] ?? 0);
+    // the load's events and the API's come in with their own `via`; each answered at its deadline says so
+    const timedOut = (list: { message?: string | undefined }[]) =>
+      list.filter((a) => /^error: could not store the event within \d+ ms/.test(a.message ?? '')).length;
     figures(t, 'postgres-outage', {
       fault,
       seconds,
@@ -122,6 +136,7 @@ for (const { fault, seconds } of outages) {
       readyz503: `${ready.filter((s) => s === 503).length}/${ready.length}`,
       api503: `${apiAnswers.filter((a) => a.status === 503 && a.code === 'unavailable').length}/${apiAnswers.length}`,
       apiWorstMs: apiWorst,
+      deadlineAnswers: { relay: atDeadline('relay'), api: atDeadline('api'), http: atDeadline('http') },
     });
 
     t.equal(all.unanswered, 0, 'every EVENT got an OK');
@@ -144,6 +159,13 @@ for (const { fault, seconds } of outages) {
       apiAnswers.some((a) => a.status === 503),
       'and at least once 503',
     );
+    t.equal(
+      atDeadline('relay'),
+      timedOut(load.answers),
+      'nostrx_deadline_answers_total{via="relay"} counts the EVENTs answered at their deadline',
+    );
+    if (fault === 'half-open')
+      t.ok(atDeadline('relay') > 0, 'a database that never answers is answered for at the deadline');
     t.equal(service.child.exitCode, null, 'the process did not exit');
     await waitFor('the API to take events again', async () => (await apiPublish()).status === 202, 60_000, 200);
     t.pass('the API works after');

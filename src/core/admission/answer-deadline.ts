@@ -7,15 +7,15 @@ import type { Logger } from '../../log.js';
 import { quietly } from '../../lib/quiet.js';
 import { rejection } from '../../nips/result.js';
 import { isUnavailable } from '../../store/outage.js';
-import type { Admission, Admit } from './contract.js';
+import type { Admission, AdmissionContext, Admit } from './contract.js';
 import { idOf } from './pipeline.js';
 import { withDeadline } from '../../lib/deadline.js';
 
 export interface AnswerDeadlineOptions {
   readonly ms: number;
   readonly log: Logger;
-  /** Told when an answer was given by the deadline (metrics). */
-  readonly onTimeout?: () => void;
+  /** Told when an answer was given by the deadline (metrics), with where the event came from. */
+  readonly onTimeout?: (via: AdmissionContext['via']) => void;
 }
 
 class AnswerTimeout extends Error {}
@@ -47,7 +47,7 @@ export function withAnswerDeadline(admit: Admit, opts: AnswerDeadlineOptions): A
         else log.error({ err, eventId }, 'admitting an event failed');
         return failed(eventId, 'could not store the event, try again later');
       }
-      opts.onTimeout?.();
+      opts.onTimeout?.(ctx.via);
       work.then(
         (late) =>
           log.warn(

@@ -61,6 +61,12 @@ export function createMetrics() {
       labelNames: ['outcome', 'reason', 'via'] as const,
       registers: r,
     }),
+    deadlineAnswers: new client.Counter({
+      name: 'nostrx_deadline_answers_total',
+      help: 'Answers given at their deadline (ANSWER_TIMEOUT_MS) because the work behind them had not finished: an EVENT answered error: (via relay or api), or an API request answered 503 (via http)',
+      labelNames: ['via'] as const,
+      registers: r,
+    }),
     admissionSeconds: new client.Histogram({
       name: 'nostrx_admission_seconds',
       help: 'Time from receiving an EVENT to its answer',
