@@ -59,7 +59,7 @@ const overviewSchema = {
                 description: "An UPSTREAM_RELAYS URL, or 'custom' for users' own relays together",
               },
               attempts: { type: 'object', additionalProperties: { type: 'integer' } },
-              success_rate: nullableNumber,
+              success_rate: { ...nullableNumber, description: 'percent, 0–100' },
               avg_latency_ms: nullableNumber,
               breaker: { type: ['string', 'null'], enum: ['closed', 'open', 'half-open', null] },
               paused_until: { type: ['string', 'null'], format: 'date-time' },

@@ -223,7 +223,7 @@ export function registerAdminRoutes(http: FastifyInstance, deps: ApiServices): v
         total_posts: { type: 'integer' },
         successful_posts: { type: 'integer' },
         avg_posts_per_user_day: { type: 'number' },
-        success_rate: { type: ['number', 'null'] },
+        success_rate: { type: ['number', 'null'], description: 'percent, 0–100 (null: nothing to rate)' },
       }),
     }),
     async (req) => {
@@ -258,7 +258,7 @@ export function registerAdminRoutes(http: FastifyInstance, deps: ApiServices): v
         failed: { type: 'integer' },
         timed_out: { type: 'integer' },
         unfinished: { type: 'integer' },
-        success_rate: { type: ['number', 'null'] },
+        success_rate: { type: ['number', 'null'], description: 'percent, 0–100 (null: nothing to rate)' },
         avg_publish_time_ms: { type: ['number', 'null'] },
         p95_publish_time_ms: { type: ['number', 'null'] },
       }),

@@ -35,7 +35,7 @@ const relaySchema = {
         total_publishes: { type: 'integer' },
         successful_publishes: { type: 'integer' },
         failed_publishes: { type: 'integer' },
-        success_rate: { type: 'number' },
+        success_rate: { type: 'number', description: 'percent of finished publishes the relay took, 0–100' },
         avg_response_time_ms: { type: ['integer', 'null'] },
         last_publish_success: { type: ['string', 'null'], format: 'date-time' },
         last_publish_failure: { type: ['string', 'null'], format: 'date-time' },

@@ -110,7 +110,7 @@ export interface EngagementRow {
   readonly totalPosts: number;
   readonly successfulPosts: number;
   readonly avgPostsPerUserDay: number;
-  /** successful / total posts over the range, 0–1; null without posts. */
+  /** Percent (0–100, two decimals) of the range's posts that were published; null without posts. */
   readonly successRate: number | null;
 }
 
@@ -136,7 +136,7 @@ export async function engagementByPlan(db: Knex, range: DateRange): Promise<Enga
       db.raw('SUM(d.total_posts) AS total_posts'),
       db.raw('SUM(d.successful_posts) AS successful_posts'),
       db.raw('ROUND(AVG(d.total_posts), 2)::text AS avg_posts'),
-      db.raw('ROUND(SUM(d.successful_posts)::numeric / NULLIF(SUM(d.total_posts), 0), 4)::text AS success_rate'),
+      db.raw('ROUND(100.0 * SUM(d.successful_posts) / NULLIF(SUM(d.total_posts), 0), 2)::text AS success_rate'),
     )) as Record<string, unknown>[];
   return rows.map((r) => ({
     plan: String(r.plan_code),

@@ -86,7 +86,7 @@ t.test('the overview counts what this process admitted and how the upstream rela
   t.type(o.admission.p99_ms, 'number');
   t.match(o.outbox, { depth: 1 }, "the down relay's row is pending");
   const row = (url: string) => o.relays.rows.find((x: { url: string }) => x.url === url);
-  t.match(row(healthy.url), { success_rate: 1, breaker: 'closed', attempts: { published: 1 } });
+  t.match(row(healthy.url), { success_rate: 100, breaker: 'closed', attempts: { published: 1 } });
   t.type(row(healthy.url).avg_latency_ms, 'number');
   t.match(row(blocking.url), { success_rate: 0, breaker: 'closed', attempts: { rejected: 1 } });
   t.match(row(down.url), { success_rate: 0, breaker: 'open', attempts: { retry: 1 }, avg_latency_ms: null });

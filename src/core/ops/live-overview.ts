@@ -40,7 +40,7 @@ interface RelayHealth {
   readonly url: string;
   /** Attempts in the window by outcome (published, rejected, retry, failed, timeout). */
   readonly attempts: Readonly<Record<string, number>>;
-  /** published / attempts the relay is accountable for; null without any. */
+  /** Percent (0–100, two decimals) of the attempts the relay is accountable for that it took; null without any. */
   readonly successRate: number | null;
   /** Mean time from sending to the relay's OK, in the window; null without an answer. */
   readonly avgLatencyMs: number | null;
@@ -187,7 +187,7 @@ function relayHealth(url: string, from: Snapshot | undefined, to: Snapshot, brea
   return {
     url,
     attempts,
-    successRate: accountable > 0 ? (attempts.published ?? 0) / accountable : null,
+    successRate: accountable > 0 ? Math.round(((attempts.published ?? 0) / accountable) * 10_000) / 100 : null,
     avgLatencyMs: answered > 0 ? Math.round((seconds / answered) * 1e4) / 10 : null,
     breaker: breaker ? (breaker.paused ? 'open' : breaker.halfOpen ? 'half-open' : 'closed') : null,
     pausedUntil: breaker?.until && (breaker.paused || breaker.halfOpen) ? breaker.until.toISOString() : null,

@@ -102,7 +102,7 @@ t.test("each configured relay's success rate, latency and breaker; users' own re
   t.same(one, {
     url: 'wss://one.example/',
     attempts: { published: 3, rejected: 1, interrupted: 1 },
-    successRate: 0.75,
+    successRate: 75,
     avgLatencyMs: 20,
     breaker: 'closed',
     pausedUntil: null,
@@ -115,7 +115,7 @@ t.test("each configured relay's success rate, latency and breaker; users' own re
     breaker: 'open',
     pausedUntil: until.toISOString(),
   });
-  t.match(custom, { url: 'custom', successRate: 1, breaker: null });
+  t.match(custom, { url: 'custom', successRate: 100, breaker: null });
 });
 
 t.test('the outbox backlog is counted at most once per sample interval', async (t) => {

@@ -37,9 +37,7 @@ export function relative(iso: string, now = Date.now()): string {
 
 export const limitText = (n: number) => (n < 0 ? 'unlimited' : String(n));
 
-/** A rate of 0..1 as a percentage. */
-export const percent = (r: number | null) => (r === null ? '—' : `${Math.round(r * 1000) / 10} %`);
-/** A rate the API already gives as 0..100 (relay stats, the relay report). */
+/** A success rate as the API gives every one of them: a percentage, 0..100. */
 export const percent100 = (r: number | null) => (r === null ? '—' : `${Math.round(r * 10) / 10} %`);
 
 export const shortKey = (hex: string) => `${hex.slice(0, 8)}…${hex.slice(-4)}`;

@@ -4,7 +4,7 @@
 import { html } from 'htm/preact';
 import type { VNode } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { dateTime, percent, relative, time } from '../../lib/format.js';
+import { dateTime, percent100, relative, time } from '../../lib/format.js';
 import type { Overview, RelayHealth } from '../../lib/types.js';
 import type { PageProps } from '../app.js';
 import { Chart, type ChartSeries } from '../chart.js';
@@ -109,7 +109,7 @@ export function OverviewPage({ api }: PageProps): VNode {
               attrs: { 'data-relay': r.url },
               cells: [
                 html`<span class="relay-url">${r.url === 'custom' ? "users' own relays" : r.url}</span>`,
-                percent(r.success_rate),
+                percent100(r.success_rate),
                 r.avg_latency_ms === null ? '—' : `${r.avg_latency_ms} ms`,
                 html`<span data-breaker=${r.breaker ?? ''}>${breakerText(r)}${r.paused_until && r.breaker === 'open' ? html`<span class="sr-only"> ${relative(r.paused_until)}</span>` : null}</span>`,
                 Object.entries(r.attempts)

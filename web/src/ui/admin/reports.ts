@@ -3,7 +3,7 @@
 import { html } from 'htm/preact';
 import type { VNode } from 'preact';
 import { useState } from 'preact/hooks';
-import { money, percent, percent100 } from '../../lib/format.js';
+import { money, percent100 } from '../../lib/format.js';
 import type { PageProps } from '../app.js';
 import { Chart } from '../chart.js';
 import { Card, ErrorNote, Loading, useLoad, valueOf } from '../common.js';
@@ -101,7 +101,7 @@ function Engagement({ r }: { r: Report<EngagementRow> }): VNode {
     <${Table}
       caption="Engagement by plan"
       columns=${['Plan', 'Active users', 'Posts', 'Forwarded']}
-      rows=${r.rows.map((x) => ({ key: x.plan, cells: [x.plan, x.active_users, x.total_posts, percent(x.success_rate)] }))}
+      rows=${r.rows.map((x) => ({ key: x.plan, cells: [x.plan, x.active_users, x.total_posts, percent100(x.success_rate)] }))}
     />`;
 }
 
