@@ -1,6 +1,7 @@
-// GET /v1/stats?from&to: the caller's daily stats, on plans with analytics (403 naming the plan that has them).
+// GET /v1/stats?from&to: the caller's daily stats, on plans with analytics (403 naming the plan that has them). Its
+// days are the caller's own (users.timezone), as the stats are kept: without `to`, the range ends on their today.
 import type { FastifyInstance } from 'fastify';
-import { checkFeature, refusal } from '../core/quota/index.js';
+import { checkFeature, periodsAt, refusal } from '../core/quota/index.js';
 import { dateRange, type DailyStat } from '../core/ops/index.js';
 import { callerOf } from './auth.js';
 import { apiError } from './errors.js';
@@ -10,6 +11,20 @@ import type { ApiServices } from './services.js';
 export const dateQuery = {
   from: { type: 'string', format: 'date', description: 'First day (YYYY-MM-DD, UTC); default: 30 days before `to`' },
   to: { type: 'string', format: 'date', description: 'Last day, inclusive (YYYY-MM-DD, UTC); default: today' },
+} as const;
+
+/** The same range in the caller's days: daily_usage_stats.stat_date is the user's local date. */
+const ownDateQuery = {
+  from: {
+    type: 'string',
+    format: 'date',
+    description: 'First day (YYYY-MM-DD, your time zone); default: 30 days before `to`',
+  },
+  to: {
+    type: 'string',
+    format: 'date',
+    description: 'Last day, inclusive (YYYY-MM-DD, your time zone); default: your today',
+  },
 } as const;
 
 const statColumns = {
@@ -60,7 +75,7 @@ export function registerStatsRoutes(http: FastifyInstance, deps: ApiServices): v
     deps.access('user', {
       tags: ['stats'],
       summary: 'Your daily stats (plans with analytics)',
-      querystring: { type: 'object', additionalProperties: false, properties: dateQuery },
+      querystring: { type: 'object', additionalProperties: false, properties: ownDateQuery },
       response: {
         200: {
           type: 'object',
@@ -95,7 +110,8 @@ export function registerStatsRoutes(http: FastifyInstance, deps: ApiServices): v
           refusal(feature, 'analyticsEnabled'),
           feature.upgrade ? { plan: feature.upgrade.code } : {},
         );
-      const range = rangeOrThrow(req.query, deps.now(), 30);
+      const today = periodsAt(deps.now() * 1000, caller.user.timezone).daily.date;
+      const range = rangeOrThrow({ ...req.query, to: req.query.to ?? today }, deps.now(), 30);
       const days = await deps.reports.userStats(caller.user.id, range);
       const sum = (f: (d: DailyStat) => number) => days.reduce((n, d) => n + f(d), 0);
       return {

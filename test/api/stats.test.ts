@@ -70,6 +70,24 @@ t.test('a premium user gets their days in the range, oldest first, with totals',
   );
 });
 
+t.test("without `to` the range ends on the caller's today, in their time zone (stat_date is their date)", async (t) => {
+  const localToday = (timeZone: string) => new Intl.DateTimeFormat('en-CA', { timeZone }).format(new Date());
+  // UTC+14 is a day ahead of UTC from 10:00 UTC on, UTC-11 a day behind until 11:00: one of them differs at any hour
+  for (const timezone of ['Pacific/Kiritimati', 'Pacific/Pago_Pago', 'UTC']) {
+    const key = newKey();
+    await changePlan(app.accountAdmin, await userId(key), 'premium', 'test');
+    const set = await api.signed(key, 'PATCH', '/v1/me', { body: { timezone } });
+    t.equal(set.status, 200, 'the time zone is set');
+    const before = localToday(timezone);
+    const r = await api.signed(key, 'GET', '/v1/stats');
+    const after = localToday(timezone); // the date may turn between the two readings
+    t.equal(r.status, 200);
+    t.ok([before, after].includes(r.body.to), `${timezone}: to ${r.body.to}, local today ${before}`);
+    const explicit = await api.signed(key, 'GET', `/v1/stats?to=${day(-5)}`);
+    t.equal(explicit.body.to, day(-5), 'a given `to` is kept');
+  }
+});
+
 t.test("stats are the caller's own", async (t) => {
   const alice = newKey();
   const bob = newKey();
