@@ -168,6 +168,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     poolMax: config.dbPoolMax,
+    poolMin: config.dbPoolMin,
     readUrl: config.databaseReadUrl,
     limits: {
       connectMs: config.dbConnectTimeoutMs,

@@ -181,6 +181,13 @@ const spec = {
     parse: int(1, 200),
     description: 'Largest PostgreSQL connection pool per process',
   },
+  dbPoolMin: {
+    env: 'DB_POOL_MIN',
+    default: 2,
+    parse: int(0, 200),
+    description:
+      'Connections each pool keeps open while idle, once made (at most DB_POOL_MAX): a post after a quiet spell then needs no new connection, with its cold caches; 0 closes them all after 30 s idle',
+  },
   databaseReadUrl: {
     env: 'DATABASE_READ_URL',
     default: '',

@@ -38,6 +38,12 @@ export interface DbOptions {
   databaseUrl: string;
   dataDir: string;
   poolMax: number;
+  /**
+   * Connections the pool keeps open when idle, once made (at most poolMax; default 0). An idle pool otherwise closes
+   * them after 30 s, and the first statement after a quiet spell pays a new connection: the connect, a backend
+   * with empty caches, and each hot statement prepared again.
+   */
+  poolMin?: number;
   /** A streaming replica of databaseUrl; '' or absent = none. */
   readUrl?: string;
   /** Without it, nothing is bounded (tools and tests that run migrations). */
@@ -153,7 +159,7 @@ function openPostgres(opts: DbOptions): Database {
     client: 'pg',
     connection: connectionOf(url, limits),
     pool: {
-      min: 0,
+      min: Math.min(opts.poolMin ?? 0, opts.poolMax),
       max: opts.poolMax,
       ...(limits ? { validate: stillAnswering, afterCreate: registered(connections) } : {}),
     },
