@@ -2,7 +2,7 @@
 // second up to `burst`, and says how many it removed. In Redis (one Lua call, Redis's own clock, shared by every
 // process) or in this process's memory.
 import type { Redis } from 'ioredis';
-import { LRUCache } from 'lru-cache';
+import { createTtlMap, type TtlMap } from '../lib/ttl-map.js';
 import { luaScript } from './lua.js';
 
 export interface TokenBuckets {
@@ -41,8 +41,8 @@ interface Bucket {
 
 export function memoryTokenBuckets(now: () => number = () => performance.now(), max = 200_000): TokenBuckets {
   // An idle bucket refills to full, and a full bucket is the same as no bucket: entries may be dropped once
-  // idle (LRU ttl) or when the cache is full.
-  const buckets = new LRUCache<string, Bucket>({ max, ttl: 600_000, updateAgeOnGet: true });
+  // idle or when the map is full. A TtlMap, not an LRUCache: one client's relay empties it at each quiet spell.
+  const buckets = createTtlMap<string, Bucket>({ max, ttlMs: 600_000, touch: true });
   return {
     async take(key, rate, burst, n) {
       return takeSync(buckets, key, rate, burst, n, now());
@@ -51,7 +51,7 @@ export function memoryTokenBuckets(now: () => number = () => performance.now(), 
 }
 
 export function takeSync(
-  buckets: LRUCache<string, Bucket>,
+  buckets: TtlMap<string, Bucket>,
   key: string,
   rate: number,
   burst: number,

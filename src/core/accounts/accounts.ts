@@ -11,6 +11,7 @@ import { LRUCache } from 'lru-cache';
 import { randomUUID } from 'node:crypto';
 import { findUsersWithPlans, unsavedUser, upsertUserByPubkey, type UserRecord } from '../../store/users.js';
 import { createBatcher } from '../../lib/batcher.js';
+import { createTtlMap } from '../../lib/ttl-map.js';
 import type { Plans } from '../quota/index.js';
 
 export interface Accounts {
@@ -29,38 +30,15 @@ export interface Accounts {
   invalidate(pubkey: string, userId?: string): void;
 }
 
-/**
- * New authors' accounts until saved: every event of one new author gets the same id (a failed write leaves it here
- * for the next event to save, until it is `ttlMs` old). A Map, oldest dropped first past `max`, not an LRUCache: it
- * holds the few authors whose first post is being written and is empty most of the time, and lru-cache's delete of
- * its last entry clears all its slot arrays, O(max): ~145 µs of the main thread with 50,000 slots, once per first
- * post at a steady rate (`--cpu-prof` of the `latency_new` benchmark; docs/benchmarks.md).
- */
-function unsavedAccounts(max: number, ttlMs: number) {
-  const entries = new Map<string, { readonly user: UserRecord; readonly at: number }>();
-  return {
-    get(pubkey: string): UserRecord | undefined {
-      const e = entries.get(pubkey);
-      if (e && Date.now() - e.at <= ttlMs) return e.user;
-      if (e) entries.delete(pubkey);
-      return undefined;
-    },
-    set(pubkey: string, user: UserRecord): void {
-      if (entries.size >= max) entries.delete(entries.keys().next().value as string);
-      entries.set(pubkey, { user, at: Date.now() });
-    },
-    delete(pubkey: string): void {
-      entries.delete(pubkey);
-    },
-  };
-}
-
 export function createAccounts(
   db: Knex,
   opts: { max?: number; ttlMs?: number; plans?: Pick<Plans, 'learn'> } = {},
 ): Accounts {
   const cache = new LRUCache<string, UserRecord>({ max: opts.max ?? 50_000, ttl: opts.ttlMs ?? 60_000 });
-  const unsaved = unsavedAccounts(opts.max ?? 50_000, opts.ttlMs ?? 60_000);
+  // New authors' accounts until saved: every event of one new author gets the same id (a failed write leaves it
+  // here for the next event to save, until it is ttlMs old). Empty most of the time at a steady rate, hence a
+  // TtlMap and not an LRUCache (lib/ttl-map.ts).
+  const unsaved = createTtlMap<string, UserRecord>({ max: opts.max ?? 50_000, ttlMs: opts.ttlMs ?? 60_000 });
   const pending = new Map<string, Promise<UserRecord>>();
   // Bumped by invalidate: a lookup that started before an invalidation must not cache what it read.
   let generation = 0;

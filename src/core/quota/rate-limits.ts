@@ -7,7 +7,7 @@
 // tests) give a lease of 1: one call per message, exact. If Redis fails, messages are let through (and logged):
 // a rate limit is a protection, not a reason to refuse service; for a second after a failure Redis is not asked at
 // all, so that an unreachable Redis costs no message a wait.
-import { LRUCache } from 'lru-cache';
+import { createTtlMap } from '../../lib/ttl-map.js';
 import type { Logger } from '../../log.js';
 import { rejection, type Rejection } from '../../nips/result.js';
 import { takeSync, type TokenBuckets } from '../../store/rate-limit-store.js';
@@ -47,8 +47,9 @@ type Bucket = { tokens: number; at: number };
 
 export function createRateLimits(deps: RateLimitDeps): RateLimits {
   const s = deps.settings;
-  const connBuckets = new LRUCache<string, Bucket>({ max: 500_000, ttl: 600_000, updateAgeOnGet: true });
-  const leased = new LRUCache<string, number>({ max: 200_000, ttl: 10_000 });
+  // TtlMaps, not LRUCaches (lib/ttl-map.ts): on a quiet relay both empty, the leases every 10 s.
+  const connBuckets = createTtlMap<string, Bucket>({ max: 500_000, ttlMs: 600_000, touch: true });
+  const leased = createTtlMap<string, number>({ max: 200_000, ttlMs: 10_000 });
   const lease = deps.shared ? Math.max(1, Math.floor(Math.min(s.ipPerSecond, s.ipBurst) / 20)) : 1;
   const connRefusal = rejection(
     'rate-limited',
