@@ -1,6 +1,7 @@
 // Figures: a user's own daily stats (plans with analytics only) and the admin reports. Ranges are whole days (a
 // user's stats in their time zone, the reports in UTC), at most a year; without one, the last 30 days (stats,
-// revenue) or 7 days (engagement, relays), as the founding document's queries had them. They read from the replica when there is one (a day's figures may lag by its lag).
+// revenue) or 7 days (engagement, relays), as the founding document's queries had them. They read from the replica
+// when there is one (a day's figures may lag by its lag).
 import { fail, ok, type Result } from '../../nips/result.js';
 import {
   engagementByPlan,
@@ -22,8 +23,8 @@ const DAY_MS = 86_400_000;
 const utcDate = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 /**
- * The range asked for, with defaults: `to` = today (UTC; the stats route passes the user's today), `from` = `to` minus `defaultDays - 1`. A rejection
- * names the field: from after to, or a range longer than MAX_RANGE_DAYS.
+ * The range asked for, with defaults: `to` = today (UTC; the stats route passes the user's today), `from` = `to`
+ * minus `defaultDays - 1`. A rejection names the field: from after to, or a range longer than MAX_RANGE_DAYS.
  */
 export function dateRange(
   q: { from?: string | undefined; to?: string | undefined },
