@@ -12,6 +12,7 @@ import { keptOver } from '../nips/kinds.js';
 import { CONNECTION_TYPE_SQL, TARGETS_SQL, type Forwarding } from './forwarding-plan.js';
 import type { LedgerPeriod, LedgerPeriodType } from './quotas.js';
 import { SAVE_USERS_CONFLICT, userFromRow, type UserRecord, type UserStatus } from './users.js';
+import type { RelayTarget } from './user-relays.js';
 
 export interface BatchItem {
   readonly ev: NostrEvent;
@@ -35,6 +36,8 @@ export interface BatchWritten {
   readonly totals: Map<string, number>;
   /** The accounts of the items with saveAuthor as stored, by pubkey (another process's id if it saved one first). */
   readonly authors: Map<string, UserRecord>;
+  /** Those accounts' rows for the relays of their events' `newTargets`, by user id. */
+  readonly authorRelays: Map<string, RelayTarget[]>;
 }
 
 /** Ids among these events that a live kind-5 event by the same author names in an e tag. */
@@ -149,14 +152,17 @@ charge AS (
     WHERE EXCLUDED.posts_limit < 0 OR user_quotas.posts_used + EXCLUDED.posts_used <= EXCLUDED.posts_limit
   RETURNING user_id, quota_date, quota_type, posts_used
 )
-SELECT 'event' AS what, CAST(id AS text) AS id, event_id AS key, total_relays AS n, NULL AS status, NULL AS timezone FROM ev
+SELECT 'event' AS what, CAST(id AS text) AS id, event_id AS key, total_relays AS n, NULL AS status, NULL AS timezone,
+  NULL AS owner FROM ev
 UNION ALL
-SELECT 'count', CAST(user_id AS text), CAST(quota_type AS text), posts_used, NULL, NULL FROM charge
+SELECT 'count', CAST(user_id AS text), CAST(quota_type AS text), posts_used, NULL, NULL, NULL FROM charge
 UNION ALL
-SELECT 'author', CAST(id AS text), nostr_public_key, 0, CAST(status AS text), timezone FROM author
+SELECT 'author', CAST(id AS text), nostr_public_key, 0, CAST(status AS text), timezone, NULL FROM author
+UNION ALL
+SELECT 'relay', CAST(id AS text), relay_url, 0, NULL, NULL, CAST(user_id AS text) FROM author_relay
 UNION ALL
 -- a period without room for the batch's posts: raised, so that nothing of the statement commits (migration 0023)
-SELECT 'refused', nostrx_quota_refused(k.user_id, CAST(k.quota_type AS text), k.quota_date), NULL, 0, NULL, NULL
+SELECT 'refused', nostrx_quota_refused(k.user_id, CAST(k.quota_type AS text), k.quota_date), NULL, 0, NULL, NULL, NULL
 FROM counted k
 WHERE NOT EXISTS (
   SELECT 1 FROM charge g WHERE g.user_id = k.user_id AND g.quota_date = k.quota_date AND g.quota_type = k.quota_type
@@ -166,7 +172,8 @@ const INSERT_BATCH = numbered(INSERT_BATCH_SQL);
 type BatchRow =
   | { what: 'event'; id: string; key: string; n: number }
   | { what: 'count'; id: string; key: LedgerPeriodType; n: number }
-  | { what: 'author'; id: string; key: string; status: UserStatus; timezone: string };
+  | { what: 'author'; id: string; key: string; status: UserStatus; timezone: string }
+  | { what: 'relay'; id: string; key: string; owner: string };
 
 /**
  * Stores the events with their tags, outbox rows and ledger counts in one statement (atomic on its own, or part
@@ -175,7 +182,7 @@ type BatchRow =
  * isQuotaRefusal) when a charge does not fit, having stored nothing.
  */
 export async function insertBatch(db: Knex, items: readonly BatchItem[]): Promise<BatchWritten> {
-  if (items.length === 0) return { rowIds: new Map(), queued: new Set(), totals: new Map(), authors: new Map() };
+  if (items.length === 0) return emptyWritten();
   const col = preparedColumns(items);
   const tags = items.flatMap((i) => indexedTags(i.ev).map((t) => [i.ev.id, t.name, t.value] as const));
   const planned = items.flatMap((i) => i.forwarding.targets.map((t) => [i.ev.id, t.userRelayId, t.url] as const));
@@ -215,7 +222,7 @@ export async function insertBatch(db: Knex, items: readonly BatchItem[]): Promis
     tags.map((t) => t[2]),
     ...[0, 1, 2, 3, 4].map((k) => charges.map((c) => c[k])),
   ]);
-  const written: BatchWritten = { rowIds: new Map(), queued: new Set(), totals: new Map(), authors: new Map() };
+  const written = emptyWritten();
   for (const r of rows) {
     if (r.what === 'count') written.totals.set(`${r.id}:${r.key}`, Number(r.n));
     else if (r.what === 'author')
@@ -223,12 +230,20 @@ export async function insertBatch(db: Knex, items: readonly BatchItem[]): Promis
         r.key,
         userFromRow({ id: r.id, nostr_public_key: r.key, status: r.status, timezone: r.timezone }),
       );
-    else {
+    else if (r.what === 'relay') {
+      const relays = written.authorRelays.get(r.owner) ?? [];
+      relays.push({ userRelayId: r.id, url: r.key });
+      written.authorRelays.set(r.owner, relays);
+    } else {
       written.rowIds.set(r.key, r.id);
       if (Number(r.n) > 0) written.queued.add(r.key);
     }
   }
   return written;
+}
+
+function emptyWritten(): BatchWritten {
+  return { rowIds: new Map(), queued: new Set(), totals: new Map(), authors: new Map(), authorRelays: new Map() };
 }
 
 /** Takes back rows stored earlier in this same transaction (their quota was refused); their outbox rows go too. */

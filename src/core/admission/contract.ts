@@ -6,6 +6,7 @@ import type { NostrEvent, VerifiedEvent } from '../../nips/nip01.js';
 import type { Rejection } from '../../nips/result.js';
 import type { Forwarding } from '../../store/forwarding-plan.js';
 import type { LedgerPeriod } from '../../store/quotas.js';
+import type { RelayTarget } from '../../store/user-relays.js';
 import type { UserRecord } from '../../store/users.js';
 
 export interface SourceMeta {
@@ -85,6 +86,11 @@ export interface AdmissionStages {
    * (aligned answers), so that the rows and their outbox rows are written together. Without it, events of a batch are not forwarded.
    */
   planForwarding?(db: Knex, items: readonly { user: UserRecord; ev: VerifiedEvent }[]): Promise<Forwarding[]>;
+  /**
+   * After a group commit: the relay rows (`user_relays`) it made for new authors' `newTargets`, by user id, now
+   * committed, so that their next events need not read them.
+   */
+  committedTargets?(byUser: ReadonlyMap<string, readonly RelayTarget[]>): void;
   /** Inside the transaction: write the forwarding outbox rows for a stored event; true when it wrote any. */
   enqueueForwarding?(trx: Knex.Transaction, user: UserRecord, ev: VerifiedEvent, rowId: string): Promise<boolean>;
   /**

@@ -16,6 +16,7 @@ import { isQuotaRefusal } from '../../store/retryable-errors.js';
 import { NO_UPSTREAM } from '../../store/forwarding-plan.js';
 import type { EventRowExtras, SaveOutcome } from '../../store/events.js';
 import type { LedgerPeriod } from '../../store/quotas.js';
+import type { RelayTarget } from '../../store/user-relays.js';
 import type { UserRecord } from '../../store/users.js';
 import type { AdmissionStages, QuotaFacts } from './contract.js';
 import { retryingConflicts } from './conflict-retry.js';
@@ -83,6 +84,8 @@ export function createWriter(deps: WriterDeps): Writer {
     readonly stored: number[];
     readonly rowIds: Map<string, string>;
     readonly totals: Map<string, number>;
+    /** The relay rows made for new authors (store/event-batch.ts authorRelays). */
+    readonly authorRelays: Map<string, RelayTarget[]>;
   }
 
   /**
@@ -107,7 +110,7 @@ export function createWriter(deps: WriterDeps): Writer {
         db,
         unique.map((i) => submitted[i]!),
       )) ?? [];
-    const { rowIds, queued, totals, authors } = await insertBatch(
+    const { rowIds, queued, totals, authors, authorRelays } = await insertBatch(
       db,
       unique.map((i, k) => ({
         ...submitted[i]!,
@@ -142,7 +145,7 @@ export function createWriter(deps: WriterDeps): Writer {
         queued: queued.has(jobs[i]!.ev.id),
         ...author(i),
       };
-    return { jobs, results, stored, rowIds, totals };
+    return { jobs, results, stored, rowIds, totals, authorRelays };
   }
 
   /** The whole batch in one statement, atomic on its own, its charges with it. */
@@ -155,13 +158,14 @@ export function createWriter(deps: WriterDeps): Writer {
       w.stored.map((i) => w.jobs[i]!),
       w.totals,
     );
+    deps.stages.committedTargets?.(w.authorRelays);
     return w.results;
   }
 
   /** A capped period had no room for all the batch's posts: the ledger decides each, and a refused row goes. */
-  async function writeInTransaction(trx: Knex.Transaction, jobs: readonly WriteJob[]): Promise<WriteResult[]> {
+  async function writeInTransaction(trx: Knex.Transaction, jobs: readonly WriteJob[]): Promise<Written> {
     const w = await writeRows(trx, jobs);
-    if (w.stored.length === 0) return w.results;
+    if (w.stored.length === 0) return w;
     const refusals =
       (await deps.stages.chargeQuotaBatch?.(
         trx,
@@ -175,7 +179,7 @@ export function createWriter(deps: WriterDeps): Writer {
       takenBack.push(w.rowIds.get(w.jobs[i]!.ev.id)!);
     });
     await deleteRows(trx, takenBack);
-    return w.results;
+    return w;
   }
 
   /** One try at the whole batch: the one statement, or, when it refused a charge, the transaction. */
@@ -188,7 +192,9 @@ export function createWriter(deps: WriterDeps): Writer {
         if (!isQuotaRefusal(err)) throw err;
       }
     }
-    return deps.db.transaction((trx) => writeInTransaction(trx, jobs));
+    const w = await deps.db.transaction((trx) => writeInTransaction(trx, jobs));
+    deps.stages.committedTargets?.(w.authorRelays);
+    return w.results;
   }
 
   async function flush(batch: Pending[]): Promise<void> {

@@ -37,7 +37,7 @@ export interface OutboxStageDeps {
   readonly resolve?: Resolver;
 }
 
-export type OutboxStage = Required<Pick<AdmissionStages, 'enqueueForwarding' | 'planForwarding'>>;
+export type OutboxStage = Required<Pick<AdmissionStages, 'enqueueForwarding' | 'planForwarding' | 'committedTargets'>>;
 
 type Item = { readonly user: UserRecord; readonly ev: VerifiedEvent };
 
@@ -115,5 +115,10 @@ export function createOutboxStage(deps: OutboxStageDeps): OutboxStage {
       return enqueuePlanned(trx, { rowId, eventId: ev.id, userId: user.id }, plan);
     },
     planForwarding,
+    // a new author's rows, made by the statement that saved the account and committed with it: their second event
+    // reads nothing either
+    committedTargets(byUser) {
+      for (const [u, targets] of byUser) if (targets.length === defaults.length) knownDefaults.set(u, [...targets]);
+    },
   };
 }

@@ -54,14 +54,18 @@ async function dailyCounter(userId: string): Promise<{ used: number; holds: numb
   return used === null ? undefined : { used: Number(used), holds: await redis.zcard(`${found[0]!}:h`) };
 }
 
-/** The statements instance A sends while admitting `ev`, counted once everything before it has been answered. */
-async function statementsOf(ev: ReturnType<typeof buildEvent>): Promise<{ answer: Admission; counts: WireCounts }> {
-  await a.usage.flush();
-  await a.plans.all(); // the plan list, cached a minute: read before, not during
-  await waitFor('instance A to be quiet', async () => counter.inFlight() === 0);
-  const before = counter.snapshot();
-  const answer = await a.admit(ev, relayCtx);
-  const counts = countsBetween(before, counter.snapshot());
+/** The statements an instance (A) sends while admitting `ev`, counted once everything before it has been answered. */
+async function statementsOf(
+  ev: ReturnType<typeof buildEvent>,
+  app = a,
+  wire = counter,
+): Promise<{ answer: Admission; counts: WireCounts }> {
+  await app.usage.flush();
+  await app.plans.all(); // the plan list, cached a minute: read before, not during
+  await waitFor('the instance to be quiet', async () => wire.inFlight() === 0);
+  const before = wire.snapshot();
+  const answer = await app.admit(ev, relayCtx);
+  const counts = countsBetween(before, wire.snapshot());
   // maintenance's sweep of expired events runs every minute in every process: never part of an admission
   for (const label of Object.keys(counts.byStatement)) {
     if (label.includes('expires_at')) {
@@ -196,3 +200,48 @@ t.test("a new author's first event of a replaceable kind saves the account in it
   t.same(await db('nostr_events').where({ event_id: profile.id }).pluck('user_id'), [accounts[0]!.id]);
   t.equal((await a.accounts.find(k.pk))?.id, accounts[0]!.id);
 });
+
+t.test(
+  "with default relays, a new author's second post reads no relay rows: their first post's statement made them",
+  async (t) => {
+    // an instance with a default relay (nothing listens there; the forwarder is off), counted on a wire of its own
+    const wire = await startWireCounter({ host: '127.0.0.1', port: Number(new URL(databaseUrl).port || 5432) });
+    t.teardown(() => wire.close());
+    const via = new URL(databaseUrl);
+    via.port = String(wire.port);
+    const c = await startTestApp(t, {
+      databaseUrl: via.toString(),
+      redis: prefix,
+      env: { ...env, UPSTREAM_RELAYS: 'ws://127.0.0.1:9/' },
+    });
+    const k = newKey();
+    const first = await statementsOf(buildEvent(k.sk, { content: 'first, with a default relay' }), c, wire);
+    t.match(first.answer, { status: 'accepted', queued: true });
+    const second = await statementsOf(buildEvent(k.sk, { content: 'second' }), c, wire);
+    t.match(second.answer, { status: 'accepted', queued: true });
+    t.same(
+      Object.keys(second.counts.byStatement).filter((s) => /user_relays/i.test(s)),
+      [],
+      'the relay rows are not read again',
+    );
+    t.equal(second.counts.statements, 1, 'the batch alone');
+    const [account] = await accountsOf(k.pk);
+    const outbox = (await db('relay_publishes as p')
+      .join('nostr_events as e', 'e.id', 'p.event_id')
+      .where('e.pubkey', k.pk)
+      .select('p.user_relay_id', 'p.relay_url')) as { user_relay_id: string; relay_url: string }[];
+    const row = (await db('user_relays').where({ user_id: account!.id }).select('id', 'relay_url')) as {
+      id: string;
+      relay_url: string;
+    }[];
+    t.equal(row.length, 1, 'one row for the default relay');
+    t.same(
+      outbox.map((o) => [o.user_relay_id, o.relay_url]),
+      [
+        [row[0]!.id, row[0]!.relay_url],
+        [row[0]!.id, row[0]!.relay_url],
+      ],
+      "both posts queued to it, through the user's row",
+    );
+  },
+);
