@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AuditLogEntry, Overview } from '../core/ops/index.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import type { ApiServices } from './services.js';
-import { pageQuery, uuid } from './schemas.js';
+import { pageQuery, successRate, uuid } from './schemas.js';
 
 const series = { type: 'array', items: { type: 'integer' } } as const;
 const nullableNumber = { type: ['number', 'null'] } as const;
@@ -59,7 +59,7 @@ const overviewSchema = {
                 description: "An UPSTREAM_RELAYS URL, or 'custom' for users' own relays together",
               },
               attempts: { type: 'object', additionalProperties: { type: 'integer' } },
-              success_rate: { ...nullableNumber, description: 'percent, 0–100' },
+              success_rate: successRate,
               avg_latency_ms: nullableNumber,
               breaker: { type: ['string', 'null'], enum: ['closed', 'open', 'half-open', null] },
               paused_until: { type: ['string', 'null'], format: 'date-time' },

@@ -7,8 +7,9 @@ import { callerOf } from './auth.js';
 import { apiError } from './errors.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import type { ApiServices } from './services.js';
-import { hex64, pageQuery, uuid } from './schemas.js';
-import { dateQuery, rangeOrThrow } from './stats.js';
+import { hex64, pageQuery, successRate, uuid } from './schemas.js';
+import { dateQueryIn, rangeOrThrow } from './stats.js';
+import { utcToday } from '../core/ops/index.js';
 
 type UserStatus = UserSummary['status'];
 const statuses = ['active', 'suspended', 'deleted', 'pending_verification'] as const;
@@ -43,7 +44,7 @@ function userView(u: UserSummary) {
 }
 
 const userParams = { type: 'object', required: ['id'], properties: { id: uuid } } as const;
-const rangeQuery = { type: 'object', additionalProperties: false, properties: dateQuery } as const;
+const rangeQuery = { type: 'object', additionalProperties: false, properties: dateQueryIn('UTC') } as const;
 const report = (items: Record<string, unknown>) =>
   ({
     200: {
@@ -194,7 +195,7 @@ export function registerAdminRoutes(http: FastifyInstance, deps: ApiServices): v
       }),
     }),
     async (req) => {
-      const range = rangeOrThrow(req.query, deps.now(), 30);
+      const range = rangeOrThrow(req.query, utcToday(deps.now()), 30);
       const rows = await reports.revenue(range);
       return {
         ...range,
@@ -223,11 +224,11 @@ export function registerAdminRoutes(http: FastifyInstance, deps: ApiServices): v
         total_posts: { type: 'integer' },
         successful_posts: { type: 'integer' },
         avg_posts_per_user_day: { type: 'number' },
-        success_rate: { type: ['number', 'null'], description: 'percent, 0–100 (null: nothing to rate)' },
+        success_rate: successRate,
       }),
     }),
     async (req) => {
-      const range = rangeOrThrow(req.query, deps.now(), 7);
+      const range = rangeOrThrow(req.query, utcToday(deps.now()), 7);
       const rows = await reports.engagement(range);
       return {
         ...range,
@@ -258,13 +259,13 @@ export function registerAdminRoutes(http: FastifyInstance, deps: ApiServices): v
         failed: { type: 'integer' },
         timed_out: { type: 'integer' },
         unfinished: { type: 'integer' },
-        success_rate: { type: ['number', 'null'], description: 'percent, 0–100 (null: nothing to rate)' },
+        success_rate: successRate,
         avg_publish_time_ms: { type: ['number', 'null'] },
         p95_publish_time_ms: { type: ['number', 'null'] },
       }),
     }),
     async (req) => {
-      const range = rangeOrThrow(req.query, deps.now(), 7);
+      const range = rangeOrThrow(req.query, utcToday(deps.now()), 7);
       const rows = await reports.relays(range);
       return {
         ...range,

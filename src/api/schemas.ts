@@ -9,6 +9,8 @@ const nullableString = { type: ['string', 'null'] } as const;
 const nullableInteger = { type: ['integer', 'null'] } as const;
 export const hex64 = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
 export const uuid = { type: 'string', format: 'uuid' } as const;
+/** Every success rate the API gives: a percentage, or null when there is nothing to rate. */
+export const successRate = { type: ['number', 'null'], description: 'percent, 0–100 (null: nothing to rate)' } as const;
 /** A decimal amount as a string, exactly as stored ("4.99"). */
 const money = { type: 'string', pattern: '^-?[0-9]+(\\.[0-9]+)?$' } as const;
 

@@ -8,24 +8,20 @@ import { apiError } from './errors.js';
 import { reasonOf } from '../nips/result.js';
 import type { ApiServices } from './services.js';
 
-export const dateQuery = {
-  from: { type: 'string', format: 'date', description: 'First day (YYYY-MM-DD, UTC); default: 30 days before `to`' },
-  to: { type: 'string', format: 'date', description: 'Last day, inclusive (YYYY-MM-DD, UTC); default: today' },
-} as const;
-
-/** The same range in the caller's days: daily_usage_stats.stat_date is the user's local date. */
-const ownDateQuery = {
-  from: {
-    type: 'string',
-    format: 'date',
-    description: 'First day (YYYY-MM-DD, your time zone); default: 30 days before `to`',
-  },
-  to: {
-    type: 'string',
-    format: 'date',
-    description: 'Last day, inclusive (YYYY-MM-DD, your time zone); default: your today',
-  },
-} as const;
+/**
+ * The `from` and `to` of a range query, dates in `whose` days: UTC for the reports, the caller's time zone for
+ * their own stats (daily_usage_stats.stat_date is the user's local date).
+ */
+export function dateQueryIn(whose: string) {
+  return {
+    from: {
+      type: 'string',
+      format: 'date',
+      description: `First day (YYYY-MM-DD, ${whose}); default: the route's number of days before \`to\``,
+    },
+    to: { type: 'string', format: 'date', description: `Last day, inclusive (YYYY-MM-DD, ${whose}); default: today` },
+  } as const;
+}
 
 const statColumns = {
   total_posts: { type: 'integer' },
@@ -59,8 +55,8 @@ function dayView(d: DailyStat) {
 }
 
 /** The range of a report query, or a 400 naming the field. */
-export function rangeOrThrow(q: { from?: string; to?: string }, nowSeconds: number, defaultDays: number) {
-  const r = dateRange(q, nowSeconds, defaultDays);
+export function rangeOrThrow(q: { from?: string; to?: string }, today: string, defaultDays: number) {
+  const r = dateRange(q, today, defaultDays);
   if (!r.ok)
     throw apiError('validation_failed', `querystring.${r.field ?? 'from'}: ${reasonOf(r.rejection)}`, {
       field: r.field ?? 'from',
@@ -75,7 +71,7 @@ export function registerStatsRoutes(http: FastifyInstance, deps: ApiServices): v
     deps.access('user', {
       tags: ['stats'],
       summary: 'Your daily stats (plans with analytics)',
-      querystring: { type: 'object', additionalProperties: false, properties: ownDateQuery },
+      querystring: { type: 'object', additionalProperties: false, properties: dateQueryIn('your time zone') },
       response: {
         200: {
           type: 'object',
@@ -111,7 +107,7 @@ export function registerStatsRoutes(http: FastifyInstance, deps: ApiServices): v
           feature.upgrade ? { plan: feature.upgrade.code } : {},
         );
       const today = periodsAt(deps.now() * 1000, caller.user.timezone).daily.date;
-      const range = rangeOrThrow({ ...req.query, to: req.query.to ?? today }, deps.now(), 30);
+      const range = rangeOrThrow(req.query, today, 30);
       const days = await deps.reports.userStats(caller.user.id, range);
       const sum = (f: (d: DailyStat) => number) => days.reduce((n, d) => n + f(d), 0);
       return {

@@ -152,14 +152,13 @@ export function createWriter(deps: WriterDeps): Writer {
   async function writeAtOnce(
     jobs: readonly WriteJob[],
     charges: readonly (readonly LedgerPeriod[])[],
-  ): Promise<WriteResult[]> {
+  ): Promise<Written> {
     const w = await writeRows(deps.db, jobs, charges);
     deps.stages.chargedInBatch?.(
       w.stored.map((i) => w.jobs[i]!),
       w.totals,
     );
-    deps.stages.committedTargets?.(w.authorRelays);
-    return w.results;
+    return w;
   }
 
   /** A capped period had no room for all the batch's posts: the ledger decides each, and a refused row goes. */
@@ -182,8 +181,15 @@ export function createWriter(deps: WriterDeps): Writer {
     return w;
   }
 
-  /** One try at the whole batch: the one statement, or, when it refused a charge, the transaction. */
+  /** One try at the whole batch; once committed, the outbox stage learns the relay rows it made for new authors. */
   async function writeBatch(jobs: readonly WriteJob[]): Promise<WriteResult[]> {
+    const w = await writeCommitted(jobs);
+    deps.stages.committedTargets?.(w.authorRelays);
+    return w.results;
+  }
+
+  /** The one statement, or, when it refused a charge, the transaction; resolves once what it wrote is committed. */
+  async function writeCommitted(jobs: readonly WriteJob[]): Promise<Written> {
     const charges = await deps.stages.batchCharges?.(jobs);
     if (charges) {
       try {
@@ -192,9 +198,7 @@ export function createWriter(deps: WriterDeps): Writer {
         if (!isQuotaRefusal(err)) throw err;
       }
     }
-    const w = await deps.db.transaction((trx) => writeInTransaction(trx, jobs));
-    deps.stages.committedTargets?.(w.authorRelays);
-    return w.results;
+    return deps.db.transaction((trx) => writeInTransaction(trx, jobs));
   }
 
   async function flush(batch: Pending[]): Promise<void> {

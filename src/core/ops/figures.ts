@@ -22,16 +22,19 @@ const MAX_RANGE_DAYS = 366;
 const DAY_MS = 86_400_000;
 const utcDate = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
+/** Today's date in UTC (YYYY-MM-DD): the reports' days. */
+export const utcToday = (nowSeconds: number): string => utcDate(nowSeconds * 1000);
+
 /**
- * The range asked for, with defaults: `to` = today (UTC; the stats route passes the user's today), `from` = `to`
- * minus `defaultDays - 1`. A rejection names the field: from after to, or a range longer than MAX_RANGE_DAYS.
+ * The range asked for, with defaults: `to` = `today` (UTC for the reports, the user's own for their stats), `from`
+ * = `to` minus `defaultDays - 1`. A rejection names the field: from after to, or a range longer than MAX_RANGE_DAYS.
  */
 export function dateRange(
   q: { from?: string | undefined; to?: string | undefined },
-  nowSeconds: number,
+  today: string,
   defaultDays: number,
 ): Result<DateRange> & { field?: string } {
-  const to = q.to ?? utcDate(nowSeconds * 1000);
+  const to = q.to ?? today;
   const from = q.from ?? utcDate(Date.parse(`${to}T00:00:00Z`) - (defaultDays - 1) * DAY_MS);
   const days = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / DAY_MS + 1;
   if (days < 1) return { ...fail('invalid', `from (${from}) is after to (${to})`), field: 'from' };
