@@ -8,6 +8,8 @@
 // 4. reads over 8 connections: author timelines saturated and at a steady 500 REQ/s, a thread (#e), the global
 //    feed, a one-hour window and COUNT by author, each with EXPLAIN ANALYZE of the statement the service sends;
 // 5. the admission scenario again, on the full store: its ratio to step 1.
+// With BENCH_SCALE_PEER_PORT and BENCH_SCALE_PEER_DB, each read is also sent to another relay that holds the same
+// dataset, right after ours: a peer's line beside ours, on the same machine in the same minutes.
 // Every load loop is bounded in count and in time; all traffic goes to 127.0.0.1.
 import type { ChildProcess } from 'node:child_process';
 import { createReadStream, existsSync, renameSync, statSync } from 'node:fs';
@@ -29,9 +31,9 @@ import {
   serviceCpuMs,
   stopService,
 } from './common.js';
-import { openDbProbe } from './db-probe.js';
+import { openDbProbe, type DbProbe } from './db-probe.js';
 import { connectTo } from './publish.js';
-import { readOn, type ReadLoad, type ReadRequest } from './reads.js';
+import { readOn, type ReadLoad, type ReadRequest, type ReadResult } from './reads.js';
 
 export interface ScaleDeps {
   readonly adminUrl: string;
@@ -217,6 +219,79 @@ async function withConnections<T>(port: number, work: (conns: WebSocket[]) => Pr
   }
 }
 
+/** A relay the reads are sent to: its port on 127.0.0.1, its process (children included) and its database. */
+interface ReadTarget {
+  readonly port: number;
+  readonly pid: number | undefined;
+  readonly databaseUrl: string;
+}
+
+/** One read scenario against one relay: rate, latency, and CPU per answered request of its process and backends. */
+async function measureRead(
+  target: ReadTarget,
+  probe: DbProbe,
+  sc: ReadScenario,
+): Promise<ReadResult & { service_cpu_us_per_request: number | null; pg_cpu_us_per_request: number }> {
+  const cpu0 = target.pid === undefined ? undefined : serviceCpuMs(target.pid);
+  await probe.begin();
+  const measured = await withConnections(target.port, (conns) => readOn(conns, { ...sc.load, request: sc.request }));
+  const pg = await probe.end(measured.answered);
+  const cpu1 = target.pid === undefined ? undefined : serviceCpuMs(target.pid);
+  return {
+    ...measured,
+    service_cpu_us_per_request:
+      cpu0 && cpu1 ? Math.round(((cpu1.process - cpu0.process) * 1000) / Math.max(1, measured.answered)) : null,
+    pg_cpu_us_per_request: pg.pg_cpu_us_per_event,
+  };
+}
+
+/**
+ * BENCH_SCALE_PEER_PORT: another relay on 127.0.0.1 that holds the same dataset (loaded by its own means), sent
+ * the same reads right after ours, scenario by scenario, for a line beside ours; BENCH_SCALE_PEER_DB: its
+ * database (its backends' CPU, and its storage); BENCH_SCALE_PEER_PID: its process (CPU, with its children).
+ */
+interface Peer extends ReadTarget {
+  /** NIP-45: COUNT is only sent to a relay that lists it in NIP-11. */
+  readonly counts: boolean;
+}
+
+async function peerFromEnv(): Promise<Peer | undefined> {
+  if (!env.BENCH_SCALE_PEER_PORT || !env.BENCH_SCALE_PEER_DB) return undefined;
+  const port = Number(env.BENCH_SCALE_PEER_PORT);
+  const res = await fetch(`http://127.0.0.1:${port}/`, { headers: { accept: 'application/nostr+json' } });
+  const info = (await res.json()) as { software?: string; supported_nips?: number[] };
+  return {
+    port,
+    pid: env.BENCH_SCALE_PEER_PID ? Number(env.BENCH_SCALE_PEER_PID) : undefined,
+    databaseUrl: env.BENCH_SCALE_PEER_DB,
+    counts: info.supported_nips?.includes(45) ?? false,
+  };
+}
+
+/** A peer's storage: every table and index of its database, per line of the dataset it was loaded from. */
+async function peerStorage(databaseUrl: string, json: { lines: number; bytes: number }): Promise<Record<string, number>> {
+  const peerDb = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 1 } });
+  try {
+    const { rows } = (await peerDb.raw(
+      `SELECT coalesce(sum(pg_table_size(c.oid)), 0)::bigint AS table_bytes,
+              coalesce(sum(pg_indexes_size(c.oid)), 0)::bigint AS index_bytes
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')`,
+    )) as { rows: { table_bytes: string; index_bytes: string }[] };
+    const total = Number(rows[0]!.table_bytes) + Number(rows[0]!.index_bytes);
+    const perLine = Math.round(total / Math.max(1, json.lines));
+    const jsonPerLine = Math.round(json.bytes / Math.max(1, json.lines));
+    return {
+      table_bytes: Number(rows[0]!.table_bytes),
+      index_bytes: Number(rows[0]!.index_bytes),
+      bytes_per_line: perLine,
+      ratio: Math.round((perLine / jsonPerLine) * 100) / 100,
+    };
+  } finally {
+    await peerDb.destroy();
+  }
+}
+
 export async function scenarioScale(deps: ScaleDeps): Promise<Record<string, unknown>> {
   const { log } = deps;
   const result: Record<string, unknown> = { events, keys, file };
@@ -249,30 +324,25 @@ export async function scenarioScale(deps: ScaleDeps): Promise<Record<string, unk
     child = await deps.startService(databaseUrl);
     try {
       const reads: Record<string, unknown> = {};
+      const peerReads: Record<string, unknown> = {};
+      const ours: ReadTarget = { port: deps.port, pid: child.pid, databaseUrl };
+      const peer = await peerFromEnv();
+      if (peer) result.peer_storage = await peerStorage(peer.databaseUrl, json);
       const probe = await openDbProbe(databaseUrl, `${deps.dbName}_wal`);
+      const peerProbe = peer && (await openDbProbe(peer.databaseUrl, `${deps.dbName}_peer_wal`));
       try {
         for (const sc of readScenarios(s).filter((r) => !onlyReads || onlyReads.includes(r.name))) {
           log(`scale: reads ${sc.name}`);
-          const cpu0 = serviceCpuMs(child.pid!);
-          await probe.begin();
-          const measured = await withConnections(deps.port, (conns) =>
-            readOn(conns, { ...sc.load, request: sc.request }),
-          );
-          const pg = await probe.end(measured.answered);
-          const cpu1 = serviceCpuMs(child.pid!);
-          reads[sc.name] = {
-            ...measured,
-            // CPU per answered request: the service's process and PostgreSQL's backends for this database
-            service_cpu_us_per_request: Math.round(
-              ((cpu1.process - cpu0.process) * 1000) / Math.max(1, measured.answered),
-            ),
-            pg_cpu_us_per_request: pg.pg_cpu_us_per_event,
-            explain: await explained(db, sc.request(0)),
-          };
+          reads[sc.name] = { ...(await measureRead(ours, probe, sc)), explain: await explained(db, sc.request(0)) };
+          if (!peer || !peerProbe || (sc.request(0).verb === 'COUNT' && !peer.counts)) continue;
+          log(`scale: reads ${sc.name} on the peer`);
+          peerReads[sc.name] = await measureRead(peer, peerProbe, sc);
         }
       } finally {
         await probe.close();
+        await peerProbe?.close();
       }
+      if (peer) result.peer_reads = peerReads;
       result.reads = reads;
       if (!onlyReads) {
         log('scale: admission on the full store');
