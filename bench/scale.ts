@@ -53,7 +53,8 @@ const connections = 8;
 // 1: the database a run before kept (BENCH_SCALE_KEEP=1) is measured again, without the admission on an empty
 // store and the import (reads only, and admission on the full store)
 const reuse = env.BENCH_SCALE_REUSE === '1';
-// some of the read scenarios only (comma-separated names), and then no admission on the full store: for profiling
+// some of the read scenarios only (comma-separated names), and the admission on the full store only when the list
+// names `admission` too: for profiling, and for A/B runs of one step
 const onlyReads = env.BENCH_SCALE_READS?.split(',');
 // the service's limits (the same environment starts it), for EXPLAIN of the statement it sends
 const limits: FilterLimits = loadConfig(env);
@@ -269,7 +270,10 @@ async function peerFromEnv(): Promise<Peer | undefined> {
 }
 
 /** A peer's storage: every table and index of its database, per line of the dataset it was loaded from. */
-async function peerStorage(databaseUrl: string, json: { lines: number; bytes: number }): Promise<Record<string, number>> {
+async function peerStorage(
+  databaseUrl: string,
+  json: { lines: number; bytes: number },
+): Promise<Record<string, number>> {
   const peerDb = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 1 } });
   try {
     const { rows } = (await peerDb.raw(
@@ -344,7 +348,7 @@ export async function scenarioScale(deps: ScaleDeps): Promise<Record<string, unk
       }
       if (peer) result.peer_reads = peerReads;
       result.reads = reads;
-      if (!onlyReads) {
+      if (!onlyReads || onlyReads.includes('admission')) {
         log('scale: admission on the full store');
         result.admission_full = await deps.admission(databaseUrl);
       }
