@@ -449,6 +449,50 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
     );
   });
 
+  await t.test('the rows written at every event get time-ordered ids (UUIDv7) by default', async (t) => {
+    const userId = await newUser(knex);
+    const msOf = (id: string) => parseInt(id.replace(/-/g, '').slice(0, 12), 16);
+    const clockMs = async () =>
+      Number(
+        (
+          await rows<{ ms: string }>(knex, `SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms`)
+        )[0]!.ms,
+      );
+    const before = await clockMs();
+    const first = await newEvent(knex, userId, { pubkey: hex(64), event_kind: 1 });
+    const second = await newEvent(knex, userId, { pubkey: hex(64), event_kind: 1 });
+    const [outbox] = (await knex('relay_publishes')
+      .insert({ event_id: second, relay_url: 'wss://relay.example' })
+      .returning('id')) as { id: string }[];
+    const [usage] = (await knex('usage_events')
+      .insert({ user_id: userId, event_type: 'quota_usage', event_action: 'post_created' })
+      .returning('id')) as { id: string }[];
+    // a month's partition made after the migration (maintenance makes them ahead) takes the same default
+    const later = await ensureMonthlyPartitions(knex, new Date('2031-01-15T00:00:00Z'), 0);
+    const [laterUsage] = (await knex('usage_events')
+      .insert({ user_id: userId, event_type: 'quota_usage', event_action: 'post_created', occurred_at: '2031-01-15' })
+      .returning('id')) as { id: string }[];
+    const after = await clockMs();
+    for (const [name, id] of [
+      ['nostr_events', first],
+      ['nostr_events', second],
+      ['relay_publishes', outbox!.id],
+      ['usage_events', usage!.id],
+      ['usage_events (a partition made later)', laterUsage!.id],
+    ] as const) {
+      t.match(
+        id,
+        /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+        `${name}: version 7, RFC variant`,
+      );
+      t.ok(msOf(id) >= before && msOf(id) <= after, `${name}: its first 48 bits are the insert's ms`);
+    }
+    t.ok(msOf(first) <= msOf(second), 'a later row has a later or equal time');
+    t.not(first, second, 'ids of the same millisecond differ (random bits)');
+    await knex('nostr_events').whereIn('id', [first, second]).delete();
+    for (const part of later) await knex.raw(`DROP TABLE ${part}`);
+  });
+
   await t.test('payments.archived exists for the retention rule', async (t) => {
     const userId = await newUser(knex);
     await knex('payments').insert({ user_id: userId, amount: '4.99', provider_data_encrypted: Buffer.from([1, 2, 3]) });
