@@ -220,11 +220,10 @@ async function withConnections<T>(port: number, work: (conns: WebSocket[]) => Pr
   }
 }
 
-/** A relay the reads are sent to: its port on 127.0.0.1, its process (children included) and its database. */
+/** A relay the reads are sent to: its port on 127.0.0.1 and its process (children included), when known. */
 interface ReadTarget {
   readonly port: number;
   readonly pid: number | undefined;
-  readonly databaseUrl: string;
 }
 
 /** One read scenario against one relay: rate, latency, and CPU per answered request of its process and backends. */
@@ -252,6 +251,7 @@ async function measureRead(
  * database (its backends' CPU, and its storage); BENCH_SCALE_PEER_PID: its process (CPU, with its children).
  */
 interface Peer extends ReadTarget {
+  readonly databaseUrl: string;
   /** NIP-45: COUNT is only sent to a relay that lists it in NIP-11. */
   readonly counts: boolean;
 }
@@ -260,7 +260,7 @@ async function peerFromEnv(): Promise<Peer | undefined> {
   if (!env.BENCH_SCALE_PEER_PORT || !env.BENCH_SCALE_PEER_DB) return undefined;
   const port = Number(env.BENCH_SCALE_PEER_PORT);
   const res = await fetch(`http://127.0.0.1:${port}/`, { headers: { accept: 'application/nostr+json' } });
-  const info = (await res.json()) as { software?: string; supported_nips?: number[] };
+  const info = (await res.json()) as { supported_nips?: number[] };
   return {
     port,
     pid: env.BENCH_SCALE_PEER_PID ? Number(env.BENCH_SCALE_PEER_PID) : undefined,
@@ -329,7 +329,7 @@ export async function scenarioScale(deps: ScaleDeps): Promise<Record<string, unk
     try {
       const reads: Record<string, unknown> = {};
       const peerReads: Record<string, unknown> = {};
-      const ours: ReadTarget = { port: deps.port, pid: child.pid, databaseUrl };
+      const ours: ReadTarget = { port: deps.port, pid: child.pid };
       const peer = await peerFromEnv();
       if (peer) result.peer_storage = await peerStorage(peer.databaseUrl, json);
       const probe = await openDbProbe(databaseUrl, `${deps.dbName}_wal`);
