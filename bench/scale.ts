@@ -232,15 +232,18 @@ async function measureRead(
   probe: DbProbe,
   sc: ReadScenario,
 ): Promise<ReadResult & { service_cpu_us_per_request: number | null; pg_cpu_us_per_request: number }> {
-  const cpu0 = target.pid === undefined ? undefined : serviceCpuMs(target.pid);
+  const cpu = () => (target.pid === undefined ? undefined : serviceCpuMs(target.pid).process);
+  const cpu0 = cpu();
   await probe.begin();
   const measured = await withConnections(target.port, (conns) => readOn(conns, { ...sc.load, request: sc.request }));
   const pg = await probe.end(measured.answered);
-  const cpu1 = target.pid === undefined ? undefined : serviceCpuMs(target.pid);
+  const cpu1 = cpu();
   return {
     ...measured,
     service_cpu_us_per_request:
-      cpu0 && cpu1 ? Math.round(((cpu1.process - cpu0.process) * 1000) / Math.max(1, measured.answered)) : null,
+      cpu0 !== undefined && cpu1 !== undefined
+        ? Math.round(((cpu1 - cpu0) * 1000) / Math.max(1, measured.answered))
+        : null,
     pg_cpu_us_per_request: pg.pg_cpu_us_per_event,
   };
 }
