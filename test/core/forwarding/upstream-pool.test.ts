@@ -5,6 +5,7 @@ import pino from 'pino';
 import { createUpstreamPool, type UpstreamPoolOptions } from '../../../src/core/forwarding/upstream-pool.js';
 import { buildEvent, newKey } from '../../helpers/events.js';
 import { healthyRelay, startTestRelay } from '../../helpers/upstream-relays.js';
+import { waitFor } from '../../helpers/forwarding.js';
 
 const base: Omit<UpstreamPoolOptions, 'trusted'> = {
   log: pino({ level: 'silent' }),
@@ -120,9 +121,10 @@ t.test(
 
 t.test('close() fails waiting publishes with shutdown', async (t) => {
   const silent = await startTestRelay(t, { name: 'silent', react: () => 'silent' });
-  const p = createUpstreamPool({ ...base, trusted: new Set() });
+  // A timeout far beyond the test's length: the publish is still waiting when close() comes, however late.
+  const p = createUpstreamPool({ ...base, timeoutMs: 60_000, trusted: new Set() });
   const waiting = p.publish(silent.url, buildEvent(newKey().sk));
-  await new Promise((r) => setTimeout(r, 100));
+  await waitFor('the event at the relay', async () => silent.received.length >= 1);
   await p.close();
   t.match((await waiting).result, { kind: 'shutdown' });
   t.match((await p.publish(silent.url, buildEvent(newKey().sk))).result, { kind: 'shutdown' });
