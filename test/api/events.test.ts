@@ -2,7 +2,7 @@
 // upstream relay (a second instance of this service), with each relay's outcome and timings in the record.
 import t from 'tap';
 import { Relay } from 'nostr-tools/relay';
-import { finalizeEvent } from 'nostr-tools/pure';
+import { authenticate } from '../helpers/nip42.js';
 import { setUserStatus } from '../../src/core/accounts/account-admin.js';
 import { startTestApp } from '../helpers/app.js';
 import { ApiClient } from '../helpers/api.js';
@@ -275,7 +275,7 @@ t.test(
     const ev = buildEvent(dave.sk, { content: 'for this relay only', tags: [['-']] });
     const relay = await Relay.connect(app.relayUrl);
     t.teardown(() => relay.close());
-    await relay.auth(async (tmpl) => finalizeEvent(tmpl, dave.sk));
+    await authenticate(relay, dave.sk);
     await relay.publish(ev);
     const r = await api.signed(dave, 'GET', `/v1/events/${ev.id}`);
     t.equal(r.status, 200);

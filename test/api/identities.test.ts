@@ -5,8 +5,9 @@
 // A downgrade keeps the link but refuses the project key's posts with restricted: until she upgrades again.
 // Unlinking is audited, revokes the key's sessions, and holds at once in another process.
 import t from 'tap';
-import { finalizeEvent } from 'nostr-tools/pure';
 import { Relay } from 'nostr-tools/relay';
+import { authenticate } from '../helpers/nip42.js';
+import { waitFor } from '../helpers/forwarding.js';
 import { changePlan } from '../../src/core/accounts/index.js';
 import type { App } from '../../src/app.js';
 import { ApiClient } from '../helpers/api.js';
@@ -183,7 +184,7 @@ t.test(
     // NIP-42: AUTH as the linked key authenticates that key.
     const relay = await Relay.connect(app.relayUrl);
     t.teardown(() => relay.close());
-    await relay.auth(async (tmpl) => finalizeEvent(tmpl, project.sk));
+    await authenticate(relay, project.sk);
     await relay.publish(buildEvent(project.sk, { content: 'by relay' }));
     await t.rejects(
       relay.publish(buildEvent(alice.sk)),
@@ -329,8 +330,7 @@ t.test('unlinking: audited, the sessions of the key revoked, and at once in anot
   t.equal(self.status, 204, 'the linked key unlinks itself');
   t.equal((await apiB.bearer(token, 'GET', '/v1/me')).status, 401, 'its session is revoked, in the other process too');
   // The cache invalidation crosses processes over Redis: wait for B to drop its entry.
-  for (let i = 0; i < 500 && (await b.accounts.find(project.pk)) !== undefined; i++)
-    await new Promise((r) => setTimeout(r, 10));
+  await waitFor('B to drop its entry', async () => (await b.accounts.find(project.pk)) === undefined);
   t.equal(await b.accounts.find(project.pk), undefined, 'process B no longer takes the key for Alice');
   await relayB.publish(buildEvent(project.sk, { content: 'after' }));
   const after = (await b.db.knex('nostr_events').where({ pubkey: project.pk, content: 'after' }).first('user_id')) as {

@@ -8,6 +8,7 @@ import { testRedisPrefix } from '../helpers/redis.js';
 import { startTestApp } from '../helpers/app.js';
 import { buildEvent, newKey } from '../helpers/events.js';
 import { storedEvents } from '../helpers/stored-events.js';
+import { waitFor } from '../helpers/forwarding.js';
 
 const databaseUrl = await createTestDatabaseUrl(t);
 const prefix = testRedisPrefix(t);
@@ -31,7 +32,8 @@ t.test('a live subscriber on B receives what is published on A, once', async (t)
   await eose;
   const ev = buildEvent(alice.sk, { content: 'from A' });
   await onA.publish(ev);
-  for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitFor('the event on B', async () => received.length > 0);
+  // Delivered once: a second copy (B's own echo, or A's) would come right behind the first.
   await new Promise((r) => setTimeout(r, 100));
   t.equal(received.length, 1);
   t.equal(received[0]?.id, ev.id);
@@ -57,11 +59,9 @@ t.test('an event deleted through B is refused by A, which stored it, as by B', a
   const refusal = 'blocked: this event was deleted by its author (NIP-09)';
   await t.rejects(onB.publish(ev), new Error(refusal), 'B refuses it');
   // A hears of the deletion over Redis, a moment after B stored it.
-  let answer = '';
-  for (let i = 0; i < 100; i++) {
-    answer = await onA.publish(ev).catch((err: Error) => err.message);
-    if (answer === refusal) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const answer = await waitFor('A to refuse the deleted event', async () => {
+    const a = await onA.publish(ev).catch((err: Error) => err.message);
+    return a === refusal ? a : undefined;
+  });
   t.equal(answer, refusal, 'and so does A');
 });

@@ -9,6 +9,7 @@ import { testRedisPrefix } from '../../helpers/redis.js';
 import { startTestApp } from '../../helpers/app.js';
 import { buildEvent, newKey } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
+import { waitFor } from '../../helpers/forwarding.js';
 import { AccountAdminError, changePlan, setUserStatus } from '../../../src/core/accounts/account-admin.js';
 
 const databaseUrl = await createTestDatabaseUrl(t);
@@ -16,13 +17,7 @@ const prefix = testRedisPrefix(t);
 const a = await startTestApp(t, { databaseUrl, redis: prefix });
 const b = await startTestApp(t, { databaseUrl, redis: prefix });
 
-async function until(cond: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`timed out waiting until ${what}`);
-}
+const until = (cond: () => Promise<boolean>, what: string): Promise<boolean> => waitFor(what, cond);
 
 t.test('changePlan keeps the history and audits every step with its actor', async (t) => {
   const user = await a.accounts.forPubkey(newKey().pk);

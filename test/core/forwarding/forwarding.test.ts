@@ -3,7 +3,7 @@
 // (test/helpers/upstream-relays.ts). Every assertion reads the recorded outbox rows and what the relays received.
 import t from 'tap';
 import { Relay } from 'nostr-tools/relay';
-import { finalizeEvent } from 'nostr-tools/pure';
+import { authenticate } from '../../helpers/nip42.js';
 import { startTestApp } from '../../helpers/app.js';
 import { createTestDatabaseUrl } from '../../helpers/db.js';
 import { buildEvent, newKey } from '../../helpers/events.js';
@@ -328,8 +328,7 @@ t.test('Grace: an event with the NIP-70 ["-"] tag is stored but not forwarded, a
   const grace = newKey();
   const relay = await Relay.connect(app.relayUrl);
   t.teardown(() => relay.close());
-  await new Promise((r) => setTimeout(r, 50));
-  t.equal(await relay.auth(async (tmpl) => finalizeEvent(tmpl, grace.sk)), '');
+  t.equal(await authenticate(relay, grace.sk), '');
   const ev = buildEvent(grace.sk, { content: 'for this relay only', tags: [['-']] });
   t.equal(await relay.publish(ev), '');
   const e = await eventRow(db, ev.id);

@@ -29,8 +29,11 @@ t.test('a removed event is recorded without holding a sending slot', async (t) =
   forwarder.start();
   t.teardown(() => forwarder.stop());
   await waitFor('the claim', async () => (await publishRows(db, ev.id)).find((r) => r.attempts === 1));
-  await new Promise((r) => setTimeout(r, 100));
-  t.same(forwarder.inFlight(), { sending: 0, recording: 1 }, 'recording, not sending');
+  const state = await waitFor('the attempt to be recording', async () => {
+    const f = forwarder.inFlight();
+    return f.sending === 0 && f.recording === 1 ? f : undefined;
+  });
+  t.same(state, { sending: 0, recording: 1 }, 'recording, not sending');
 
   await holder.rollback();
   const [row] = await waitFor('the outcome', async () => {
