@@ -449,8 +449,7 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
     );
   });
 
-  await t.test('the rows written at every event get time-ordered ids (UUIDv7) by default', async (t) => {
-    const userId = await newUser(knex);
+  await t.test('the rows written at every event and for every account get time-ordered ids (UUIDv7)', async (t) => {
     const msOf = (id: string) => parseInt(id.replace(/-/g, '').slice(0, 12), 16);
     const clockMs = async () =>
       Number(
@@ -459,6 +458,13 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
         )[0]!.ms,
       );
     const before = await clockMs();
+    const userId = await newUser(knex);
+    const [relayRow] = (await knex('user_relays')
+      .insert({ user_id: userId, relay_url: 'wss://relay.example' })
+      .returning('id')) as { id: string }[];
+    const [quotaRow] = (await knex('user_quotas')
+      .insert({ user_id: userId, quota_date: '2026-02-01', posts_limit: 3, resets_at: '2026-02-02T00:00:00Z' })
+      .returning('id')) as { id: string }[];
     const first = await newEvent(knex, userId, { pubkey: hex(64), event_kind: 1 });
     const second = await newEvent(knex, userId, { pubkey: hex(64), event_kind: 1 });
     const [outbox] = (await knex('relay_publishes')
@@ -474,6 +480,9 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
       .returning('id')) as { id: string }[];
     const after = await clockMs();
     for (const [name, id] of [
+      ['users', userId],
+      ['user_relays', relayRow!.id],
+      ['user_quotas', quotaRow!.id],
       ['nostr_events', first],
       ['nostr_events', second],
       ['relay_publishes', outbox!.id],

@@ -5,10 +5,11 @@
 // few times a day, and the caches keep entries a minute) costs one query before their event, not two.
 // A new author's account is not saved on its own: forNewAuthor gives it an id and the free plan in memory, and the
 // statement that stores their first event saves it (core/admission/group-commit.ts), so a first post costs no
-// statement, round trip or commit more than the hundredth; `saved` then caches it as stored.
+// statement, round trip or commit more than the hundredth; `saved` then caches it as stored. That id is a UUIDv7,
+// as the database's default for accounts (migration 0025): time-ordered, it lands on the newest pages of the keys.
 import type { Knex } from 'knex';
 import { LRUCache } from 'lru-cache';
-import { randomUUID } from 'node:crypto';
+import { v7 as uuidV7 } from 'uuid';
 import { findUsersWithPlans, unsavedUser, upsertUserByPubkey, type UserRecord } from '../../store/users.js';
 import { createBatcher } from '../../lib/batcher.js';
 import { createTtlMap } from '../../lib/ttl-map.js';
@@ -89,7 +90,7 @@ export function createAccounts(
     forNewAuthor(pubkey) {
       const known = cache.get(pubkey) ?? unsaved.get(pubkey);
       if (known) return known;
-      const user = unsavedUser(randomUUID(), pubkey);
+      const user = unsavedUser(uuidV7(), pubkey);
       unsaved.set(pubkey, user);
       opts.plans?.learn()(user.id, ''); // a new account has no subscription
       return user;

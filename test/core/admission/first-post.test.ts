@@ -114,6 +114,7 @@ t.test('a first post is counted in the quota exactly once', async (t) => {
   t.ok(account, 'the account exists');
   const user = (await a.accounts.find(k.pk))!;
   t.equal(user.id, account!.id, 'A caches the account as saved');
+  t.match(user.id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab]/, 'with the time-ordered (v7) id the service made');
   t.notOk(user.unsaved);
   t.equal(await dailyUsed(user.id), 1, 'the ledger counted it');
   t.equal((await a.quota.status(user)).daily.used, 1);
