@@ -6,7 +6,7 @@ import { finalizeEvent } from 'nostr-tools/pure';
 import { waitFor } from './forwarding.js';
 
 /** The challenge nostr-tools keeps (a TypeScript-private field). */
-export const challengeOf = (relay: Relay): string | undefined => (relay as unknown as { challenge?: string }).challenge;
+const challengeOf = (relay: Relay): string | undefined => (relay as unknown as { challenge?: string }).challenge;
 
 /** Waits for the relay's challenge, then answers it as `sk`; resolves with the relay's OK message. */
 export async function authenticate(relay: Relay, sk: Uint8Array): Promise<string> {
