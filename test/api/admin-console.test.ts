@@ -7,6 +7,7 @@ import { startTestApp } from '../helpers/app.js';
 import { ApiClient } from '../helpers/api.js';
 import { buildEvent, newKey, type Key } from '../helpers/events.js';
 import { blockingRelay, downThenUpRelay, healthyRelay } from '../helpers/upstream-relays.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const admin = newKey();
 const healthy = await healthyRelay(t);
@@ -27,14 +28,6 @@ const api = new ApiClient(app.url);
 async function idOf(key: Key): Promise<string> {
   const r = await api.signed(key, 'GET', '/v1/me');
   return r.body.id as string;
-}
-
-async function eventually(probe: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 t.test('only an admin, signing with NIP-98, reads the console routes', async (t) => {
@@ -63,7 +56,8 @@ t.test('the overview counts what this process admitted and how the upstream rela
 
   // Until each relay's first attempt is recorded (the down one opens its breaker: one failure is enough here) and
   // the backlog, counted at most once per 5 s, is down to the down relay's row.
-  await eventually(
+  await waitFor(
+    'an attempt at every relay',
     async () => {
       const r = await api.signed(admin, 'GET', '/v1/admin/overview');
       return (
@@ -71,7 +65,6 @@ t.test('the overview counts what this process admitted and how the upstream rela
         r.body.relays.rows.every((row: { attempts: Record<string, number> }) => Object.keys(row.attempts).length > 0)
       );
     },
-    'an attempt at every relay',
     20_000,
   );
   const r = await api.signed(admin, 'GET', '/v1/admin/overview');

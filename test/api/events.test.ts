@@ -9,6 +9,7 @@ import { ApiClient } from '../helpers/api.js';
 import { buildEvent, newKey, type Key } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { storedEvents } from '../helpers/stored-events.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 // The upstream relay counts no kind as a post, so its own quota never refuses what we forward.
 const upstream = await startTestApp(t, { env: { POST_KINDS: '9999' } });
@@ -23,16 +24,6 @@ const app = await startTestApp(t, {
 });
 const api = new ApiClient(app.url);
 const now = () => Math.floor(Date.now() / 1000);
-
-async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 10_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const publish = (key: Key, event: unknown, source?: unknown) =>
   api.signed(key, 'POST', '/v1/events', { body: source ? { event, source } : { event } });
@@ -57,10 +48,10 @@ t.test('Alice publishes a note: 202, then the record shows the upstream relay to
   t.equal(r.body.event.relays.length, 1);
   t.equal(r.body.event.relays[0].relay_url, upstream.relayUrl);
 
-  const done = await eventually(async () => {
+  const done = await waitFor('the upstream relay to take the event, and the event totals to follow', async () => {
     const g = await api.signed(alice, 'GET', `/v1/events/${ev.id}`);
     return g.body.relays?.[0]?.status === 'published' && g.body.status === 'published' ? g.body : undefined;
-  }, 'the upstream relay to take the event, and the event totals to follow');
+  });
   t.equal(done.status, 'published');
   t.equal(done.successful_relays, 1);
   const outcome = done.relays[0];
@@ -243,10 +234,10 @@ t.test('GET /v1/events pages through your events newest first, and filters by ki
   const earlier = await api.signed(advanced, 'GET', `/v1/events?to=${encodeURIComponent(before.toISOString())}`);
   t.equal(earlier.body.events.length, 1);
 
-  await eventually(async () => {
+  await waitFor('every event to be published upstream', async () => {
     const r = await api.signed(advanced, 'GET', '/v1/events?status=published&limit=50');
     return r.body.events.length === 8 ? r : undefined;
-  }, 'every event to be published upstream');
+  });
   t.equal((await api.signed(advanced, 'GET', '/v1/events?status=failed')).body.events.length, 0);
   const badCursor = await api.signed(advanced, 'GET', '/v1/events?cursor=bm90LWEtY3Vyc29y');
   t.equal(badCursor.status, 400);

@@ -7,7 +7,7 @@
 import t from 'tap';
 import { Relay } from 'nostr-tools/relay';
 import { authenticate } from '../helpers/nip42.js';
-import { waitFor } from '../helpers/forwarding.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { changePlan } from '../../src/core/accounts/index.js';
 import type { App } from '../../src/app.js';
 import { ApiClient } from '../helpers/api.js';

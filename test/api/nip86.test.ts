@@ -6,6 +6,7 @@ import { startTestApp } from '../helpers/app.js';
 import { ApiClient, type CallOptions, type Reply } from '../helpers/api.js';
 import { buildEvent, newKey, type Key } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const admin = newKey();
 const app = await startTestApp(t, { redis: true, env: { ADMIN_PUBKEYS: admin.pk } });
@@ -14,14 +15,6 @@ const RPC = 'application/nostr+json+rpc';
 
 const rpc = (method: string, params: unknown[] = [], opts: CallOptions = {}, key: Key = admin): Promise<Reply> =>
   api.signed(key, 'POST', '/', { body: { method, params }, contentType: RPC, ...opts });
-
-async function eventually(probe: () => Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 t.test('supportedmethods lists the methods', async (t) => {
   const r = await rpc('supportedmethods');
@@ -127,10 +120,10 @@ t.test('a ban made on one instance holds on another that shares the database and
   const ev = buildEvent(k.sk, { content: 'second' });
   let answer: [boolean, string] = [true, ''];
   const started = Date.now();
-  await eventually(async () => {
+  await waitFor('the other instance to refuse the banned pubkey', async () => {
     answer = await relay.publish(ev);
     return !answer[0];
-  }, 'the other instance to refuse the banned pubkey');
+  });
   t.same(answer, [false, 'blocked: this pubkey is banned from this relay']);
   t.ok(Date.now() - started < 2000, `heard within ${Date.now() - started} ms (not by the once-a-minute reload)`);
   const closed = new Promise((resolve) => relay.ws.once('close', resolve));

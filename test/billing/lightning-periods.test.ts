@@ -16,7 +16,7 @@ import { createPlans } from '../../src/core/quota/plans.js';
 import { upsertUserByPubkey } from '../../src/store/users.js';
 import { createTestDatabase, createTestPglite } from '../helpers/db.js';
 import { newKey } from '../helpers/events.js';
-import { waitFor } from '../helpers/forwarding.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { startWalletStandIn } from '../helpers/nwc-wallet-standin.js';
 import { startTestRelay } from '../helpers/upstream-relays.js';
 

@@ -10,7 +10,7 @@ import t from 'tap';
 import { startTestApp } from '../helpers/app.js';
 import { ApiClient } from '../helpers/api.js';
 import { newKey, type Key } from '../helpers/events.js';
-import { waitFor } from '../helpers/forwarding.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { startWalletStandIn } from '../helpers/nwc-wallet-standin.js';
 import { testRedisPrefix } from '../helpers/redis.js';
 import { startTestRelay } from '../helpers/upstream-relays.js';

@@ -9,7 +9,8 @@ import { WebSocket } from 'ws';
 import { figures, full, scale } from '../helpers/chaos.js';
 import { createTestDatabaseUrl } from '../helpers/db.js';
 import { buildEvent, newKey } from '../helpers/events.js';
-import { startServiceProcess, waitFor } from '../helpers/forwarding.js';
+import { startServiceProcess } from '../helpers/forwarding.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 const service = await startServiceProcess(t, {

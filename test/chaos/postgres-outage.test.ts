@@ -12,7 +12,8 @@ import { figures, full, latencies, startLoad } from '../helpers/chaos.js';
 import { defaultLimits } from '../helpers/limits.js';
 import { createTestDatabaseUrl } from '../helpers/db.js';
 import { buildEvent, newKey } from '../helpers/events.js';
-import { startServiceProcess, waitFor } from '../helpers/forwarding.js';
+import { startServiceProcess } from '../helpers/forwarding.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { startTcpProxy, throughProxy } from '../helpers/tcp-proxy.js';
 
 const databaseUrl = await createTestDatabaseUrl(t);

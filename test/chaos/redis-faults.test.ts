@@ -10,7 +10,7 @@ import { startTestApp } from '../helpers/app.js';
 import { figures, full } from '../helpers/chaos.js';
 import { defaultLimits } from '../helpers/limits.js';
 import { buildEvent, newKey } from '../helpers/events.js';
-import { waitFor } from '../helpers/forwarding.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { deletePrefix, testRedisPrefix, testRedisUrl } from '../helpers/redis.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';

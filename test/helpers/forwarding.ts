@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Knex } from 'knex';
 import { patientLimits } from './limits.js';
+import { waitFor } from './wait-for.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -22,21 +23,6 @@ export const forwardTestEnv: Record<string, string> = {
   // No kind counts against the daily quota, so tests may publish as many notes as they like on the basic plan.
   POST_KINDS: '40000',
 };
-
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined | false>,
-  timeoutMs = 10_000,
-  everyMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 export interface LogEntry {
   attempt: number;

@@ -1,7 +1,7 @@
 // Lock waits as a test sees them in pg_stat_activity: which session waits for a lock another one holds, for tests
 // that stage a lock conflict step by step (each step waits for the condition, never for a time).
 import type { Knex } from 'knex';
-import { waitFor } from './forwarding.js';
+import { waitFor } from './wait-for.js';
 
 /** The server process id of the session running `trx`. */
 export async function backendPid(trx: Knex): Promise<number> {

@@ -3,7 +3,7 @@
 // no challenge yet. So a test waits for the challenge itself, never for a fixed time.
 import type { Relay } from 'nostr-tools/relay';
 import { finalizeEvent } from 'nostr-tools/pure';
-import { waitFor } from './forwarding.js';
+import { waitFor } from './wait-for.js';
 
 /** The challenge nostr-tools keeps (a TypeScript-private field). */
 const challengeOf = (relay: Relay): string | undefined => (relay as unknown as { challenge?: string }).challenge;

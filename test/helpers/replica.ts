@@ -11,7 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { adminUrl } from './db.js';
-import { waitFor } from './forwarding.js';
+import { waitFor } from './wait-for.js';
 
 const run = promisify(execFile);
 

@@ -6,7 +6,7 @@ import { WebSocket } from 'ws';
 import { startTestApp } from '../helpers/app.js';
 import { buildEvent, newKey } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { waitFor } from '../helpers/forwarding.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const app = await startTestApp(t, {
   env: {

@@ -8,7 +8,7 @@ import { startTestApp } from '../helpers/app.js';
 import { buildEvent, newKey } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { storedEvents } from '../helpers/stored-events.js';
-import { waitFor } from '../helpers/forwarding.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const app = await startTestApp(t, {
   env: {

@@ -8,7 +8,7 @@ import { testRedisPrefix } from '../helpers/redis.js';
 import { startTestApp } from '../helpers/app.js';
 import { buildEvent, newKey } from '../helpers/events.js';
 import { storedEvents } from '../helpers/stored-events.js';
-import { waitFor } from '../helpers/forwarding.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const databaseUrl = await createTestDatabaseUrl(t);
 const prefix = testRedisPrefix(t);

@@ -6,7 +6,7 @@ import t from 'tap';
 import knexFactory from 'knex';
 import { openDatabase } from '../../src/store/db.js';
 import { createTestDatabaseUrl } from '../helpers/db.js';
-import { waitFor } from '../helpers/forwarding.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const databaseUrl = await createTestDatabaseUrl(t);
 const observer = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 1 } });

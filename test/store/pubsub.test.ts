@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { openRedis } from '../../src/store/redis.js';
 import { redisChannel, type Channel } from '../../src/store/pubsub.js';
 import { testRedisPrefix, testRedisUrl } from '../helpers/redis.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const prefix = testRedisPrefix(t);
 const name = `nostrx-pubsub-test-${randomBytes(4).toString('hex')}`;
@@ -33,10 +34,6 @@ function heard(channel: Channel): string[] {
   return got;
 }
 
-const until = async (check: () => boolean | Promise<boolean>) => {
-  for (let i = 0; i < 200 && !(await check()); i++) await new Promise((r) => setTimeout(r, 10));
-};
-
 /** Subscribers Redis counts on each channel. */
 async function subscribed(channels: string[]): Promise<number[]> {
   const reply = (await observer.call('PUBSUB', 'NUMSUB', ...channels)) as (string | number)[];
@@ -51,13 +48,16 @@ t.test(
     const b = names.map((n) => redisChannel(processB, n, onError));
     const heardA = a.map(heard);
     const heardB = b.map(heard);
-    await until(async () => (await subscribed(names)).every((n) => n === 2));
+    await waitFor('both processes subscribed to every channel', async () =>
+      (await subscribed(names)).every((n) => n === 2),
+    );
 
     a[0]!.publish('event from A');
     a[1]!.publish('invalidate from A');
     b[2]!.publish('ban from B');
     b[0]!.publish('event from B');
-    await until(
+    await waitFor(
+      'each message on the other process',
       () => heardB[0]!.length === 1 && heardB[1]!.length === 1 && heardA[2]!.length === 1 && heardA[0]!.length === 1,
     );
 
@@ -66,7 +66,7 @@ t.test(
     t.equal(await connections(), 4, 'two processes: a command connection and ONE subscriber connection each');
 
     for (const c of a) await c.close();
-    await until(async () => (await connections()) === 3);
+    await waitFor("A's subscriber connection to close", async () => (await connections()) === 3);
     t.equal(await connections(), 3, "closing A's last channel closes its subscriber connection");
     b[1]!.publish('after A closed');
     await new Promise((r) => setTimeout(r, 100));
@@ -82,10 +82,10 @@ t.test('closing one of two channels on a name keeps the other listening', async 
   const second = redisChannel(processA, n, onError);
   const sender = redisChannel(processB, n, onError);
   const heardSecond = heard(second);
-  await until(async () => (await subscribed([n]))[0] === 2);
+  await waitFor('both subscribed', async () => (await subscribed([n]))[0] === 2);
   await first.close();
   sender.publish('still here');
-  await until(() => heardSecond.length === 1);
+  await waitFor('the second channel to hear it', () => heardSecond.length === 1);
   t.same(heardSecond, ['still here']);
   await second.close();
   await sender.close();

@@ -14,7 +14,7 @@ import { startTestApp } from '../helpers/app.js';
 import { ApiClient } from '../helpers/api.js';
 import { createTestDatabaseUrl } from '../helpers/db.js';
 import { buildEvent, newKey } from '../helpers/events.js';
-import { waitFor } from '../helpers/forwarding.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { startStreamingReplica } from '../helpers/replica.js';
 import { storedEvents } from '../helpers/stored-events.js';
 

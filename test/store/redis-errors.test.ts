@@ -7,20 +7,13 @@ import { openRedis } from '../../src/store/redis.js';
 import { redisChannel } from '../../src/store/pubsub.js';
 import { testRedisPrefix, testRedisUrl } from '../helpers/redis.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const prefix = testRedisPrefix(t);
 const target = new URL(testRedisUrl);
 
 /** A TCP proxy to the test Redis that can be cut (connections reset, port closed) and restored on the same port. */
 const startProxy = (t: Teardown) => startTcpProxy(t, { host: target.hostname, port: Number(target.port || 6379) });
-
-const waitFor = async (what: string, check: () => boolean | Promise<boolean>, ms = 10_000) => {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
 
 /** Publishes from a client that does not go through the proxy until `channel` hears it. */
 async function heard(t: Teardown, name: string, listen: string[]): Promise<void> {

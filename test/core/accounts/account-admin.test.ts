@@ -9,15 +9,13 @@ import { testRedisPrefix } from '../../helpers/redis.js';
 import { startTestApp } from '../../helpers/app.js';
 import { buildEvent, newKey } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
-import { waitFor } from '../../helpers/forwarding.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { AccountAdminError, changePlan, setUserStatus } from '../../../src/core/accounts/account-admin.js';
 
 const databaseUrl = await createTestDatabaseUrl(t);
 const prefix = testRedisPrefix(t);
 const a = await startTestApp(t, { databaseUrl, redis: prefix });
 const b = await startTestApp(t, { databaseUrl, redis: prefix });
-
-const until = (cond: () => Promise<boolean>, what: string): Promise<boolean> => waitFor(what, cond);
 
 t.test('changePlan keeps the history and audits every step with its actor', async (t) => {
   const user = await a.accounts.forPubkey(newKey().pk);
@@ -111,11 +109,11 @@ t.test('a plan change and a suspension made on A reach B’s caches at once', as
   const user = await a.accounts.forPubkey(key.pk);
 
   await changePlan(a.accountAdmin, user.id, 'premium', 'admin');
-  await until(async () => (await b.plans.effectivePlan(user.id)).code === 'premium', 'B sees premium');
+  await waitFor('B sees premium', async () => (await b.plans.effectivePlan(user.id)).code === 'premium');
   t.same(await onB.publish(buildEvent(key.sk, { content: 'n4' })), [true, ''], 'B applies the new limit');
 
   await setUserStatus(a.accountAdmin, user.id, 'suspended', 'admin');
-  await until(async () => (await b.accounts.find(key.pk))?.status === 'suspended', 'B sees the suspension');
+  await waitFor('B sees the suspension', async () => (await b.accounts.find(key.pk))?.status === 'suspended');
   t.same(await onB.publish(buildEvent(key.sk, { content: 'n5' })), [false, 'blocked: this account is suspended']);
 });
 

@@ -18,7 +18,7 @@ import knexFactory, { type Knex } from 'knex';
 import { startTestApp } from '../../helpers/app.js';
 import { createTestDatabaseUrl } from '../../helpers/db.js';
 import { buildEvent, newKey, type Key } from '../../helpers/events.js';
-import { waitFor } from '../../helpers/forwarding.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { backendPid, blockedBy, untilLocked } from '../../helpers/locks.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { CONFLICT_ATTEMPTS } from '../../../src/core/admission/conflict-retry.js';

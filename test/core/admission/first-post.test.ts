@@ -10,7 +10,7 @@ import { countsBetween, startWireCounter, type WireCounts } from '../../../bench
 import { createTestDatabaseUrl } from '../../helpers/db.js';
 import { startTestApp } from '../../helpers/app.js';
 import { buildEvent, newKey } from '../../helpers/events.js';
-import { waitFor } from '../../helpers/forwarding.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { testRedisPrefix, testRedisUrl } from '../../helpers/redis.js';
 import type { Admission } from '../../../src/core/admission/index.js';
 

@@ -8,6 +8,7 @@ import { redisChannel } from '../../../src/store/pubsub.js';
 import { createFanOut } from '../../../src/core/events/fanout.js';
 import { testRedisPrefix, testRedisUrl } from '../../helpers/redis.js';
 import { buildEvent, newKey } from '../../helpers/events.js';
+import { waitFor } from '../../helpers/wait-for.js';
 
 const channel = `${testRedisPrefix(t)}events`;
 const failures: unknown[] = [];
@@ -20,10 +21,6 @@ t.teardown(() => {
   processB.disconnect();
   observer.disconnect();
 });
-
-const until = async (check: () => boolean | Promise<boolean>) => {
-  for (let i = 0; i < 200 && !(await check()); i++) await new Promise((r) => setTimeout(r, 10));
-};
 
 t.test('a commit of three events is one Redis message, and three deliveries on the other process', async (t) => {
   const a = createFanOut(redisChannel(processA, channel, onError));
@@ -42,7 +39,10 @@ t.test('a commit of three events is one Redis message, and three deliveries on t
   const messages: string[] = [];
   await observer.subscribe(channel);
   observer.on('message', (_channel: string, message: string) => messages.push(message));
-  await until(async () => Number(((await processA.call('PUBSUB', 'NUMSUB', channel)) as (string | number)[])[1]) === 3);
+  await waitFor(
+    'three subscribers',
+    async () => Number(((await processA.call('PUBSUB', 'NUMSUB', channel)) as (string | number)[])[1]) === 3,
+  );
 
   const key = newKey();
   // a new line inside the content, which JSON escapes: it cannot split a message's lines
@@ -54,7 +54,7 @@ t.test('a commit of three events is one Redis message, and three deliveries on t
     'the publishing process delivers them at once',
   );
 
-  await until(() => onB.length === 3);
+  await waitFor('three deliveries on B', () => onB.length === 3);
   t.same(
     onB,
     commit.map((e) => e.id),
@@ -65,7 +65,7 @@ t.test('a commit of three events is one Redis message, and three deliveries on t
   const alone = buildEvent(key.sk, { content: 'later' });
   await new Promise((r) => setImmediate(r));
   a.publish(alone);
-  await until(() => onB.length === 4);
+  await waitFor('the fourth delivery on B', () => onB.length === 4);
   t.equal(onB[3], alone.id, 'an event published later goes in a message of its own');
   t.equal(messages.length, 2, 'two messages in all');
   await new Promise((r) => setTimeout(r, 50));

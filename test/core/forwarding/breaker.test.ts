@@ -5,7 +5,8 @@ import t from 'tap';
 import { startTestApp } from '../../helpers/app.js';
 import { buildEvent, newKey } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
-import { forwardTestEnv, publishRows, subscribeUser, waitFor, type LogEntry } from '../../helpers/forwarding.js';
+import { forwardTestEnv, publishRows, subscribeUser, type LogEntry } from '../../helpers/forwarding.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { downThenUpRelay, healthyRelay } from '../../helpers/upstream-relays.js';
 import { addOwnRelay } from '../../../src/core/forwarding/relay-targets.js';
 

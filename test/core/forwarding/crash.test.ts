@@ -6,7 +6,8 @@ import { startTestApp } from '../../helpers/app.js';
 import { createTestDatabaseUrl } from '../../helpers/db.js';
 import { buildEvent, newKey } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
-import { forwardTestEnv, publishRows, startServiceProcess, waitFor, waitForFinal } from '../../helpers/forwarding.js';
+import { forwardTestEnv, publishRows, startServiceProcess, waitForFinal } from '../../helpers/forwarding.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { healthyRelay } from '../../helpers/upstream-relays.js';
 
 const ownRelay = await startServiceProcess(t, {

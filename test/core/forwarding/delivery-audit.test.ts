@@ -6,7 +6,8 @@ import { changePlan } from '../../../src/core/accounts/account-admin.js';
 import { startTestApp } from '../../helpers/app.js';
 import { ApiClient } from '../../helpers/api.js';
 import { buildEvent, newKey, type Key } from '../../helpers/events.js';
-import { forwardTestEnv, publishRows, waitFor, waitForFinal } from '../../helpers/forwarding.js';
+import { forwardTestEnv, publishRows, waitForFinal } from '../../helpers/forwarding.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { healthyRelay, startTestRelay } from '../../helpers/upstream-relays.js';
 
 let taken = 0;

@@ -21,10 +21,10 @@ import {
   publishRows,
   startServiceProcess,
   subscribeUser,
-  waitFor,
   waitForFinal,
   type LogEntry,
 } from '../../helpers/forwarding.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { addOwnRelay } from '../../../src/core/forwarding/relay-targets.js';
 
 const ownRelay = await startServiceProcess(t, {

@@ -6,7 +6,8 @@ import { startTestApp } from '../../helpers/app.js';
 import { buildEvent, newKey } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { healthyRelay } from '../../helpers/upstream-relays.js';
-import { forwardTestEnv, publishRows, waitFor } from '../../helpers/forwarding.js';
+import { forwardTestEnv, publishRows } from '../../helpers/forwarding.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { createForwarder } from '../../../src/core/forwarding/forwarder.js';
 
 const relay = await healthyRelay(t, 'gauge');

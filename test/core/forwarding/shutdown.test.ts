@@ -5,7 +5,8 @@ import t from 'tap';
 import { startTestApp } from '../../helpers/app.js';
 import { buildEvent, newKey } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
-import { forwardTestEnv, publishRows, waitFor } from '../../helpers/forwarding.js';
+import { forwardTestEnv, publishRows } from '../../helpers/forwarding.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { healthyRelay, silentRelay } from '../../helpers/upstream-relays.js';
 import { createForwarder } from '../../../src/core/forwarding/forwarder.js';
 

@@ -5,7 +5,7 @@ import pino from 'pino';
 import { createUpstreamPool, type UpstreamPoolOptions } from '../../../src/core/forwarding/upstream-pool.js';
 import { buildEvent, newKey } from '../../helpers/events.js';
 import { healthyRelay, startTestRelay } from '../../helpers/upstream-relays.js';
-import { waitFor } from '../../helpers/forwarding.js';
+import { waitFor } from '../../helpers/wait-for.js';
 
 const base: Omit<UpstreamPoolOptions, 'trusted'> = {
   log: pino({ level: 'silent' }),
