@@ -105,6 +105,7 @@ t.test('banevent: the stored event stops being served and cannot come back; allo
 });
 
 t.test('a ban made on one instance holds on another that shares the database and Redis', async (t) => {
+  const otherStarted = Date.now();
   const other = await startTestApp(t, {
     databaseUrl: app.config.databaseUrl,
     redis: app.config.redisPrefix,
@@ -119,13 +120,13 @@ t.test('a ban made on one instance holds on another that shares the database and
   // The same event each time: a refusal of a ban is not charged, and an acceptance would make it a duplicate.
   const ev = buildEvent(k.sk, { content: 'second' });
   let answer: [boolean, string] = [true, ''];
-  const started = Date.now();
   await waitFor('the other instance to refuse the banned pubkey', async () => {
     answer = await relay.publish(ev);
     return !answer[0];
   });
   t.same(answer, [false, 'blocked: this pubkey is banned from this relay']);
-  t.ok(Date.now() - started < 2000, `heard within ${Date.now() - started} ms (not by the once-a-minute reload)`);
+  // The other instance's safety-net reload first runs a minute after it started: before that, only Redis told it.
+  t.ok(Date.now() - otherStarted < 60_000, 'heard over Redis, before the once-a-minute reload could have run');
   const closed = new Promise((resolve) => relay.ws.once('close', resolve));
   relay.close();
   await closed;
