@@ -5,6 +5,7 @@ import { signWebhook } from '../../src/core/billing/webhook-signature.js';
 import { startTestApp } from '../helpers/app.js';
 import { ApiClient } from '../helpers/api.js';
 import { buildEvent, newKey, type Key } from '../helpers/events.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const admin = newKey();
 const secret = 'whsec_admin';
@@ -243,15 +244,14 @@ t.test('relay performance', async (t) => {
   const k = newKey();
   const ev = buildEvent(k.sk);
   t.equal((await api.signed(k, 'POST', '/v1/events', { body: { event: ev } })).status, 202);
-  const until = Date.now() + 15_000;
-  let rows: { relay_url: string; status: string }[] = [];
-  while (Date.now() < until) {
-    const rec = await api.signed(k, 'GET', `/v1/events/${ev.id}`);
-    rows = rec.body.relays;
-    if (rows.length === 2 && rows.every((x) => ['published', 'failed', 'timeout', 'rejected'].includes(x.status)))
-      break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(
+    'an outcome at both relays',
+    async () => {
+      const rows = (await api.signed(k, 'GET', `/v1/events/${ev.id}`)).body.relays as { status: string }[];
+      return rows.length === 2 && rows.every((x) => ['published', 'failed', 'timeout', 'rejected'].includes(x.status));
+    },
+    15_000,
+  );
   const r = await api.signed(admin, 'GET', '/v1/admin/reports/relays');
   t.equal(r.status, 200);
   const good = r.body.rows.find((x: { relay_url: string }) => x.relay_url === upstream.relayUrl);

@@ -7,17 +7,12 @@ import { authenticate } from '../helpers/nip42.js';
 import { startTestApp } from '../helpers/app.js';
 import { buildEvent, newKey, type Key } from '../helpers/events.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const app = await startTestApp(t, { redis: true, env: { AUTH_REQUIRED_FOR_WRITE: 'true' } });
 
-async function challengeOf(c: RawClient): Promise<string> {
-  for (let i = 0; i < 100; i++) {
-    const m = c.received.find((x) => x[0] === 'AUTH');
-    if (m) return m[1] as string;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('no AUTH challenge received');
-}
+const challengeOf = (c: RawClient): Promise<string> =>
+  waitFor('the AUTH challenge', () => c.received.find((x) => x[0] === 'AUTH')?.[1] as string | undefined);
 
 function authEvent(k: Key, parts: { challenge: string; relay?: string; kind?: number; created_at?: number }) {
   return buildEvent(k.sk, {

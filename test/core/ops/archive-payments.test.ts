@@ -8,6 +8,7 @@ import { archivePaymentsOlderThan, listPayments } from '../../../src/store/payme
 import { upsertUserByPubkey } from '../../../src/store/users.js';
 import { startMaintenance } from '../../../src/core/ops/maintenance.js';
 import { pino } from 'pino';
+import { waitFor } from '../../helpers/wait-for.js';
 
 async function paid(db: Knex, userId: string, id: string, yearsAgo: number): Promise<void> {
   await db('payments').insert({
@@ -40,8 +41,7 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   const log = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
   const m = startMaintenance({ db, log, retention: { usage_events: 0, relay_publishes: 0 }, paymentsArchiveYears: 7 });
   t.teardown(() => m.stop());
-  for (let i = 0; i < 100 && !lines.some((l) => l.includes('old payments archived')); i++)
-    await new Promise((r) => setTimeout(r, 50));
+  await waitFor('the archive line in the log', () => lines.some((l) => l.includes('old payments archived')));
   t.ok(
     lines.some((l) => l.includes('old payments archived') && l.includes('"archived":1')),
     'logged with the count',

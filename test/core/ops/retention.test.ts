@@ -7,6 +7,7 @@ import { monthPartition, partitionsOf } from '../../helpers/partitions.js';
 import { ensureMonthlyPartitions, type PartitionedTable } from '../../../src/store/partitions.js';
 import { pino } from 'pino';
 import { applyRetention, startMaintenance } from '../../../src/core/ops/maintenance.js';
+import { waitFor } from '../../helpers/wait-for.js';
 
 const db = await createTestDatabase(t);
 const knex = db.knex;
@@ -61,17 +62,15 @@ t.test('the service applies retention when maintenance starts', async (t) => {
   const log = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
   const m = startMaintenance({ db: knex, log, retention: { usage_events: 0, relay_publishes: 31 } });
   t.teardown(() => m.stop());
-  const until = Date.now() + 10_000;
-  while (
-    (await partitions('relay_publishes')).includes(monthPartition('relay_publishes', now, -5)) &&
-    Date.now() < until
-  )
-    await new Promise((r) => setTimeout(r, 20));
+  await waitFor(
+    'the old month to be dropped',
+    async () => !(await partitions('relay_publishes')).includes(monthPartition('relay_publishes', now, -5)),
+  );
   const after = await partitions('relay_publishes');
   t.notOk(after.includes(monthPartition('relay_publishes', now, -5)), 'old relay_publishes months dropped at start');
   t.ok(after.includes(monthPartition('relay_publishes', now, 0)), 'this month stays');
   // the line is written once the drop's statement has returned: wait for it as for the drop (a loaded machine is slow)
   const logged = () => lines.some((l) => l.includes('old partitions dropped by retention'));
-  while (!logged() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  await waitFor('the retention line in the log', logged);
   t.ok(logged(), 'and it says so in the log');
 });

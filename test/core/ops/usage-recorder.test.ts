@@ -11,6 +11,7 @@ import { createUsageRecorder } from '../../../src/core/ops/usage-recorder.js';
 import { upsertUserByPubkey } from '../../../src/store/users.js';
 import { eraseUser } from '../../../src/store/user-data.js';
 import { partitionNameAt, partitionNames } from '../../../src/store/partitions.js';
+import { waitFor } from '../../helpers/wait-for.js';
 
 const db = await createTestDatabase(t);
 const log = createLogger('silent');
@@ -113,7 +114,7 @@ t.test('the batch size triggers a flush before the interval; close flushes the r
   const userId = await newUser();
   for (let i = 0; i < 10; i++)
     rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: new Date() });
-  for (let i = 0; i < 50 && rec.pending() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitFor('the batch to be written', () => rec.pending() === 0);
   t.equal(rec.pending(), 0, 'flushed without waiting for the timer');
   rec.event({ userId, type: 'quota_usage', action: 'post_charged', occurredAt: new Date() });
   await rec.close();
@@ -132,7 +133,7 @@ t.test("the batch size writes the events early; the day's totals wait for the in
     rec.post(userId, today, 'success');
     rec.event({ userId, type: 'post_success', action: 'post_stored', occurredAt: new Date() });
   }
-  for (let i = 0; i < 500 && rec.pending() > 1; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitFor('the events to be written', () => rec.pending() <= 1);
   t.equal(rec.pending(), 1, 'the events went; the one totals row waits');
   t.equal(inserts('daily_usage_stats'), 0, 'no totals written early');
   t.equal(await db.knex('daily_usage_stats').where({ user_id: userId }).first('total_posts'), undefined);
