@@ -6,12 +6,14 @@
 // A new author's account is not saved on its own: forNewAuthor gives it an id and the free plan in memory, and the
 // statement that stores their first event saves it (core/admission/group-commit.ts), so a first post costs no
 // statement, round trip or commit more than the hundredth; `saved` then caches it as stored. That id is a UUIDv7,
-// as the database's default for accounts (migration 0025): time-ordered, it lands on the newest pages of the keys.
+// as the database's default for accounts (migration 0025): time-ordered, it lands on the newest pages of the keys;
+// its random part comes from a pooled buffer (lib/random-pool.ts), not a system call per id.
 import type { Knex } from 'knex';
 import { LRUCache } from 'lru-cache';
 import { v7 as uuidV7 } from 'uuid';
 import { findUsersWithPlans, unsavedUser, upsertUserByPubkey, type UserRecord } from '../../store/users.js';
 import { createBatcher } from '../../lib/batcher.js';
+import { pooledRandomBytes } from '../../lib/random-pool.js';
 import { createTtlMap } from '../../lib/ttl-map.js';
 import type { Plans } from '../quota/index.js';
 
@@ -90,7 +92,7 @@ export function createAccounts(
     forNewAuthor(pubkey) {
       const known = cache.get(pubkey) ?? unsaved.get(pubkey);
       if (known) return known;
-      const user = unsavedUser(uuidV7(), pubkey);
+      const user = unsavedUser(uuidV7({ random: pooledRandomBytes(16) }), pubkey);
       unsaved.set(pubkey, user);
       opts.plans?.learn()(user.id, ''); // a new account has no subscription
       return user;
