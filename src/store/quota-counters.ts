@@ -15,6 +15,8 @@
 // - keys lost from Redis (flush, eviction, failover) are rebuilt from the ledger: the check answers `missing`,
 //   the caller reads user_quotas and checks again with those seeds. Holds lost with them only let more posts
 //   reach Postgres, which refuses the excess.
+// - a post stored without a hold (a new author's only post in flight, core/quota/tier-quota.ts) reports its count
+//   with `record`, which makes the counter if there is none, so that the author's next post finds it.
 // Keys carry the user in {braces} (one Redis Cluster slot per user) and expire a day after the period resets.
 import type { Redis } from 'ioredis';
 import { luaScript } from './lua.js';
@@ -49,6 +51,8 @@ export interface QuotaCounters {
     token: string,
     committed: readonly (number | undefined)[],
   ): Promise<void>;
+  /** Raises u to the committed count Postgres reported (`committed[i]` for `periods[i]`), making a missing counter. */
+  record(userId: string, periods: readonly CounterPeriod[], committed: readonly number[]): Promise<void>;
 }
 
 const DEFAULT_HOLD_MS = 30_000;
@@ -94,6 +98,20 @@ end
 return 1
 `);
 
+const recordLua = luaScript(`
+for i = 1, #KEYS do
+  local seen = tonumber(ARGV[2 * i - 1])
+  local u = redis.call('HGET', KEYS[i], 'u')
+  if not u then
+    redis.call('HSET', KEYS[i], 'u', seen)
+    redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2 * i]))
+  elseif seen > tonumber(u) then
+    redis.call('HSET', KEYS[i], 'u', seen)
+  end
+end
+return 1
+`);
+
 function keyPair(prefix: string, userId: string, periodKey: string): [string, string] {
   const c = `${prefix}quota:{${userId}}:${periodKey}`;
   return [c, `${c}:h`];
@@ -113,6 +131,14 @@ export function redisQuotaCounters(redis: Redis, prefix: string, holdMs = DEFAUL
     async settle(userId, periodKeys, token, committed) {
       const keys = periodKeys.flatMap((k) => keyPair(prefix, userId, k));
       await settleLua.run(redis, keys, [token, ...periodKeys.map((_, i) => committed[i] ?? '')]);
+    },
+    async record(userId, periods, committed) {
+      const keys = periods.map((p) => keyPair(prefix, userId, p.key)[0]);
+      await recordLua.run(
+        redis,
+        keys,
+        periods.flatMap((p, i) => [committed[i]!, p.ttlSeconds]),
+      );
     },
   };
 }
@@ -164,6 +190,17 @@ export function memoryQuotaCounters(holdMs = DEFAULT_HOLD_MS, now: () => number 
         c.holds.delete(token);
         const seen = committed[i];
         if (seen !== undefined && seen > c.used) c.used = seen;
+      });
+    },
+    async record(userId, periods, committed) {
+      const t = now();
+      periods.forEach((p, i) => {
+        const key = `${userId}:${p.key}`;
+        const c = counters.get(key);
+        const seen = committed[i]!;
+        if (!c || c.expiresAt <= t)
+          counters.set(key, { used: seen, holds: new Map(), expiresAt: t + p.ttlSeconds * 1000 });
+        else if (seen > c.used) c.used = seen;
       });
     },
   };

@@ -3,7 +3,9 @@
 //   1. precheckQuota (before the signature check): an in-process mark "this user is at the limit of this plan
 //      until <reset>", set only from facts Postgres committed. A flooding user costs no I/O and no verification.
 //   2. reserveQuota (after the signature check): one Lua call on the shared counters (Redis, or memory without
-//      it) that refuses when committed posts plus posts in flight reach the cap, else holds one post.
+//      it) that refuses when committed posts plus posts in flight reach the cap, else holds one post. Not for a
+//      new author's only post in flight: nothing of theirs is committed or held, so it fits under any cap of one
+//      or more, and the call would only add a round trip to their first post (its count is recorded after it).
 //   3. the ledger (user_quotas), charged by the statement that stores the event (batchCharges: all the batch's
 //      posts of a period fit under the plan's current limit, or the statement stores nothing), or, when it did not
 //      fit, post by post in a transaction (chargeQuotaBatch). This one decides; the layers above only refuse early.
@@ -98,6 +100,8 @@ interface Ticket {
   holder?: string;
   token?: string;
   held?: readonly Limited[];
+  /** A new author's only post in flight, let through without a hold: these capped periods are recorded after. */
+  unheld?: readonly Limited[];
   /** Counts after this event's charge (valid only if the transaction committed). */
   charged?: Partial<Record<PeriodType, number>>;
   /** The ledger refused: the period and its committed count. */
@@ -168,6 +172,8 @@ export function createQuota(deps: QuotaDeps): Quota {
   const marks = new Map<string, Mark>();
   const gate = createPostGate();
   const tickets = new WeakMap<NostrEvent, Ticket>();
+  // New authors (accounts not saved yet) with a post in flight that took no hold: their next posts take holds.
+  const unheldAuthors = new Set<string>();
   const instance = randomBytes(6).toString('hex');
   let seq = 0;
   let lastCounterError = 0;
@@ -335,6 +341,14 @@ export function createQuota(deps: QuotaDeps): Quota {
       tickets.set(ev, ticket);
       const capped = ticket.limits.filter((l) => l.limit >= 0);
       if (capped.length === 0) return undefined; // unlimited: nothing to check, the ledger only counts
+      if (user.unsaved && !unheldAuthors.has(user.id) && capped.every((l) => l.limit >= 1)) {
+        // The ledger's charge in the event's own statement still decides. Several first posts at once: the others
+        // take holds not counting this one, so one more than the cap may reach the ledger, which refuses it.
+        unheldAuthors.add(user.id);
+        ticket.holder = user.id;
+        ticket.unheld = capped;
+        return undefined;
+      }
       const periods = capped.map((l) => counterPeriod(l, at));
       const token = `${instance}:${++seq}`;
       // a new author (an account not saved yet) has no ledger rows: their counters start at 0, no need to read it
@@ -449,22 +463,46 @@ export function createQuota(deps: QuotaDeps): Quota {
       gate.leave(user.id, ev.id);
       const ticket = tickets.get(ev);
       tickets.delete(ev);
-      if (ticket?.token && ticket.held) {
-        const seen = ticket.held.map((l) =>
-          committed ? ticket.charged?.[l.type] : ticket.refused?.type === l.type ? ticket.refused.used : undefined,
-        );
-        counters
-          .settle(
-            ticket.holder ?? user.id,
-            ticket.held.map((l) => `${l.type === 'daily' ? 'd' : 'm'}:${l.period.date}`),
-            ticket.token,
-            seen,
-          )
-          .catch(counterFailed);
-      }
+      if (ticket) reportCounts(user, ticket, committed);
       record(user, ev, outcome, committed, ctx, ticket);
     },
   };
+
+  let afterAnswers: (() => Promise<void>)[] = [];
+  /** Runs the counter calls of every post answered in this turn together, after the answers were written. */
+  function whenAnswered(call: () => Promise<void>): void {
+    // one callback for all: the calls then leave in one write to Redis (ioredis pipelines what a turn sends)
+    if (afterAnswers.length === 0)
+      setImmediate(() => {
+        const calls = afterAnswers;
+        afterAnswers = [];
+        for (const c of calls) c().catch(counterFailed);
+      });
+    afterAnswers.push(call);
+  }
+
+  /**
+   * The counters learn how the post ended: its hold given back, the count Postgres committed (or refused at). Sent
+   * after the answer: the call wakes Redis, which on a busy machine would otherwise run before the OK is written.
+   */
+  function reportCounts(user: UserRecord, ticket: Ticket, committed: boolean): void {
+    const seen = (l: Limited): number | undefined =>
+      committed ? ticket.charged?.[l.type] : ticket.refused?.type === l.type ? ticket.refused.used : undefined;
+    const { token, held, unheld } = ticket;
+    if (token && held) {
+      const keys = held.map((l) => `${l.type === 'daily' ? 'd' : 'm'}:${l.period.date}`);
+      const counts = held.map(seen);
+      whenAnswered(() => counters.settle(ticket.holder ?? user.id, keys, token, counts));
+    }
+    if (!unheld) return;
+    unheldAuthors.delete(ticket.holder!);
+    const known = unheld.filter((l) => seen(l) !== undefined);
+    if (known.length === 0) return;
+    const at = nowMs();
+    const periods = known.map((l) => counterPeriod(l, at));
+    const counts = known.map((l) => seen(l)!);
+    whenAnswered(() => counters.record(user.id, periods, counts));
+  }
 
   function record(
     user: UserRecord,

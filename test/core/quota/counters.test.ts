@@ -1,6 +1,7 @@
 // The live quota counters (store/quota-counters.ts), Redis and memory alike: one call checks every period and
 // holds one post only if all have room; holds lapse by themselves; settle removes the hold and raises the
-// committed count to what Postgres reported (never lowers it); a missing counter asks to be rebuilt.
+// committed count to what Postgres reported (never lowers it); a missing counter asks to be rebuilt; record (a post
+// stored without a hold) raises the count or makes the counter.
 import t from 'tap';
 import { Redis } from 'ioredis';
 import {
@@ -79,6 +80,22 @@ for (const [name, make] of kinds) {
     await c.settle('u4', [day(3).key], 'a', [2]);
     t.same(await c.reserve('u4', [day(3)], 'b'), { status: 'missing' });
   });
+
+  t.test(`${name}: a count recorded without a hold makes a missing counter, and only ever raises one`, async (t) => {
+    const c = make(30_000);
+    await c.record('u6', [day(3), month(10)], [1, 4]);
+    t.same(await c.reserve('u6', [day(3), month(10)], 'a'), { status: 'held' }, 'no seed needed: 1 committed today');
+    t.same(await c.reserve('u6', [day(3), month(10)], 'b'), { status: 'held' });
+    t.same(await c.reserve('u6', [day(3), month(10)], 'c'), { status: 'full', index: 0, used: 1, held: 2 });
+    await c.record('u6', [day(3)], [0]);
+    t.same(
+      await c.reserve('u6', [day(3), month(10)], 'c'),
+      { status: 'full', index: 0, used: 1, held: 2 },
+      'a lower count never lowers it',
+    );
+    await c.record('u6', [day(3)], [2]);
+    t.same(await c.reserve('u6', [day(3), month(10)], 'c'), { status: 'full', index: 0, used: 2, held: 2 });
+  });
 }
 
 t.test('redis: keys are per user slot and expire after the period', async (t) => {
@@ -91,4 +108,7 @@ t.test('redis: keys are per user slot and expire after the period', async (t) =>
     const ttl = await redis.ttl(k);
     t.ok(ttl > 3500 && ttl <= 3600, `${k} expires (ttl ${ttl})`);
   }
+  await c.record('u7', [month(3)], [1]);
+  const ttl = await redis.ttl(`${p}quota:{u7}:m:2026-11-01`);
+  t.ok(ttl > 7100 && ttl <= 7200, `a recorded counter expires too (ttl ${ttl})`);
 });

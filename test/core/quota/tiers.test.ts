@@ -2,7 +2,10 @@
 // and advanced (unlimited) users up to and over their limits; what is never charged (free kinds, duplicates,
 // invalid and superseded events); suspension; a plan change in the middle of the day; usage rows.
 import t from 'tap';
+import { Redis } from 'ioredis';
 import { startTestApp } from '../../helpers/app.js';
+import { testRedisPrefix, testRedisUrl } from '../../helpers/redis.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { buildEvent, newKey, type Key } from '../../helpers/events.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { changePlan, quotaStatus, setUserStatus } from '../../../src/core/accounts/account-admin.js';
@@ -15,7 +18,10 @@ const clock = Date.UTC(year, month, date, 12) / 1000;
 const instant = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
 const tomorrow = instant(Date.UTC(year, month, date + 1));
 const nextMonth = instant(Date.UTC(year, month + 1, 1));
-const app = await startTestApp(t, { redis: true, now: () => clock });
+const prefix = testRedisPrefix(t);
+const app = await startTestApp(t, { redis: prefix, now: () => clock });
+const redis = new Redis(testRedisUrl);
+t.teardown(() => redis.disconnect());
 // One client for the whole file, closed by the last test: a connection still open when the app stops makes the
 // shutdown wait for the WebSocket close timeout.
 const client = await RawClient.connect(app.relayUrl);
@@ -53,6 +59,31 @@ t.test(
     t.equal(events.length, 3, 'nothing refused was stored');
   },
 );
+
+t.test("a new author's first post takes no hold; the counters learn its count after it", async (t) => {
+  const carol = newKey();
+  t.same(await publish(carol), [true, '']);
+  const counter = `${prefix}quota:{${await userId(carol)}}:d:${instant(Date.UTC(year, month, date)).slice(0, 10)}`;
+  const used = await waitFor(
+    'the count of the first post in Redis',
+    async () => (await redis.hget(counter, 'u')) ?? undefined,
+  );
+  t.equal(used, '1');
+  t.equal(await redis.exists(`${counter}:h`), 0, 'no hold was ever taken');
+  for (let i = 0; i < 2; i++) t.same(await publish(carol), [true, '']);
+  t.same(await publish(carol), [false, basicFull], 'the next posts counted from there');
+  t.equal(await ledger(carol), 3);
+});
+
+t.test("a new author's first posts all at once: exactly the plan's 3 accepted", async (t) => {
+  const dave = newKey();
+  const clients = await Promise.all(Array.from({ length: 12 }, () => RawClient.connect(app.relayUrl)));
+  t.teardown(() => clients.forEach((c) => c.close()));
+  const answers = await Promise.all(clients.map((c) => c.publish(note(dave))));
+  t.equal(answers.filter(([ok]) => ok).length, 3);
+  t.ok(answers.filter(([ok]) => !ok).every(([, m]) => m.startsWith('rate-limited: daily limit of 3 posts')));
+  t.equal(await ledger(dave), 3);
+});
 
 t.test('a premium user publishes 25; an advanced user is never refused', async (t) => {
   const bob = newKey();
