@@ -113,10 +113,14 @@ ev AS (
     CASE WHEN n.n > 0 THEN NULL ELSE 0 END,
     CASE WHEN n.n > 0 THEN NULL ELSE 'not forwarded: ' || i.not_forwarded END
   FROM input i JOIN author_of a ON a.event_id = i.event_id LEFT JOIN target_count n ON n.event_id = i.event_id
-  WHERE NOT EXISTS (
-    SELECT 1 FROM nostr_event_tags t JOIN nostr_events d ON d.id = t.event_row_id
+  -- deleted by its author (NIP-09): looked up per event, by its id and its author (the LIMIT keeps the planner from
+  -- turning it into a join, which a plan cached while the store was small made a scan of every deletion)
+  LEFT JOIN LATERAL (
+    SELECT true AS hit FROM nostr_event_tags t JOIN nostr_events d ON d.id = t.event_row_id
     WHERE t.name = 'e' AND t.value = i.event_id AND d.event_kind = 5 AND d.pubkey = i.pubkey AND d.removed_at IS NULL
-  )
+    LIMIT 1
+  ) deletion ON true
+  WHERE deletion.hit IS NULL
   ORDER BY i.event_id
   ON CONFLICT (event_id) DO NOTHING
   RETURNING id, event_id, user_id, event_kind, created_at_nostr, total_relays
