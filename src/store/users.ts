@@ -43,7 +43,9 @@ export interface UserWithPlan {
 }
 
 // A key is some account's primary key (users) or linked to one (user_identities), never both (migration 0019).
-// At most one subscription per user is active (idx_subscriptions_one_active), so the joins add no rows.
+// At most one subscription per user is active (idx_subscriptions_one_active). Its plan is read per account, by that
+// index: as a join, a plan made while the table's statistics said "a few active subscriptions" (thousands made
+// within the minute before autovacuum's next analyze) hashed every active subscription for each look-up.
 const userColumns = columns.map((c) => `u.${c}`).join(', ');
 const USERS_WITH_PLANS = `
   WITH keyed AS (
@@ -51,10 +53,11 @@ const USERS_WITH_PLANS = `
     UNION ALL
     SELECT i.pubkey, ${userColumns} FROM user_identities i JOIN users u ON u.id = i.user_id WHERE i.pubkey = ANY(CAST($1 AS text[]))
   )
-  SELECT k.*, COALESCE(p.plan_code, '') AS plan_code
-  FROM keyed k
-  LEFT JOIN user_subscriptions s ON s.user_id = k.id AND s.status = 'active'
-  LEFT JOIN subscription_plans p ON p.id = s.plan_id`;
+  SELECT k.*, COALESCE((
+    SELECT p.plan_code FROM user_subscriptions s JOIN subscription_plans p ON p.id = s.plan_id
+    WHERE s.user_id = k.id AND s.status = 'active'
+  ), '') AS plan_code
+  FROM keyed k`;
 
 // The same look-up for one key. PostgreSQL plans an array's statement at every call (its custom plan, knowing the
 // array's length, always looks cheaper than a generic one); for one key both plans cost the same, so after five
