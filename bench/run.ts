@@ -44,7 +44,7 @@ const redisPrefix = env.BENCH_REDIS_PREFIX ?? 'nostrx_bench:';
 const port = Number(env.BENCH_PORT ?? 7590);
 const scenarios = (
   env.BENCH_SCENARIOS ??
-  'admission,admission_new,capped,latency,latency_new,latency_capped,flood,flood_control,fanout,idle,forward'
+  'admission,admission_new,capped,latency,latency_new,latency_capped,latency_returning,flood,flood_control,fanout,idle,forward'
 ).split(',');
 // 1: the service's connections go through the wire counter, for statements, round trips and parses per event. Off
 // by default: it adds a hop to every round trip and a thread to this process, so rates and latencies measured with
@@ -53,7 +53,15 @@ const countStatements = env.BENCH_COUNT_STATEMENTS === '1';
 // default relays the service writes outbox rows for (loopback URLs nothing listens on; the forwarder is off)
 const upstreams = Number(env.BENCH_UPSTREAMS ?? 0);
 /** The scenarios whose database work per accepted event is reported. */
-const probed = new Set(['admission', 'admission_new', 'capped', 'latency', 'latency_new', 'latency_capped']);
+const probed = new Set([
+  'admission',
+  'admission_new',
+  'capped',
+  'latency',
+  'latency_new',
+  'latency_capped',
+  'latency_returning',
+]);
 const maxSeconds = Number(env.BENCH_MAX_SECONDS ?? 60); // per scenario, a hard stop
 
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -158,6 +166,7 @@ async function scenarioCapped(databaseUrl: string): Promise<Record<string, unkno
 }
 
 const steadyRate = Number(env.BENCH_STEADY_RATE ?? 300);
+const steadySeconds = Number(env.BENCH_STEADY_SECONDS ?? 10);
 
 /** `count` events for a steady scenario: first posts of new keys, or posts of `keys`. */
 function steadyEvents(keys: Uint8Array[] | 'new', count: number, label: string): NostrEvent[] {
@@ -179,7 +188,7 @@ async function warmUp(keys: Uint8Array[] | 'new'): Promise<void> {
 
 async function scenarioLatency(keys: Uint8Array[] | 'new'): Promise<Record<string, unknown>> {
   const rate = steadyRate;
-  const seconds = Number(env.BENCH_STEADY_SECONDS ?? 10);
+  const seconds = steadySeconds;
   const events = steadyEvents(keys, rate * seconds, 'steady');
   const conns = await Promise.all(Array.from({ length: 8 }, connect));
   const before = await acceptedLatencyBuckets(port);
@@ -215,6 +224,21 @@ async function returningCappedAuthors(databaseUrl: string): Promise<Uint8Array[]
     { inflight: 64 },
   );
   for (const ws of conns) ws.close();
+  return keys;
+}
+
+/**
+ * What most posts are in production: by an account that exists but that the service has not looked up lately (its
+ * cache keeps an account a minute, and most users post hours apart). One `basic` account per post of the scenario
+ * and of its warm-up, made in the database and never seen by the service, each with no post yet today.
+ */
+async function quietReturningAuthors(databaseUrl: string): Promise<Uint8Array[]> {
+  const keys = Array.from({ length: steadyRate * (1 + steadySeconds) }, () => generateSecretKey());
+  await prepareKeys(
+    databaseUrl,
+    keys.map((k) => getPublicKey(k)),
+    'basic',
+  );
   return keys;
 }
 
@@ -510,7 +534,9 @@ async function main(): Promise<void> {
     for (const name of scenarios.filter((s) => s !== 'forward' && s !== 'scale')) {
       log(`scenario ${name}`);
       const cappedKeys = name === 'latency_capped' ? await returningCappedAuthors(databaseUrl) : [];
+      const quietKeys = name === 'latency_returning' ? await quietReturningAuthors(databaseUrl) : [];
       if (name === 'latency') await warmUp(keys);
+      else if (name === 'latency_returning') await warmUp(quietKeys.slice(0, steadyRate));
       else if (name === 'latency_new') await warmUp('new');
       else if (name === 'latency_capped') await warmUp(cappedKeys);
       const t0 = performance.now();
@@ -523,6 +549,8 @@ async function main(): Promise<void> {
       else if (name === 'latency') result.latency = await scenarioLatency(keys);
       else if (name === 'latency_new') result.latency_new = await scenarioLatency('new');
       else if (name === 'latency_capped') result.latency_capped = await scenarioLatency(cappedKeys);
+      else if (name === 'latency_returning')
+        result.latency_returning = await scenarioLatency(quietKeys.slice(steadyRate));
       else if (name === 'flood') result.flood = await scenarioFlood(keys);
       else if (name === 'flood_control')
         result.flood_control = await scenarioFloodControl(
