@@ -5,7 +5,9 @@
 //   2. reserveQuota (after the signature check): one Lua call on the shared counters (Redis, or memory without
 //      it) that refuses when committed posts plus posts in flight reach the cap, else holds one post. Not for a
 //      new author's only post in flight: nothing of theirs is committed or held, so it fits under any cap of one
-//      or more, and the call would only add a round trip to their first post (its count is recorded after it).
+//      or more, and the call would only add a round trip to their first post; nor for a post whose author has no
+//      counter yet for the period (their first post of the day) and no other post in flight here: making one from
+//      the ledger would add two. The count such a post commits is recorded in the counters after it.
 //   3. the ledger (user_quotas), charged by the statement that stores the event (batchCharges: all the batch's
 //      posts of a period fit under the plan's current limit, or the statement stores nothing), or, when it did not
 //      fit, post by post in a transaction (chargeQuotaBatch). This one decides; the layers above only refuse early.
@@ -100,7 +102,7 @@ interface Ticket {
   holder?: string;
   token?: string;
   held?: readonly Limited[];
-  /** A new author's only post in flight, let through without a hold: these capped periods are recorded after. */
+  /** A post let through without a hold (a new author's, or the first of a period): these periods are recorded after. */
   unheld?: readonly Limited[];
   /** Counts after this event's charge (valid only if the transaction committed). */
   charged?: Partial<Record<PeriodType, number>>;
@@ -172,7 +174,7 @@ export function createQuota(deps: QuotaDeps): Quota {
   const marks = new Map<string, Mark>();
   const gate = createPostGate();
   const tickets = new WeakMap<NostrEvent, Ticket>();
-  // New authors (accounts not saved yet) with a post in flight that took no hold: their next posts take holds.
+  // Authors with a post in flight that took no hold (reserveQuota): their next posts take holds.
   const unheldAuthors = new Set<string>();
   const instance = randomBytes(6).toString('hex');
   let seq = 0;
@@ -341,18 +343,18 @@ export function createQuota(deps: QuotaDeps): Quota {
       tickets.set(ev, ticket);
       const capped = ticket.limits.filter((l) => l.limit >= 0);
       if (capped.length === 0) return undefined; // unlimited: nothing to check, the ledger only counts
-      if (user.unsaved && !unheldAuthors.has(user.id) && capped.every((l) => l.limit >= 1)) {
-        // The ledger's charge in the event's own statement still decides. Several first posts at once: the others
-        // take holds not counting this one, so one more than the cap may reach the ledger, which refuses it.
-        unheldAuthors.add(user.id);
-        ticket.holder = user.id;
-        ticket.unheld = capped;
-        return undefined;
-      }
+      // The ledger's charge in the event's own statement decides whether a post without a hold fits. The author's
+      // other posts sent meanwhile take holds not counting it: one more than the cap may reach the ledger, which
+      // refuses it.
+      const unheld = !unheldAuthors.has(user.id) && capped.every((l) => l.limit >= 1);
+      if (user.unsaved && unheld) return letThrough(user, ticket, capped);
       const periods = capped.map((l) => counterPeriod(l, at));
       const token = `${instance}:${++seq}`;
       // a new author (an account not saved yet) has no ledger rows: their counters start at 0, no need to read it
       let r = await reserveWithin(user.id, periods, token, user.unsaved ? capped.map(() => 0) : undefined);
+      // no counter: the author's first post of the period (or Redis lost it); reading the ledger to make one would
+      // cost this post two round trips more, so it goes without a hold and its count makes the counter after it
+      if (r?.status === 'missing' && unheld) return letThrough(user, ticket, capped);
       if (r?.status === 'missing') {
         const used = await readUsage(
           deps.db,
@@ -467,6 +469,14 @@ export function createQuota(deps: QuotaDeps): Quota {
       record(user, ev, outcome, committed, ctx, ticket);
     },
   };
+
+  /** A post let through without a hold (see reserveQuota): its count is recorded in the counters after it. */
+  function letThrough(user: UserRecord, ticket: Ticket, capped: readonly Limited[]): undefined {
+    unheldAuthors.add(user.id);
+    ticket.holder = user.id;
+    ticket.unheld = capped;
+    return undefined;
+  }
 
   let afterAnswers: (() => Promise<void>)[] = [];
   /** Runs the counter calls of every post answered in this turn together, after the answers were written. */

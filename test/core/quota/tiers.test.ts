@@ -75,6 +75,22 @@ t.test("a new author's first post takes no hold; the counters learn its count af
   t.equal(await ledger(carol), 3);
 });
 
+t.test('a post whose counter is missing (first of the day, or Redis lost it) takes no hold either', async (t) => {
+  const erin = newKey();
+  t.same(await publish(erin), [true, '']);
+  const counter = `${prefix}quota:{${await userId(erin)}}:d:${instant(Date.UTC(year, month, date)).slice(0, 10)}`;
+  await waitFor('the first count in Redis', async () => (await redis.hget(counter, 'u')) ?? undefined);
+  await redis.del(counter);
+  t.same(await publish(erin), [true, ''], 'accepted without a counter');
+  t.equal(await waitFor('the count made again', async () => (await redis.hget(counter, 'u')) ?? undefined), '2');
+  t.equal(await redis.exists(`${counter}:h`), 0, 'no hold was taken');
+  t.same(await publish(erin), [true, '']);
+  await redis.del(counter);
+  t.same(await publish(erin), [false, basicFull], 'at the limit without a counter: the ledger refuses');
+  t.equal(await waitFor('the count at the limit', async () => (await redis.hget(counter, 'u')) ?? undefined), '3');
+  t.equal(await ledger(erin), 3);
+});
+
 t.test("a new author's first posts all at once: exactly the plan's 3 accepted", async (t) => {
   const dave = newKey();
   const clients = await Promise.all(Array.from({ length: 12 }, () => RawClient.connect(app.relayUrl)));
