@@ -346,15 +346,15 @@ export function createQuota(deps: QuotaDeps): Quota {
       // The ledger's charge in the event's own statement decides whether a post without a hold fits. The author's
       // other posts sent meanwhile take holds not counting it: one more than the cap may reach the ledger, which
       // refuses it.
-      const unheld = !unheldAuthors.has(user.id) && capped.every((l) => l.limit >= 1);
-      if (user.unsaved && unheld) return letThrough(user, ticket, capped);
+      const unheld = (): boolean => !unheldAuthors.has(user.id) && capped.every((l) => l.limit >= 1);
+      if (user.unsaved && unheld()) return letThrough(user, ticket, capped);
       const periods = capped.map((l) => counterPeriod(l, at));
       const token = `${instance}:${++seq}`;
       // a new author (an account not saved yet) has no ledger rows: their counters start at 0, no need to read it
       let r = await reserveWithin(user.id, periods, token, user.unsaved ? capped.map(() => 0) : undefined);
       // no counter: the author's first post of the period (or Redis lost it); reading the ledger to make one would
       // cost this post two round trips more, so it goes without a hold and its count makes the counter after it
-      if (r?.status === 'missing' && unheld) return letThrough(user, ticket, capped);
+      if (r?.status === 'missing' && unheld()) return letThrough(user, ticket, capped);
       if (r?.status === 'missing') {
         const used = await readUsage(
           deps.db,
