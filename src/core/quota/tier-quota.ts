@@ -499,8 +499,9 @@ export function createQuota(deps: QuotaDeps): Quota {
     const seen = (l: Limited): number | undefined =>
       committed ? ticket.charged?.[l.type] : ticket.refused?.type === l.type ? ticket.refused.used : undefined;
     const { token, held, unheld } = ticket;
+    const at = nowMs();
     if (token && held) {
-      const keys = held.map((l) => `${l.type === 'daily' ? 'd' : 'm'}:${l.period.date}`);
+      const keys = held.map((l) => counterPeriod(l, at).key);
       const counts = held.map(seen);
       whenAnswered(() => counters.settle(ticket.holder ?? user.id, keys, token, counts));
     }
@@ -508,7 +509,6 @@ export function createQuota(deps: QuotaDeps): Quota {
     unheldAuthors.delete(ticket.holder!);
     const known = unheld.filter((l) => seen(l) !== undefined);
     if (known.length === 0) return;
-    const at = nowMs();
     const periods = known.map((l) => counterPeriod(l, at));
     const counts = known.map((l) => seen(l)!);
     whenAnswered(() => counters.record(user.id, periods, counts));
