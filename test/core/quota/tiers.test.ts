@@ -44,6 +44,11 @@ async function ledger(k: Key): Promise<number> {
   return row?.posts_used ?? 0;
 }
 
+/** The Redis key of the user's daily counter for today (store/quota-counters.ts). */
+async function dailyCounter(k: Key): Promise<string> {
+  return `${prefix}quota:{${await userId(k)}}:d:${instant(Date.UTC(year, month, date)).slice(0, 10)}`;
+}
+
 const basicFull = `rate-limited: daily limit of 3 posts reached on the basic plan; resets at ${tomorrow}`;
 
 t.test(
@@ -63,7 +68,7 @@ t.test(
 t.test("a new author's first post takes no hold; the counters learn its count after it", async (t) => {
   const carol = newKey();
   t.same(await publish(carol), [true, '']);
-  const counter = `${prefix}quota:{${await userId(carol)}}:d:${instant(Date.UTC(year, month, date)).slice(0, 10)}`;
+  const counter = await dailyCounter(carol);
   const used = await waitFor(
     'the count of the first post in Redis',
     async () => (await redis.hget(counter, 'u')) ?? undefined,
@@ -78,7 +83,7 @@ t.test("a new author's first post takes no hold; the counters learn its count af
 t.test('a post whose counter is missing (first of the day, or Redis lost it) takes no hold either', async (t) => {
   const erin = newKey();
   t.same(await publish(erin), [true, '']);
-  const counter = `${prefix}quota:{${await userId(erin)}}:d:${instant(Date.UTC(year, month, date)).slice(0, 10)}`;
+  const counter = await dailyCounter(erin);
   await waitFor('the first count in Redis', async () => (await redis.hget(counter, 'u')) ?? undefined);
   await redis.del(counter);
   t.same(await publish(erin), [true, ''], 'accepted without a counter');
