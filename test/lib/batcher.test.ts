@@ -1,0 +1,73 @@
+// The batcher (src/lib/batcher.ts): what is asked in one turn leaves in one call, answers reach each asker, and with
+// maxInFlight no more calls than that run at once while what is asked meanwhile waits and leaves together.
+import t from 'tap';
+import { createBatcher } from '../../src/lib/batcher.js';
+
+/** A load whose calls the test answers by hand, in the order it chooses. */
+function heldLoad() {
+  const calls: { keys: number[]; answer: () => void; fail: (e: Error) => void }[] = [];
+  const load = (keys: number[]) =>
+    new Promise<Map<number, string>>((resolve, reject) => {
+      calls.push({ keys, answer: () => resolve(new Map(keys.map((k) => [k, `v${k}`]))), fail: reject });
+    });
+  return { calls, load };
+}
+
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+t.test('keys asked in one turn leave in one call, split by maxBatch; each asker gets its own answer', async (t) => {
+  const { calls, load } = heldLoad();
+  const get = createBatcher(load, { maxBatch: 3 });
+  const answers = Promise.all([1, 2, 3, 4, 2].map(get));
+  await turn();
+  t.same(
+    calls.map((c) => c.keys),
+    [[1, 2, 3], [4]],
+    'a key asked twice is loaded once',
+  );
+  for (const c of calls) c.answer();
+  t.same(await answers, ['v1', 'v2', 'v3', 'v4', 'v2']);
+});
+
+t.test('with maxInFlight, what is asked while the calls run leaves together when one returns', async (t) => {
+  const { calls, load } = heldLoad();
+  const get = createBatcher(load, { maxBatch: 2, maxInFlight: 2 });
+  const first = Promise.all([1, 2, 3, 4, 5].map(get));
+  await turn();
+  t.same(
+    calls.map((c) => c.keys),
+    [
+      [1, 2],
+      [3, 4],
+    ],
+    'two calls at most; the fifth key waits',
+  );
+  const later = Promise.all([6, 7].map(get));
+  await turn();
+  t.equal(calls.length, 2, 'nothing leaves while both calls run');
+  calls[0]!.answer();
+  await turn();
+  t.same(calls[2]?.keys, [5, 6], 'the waiting keys leave as soon as a call returns, up to maxBatch');
+  calls[1]!.answer();
+  await turn();
+  t.same(calls[3]?.keys, [7]);
+  calls[2]!.answer();
+  calls[3]!.answer();
+  t.same(await first, ['v1', 'v2', 'v3', 'v4', 'v5']);
+  t.same(await later, ['v6', 'v7']);
+});
+
+t.test('a failed call fails its own askers only, and frees its place', async (t) => {
+  const { calls, load } = heldLoad();
+  const get = createBatcher(load, { maxBatch: 1, maxInFlight: 1 });
+  const a = get(1);
+  const b = get(2);
+  await turn();
+  t.equal(calls.length, 1);
+  calls[0]!.fail(new Error('connection lost'));
+  await t.rejects(a, /connection lost/);
+  await turn();
+  t.same(calls[1]?.keys, [2], 'the next key leaves after the failure');
+  calls[1]!.answer();
+  t.equal(await b, 'v2');
+});
