@@ -142,6 +142,12 @@ export function matchFilters(fs: Filter[], ev: NostrEvent): boolean {
   return false;
 }
 
+/** The order of a query's stored events (NIP-01): newest first, ties by lowest id. */
+export function newestFirst(a: NostrEvent, b: NostrEvent): number {
+  if (a.created_at !== b.created_at) return b.created_at - a.created_at;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
 /** How many stored events the initial query may return: limit (clamped) or defaultLimit. */
 export function effectiveLimit(f: Filter, limits: FilterLimits): number {
   return Math.min(f.limit ?? limits.defaultLimit, limits.maxLimit);

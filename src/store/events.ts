@@ -3,7 +3,7 @@
 // deleted event gets removed_at, and only rows with removed_at IS NULL are served.
 import type { Knex } from 'knex';
 import type { NostrEvent } from '../nips/nip01.js';
-import type { Filter } from '../nips/filter.js';
+import { newestFirst, type Filter } from '../nips/filter.js';
 import { keptOver } from '../nips/kinds.js';
 
 export type SaveOutcome =
@@ -232,6 +232,42 @@ export async function queryFilter(db: Knex, f: Filter, limit: number, nowSeconds
   if (limit <= 0) return [];
   const rows = (await filterQuery(db, f, limit, nowSeconds)) as EventRow[];
   return rows.map(rowToEvent);
+}
+
+/** One filter's read in a batch: at most `limit` of its live events. */
+export interface FilterRead {
+  readonly filter: Filter;
+  readonly limit: number;
+}
+
+/**
+ * queryFilter for several filters in ONE statement: each filter's query (planned for its own values, as alone) is
+ * a branch of a UNION ALL tagged with its position. One round trip and one wake-up of a backend for many reads;
+ * the answers come back in the order of `reads`. A read alone is queryFilter's statement, without the wrapping.
+ */
+export async function queryFilters(
+  db: Knex,
+  reads: readonly FilterRead[],
+  nowSeconds: number,
+): Promise<NostrEvent[][]> {
+  if (reads.length === 1) return [await queryFilter(db, reads[0]!.filter, reads[0]!.limit, nowSeconds)];
+  const answers: NostrEvent[][] = reads.map(() => []);
+  const branches: string[] = [];
+  const bindings: Knex.Value[] = [];
+  reads.forEach((r, i) => {
+    if (r.limit <= 0) return;
+    const { sql, bindings: values } = filterQuery(db, r.filter, r.limit, nowSeconds).toSQL();
+    branches.push(`select ${i} as nostrx_read, b.* from (${sql}) b`);
+    bindings.push(...(values as Knex.Value[]));
+  });
+  if (branches.length === 0) return answers;
+  const { rows } = (await db.raw(branches.join(' union all '), bindings)) as {
+    rows: (EventRow & { nostrx_read: number })[];
+  };
+  for (const row of rows) answers[row.nostrx_read]?.push(rowToEvent(row));
+  // a branch's ORDER BY holds inside it; the order of a UNION ALL's rows is not promised, so it is made again
+  for (const events of answers) if (events.length > 1) events.sort(newestFirst);
+  return answers;
 }
 
 /**

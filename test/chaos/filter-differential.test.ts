@@ -1,6 +1,7 @@
 // Filter matching, differential (as strfry tests its filters): random events are stored through the real write
 // path (store/event-batch.ts), then random filters are answered three ways, which must agree exactly:
-//   - the SQL path: store/events.ts queryFilter (REQ: newest first, ties by lowest id, limit) and countFilters (COUNT)
+//   - the SQL path: store/events.ts queryFilter (REQ: newest first, ties by lowest id, limit) and countFilters (COUNT);
+//     the same filters read again several to a statement (queryFilters, as concurrent REQs are) must match it
 //   - the in-memory matcher the live fan-out uses: nips/filter.ts matchFilter
 //   - a naive reference written here from NIP-01's words, sharing no code with either
 // Values come from small pools so that filters match often (a few authors, kinds, tag letters and values, a
@@ -12,7 +13,7 @@ import { createTestDatabase } from '../helpers/db.js';
 import { figures, scale } from '../helpers/chaos.js';
 import { insertBatch } from '../../src/store/event-batch.js';
 import { NO_UPSTREAM } from '../../src/store/forwarding-plan.js';
-import { countFilters, queryFilter } from '../../src/store/events.js';
+import { countFilters, queryFilter, queryFilters, type FilterRead } from '../../src/store/events.js';
 import { upsertUserByPubkey } from '../../src/store/users.js';
 import { matchFilter, type Filter } from '../../src/nips/filter.js';
 import type { NostrEvent } from '../../src/nips/nip01.js';
@@ -116,12 +117,14 @@ t.test('the SQL path, the in-memory matcher and a naive reference agree on every
   let matched = 0;
   let disagreements = 0;
   const queryStarted = Date.now();
+  const asked: { read: FilterRead; ids: string[] }[] = [];
   for (let n = 0; n < filters; n++) {
     const f = randomFilter(events);
     const expected = events.filter((e) => reference(f, e)).sort(newestFirst);
     const byMatcher = events.filter((e) => matchFilter(f, e)).sort(newestFirst);
     const limit = f.limit ?? 500; // the relay never returns more than MAX_LIMIT (500); COUNT checks the whole set
     const bySql = await queryFilter(db, f, limit, NOW);
+    asked.push({ read: { filter: f, limit }, ids: bySql.map((e) => e.id) });
     const counted = await countFilters(db, [f], NOW);
     matched += expected.length;
     const want = expected.slice(0, limit).map((e) => e.id);
@@ -136,6 +139,22 @@ t.test('the SQL path, the in-memory matcher and a naive reference agree on every
           `filter ${JSON.stringify(f)} (seed ${seed}): reference ${expected.length}, matcher ${byMatcher.length}, SQL ${bySql.length} of limit ${limit}, COUNT ${counted}`,
         );
       }
+    }
+  }
+  // the same reads, a random number of them to a statement
+  for (let i = 0; i < asked.length;) {
+    const group = asked.slice(i, (i += 1 + int(12)));
+    const answers = await queryFilters(
+      db,
+      group.map((a) => a.read),
+      NOW,
+    );
+    for (const [k, a] of group.entries()) {
+      if (JSON.stringify(answers[k]?.map((e) => e.id)) === JSON.stringify(a.ids)) continue;
+      disagreements++;
+      t.fail(
+        `filter ${JSON.stringify(a.read.filter)} (seed ${seed}) read in a group of ${group.length} differs from alone`,
+      );
     }
   }
   // COUNT over several filters at once is their union

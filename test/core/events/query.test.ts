@@ -1,0 +1,112 @@
+// Stored-event reads (src/core/events/query.ts) on a real PostgreSQL: filters asked together are read in shared
+// statements (store/events.ts queryFilters), and each still gets exactly what it would get alone: its own
+// matches, newest first, ties by lowest id, cut at its limit.
+import t from 'tap';
+import { createTestDatabase } from '../../helpers/db.js';
+import { buildEvent, newKey } from '../../helpers/events.js';
+import { createQueries } from '../../../src/core/events/query.js';
+import { insertBatch } from '../../../src/store/event-batch.js';
+import { NO_UPSTREAM } from '../../../src/store/forwarding-plan.js';
+import { queryFilter } from '../../../src/store/events.js';
+import { primaryReads, type Reads } from '../../../src/store/read-replica.js';
+import { upsertUserByPubkey } from '../../../src/store/users.js';
+import { newestFirst, type Filter } from '../../../src/nips/filter.js';
+import type { NostrEvent } from '../../../src/nips/nip01.js';
+
+const db = (await createTestDatabase(t)).knex;
+const NOW = Math.floor(Date.now() / 1000);
+const authors = Array.from({ length: 12 }, newKey);
+const stored: NostrEvent[] = [];
+// per author: 6 notes, two of them in the same second (the tie goes to the lower id), and a reaction
+for (const [a, key] of authors.entries()) {
+  const at = NOW - 1000 + a;
+  for (let i = 0; i < 6; i++) {
+    stored.push(
+      buildEvent(key.sk, {
+        kind: 1,
+        content: `note ${i}`,
+        created_at: at - (i === 5 ? 4 : i) * 10,
+        tags: [['t', `topic${a % 3}`]],
+      }),
+    );
+  }
+  stored.push(buildEvent(key.sk, { kind: 7, created_at: at, tags: [['e', stored.at(-1)!.id]] }));
+}
+const { user } = await upsertUserByPubkey(db, authors[0]!.pk);
+await insertBatch(
+  db,
+  stored.map((ev) => ({ ev, extras: { userId: user.id, dTag: null, expiresAt: undefined }, forwarding: NO_UPSTREAM })),
+);
+
+/** The primary's reads, counted: one `read` is one statement. */
+function counted(): { reads: Reads; statements: () => number } {
+  const base = primaryReads(db);
+  let n = 0;
+  const reads: Reads = {
+    ...base,
+    read: (run, incomplete) => {
+      n++;
+      return base.read(run, incomplete);
+    },
+  };
+  return { reads, statements: () => n };
+}
+
+const limits = { maxLimit: 500, defaultLimit: 100, maxFilterValues: 5000 };
+const ids = (evs: readonly NostrEvent[]) => evs.map((e) => e.id);
+
+t.test('REQ filters asked in the same turn share statements and each gets what it would alone', async (t) => {
+  const { reads, statements } = counted();
+  const queries = createQueries(reads, limits, () => NOW);
+  const filters: Filter[] = [
+    ...authors.map((a, i): Filter => ({ authors: [a.pk], kinds: [1], limit: 1 + (i % 5) })),
+    { kinds: [7], limit: 5 },
+    { tags: { t: ['topic1'] }, limit: 7 },
+    { ids: [stored[3]!.id, stored[40]!.id] },
+    { since: NOW - 1000, until: NOW - 995, limit: 100 },
+    { authors: [authors[1]!.pk], limit: 0 },
+  ];
+  const answers = await Promise.all(filters.map((f) => queries.query([f])));
+  t.ok(statements() < filters.length / 2, `${filters.length} filters in ${statements()} statements`);
+  for (const [i, f] of filters.entries()) {
+    const alone = await queryFilter(db, f, Math.min(f.limit ?? 100, 500), NOW);
+    t.same(ids(answers[i]!), ids(alone), `filter ${i} as when read alone`);
+  }
+  t.same(answers[0]!.length, 1);
+  t.same(answers[4]!.length, 5, 'the limit of each filter holds in a shared statement');
+  t.same(answers.at(-1), [], 'limit 0 reads nothing');
+});
+
+t.test('filters binding many values are spread over statements under the parameter limit', async (t) => {
+  const { reads, statements } = counted();
+  const queries = createQueries(reads, limits, () => NOW);
+  // 4,999 keys nobody uses and one real author: 8 such filters bind ~40,000 values, more than one statement takes
+  const filler = Array.from({ length: 4999 }, (_, i) => i.toString(16).padStart(64, '0'));
+  const filters = authors.slice(0, 8).map((a): Filter => ({ authors: [...filler, a.pk], kinds: [1], limit: 3 }));
+  const answers = await Promise.all(filters.map((f) => queries.query([f])));
+  t.ok(statements() >= 2, `${statements()} statements`);
+  for (const [i, a] of authors.slice(0, 8).entries()) {
+    const own = stored.filter((e) => e.pubkey === a.pk && e.kind === 1);
+    t.equal(answers[i]!.length, 3);
+    t.ok(
+      answers[i]!.every((e) => own.some((o) => o.id === e.id)),
+      `author ${i} gets only their own notes`,
+    );
+  }
+});
+
+t.test('several filters of one REQ are merged newest first without duplicates', async (t) => {
+  const queries = createQueries(primaryReads(db), limits, () => NOW);
+  const a = authors[2]!.pk;
+  const got = await queries.query([
+    { authors: [a], limit: 3 },
+    { authors: [a], kinds: [1], limit: 4 },
+  ]);
+  const each = [
+    ...(await queryFilter(db, { authors: [a] }, 3, NOW)),
+    ...(await queryFilter(db, { authors: [a], kinds: [1] }, 4, NOW)),
+  ];
+  const expected = [...new Map(each.map((e) => [e.id, e])).values()].sort(newestFirst);
+  t.ok(expected.length < each.length, 'the two filters overlap');
+  t.same(ids(got), ids(expected), 'the union of both, each id once, in NIP-01 order');
+});
