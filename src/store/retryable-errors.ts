@@ -29,3 +29,11 @@ export function isLockTimeout(err: unknown): boolean {
 export function isQuotaRefusal(err: unknown): boolean {
   return sqlstate(err) === 'NXQ01';
 }
+
+/**
+ * 57014 query_canceled: the statement ran past statement_timeout (DB_QUERY_TIMEOUT_MS). Of a statement that held
+ * several reads, only the slowest may be to blame: each read alone may well finish in time.
+ */
+export function isStatementTimeout(err: unknown): boolean {
+  return sqlstate(err) === '57014';
+}

@@ -10,6 +10,7 @@ import type { NostrEvent } from '../../nips/nip01.js';
 import { createBatcher } from '../../lib/batcher.js';
 import { countFilters, countFiltersFinding, queryFilters, type FilterRead } from '../../store/events.js';
 import type { Reads } from '../../store/read-replica.js';
+import { isStatementTimeout } from '../../store/retryable-errors.js';
 
 export interface EventQueries {
   query(filters: Filter[]): Promise<NostrEvent[]>;
@@ -56,6 +57,13 @@ function statements(reads: readonly FilterRead[]): FilterRead[][] {
   return out;
 }
 
+/** A read that failed on its own, after its shared statement ran past the timeout. */
+class ReadFailure {
+  constructor(readonly cause: unknown) {}
+}
+
+type Answer = NostrEvent[] | ReadFailure;
+
 /** For a read by ids: true when fewer events came back than it names (within its limit). */
 function missesIds({ filter: f, limit }: FilterRead, found: readonly NostrEvent[]): boolean {
   if (!f.ids) return false;
@@ -74,15 +82,35 @@ export function createQueries(
       (db) => queryFilters(db, batch, now()),
       (answers) => answers.some((found, i) => missesIds(batch[i]!, found)),
     );
-  const readBatched = createBatcher<FilterRead, NostrEvent[]>(
+  // One slow filter must not cost the others sharing its statement their answer: past the statement timeout, each
+  // is read again alone, and only what fails alone fails.
+  const readShared = async (batch: FilterRead[]): Promise<Answer[]> => {
+    try {
+      return await readStatement(batch);
+    } catch (err) {
+      if (batch.length === 1 || !isStatementTimeout(err)) throw err;
+      return Promise.all(
+        batch.map((r) =>
+          readStatement([r]).then(
+            (a) => a[0] ?? [],
+            (e: unknown) => new ReadFailure(e),
+          ),
+        ),
+      );
+    }
+  };
+  const readBatched = createBatcher<FilterRead, Answer>(
     async (batch) => {
-      const answers = (await Promise.all(statements(batch).map(readStatement))).flat();
+      const answers = (await Promise.all(statements(batch).map(readShared))).flat();
       return new Map(batch.map((r, i) => [r, answers[i] ?? []]));
     },
     { maxBatch: FILTERS_PER_STATEMENT, maxInFlight: READS_IN_FLIGHT },
   );
-  const readFilter = async (f: Filter) =>
-    (await readBatched({ filter: f, limit: filter.effectiveLimit(f, limits) })) ?? [];
+  const readFilter = async (f: Filter): Promise<NostrEvent[]> => {
+    const answer = await readBatched({ filter: f, limit: filter.effectiveLimit(f, limits) });
+    if (answer instanceof ReadFailure) throw answer.cause;
+    return answer ?? [];
+  };
   return {
     async query(filters) {
       const live = filters.filter((f) => !filter.matchesNothing(f));

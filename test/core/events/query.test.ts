@@ -3,17 +3,19 @@
 // matches, newest first, ties by lowest id, cut at its limit.
 import t from 'tap';
 import { createTestDatabase } from '../../helpers/db.js';
+import { openDatabase } from '../../../src/store/db.js';
 import { buildEvent, newKey } from '../../helpers/events.js';
 import { createQueries } from '../../../src/core/events/query.js';
 import { insertBatch } from '../../../src/store/event-batch.js';
 import { NO_UPSTREAM } from '../../../src/store/forwarding-plan.js';
 import { queryFilter } from '../../../src/store/events.js';
 import { primaryReads, type Reads } from '../../../src/store/read-replica.js';
+import type { Knex } from 'knex';
 import { upsertUserByPubkey } from '../../../src/store/users.js';
 import { newestFirst, type Filter } from '../../../src/nips/filter.js';
 import type { NostrEvent } from '../../../src/nips/nip01.js';
 
-const db = (await createTestDatabase(t)).knex;
+const { knex: db, url } = await createTestDatabase(t);
 const NOW = Math.floor(Date.now() / 1000);
 const authors = Array.from({ length: 12 }, newKey);
 const stored: NostrEvent[] = [];
@@ -39,8 +41,8 @@ await insertBatch(
 );
 
 /** The primary's reads, counted: one `read` is one statement. */
-function counted(): { reads: Reads; statements: () => number } {
-  const base = primaryReads(db);
+function counted(on: Knex = db): { reads: Reads; statements: () => number } {
+  const base = primaryReads(on);
   let n = 0;
   const reads: Reads = {
     ...base,
@@ -109,4 +111,34 @@ t.test('several filters of one REQ are merged newest first without duplicates', 
   const expected = [...new Map(each.map((e) => [e.id, e])).values()].sort(newestFirst);
   t.ok(expected.length < each.length, 'the two filters overlap');
   t.same(ids(got), ids(expected), 'the union of both, each id once, in NIP-01 order');
+});
+
+t.test('a statement past the timeout: each of its reads is tried alone, and only the one to blame fails', async (t) => {
+  // statement_timeout 300 ms, and the tag rows locked by another transaction: a statement that reads them waits
+  // past it; the author timelines sharing its statement do not read them and are answered when read alone
+  const bounded = await openDatabase({
+    databaseUrl: url,
+    dataDir: '',
+    poolMax: 4,
+    limits: { connectMs: 5000, acquireMs: 5000, queryMs: 300 },
+  });
+  t.teardown(() => bounded.close());
+  const { reads, statements } = counted(bounded.knex);
+  const queries = createQueries(reads, limits, () => NOW);
+  const locker = await db.transaction();
+  t.teardown(() => locker.rollback());
+  await locker.raw('LOCK TABLE nostr_event_tags IN ACCESS EXCLUSIVE MODE');
+  const timelines = authors.slice(0, 4).map((a): Filter => ({ authors: [a.pk], kinds: [1], limit: 2 }));
+  const results = await Promise.allSettled([
+    ...timelines.map((f) => queries.query([f])),
+    queries.query([{ tags: { t: ['topic0'] }, limit: 5 }]),
+  ]);
+  t.equal(statements(), 6, 'one shared statement, then each of its five reads alone');
+  for (const [i, r] of results.slice(0, 4).entries()) {
+    t.equal(r.status, 'fulfilled', `timeline ${i} answered`);
+    if (r.status === 'fulfilled') t.equal(r.value.length, 2);
+  }
+  const tagged = results[4]!;
+  t.equal(tagged.status, 'rejected', 'the read that waits on the lock fails');
+  if (tagged.status === 'rejected') t.match((tagged.reason as { code?: string }).code, '57014');
 });
