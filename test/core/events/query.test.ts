@@ -2,7 +2,7 @@
 // statements (store/events.ts queryFilters), and each still gets exactly what it would get alone: its own
 // matches, newest first, ties by lowest id, cut at its limit.
 import t from 'tap';
-import { createTestDatabase } from '../../helpers/db.js';
+import { createTestDatabase, createTestPglite } from '../../helpers/db.js';
 import { openDatabase } from '../../../src/store/db.js';
 import { buildEvent, newKey } from '../../helpers/events.js';
 import { createQueries } from '../../../src/core/events/query.js';
@@ -141,4 +141,27 @@ t.test('a statement past the timeout: each of its reads is tried alone, and only
   const tagged = results[4]!;
   t.equal(tagged.status, 'rejected', 'the read that waits on the lock fails');
   if (tagged.status === 'rejected') t.match((tagged.reason as { code?: string }).code, '57014');
+});
+
+t.test('on the embedded PGlite, reads share its one connection the same way', async (t) => {
+  const embedded = (await createTestPglite(t)).knex;
+  const { user: owner } = await upsertUserByPubkey(embedded, authors[0]!.pk);
+  const mine = stored.filter((e) => e.pubkey === authors[0]!.pk || e.pubkey === authors[1]!.pk);
+  await insertBatch(
+    embedded,
+    mine.map((ev) => ({ ev, extras: { userId: owner.id, dTag: null, expiresAt: undefined }, forwarding: NO_UPSTREAM })),
+  );
+  const { reads, statements } = counted(embedded);
+  const queries = createQueries(reads, limits, () => NOW);
+  const filters: Filter[] = [
+    { authors: [authors[0]!.pk], kinds: [1], limit: 3 },
+    { authors: [authors[1]!.pk], limit: 2 },
+    { tags: { t: ['topic1'] }, limit: 4 },
+  ];
+  const answers = await Promise.all(filters.map((f) => queries.query([f])));
+  t.equal(statements(), 1, 'one statement');
+  for (const [i, f] of filters.entries()) {
+    t.same(ids(answers[i]!), ids(await queryFilter(embedded, f, f.limit!, NOW)), `filter ${i} as when read alone`);
+  }
+  t.equal(answers[2]!.length, 4, 'author 1 wrote topic1 notes');
 });
