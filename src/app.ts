@@ -301,7 +301,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
     log,
     onTimeout: (via) => metrics.deadlineAnswers.inc({ via }),
   });
-  const queries = createQueries(reads, config, opts.now);
+  const queries = createQueries(reads, config, {
+    ...(opts.now ? { now: opts.now } : {}),
+    onStatement: (n, seconds) => {
+      metrics.readStatementFilters.observe(n);
+      metrics.readStatementSeconds.observe(seconds);
+    },
+  });
   // The operator console's live figures, sampled from this process's metrics and the forwarder's breakers.
   const overview = createLiveOverview({
     metrics,

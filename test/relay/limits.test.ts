@@ -66,4 +66,7 @@ t.test('health, readiness and metrics endpoints answer', async (t) => {
   const metrics = await (await fetch(`${app.url}/metrics`)).text();
   t.match(metrics, /nostrx_events_total\{outcome="accepted",reason="",via="relay"\} \d+/);
   t.match(metrics, /nostrx_connections \d+/);
+  // the first test's REQ was read by one statement
+  t.match(metrics, /nostrx_read_statement_filters_count [1-9]\d*\n/);
+  t.match(metrics, /nostrx_read_statement_seconds_count [1-9]\d*\n/);
 });

@@ -70,18 +70,26 @@ function missesIds({ filter: f, limit }: FilterRead, found: readonly NostrEvent[
   return found.length < Math.min(new Set(f.ids).size, limit);
 }
 
-export function createQueries(
-  reads: Reads,
-  limits: FilterLimits,
-  now: () => number = () => Math.floor(Date.now() / 1000),
-): EventQueries {
+export interface QueryOptions {
+  /** Seconds since the epoch (tests set it). */
+  readonly now?: () => number;
+  /** Told the reads and the duration of every statement that answered (metrics). */
+  readonly onStatement?: (reads: number, seconds: number) => void;
+}
+
+export function createQueries(reads: Reads, limits: FilterLimits, options: QueryOptions = {}): EventQueries {
+  const now = options.now ?? (() => Math.floor(Date.now() / 1000));
   // A replica's answer that misses an event asked by id sends the whole statement to the primary (rare: only
   // while the replica has not yet replayed an event just stored).
-  const readStatement = (batch: FilterRead[]) =>
-    reads.read(
+  const readStatement = async (batch: FilterRead[]) => {
+    const started = process.hrtime.bigint();
+    const answers = await reads.read(
       (db) => queryFilters(db, batch, now()),
-      (answers) => answers.some((found, i) => missesIds(batch[i]!, found)),
+      (found) => found.some((events, i) => missesIds(batch[i]!, events)),
     );
+    options.onStatement?.(batch.length, Number(process.hrtime.bigint() - started) / 1e9);
+    return answers;
+  };
   // One slow filter must not cost the others sharing its statement their answer: past the statement timeout, each
   // is read again alone, and only what fails alone fails.
   const readShared = async (batch: FilterRead[]): Promise<Answer[]> => {

@@ -86,6 +86,18 @@ export function createMetrics() {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers: r,
     }),
+    readStatementFilters: new client.Histogram({
+      name: 'nostrx_read_statement_filters',
+      help: 'REQ filters read by one statement (those that arrive together share one)',
+      buckets: [1, 2, 4, 8],
+      registers: r,
+    }),
+    readStatementSeconds: new client.Histogram({
+      name: 'nostrx_read_statement_seconds',
+      help: 'Duration of a statement reading stored events for REQ filters',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers: r,
+    }),
     quotaRejections: new client.Counter({
       name: 'nostrx_quota_rejections_total',
       help: 'Events refused for quota, by plan and period',

@@ -59,7 +59,8 @@ const ids = (evs: readonly NostrEvent[]) => evs.map((e) => e.id);
 
 t.test('REQ filters asked in the same turn share statements and each gets what it would alone', async (t) => {
   const { reads, statements } = counted();
-  const queries = createQueries(reads, limits, () => NOW);
+  const sizes: number[] = [];
+  const queries = createQueries(reads, limits, { now: () => NOW, onStatement: (n) => sizes.push(n) });
   const filters: Filter[] = [
     ...authors.map((a, i): Filter => ({ authors: [a.pk], kinds: [1], limit: 1 + (i % 5) })),
     { kinds: [7], limit: 5 },
@@ -70,6 +71,11 @@ t.test('REQ filters asked in the same turn share statements and each gets what i
   ];
   const answers = await Promise.all(filters.map((f) => queries.query([f])));
   t.ok(statements() < filters.length / 2, `${filters.length} filters in ${statements()} statements`);
+  t.same(
+    sizes.sort((a, b) => b - a),
+    [8, 8, 1],
+    'each statement reported with its reads, at most 8',
+  );
   for (const [i, f] of filters.entries()) {
     const alone = await queryFilter(db, f, Math.min(f.limit ?? 100, 500), NOW);
     t.same(ids(answers[i]!), ids(alone), `filter ${i} as when read alone`);
@@ -81,7 +87,7 @@ t.test('REQ filters asked in the same turn share statements and each gets what i
 
 t.test('filters binding many values are spread over statements under the parameter limit', async (t) => {
   const { reads, statements } = counted();
-  const queries = createQueries(reads, limits, () => NOW);
+  const queries = createQueries(reads, limits, { now: () => NOW });
   // 4,999 keys nobody uses and one real author: 8 such filters bind ~40,000 values, more than one statement takes
   const filler = Array.from({ length: 4999 }, (_, i) => i.toString(16).padStart(64, '0'));
   const filters = authors.slice(0, 8).map((a): Filter => ({ authors: [...filler, a.pk], kinds: [1], limit: 3 }));
@@ -98,7 +104,7 @@ t.test('filters binding many values are spread over statements under the paramet
 });
 
 t.test('several filters of one REQ are merged newest first without duplicates', async (t) => {
-  const queries = createQueries(primaryReads(db), limits, () => NOW);
+  const queries = createQueries(primaryReads(db), limits, { now: () => NOW });
   const a = authors[2]!.pk;
   const got = await queries.query([
     { authors: [a], limit: 3 },
@@ -124,7 +130,7 @@ t.test('a statement past the timeout: each of its reads is tried alone, and only
   });
   t.teardown(() => bounded.close());
   const { reads, statements } = counted(bounded.knex);
-  const queries = createQueries(reads, limits, () => NOW);
+  const queries = createQueries(reads, limits, { now: () => NOW });
   const locker = await db.transaction();
   t.teardown(() => locker.rollback());
   await locker.raw('LOCK TABLE nostr_event_tags IN ACCESS EXCLUSIVE MODE');
@@ -152,7 +158,7 @@ t.test('on the embedded PGlite, reads share its one connection the same way', as
     mine.map((ev) => ({ ev, extras: { userId: owner.id, dTag: null, expiresAt: undefined }, forwarding: NO_UPSTREAM })),
   );
   const { reads, statements } = counted(embedded);
-  const queries = createQueries(reads, limits, () => NOW);
+  const queries = createQueries(reads, limits, { now: () => NOW });
   const filters: Filter[] = [
     { authors: [authors[0]!.pk], kinds: [1], limit: 3 },
     { authors: [authors[1]!.pk], limit: 2 },
