@@ -208,6 +208,41 @@ t.test('REQ returns stored matches newest first, honours limit, tags, since/unti
   t.equal(r.events.length, 2);
 });
 
+t.test('REQs sent at once by many readers each get their own stored events, then EOSE', async (t) => {
+  // the relay reads filters that arrive together in shared statements (core/events/query.ts): what each reader
+  // gets must not depend on who else asked at the same moment
+  const writer = await Relay.connect(app.relayUrl);
+  t.teardown(() => writer.close());
+  const base = now() - 500;
+  const authors = Array.from({ length: 10 }, newKey);
+  const notes = new Map<string, NostrEvent[]>();
+  for (const [a, key] of authors.entries()) {
+    const own = Array.from({ length: 4 }, (_, i) =>
+      buildEvent(key.sk, { created_at: base + i, content: `a${a} n${i}`, tags: [['t', `reader${a}`]] }),
+    );
+    for (const ev of own) t.equal(await writer.publish(ev), '');
+    notes.set(key.pk, own);
+  }
+  const readers = await Promise.all(authors.map(() => Relay.connect(app.relayUrl)));
+  t.teardown(() => readers.forEach((r) => r.close()));
+  const answers = await Promise.all(
+    readers.map((r, a) =>
+      a % 2 === 0
+        ? storedEvents(r, { authors: [authors[a]!.pk], limit: 1 + (a % 4) })
+        : storedEvents(r, { '#t': [`reader${a}`], limit: 3 }, { authors: [authors[a]!.pk], since: base + 3 }),
+    ),
+  );
+  for (const [a, got] of answers.entries()) {
+    const own = notes.get(authors[a]!.pk)!;
+    const want = a % 2 === 0 ? own.slice(-(1 + (a % 4))).reverse() : own.slice(-3).reverse();
+    t.same(
+      got.map((e) => e.content),
+      want.map((e) => e.content),
+      `reader ${a}: own notes, newest first`,
+    );
+  }
+});
+
 t.test('live matches arrive after EOSE until CLOSE, and a REQ with a used id replaces it', async (t) => {
   const key = newKey();
   const reader = await RawClient.connect(app.relayUrl);
