@@ -303,9 +303,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
   });
   const queries = createQueries(reads, config, {
     ...(opts.now ? { now: opts.now } : {}),
-    onStatement: (n, seconds) => {
+    onStatement: (n, seconds, outcome) => {
       metrics.readStatementFilters.observe(n);
-      metrics.readStatementSeconds.observe(seconds);
+      metrics.readStatementSeconds.observe({ outcome }, seconds);
     },
   });
   // The operator console's live figures, sampled from this process's metrics and the forwarder's breakers.

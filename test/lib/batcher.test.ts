@@ -29,6 +29,20 @@ t.test('keys asked in one turn leave in one call, split by maxBatch; each asker 
   t.same(await answers, ['v1', 'v2', 'v3', 'v4', 'v2']);
 });
 
+t.test('with a weight, a call carries at most maxWeight, and a heavier key goes alone', async (t) => {
+  const { calls, load } = heldLoad();
+  const get = createBatcher(load, { maxBatch: 4, maxWeight: 10, weight: (k) => k });
+  const answers = Promise.all([3, 4, 2, 12, 1, 1, 5, 6].map(get));
+  await turn();
+  t.same(
+    calls.map((c) => c.keys),
+    [[3, 4, 2], [12], [1, 5], [6]],
+    'runs in the order asked, each within the weight; a key asked twice is loaded once',
+  );
+  for (const c of calls) c.answer();
+  t.same(await answers, ['v3', 'v4', 'v2', 'v12', 'v1', 'v1', 'v5', 'v6']);
+});
+
 t.test('with maxInFlight, what is asked while the calls run leaves together when one returns', async (t) => {
   const { calls, load } = heldLoad();
   const get = createBatcher(load, { maxBatch: 2, maxInFlight: 2 });
@@ -70,4 +84,23 @@ t.test('a failed call fails its own askers only, and frees its place', async (t)
   t.same(calls[1]?.keys, [2], 'the next key leaves after the failure');
   calls[1]!.answer();
   t.equal(await b, 'v2');
+});
+
+t.test('with aloneUnder, a key asked while fewer calls run leaves at once; the others wait for the turn', async (t) => {
+  const { calls, load } = heldLoad();
+  const get = createBatcher(load, { maxBatch: 8, maxInFlight: 4, aloneUnder: 2 });
+  const answers = Promise.all([1, 2, 3, 4, 5].map(get));
+  t.same(
+    calls.map((c) => c.keys),
+    [[1], [2]],
+    'the first two leave alone, before the turn ends',
+  );
+  await turn();
+  t.same(calls[2]?.keys, [3, 4, 5], 'the rest leave together at the end of the turn');
+  for (const c of calls) c.answer();
+  t.same(await answers, ['v1', 'v2', 'v3', 'v4', 'v5']);
+  const later = get(6);
+  t.same(calls[3]?.keys, [6], 'alone again once the calls have returned');
+  calls[3]!.answer();
+  t.equal(await later, 'v6');
 });

@@ -68,5 +68,5 @@ t.test('health, readiness and metrics endpoints answer', async (t) => {
   t.match(metrics, /nostrx_connections \d+/);
   // the first test's REQ was read by one statement
   t.match(metrics, /nostrx_read_statement_filters_count [1-9]\d*\n/);
-  t.match(metrics, /nostrx_read_statement_seconds_count [1-9]\d*\n/);
+  t.match(metrics, /nostrx_read_statement_seconds_count\{outcome="answered"\} [1-9]\d*\n/);
 });

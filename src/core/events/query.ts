@@ -24,6 +24,13 @@ export interface EventQueries {
  */
 const READS_IN_FLIGHT = 6;
 /**
+ * While fewer read statements than this run, a read leaves at once, alone. A shared statement's branches run one
+ * after another in one backend, where reads alone would run side by side on the database's cores: sharing pays only
+ * when reads queue. Measured at a steady 500 timelines a second (docs/benchmarks.md): EOSE p99 ~14 ms with 2 against
+ * ~31 ms sharing whatever arrived together, and as many saturated timelines a second.
+ */
+const READS_ALONE_UNDER = 2;
+/**
  * Branches per statement. Measured on the million-event store (docs/benchmarks.md): read one statement after
  * another, a timeline took about as long per read in statements of 8 and 16 and twice as long in statements of 32.
  */
@@ -36,25 +43,6 @@ function boundValues(f: Filter): number {
   let n = 4 + (f.ids?.length ?? 0) + (f.authors?.length ?? 0) + (f.kinds?.length ?? 0);
   for (const values of Object.values(f.tags ?? {})) n += 1 + values.length;
   return n;
-}
-
-/** Consecutive runs of reads, each binding at most MAX_BOUND_VALUES (a larger read alone). */
-function statements(reads: readonly FilterRead[]): FilterRead[][] {
-  const out: FilterRead[][] = [];
-  let current: FilterRead[] = [];
-  let bound = 0;
-  for (const r of reads) {
-    const n = boundValues(r.filter);
-    if (current.length > 0 && bound + n > MAX_BOUND_VALUES) {
-      out.push(current);
-      current = [];
-      bound = 0;
-    }
-    current.push(r);
-    bound += n;
-  }
-  if (current.length > 0) out.push(current);
-  return out;
 }
 
 /** A read that failed on its own, after its shared statement ran past the timeout. */
@@ -73,8 +61,8 @@ function missesIds({ filter: f, limit }: FilterRead, found: readonly NostrEvent[
 export interface QueryOptions {
   /** Seconds since the epoch (tests set it). */
   readonly now?: () => number;
-  /** Told the reads and the duration of every statement that answered (metrics). */
-  readonly onStatement?: (reads: number, seconds: number) => void;
+  /** Told the reads, the duration and the outcome of every statement (metrics). */
+  readonly onStatement?: (reads: number, seconds: number, outcome: 'answered' | 'failed') => void;
 }
 
 export function createQueries(reads: Reads, limits: FilterLimits, options: QueryOptions = {}): EventQueries {
@@ -83,39 +71,52 @@ export function createQueries(reads: Reads, limits: FilterLimits, options: Query
   // while the replica has not yet replayed an event just stored).
   const readStatement = async (batch: FilterRead[]) => {
     const started = process.hrtime.bigint();
-    const answers = await reads.read(
-      (db) => queryFilters(db, batch, now()),
-      (found) => found.some((events, i) => missesIds(batch[i]!, events)),
-    );
-    options.onStatement?.(batch.length, Number(process.hrtime.bigint() - started) / 1e9);
-    return answers;
+    const took = () => Number(process.hrtime.bigint() - started) / 1e9;
+    try {
+      const answers = await reads.read(
+        (db) => queryFilters(db, batch, now()),
+        (found) => found.some((events, i) => missesIds(batch[i]!, events)),
+      );
+      options.onStatement?.(batch.length, took(), 'answered');
+      return answers;
+    } catch (err) {
+      options.onStatement?.(batch.length, took(), 'failed');
+      throw err;
+    }
   };
   // One slow filter must not cost the others sharing its statement their answer: past the statement timeout, each
-  // is read again alone, and only what fails alone fails.
-  const readShared = async (batch: FilterRead[]): Promise<Answer[]> => {
+  // is read again alone, and only what fails alone fails. One after another, in the place the statement held: when
+  // the database is slow for everyone, re-reading them all at once would take the connections the writes need.
+  const readShared = async (batch: FilterRead[]): Promise<Map<FilterRead, Answer>> => {
     try {
-      return await readStatement(batch);
+      const answers = await readStatement(batch);
+      return new Map(batch.map((r, i) => [r, answers[i] ?? []]));
     } catch (err) {
       if (batch.length === 1 || !isStatementTimeout(err)) throw err;
-      return Promise.all(
-        batch.map((r) =>
-          readStatement([r]).then(
+      const alone = new Map<FilterRead, Answer>();
+      for (const r of batch) {
+        alone.set(
+          r,
+          await readStatement([r]).then(
             (a) => a[0] ?? [],
             (e: unknown) => new ReadFailure(e),
           ),
-        ),
-      );
+        );
+      }
+      return alone;
     }
   };
-  const readBatched = createBatcher<FilterRead, Answer>(
-    async (batch) => {
-      const answers = (await Promise.all(statements(batch).map(readShared))).flat();
-      return new Map(batch.map((r, i) => [r, answers[i] ?? []]));
-    },
-    { maxBatch: FILTERS_PER_STATEMENT, maxInFlight: READS_IN_FLIGHT },
-  );
+  const readBatched = createBatcher<FilterRead, Answer>(readShared, {
+    maxBatch: FILTERS_PER_STATEMENT,
+    maxInFlight: READS_IN_FLIGHT,
+    aloneUnder: READS_ALONE_UNDER,
+    weight: (r) => boundValues(r.filter),
+    maxWeight: MAX_BOUND_VALUES,
+  });
   const readFilter = async (f: Filter): Promise<NostrEvent[]> => {
-    const answer = await readBatched({ filter: f, limit: filter.effectiveLimit(f, limits) });
+    const limit = filter.effectiveLimit(f, limits);
+    if (limit <= 0) return []; // `limit: 0` asks for live events only: nothing to read
+    const answer = await readBatched({ filter: f, limit });
     if (answer instanceof ReadFailure) throw answer.cause;
     return answer ?? [];
   };

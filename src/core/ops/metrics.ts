@@ -94,7 +94,8 @@ export function createMetrics() {
     }),
     readStatementSeconds: new client.Histogram({
       name: 'nostrx_read_statement_seconds',
-      help: 'Duration of a statement reading stored events for REQ filters',
+      help: 'Duration of a statement reading stored events for REQ filters, by outcome (answered or failed)',
+      labelNames: ['outcome'] as const,
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
       registers: r,
     }),

@@ -40,18 +40,24 @@ await insertBatch(
   stored.map((ev) => ({ ev, extras: { userId: user.id, dTag: null, expiresAt: undefined }, forwarding: NO_UPSTREAM })),
 );
 
-/** The primary's reads, counted: one `read` is one statement. */
-function counted(on: Knex = db): { reads: Reads; statements: () => number } {
+/** The primary's reads, counted: one `read` is one statement; `log` has `s<n>` as the nth starts, `e<n>` as it ends. */
+function counted(on: Knex = db): { reads: Reads; statements: () => number; log: string[] } {
   const base = primaryReads(on);
   let n = 0;
+  const log: string[] = [];
   const reads: Reads = {
     ...base,
-    read: (run, incomplete) => {
-      n++;
-      return base.read(run, incomplete);
+    read: async (run, incomplete) => {
+      const nth = n++;
+      log.push(`s${nth}`);
+      try {
+        return await base.read(run, incomplete);
+      } finally {
+        log.push(`e${nth}`);
+      }
     },
   };
-  return { reads, statements: () => n };
+  return { reads, statements: () => n, log };
 }
 
 const limits = { maxLimit: 500, defaultLimit: 100, maxFilterValues: 5000 };
@@ -73,8 +79,8 @@ t.test('REQ filters asked in the same turn share statements and each gets what i
   t.ok(statements() < filters.length / 2, `${filters.length} filters in ${statements()} statements`);
   t.same(
     sizes.sort((a, b) => b - a),
-    [8, 8, 1],
-    'each statement reported with its reads, at most 8',
+    [8, 6, 1, 1],
+    'the first two read alone (nothing else ran), the rest shared, at most 8 a statement; limit 0 read nothing',
   );
   for (const [i, f] of filters.entries()) {
     const alone = await queryFilter(db, f, Math.min(f.limit ?? 100, 500), NOW);
@@ -119,6 +125,13 @@ t.test('several filters of one REQ are merged newest first without duplicates', 
   t.same(ids(got), ids(expected), 'the union of both, each id once, in NIP-01 order');
 });
 
+t.test('a filter with limit 0 reads nothing stored', async (t) => {
+  const { reads, statements } = counted();
+  const queries = createQueries(reads, limits, { now: () => NOW });
+  t.same(await queries.query([{ authors: [authors[0]!.pk], limit: 0 }]), []);
+  t.equal(statements(), 0, 'no statement');
+});
+
 t.test('a statement past the timeout: each of its reads is tried alone, and only the one to blame fails', async (t) => {
   // statement_timeout 300 ms, and the tag rows locked by another transaction: a statement that reads them waits
   // past it; the author timelines sharing its statement do not read them and are answered when read alone
@@ -129,22 +142,31 @@ t.test('a statement past the timeout: each of its reads is tried alone, and only
     limits: { connectMs: 5000, acquireMs: 5000, queryMs: 300 },
   });
   t.teardown(() => bounded.close());
-  const { reads, statements } = counted(bounded.knex);
-  const queries = createQueries(reads, limits, { now: () => NOW });
+  const { reads, statements, log } = counted(bounded.knex);
+  const outcomes: string[] = [];
+  const queries = createQueries(reads, limits, { now: () => NOW, onStatement: (_n, _s, o) => outcomes.push(o) });
   const locker = await db.transaction();
   t.teardown(() => locker.rollback());
   await locker.raw('LOCK TABLE nostr_event_tags IN ACCESS EXCLUSIVE MODE');
-  const timelines = authors.slice(0, 4).map((a): Filter => ({ authors: [a.pk], kinds: [1], limit: 2 }));
+  const timelines = authors.slice(0, 6).map((a): Filter => ({ authors: [a.pk], kinds: [1], limit: 2 }));
   const results = await Promise.allSettled([
     ...timelines.map((f) => queries.query([f])),
     queries.query([{ tags: { t: ['topic0'] }, limit: 5 }]),
   ]);
-  t.equal(statements(), 6, 'one shared statement, then each of its five reads alone');
-  for (const [i, r] of results.slice(0, 4).entries()) {
+  // the first two timelines are read alone at once (nothing else ran), the other four with the tag read
+  t.equal(statements(), 8, 'two alone, one shared statement, then each of its five reads alone');
+  for (let i = 3; i < 7; i++)
+    t.ok(log.indexOf(`e${i}`) < log.indexOf(`s${i + 1}`), `read ${i - 2} alone ends before the next starts`);
+  t.same(
+    [...outcomes].sort(),
+    ['answered', 'answered', 'answered', 'answered', 'answered', 'answered', 'failed', 'failed'],
+    'the metrics see the two statements that failed',
+  );
+  for (const [i, r] of results.slice(0, 6).entries()) {
     t.equal(r.status, 'fulfilled', `timeline ${i} answered`);
     if (r.status === 'fulfilled') t.equal(r.value.length, 2);
   }
-  const tagged = results[4]!;
+  const tagged = results[6]!;
   t.equal(tagged.status, 'rejected', 'the read that waits on the lock fails');
   if (tagged.status === 'rejected') t.match((tagged.reason as { code?: string }).code, '57014');
 });
@@ -163,9 +185,10 @@ t.test('on the embedded PGlite, reads share its one connection the same way', as
     { authors: [authors[0]!.pk], kinds: [1], limit: 3 },
     { authors: [authors[1]!.pk], limit: 2 },
     { tags: { t: ['topic1'] }, limit: 4 },
+    { kinds: [7], limit: 2 },
   ];
   const answers = await Promise.all(filters.map((f) => queries.query([f])));
-  t.equal(statements(), 1, 'one statement');
+  t.equal(statements(), 3, 'the first two read alone, the other two (asked while they ran) in one statement');
   for (const [i, f] of filters.entries()) {
     t.same(ids(answers[i]!), ids(await queryFilter(embedded, f, f.limit!, NOW)), `filter ${i} as when read alone`);
   }
