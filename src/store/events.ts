@@ -281,7 +281,10 @@ export async function explainFilter(
   nowSeconds: number,
   as: 'REQ' | 'COUNT',
 ): Promise<string[]> {
-  const q = as === 'REQ' ? filterQuery(db, f, limit, nowSeconds) : countQuery(db, [f], nowSeconds);
+  return explain(db, as === 'REQ' ? filterQuery(db, f, limit, nowSeconds) : countQuery(db, [f], nowSeconds));
+}
+
+async function explain(db: Knex, q: Knex.QueryBuilder): Promise<string[]> {
   const { sql, bindings } = q.toSQL();
   const { rows } = (await db.raw(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, bindings)) as {
     rows: { 'QUERY PLAN': string }[];
@@ -305,10 +308,33 @@ export interface ExportCursor {
   readonly id: string;
 }
 
+function exportPageQuery(
+  db: Knex,
+  f: Filter,
+  after: ExportCursor | undefined,
+  pageSize: number,
+  nowSeconds: number,
+): Knex.QueryBuilder {
+  const q = applyFilter(db('nostr_events as e').select(eventColumns.map((c) => `e.${c}`)), db, f, nowSeconds)
+    .orderBy([
+      { column: 'e.created_at_nostr', order: 'asc' },
+      { column: 'e.event_id', order: 'desc' },
+    ])
+    .limit(pageSize);
+  if (!after) return q;
+  // the bound on created_at alone is what the index scan starts from: with only the OR below, PostgreSQL scans (and
+  // fetches the rows of) every event before the cursor again for each page, quadratic in the store's size
+  return q.where('e.created_at_nostr', '>=', after.createdAt).where((w) => {
+    w.where('e.created_at_nostr', '>', after.createdAt).orWhere((same) => {
+      same.where('e.created_at_nostr', after.createdAt).where('e.event_id', '<', after.id);
+    });
+  });
+}
+
 /**
  * Live events matching one filter (its limit ignored: the caller counts), oldest first, one page after `after`.
  * The order is created_at ascending and, within a second, id descending: the live indexes (created_at DESC, …) read
- * backwards, so each page is an index range scan however large the store, without an OFFSET.
+ * backwards, so each page is an index range scan from the cursor however large the store, without an OFFSET.
  */
 export async function exportPage(
   db: Knex,
@@ -317,20 +343,19 @@ export async function exportPage(
   pageSize: number,
   nowSeconds: number,
 ): Promise<NostrEvent[]> {
-  const q = applyFilter(db('nostr_events as e').select(eventColumns.map((c) => `e.${c}`)), db, f, nowSeconds)
-    .orderBy([
-      { column: 'e.created_at_nostr', order: 'asc' },
-      { column: 'e.event_id', order: 'desc' },
-    ])
-    .limit(pageSize);
-  if (after) {
-    q.where((w) => {
-      w.where('e.created_at_nostr', '>', after.createdAt).orWhere((same) => {
-        same.where('e.created_at_nostr', after.createdAt).where('e.event_id', '<', after.id);
-      });
-    });
-  }
-  return ((await q) as EventRow[]).map(rowToEvent);
+  const rows = (await exportPageQuery(db, f, after, pageSize, nowSeconds)) as EventRow[];
+  return rows.map(rowToEvent);
+}
+
+/** The plan of exportPage's statement (EXPLAIN ANALYZE, BUFFERS), one text line per plan line. */
+export async function explainExportPage(
+  db: Knex,
+  f: Filter,
+  after: ExportCursor | undefined,
+  pageSize: number,
+  nowSeconds: number,
+): Promise<string[]> {
+  return explain(db, exportPageQuery(db, f, after, pageSize, nowSeconds));
 }
 
 /**
