@@ -66,7 +66,7 @@ async function main(): Promise<void> {
     let chunk = '';
     for await (const ev of exportEvents(db.knex, args.filter)) {
       n++;
-      chunk += JSON.stringify(ev) + '\n';
+      chunk += ev.json + '\n';
       if (chunk.length < 65536) continue;
       await write(out, chunk);
       chunk = '';

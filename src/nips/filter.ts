@@ -143,7 +143,10 @@ export function matchFilters(fs: Filter[], ev: NostrEvent): boolean {
 }
 
 /** The order of a query's stored events (NIP-01): newest first, ties by lowest id. */
-export function newestFirst(a: NostrEvent, b: NostrEvent): number {
+export function newestFirst(
+  a: Pick<NostrEvent, 'created_at' | 'id'>,
+  b: Pick<NostrEvent, 'created_at' | 'id'>,
+): number {
   if (a.created_at !== b.created_at) return b.created_at - a.created_at;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }

@@ -301,6 +301,28 @@ function verifyNative(copy: NostrEvent): Result<VerifiedEvent> {
   return fail('invalid', verdict === 'bad-pubkey' ? BAD_PUBKEY : 'signature is invalid');
 }
 
+/**
+ * A stored event as a REQ answer sends it: its JSON text, written once from the stored columns, and what NIP-01's
+ * order and the merge of several filters need.
+ */
+export interface EventText {
+  readonly id: string;
+  readonly created_at: number;
+  readonly json: string;
+}
+
+/**
+ * NIP-01's event object as JSON text, its tags given as JSON text (as the store returns them): the tags are neither
+ * parsed nor written again. id, pubkey and sig are lowercase hex (checked before anything is stored), so they need no
+ * escaping; the order of the keys is JSON.stringify's of a NostrEvent.
+ */
+export function eventJson(ev: Omit<NostrEvent, 'tags'>, tagsJson: string): string {
+  return (
+    `{"id":"${ev.id}","pubkey":"${ev.pubkey}","created_at":${ev.created_at},"kind":${ev.kind},"tags":${tagsJson},` +
+    `"content":${JSON.stringify(ev.content)},"sig":"${ev.sig}"}`
+  );
+}
+
 /** The value of the first tag named `name` (its second element), or undefined. */
 export function firstTagValue(ev: Pick<NostrEvent, 'tags'>, name: string): string | undefined {
   for (const tag of ev.tags) {

@@ -317,7 +317,7 @@ export class Connection implements Subscriber {
     const sent = new Set<string>();
     for (const ev of stored) {
       sent.add(ev.id);
-      this.send(messages.eventMessage(subId, JSON.stringify(ev)));
+      this.send(messages.eventMessage(subId, ev.json));
     }
     this.send(messages.eoseMessage(subId));
     this.backlog.delete(subId);

@@ -2,7 +2,7 @@
 // first value of every single-letter tag, for #x filters). Rows are never updated in place: a replaced or
 // deleted event gets removed_at, and only rows with removed_at IS NULL are served.
 import type { Knex } from 'knex';
-import type { NostrEvent } from '../nips/nip01.js';
+import { eventJson, type EventText, type NostrEvent } from '../nips/nip01.js';
 import { newestFirst, type Filter } from '../nips/filter.js';
 import { keptOver } from '../nips/kinds.js';
 
@@ -218,8 +218,37 @@ function applyFilter<Q extends Knex.QueryBuilder>(q: Q, db: Knex, f: Filter, now
   return q;
 }
 
+/** A row read for a REQ answer: the event's columns, its tags as JSON text. */
+interface EventTextRow extends EventRow {
+  tags: string;
+}
+
+function rowToText(row: EventTextRow): EventText {
+  const created = Number(row.created_at_nostr);
+  return {
+    id: row.event_id,
+    created_at: created,
+    json: eventJson(
+      {
+        id: row.event_id,
+        pubkey: row.pubkey,
+        created_at: created,
+        kind: row.event_kind,
+        content: row.content,
+        sig: row.sig,
+      },
+      row.tags,
+    ),
+  };
+}
+
+/** The columns of a REQ answer: tags as text, which is written into the answer as it is (not parsed, not written again). */
+function textColumns(db: Knex): (string | Knex.Raw)[] {
+  return [...eventColumns.filter((c) => c !== 'tags').map((c) => `e.${c}`), db.raw('e.tags::text as tags')];
+}
+
 function filterQuery(db: Knex, f: Filter, limit: number, nowSeconds: number): Knex.QueryBuilder {
-  return applyFilter(db('nostr_events as e').select(eventColumns.map((c) => `e.${c}`)), db, f, nowSeconds)
+  return applyFilter(db('nostr_events as e').select(textColumns(db)), db, f, nowSeconds)
     .orderBy([
       { column: 'e.created_at_nostr', order: 'desc' },
       { column: 'e.event_id', order: 'asc' },
@@ -227,11 +256,11 @@ function filterQuery(db: Knex, f: Filter, limit: number, nowSeconds: number): Kn
     .limit(limit);
 }
 
-/** Live events matching one filter, newest first, ties by lowest id (NIP-01), at most `limit`. */
-export async function queryFilter(db: Knex, f: Filter, limit: number, nowSeconds: number): Promise<NostrEvent[]> {
+/** Live events matching one filter, newest first, ties by lowest id (NIP-01), at most `limit`, as JSON text. */
+export async function queryFilter(db: Knex, f: Filter, limit: number, nowSeconds: number): Promise<EventText[]> {
   if (limit <= 0) return [];
-  const rows = (await filterQuery(db, f, limit, nowSeconds)) as EventRow[];
-  return rows.map(rowToEvent);
+  const rows = (await filterQuery(db, f, limit, nowSeconds)) as EventTextRow[];
+  return rows.map(rowToText);
 }
 
 /** One filter's read in a batch: at most `limit` of its live events. */
@@ -245,13 +274,9 @@ export interface FilterRead {
  * a branch of a UNION ALL tagged with its position. One round trip and one wake-up of a backend for many reads;
  * the answers come back in the order of `reads`. A read alone is queryFilter's statement, without the wrapping.
  */
-export async function queryFilters(
-  db: Knex,
-  reads: readonly FilterRead[],
-  nowSeconds: number,
-): Promise<NostrEvent[][]> {
+export async function queryFilters(db: Knex, reads: readonly FilterRead[], nowSeconds: number): Promise<EventText[][]> {
   if (reads.length === 1) return [await queryFilter(db, reads[0]!.filter, reads[0]!.limit, nowSeconds)];
-  const answers: NostrEvent[][] = reads.map(() => []);
+  const answers: EventText[][] = reads.map(() => []);
   const branches: string[] = [];
   const bindings: Knex.Value[] = [];
   reads.forEach((r, i) => {
@@ -262,9 +287,9 @@ export async function queryFilters(
   });
   if (branches.length === 0) return answers;
   const { rows } = (await db.raw(branches.join(' union all '), bindings)) as {
-    rows: (EventRow & { nostrx_read: number })[];
+    rows: (EventTextRow & { nostrx_read: number })[];
   };
-  for (const row of rows) answers[row.nostrx_read]?.push(rowToEvent(row));
+  for (const row of rows) answers[row.nostrx_read]?.push(rowToText(row));
   // a branch's ORDER BY holds inside it; the order of a UNION ALL's rows is not promised, so it is made again
   for (const events of answers) if (events.length > 1) events.sort(newestFirst);
   return answers;
@@ -315,7 +340,7 @@ function exportPageQuery(
   pageSize: number,
   nowSeconds: number,
 ): Knex.QueryBuilder {
-  const q = applyFilter(db('nostr_events as e').select(eventColumns.map((c) => `e.${c}`)), db, f, nowSeconds)
+  const q = applyFilter(db('nostr_events as e').select(textColumns(db)), db, f, nowSeconds)
     .orderBy([
       { column: 'e.created_at_nostr', order: 'asc' },
       { column: 'e.event_id', order: 'desc' },
@@ -342,9 +367,9 @@ export async function exportPage(
   after: ExportCursor | undefined,
   pageSize: number,
   nowSeconds: number,
-): Promise<NostrEvent[]> {
-  const rows = (await exportPageQuery(db, f, after, pageSize, nowSeconds)) as EventRow[];
-  return rows.map(rowToEvent);
+): Promise<EventText[]> {
+  const rows = (await exportPageQuery(db, f, after, pageSize, nowSeconds)) as EventTextRow[];
+  return rows.map(rowToText);
 }
 
 /** The plan of exportPage's statement (EXPLAIN ANALYZE, BUFFERS), one text line per plan line. */

@@ -1,13 +1,15 @@
 // Filter matching, differential (as strfry tests its filters): random events are stored through the real write
 // path (store/event-batch.ts), then random filters are answered three ways, which must agree exactly:
 //   - the SQL path: store/events.ts queryFilter (REQ: newest first, ties by lowest id, limit) and countFilters (COUNT);
-//     the same filters read again several to a statement (queryFilters, as concurrent REQs are) must match it
+//     the same filters read again several to a statement (queryFilters, as concurrent REQs are) must match it, and
+//     each answer's JSON text must be the stored event exactly
 //   - the in-memory matcher the live fan-out uses: nips/filter.ts matchFilter
 //   - a naive reference written here from NIP-01's words, sharing no code with either
 // Values come from small pools so that filters match often (a few authors, kinds, tag letters and values, a
 // narrow time range). Tag values stay under 128 characters: longer ones are not indexed, a documented limit
 // (store/events.ts). 5,000 events and 200 filters in npm test; 100,000 and 300 in npm run chaos. The seed is
 // printed; CHAOS_SEED=<n> replays a run.
+import { isDeepStrictEqual } from 'node:util';
 import t from 'tap';
 import { createTestDatabase } from '../helpers/db.js';
 import { figures, scale } from '../helpers/chaos.js';
@@ -112,6 +114,8 @@ t.test('the SQL path, the in-memory matcher and a naive reference agree on every
   }
   const storeMs = Date.now() - storeStarted;
   await db.raw('ANALYZE nostr_events, nostr_event_tags');
+  const byId = new Map(events.map((e) => [e.id, e]));
+  let texts = 0;
 
   const filters = scale(200, 300);
   let matched = 0;
@@ -125,6 +129,13 @@ t.test('the SQL path, the in-memory matcher and a naive reference agree on every
     const limit = f.limit ?? 500; // the relay never returns more than MAX_LIMIT (500); COUNT checks the whole set
     const bySql = await queryFilter(db, f, limit, NOW);
     asked.push({ read: { filter: f, limit }, ids: bySql.map((e) => e.id) });
+    for (const e of bySql) {
+      texts++;
+      if (!isDeepStrictEqual(JSON.parse(e.json), byId.get(e.id))) {
+        disagreements++;
+        t.fail(`event ${e.id} (seed ${seed}): its JSON text differs from the event stored: ${e.json}`);
+      }
+    }
     const counted = await countFilters(db, [f], NOW);
     matched += expected.length;
     const want = expected.slice(0, limit).map((e) => e.id);
@@ -171,6 +182,7 @@ t.test('the SQL path, the in-memory matcher and a naive reference agree on every
     seed,
     events: count,
     filters,
+    eventTexts: texts,
     matchedTotal: matched,
     disagreements,
     storeMs,

@@ -6,14 +6,14 @@
 // asked of the primary, so that replication lag never hides from a client the event it has just published.
 import * as filter from '../../nips/filter.js';
 import type { Filter, FilterLimits } from '../../nips/filter.js';
-import type { NostrEvent } from '../../nips/nip01.js';
+import type { EventText } from '../../nips/nip01.js';
 import { createBatcher } from '../../lib/batcher.js';
 import { countFilters, countFiltersFinding, queryFilters, type FilterRead } from '../../store/events.js';
 import type { Reads } from '../../store/read-replica.js';
 import { isStatementTimeout } from '../../store/retryable-errors.js';
 
 export interface EventQueries {
-  query(filters: Filter[]): Promise<NostrEvent[]>;
+  query(filters: Filter[]): Promise<EventText[]>;
   count(filters: Filter[]): Promise<number>;
 }
 
@@ -50,10 +50,10 @@ class ReadFailure {
   constructor(readonly cause: unknown) {}
 }
 
-type Answer = NostrEvent[] | ReadFailure;
+type Answer = EventText[] | ReadFailure;
 
 /** For a read by ids: true when fewer events came back than it names (within its limit). */
-function missesIds({ filter: f, limit }: FilterRead, found: readonly NostrEvent[]): boolean {
+function missesIds({ filter: f, limit }: FilterRead, found: readonly EventText[]): boolean {
   if (!f.ids) return false;
   return found.length < Math.min(new Set(f.ids).size, limit);
 }
@@ -113,7 +113,7 @@ export function createQueries(reads: Reads, limits: FilterLimits, options: Query
     weight: (r) => boundValues(r.filter),
     maxWeight: MAX_BOUND_VALUES,
   });
-  const readFilter = async (f: Filter): Promise<NostrEvent[]> => {
+  const readFilter = async (f: Filter): Promise<EventText[]> => {
     const limit = filter.effectiveLimit(f, limits);
     if (limit <= 0) return []; // `limit: 0` asks for live events only: nothing to read
     const answer = await readBatched({ filter: f, limit });
@@ -126,7 +126,7 @@ export function createQueries(reads: Reads, limits: FilterLimits, options: Query
       const results = await Promise.all(live.map(readFilter));
       if (results.length === 1) return results[0] ?? [];
       const seen = new Set<string>();
-      const merged: NostrEvent[] = [];
+      const merged: EventText[] = [];
       for (const ev of results.flat()) {
         if (seen.has(ev.id)) continue;
         seen.add(ev.id);

@@ -1,10 +1,11 @@
 // Export of stored events: every live event matching a NIP-01 filter (what a REQ would be served, without its page
 // limit), oldest first, read page by page along an index (store/events.ts exportPage), so a store of any size is
-// written out in bounded memory. The filter's own `limit`, if any, caps how many are exported.
+// written out in bounded memory, each event as its JSON text (nips/nip01.ts eventJson). The filter's own `limit`, if
+// any, caps how many are exported.
 import type { Knex } from 'knex';
 import * as filter from '../../nips/filter.js';
 import type { Filter } from '../../nips/filter.js';
-import type { NostrEvent } from '../../nips/nip01.js';
+import type { EventText } from '../../nips/nip01.js';
 import { exportPage, type ExportCursor } from '../../store/events.js';
 
 export interface ExportOptions {
@@ -21,7 +22,7 @@ export const exportFilterLimits: filter.FilterLimits = {
   maxFilterValues: 100_000,
 };
 
-export async function* exportEvents(db: Knex, f: Filter, opts: ExportOptions = {}): AsyncGenerator<NostrEvent> {
+export async function* exportEvents(db: Knex, f: Filter, opts: ExportOptions = {}): AsyncGenerator<EventText> {
   if (filter.matchesNothing(f)) return;
   const pageSize = opts.pageSize ?? 2000;
   const now = opts.now ?? (() => Math.floor(Date.now() / 1000));

@@ -61,7 +61,7 @@ function counted(on: Knex = db): { reads: Reads; statements: () => number; log: 
 }
 
 const limits = { maxLimit: 500, defaultLimit: 100, maxFilterValues: 5000 };
-const ids = (evs: readonly NostrEvent[]) => evs.map((e) => e.id);
+const ids = (evs: readonly { id: string }[]) => evs.map((e) => e.id);
 
 t.test('REQ filters asked in the same turn share statements and each gets what it would alone', async (t) => {
   const { reads, statements } = counted();
@@ -123,6 +123,29 @@ t.test('several filters of one REQ are merged newest first without duplicates', 
   const expected = [...new Map(each.map((e) => [e.id, e])).values()].sort(newestFirst);
   t.ok(expected.length < each.length, 'the two filters overlap');
   t.same(ids(got), ids(expected), 'the union of both, each id once, in NIP-01 order');
+});
+
+t.test('each answer is the stored event exactly, as JSON text written from its columns', async (t) => {
+  const key = newKey();
+  const odd = buildEvent(key.sk, {
+    kind: 1,
+    content: 'quotes " and \\ backslash, a new\nline, a tab\t, \u0001, emoji 🦩, é, \u2028 and </script>',
+    tags: [['t', 'ünïcødé'], ['r', 'https://example.com/?a="b"&c=\\d'], ['e', stored[0]!.id, '', 'reply'], ['x'], []],
+  });
+  const { user: owner } = await upsertUserByPubkey(db, key.pk);
+  await insertBatch(db, [
+    { ev: odd, extras: { userId: owner.id, dTag: null, expiresAt: undefined }, forwarding: NO_UPSTREAM },
+  ]);
+  const queries = createQueries(primaryReads(db), limits, { now: () => NOW });
+  const [alone] = await queries.query([{ ids: [odd.id] }]);
+  t.same(JSON.parse(alone!.json), odd, 'read alone');
+  const shared = await Promise.all([
+    queries.query([{ authors: [authors[0]!.pk], limit: 1 }]),
+    queries.query([{ authors: [authors[1]!.pk], limit: 1 }]),
+    queries.query([{ authors: [key.pk] }]),
+  ]);
+  t.same(JSON.parse(shared[2]![0]!.json), odd, 'read in a shared statement');
+  t.equal(shared[2]![0]!.created_at, odd.created_at);
 });
 
 t.test('a filter with limit 0 reads nothing stored', async (t) => {

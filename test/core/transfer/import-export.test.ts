@@ -216,7 +216,10 @@ onBothDatabases(t, async (t, db) => {
     );
     await importEvents(linesOf(events.map((e) => JSON.stringify(e))), depsFor(db));
     const got: nip01.NostrEvent[] = [];
-    for await (const ev of exportEvents(db, { authors: [k.pk] }, { pageSize: 2 })) got.push(ev);
+    for await (const ev of exportEvents(db, { authors: [k.pk] }, { pageSize: 2 })) {
+      t.equal(ev.id, (JSON.parse(ev.json) as nip01.NostrEvent).id);
+      got.push(JSON.parse(ev.json) as nip01.NostrEvent);
+    }
     t.equal(got.length, 7);
     t.same(new Set(got.map((e) => e.id)), new Set(events.map((e) => e.id)));
     for (let i = 1; i < got.length; i++) {
