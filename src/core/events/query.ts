@@ -26,8 +26,8 @@ const READS_IN_FLIGHT = 6;
 /**
  * While fewer read statements than this run, a read leaves at once, alone. A shared statement's branches run one
  * after another in one backend, where reads alone would run side by side on the database's cores: sharing pays only
- * when reads queue. Measured at a steady 500 timelines a second (docs/benchmarks.md): EOSE p99 ~14 ms with 2 against
- * ~31 ms sharing whatever arrived together, and as many saturated timelines a second.
+ * when reads queue. Measured at a steady 500 timelines a second (docs/benchmarks.md): EOSE p99 ~15 ms with 2 against
+ * ~29 ms sharing whatever arrived together, and about as many saturated timelines a second.
  */
 const READS_ALONE_UNDER = 2;
 /**
