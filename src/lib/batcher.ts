@@ -39,7 +39,8 @@ export function createBatcher<K, V>(
 
   function run(chunk: K[], waiters: Map<K, Waiter<V>[]>): void {
     inFlight++;
-    load(chunk)
+    // a load that throws instead of rejecting still frees its place (a key asked alone runs in the asker's call)
+    (async () => load(chunk))()
       .then(
         (found) => {
           for (const k of chunk) for (const w of waiters.get(k) ?? []) w.resolve(found.get(k));

@@ -104,3 +104,18 @@ t.test('with aloneUnder, a key asked while fewer calls run leaves at once; the o
   calls[3]!.answer();
   t.equal(await later, 'v6');
 });
+
+t.test('a load that throws instead of rejecting fails its askers and frees its place', async (t) => {
+  let calls = 0;
+  const get = createBatcher<number, string>(
+    (keys) => {
+      calls++;
+      if (keys.includes(1)) throw new Error('thrown, not rejected');
+      return Promise.resolve(new Map(keys.map((k) => [k, `v${k}`])));
+    },
+    { maxInFlight: 1, aloneUnder: 1 },
+  );
+  await t.rejects(get(1), /thrown, not rejected/);
+  t.equal(await get(2), 'v2', 'the next key is loaded: the place was freed');
+  t.equal(calls, 2);
+});
