@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from './config.js';
 import * as filter from './nips/filter.js';
 import { exportEvents, exportFilterLimits } from './core/transfer/index.js';
 import { openDatabase } from './store/db.js';
+import { eventStoreExists } from './store/events.js';
 
 class UsageError extends Error {}
 
@@ -58,6 +59,12 @@ async function main(): Promise<void> {
   }
   const out: Writable = args.out ? createWriteStream(args.out) : process.stdout;
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: 2 });
+  // An export only reads: it does not create the store, and a store that was never created is named, not queried.
+  if (!(await eventStoreExists(db.knex))) {
+    await db.close();
+    const where = config.databaseUrl ? 'DATABASE_URL' : `the embedded database in ${config.dataDir}`;
+    throw new Error(`${where} holds no event store yet (\`npm start\` or \`npm run migrate\` creates it)`);
+  }
   const startedAt = Date.now();
   let n = 0;
   const progress = setInterval(() => process.stderr.write(`export: ${n.toLocaleString('en-US')} events\n`), 5000);

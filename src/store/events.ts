@@ -327,6 +327,14 @@ function matchingAny(db: Knex, filters: Filter[], nowSeconds: number): Knex.Quer
   });
 }
 
+/** False for a database no migration has created the event store in (a new DATA_DIR, a wrong DATABASE_URL). */
+export async function eventStoreExists(db: Knex): Promise<boolean> {
+  const { rows } = (await db.raw("select to_regclass('nostr_events') is not null as present")) as {
+    rows: { present: boolean }[];
+  };
+  return rows[0]?.present === true;
+}
+
 /** Where an export page starts: after this event in export order. */
 export interface ExportCursor {
   readonly createdAt: number;

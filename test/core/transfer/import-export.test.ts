@@ -345,4 +345,12 @@ t.test('the command-line tools: import with a report, resume from a state file, 
   const refused = await run('src/export-cli.ts', ['{"kinds":"one"}'], env);
   t.equal(refused.code, 2);
   t.match(refused.stderr, /the filter is refused: invalid: filter "kinds" must be an array/);
+
+  // a new user's first try, before the service ever ran: a clear answer, nothing created
+  const empty = mkdtempSync(path.join(tmpdir(), 'nostrx-export-empty-'));
+  t.teardown(() => rmSync(empty, { recursive: true, force: true }));
+  const unmigrated = await run('src/export-cli.ts', [], { ...env, DATABASE_URL: '', DATA_DIR: empty });
+  t.equal(unmigrated.code, 1);
+  t.match(unmigrated.stderr, /the embedded database in .* holds no event store yet \(`npm start` or `npm run migrate`/);
+  t.equal(unmigrated.stdout, '', 'nothing exported');
 });
