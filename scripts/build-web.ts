@@ -33,5 +33,6 @@ export async function buildWebApp(outdir = path.join(root, 'dist', 'web')): Prom
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const out = await buildWebApp(process.argv[2] ? path.resolve(process.argv[2]) : undefined);
-  console.log(`web app built into ${path.relative(process.cwd(), out) || '.'}`);
+  // stderr: `npm run -s export > FILE.jsonl` builds first, and its stdout is the file
+  console.error(`web app built into ${path.relative(process.cwd(), out) || '.'}`);
 }
