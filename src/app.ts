@@ -219,7 +219,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
     (err) => log.error({ err }, 'a fan-out listener failed'),
   );
   const plans = createPlans(db.knex);
-  const accounts = createAccounts(db.knex, { plans });
+  const accounts = createAccounts(db.knex, { plans, log });
+  // in the background: until the keys are in, every first post is looked up, as any post of an uncached author is
+  const keysLoaded = accounts.loadKeys();
   // Quotas: Redis counters (or memory) for fast refusals, the user_quotas ledger as arbiter; usage rows batched.
   const usage = createUsageRecorder({ db: db.knex, log });
   const quota = createQuota({
@@ -506,6 +508,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       mailer?.close();
       await invalidation.close();
       await bans.close();
+      await keysLoaded;
       await fanout.close();
       redis?.disconnect();
       reads.close();

@@ -23,7 +23,10 @@ export interface BatchItem {
    * for the batch's posts in it fails the whole statement (retryable-errors.ts isQuotaRefusal).
    */
   readonly charges?: readonly LedgerPeriod[];
-  /** The author's account is unsaved (users.ts unsavedUser): this statement saves it, with extras.userId. */
+  /**
+   * The author's account is unsaved (users.ts unsavedUser): this statement saves it with extras.userId, and stores
+   * the event only if no account had the key.
+   */
   readonly saveAuthor?: boolean;
 }
 
@@ -34,7 +37,10 @@ export interface BatchWritten {
   readonly queued: Set<string>;
   /** posts_used after the charges, keyed `${userId}:${type}`. */
   readonly totals: Map<string, number>;
-  /** The accounts of the items with saveAuthor as stored, by pubkey (another process's id if it saved one first). */
+  /**
+   * The accounts of the items with saveAuthor, by pubkey: the caller's id if this statement saved it; another id if
+   * the account existed (those items' events were not stored); none for a key linked to an account (nor stored).
+   */
   readonly authors: Map<string, UserRecord>;
   /** Those accounts' rows for the relays of their events' `newTargets`, by user id. */
   readonly authorRelays: Map<string, RelayTarget[]>;
@@ -62,8 +68,9 @@ export async function deletedByAuthors(trx: Knex, events: readonly NostrEvent[])
 // and targets, the last two parts write nothing. The targets (forwarding-plan.ts) are decided before the rows are
 // inserted, as each row records their number. A new author's account is saved first (`author`, in pubkey order),
 // with the rows for the default relays of their events' `newTargets`: a first post costs no statement, round trip
-// or commit of its own. Each event is then written with its author's stored id (`author_of`): the one chosen by
-// the caller, or another process's that saved the pubkey first. The ledger's charge is all or nothing: each
+// or commit of its own. Its events are written only if the account saved is the caller's (`author_of`): an account
+// that existed already may be suspended, on another plan, or the key linked to one, which the caller decides after a
+// look-up. The ledger's charge is all or nothing: each
 // (user, period) row grows by the batch's posts only if they all fit under its limit, and one that does not fails
 // the statement (NXQ01, migration 0023), so that no event is stored past a cap; a caller then charges post by post in a
 // transaction (store/quotas.ts chargePosts).
@@ -81,8 +88,12 @@ author AS (
   SELECT DISTINCT ON (pubkey) user_id, pubkey FROM input WHERE save_author ORDER BY pubkey
   ${SAVE_USERS_CONFLICT}
 ),
+-- a presumed new author's events are stored only under the account this statement saved with the caller's id: one
+-- another process saved first, or none (the key is linked to an account: users_skip_linked_key, migration 0019),
+-- leaves them out, and the caller admits them again as an existing author's (core/admission/pipeline.ts)
 author_of AS (
-  SELECT i.event_id, COALESCE(a.id, i.user_id) AS user_id FROM input i LEFT JOIN author a ON a.nostr_public_key = i.pubkey
+  SELECT i.event_id, i.user_id FROM input i LEFT JOIN author a ON a.nostr_public_key = i.pubkey
+  WHERE NOT i.save_author OR a.id = i.user_id
 ),
 new_target AS (SELECT * FROM unnest(CAST(? AS text[]), CAST(? AS text[])) AS n (event_id, url)),
 author_relay AS (

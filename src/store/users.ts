@@ -82,6 +82,29 @@ export async function findUsersWithPlans(db: Knex, pubkeys: readonly string[]): 
   return new Map(rows.map((r) => [r.key, { user: toRecord(r), planCode: r.plan_code }]));
 }
 
+// The keys of both tables in one order, a page at a time after a cursor: each branch reads its unique index from the
+// cursor on, and the merged page continues where its last key ends.
+const ACCOUNT_KEYS = `
+  SELECT key FROM (
+    (SELECT nostr_public_key AS key FROM users WHERE nostr_public_key > $1 ORDER BY nostr_public_key LIMIT $2)
+    UNION ALL
+    (SELECT pubkey FROM user_identities WHERE pubkey > $1 ORDER BY pubkey LIMIT $2)
+  ) k ORDER BY key LIMIT $2`;
+
+/** Every key that names an account (primary or linked), in order, `limit` at a time after `after` ('' to start). */
+export async function listAccountKeys(db: Knex, after: string, limit: number): Promise<string[]> {
+  const rows = await queryPrepared<{ key: string }>(db, 'nostrx_account_keys', ACCOUNT_KEYS, [after, limit]);
+  return rows.map((r) => r.key);
+}
+
+/** How many keys name an account (primary and linked). */
+export async function countAccountKeys(db: Knex): Promise<number> {
+  const { rows } = (await db.raw(
+    'SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM user_identities) AS n',
+  )) as { rows: { n: string | number }[] };
+  return Number(rows[0]?.n ?? 0);
+}
+
 /** A new author's account as the table's defaults make it (active, UTC, no subscription: the free plan), unsaved. */
 export function unsavedUser(id: string, pubkey: string): UserRecord {
   return { id, pubkey, status: 'active', timezone: 'UTC', unsaved: true };

@@ -81,8 +81,8 @@ async function exercise(t: Test, db: Knex): Promise<void> {
 
 /**
  * New authors' accounts saved by the statement that stores their events: with the id chosen by the caller, with
- * their rows for the default relays and the outbox rows on them; or, when the pubkey was saved meanwhile under
- * another id (another process), under that account.
+ * their rows for the default relays and the outbox rows on them. When the pubkey has an account already (another
+ * process's) or is linked to one, nothing of theirs is stored: the account is answered, for the caller to look up.
  */
 async function newAuthors(t: Test, db: Knex): Promise<void> {
   const fresh = newKey();
@@ -107,7 +107,8 @@ async function newAuthors(t: Test, db: Knex): Promise<void> {
       saveAuthor: true,
     })),
   );
-  t.equal(written.rowIds.size, 3, 'every event stored');
+  t.equal(written.rowIds.size, 2, "the new author's events stored");
+  t.notOk(written.rowIds.has(evs[2]!.id), 'not the event of an author whose account existed');
   t.same([...written.authors.keys()].sort(), [fresh.pk, raced.pk].sort(), 'both accounts answered');
   t.match(
     written.authors.get(fresh.pk),
@@ -115,7 +116,11 @@ async function newAuthors(t: Test, db: Knex): Promise<void> {
     'saved with the id chosen',
   );
   t.notOk(written.authors.get(fresh.pk)?.unsaved);
-  t.equal(written.authors.get(raced.pk)?.id, existing.id, "the one saved first, not the caller's id");
+  t.equal(
+    written.authors.get(raced.pk)?.id,
+    existing.id,
+    "the one that existed, not the caller's id: the caller looks it up",
+  );
   t.equal(
     Number(
       ((await db('users').whereIn('nostr_public_key', [fresh.pk, raced.pk]).count({ n: '*' })) as { n: string }[])[0]
@@ -124,36 +129,48 @@ async function newAuthors(t: Test, db: Knex): Promise<void> {
     2,
     'one account each',
   );
-  for (const [pk, id] of [
-    [fresh.pk, freshId],
-    [raced.pk, existing.id],
-  ] as const) {
-    const owners = (await db('nostr_events').where({ pubkey: pk }).pluck('user_id')) as string[];
-    t.ok(owners.length > 0 && owners.every((o) => o === id), 'events stored under the account');
-    t.equal(written.totals.get(`${id}:daily`), pk === fresh.pk ? 2 : 1, 'counted under it');
-    const relays = (await db('user_relays')
-      .where({ user_id: id })
-      .orderBy('relay_url')
-      .select('id', 'relay_url', 'source', 'is_default')) as { id: string; relay_url: string }[];
-    t.match(
-      relays,
-      urls.map((u) => ({ relay_url: u, source: 'default', is_default: true })),
-      'its rows for the default relays',
-    );
-    const outbox = (await db('relay_publishes as p')
-      .join('nostr_events as e', 'e.id', 'p.event_id')
-      .where('e.pubkey', pk)
-      .select('p.user_relay_id', 'p.relay_url')) as {
-      user_relay_id: string;
-      relay_url: string;
-    }[];
-    t.equal(outbox.length, urls.length * owners.length, 'one outbox row per event and relay');
-    t.ok(
-      outbox.every((o) => relays.find((r) => r.relay_url === o.relay_url)?.id === o.user_relay_id),
-      'each on its row',
-    );
-  }
-  t.equal(written.queued.size, 3);
+  const owners = (await db('nostr_events').where({ pubkey: fresh.pk }).pluck('user_id')) as string[];
+  t.same(owners, [freshId, freshId], 'events stored under the account');
+  t.equal(written.totals.get(`${freshId}:daily`), 2, 'counted under it');
+  const relays = (await db('user_relays')
+    .where({ user_id: freshId })
+    .orderBy('relay_url')
+    .select('id', 'relay_url', 'source', 'is_default')) as { id: string; relay_url: string }[];
+  t.match(
+    relays,
+    urls.map((u) => ({ relay_url: u, source: 'default', is_default: true })),
+    'its rows for the default relays',
+  );
+  const outbox = (await db('relay_publishes as p')
+    .join('nostr_events as e', 'e.id', 'p.event_id')
+    .where('e.pubkey', fresh.pk)
+    .select('p.user_relay_id', 'p.relay_url')) as {
+    user_relay_id: string;
+    relay_url: string;
+  }[];
+  t.equal(outbox.length, urls.length * owners.length, 'one outbox row per event and relay');
+  t.ok(
+    outbox.every((o) => relays.find((r) => r.relay_url === o.relay_url)?.id === o.user_relay_id),
+    'each on its row',
+  );
+  t.equal(written.queued.size, 2);
+  t.equal(written.totals.get(`${existing.id}:daily`), undefined, 'nothing counted for the existing account');
+  t.same(
+    await db('user_relays').where({ user_id: existing.id }).pluck('relay_url'),
+    [urls[0]],
+    'and no relay rows made for it',
+  );
+
+  // a key linked to an account: the account is not saved (migration 0019's trigger skips it), nothing stored
+  const linked = newKey();
+  await db('user_identities').insert({ user_id: existing.id, pubkey: linked.pk });
+  const fromLinked = buildEvent(linked.sk, { content: 'from a linked key' });
+  const viaLinked = await insertBatch(db, [
+    { ev: fromLinked, extras: extras(randomUUID()), forwarding, charges, saveAuthor: true },
+  ]);
+  t.equal(viaLinked.rowIds.size, 0, 'a linked key presumed new: nothing stored');
+  t.notOk(viaLinked.authors.has(linked.pk), 'and no account answered for it');
+  t.same(await db('users').where({ nostr_public_key: linked.pk }).pluck('id'), [], 'nor made');
 }
 
 /**
@@ -212,9 +229,10 @@ async function capped(t: Test, db: Knex): Promise<void> {
   );
   t.ok(isQuotaRefusal(lowered), 'a limit lowered below the count refuses too');
   const fresh = newKey();
+  const freshId = randomUUID(); // every post of one new author carries the one id the service chose
   const tooMany = await insertBatch(
     db,
-    [1, 2, 3, 4].map((n) => post(fresh, randomUUID(), `burst ${n}`, true)),
+    [1, 2, 3, 4].map((n) => post(fresh, freshId, `burst ${n}`, true)),
   ).then(
     () => undefined,
     (e: unknown) => e,

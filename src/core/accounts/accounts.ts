@@ -7,21 +7,38 @@
 // statement that stores their first event saves it (core/admission/group-commit.ts), so a first post costs no
 // statement, round trip or commit more than the hundredth; `saved` then caches it as stored. That id is a UUIDv7,
 // as the database's default for accounts (migration 0025): time-ordered, it lands on the newest pages of the keys;
-// its random part comes from a pooled buffer (lib/random-pool.ts), not a system call per id.
+// its random part comes from a pooled buffer (lib/random-pool.ts), not a system call per id. Whether a pubkey is a new
+// author's is known without a look-up when no account key could be it (known-keys.ts): such a first post skips the
+// look-up altogether, and `existing` looks the author up when the statement found the account after all.
 import type { Knex } from 'knex';
 import { LRUCache } from 'lru-cache';
 import { v7 as uuidV7 } from 'uuid';
-import { findUsersWithPlans, unsavedUser, upsertUserByPubkey, type UserRecord } from '../../store/users.js';
+import type { Logger } from '../../log.js';
+import {
+  countAccountKeys,
+  findUsersWithPlans,
+  listAccountKeys,
+  unsavedUser,
+  upsertUserByPubkey,
+  type UserRecord,
+} from '../../store/users.js';
 import { createBatcher } from '../../lib/batcher.js';
 import { pooledRandomBytes } from '../../lib/random-pool.js';
 import { createTtlMap } from '../../lib/ttl-map.js';
 import type { Plans } from '../quota/index.js';
+import { createKnownKeys } from './known-keys.js';
 
 export interface Accounts {
   /** The user for this pubkey, created (active, on basic) if there is none. Only for a proven pubkey. */
   forPubkey(pubkey: string): Promise<UserRecord>;
   /** The user for this pubkey if one exists; never creates one, so it is safe before a signature is checked. */
   find(pubkey: string): Promise<UserRecord | undefined>;
+  /** True when, as far as this process can tell without I/O, no account has this key (a hint: see known-keys.ts). */
+  isNew(pubkey: string): boolean;
+  /** The account of a key presumed new that the storing statement found taken (another process's, or linked). */
+  existing(pubkey: string): Promise<UserRecord | undefined>;
+  /** Loads the account keys that isNew answers from (at start, in the background); until then nothing is new. */
+  loadKeys(): Promise<void>;
   /** A new author's account, unsaved, for a proven pubkey find() did not know (core/admission/contract.ts AuthorLookup). */
   forNewAuthor(pubkey: string): UserRecord;
   /** A new author's account as the statement that stored their event saved it. */
@@ -35,8 +52,13 @@ export interface Accounts {
 
 export function createAccounts(
   db: Knex,
-  opts: { max?: number; ttlMs?: number; plans?: Pick<Plans, 'learn'> } = {},
+  opts: { log: Logger; max?: number; ttlMs?: number; plans?: Pick<Plans, 'learn'> },
 ): Accounts {
+  const keys = createKnownKeys({
+    list: (after, limit) => listAccountKeys(db, after, limit),
+    count: () => countAccountKeys(db),
+    log: opts.log,
+  });
   const cache = new LRUCache<string, UserRecord>({ max: opts.max ?? 50_000, ttl: opts.ttlMs ?? 60_000 });
   // New authors' accounts until saved: every event of one new author gets the same id (a failed write leaves it
   // here for the next event to save, until it is ttlMs old). Empty most of the time at a steady rate, hence a
@@ -47,6 +69,7 @@ export function createAccounts(
   let generation = 0;
 
   const remember = (pubkey: string, user: UserRecord, startedAt: number): UserRecord => {
+    keys.add(pubkey);
     if (startedAt === generation) cache.set(pubkey, user);
     return user;
   };
@@ -89,6 +112,15 @@ export function createAccounts(
       if (hit) return hit;
       return lookup(pubkey);
     },
+    isNew(pubkey) {
+      return !cache.has(pubkey) && !keys.mayExist(pubkey);
+    },
+    async existing(pubkey) {
+      unsaved.delete(pubkey);
+      keys.add(pubkey);
+      return cache.get(pubkey) ?? lookup(pubkey);
+    },
+    loadKeys: () => keys.load(),
     forNewAuthor(pubkey) {
       const known = cache.get(pubkey) ?? unsaved.get(pubkey);
       if (known) return known;
@@ -98,18 +130,20 @@ export function createAccounts(
       return user;
     },
     saved(user) {
+      keys.add(user.pubkey);
       unsaved.delete(user.pubkey);
       cache.set(user.pubkey, user);
     },
     invalidate(pubkey, userId) {
+      keys.add(pubkey); // a key linked to an account is invalidated so: from now on it is looked up
       generation++;
       cache.delete(pubkey);
       unsaved.delete(pubkey);
       if (userId === undefined) return;
       // Rare (a status, time zone or key change), so a walk over the cache beats keeping an index by account.
-      const keys: string[] = [];
-      for (const [key, user] of cache.entries()) if (user.id === userId) keys.push(key);
-      for (const key of keys) cache.delete(key);
+      const entries: string[] = [];
+      for (const [key, user] of cache.entries()) if (user.id === userId) entries.push(key);
+      for (const key of entries) cache.delete(key);
     },
   };
 }

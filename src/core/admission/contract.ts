@@ -96,8 +96,16 @@ export interface AdmissionStages {
   /**
    * After the commit (or its failure), for every event that reached precheckQuota: told the outcome; cannot
    * change the answer. After verification `ev` is the same VerifiedEvent object reserveQuota and chargeQuota saw.
+   * No outcome: the try was withdrawn, to be admitted again under the author's existing account (a post presumed a
+   * new author's whose account existed, AuthorLookup.isNew): what it held goes back, and it is not recorded.
    */
-  onSettled?(user: UserRecord, ev: NostrEvent, outcome: Admission, committed: boolean, ctx: AdmissionContext): void;
+  onSettled?(
+    user: UserRecord,
+    ev: NostrEvent,
+    outcome: Admission | undefined,
+    committed: boolean,
+    ctx: AdmissionContext,
+  ): void;
   /**
    * For an event signed by a key linked to the author's account rather than its primary key (ev.pubkey differs from
    * user.pubkey, core/accounts/identities.ts): a rejection when the account may not post with that key now. Asked
@@ -114,6 +122,13 @@ export type Admit = (raw: unknown, ctx: AdmissionContext) => Promise<Admission>;
 export interface AuthorLookup {
   /** The account of a known pubkey, or undefined; never creates one (the signature is not checked yet). */
   find(pubkey: string): Promise<UserRecord | undefined>;
+  /**
+   * True when no account has this key as far as this process knows without I/O: find() is skipped and the post is
+   * stored as a first post, which the storing statement refuses (`author-exists`) if the account exists after all.
+   */
+  isNew(pubkey: string): boolean;
+  /** The account a presumed first post found taken, looked up (undefined only if it is gone again). */
+  existing(pubkey: string): Promise<UserRecord | undefined>;
   /** The account of a pubkey whose event is signed, created on the free plan when it is new. */
   forPubkey(pubkey: string): Promise<UserRecord>;
   /**

@@ -34,6 +34,8 @@ export interface WriteJob {
 export type Saved = (
   | Exclude<SaveOutcome, { status: 'inserted' }>
   | { readonly status: 'inserted'; readonly rowId: string; readonly queued: boolean }
+  /** Nothing stored: the author presumed new has an account (another process's, or the key is linked to one). */
+  | { readonly status: 'author-exists' }
 ) & {
   readonly author?: UserRecord;
 };
@@ -119,8 +121,10 @@ export function createWriter(deps: WriterDeps): Writer {
         saveAuthor: submitted[i]!.user.unsaved === true,
       })),
     );
-    // a new author's account was saved by that statement: what follows (the ledger, the answers) uses it
-    const authorOf = (j: WriteJob) => (j.user.unsaved ? authors.get(j.ev.pubkey) : undefined);
+    // a new author's account was saved by that statement: what follows (the ledger, the answers) uses it; a
+    // presumed new author whose account existed had nothing stored
+    const taken = (j: WriteJob) => j.user.unsaved === true && authors.get(j.ev.pubkey)?.id !== j.user.id;
+    const authorOf = (j: WriteJob) => (j.user.unsaved && !taken(j) ? authors.get(j.ev.pubkey) : undefined);
     const jobs = submitted.map((j) => {
       const a = authorOf(j);
       return a ? { ...j, user: a, extras: { ...j.extras, userId: a.id } } : j;
@@ -129,8 +133,9 @@ export function createWriter(deps: WriterDeps): Writer {
       const a = authorOf(submitted[i]!);
       return a ? { author: a } : {};
     };
+    for (const i of unique) if (taken(submitted[i]!)) results[i] = { status: 'author-exists' };
     // not stored: already there, or deleted by its author (rare, so asked only then)
-    const missing = unique.filter((i) => !rowIds.has(jobs[i]!.ev.id));
+    const missing = unique.filter((i) => !rowIds.has(jobs[i]!.ev.id) && results[i] === undefined);
     const deleted = await deletedByAuthors(
       db,
       missing.map((i) => jobs[i]!.ev),

@@ -149,8 +149,10 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
 
   async function storeOnce({ user, ev, extras }: WriteJob): Promise<Saved> {
     return deps.db.transaction(async (trx) => {
-      // a new author's event stored on its own (a replaceable kind, a deletion): the account first, in its transaction
-      const author = user.unsaved ? ((await saveUsers(trx, [user])).get(user.pubkey) ?? user) : user;
+      // a new author's event stored on its own (a replaceable kind, a deletion): the account first, in its
+      // transaction; one that existed already (or a linked key's) is the caller's to look up (store/event-batch.ts)
+      const author = user.unsaved ? (await saveUsers(trx, [user])).get(user.pubkey) : user;
+      if (author?.id !== user.id) return { status: 'author-exists' as const };
       const saved = {
         ...(await saveEvent(trx, ev, { ...extras, userId: author.id })),
         ...(user.unsaved ? { author } : {}),
@@ -196,7 +198,7 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
     }
   }
 
-  function outcomeAdmission(ev: NostrEvent, saved: Saved): Admission {
+  function outcomeAdmission(ev: NostrEvent, saved: Exclude<Saved, { status: 'author-exists' }>): Admission {
     switch (saved.status) {
       case 'inserted':
         return { status: 'accepted', eventId: ev.id, message: '', queued: saved.queued };
@@ -240,20 +242,36 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
     }
   }
 
+  /**
+   * A found author's account, before anything is stored: its status, a linked key's right to post, and (for stored
+   * kinds) whether its quota is already spent, from memory. An answer ends the path.
+   */
+  async function checkFound(
+    user: UserRecord,
+    ev: NostrEvent,
+    ephemeral: boolean,
+    ctx: AdmissionContext,
+  ): Promise<Admission | undefined> {
+    // The common case, an event by the account's primary key, awaits nothing but the quota's check here.
+    const refused = checkAccount(user) ?? (ev.pubkey === user.pubkey ? undefined : await checkLinkedKey(user, ev));
+    if (refused) return rejected(ev.id, refused);
+    const early = ephemeral ? undefined : await stages.precheckQuota?.(user, ev);
+    if (early) return settle(user, ev, rejected(ev.id, early.rejection, early.quota), false, ctx);
+    return undefined;
+  }
+
   async function run(raw: unknown, ctx: AdmissionContext): Promise<Admission> {
     const ev = check(raw, ctx);
     if ('status' in ev) return ev;
     const ephemeral = kinds.kindClass(ev.kind) === 'ephemeral';
 
     // Nothing is created before the signature is checked: a known author is looked up (cached), so that a
-    // suspended one, or one already at the limit, is answered from memory, without I/O and without verifying.
-    let user = await deps.accounts.find(ev.pubkey);
+    // suspended one, or one already at the limit, is answered from memory, without I/O and without verifying. A
+    // key no account can have (AuthorLookup.isNew) is not looked up: the statement that stores the post checks it.
+    let user = deps.accounts.isNew(ev.pubkey) ? undefined : await deps.accounts.find(ev.pubkey);
     if (user) {
-      // The common case, an event by the account's primary key, awaits nothing here.
-      const refused = checkAccount(user) ?? (ev.pubkey === user.pubkey ? undefined : await checkLinkedKey(user, ev));
-      if (refused) return rejected(ev.id, refused);
-      const early = ephemeral ? undefined : await stages.precheckQuota?.(user, ev);
-      if (early) return settle(user, ev, rejected(ev.id, early.rejection, early.quota), false, ctx);
+      const answered = await checkFound(user, ev, ephemeral, ctx);
+      if (answered) return answered;
     }
 
     const verified = await verify(ev);
@@ -273,8 +291,22 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
       publish(signed);
       return { status: 'accepted', eventId: ev.id, message: '' };
     }
+    return reserveAndStore(user, signed, ctx);
+  }
+
+  /** Reserve (the author's quota), write, publish, settle: a signed event to be stored, from its hold to its answer. */
+  async function reserveAndStore(user: UserRecord, signed: VerifiedEvent, ctx: AdmissionContext): Promise<Admission> {
+    const ev = signed;
     const held = await stages.reserveQuota?.(user, signed);
-    if (held) return settle(user, signed, rejected(ev.id, held.rejection, held.quota), false, ctx);
+    if (held) {
+      // refused as a new author's (the free plan, their other posts in flight): only if they are one, since the key
+      // may name an account this process has not seen (AuthorLookup.isNew), whose plan and count then decide
+      if (user.unsaved && (await deps.accounts.find(ev.pubkey))) {
+        settle(user, signed, undefined, false, ctx);
+        return admitExisting(signed, ctx);
+      }
+      return settle(user, signed, rejected(ev.id, held.rejection, held.quota), false, ctx);
+    }
 
     let saved: Saved;
     try {
@@ -291,6 +323,10 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
         ctx,
       );
     }
+    if (saved.status === 'author-exists') {
+      settle(user, signed, undefined, false, ctx);
+      return admitExisting(signed, ctx);
+    }
     if (saved.author) deps.accounts.saved(saved.author);
     const result = outcomeAdmission(ev, saved);
     if (saved.status !== 'deleted') known.set(ev.id, true);
@@ -298,14 +334,30 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
     return settle(saved.author ?? user, signed, result, saved.status === 'inserted', ctx);
   }
 
+  /**
+   * A post presumed a new author's (nothing of it stored) whose key names an account after all: made by another
+   * process since this one loaded its keys, or linked to an account. Admitted again as that account's, as any post
+   * of an author not cached is; the account is saved, so this cannot come back here.
+   */
+  async function admitExisting(signed: VerifiedEvent, ctx: AdmissionContext): Promise<Admission> {
+    const user = await deps.accounts.existing(signed.pubkey);
+    if (!user) {
+      log.warn({ eventId: signed.id, pubkey: signed.pubkey }, 'an account found by the storing statement is gone');
+      return rejected(signed.id, rejection('error', 'could not store the event, try again later'));
+    }
+    const answered = await checkFound(user, signed, false, ctx);
+    if (answered) return answered;
+    return reserveAndStore(user, signed, ctx);
+  }
+
   /** Settle, for the author's quota: told the outcome (a held post is released or counted); cannot change it. */
-  function settle(
+  function settle<O extends Admission | undefined>(
     user: UserRecord,
     ev: NostrEvent,
-    outcome: Admission,
+    outcome: O,
     committed: boolean,
     ctx: AdmissionContext,
-  ): Admission {
+  ): O {
     try {
       stages.onSettled?.(user, ev, outcome, committed, ctx);
     } catch (err) {

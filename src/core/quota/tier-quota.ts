@@ -466,7 +466,7 @@ export function createQuota(deps: QuotaDeps): Quota {
       const ticket = tickets.get(ev);
       tickets.delete(ev);
       if (ticket) reportCounts(user, ticket, committed);
-      record(user, ev, outcome, committed, ctx, ticket);
+      if (outcome) record(user, ev, outcome, committed, ctx, ticket);
     },
   };
 
@@ -517,7 +517,7 @@ export function createQuota(deps: QuotaDeps): Quota {
   function record(
     user: UserRecord,
     ev: NostrEvent,
-    outcome: Parameters<Stages['onSettled']>[2],
+    outcome: NonNullable<Parameters<Stages['onSettled']>[2]>,
     committed: boolean,
     ctx: AdmissionContext,
     ticket: Ticket | undefined,

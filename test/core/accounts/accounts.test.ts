@@ -10,6 +10,9 @@ import { waitFor } from '../../helpers/wait-for.js';
 import { upsertUserByPubkey } from '../../../src/store/users.js';
 import { createAccounts } from '../../../src/core/accounts/accounts.js';
 import { createPlans } from '../../../src/core/quota/plans.js';
+import { createLogger } from '../../../src/log.js';
+
+const log = createLogger('silent');
 
 /** Counts the statements that read subscriptions (the plans module's own look-up) from now on. */
 function subscriptionReads(db: Knex): () => number {
@@ -22,7 +25,7 @@ function subscriptionReads(db: Knex): () => number {
 
 async function exercise(t: Test, db: Knex): Promise<void> {
   const plans = createPlans(db);
-  const accounts = createAccounts(db, { plans });
+  const accounts = createAccounts(db, { plans, log });
   const premium = newKey().pk;
   await upsertUserByPubkey(db, premium);
   await subscribeUser(db, premium, 'premium');
@@ -58,7 +61,7 @@ t.test("an author's plan is read with their row", async (t) => onBothDatabases(t
 t.test("a new author's unsaved account", async (t) => {
   const db = (await import('knex')).default({ client: 'pg', connection: 'postgres://127.0.0.1:1/none' }); // no I/O here
   t.teardown(() => db.destroy());
-  const accounts = createAccounts(db, { max: 2, ttlMs: 50 });
+  const accounts = createAccounts(db, { log, max: 2, ttlMs: 50 });
   const [a, b, c] = [newKey().pk, newKey().pk, newKey().pk];
   const first = accounts.forNewAuthor(a);
   t.ok(first.unsaved);

@@ -1,0 +1,117 @@
+// Which keys may name an account (core/accounts/known-keys.ts), read from the database (store/users.ts
+// listAccountKeys, countAccountKeys): every primary and linked key is known after a load, whatever the page size;
+// a key learned while a load runs is kept by it; before a load completes, and after one that failed, every key may
+// exist (the safe answer: a look-up); a filter past its capacity is loaded again, larger.
+import t, { type Test } from 'tap';
+import knexFactory, { type Knex } from 'knex';
+import { onBothDatabases } from '../../helpers/db.js';
+import { newKey } from '../../helpers/events.js';
+import { waitFor } from '../../helpers/wait-for.js';
+import { countAccountKeys, listAccountKeys } from '../../../src/store/users.js';
+import { createKnownKeys } from '../../../src/core/accounts/known-keys.js';
+import { createLogger } from '../../../src/log.js';
+
+const log = createLogger('silent');
+
+async function exercise(t: Test, db: Knex): Promise<void> {
+  const owners = Array.from({ length: 7 }, () => newKey().pk);
+  const ids = (await db('users')
+    .insert(owners.map((pk) => ({ nostr_public_key: pk })))
+    .returning('id')) as { id: string }[];
+  const linked = Array.from({ length: 5 }, () => newKey().pk);
+  await db('user_identities').insert(linked.map((pk, i) => ({ user_id: ids[i]!.id, pubkey: pk })));
+  t.equal(await countAccountKeys(db), 12);
+  const all = [...owners, ...linked].sort();
+
+  // pages of 3 over two tables merged in one order: every key exactly once
+  const pages: string[][] = [];
+  for (let after = ''; ;) {
+    const page = await listAccountKeys(db, after, 3);
+    pages.push(page);
+    if (page.length < 3) break;
+    after = page[page.length - 1]!;
+  }
+  t.same(pages.flat(), all, 'every key, in order, once');
+
+  let lists = 0;
+  const keys = createKnownKeys({
+    list: (after, limit) => {
+      lists++;
+      return listAccountKeys(db, after, limit);
+    },
+    count: () => countAccountKeys(db),
+    log,
+    page: 3,
+    minCapacity: 100,
+  });
+  const stranger = newKey().pk;
+  t.ok(keys.mayExist(stranger), 'before a load, any key may exist');
+  await keys.load();
+  t.equal(lists, 5, 'read in pages');
+  t.ok(
+    all.every((k) => keys.mayExist(k)),
+    'every primary and linked key may exist',
+  );
+  const strangers = Array.from({ length: 200 }, () => newKey().pk);
+  t.ok(
+    strangers.filter((k) => keys.mayExist(k)).length <= 10,
+    'keys no account has are told apart (1 % false positives at capacity)',
+  );
+  keys.add(stranger);
+  t.ok(keys.mayExist(stranger), 'a key learned after the load');
+
+  // a key learned while a load is reading pages that sort after it is kept by that load
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const slow = createKnownKeys({
+    list: async (after, limit) => {
+      await gate;
+      return listAccountKeys(db, after, limit);
+    },
+    count: () => countAccountKeys(db),
+    log,
+    page: 3,
+  });
+  const loading = slow.load();
+  const learned = '0'.repeat(64); // sorts before every page
+  slow.add(learned);
+  release();
+  await loading;
+  t.ok(slow.mayExist(learned), 'learned during the load, kept');
+  t.ok(all.every((k) => slow.mayExist(k)));
+
+  // past its capacity: loaded again, and still knows everything it was told
+  const counted: number[] = [];
+  const small = createKnownKeys({
+    list: (after, limit) => listAccountKeys(db, after, limit),
+    count: async () => {
+      const n = await countAccountKeys(db);
+      counted.push(n);
+      return n;
+    },
+    log,
+    minCapacity: 20, // 12 keys: twice is 24
+  });
+  await small.load();
+  const extra = Array.from({ length: 20 }, () => newKey().pk);
+  await db('users').insert(extra.map((pk) => ({ nostr_public_key: pk })));
+  for (const k of extra) small.add(k);
+  await waitFor('a second load', async () => counted.length >= 2);
+  await small.load(); // the one in flight (or one more)
+  t.same(counted.slice(0, 2), [12, 32], 'sized for the keys counted the second time');
+  t.ok([...all, ...extra].every((k) => small.mayExist(k)));
+}
+
+t.test('account keys from both tables, in a filter', async (t) => onBothDatabases(t, exercise));
+
+t.test('a load that fails leaves every key possible', async (t) => {
+  const refused = knexFactory({ client: 'pg', connection: 'postgres://postgres@127.0.0.1:1/none' });
+  t.teardown(() => refused.destroy());
+  const keys = createKnownKeys({
+    list: (after, limit) => listAccountKeys(refused, after, limit),
+    count: () => countAccountKeys(refused),
+    log,
+  });
+  await keys.load();
+  t.ok(keys.mayExist(newKey().pk), 'nothing loaded: a look-up for every key');
+});
