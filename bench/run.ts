@@ -4,7 +4,8 @@
 // scenarios also report what PostgreSQL did per accepted event (`db`, bench/db-probe.ts): its CPU, WAL by relation,
 // commits, HOT updates and, with BENCH_COUNT_STATEMENTS=1 (bench/pg-counter.ts), statements, round trips and parses.
 // Every load loop is bounded in count and in time; all traffic goes to 127.0.0.1.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
@@ -213,6 +214,13 @@ async function returningCappedAuthors(keys: Uint8Array[]): Promise<Uint8Array[]>
   );
   for (const ws of conns) ws.close();
   return keys;
+}
+
+/** The service's own migrations (`npm run migrate`), so that accounts can be made before it starts. */
+async function migrate(databaseUrl: string): Promise<void> {
+  await promisify(execFile)(process.execPath, ['dist/src/migrate-cli.js'], {
+    env: { ...env, DATABASE_URL: databaseUrl },
+  });
 }
 
 /** `count` new keys, each an account on `plan` made in the database (bench/prepare.ts). */
@@ -503,6 +511,7 @@ async function main(): Promise<void> {
   // The accounts the scenarios post as, made before the service starts, as the accounts of a production relay
   // exist before its processes start: a process reads every account key when it starts (core/accounts/known-keys.ts),
   // and an account another process made since costs its first post there one statement more.
+  await migrate(databaseUrl);
   const keyCount = Number(env.BENCH_KEYS ?? 1000);
   const keys = await accountKeys(databaseUrl, keyCount); // on the unlimited `advanced`
   const made = async (name: string, count: number, plan: string): Promise<Uint8Array[]> =>
