@@ -296,16 +296,15 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
 
   /** Reserve (the author's quota), write, publish, settle: a signed event to be stored, from its hold to its answer. */
   async function reserveAndStore(user: UserRecord, signed: VerifiedEvent, ctx: AdmissionContext): Promise<Admission> {
-    const ev = signed;
     const held = await stages.reserveQuota?.(user, signed);
     if (held) {
       // refused as a new author's (the free plan, their other posts in flight): only if they are one, since the key
       // may name an account this process has not seen (AuthorLookup.isNew), whose plan and count then decide
-      if (user.unsaved && (await deps.accounts.find(ev.pubkey))) {
+      if (user.unsaved && (await deps.accounts.find(signed.pubkey))) {
         settle(user, signed, undefined, false, ctx);
         return admitExisting(signed, ctx);
       }
-      return settle(user, signed, rejected(ev.id, held.rejection, held.quota), false, ctx);
+      return settle(user, signed, rejected(signed.id, held.rejection, held.quota), false, ctx);
     }
 
     let saved: Saved;
@@ -313,12 +312,12 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
       saved = await save(user, signed, ctx);
     } catch (err) {
       if (err instanceof QuotaRollback)
-        return settle(user, signed, rejected(ev.id, err.result.rejection, err.result.quota), false, ctx);
-      log.error({ err, eventId: ev.id, pubkey: ev.pubkey, kind: ev.kind }, 'storing an event failed');
+        return settle(user, signed, rejected(signed.id, err.result.rejection, err.result.quota), false, ctx);
+      log.error({ err, eventId: signed.id, pubkey: signed.pubkey, kind: signed.kind }, 'storing an event failed');
       return settle(
         user,
         signed,
-        rejected(ev.id, rejection('error', 'could not store the event, try again later')),
+        rejected(signed.id, rejection('error', 'could not store the event, try again later')),
         false,
         ctx,
       );
@@ -328,8 +327,8 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
       return admitExisting(signed, ctx);
     }
     if (saved.author) deps.accounts.saved(saved.author);
-    const result = outcomeAdmission(ev, saved);
-    if (saved.status !== 'deleted') known.set(ev.id, true);
+    const result = outcomeAdmission(signed, saved);
+    if (saved.status !== 'deleted') known.set(signed.id, true);
     if (saved.status === 'inserted') publish(signed);
     return settle(saved.author ?? user, signed, result, saved.status === 'inserted', ctx);
   }
