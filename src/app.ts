@@ -295,8 +295,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
     },
     ...(opts.now ? { now: opts.now } : {}),
   });
-  // A deletion stored here or by another process reaches the fan-out: admission forgets the ids it names.
-  fanout.subscribe(({ event }) => admission.forgetDeleted(event));
+  // Every event stored here or by another process reaches the fan-out: admission forgets the ids a deletion names,
+  // and the author's key names an account, so their first post to this process needs no second try
+  // (core/accounts/known-keys.ts).
+  fanout.subscribe(({ event }) => {
+    admission.forgetDeleted(event);
+    accounts.keyInUse(event.pubkey);
+  });
   // Every EVENT is answered within ANSWER_TIMEOUT_MS whatever the database or Redis do (core/admission/answer-deadline.ts).
   const admit = withAnswerDeadline(admission.admit, {
     ms: config.answerTimeoutMs,

@@ -56,7 +56,9 @@ export function createKnownKeys(opts: KnownKeysOptions): KnownKeys {
   let learned: string[] | undefined;
   let loading: Promise<void> | undefined;
 
+  // counted only when new to the filter: keys are told again and again (every look-up, every event of another process)
   const put = (s: Sized, key: string): void => {
+    if (s.filter.test(key)) return;
     s.filter.add(key);
     s.count++;
   };

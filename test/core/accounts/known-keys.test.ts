@@ -82,9 +82,11 @@ async function exercise(t: Test, db: Knex): Promise<void> {
 
   // past its capacity: loaded again, and still knows everything it was told
   const counted: number[] = [];
+  let loads = 0; // counted when a load starts: it asks for the count at once
   const small = createKnownKeys({
     list: (after, limit) => listAccountKeys(db, after, limit),
     count: async () => {
+      loads++;
       const n = await countAccountKeys(db);
       counted.push(n);
       return n;
@@ -93,6 +95,8 @@ async function exercise(t: Test, db: Knex): Promise<void> {
     minCapacity: 20, // 12 keys: twice is 24
   });
   await small.load();
+  for (let i = 0; i < 100; i++) small.add(owners[i % owners.length]!); // told again and again (every look-up)
+  t.equal(loads, 1, 'keys it has are not counted again: no second load');
   const extra = Array.from({ length: 20 }, () => newKey().pk);
   await db('users').insert(extra.map((pk) => ({ nostr_public_key: pk })));
   for (const k of extra) small.add(k);
