@@ -160,6 +160,22 @@ t.test(
   },
 );
 
+t.test('a replaceable event of an author presumed new whose account exists: that account decides', async (t) => {
+  const k = newKey();
+  const [made] = (await db('users').insert({ nostr_public_key: k.pk }).returning('id')) as { id: string }[];
+  t.ok(a.accounts.isNew(k.pk));
+  const profile = buildEvent(k.sk, { kind: 0, content: '{"name":"made elsewhere"}' });
+  t.equal((await a.admit(profile, relayCtx)).status, 'accepted');
+  t.same(await accountsOf(k.pk), [made], 'no second account');
+  t.same(await db('nostr_events').where({ event_id: profile.id }).pluck('user_id'), [made!.id], 'stored under it');
+
+  const s = newKey();
+  await db('users').insert({ nostr_public_key: s.pk, status: 'suspended' });
+  const theirs = buildEvent(s.sk, { kind: 0, content: '{"name":"suspended elsewhere"}' });
+  t.match(await a.admit(theirs, relayCtx), { status: 'rejected', rejection: { prefix: 'blocked' } });
+  t.same(await db('nostr_events').where({ event_id: theirs.id }).pluck('id'), [], 'a suspended one refuses it');
+});
+
 t.test(
   'a suspended account made elsewhere since the keys were read: its post is refused, nothing stored',
   async (t) => {
