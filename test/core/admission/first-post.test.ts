@@ -56,6 +56,13 @@ async function dailyCounter(userId: string): Promise<{ used: number; holds: numb
   return used === null ? undefined : { used: Number(used), holds: await redis.zcard(`${found[0]!}:h`) };
 }
 
+/** The user's daily counter once every hold on it is given back or confirmed. */
+const settledCounter = (userId: string) =>
+  waitFor('the counter to be settled', async () => {
+    const c = await dailyCounter(userId);
+    return c?.holds === 0 && c;
+  });
+
 /** The statements an instance (A) sends while admitting `ev`, counted once everything before it has been answered. */
 async function statementsOf(
   ev: ReturnType<typeof buildEvent>,
@@ -124,10 +131,7 @@ t.test(
     t.same(await db('nostr_events').where({ pubkey: k.pk }).pluck('user_id'), [accountId]);
     t.equal(await dailyUsed(accountId), 1, 'counted once, under the account');
     t.equal((await a.quota.status((await a.accounts.find(k.pk))!)).plan, 'premium', "on the account's plan");
-    const live = await waitFor('the counter to be settled', async () => {
-      const c = await dailyCounter(accountId);
-      return c?.holds === 0 && c;
-    });
+    const live = await settledCounter(accountId);
     t.same(live, { used: 1, holds: 0 }, 'no hold left behind by the withdrawn try');
     await a.usage.flush();
     const charged = (await db('usage_events')
@@ -222,10 +226,7 @@ t.test('a first post is counted in the quota exactly once', async (t) => {
   t.equal(await dailyUsed(user.id), 1, 'the ledger counted it');
   t.equal((await a.quota.status(user)).daily.used, 1);
   // the live counter: 1 committed post, no hold left
-  const live = await waitFor('the counter to be settled', async () => {
-    const c = await dailyCounter(user.id);
-    return c?.holds === 0 && c;
-  });
+  const live = await settledCounter(user.id);
   t.same(live, { used: 1, holds: 0 });
   await a.usage.flush();
   const charged = (await db('usage_events')
