@@ -221,7 +221,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const plans = createPlans(db.knex);
   const accounts = createAccounts(db.knex, { plans, log });
   // in the background: until the keys are in, every first post is looked up, as any post of an uncached author is
-  const keysLoaded = accounts.loadKeys();
+  void accounts.loadKeys();
   // Quotas: Redis counters (or memory) for fast refusals, the user_quotas ledger as arbiter; usage rows batched.
   const usage = createUsageRecorder({ db: db.knex, log });
   const quota = createQuota({
@@ -513,7 +513,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       mailer?.close();
       await invalidation.close();
       await bans.close();
-      await keysLoaded;
+      await accounts.close();
       await fanout.close();
       redis?.disconnect();
       reads.close();

@@ -39,6 +39,8 @@ export interface Accounts {
   existing(pubkey: string): Promise<UserRecord | undefined>;
   /** Loads the account keys that isNew answers from (at start, in the background); until then nothing is new. */
   loadKeys(): Promise<void>;
+  /** Stops loading account keys (the service is closing); resolves when a load in flight has ended. */
+  close(): Promise<void>;
   /** A key that names an account: the author of an event stored by any process (the fan-out). */
   keyInUse(pubkey: string): void;
   /** A new author's account, unsaved, for a proven pubkey find() did not know (core/admission/contract.ts AuthorLookup). */
@@ -123,6 +125,7 @@ export function createAccounts(
       return cache.get(pubkey) ?? lookup(pubkey);
     },
     loadKeys: () => keys.load(),
+    close: () => keys.stop(),
     keyInUse: (pubkey) => keys.add(pubkey),
     forNewAuthor(pubkey) {
       const known = cache.get(pubkey) ?? unsaved.get(pubkey);

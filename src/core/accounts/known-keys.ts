@@ -15,9 +15,12 @@ export interface KnownKeys {
   add(pubkey: string): void;
   /**
    * Reads every account key into a new filter sized for them, which replaces the old one when complete. Until the
-   * first load completes every key may exist. Resolves when done; a failure is logged and keeps the old filter.
+   * first load completes every key may exist. Resolves when done; a failure is logged, keeps the old filter, and is
+   * tried again `retryMs` later (not sooner, however many keys are learned meanwhile).
    */
   load(): Promise<void>;
+  /** No load after this one; resolves when the one in flight, if any, has ended. */
+  stop(): Promise<void>;
 }
 
 export interface KnownKeysOptions {
@@ -30,6 +33,8 @@ export interface KnownKeysOptions {
   readonly page?: number;
   /** The fewest keys a filter is sized for; it is sized for twice the keys counted when that is more. */
   readonly minCapacity?: number;
+  /** After a failed load, the wait before the next (milliseconds). */
+  readonly retryMs?: number;
 }
 
 /** False positives wanted at capacity: one first post in a hundred pays the look-up it would have paid anyway. */
@@ -51,10 +56,13 @@ function sized(capacity: number): Sized {
 export function createKnownKeys(opts: KnownKeysOptions): KnownKeys {
   const page = opts.page ?? 10_000;
   const minCapacity = opts.minCapacity ?? 1_000_000;
+  const retryMs = opts.retryMs ?? 30_000;
   let current: Sized | undefined;
   // while a load runs: the keys learned meanwhile, which the pages it already read may have passed
   let learned: string[] | undefined;
   let loading: Promise<void> | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  let stopped = false;
 
   // counted only when new to the filter: keys are told again and again (every look-up, every event of another process)
   const put = (s: Sized, key: string): void => {
@@ -82,13 +90,18 @@ export function createKnownKeys(opts: KnownKeysOptions): KnownKeys {
   }
 
   function load(): Promise<void> {
+    if (stopped) return Promise.resolve();
+    clearTimeout(retry);
+    retry = undefined;
     loading ??= (async () => {
       const during: string[] = [];
       learned = during;
       try {
         await readAll(during);
       } catch (err) {
-        opts.log.warn({ err }, 'account keys could not be loaded; first posts are looked up');
+        opts.log.warn({ err, retryMs }, 'account keys could not be loaded; authors are looked up meanwhile');
+        // one try a while later: a database that is away would otherwise be asked again at every key learned
+        if (!stopped) retry = setTimeout(() => void load(), retryMs).unref();
       } finally {
         learned = undefined;
         loading = undefined;
@@ -106,8 +119,13 @@ export function createKnownKeys(opts: KnownKeysOptions): KnownKeys {
       if (!current) return;
       put(current, pubkey);
       // past its capacity the filter answers "may exist" more often (look-ups, never a wrong answer): size it anew
-      if (current.count > current.capacity && !loading) void load();
+      if (current.count > current.capacity && !loading && !retry) void load();
     },
     load,
+    async stop() {
+      stopped = true;
+      clearTimeout(retry);
+      await loading;
+    },
   };
 }

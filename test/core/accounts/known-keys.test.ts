@@ -1,10 +1,12 @@
 // Which keys may name an account (core/accounts/known-keys.ts), read from the database (store/users.ts
 // listAccountKeys, countAccountKeys): every primary and linked key is known after a load, whatever the page size;
 // a key learned while a load runs is kept by it; before a load completes, and after one that failed, every key may
-// exist (the safe answer: a look-up); a filter past its capacity is loaded again, larger.
+// exist (the safe answer: a look-up), and a failed load is tried again later; a filter past its capacity is loaded
+// again, larger.
 import t, { type Test } from 'tap';
 import knexFactory, { type Knex } from 'knex';
-import { onBothDatabases } from '../../helpers/db.js';
+import { createTestDatabase, onBothDatabases } from '../../helpers/db.js';
+import { startTcpProxy, throughProxy } from '../../helpers/tcp-proxy.js';
 import { newKey } from '../../helpers/events.js';
 import { waitFor } from '../../helpers/wait-for.js';
 import { countAccountKeys, listAccountKeys } from '../../../src/store/users.js';
@@ -108,14 +110,37 @@ async function exercise(t: Test, db: Knex): Promise<void> {
 
 t.test('account keys from both tables, in a filter', async (t) => onBothDatabases(t, exercise));
 
-t.test('a load that fails leaves every key possible', async (t) => {
-  const refused = knexFactory({ client: 'pg', connection: 'postgres://postgres@127.0.0.1:1/none' });
-  t.teardown(() => refused.destroy());
+t.test('a load that fails leaves every key possible, and is tried again a while later', async (t) => {
+  const { url } = await createTestDatabase(t);
+  const proxy = await startTcpProxy(t, { host: '127.0.0.1', port: Number(new URL(url).port || 5432) });
+  const viaProxy = knexFactory({ client: 'pg', connection: throughProxy(url, proxy), pool: { min: 0, max: 2 } });
+  t.teardown(() => viaProxy.destroy());
+  const direct = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
+  t.teardown(() => direct.destroy());
+  const owner = newKey().pk;
+  await direct('users').insert({ nostr_public_key: owner });
+  await proxy.cut(); // the database is away
+  let loads = 0;
   const keys = createKnownKeys({
-    list: (after, limit) => listAccountKeys(refused, after, limit),
-    count: () => countAccountKeys(refused),
+    list: (after, limit) => listAccountKeys(viaProxy, after, limit),
+    count: () => {
+      loads++;
+      return countAccountKeys(viaProxy);
+    },
     log,
+    retryMs: 200,
   });
   await keys.load();
-  t.ok(keys.mayExist(newKey().pk), 'nothing loaded: a look-up for every key');
+  const stranger = newKey().pk;
+  t.ok(keys.mayExist(stranger), 'nothing loaded: every author is looked up');
+  t.equal(loads, 1);
+  for (let i = 0; i < 50; i++) keys.add(newKey().pk); // keys learned meanwhile do not ask the database again
+  t.equal(loads, 1, 'no load before the retry is due');
+  await proxy.restore();
+  await waitFor('the retry to load the keys', async () => !keys.mayExist(stranger));
+  t.ok(keys.mayExist(owner), 'loaded');
+  await keys.stop();
+  const after = loads;
+  await keys.load();
+  t.equal(loads, after, 'stopped: no more loads');
 });
