@@ -90,6 +90,8 @@ export function createAccounts(
     return users;
   });
 
+  const find = async (pubkey: string): Promise<UserRecord | undefined> => cache.get(pubkey) ?? lookup(pubkey);
+
   return {
     async forPubkey(pubkey) {
       const hit = cache.get(pubkey);
@@ -111,18 +113,14 @@ export function createAccounts(
       }
       return p;
     },
-    async find(pubkey) {
-      const hit = cache.get(pubkey);
-      if (hit) return hit;
-      return lookup(pubkey);
-    },
+    find,
     isNew(pubkey) {
       return !cache.has(pubkey) && !keys.mayExist(pubkey);
     },
     async existing(pubkey) {
       unsaved.delete(pubkey);
       keys.add(pubkey);
-      return cache.get(pubkey) ?? lookup(pubkey);
+      return find(pubkey);
     },
     loadKeys: () => keys.load(),
     close: () => keys.stop(),
