@@ -257,8 +257,11 @@ export async function queryPrepared<R>(db: Knex, name: string, text: string, val
   const client = db.client as {
     acquireConnection(): Promise<unknown>;
     releaseConnection(conn: unknown): Promise<void>;
+    emit(event: 'query', query: { sql: string; bindings: readonly unknown[]; method: 'raw' }): boolean;
   };
   const conn = await client.acquireConnection();
+  // told as knex tells its own statements, so that what listens to the handle (a log, a test) sees this one too
+  client.emit('query', { sql: text, bindings: values, method: 'raw' });
   try {
     if (conn instanceof pg.Client) {
       try {

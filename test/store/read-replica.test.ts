@@ -41,9 +41,9 @@ const app = await startTestApp(t, {
 const replicaKnex = app.db.replica?.knex;
 if (!replicaKnex) throw new Error('DATABASE_READ_URL gave the app no replica handle');
 
-/** Event queries (REQ, COUNT) each handle sent: their FROM clause is the store's alone. */
+/** Event queries (REQ, COUNT) each handle sent: their FROM clause is the store's alone (knex's, or the prepared statement of one author's reads). */
 const sent = { primary: [] as string[], replica: [] as string[] };
-const isEventQuery = (sql: string) => sql.includes('from "nostr_events" as "e"');
+const isEventQuery = (sql: string) => sql.includes('from "nostr_events" as "e"') || sql.includes('from nostr_events e');
 app.db.knex.on('query', (q: { sql: string }) => void (isEventQuery(q.sql) && sent.primary.push(q.sql)));
 replicaKnex.on('query', (q: { sql: string }) => void (isEventQuery(q.sql) && sent.replica.push(q.sql)));
 /** Runs `fn` and says how many event queries each server got meanwhile. */

@@ -8,7 +8,7 @@ import { buildEvent, newKey } from '../../helpers/events.js';
 import { createQueries } from '../../../src/core/events/query.js';
 import { insertBatch } from '../../../src/store/event-batch.js';
 import { NO_UPSTREAM } from '../../../src/store/forwarding-plan.js';
-import { queryFilter } from '../../../src/store/events.js';
+import { explainFilter, queryFilter, queryFilters, type FilterRead } from '../../../src/store/events.js';
 import { primaryReads, type Reads } from '../../../src/store/read-replica.js';
 import type { Knex } from 'knex';
 import { upsertUserByPubkey } from '../../../src/store/users.js';
@@ -216,4 +216,121 @@ t.test('on the embedded PGlite, reads share its one connection the same way', as
     t.same(ids(answers[i]!), ids(await queryFilter(embedded, f, f.limit!, NOW)), `filter ${i} as when read alone`);
   }
   t.equal(answers[2]!.length, 4, 'author 1 wrote topic1 notes');
+});
+
+/** Events of one author for the reads of one author: ties, a removed one, an expired one, and other kinds. */
+async function prolificAuthor(on: Knex): Promise<{ pk: string; live: NostrEvent[] }> {
+  const key = newKey();
+  const notes: NostrEvent[] = [];
+  // 40 notes over 20 seconds: two to six in each second, so most limits cut through a second's ties
+  for (let i = 0; i < 40; i++) {
+    notes.push(
+      buildEvent(key.sk, {
+        kind: 1,
+        content: `n${i}`,
+        created_at: NOW - 500 - Math.floor(i / 2) - (i % 7 === 0 ? 1 : 0),
+      }),
+    );
+  }
+  const profile = buildEvent(key.sk, { kind: 0, content: '{}', created_at: NOW - 700 });
+  const reaction = buildEvent(key.sk, { kind: 7, created_at: NOW - 499, tags: [['e', notes[0]!.id]] });
+  const expired = buildEvent(key.sk, { kind: 1, content: 'gone', created_at: NOW - 498 });
+  const removed = notes[3]!;
+  const { user: owner } = await upsertUserByPubkey(on, key.pk);
+  const row = (ev: NostrEvent, expiresAt?: number) => ({
+    ev,
+    extras: { userId: owner.id, dTag: ev.kind === 0 ? '' : null, expiresAt },
+    forwarding: NO_UPSTREAM,
+  });
+  await insertBatch(on, [...notes.map((ev) => row(ev)), row(profile), row(reaction), row(expired, NOW - 10)]);
+  await on('nostr_events')
+    .where({ event_id: removed.id })
+    .update({ removed_at: on.fn.now(), removed_reason: 'deleted' });
+  return { pk: key.pk, live: [...notes.filter((e) => e !== removed), profile, reaction].sort(newestFirst) };
+}
+
+/** One author's reads, each with what NIP-01 says it must answer, written here from the events. */
+function authorReads(pk: string, live: readonly NostrEvent[]): { read: FilterRead; expected: string[] }[] {
+  const reads: { read: FilterRead; expected: string[] }[] = [];
+  const add = (filter: Filter, limit: number) => {
+    const match = live.filter(
+      (e) =>
+        (filter.kinds === undefined || filter.kinds.includes(e.kind)) &&
+        (filter.since === undefined || e.created_at >= filter.since) &&
+        (filter.until === undefined || e.created_at <= filter.until),
+    );
+    reads.push({ read: { filter, limit }, expected: ids(match.slice(0, limit)) });
+  };
+  for (let limit = 1; limit <= 41; limit += 3) add({ authors: [pk], kinds: [1] }, limit);
+  for (const limit of [1, 2, 5, 44, 500]) add({ authors: [pk] }, limit);
+  add({ authors: [pk], kinds: [0] }, 1);
+  add({ authors: [pk], kinds: [3] }, 10);
+  add({ authors: [pk], kinds: [1], since: NOW - 505, until: NOW - 501 }, 4);
+  add({ authors: [pk], since: NOW - 512 }, 100);
+  add({ authors: [pk], until: NOW - 510 }, 7);
+  add({ authors: [pk], kinds: [1], until: NOW - 600 }, 7);
+  return reads;
+}
+
+t.test("one author's reads, of a kind or of any, are answered by one statement as NIP-01 orders them", async (t) => {
+  for (const [name, on] of [
+    ['PostgreSQL', db],
+    ['PGlite', (await createTestPglite(t)).knex],
+  ] as const) {
+    const { pk, live } = await prolificAuthor(on);
+    const reads = authorReads(pk, live);
+    const answers = await queryFilters(
+      on,
+      reads.map((r) => r.read),
+      NOW,
+    );
+    for (const [i, { read, expected }] of reads.entries()) {
+      const label = `${name}: ${JSON.stringify({ ...read.filter, authors: undefined })} limit ${read.limit}`;
+      t.same(ids(answers[i]!), expected, label);
+      t.same(ids(await queryFilter(on, read.filter, read.limit, NOW)), expected, `${label}, read alone`);
+    }
+    // the same reads mixed with others: each still gets its own answer, in the order asked
+    const mixed: FilterRead[] = [
+      { filter: { kinds: [7] }, limit: 3 },
+      reads[4]!.read,
+      { filter: { authors: [pk, authors[0]!.pk], kinds: [1] }, limit: 5 },
+      reads[15]!.read,
+    ];
+    const got = await queryFilters(on, mixed, NOW);
+    for (const [i, r] of mixed.entries()) {
+      t.same(ids(got[i]!), ids(await queryFilter(on, r.filter, r.limit, NOW)), `${name}: mixed read ${i}`);
+    }
+  }
+});
+
+t.test("the plan of one author's read scans an index led by the author and stops at the limit", async (t) => {
+  const { pk } = await prolificAuthor(db);
+  // a store of many authors, as the plan is made for one: on a table of a dozen authors PostgreSQL may as well
+  // scan the kind's index (a few pages either way)
+  const hex = (n: number, i: number) => `${n.toString(16).padStart(8, '0')}${i.toString(16).padStart(56, '0')}`;
+  const { user: filler } = await upsertUserByPubkey(db, newKey().pk);
+  const others = Array.from({ length: 3000 }, (_, i): NostrEvent => ({
+    id: hex(7, i),
+    pubkey: hex(9, i % 300),
+    created_at: NOW - 10_000 + i,
+    kind: [1, 1, 1, 7, 6, 3][i % 6]!,
+    tags: [],
+    content: '',
+    sig: '0'.repeat(128),
+  }));
+  await insertBatch(
+    db,
+    others.map((ev) => ({
+      ev,
+      extras: { userId: filler.id, dTag: null, expiresAt: undefined },
+      forwarding: NO_UPSTREAM,
+    })),
+  );
+  await db.raw('ANALYZE nostr_events');
+  const plan = (await explainFilter(db, { authors: [pk], kinds: [1] }, 5, NOW, 'REQ')).join('\n');
+  t.match(plan, /Index Scan using idx_nostr_events_live_pubkey_kind/, 'by (pubkey, kind)');
+  t.match(plan, /Index Scan using idx_nostr_events_live_pubkey on/, 'and by pubkey for a read of any kind');
+  t.notMatch(plan, /Seq Scan on nostr_events/);
+  // the first scan stops at the limit (5 of the 39 live notes), the second reads from the cutoff's second on
+  t.match(plan, /Index Scan using idx_nostr_events_live_pubkey_kind[^\n]*rows=5 loops=1/);
 });
