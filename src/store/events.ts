@@ -271,71 +271,113 @@ export interface FilterRead {
 }
 
 /**
- * A read of one author's events, of one kind or of any: the shape of nearly every timeline and profile a client
- * asks for. These are read by one prepared statement (AUTHOR_READS), whatever their number in a batch.
+ * A read of one author's events, or of the events carrying one tag value, of one kind or of any: the shape of nearly
+ * every timeline, profile, thread, reaction count and mention a client asks for. These are read by a prepared
+ * statement (AUTHOR_READS or TAG_READS), whatever their number in a batch.
  */
-interface AuthorRead {
+interface SimpleRead {
   readonly i: number;
-  readonly author: string;
+  readonly author: string | null;
+  readonly tag_name: string | null;
+  readonly tag_value: string | null;
   readonly kind: number | null;
   readonly since: number | null;
   readonly until: number | null;
   readonly lim: number;
 }
 
-function authorRead({ filter: f, limit }: FilterRead, i: number): AuthorRead | undefined {
-  if (f.ids !== undefined || (f.tags !== undefined && Object.keys(f.tags).length > 0)) return undefined;
-  if (f.authors?.length !== 1 || (f.kinds !== undefined && f.kinds.length !== 1)) return undefined;
-  return {
-    i,
-    author: f.authors[0]!,
-    kind: f.kinds?.[0] ?? null,
-    since: f.since ?? null,
-    until: f.until ?? null,
-    lim: limit,
-  };
+function simpleRead({ filter: f, limit }: FilterRead, i: number): SimpleRead | undefined {
+  if (f.ids !== undefined || (f.kinds !== undefined && f.kinds.length !== 1)) return undefined;
+  const tags = Object.entries(f.tags ?? {});
+  const read = { i, kind: f.kinds?.[0] ?? null, since: f.since ?? null, until: f.until ?? null, lim: limit };
+  if (f.authors?.length === 1 && tags.length === 0) {
+    return { ...read, author: f.authors[0]!, tag_name: null, tag_value: null };
+  }
+  const [name, values] = tags[0] ?? [];
+  if (f.authors === undefined && tags.length === 1 && values?.length === 1) {
+    return { ...read, author: null, tag_name: name!, tag_value: values[0]! };
+  }
+  return undefined;
 }
 
 // The reads come as one JSON array (one row each) and each is answered by a LATERAL subquery: one statement text for
 // any number of reads, prepared once per connection. A statement planned for its values costs PostgreSQL 0.2–0.45 ms
 // of planning for 0.05–0.17 ms of work (docs/benchmarks.md, "Author reads in one prepared statement"); this one is
-// planned once. Its plan is generic, so it must be right for any author, prolific or not, which is why each read
-// takes two index scans in the order of the index, each stopping after `lim` rows: the first finds the created_at of
-// the lim-th newest event (the cutoff), the second reads the events from the cutoff on, sorts them by
-// (created_at DESC, id) and keeps lim. A sort alone would read every event of the author first: a generic plan
-// cannot tell that an incremental sort pays. Events sharing the cutoff's second are all read, so the lowest ids win
-// the last places (NIP-01). Two branches: with a kind the index led by (pubkey, kind), without one by pubkey.
-function authorBranch(withKind: boolean): string {
-  const match = `e.pubkey = r.author${withKind ? ' and e.event_kind = r.kind' : ''}
-    and e.removed_at is null and (e.expires_at is null or e.expires_at > r.now)
-    and e.created_at_nostr <= coalesce(r.until, ${Number.MAX_SAFE_INTEGER})`;
+// planned once. Its plan is generic, so it must be right for any author or tag value, rare or common, which is why
+// each read takes two index scans in the order of the index, each stopping after `lim` rows: the first finds the
+// created_at of the lim-th newest event (the cutoff), the second reads the events from the cutoff on, sorts them by
+// (created_at DESC, id) and keeps lim. A sort alone would read every match first: a generic plan cannot tell that an
+// incremental sort pays. Events sharing the cutoff's second are all read, so the lowest ids win the last places
+// (NIP-01). The branches: an author and a kind (the index led by (pubkey, kind)), an author (led by pubkey), a tag
+// value (the tag rows' key, (name, value, created_at), its kind checked on the tag row).
+function preparedBranch(which: string, source: string, match: string, at: string): string {
+  const bounded = `${match} and e.removed_at is null and (e.expires_at is null or e.expires_at > r.now)
+      and ${at} <= coalesce(r.until, ${Number.MAX_SAFE_INTEGER})`;
   return `select r.i as nostrx_read, e.event_id, e.pubkey, e.created_at_nostr, e.event_kind, e.content, e.sig,
     e.tags::text as tags
   from r
   cross join lateral (
-    select min(c.created_at_nostr) as cutoff from (
-      select e.created_at_nostr from nostr_events e
-      where ${match} and e.created_at_nostr >= coalesce(r.since, 0)
-      order by e.created_at_nostr desc limit r.lim) c) k
+    select min(c.at) as cutoff from (
+      select ${at} as at from ${source}
+      where ${bounded} and ${at} >= coalesce(r.since, 0)
+      order by ${at} desc limit r.lim) c) k
   cross join lateral (
-    select * from nostr_events e
-    where ${match} and e.created_at_nostr >= k.cutoff
+    select e.* from ${source}
+    where ${bounded} and ${at} >= k.cutoff
     order by e.created_at_nostr desc, e.event_id asc limit r.lim) e
-  where r.kind is ${withKind ? 'not null' : 'null'}`;
+  where ${which}`;
 }
 
-/** Bound: the reads as a JSON array of AuthorRead, then the time now in seconds. */
-const AUTHOR_READS = `with r as (
+/** Bound: the time now in seconds, then the reads as a JSON array of SimpleRead. */
+function readsOf(branches: readonly string[]): string {
+  return `with r as (
     select r.*, ?::bigint as now
-    from jsonb_to_recordset(?::jsonb) as r(i int, author text, kind int, since bigint, until bigint, lim int))
-  ${authorBranch(true)}
-  union all
-  ${authorBranch(false)}`;
+    from jsonb_to_recordset(?::jsonb)
+      as r(i int, author text, tag_name text, tag_value text, kind int, since bigint, until bigint, lim int))
+  ${branches.join(' union all ')}`;
+}
+
+// Two statements, so that each reads only the tables its reads need: a lock held on the tag rows (a migration, a
+// VACUUM FULL) must not hold up a timeline.
+const AUTHOR_READS = readsOf([
+  preparedBranch(
+    'r.author is not null and r.kind is not null',
+    'nostr_events e',
+    'e.pubkey = r.author and e.event_kind = r.kind',
+    'e.created_at_nostr',
+  ),
+  preparedBranch(
+    'r.author is not null and r.kind is null',
+    'nostr_events e',
+    'e.pubkey = r.author',
+    'e.created_at_nostr',
+  ),
+]);
+const TAG_READS = readsOf([
+  preparedBranch(
+    'true',
+    'nostr_event_tags t join nostr_events e on e.id = t.event_row_id',
+    't.name = r.tag_name and t.value = r.tag_value and (r.kind is null or t.event_kind = r.kind)',
+    't.created_at_nostr',
+  ),
+]);
+
+/** The prepared statement a read goes in, and its name. */
+function statementOf(read: SimpleRead): readonly [name: string, text: string] {
+  return read.author === null ? ['nostrx_tag_reads', TAG_READS] : ['nostrx_author_reads', AUTHOR_READS];
+}
 
 type ReadRow = EventTextRow & { nostrx_read: number };
 
-async function readAuthors(db: Knex, reads: readonly AuthorRead[], nowSeconds: number): Promise<ReadRow[]> {
-  return queryPrepared<ReadRow>(db, 'nostrx_author_reads', numbered(AUTHOR_READS), [nowSeconds, JSON.stringify(reads)]);
+/** The reads in their prepared statements: one round trip for one author's reads, one for one tag value's. */
+async function readSimple(db: Knex, reads: readonly SimpleRead[], nowSeconds: number): Promise<ReadRow[]> {
+  const rows: ReadRow[] = [];
+  for (const these of [reads.filter((r) => r.author !== null), reads.filter((r) => r.author === null)]) {
+    if (these.length === 0) continue;
+    const [name, text] = statementOf(these[0]!);
+    rows.push(...(await queryPrepared<ReadRow>(db, name, numbered(text), [nowSeconds, JSON.stringify(these)])));
+  }
+  return rows;
 }
 
 /** The other reads in one statement: each filter's query, planned for its own values, a branch of a UNION ALL. */
@@ -357,22 +399,22 @@ async function readBranches(
 }
 
 /**
- * queryFilter for several filters in one round trip, the answers in the order of `reads`: the reads of one author
- * (AuthorRead) in one prepared statement, the others in one statement of a branch each. One round trip and one
- * wake-up of a backend for many reads (two when a batch holds both sorts).
+ * queryFilter for several filters in few round trips, the answers in the order of `reads`: one author's reads in one
+ * prepared statement, one tag value's in another, the others in one statement of a branch each. One round trip and
+ * one wake-up of a backend for many reads of a sort.
  */
 export async function queryFilters(db: Knex, reads: readonly FilterRead[], nowSeconds: number): Promise<EventText[][]> {
   const answers: EventText[][] = reads.map(() => []);
-  const byAuthor: AuthorRead[] = [];
+  const simple: SimpleRead[] = [];
   const others: { read: FilterRead; i: number }[] = [];
   reads.forEach((read, i) => {
     if (read.limit <= 0) return;
-    const one = authorRead(read, i);
-    if (one) byAuthor.push(one);
+    const one = simpleRead(read, i);
+    if (one) simple.push(one);
     else others.push({ read, i });
   });
-  if (byAuthor.length > 0) {
-    for (const row of await readAuthors(db, byAuthor, nowSeconds)) answers[row.nostrx_read]?.push(rowToText(row));
+  if (simple.length > 0) {
+    for (const row of await readSimple(db, simple, nowSeconds)) answers[row.nostrx_read]?.push(rowToText(row));
   }
   if (others.length === 1) {
     const { read, i } = others[0]!;
@@ -386,7 +428,7 @@ export async function queryFilters(db: Knex, reads: readonly FilterRead[], nowSe
 }
 
 /**
- * The plan PostgreSQL follows for the statement a REQ (queryFilters: the prepared statement of one author's reads, or
+ * The plan PostgreSQL follows for the statement a REQ (queryFilters: the prepared statement of a SimpleRead, or
  * queryFilter's) or a COUNT (countFilters) of `f` is read with, run once (EXPLAIN ANALYZE, BUFFERS), one text line per
  * plan line: the benchmarks show with it which index each read uses.
  */
@@ -397,8 +439,8 @@ export async function explainFilter(
   nowSeconds: number,
   as: 'REQ' | 'COUNT',
 ): Promise<string[]> {
-  const byAuthor = as === 'REQ' ? authorRead({ filter: f, limit }, 0) : undefined;
-  if (byAuthor) return explainText(db, AUTHOR_READS, [nowSeconds, JSON.stringify([byAuthor])]);
+  const simple = as === 'REQ' ? simpleRead({ filter: f, limit }, 0) : undefined;
+  if (simple) return explainText(db, statementOf(simple)[1], [nowSeconds, JSON.stringify([simple])]);
   return explain(db, as === 'REQ' ? filterQuery(db, f, limit, nowSeconds) : countQuery(db, [f], nowSeconds));
 }
 

@@ -303,10 +303,87 @@ t.test("one author's reads, of a kind or of any, are answered by one statement a
   }
 });
 
+/** Replies and reactions to one note, and notes with one hashtag, from several authors: ties, a removed one, an expired one. */
+async function taggedEvents(on: Knex): Promise<{ note: string; live: NostrEvent[] }> {
+  const note = newKey().pk; // any 64-hex value serves as the id a thread names
+  const keys = Array.from({ length: 4 }, newKey);
+  const events: NostrEvent[] = [];
+  for (let i = 0; i < 36; i++) {
+    const tags = i % 3 === 2 ? [['t', 'nostr']] : [['e', note], ...(i % 4 === 0 ? [['t', 'nostr']] : [])];
+    events.push(
+      buildEvent(keys[i % 4]!.sk, {
+        kind: i % 2 ? 7 : 1,
+        tags,
+        content: `r${i}`,
+        created_at: NOW - 300 - Math.floor(i / 3),
+      }),
+    );
+  }
+  events.push(buildEvent(keys[0]!.sk, { kind: 1, tags: [['t', 'Nostr']], created_at: NOW - 290 })); // another value
+  const expired = buildEvent(keys[1]!.sk, { kind: 1, tags: [['e', note]], created_at: NOW - 280 });
+  const removed = events[4]!;
+  const { user: owner } = await upsertUserByPubkey(on, keys[0]!.pk);
+  const row = (ev: NostrEvent, expiresAt?: number) => ({
+    ev,
+    extras: { userId: owner.id, dTag: null, expiresAt },
+    forwarding: NO_UPSTREAM,
+  });
+  await insertBatch(on, [...events.map((ev) => row(ev)), row(expired, NOW - 10)]);
+  await on('nostr_events')
+    .where({ event_id: removed.id })
+    .update({ removed_at: on.fn.now(), removed_reason: 'deleted' });
+  return { note, live: events.filter((e) => e !== removed).sort(newestFirst) };
+}
+
+/** One tag value's reads, each with what NIP-01 says it must answer, written here from the events. */
+function tagReads(note: string, live: readonly NostrEvent[]): { read: FilterRead; expected: string[] }[] {
+  const reads: { read: FilterRead; expected: string[] }[] = [];
+  const add = (filter: Filter, limit: number) => {
+    const [[name, values]] = Object.entries(filter.tags!) as [[string, string[]]];
+    const match = live.filter(
+      (e) =>
+        e.tags.some((tag) => tag[0] === name && tag[1] === values[0]) &&
+        (filter.kinds === undefined || filter.kinds.includes(e.kind)) &&
+        (filter.since === undefined || e.created_at >= filter.since) &&
+        (filter.until === undefined || e.created_at <= filter.until),
+    );
+    reads.push({ read: { filter, limit }, expected: ids(match.slice(0, limit)) });
+  };
+  for (let limit = 1; limit <= 25; limit += 4) add({ tags: { e: [note] } }, limit);
+  for (const limit of [1, 3, 8, 100]) add({ tags: { e: [note] }, kinds: [7] }, limit);
+  for (const limit of [2, 5, 500]) add({ tags: { t: ['nostr'] } }, limit);
+  add({ tags: { t: ['Nostr'] } }, 10);
+  add({ tags: { t: ['nostr'] }, kinds: [1], since: NOW - 305, until: NOW - 302 }, 3);
+  add({ tags: { e: [note] }, until: NOW - 306 }, 4);
+  add({ tags: { p: [note] } }, 10);
+  return reads;
+}
+
+t.test("one tag value's reads, of a kind or of any, are answered by one statement as NIP-01 orders them", async (t) => {
+  for (const [name, on] of [
+    ['PostgreSQL', db],
+    ['PGlite', (await createTestPglite(t)).knex],
+  ] as const) {
+    const { note, live } = await taggedEvents(on);
+    const reads = tagReads(note, live);
+    t.ok(reads[0]!.expected.length === 1 && reads.at(-2)!.expected.length > 0, 'the fixture matches');
+    const answers = await queryFilters(
+      on,
+      reads.map((r) => r.read),
+      NOW,
+    );
+    for (const [i, { read, expected }] of reads.entries()) {
+      const label = `${name}: ${JSON.stringify(read.filter.tags)} ${JSON.stringify({ ...read.filter, tags: undefined })} limit ${read.limit}`;
+      t.same(ids(answers[i]!), expected, label);
+      t.same(ids(await queryFilter(on, read.filter, read.limit, NOW)), expected, `${label}, read alone`);
+    }
+  }
+});
+
 t.test("the plan of one author's read scans an index led by the author and stops at the limit", async (t) => {
   const { pk } = await prolificAuthor(db);
-  // a store of many authors, as the plan is made for one: on a table of a dozen authors PostgreSQL may as well
-  // scan the kind's index (a few pages either way)
+  // a store of many authors and tag values, as the plan is made for one: on a table of a dozen authors PostgreSQL may
+  // as well scan the kind's index, and a few hundred tag rows (a few pages either way)
   const hex = (n: number, i: number) => `${n.toString(16).padStart(8, '0')}${i.toString(16).padStart(56, '0')}`;
   const { user: filler } = await upsertUserByPubkey(db, newKey().pk);
   const others = Array.from({ length: 3000 }, (_, i): NostrEvent => ({
@@ -314,7 +391,10 @@ t.test("the plan of one author's read scans an index led by the author and stops
     pubkey: hex(9, i % 300),
     created_at: NOW - 10_000 + i,
     kind: [1, 1, 1, 7, 6, 3][i % 6]!,
-    tags: [],
+    tags: [
+      ['e', hex(11, i % 1000)],
+      ['t', `topic${i % 50}`],
+    ],
     content: '',
     sig: '0'.repeat(128),
   }));
@@ -333,4 +413,11 @@ t.test("the plan of one author's read scans an index led by the author and stops
   t.notMatch(plan, /Seq Scan on nostr_events/);
   // the first scan stops at the limit (5 of the 39 live notes), the second reads from the cutoff's second on
   t.match(plan, /Index Scan using idx_nostr_events_live_pubkey_kind[^\n]*rows=5 loops=1/);
+  const { note } = await taggedEvents(db);
+  await db.raw('ANALYZE nostr_event_tags');
+  await db.raw('ANALYZE nostr_events');
+  const thread = (await explainFilter(db, { tags: { e: [note] } }, 3, NOW, 'REQ')).join('\n');
+  // newest first from the key, stopping after the limit's rows (and the removed and expired ones it passes)
+  t.match(thread, /Index Scan Backward using nostr_event_tags_pkey[^\n]*rows=5 loops=1/, 'a tag value: its key');
+  t.notMatch(thread, /Seq Scan/);
 });
