@@ -302,14 +302,15 @@ function simpleRead({ filter: f, limit }: FilterRead, i: number): SimpleRead | u
 
 // The reads come as one JSON array (one row each) and each is answered by a LATERAL subquery: one statement text for
 // any number of reads, prepared once per connection. A statement planned for its values costs PostgreSQL 0.2–0.45 ms
-// of planning for 0.05–0.17 ms of work (docs/benchmarks.md, "Author reads in one prepared statement"); this one is
-// planned once. Its plan is generic, so it must be right for any author or tag value, rare or common, which is why
-// each read takes two index scans in the order of the index, each stopping after `lim` rows: the first finds the
-// created_at of the lim-th newest event (the cutoff), the second reads the events from the cutoff on, sorts them by
-// (created_at DESC, id) and keeps lim. A sort alone would read every match first: a generic plan cannot tell that an
-// incremental sort pays. Events sharing the cutoff's second are all read, so the lowest ids win the last places
-// (NIP-01). The branches: an author and a kind (the index led by (pubkey, kind)), an author (led by pubkey), a tag
-// value (the tag rows' key, (name, value, created_at), its kind checked on the tag row).
+// of planning for 0.05–0.17 ms of work (docs/benchmarks.md, "One author's or one tag value's reads in a prepared
+// statement"); this one is planned once. Its plan is generic, so it must be right for any author or tag value, rare
+// or common, which is why each read takes two index scans in the order of the index, each stopping after `lim` rows:
+// the first finds the created_at of the lim-th newest event (the cutoff), the second reads the events from the cutoff
+// on, sorts them by (created_at DESC, id) and keeps lim. A sort alone would read every match first: a generic plan
+// cannot tell that an incremental sort pays. Events sharing the cutoff's second are all read, so the lowest ids win
+// the last places (NIP-01). The branches: an author and a kind (the index led by (pubkey, kind)), an author (led by
+// pubkey), a tag value (the tag rows' key, (name, value, created_at), its kind checked on the tag row). A kind alone
+// is not among them: nothing here would keep a generic plan from scanning the newest events for a rare kind.
 function preparedBranch(which: string, source: string, match: string, at: string): string {
   const bounded = `${match} and e.removed_at is null and (e.expires_at is null or e.expires_at > r.now)
       and ${at} <= coalesce(r.until, ${Number.MAX_SAFE_INTEGER})`;
