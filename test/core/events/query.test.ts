@@ -1,7 +1,7 @@
 // Stored-event reads (src/core/events/query.ts) on a real PostgreSQL: filters asked together are read in shared
 // statements (store/events.ts queryFilters), and each still gets exactly what it would get alone: its own
 // matches, newest first, ties by lowest id, cut at its limit.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createTestDatabase, createTestPglite } from '../../helpers/db.js';
 import { openDatabase } from '../../../src/store/db.js';
 import { buildEvent, newKey } from '../../helpers/events.js';
@@ -249,18 +249,43 @@ async function prolificAuthor(on: Knex): Promise<{ pk: string; live: NostrEvent[
   return { pk: key.pk, live: [...notes.filter((e) => e !== removed), profile, reaction].sort(newestFirst) };
 }
 
+type ExpectedRead = { read: FilterRead; expected: string[] };
+
+/** A read and what NIP-01 says it must answer: the live events `has` accepts within its kinds and times, newest first. */
+function expectedRead(
+  live: readonly NostrEvent[],
+  filter: Filter,
+  limit: number,
+  has: (e: NostrEvent) => boolean,
+): ExpectedRead {
+  const match = live.filter(
+    (e) =>
+      has(e) &&
+      (filter.kinds === undefined || filter.kinds.includes(e.kind)) &&
+      (filter.since === undefined || e.created_at >= filter.since) &&
+      (filter.until === undefined || e.created_at <= filter.until),
+  );
+  return { read: { filter, limit }, expected: ids(match.slice(0, limit)) };
+}
+
+/** Reads all in one call, each as expected, and each read alone as expected too. */
+async function answeredAsExpected(t: Test, name: string, on: Knex, reads: readonly ExpectedRead[]): Promise<void> {
+  const answers = await queryFilters(
+    on,
+    reads.map((r) => r.read),
+    NOW,
+  );
+  for (const [i, { read, expected }] of reads.entries()) {
+    const label = `${name}: ${JSON.stringify({ ...read.filter, authors: read.filter.authors && '[a]' })} limit ${read.limit}`;
+    t.same(ids(answers[i]!), expected, label);
+    t.same(ids(await queryFilter(on, read.filter, read.limit, NOW)), expected, `${label}, read alone`);
+  }
+}
+
 /** One author's reads, each with what NIP-01 says it must answer, written here from the events. */
-function authorReads(pk: string, live: readonly NostrEvent[]): { read: FilterRead; expected: string[] }[] {
-  const reads: { read: FilterRead; expected: string[] }[] = [];
-  const add = (filter: Filter, limit: number) => {
-    const match = live.filter(
-      (e) =>
-        (filter.kinds === undefined || filter.kinds.includes(e.kind)) &&
-        (filter.since === undefined || e.created_at >= filter.since) &&
-        (filter.until === undefined || e.created_at <= filter.until),
-    );
-    reads.push({ read: { filter, limit }, expected: ids(match.slice(0, limit)) });
-  };
+function authorReads(pk: string, live: readonly NostrEvent[]): ExpectedRead[] {
+  const reads: ExpectedRead[] = [];
+  const add = (filter: Filter, limit: number) => reads.push(expectedRead(live, filter, limit, () => true));
   for (let limit = 1; limit <= 41; limit += 3) add({ authors: [pk], kinds: [1] }, limit);
   for (const limit of [1, 2, 5, 44, 500]) add({ authors: [pk] }, limit);
   add({ authors: [pk], kinds: [0] }, 1);
@@ -279,16 +304,7 @@ t.test("one author's reads, of a kind or of any, are answered by one statement a
   ] as const) {
     const { pk, live } = await prolificAuthor(on);
     const reads = authorReads(pk, live);
-    const answers = await queryFilters(
-      on,
-      reads.map((r) => r.read),
-      NOW,
-    );
-    for (const [i, { read, expected }] of reads.entries()) {
-      const label = `${name}: ${JSON.stringify({ ...read.filter, authors: undefined })} limit ${read.limit}`;
-      t.same(ids(answers[i]!), expected, label);
-      t.same(ids(await queryFilter(on, read.filter, read.limit, NOW)), expected, `${label}, read alone`);
-    }
+    await answeredAsExpected(t, name, on, reads);
     // the same reads mixed with others: each still gets its own answer, in the order asked
     const mixed: FilterRead[] = [
       { filter: { kinds: [7] }, limit: 3 },
@@ -336,18 +352,11 @@ async function taggedEvents(on: Knex): Promise<{ note: string; live: NostrEvent[
 }
 
 /** One tag value's reads, each with what NIP-01 says it must answer, written here from the events. */
-function tagReads(note: string, live: readonly NostrEvent[]): { read: FilterRead; expected: string[] }[] {
-  const reads: { read: FilterRead; expected: string[] }[] = [];
+function tagReads(note: string, live: readonly NostrEvent[]): ExpectedRead[] {
+  const reads: ExpectedRead[] = [];
   const add = (filter: Filter, limit: number) => {
     const [[name, values]] = Object.entries(filter.tags!) as [[string, string[]]];
-    const match = live.filter(
-      (e) =>
-        e.tags.some((tag) => tag[0] === name && tag[1] === values[0]) &&
-        (filter.kinds === undefined || filter.kinds.includes(e.kind)) &&
-        (filter.since === undefined || e.created_at >= filter.since) &&
-        (filter.until === undefined || e.created_at <= filter.until),
-    );
-    reads.push({ read: { filter, limit }, expected: ids(match.slice(0, limit)) });
+    reads.push(expectedRead(live, filter, limit, (e) => e.tags.some((tag) => tag[0] === name && tag[1] === values[0])));
   };
   for (let limit = 1; limit <= 25; limit += 4) add({ tags: { e: [note] } }, limit);
   for (const limit of [1, 3, 8, 100]) add({ tags: { e: [note] }, kinds: [7] }, limit);
@@ -367,16 +376,7 @@ t.test("one tag value's reads, of a kind or of any, are answered by one statemen
     const { note, live } = await taggedEvents(on);
     const reads = tagReads(note, live);
     t.ok(reads[0]!.expected.length === 1 && reads.at(-2)!.expected.length > 0, 'the fixture matches');
-    const answers = await queryFilters(
-      on,
-      reads.map((r) => r.read),
-      NOW,
-    );
-    for (const [i, { read, expected }] of reads.entries()) {
-      const label = `${name}: ${JSON.stringify(read.filter.tags)} ${JSON.stringify({ ...read.filter, tags: undefined })} limit ${read.limit}`;
-      t.same(ids(answers[i]!), expected, label);
-      t.same(ids(await queryFilter(on, read.filter, read.limit, NOW)), expected, `${label}, read alone`);
-    }
+    await answeredAsExpected(t, name, on, reads);
   }
 });
 
