@@ -1,10 +1,11 @@
 // Reading stored events for REQ and COUNT: one query per filter (NIP-01 limits apply per filter), merged newest
 // first with duplicates removed. While fewer than READS_ALONE_UNDER read statements run, a filter is read at once,
-// alone; past that, the filters of REQs that arrive together are read in one statement (store/events.ts
-// queryFilters: one author's reads prepared, others a branch each), at most READS_IN_FLIGHT statements at a time:
-// under load one round trip, one backend's wake-up and one socket write serve many reads. They read from the
-// replica when there is one (store/read-replica.ts); a filter by ids that finds fewer events there than it names is
-// asked of the primary, so that replication lag never hides from a client the event it has just published.
+// alone; past that, the filters of REQs that arrive together are read together (store/events.ts queryFilters: one
+// author's or one tag value's reads in a prepared statement, others a branch each of one statement), at most
+// READS_IN_FLIGHT at a time: under load one round trip, one backend's wake-up and one socket write serve many reads.
+// They read from the replica when there is one (store/read-replica.ts); a filter by ids that finds fewer events there
+// than it names is asked of the primary, so that replication lag never hides from a client the event it has just
+// published.
 import * as filter from '../../nips/filter.js';
 import type { Filter, FilterLimits } from '../../nips/filter.js';
 import type { EventText } from '../../nips/nip01.js';
