@@ -106,7 +106,9 @@ export function parseFilter(raw: unknown, limits: FilterLimits): Result<Filter> 
         for (const v of value) {
           if (typeof v !== 'string') return fail('invalid', `filter "${key}" values must be strings`);
         }
-        (f.tags ??= {})[letter] = value.slice() as string[];
+        // A value holding a NUL matches no stored event (an event with one is refused), and the database's text
+        // cannot carry it: it is dropped, and a tag left with no value matches nothing, as an empty list does.
+        (f.tags ??= {})[letter] = (value as string[]).filter((v) => !v.includes('\u0000'));
       }
     }
   }

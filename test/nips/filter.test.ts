@@ -58,6 +58,14 @@ t.test('parseFilter accepts every NIP-01 field and moves #x keys under tags', as
   if (r.ok) t.not(r.value.ids, raw.ids, 'arrays are copied');
 });
 
+t.test('a tag value holding a NUL is dropped: it can match no stored event', async (t) => {
+  const r = filter.parseFilter({ '#t': ['a\u0000b', 'nostr'], '#x': ['\u0000'] }, limits);
+  t.same(r, { ok: true, value: { tags: { t: ['nostr'], x: [] } } });
+  if (r.ok) t.equal(filter.matchesNothing(r.value), true, 'a tag left with no value matches nothing');
+  const only = filter.parseFilter({ '#t': ['nostr'] }, limits);
+  if (only.ok) t.equal(filter.matchesNothing(only.value), false);
+});
+
 t.test('parseFilter clamps limit to maxLimit', async (t) => {
   t.same(filter.parseFilter({ limit: 501 }, limits), { ok: true, value: { limit: 500 } });
   t.same(filter.parseFilter({ limit: 500 }, limits), { ok: true, value: { limit: 500 } });

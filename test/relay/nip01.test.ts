@@ -243,6 +243,32 @@ t.test('REQs sent at once by many readers each get their own stored events, then
   }
 });
 
+t.test('a tag value with a NUL matches nothing, and costs no other reader their answer', async (t) => {
+  // no stored event can hold a NUL (it is refused with invalid:), and PostgreSQL's text cannot carry one: sent to the
+  // database, such a value failed the statement, and with it every REQ sharing the statement
+  const writer = await Relay.connect(app.relayUrl);
+  t.teardown(() => writer.close());
+  const key = newKey();
+  const note = buildEvent(key.sk, { content: 'nul neighbour', tags: [['t', 'nul-neighbour']] });
+  t.equal(await writer.publish(note), '');
+  const readers = await Promise.all(Array.from({ length: 8 }, () => Relay.connect(app.relayUrl)));
+  t.teardown(() => readers.forEach((r) => r.close()));
+  const answers = await Promise.all(
+    readers.map((r, i) =>
+      i % 2 === 0
+        ? storedEvents(r, { '#t': ['nul\u0000value'] }, { '#x': ['a', '\u0000'] })
+        : storedEvents(r, { authors: [key.pk] }, { '#t': ['nul-neighbour', 'other\u0000'] }),
+    ),
+  );
+  for (const [i, got] of answers.entries()) {
+    t.same(
+      got.map((e) => e.id),
+      i % 2 === 0 ? [] : [note.id],
+      `reader ${i}`,
+    );
+  }
+});
+
 t.test('live matches arrive after EOSE until CLOSE, and a REQ with a used id replaces it', async (t) => {
   const key = newKey();
   const reader = await RawClient.connect(app.relayUrl);
