@@ -5,9 +5,15 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import * as nip86 from '../nips/nip86.js';
 import { apiError } from './errors.js';
 
-/** Keys that could reach an object's prototype if a handler ever merged a parsed body into an object. */
+/**
+ * Keys that could reach an object's prototype if a handler ever merged a parsed body into an object, and strings
+ * PostgreSQL's text cannot hold (a NUL), which would otherwise fail the handler's statement as an internal error.
+ */
 function reviver(key: string, value: unknown): unknown {
   if (key === '__proto__') throw new SyntaxError('the key "__proto__" is not allowed');
+  if ((typeof value === 'string' && value.includes('\u0000')) || key.includes('\u0000')) {
+    throw new SyntaxError('a string holds a NUL (U+0000) character, which is not accepted');
+  }
   if (key === 'constructor' && typeof value === 'object' && value !== null && 'prototype' in value) {
     throw new SyntaxError('the key "constructor.prototype" is not allowed');
   }

@@ -28,6 +28,15 @@ t.test('JSON with a __proto__ key is refused as malformed', async (t) => {
   t.equal(r.body.error.code, 'malformed_json');
 });
 
+t.test('a string holding a NUL is refused as malformed: the database could not store it', async (t) => {
+  const r = await api.signed(alice, 'PATCH', '/v1/me', { body: { display_name: 'Ali\u0000ce' } });
+  t.equal(r.status, 400);
+  t.equal(r.body.error.code, 'malformed_json');
+  t.match(r.body.error.message, /NUL/);
+  const me = await api.signed(alice, 'GET', '/v1/me');
+  t.not(me.body.display_name, 'Ali\u0000ce', 'nothing was written');
+});
+
 t.test('a body over API_BODY_LIMIT_BYTES is a 413, before anything else', async (t) => {
   const body = { display_name: 'x'.repeat(3000) };
   const r = await api.signed(alice, 'PATCH', '/v1/me', { body });
