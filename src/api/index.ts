@@ -93,6 +93,17 @@ export async function registerApi(http: FastifyInstance, deps: ApiDeps): Promise
     });
   }
 
+  // A NUL in the path or the query (%00) matches nothing the API stores, and PostgreSQL's text cannot carry it: a
+  // statement given one fails as an internal error. Refused here, as the body parser refuses one in a body.
+  http.addHook('onRequest', async (req) => {
+    const at = req.url.search(/%00/i);
+    if (at === -1) return;
+    const query = req.url.indexOf('?');
+    throw apiError('validation_failed', 'the request URL holds a NUL (%00), which is not accepted', {
+      location: query !== -1 && at > query ? 'querystring' : 'params',
+    });
+  });
+
   const hooks = authHooks(deps.auth, deps.publicUrl, deps.config.adminPubkeys);
   const services: ApiServices = { ...deps, hooks, access: accessFor(hooks) };
   const { access } = services;

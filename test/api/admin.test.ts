@@ -131,6 +131,9 @@ t.test('the admin lists users, newest first, filtered and paginated', async (t) 
     [ids[0]],
     'q is a literal substring (% is not a wildcard)',
   );
+  const nul = await api.signed(admin, 'GET', `/v1/admin/users?q=${encodeURIComponent('Car\u0000ol')}`);
+  t.equal(nul.status, 400, 'a NUL in the query is refused, not sent to the database');
+  t.equal(nul.body.error.code, 'validation_failed');
   const single = await api.signed(admin, 'GET', `/v1/admin/users/${ids[0]}`);
   t.match(single.body, {
     id: ids[0],
