@@ -20,6 +20,10 @@ const app = await startTestApp(t, {
     FORWARD_POLL_MS: '50',
     FORWARD_MAX_ATTEMPTS: '1',
     FORWARD_TIMEOUT_MS: '500',
+    // the dead relay is here to fail every attempt and be reported: the five events the tests post before the report
+    // are five failures when each is sent alone (a loaded machine), which would open its circuit (default 5) and
+    // leave the report's own event unsent for a minute
+    FORWARD_CIRCUIT_FAILURES: '1000',
   },
 });
 const api = new ApiClient(app.url);
