@@ -417,7 +417,10 @@ t.test("the plan of one author's read scans an index led by the author and stops
   await db.raw('ANALYZE nostr_event_tags');
   await db.raw('ANALYZE nostr_events');
   const thread = (await explainFilter(db, { tags: { e: [note] } }, 3, NOW, 'REQ')).join('\n');
-  // newest first from the key, stopping after the limit's rows (and the removed and expired ones it passes)
-  t.match(thread, /Index Scan Backward using nostr_event_tags_pkey[^\n]*rows=5 loops=1/, 'a tag value: its key');
+  // newest first from the key, stopping after the limit's rows and the removed and expired ones it passes: the expired
+  // reply is the newest, the removed one shares its second with a live one, so 4 or 5 tag rows (of 25) as the ids fall
+  const scan = /Index Scan Backward using nostr_event_tags_pkey[^\n]*rows=(\d+) loops=1/.exec(thread);
+  t.ok(scan, 'a tag value: its key');
+  t.ok(Number(scan?.[1]) <= 5, `stops at the limit: ${scan?.[1]} tag rows read`);
   t.notMatch(thread, /Seq Scan/);
 });
