@@ -258,10 +258,12 @@ export async function queryPrepared<R>(db: Knex, name: string, text: string, val
     acquireConnection(): Promise<unknown>;
     releaseConnection(conn: unknown): Promise<void>;
     emit(event: 'query', query: { sql: string; bindings: readonly unknown[]; method: 'raw' }): boolean;
+    listenerCount(event: 'query'): number;
   };
   const conn = await client.acquireConnection();
-  // told as knex tells its own statements, so that what listens to the handle (a log, a test) sees this one too
-  client.emit('query', { sql: text, bindings: values, method: 'raw' });
+  // told as knex tells its own statements, so that what listens to the handle (a log, a test) sees this one too; the
+  // hot statements build nothing for it when nobody listens
+  if (client.listenerCount('query') > 0) client.emit('query', { sql: text, bindings: values, method: 'raw' });
   try {
     if (conn instanceof pg.Client) {
       try {

@@ -363,20 +363,24 @@ const TAG_READS = readsOf([
   ),
 ]);
 
-/** The prepared statement a read goes in, and its name. */
-function statementOf(read: SimpleRead): readonly [name: string, text: string] {
-  return read.author === null ? ['nostrx_tag_reads', TAG_READS] : ['nostrx_author_reads', AUTHOR_READS];
-}
+/** The prepared statements and the reads each takes; `text` with `?` (knex, EXPLAIN), `numbered` with `$n`, once. */
+const PREPARED_READS = [
+  { name: 'nostrx_author_reads', text: AUTHOR_READS, takes: (r: SimpleRead) => r.author !== null },
+  { name: 'nostrx_tag_reads', text: TAG_READS, takes: (r: SimpleRead) => r.author === null },
+].map((s) => ({ ...s, numbered: numbered(s.text) }));
+
+const statementOf = (read: SimpleRead) => PREPARED_READS.find((s) => s.takes(read))!;
 
 type ReadRow = EventTextRow & { nostrx_read: number };
 
 /** The reads in their prepared statements: one round trip for one author's reads, one for one tag value's. */
 async function readSimple(db: Knex, reads: readonly SimpleRead[], nowSeconds: number): Promise<ReadRow[]> {
   const rows: ReadRow[] = [];
-  for (const these of [reads.filter((r) => r.author !== null), reads.filter((r) => r.author === null)]) {
+  for (const statement of PREPARED_READS) {
+    const these = reads.filter(statement.takes);
     if (these.length === 0) continue;
-    const [name, text] = statementOf(these[0]!);
-    rows.push(...(await queryPrepared<ReadRow>(db, name, numbered(text), [nowSeconds, JSON.stringify(these)])));
+    const values = [nowSeconds, JSON.stringify(these)];
+    rows.push(...(await queryPrepared<ReadRow>(db, statement.name, statement.numbered, values)));
   }
   return rows;
 }
@@ -441,7 +445,7 @@ export async function explainFilter(
   as: 'REQ' | 'COUNT',
 ): Promise<string[]> {
   const simple = as === 'REQ' ? simpleRead({ filter: f, limit }, 0) : undefined;
-  if (simple) return explainText(db, statementOf(simple)[1], [nowSeconds, JSON.stringify([simple])]);
+  if (simple) return explainText(db, statementOf(simple).text, [nowSeconds, JSON.stringify([simple])]);
   return explain(db, as === 'REQ' ? filterQuery(db, f, limit, nowSeconds) : countQuery(db, [f], nowSeconds));
 }
 
