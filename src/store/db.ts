@@ -92,11 +92,17 @@ const DEAD_AFTER_MS = 1000;
 /** No statement of ours leaves a transaction idle for long: one idle this long has lost its client. */
 const IDLE_TRANSACTION_MS = 60_000;
 
+// No JIT compilation: it starts when a plan's estimated cost passes jit_above_cost, and a generic plan's estimates
+// (100 rows for a JSON array of reads, ten rounds for a recursive scan) pass it for statements that run in a
+// millisecond; compiling one took ~17 ms, every execution (docs/benchmarks.md, "A leaner event store").
+const SESSION_OPTIONS = '-c jit=off';
+
 /** The pg settings that bound every wait: connect, statement, and the wait for any answer (read timeout). */
 function connectionOf(url: string, limits: DbLimits | undefined): Knex.PgConnectionConfig {
-  if (!limits) return { connectionString: url };
+  if (!limits) return { connectionString: url, options: SESSION_OPTIONS };
   return {
     connectionString: url,
+    options: SESSION_OPTIONS,
     connectionTimeoutMillis: limits.connectMs,
     // A peer that vanished without closing (host down, partition) is noticed by the kernel on an idle connection.
     keepAlive: true,
