@@ -5,8 +5,9 @@
 //    3, 6, 7, 30023 and 5 with e, p and t tags over a year; the file is kept and reused) imported into a new
 //    database with `npm run import` (src/import-cli.ts) as an operator would: its events/s;
 // 3. the storage it takes: table and index bytes per stored event against the JSON line's bytes;
-// 4. reads over 8 connections: author timelines saturated and at a steady 500 REQ/s, a thread (#e), the global
-//    feed, a one-hour window and COUNT by author, each with EXPLAIN ANALYZE of the statement the service sends;
+// 4. reads over 8 connections: author timelines saturated and at a steady 500 REQ/s, an author's events of any
+//    kind (a profile page), a thread (#e), the global feed, a one-hour window and COUNT by author, each with
+//    EXPLAIN ANALYZE of the statement the service sends;
 // 5. the admission scenario again, on the full store: its ratio to step 1.
 // With BENCH_SCALE_PEER_PORT and BENCH_SCALE_PEER_DB, each read is also sent to another relay that holds the same
 // dataset, right after ours: a peer's line beside ours, on the same machine in the same minutes.
@@ -19,6 +20,7 @@ import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import knexFactory, { type Knex } from 'knex';
 import type { WebSocket } from 'ws';
+import { openDatabase } from '../src/store/db.js';
 import { explainFilter } from '../src/store/events.js';
 import { loadConfig } from '../src/config.js';
 import { effectiveLimit, parseFilter, type FilterLimits } from '../src/nips/filter.js';
@@ -175,6 +177,12 @@ function readScenarios(s: Sample): ReadScenario[] {
       // past it a REQ is refused, which would count a slow answer as a fast refusal
       load: { count: 10_000, maxSeconds: 25, inflight: 20, ratePerSecond: 500 },
     },
+    {
+      // a profile page: an author's newest events of every kind
+      name: 'author_any_kind',
+      request: (i) => ({ verb: 'REQ', filter: { authors: [nth(s.authors, i)], limit: 20 } }),
+      load: saturated,
+    },
     { name: 'thread', request: (i) => ({ verb: 'REQ', filter: { '#e': [nth(s.referenced, i)] } }), load: saturated },
     { name: 'global', request: () => ({ verb: 'REQ', filter: { kinds: [1], limit: 50 } }), load: saturated },
     {
@@ -319,7 +327,8 @@ export async function scenarioScale(deps: ScaleDeps): Promise<Record<string, unk
     databaseUrl = await recreateDatabase(deps.adminUrl, deps.dbName);
     result.import = await importDataset(databaseUrl);
   }
-  const db = knexFactory({ client: 'pg', connection: databaseUrl, pool: { min: 0, max: 2 } });
+  // the service's own connection settings, so that EXPLAIN shows the plan its statements get
+  const { knex: db } = await openDatabase({ databaseUrl, dataDir: '', poolMax: 2 });
   try {
     if (reuse) await db.raw('SELECT 1'); // fails early when there is no such database
     // what an operator runs after a bulk load, and what autovacuum would do meanwhile; timed, not hidden

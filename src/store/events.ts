@@ -273,7 +273,7 @@ export interface FilterRead {
 /**
  * A read of one author's events, or of the events carrying one tag value, of one kind or of any: the shape of nearly
  * every timeline, profile, thread, reaction count and mention a client asks for. These are read by a prepared
- * statement (AUTHOR_READS or TAG_READS), whatever their number in a batch.
+ * statement (AUTHOR_READS, AUTHOR_ANY_KIND_READS or TAG_READS), whatever their number in a batch.
  */
 interface SimpleRead {
   readonly i: number;
@@ -300,7 +300,7 @@ function simpleRead({ filter: f, limit }: FilterRead, i: number): SimpleRead | u
   return undefined;
 }
 
-// The reads come as one JSON array (one row each) and each is answered by a LATERAL subquery: one statement text for
+// The reads come as one JSON array (one row each) and each is answered by a `LATERAL` subquery: one statement text for
 // any number of reads, prepared once per connection. A statement planned for its values costs PostgreSQL 0.2–0.45 ms
 // of planning for 0.05–0.17 ms of work (docs/benchmarks.md, "One author's or one tag value's reads in a prepared
 // statement"); this one is planned once. Its plan is generic, so it must be right for any author or tag value, rare
@@ -308,15 +308,16 @@ function simpleRead({ filter: f, limit }: FilterRead, i: number): SimpleRead | u
 // the first finds the created_at of the lim-th newest event (the cutoff), the second reads the events from the cutoff
 // on, sorts them by (created_at DESC, id) and keeps lim. A sort alone would read every match first: a generic plan
 // cannot tell that an incremental sort pays. Events sharing the cutoff's second are all read, so the lowest ids win
-// the last places (NIP-01). The branches: an author and a kind (the index led by (pubkey, kind)), an author (led by
-// pubkey), a tag value (the tag rows' key, (name, value, created_at), its kind checked on the tag row). A kind alone
-// is not among them: nothing here would keep a generic plan from scanning the newest events for a rare kind.
-function preparedBranch(which: string, source: string, match: string, at: string): string {
+// the last places (NIP-01). The branches: an author and a kind (the index led by (pubkey, kind)), an author of any
+// kind (the same index, a kind at a time), a tag value (the tag rows' key, (name, value, created_at), its kind checked
+// on the tag row). A kind alone is not among them: nothing here would keep a generic plan from scanning the newest
+// events for a rare kind. `rows` is the relation the reads come from (`r`, or author_kinds below).
+function preparedBranch(which: string, source: string, match: string, at: string, rows = 'r'): string {
   const bounded = `${match} and e.removed_at is null and (e.expires_at is null or e.expires_at > r.now)
       and ${at} <= coalesce(r.until, ${Number.MAX_SAFE_INTEGER})`;
   return `select r.i as nostrx_read, e.event_id, e.pubkey, e.created_at_nostr, e.event_kind, e.content, e.sig,
     e.tags::text as tags
-  from r
+  from ${rows} r
   cross join lateral (
     select min(c.at) as cutoff from (
       select ${at} as at from ${source}
@@ -329,31 +330,53 @@ function preparedBranch(which: string, source: string, match: string, at: string
   where ${which}`;
 }
 
-/** Bound: the time now in seconds, then the reads as a JSON array of SimpleRead. */
-function readsOf(branches: readonly string[]): string {
-  return `with r as (
+/** Bound: the time now in seconds, then the reads as a JSON array of SimpleRead; `more`: CTEs after `r`. */
+function readsOf(branches: readonly string[], more = ''): string {
+  return `with ${more ? 'recursive ' : ''}r as (
     select r.*, ?::bigint as now
     from jsonb_to_recordset(?::jsonb)
-      as r(i int, author text, tag_name text, tag_value text, kind int, since bigint, until bigint, lim int))
+      as r(i int, author text, tag_name text, tag_value text, kind int, since bigint, until bigint, lim int))${more}
   ${branches.join(' union all ')}`;
 }
 
-// Two statements, so that each reads only the tables its reads need: a lock held on the tag rows (a migration, a
-// VACUUM FULL) must not hold up a timeline.
-const AUTHOR_READS = readsOf([
+const ofAuthorKind = (rows: string) =>
   preparedBranch(
     'r.author is not null and r.kind is not null',
     'nostr_events e',
     'e.pubkey = r.author and e.event_kind = r.kind',
     'e.created_at_nostr',
-  ),
-  preparedBranch(
-    'r.author is not null and r.kind is null',
-    'nostr_events e',
-    'e.pubkey = r.author',
-    'e.created_at_nostr',
-  ),
-]);
+    rows,
+  );
+
+// Three statements, so that each reads only the tables its reads need (a lock held on the tag rows, by a migration
+// or a VACUUM FULL, must not hold up a timeline) and a timeline's statement does not carry the any-kind machinery.
+const AUTHOR_READS = readsOf([ofAuthorKind('r')]);
+
+// An author's reads of any kind have no index of their own (one led by pubkey alone would be ~140 bytes more per
+// stored event, docs/benchmarks.md "A leaner event store"): the author's kinds are found in the index led by
+// (pubkey, kind), one probe each (a loose index scan: the smallest kind, then the smallest above it …), each kind's
+// newest `lim` are read as a read of that kind is, and the newest `lim` of them all kept.
+const AUTHOR_ANY_KIND_READS = readsOf(
+  [
+    `select b.nostrx_read, b.event_id, b.pubkey, b.created_at_nostr, b.event_kind, b.content, b.sig, b.tags
+    from (
+      select b.*, row_number() over (
+        partition by b.nostrx_read order by b.created_at_nostr desc, b.event_id asc) as n
+      from (${ofAuthorKind('author_kinds')}) b) b
+    join r on r.i = b.nostrx_read
+    where b.n <= r.lim`,
+  ],
+  `,
+  author_kinds as (
+    select r.i, r.author, r.since, r.until, r.lim, r.now,
+      (select min(e.event_kind) from nostr_events e where e.pubkey = r.author and e.removed_at is null) as kind
+    from r
+    union all
+    select k.i, k.author, k.since, k.until, k.lim, k.now,
+      (select min(e.event_kind) from nostr_events e
+        where e.pubkey = k.author and e.removed_at is null and e.event_kind > k.kind)
+    from author_kinds k where k.kind is not null)`,
+);
 const TAG_READS = readsOf([
   preparedBranch(
     'true',
@@ -365,7 +388,12 @@ const TAG_READS = readsOf([
 
 /** The prepared statements and the reads each takes; `text` with `?` (knex, EXPLAIN), `numbered` with `$n`, once. */
 const PREPARED_READS = [
-  { name: 'nostrx_author_reads', text: AUTHOR_READS, takes: (r: SimpleRead) => r.author !== null },
+  { name: 'nostrx_author_reads', text: AUTHOR_READS, takes: (r: SimpleRead) => r.author !== null && r.kind !== null },
+  {
+    name: 'nostrx_author_any_kind_reads',
+    text: AUTHOR_ANY_KIND_READS,
+    takes: (r: SimpleRead) => r.author !== null && r.kind === null,
+  },
   { name: 'nostrx_tag_reads', text: TAG_READS, takes: (r: SimpleRead) => r.author === null },
 ].map((s) => ({ ...s, numbered: numbered(s.text) }));
 
@@ -373,7 +401,7 @@ const statementOf = (read: SimpleRead) => PREPARED_READS.find((s) => s.takes(rea
 
 type ReadRow = EventTextRow & { nostrx_read: number };
 
-/** The reads in their prepared statements: one round trip for one author's reads, one for one tag value's. */
+/** The reads in their prepared statements: one round trip for each statement the batch's reads need. */
 async function readSimple(db: Knex, reads: readonly SimpleRead[], nowSeconds: number): Promise<ReadRow[]> {
   const rows: ReadRow[] = [];
   for (const statement of PREPARED_READS) {
@@ -404,8 +432,8 @@ async function readBranches(
 }
 
 /**
- * queryFilter for several filters in few round trips, the answers in the order of `reads`: one author's reads in one
- * prepared statement, one tag value's in another, the others in one statement of a branch each. One round trip and
+ * queryFilter for several filters in few round trips, the answers in the order of `reads`: one author's reads in a
+ * prepared statement (of a kind, or of any), one tag value's in another, the others in one statement of a branch each. One round trip and
  * one wake-up of a backend for many reads of a sort.
  */
 export async function queryFilters(db: Knex, reads: readonly FilterRead[], nowSeconds: number): Promise<EventText[][]> {
