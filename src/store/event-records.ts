@@ -2,7 +2,7 @@
 // upstream relay's relay_publishes row (status, attempts, timings, answer).
 import type { Knex } from 'knex';
 import type { NostrEvent } from '../nips/nip01.js';
-import { rowToEvent, type EventRow } from './events.js';
+import { rowToEvent, sigText, type EventRow } from './events.js';
 
 /** The stored status, and `not_forwarded` for an event kept here with no upstream relay to send it to. */
 export type EventStatus = 'pending' | 'signing' | 'publishing' | 'published' | 'failed' | 'partial' | 'not_forwarded';
@@ -104,7 +104,6 @@ const recordColumns = [
   'event_kind',
   'tags',
   'content',
-  'sig',
   'status',
   'created_at',
   'published_at',
@@ -121,6 +120,9 @@ const recordColumns = [
   'original_tweet_text',
   'original_username',
 ];
+
+/** The record's columns of nostr_events `e`, the signature in hex. */
+const recordSelect = (db: Knex) => [...recordColumns.map((c) => `e.${c}`), db.raw(`${sigText('e')} as sig`)];
 
 function toRecord(r: RecordRow, relays: RelayOutcome[]): EventRecord {
   return {
@@ -193,7 +195,8 @@ async function outcomesByRow(db: Knex, rowIds: readonly string[]): Promise<Map<s
 
 /** The record of a stored event by its Nostr id (whoever it belongs to: the caller decides what to show). */
 export async function findEventRecord(db: Knex, eventId: string): Promise<EventRecord | undefined> {
-  const row = (await db('nostr_events').where({ event_id: eventId }).first(recordColumns)) as RecordRow | undefined;
+  const row = (await db('nostr_events as e').where({ 'e.event_id': eventId }).first(recordSelect(db))) as
+    RecordRow | undefined;
   if (!row) return undefined;
   const outcomes = await outcomesByRow(db, [row.id]);
   return toRecord(row, outcomes.get(row.id) ?? []);
@@ -223,7 +226,7 @@ export async function listEventRecords(db: Knex, userId: string, q: EventListQue
       { column: 'e.id', order: 'desc' },
     ])
     .limit(q.limit)
-    .select(recordColumns.map((c) => `e.${c}`))) as RecordRow[];
+    .select(recordSelect(db))) as RecordRow[];
   const outcomes = await outcomesByRow(
     db,
     rows.map((r) => r.id),

@@ -37,6 +37,20 @@ export interface EventRow {
 
 const eventColumns = ['event_id', 'pubkey', 'created_at_nostr', 'event_kind', 'tags', 'content', 'sig'] as const;
 
+/** The signature, stored as its 64 bytes (migration 0027), as the hex NIP-01 gives it: `alias` is the events' row. */
+export function sigText(alias: string): string {
+  return `encode(${alias}.sig, 'hex')`;
+}
+
+/** The event columns of nostr_events `alias` as a read sends them: the signature in hex, the tags as their text. */
+function eventTextColumns(db: Knex, alias: string): (string | Knex.Raw)[] {
+  return [
+    ...eventColumns.filter((c) => c !== 'tags' && c !== 'sig').map((c) => `${alias}.${c}`),
+    db.raw(`${sigText(alias)} as sig`),
+    db.raw(`${alias}.tags::text as tags`),
+  ];
+}
+
 export function rowToEvent(row: EventRow): NostrEvent {
   return {
     id: row.event_id,
@@ -68,7 +82,7 @@ export function indexedTags(ev: NostrEvent): { name: string; value: string }[] {
   return out;
 }
 
-function insertRow(ev: NostrEvent, extras: EventRowExtras): Record<string, unknown> {
+function insertRow(db: Knex, ev: NostrEvent, extras: EventRowExtras): Record<string, unknown> {
   return {
     user_id: extras.userId,
     event_id: ev.id,
@@ -77,7 +91,7 @@ function insertRow(ev: NostrEvent, extras: EventRowExtras): Record<string, unkno
     created_at_nostr: ev.created_at,
     content: ev.content,
     tags: JSON.stringify(ev.tags),
-    sig: ev.sig,
+    sig: db.raw("decode(?, 'hex')", [ev.sig]),
     d_tag: extras.dTag,
     expires_at: extras.expiresAt ?? null,
     source_platform: extras.sourcePlatform ?? null,
@@ -157,7 +171,7 @@ export async function saveEvent(trx: Knex.Transaction, ev: NostrEvent, extras: E
     }
   }
   const inserted = (await trx('nostr_events')
-    .insert(insertRow(ev, extras))
+    .insert(insertRow(trx, ev, extras))
     .onConflict('event_id')
     .ignore()
     .returning('id')) as { id: string }[];
@@ -244,9 +258,7 @@ function rowToText(row: EventTextRow): EventText {
 }
 
 /** The columns of a REQ answer: tags as text, which is written into the answer as it is (not parsed, not written again). */
-function textColumns(db: Knex): (string | Knex.Raw)[] {
-  return [...eventColumns.filter((c) => c !== 'tags').map((c) => `e.${c}`), db.raw('e.tags::text as tags')];
-}
+const textColumns = (db: Knex) => eventTextColumns(db, 'e');
 
 function filterQuery(db: Knex, f: Filter, limit: number, nowSeconds: number): Knex.QueryBuilder {
   return applyFilter(db('nostr_events as e').select(textColumns(db)), db, f, nowSeconds)
@@ -315,8 +327,8 @@ function simpleRead({ filter: f, limit }: FilterRead, i: number): SimpleRead | u
 function preparedBranch(which: string, source: string, match: string, at: string, rows = 'r'): string {
   const bounded = `${match} and e.removed_at is null and (e.expires_at is null or e.expires_at > r.now)
       and ${at} <= coalesce(r.until, ${Number.MAX_SAFE_INTEGER})`;
-  return `select r.i as nostrx_read, e.event_id, e.pubkey, e.created_at_nostr, e.event_kind, e.content, e.sig,
-    e.tags::text as tags
+  return `select r.i as nostrx_read, e.event_id, e.pubkey, e.created_at_nostr, e.event_kind, e.content,
+    ${sigText('e')} as sig, e.tags::text as tags
   from ${rows} r
   cross join lateral (
     select min(c.at) as cutoff from (

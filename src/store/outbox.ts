@@ -17,6 +17,7 @@
 import type { Knex } from 'knex';
 import { preparedColumns } from './array-columns.js';
 import { queryPrepared } from './db.js';
+import { sigText } from './events.js';
 import type { NostrEvent } from '../nips/nip01.js';
 
 // A row is 'pending' while it waits for an attempt and 'publishing' while a worker holds it; the finer steps of an
@@ -107,7 +108,7 @@ const CLAIM_DUE = `WITH due AS (
     e.user_id, u.timezone,
     (SELECT r.relay_info IS NULL FROM user_relays r WHERE r.id = p.user_relay_id) AS needs_info,
     e.event_id AS ev_id, e.pubkey AS ev_pubkey, e.created_at_nostr AS ev_created_at, e.event_kind AS ev_kind,
-    e.tags AS ev_tags, e.content AS ev_content, e.sig AS ev_sig, e.removed_reason`;
+    e.tags AS ev_tags, e.content AS ev_content, ${sigText('e')} AS ev_sig, e.removed_reason`;
 
 /**
  * Claims up to `limit` due rows for this worker (see the lease protocol above), oldest due first.

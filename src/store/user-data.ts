@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { auditRowsForUser, toAuditRecord, writeAudit } from './audit.js';
 import { hasOneConnection } from './db.js';
+import { sigText } from './events.js';
 import type { UserStatus } from './users.js';
 
 export interface Profile {
@@ -179,7 +180,13 @@ function exportQueries(
         .select('id', 'user_id', 'email', 'created_at', 'expires_at', 'used_at')
         .orderBy('created_at'),
     ],
-    ['nostr_events', byUser('nostr_events').select('*').orderBy('created_at')],
+    // the signature as NIP-01 writes it (hex), not the bytes it is stored as
+    [
+      'nostr_events',
+      byUser('nostr_events')
+        .select('*', db.raw(`${sigText('nostr_events')} as sig`))
+        .orderBy('created_at'),
+    ],
     [
       'relay_publishes',
       db('relay_publishes as p')

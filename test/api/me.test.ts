@@ -155,6 +155,7 @@ t.test('GET /v1/me/export holds everything we keep about the user, and no secret
   t.equal(tables.users[0].email, 'alice@example.com');
   t.equal(tables.nostr_events.length, 1);
   t.equal(tables.nostr_events[0].event_id, ev.id);
+  t.equal(tables.nostr_events[0].sig, ev.sig, 'the signature as NIP-01 writes it (stored as its bytes)');
   t.equal(tables.nostr_events[0].original_tweet_id, '42');
   t.equal(tables.user_sessions.length, 1);
   t.equal(tables.user_sessions[0].browser_name, 'Firefox');

@@ -159,7 +159,7 @@ let eventSeq = 0;
 async function insertEvent(trx: Knex): Promise<string> {
   const { rows } = (await trx.raw(
     `INSERT INTO nostr_events (event_id, user_id, pubkey, event_kind, created_at_nostr, content, tags, sig)
-     VALUES (?, ?, ?, 1, 1, 'x', '[]', ?) RETURNING id`,
+     VALUES (?, ?, ?, 1, 1, 'x', '[]', decode(?, 'hex')) RETURNING id`,
     [(++eventSeq).toString(16).padStart(64, 'e'), userId, 'ab'.repeat(32), 'cd'.repeat(64)],
   )) as { rows: { id: string }[] };
   return rows[0]!.id;

@@ -91,7 +91,7 @@ async function deadlockOnce(ev: NostrEvent, held: { trx: Knex.Transaction; pid: 
   );
   await held.trx.raw(
     `INSERT INTO nostr_events (event_id, user_id, pubkey, event_kind, created_at_nostr, content, tags, sig)
-     VALUES (?, ?, ?, ?, ?, ?, CAST(? AS jsonb), ?)`,
+     VALUES (?, ?, ?, ?, ?, ?, CAST(? AS json), decode(?, 'hex'))`,
     [ev.id, bystander, ev.pubkey, ev.kind, ev.created_at, ev.content, JSON.stringify(ev.tags), ev.sig],
   ); // only possible once the group commit's row is gone: it was the deadlock's victim
   return held.trx;
