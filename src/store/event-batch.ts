@@ -117,8 +117,9 @@ ev AS (
   INSERT INTO nostr_events (event_id, user_id, pubkey, event_kind, created_at_nostr, content, tags, sig, d_tag, expires_at,
     source_platform, original_tweet_id, original_tweet_url, original_tweet_text, original_username,
     total_relays, status, published_at, publish_duration_ms, failure_reason)
-  SELECT i.event_id, a.user_id, i.pubkey, i.kind, i.created_at_nostr, i.content, CAST(i.tags AS json), decode(i.sig, 'hex'), i.d_tag,
-    i.expires_at, i.source_platform, i.tweet_id, i.tweet_url, i.tweet_text, i.username, COALESCE(n.n, 0),
+  SELECT i.event_id, a.user_id, i.pubkey, i.kind, i.created_at_nostr, i.content, CAST(i.tags AS json),
+    decode(i.sig, 'hex'), i.d_tag, i.expires_at, i.source_platform, i.tweet_id, i.tweet_url, i.tweet_text, i.username,
+    COALESCE(n.n, 0),
     CAST(CASE WHEN n.n > 0 THEN 'publishing' ELSE 'published' END AS event_status_enum),
     CASE WHEN n.n > 0 THEN NULL ELSE now() END,
     CASE WHEN n.n > 0 THEN NULL ELSE 0 END,
