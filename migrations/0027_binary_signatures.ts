@@ -2,8 +2,8 @@
 // stored event's row (~75 B an event with the fill factor's room; docs/benchmarks.md, "A leaner event store"). The
 // signature is only stored and sent back: nothing filters, orders or indexes by it, so it is written with
 // decode(…, 'hex') and read with encode(…, 'hex') (store/events.ts sigText) where the event's columns are read. The
-// CHECK becomes its length in bytes (the hex CHECK of migration 0009 had nothing left to check). The type change
-// rewrites nostr_events and rebuilds its indexes under an exclusive lock, as 0026's did.
+// CHECK becomes its length in bytes (the hex CHECK of migration 0009 has nothing left to check). The type change
+// rewrites nostr_events and rebuilds its indexes under an exclusive lock, as 0026's does.
 import type { Knex } from 'knex';
 
 const statements: readonly string[] = [

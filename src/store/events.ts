@@ -221,13 +221,15 @@ function applyFilter<Q extends Knex.QueryBuilder>(q: Q, db: Knex, f: Filter, now
   if (f.kinds) q.whereIn('e.event_kind', f.kinds);
   if (f.since !== undefined) q.where('e.created_at_nostr', '>=', f.since);
   if (f.until !== undefined) q.where('e.created_at_nostr', '<=', f.until);
+  // each a look-up of the tag rows' key (name, value, created_at, event row): the row carries its event's created_at
   for (const [name, values] of Object.entries(f.tags ?? {})) {
     q.whereExists(
       db('nostr_event_tags as t')
         .select(db.raw('1'))
-        .whereRaw('t.event_row_id = e.id')
         .where('t.name', name)
-        .whereIn('t.value', values),
+        .whereIn('t.value', values)
+        .whereRaw('t.created_at_nostr = e.created_at_nostr')
+        .whereRaw('t.event_row_id = e.id'),
     );
   }
   return q;
@@ -445,8 +447,8 @@ async function readBranches(
 
 /**
  * queryFilter for several filters in few round trips, the answers in the order of `reads`: one author's reads in a
- * prepared statement (of a kind, or of any), one tag value's in another, the others in one statement of a branch each. One round trip and
- * one wake-up of a backend for many reads of a sort.
+ * prepared statement (of a kind, or of any), one tag value's in another, the others in one statement of a branch
+ * each. One round trip and one wake-up of a backend for many reads of a sort.
  */
 export async function queryFilters(db: Knex, reads: readonly FilterRead[], nowSeconds: number): Promise<EventText[][]> {
   const answers: EventText[][] = reads.map(() => []);

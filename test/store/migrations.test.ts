@@ -345,6 +345,36 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
     t.same(keyColumns, ['name', 'value', 'created_at_nostr', 'event_row_id'], 'the one index on (name, value)');
   });
 
+  await t.test("an event's tag rows go with it, found by their key (migration 0028)", async (t) => {
+    const userId = await newUser(knex);
+    const tags = [
+      ['t', 'nostr'],
+      ['e', hex(64), 'wss://relay.example/'],
+      ['p', hex(64)],
+      ['t', 'nostr'],
+    ];
+    const event = async (createdAt: number) => {
+      const id = await newEvent(knex, userId, { pubkey: hex(64), event_kind: 1, created_at_nostr: createdAt, tags });
+      const rowsOf = new Map(tags.map(([name, value]) => [`${name} ${value}`, { name, value }]));
+      await knex('nostr_event_tags').insert(
+        [...rowsOf.values()].map((r) => ({ event_row_id: id, ...r, created_at_nostr: createdAt, event_kind: 1 })),
+      );
+      return id;
+    };
+    const gone = await event(300);
+    const kept = await event(300);
+    const tagRowsOf = async (id: string) => (await knex('nostr_event_tags').where({ event_row_id: id })).length;
+    t.equal(await tagRowsOf(gone), 3);
+    await knex('nostr_events').where({ id: gone }).delete();
+    t.equal(await tagRowsOf(gone), 0, 'deleting the event deletes its tag rows');
+    t.equal(await tagRowsOf(kept), 3, "and not another event's with the same tags and second");
+    const keys = await rows<{ conname: string }>(
+      knex,
+      `SELECT conname FROM pg_constraint WHERE conrelid = 'nostr_event_tags'::regclass AND contype = 'f'`,
+    );
+    t.same(keys, [], 'no foreign key: a tag row is written with its event, and no check per row');
+  });
+
   await t.test('a stored event comes back exactly as signed', async (t) => {
     const userId = await newUser(knex);
     const tags = [
