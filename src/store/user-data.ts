@@ -4,7 +4,6 @@ import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { auditRowsForUser, toAuditRecord, writeAudit } from './audit.js';
 import { hasOneConnection } from './db.js';
-import { sigText } from './events.js';
 import type { UserStatus } from './users.js';
 
 export interface Profile {
@@ -117,6 +116,12 @@ export interface ExportBatch {
   readonly rows: readonly unknown[];
 }
 
+/** An event row with its signature as NIP-01 writes it (hex), not as the bytes it is stored as (migration 0027). */
+function withHexSig(row: Record<string, unknown>): Record<string, unknown> {
+  const sig = row.sig;
+  return sig instanceof Uint8Array ? { ...row, sig: Buffer.from(sig).toString('hex') } : row;
+}
+
 /** The export's tables in order, each with the query of the user's rows and, where needed, how a row is shown. */
 function exportQueries(
   db: Knex,
@@ -180,13 +185,7 @@ function exportQueries(
         .select('id', 'user_id', 'email', 'created_at', 'expires_at', 'used_at')
         .orderBy('created_at'),
     ],
-    // the signature as NIP-01 writes it (hex), not the bytes it is stored as
-    [
-      'nostr_events',
-      byUser('nostr_events')
-        .select('*', db.raw(`${sigText('nostr_events')} as sig`))
-        .orderBy('created_at'),
-    ],
+    ['nostr_events', byUser('nostr_events').select('*').orderBy('created_at'), withHexSig],
     [
       'relay_publishes',
       db('relay_publishes as p')

@@ -1,8 +1,11 @@
 // The embedded database has one connection: an export that a client reads slowly must not keep it (every other
-// query of the service would wait behind it). There the export is read whole, then handed out batch by batch.
+// query of the service would wait behind it). There the export is read whole, then handed out batch by batch. And
+// rows come out as a client reads them: an event's signature in hex, as on PostgreSQL.
 import t from 'tap';
-import { createTestPglite } from '../helpers/db.js';
-import { newKey } from '../helpers/events.js';
+import { createTestPglite, onBothDatabases } from '../helpers/db.js';
+import { buildEvent, newKey } from '../helpers/events.js';
+import { insertBatch } from '../../src/store/event-batch.js';
+import { NO_UPSTREAM } from '../../src/store/forwarding-plan.js';
 import { exportUserRows } from '../../src/store/user-data.js';
 import { upsertUserByPubkey } from '../../src/store/users.js';
 
@@ -29,4 +32,21 @@ t.test('on PGlite, an export paused after its first batch leaves the connection 
   const audit: unknown[] = [];
   for (let b = first; !b.done; b = await batches.next()) if (b.value.table === 'audit_log') audit.push(...b.value.rows);
   t.equal(audit.length, 25, 'the export is whole, in batches');
+});
+
+t.test("an exported event's signature is the hex NIP-01 writes, not the bytes it is stored as", (t) => {
+  onBothDatabases(t, async (t, db) => {
+    const key = newKey();
+    const { user } = await upsertUserByPubkey(db, key.pk);
+    const ev = buildEvent(key.sk, { content: 'exported' });
+    await insertBatch(db, [
+      { ev, extras: { userId: user.id, dTag: null, expiresAt: undefined }, forwarding: NO_UPSTREAM },
+    ]);
+    const events: Record<string, unknown>[] = [];
+    for await (const batch of exportUserRows(db, user.id, 10)) {
+      if (batch.table === 'nostr_events') events.push(...(batch.rows as Record<string, unknown>[]));
+    }
+    t.match(events, [{ event_id: ev.id, pubkey: ev.pubkey, sig: ev.sig }]);
+  });
+  t.end();
 });
