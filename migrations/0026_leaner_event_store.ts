@@ -2,7 +2,7 @@
 // (docs/benchmarks.md, "A leaner event store"), with no read losing its index:
 // - idx_nostr_events_live_pubkey (pubkey, created_at_nostr DESC), ~140 B an event, is dropped. Its one reader was an
 //   author's events of any kind; those are read from idx_nostr_events_live_pubkey_kind a kind at a time
-//   (store/events.ts AUTHOR_KINDS: the author's kinds found by one probe each, then each kind's newest).
+//   (store/events.ts AUTHOR_ANY_KIND_READS: the author's kinds found by one probe each, then each kind's newest).
 // - idx_nostr_events_live_created loses its second column, the 64-character event id (~137 → ~30 B an event): it
 //   only spared a sort of the events that share their second, which an incremental sort does on the rows read.
 // - nostr_events.tags is json, not jsonb: the tags are stored and sent back as they came, never queried inside

@@ -417,7 +417,9 @@ t.test("the plan of one author's read scans an index led by the author and stops
   t.same(
     [
       ...new Set(
-        [...anyKind.matchAll(/(?:Index|Index Only|Bitmap Index) Scan(?: Backward)? using (\w+)/g)].map((m) => m[1]),
+        [...anyKind.matchAll(/(?:Index(?: Only)? Scan(?: Backward)? using|Bitmap Index Scan on) (\w+)/g)].map(
+          (m) => m[1],
+        ),
       ),
     ],
     ['idx_nostr_events_live_pubkey_kind'],
