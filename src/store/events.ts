@@ -42,13 +42,14 @@ export function sigText(alias: string): string {
   return `encode(${alias}.sig, 'hex')`;
 }
 
-/** The event columns of nostr_events `alias` as a read sends them: the signature in hex, the tags as their text. */
-function eventTextColumns(db: Knex, alias: string): (string | Knex.Raw)[] {
-  return [
-    ...eventColumns.filter((c) => c !== 'tags' && c !== 'sig').map((c) => `${alias}.${c}`),
-    db.raw(`${sigText(alias)} as sig`),
-    db.raw(`${alias}.tags::text as tags`),
-  ];
+/**
+ * The select list of an event's columns in nostr_events `alias` as a read sends them (the signature in hex, the tags
+ * as their text), in eventColumns' order: the one list every statement that answers a REQ or an export reads.
+ */
+function eventTextSelect(alias: string): string {
+  const column = (c: (typeof eventColumns)[number]) =>
+    c === 'sig' ? `${sigText(alias)} as sig` : c === 'tags' ? `${alias}.tags::text as tags` : `${alias}.${c}`;
+  return eventColumns.map(column).join(', ');
 }
 
 export function rowToEvent(row: EventRow): NostrEvent {
@@ -260,7 +261,7 @@ function rowToText(row: EventTextRow): EventText {
 }
 
 /** The columns of a REQ answer: tags as text, which is written into the answer as it is (not parsed, not written again). */
-const textColumns = (db: Knex) => eventTextColumns(db, 'e');
+const textColumns = (db: Knex) => db.raw(eventTextSelect('e'));
 
 function filterQuery(db: Knex, f: Filter, limit: number, nowSeconds: number): Knex.QueryBuilder {
   return applyFilter(db('nostr_events as e').select(textColumns(db)), db, f, nowSeconds)
@@ -329,8 +330,7 @@ function simpleRead({ filter: f, limit }: FilterRead, i: number): SimpleRead | u
 function preparedBranch(which: string, source: string, match: string, at: string, rows = 'r'): string {
   const bounded = `${match} and e.removed_at is null and (e.expires_at is null or e.expires_at > r.now)
       and ${at} <= coalesce(r.until, ${Number.MAX_SAFE_INTEGER})`;
-  return `select r.i as nostrx_read, e.event_id, e.pubkey, e.created_at_nostr, e.event_kind, e.content,
-    ${sigText('e')} as sig, e.tags::text as tags
+  return `select r.i as nostrx_read, ${eventTextSelect('e')}
   from ${rows} r
   cross join lateral (
     select min(c.at) as cutoff from (
@@ -372,7 +372,7 @@ const AUTHOR_READS = readsOf([ofAuthorKind('r')]);
 // newest `lim` are read as a read of that kind is, and the newest `lim` of them all kept.
 const AUTHOR_ANY_KIND_READS = readsOf(
   [
-    `select b.nostrx_read, b.event_id, b.pubkey, b.created_at_nostr, b.event_kind, b.content, b.sig, b.tags
+    `select b.nostrx_read, ${eventColumns.map((c) => `b.${c}`).join(', ')}
     from (
       select b.*, row_number() over (
         partition by b.nostrx_read order by b.created_at_nostr desc, b.event_id asc) as n
