@@ -7,7 +7,7 @@ import type { Knex } from 'knex';
 import type { NostrEvent } from '../nips/nip01.js';
 import { preparedColumns } from './array-columns.js';
 import { numbered, queryPrepared } from './db.js';
-import { indexedTags, type EventRowExtras, type SaveOutcome } from './events.js';
+import { EVENT_ID_UNIQUE, indexedTags, type EventRowExtras, type SaveOutcome } from './events.js';
 import { keptOver } from '../nips/kinds.js';
 import { CONNECTION_TYPE_SQL, TARGETS_SQL, type Forwarding } from './forwarding-plan.js';
 import type { LedgerPeriod, LedgerPeriodType } from './quotas.js';
@@ -134,7 +134,7 @@ ev AS (
   ) deletion ON true
   WHERE deletion.hit IS NULL
   ORDER BY i.event_id
-  ON CONFLICT (event_id) DO NOTHING
+  ON CONFLICT ${EVENT_ID_UNIQUE} DO NOTHING
   RETURNING id, event_id, user_id, event_kind, created_at_nostr, total_relays
 ),
 tag AS (

@@ -83,6 +83,13 @@ export function indexedTags(ev: NostrEvent): { name: string; value: string }[] {
   return out;
 }
 
+/**
+ * The arbiter of an insert's duplicate check (`ON CONFLICT … DO NOTHING`): the exclusion constraint that keeps an event
+ * id unique through a hash index (migration 0029). Naming it leaves any other conflict (a replaceable event's address)
+ * an error, which the caller retries.
+ */
+export const EVENT_ID_UNIQUE = 'ON CONSTRAINT nostr_events_event_id_excl';
+
 function insertRow(db: Knex, ev: NostrEvent, extras: EventRowExtras): Record<string, unknown> {
   return {
     user_id: extras.userId,
@@ -173,7 +180,7 @@ export async function saveEvent(trx: Knex.Transaction, ev: NostrEvent, extras: E
   }
   const inserted = (await trx('nostr_events')
     .insert(insertRow(trx, ev, extras))
-    .onConflict('event_id')
+    .onConflict(trx.raw(EVENT_ID_UNIQUE))
     .ignore()
     .returning('id')) as { id: string }[];
   const rowId = inserted[0]?.id;

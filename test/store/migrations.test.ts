@@ -375,6 +375,34 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
     t.same(keys, [], 'no foreign key: a tag row is written with its event, and no check per row');
   });
 
+  await t.test('an event id is stored once, kept unique by a hash index (migration 0029)', async (t) => {
+    const userId = await newUser(knex);
+    const eventId = hex(64);
+    const first = await newEvent(knex, userId, { pubkey: hex(64), event_kind: 1, event_id: eventId });
+    await t.rejects(
+      newEvent(knex, userId, { pubkey: hex(64), event_kind: 1, event_id: eventId }),
+      { code: '23P01' },
+      'a second row with the id is refused (an exclusion violation)',
+    );
+    const again = await rows<{ id: string }>(
+      knex,
+      `INSERT INTO nostr_events (event_id, user_id, pubkey, event_kind, created_at_nostr, content, tags, sig)
+       VALUES (?, ?, ?, 1, 1, '', '[]', decode(?, 'hex')) ON CONFLICT ON CONSTRAINT nostr_events_event_id_excl DO NOTHING
+       RETURNING id`,
+      [eventId, userId, hex(64), hex(128)],
+    );
+    t.same(again, [], 'ON CONFLICT ON CONSTRAINT … DO NOTHING takes it as its arbiter');
+    t.equal((await knex('nostr_events').where({ event_id: eventId })).length, 1);
+    t.equal(((await knex('nostr_events').where({ event_id: eventId }).first('id')) as { id: string }).id, first);
+    const methods = await rows<{ amname: string }>(
+      knex,
+      `SELECT am.amname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+       WHERE i.indrelid = 'nostr_events'::regclass AND a.attname = 'event_id' AND i.indnatts = 1`,
+    );
+    t.same(methods, [{ amname: 'hash' }], 'the one index on the event id is a hash index');
+  });
+
   await t.test('a stored event comes back exactly as signed', async (t) => {
     const userId = await newUser(knex);
     const tags = [
