@@ -49,17 +49,15 @@ export interface BatchWritten {
 /** Ids among these events that a live kind-5 event by the same author names in an e tag. */
 export async function deletedByAuthors(trx: Knex, events: readonly NostrEvent[]): Promise<Set<string>> {
   if (events.length === 0) return new Set();
-  const rows = (await trx('nostr_event_tags as t')
-    .join('nostr_events as d', 'd.id', 't.event_row_id')
-    .where({ 't.name': 'e', 'd.event_kind': 5 })
-    .whereIn(
-      't.value',
-      events.map((e) => e.id),
-    )
-    .whereNull('d.removed_at')
-    .select('t.value', 'd.pubkey')) as { value: string; pubkey: string }[];
+  const { rows } = (await trx.raw(
+    `SELECT v.id, d.pubkey FROM unnest(CAST(? AS text[])) AS v (id)
+     JOIN nostr_event_tags t ON t.name = 'e' AND t.value = nostrx_tag_key(v.id)
+     JOIN nostr_events d ON d.id = t.event_row_id
+     WHERE d.event_kind = 5 AND d.removed_at IS NULL`,
+    [trx.raw('?', [events.map((e) => e.id)])],
+  )) as { rows: { id: string; pubkey: string }[] };
   const authorOf = new Map(events.map((e) => [e.id, e.pubkey]));
-  return new Set(rows.filter((r) => authorOf.get(r.value) === r.pubkey).map((r) => r.value));
+  return new Set(rows.filter((r) => authorOf.get(r.id) === r.pubkey).map((r) => r.id));
 }
 
 // Rows are inserted in event-id order and ledger rows upserted in user order: concurrent batches then take the
@@ -129,7 +127,7 @@ ev AS (
   -- turning it into a join, which a plan cached while the store was small made a scan of every deletion)
   LEFT JOIN LATERAL (
     SELECT true AS hit FROM nostr_event_tags t JOIN nostr_events d ON d.id = t.event_row_id
-    WHERE t.name = 'e' AND t.value = i.event_id AND d.event_kind = 5 AND d.pubkey = i.pubkey AND d.removed_at IS NULL
+    WHERE t.name = 'e' AND t.value = nostrx_tag_key(i.event_id) AND d.event_kind = 5 AND d.pubkey = i.pubkey AND d.removed_at IS NULL
     LIMIT 1
   ) deletion ON true
   WHERE deletion.hit IS NULL
@@ -139,7 +137,7 @@ ev AS (
 ),
 tag AS (
   INSERT INTO nostr_event_tags (event_row_id, name, value, created_at_nostr, event_kind)
-  SELECT ev.id, t.name, t.value, ev.created_at_nostr, ev.event_kind
+  SELECT ev.id, t.name, nostrx_tag_key(t.value), ev.created_at_nostr, ev.event_kind
   FROM unnest(CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[])) AS t (event_id, name, value)
   JOIN ev ON ev.event_id = t.event_id
 ),
@@ -290,10 +288,14 @@ export async function saveVersions(
   if (items.length === 0) return out;
   const address = (i: { ev: NostrEvent; extras: { dTag: string } }) => `${i.ev.kind}:${i.ev.pubkey}:${i.extras.dTag}`;
   const { rows: deletions } = (await trx.raw(
-    `SELECT t.name, t.value, d.pubkey, d.created_at_nostr FROM nostr_event_tags t JOIN nostr_events d ON d.id = t.event_row_id
-     WHERE d.event_kind = 5 AND d.removed_at IS NULL
-       AND ((t.name = 'e' AND t.value = ANY(CAST(? AS text[]))) OR (t.name = 'a' AND t.value = ANY(CAST(? AS text[]))))`,
-    [trx.raw('?', [items.map((i) => i.ev.id)]), trx.raw('?', [items.map(address)])],
+    `SELECT v.name, v.value, d.pubkey, d.created_at_nostr FROM unnest(CAST(? AS text[]), CAST(? AS text[])) AS v (name, value)
+     JOIN nostr_event_tags t ON t.name = v.name AND t.value = nostrx_tag_key(v.value)
+     JOIN nostr_events d ON d.id = t.event_row_id
+     WHERE d.event_kind = 5 AND d.removed_at IS NULL`,
+    [
+      trx.raw('?', [[...items.map(() => 'e'), ...items.map(() => 'a')]]),
+      trx.raw('?', [[...items.map((i) => i.ev.id), ...items.map(address)]]),
+    ],
   )) as { rows: { name: string; value: string; pubkey: string; created_at_nostr: string | number }[] };
   const deleted = items.filter((i) =>
     deletions.some(

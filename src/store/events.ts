@@ -110,6 +110,11 @@ function insertRow(db: Knex, ev: NostrEvent, extras: EventRowExtras): Record<str
   };
 }
 
+/** A tag value as nostr_event_tags stores it (bytes: `nostrx_tag_key`, migration 0030), to write or look up. */
+function tagKey(db: Knex, value: string): Knex.Raw {
+  return db.raw('nostrx_tag_key(?)', [value]);
+}
+
 async function insertTags(trx: Knex, rowId: string, ev: NostrEvent): Promise<void> {
   const tags = indexedTags(ev);
   if (tags.length === 0) return;
@@ -117,7 +122,7 @@ async function insertTags(trx: Knex, rowId: string, ev: NostrEvent): Promise<voi
     tags.map((t) => ({
       event_row_id: rowId,
       name: t.name,
-      value: t.value,
+      value: tagKey(trx, t.value),
       created_at_nostr: ev.created_at,
       event_kind: ev.kind,
     })),
@@ -128,7 +133,8 @@ async function insertTags(trx: Knex, rowId: string, ev: NostrEvent): Promise<voi
 async function deletedByAuthor(trx: Knex, ev: NostrEvent, dTag: string | null): Promise<boolean> {
   const byId = trx('nostr_event_tags as t')
     .join('nostr_events as d', 'd.id', 't.event_row_id')
-    .where({ 't.name': 'e', 't.value': ev.id, 'd.event_kind': 5, 'd.pubkey': ev.pubkey })
+    .where({ 't.name': 'e', 'd.event_kind': 5, 'd.pubkey': ev.pubkey })
+    .where('t.value', tagKey(trx, ev.id))
     .whereNull('d.removed_at')
     .select(trx.raw('1'));
   const query =
@@ -137,12 +143,8 @@ async function deletedByAuthor(trx: Knex, ev: NostrEvent, dTag: string | null): 
       : byId.union(
           trx('nostr_event_tags as t')
             .join('nostr_events as d', 'd.id', 't.event_row_id')
-            .where({
-              't.name': 'a',
-              't.value': `${ev.kind}:${ev.pubkey}:${dTag}`,
-              'd.event_kind': 5,
-              'd.pubkey': ev.pubkey,
-            })
+            .where({ 't.name': 'a', 'd.event_kind': 5, 'd.pubkey': ev.pubkey })
+            .where('t.value', tagKey(trx, `${ev.kind}:${ev.pubkey}:${dTag}`))
             .where('d.created_at_nostr', '>=', ev.created_at)
             .whereNull('d.removed_at')
             .select(trx.raw('1')),
@@ -235,7 +237,10 @@ function applyFilter<Q extends Knex.QueryBuilder>(q: Q, db: Knex, f: Filter, now
       db('nostr_event_tags as t')
         .select(db.raw('1'))
         .where('t.name', name)
-        .whereIn('t.value', values)
+        .whereIn(
+          't.value',
+          values.map((v) => tagKey(db, v)),
+        )
         .whereRaw('t.created_at_nostr = e.created_at_nostr')
         .whereRaw('t.event_row_id = e.id'),
     );
@@ -402,7 +407,7 @@ const TAG_READS = readsOf([
   preparedBranch(
     'true',
     'nostr_event_tags t join nostr_events e on e.id = t.event_row_id',
-    't.name = r.tag_name and t.value = r.tag_value and (r.kind is null or t.event_kind = r.kind)',
+    't.name = r.tag_name and t.value = nostrx_tag_key(r.tag_value) and (r.kind is null or t.event_kind = r.kind)',
     't.created_at_nostr',
   ),
 ]);

@@ -11,6 +11,7 @@ import { isQuotaRefusal } from '../../src/store/retryable-errors.js';
 import { NO_UPSTREAM, notForwarded } from '../../src/store/forwarding-plan.js';
 import { ensureDefaultRelays } from '../../src/store/user-relays.js';
 import { upsertUserByPubkey } from '../../src/store/users.js';
+import { storedTagValue } from '../helpers/tag-rows.js';
 
 const extras = (userId: string) => ({ userId, dTag: null, expiresAt: undefined });
 const daily = { type: 'daily' as const, date: '2026-11-25', resetsAt: '2026-11-26T00:00:00Z' };
@@ -39,10 +40,10 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   const tags = (await db('nostr_event_tags')
     .where({ event_row_id: first.rowIds.get(tagged.id) })
     .orderBy('name')
-    .select('name', 'value')) as { name: string; value: string }[];
+    .select('name', 'value')) as { name: string; value: Buffer }[];
   t.same(tags, [
-    { name: 'p', value: k.pk },
-    { name: 't', value: 'x' },
+    { name: 'p', value: storedTagValue(k.pk) },
+    { name: 't', value: storedTagValue('x') },
   ]);
   const outbox = (await db('relay_publishes')
     .where({ event_id: first.rowIds.get(tagged.id) })

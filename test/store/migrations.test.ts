@@ -12,6 +12,7 @@ import { createTestDatabase, createTestDatabaseUrl } from '../helpers/db.js';
 import { openDatabase, type Database } from '../../src/store/db.js';
 import { migrateLatest, migrationsDir } from '../../src/store/migrate.js';
 import { dropPartitionsBefore, ensureMonthlyPartitions } from '../../src/store/partitions.js';
+import { storedTagValue } from '../helpers/tag-rows.js';
 
 const migrationNames = fs
   .readdirSync(migrationsDir)
@@ -317,7 +318,7 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
     const tag = (eventRowId: string, createdAt: number) => ({
       event_row_id: eventRowId,
       name: 't',
-      value: 'nostr',
+      value: knex.raw('nostrx_tag_key(?)', ['nostr']),
       created_at_nostr: createdAt,
       event_kind: 1,
     });
@@ -328,7 +329,8 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
       'the same tag of the same event twice is refused',
     );
     const found = (await knex('nostr_event_tags')
-      .where({ name: 't', value: 'nostr' })
+      .where({ name: 't' })
+      .where('value', knex.raw('nostrx_tag_key(?)', ['nostr']))
       .whereIn('event_row_id', [older, newer])
       .orderBy('created_at_nostr', 'desc')
       .pluck('event_row_id')) as string[];
@@ -357,7 +359,13 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
       const id = await newEvent(knex, userId, { pubkey: hex(64), event_kind: 1, created_at_nostr: createdAt, tags });
       const rowsOf = new Map(tags.map(([name, value]) => [`${name} ${value}`, { name, value }]));
       await knex('nostr_event_tags').insert(
-        [...rowsOf.values()].map((r) => ({ event_row_id: id, ...r, created_at_nostr: createdAt, event_kind: 1 })),
+        [...rowsOf.values()].map((r) => ({
+          event_row_id: id,
+          name: r.name,
+          value: knex.raw('nostrx_tag_key(?)', [r.value!]),
+          created_at_nostr: createdAt,
+          event_kind: 1,
+        })),
       );
       return id;
     };
@@ -373,6 +381,47 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
       `SELECT conname FROM pg_constraint WHERE conrelid = 'nostr_event_tags'::regclass AND contype = 'f'`,
     );
     t.same(keys, [], 'no foreign key: a tag row is written with its event, and no check per row');
+  });
+
+  await t.test('a tag value is stored as bytes, an id or key as its 32 (migration 0030)', async (t) => {
+    const userId = await newUser(knex);
+    const key = hex(64);
+    const asText = 'a'.repeat(32); // its UTF-8 bytes are those of the 64 hex digits '61'.repeat(32)
+    const values = [key, key.toUpperCase(), asText, '61'.repeat(32), 'back\\slash \\x41', 'Ünïcödé 🎉', ''];
+    const tags = values.map((value, n) => [String.fromCharCode(97 + n), value]);
+    const id = await newEvent(knex, userId, { pubkey: hex(64), event_kind: 1, created_at_nostr: 500, tags });
+    await knex('nostr_event_tags').insert(
+      values.map((value, n) => ({
+        event_row_id: id,
+        name: String.fromCharCode(97 + n),
+        value: knex.raw('nostrx_tag_key(?)', [value]),
+        created_at_nostr: 500,
+        event_kind: 1,
+      })),
+    );
+    const stored = (await knex('nostr_event_tags')
+      .where({ event_row_id: id })
+      .orderBy('name')
+      .pluck('value')) as Buffer[];
+    t.same(
+      stored.map((b) => b.toString('hex')),
+      values.map((v) => storedTagValue(v).toString('hex')),
+      'hex digits as their bytes, text as its UTF-8 bytes, a zero byte after 32 of them',
+    );
+    t.equal(stored[0]!.length, 32, 'an event id or pubkey takes 32 bytes');
+    for (const [n, value] of values.entries()) {
+      const found = (await knex('nostr_event_tags')
+        .where({ event_row_id: id })
+        .where('value', knex.raw('nostrx_tag_key(?)', [value]))
+        .pluck('name')) as string[];
+      t.same(found, [String.fromCharCode(97 + n)], `${JSON.stringify(value.slice(0, 12))} finds its own row only`);
+    }
+    await knex('nostr_events').where({ id }).delete();
+    t.equal(
+      (await knex('nostr_event_tags').where({ event_row_id: id })).length,
+      0,
+      'the erasing trigger finds them all',
+    );
   });
 
   await t.test('an event id is stored once, kept unique by a hash index (migration 0029)', async (t) => {
