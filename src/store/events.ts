@@ -110,6 +110,12 @@ function insertRow(db: Knex, ev: NostrEvent, extras: EventRowExtras): Record<str
   };
 }
 
+/**
+ * An event's author as the index of an author's reads holds it (its 32 bytes, migration 0031): `alias` is the events'
+ * row. A read by author compares it with `decode(?, 'hex')`, or the index is not used.
+ */
+const authorKey = (alias: string): string => `decode(${alias}.pubkey, 'hex')`;
+
 /** A tag value as nostr_event_tags stores it (bytes: `nostrx_tag_key`, migration 0030), to write or look up. */
 function tagKey(db: Knex, value: string): Knex.Raw {
   return db.raw('nostrx_tag_key(?)', [value]);
@@ -227,7 +233,10 @@ function applyFilter<Q extends Knex.QueryBuilder>(q: Q, db: Knex, f: Filter, now
     w.whereNull('e.expires_at').orWhere('e.expires_at', '>', nowSeconds);
   });
   if (f.ids) q.whereIn('e.event_id', f.ids);
-  if (f.authors) q.whereIn('e.pubkey', f.authors);
+  // as whereIn writes an empty list: no author, no event
+  if (f.authors?.length === 0) q.whereRaw('1 = 0');
+  else if (f.authors)
+    q.whereRaw(`${authorKey('e')} in (${f.authors.map(() => "decode(?, 'hex')").join(', ')})`, f.authors);
   if (f.kinds) q.whereIn('e.event_kind', f.kinds);
   if (f.since !== undefined) q.where('e.created_at_nostr', '>=', f.since);
   if (f.until !== undefined) q.where('e.created_at_nostr', '<=', f.until);
@@ -369,7 +378,7 @@ const ofAuthorKind = (rows: string) =>
   preparedBranch(
     'r.author is not null and r.kind is not null',
     'nostr_events e',
-    'e.pubkey = r.author and e.event_kind = r.kind',
+    `${authorKey('e')} = decode(r.author, 'hex') and e.event_kind = r.kind`,
     'e.created_at_nostr',
     rows,
   );
@@ -395,12 +404,13 @@ const AUTHOR_ANY_KIND_READS = readsOf(
   `,
   author_kinds as (
     select r.i, r.author, r.since, r.until, r.lim, r.now,
-      (select min(e.event_kind) from nostr_events e where e.pubkey = r.author and e.removed_at is null) as kind
+      (select min(e.event_kind) from nostr_events e
+        where ${authorKey('e')} = decode(r.author, 'hex') and e.removed_at is null) as kind
     from r
     union all
     select k.i, k.author, k.since, k.until, k.lim, k.now,
       (select min(e.event_kind) from nostr_events e
-        where e.pubkey = k.author and e.removed_at is null and e.event_kind > k.kind)
+        where ${authorKey('e')} = decode(k.author, 'hex') and e.removed_at is null and e.event_kind > k.kind)
     from author_kinds k where k.kind is not null)`,
 );
 const TAG_READS = readsOf([
