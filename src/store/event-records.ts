@@ -3,6 +3,7 @@
 import type { Knex } from 'knex';
 import type { NostrEvent } from '../nips/nip01.js';
 import { rowToEvent, sigText, type EventRow } from './events.js';
+import { IMPORTED, IMPORTED_REASON } from './forwarding-plan.js';
 
 /** The stored status, and `not_forwarded` for an event kept here with no upstream relay to send it to. */
 export type EventStatus = 'pending' | 'signing' | 'publishing' | 'published' | 'failed' | 'partial' | 'not_forwarded';
@@ -125,15 +126,18 @@ const recordColumns = [
 const recordSelect = (db: Knex) => [...recordColumns.map((c) => `e.${c}`), db.raw(`${sigText('e')} as sig`)];
 
 function toRecord(r: RecordRow, relays: RelayOutcome[]): EventRecord {
+  // stored as 'published' with no relay row: it was kept here and sent nowhere (failure_reason says why, or, for an
+  // imported event, its source: forwarding-plan.ts NOT_FORWARDED_IMPORT)
+  const notForwarded = r.status === 'published' && r.total_relays === 0;
+  const imported = notForwarded && r.failure_reason === null && r.source_platform === IMPORTED;
   return {
     rowId: r.id,
     userId: r.user_id,
     event: rowToEvent(r),
-    // stored as 'published' with no relay row: it was kept here and sent nowhere (failure_reason says why)
-    status: r.status === 'published' && r.total_relays === 0 ? 'not_forwarded' : r.status,
+    status: notForwarded ? 'not_forwarded' : r.status,
     receivedAt: r.created_at,
     publishedAt: r.published_at,
-    failureReason: r.failure_reason,
+    failureReason: imported ? IMPORTED_REASON : r.failure_reason,
     totalRelays: r.total_relays,
     successfulRelays: r.successful_relays,
     failedRelays: r.failed_relays,

@@ -22,7 +22,7 @@ import {
   type EventRowExtras,
   type SaveOutcome,
 } from '../../store/events.js';
-import { enqueuePlanned, notForwarded, type Forwarding } from '../../store/forwarding-plan.js';
+import { enqueuePlanned, IMPORTED, NOT_FORWARDED_IMPORT, type Forwarding } from '../../store/forwarding-plan.js';
 import { upsertUsersByPubkeys, type UserRecord } from '../../store/users.js';
 import { RELAY_LIST_KIND, type OutboxStage } from '../forwarding/index.js';
 import type { Verify } from '../admission/index.js';
@@ -107,7 +107,6 @@ const MAX_LANE = 250;
 const REGULAR_STATEMENTS = 2;
 /** Events imported before the planner's statistics are first refreshed (then each time they have doubled). */
 const ANALYZE_FIRST_AFTER = 5000;
-const NOT_FORWARDED: Forwarding = notForwarded('imported without --forward');
 
 function idOf(raw: unknown): string | undefined {
   const id = typeof raw === 'object' && raw !== null ? (raw as { id?: unknown }).id : undefined;
@@ -140,6 +139,7 @@ export async function importEvents(
     userId: item.user.id,
     dTag: kinds.replaceKey(item.ev),
     expiresAt: nip40.expiration(item.ev),
+    sourcePlatform: IMPORTED,
   });
 
   async function usersOf(pubkeys: readonly string[]): Promise<Map<string, UserRecord>> {
@@ -170,7 +170,7 @@ export async function importEvents(
       items.map((item) => ({
         ev: item.ev,
         extras: extrasOf(item),
-        forwarding: plans.get(item) ?? NOT_FORWARDED,
+        forwarding: plans.get(item) ?? NOT_FORWARDED_IMPORT,
         charges: [],
       })),
     );
@@ -193,7 +193,12 @@ export async function importEvents(
     if (item.ev.kind === kinds.EventDeletion)
       await deleteReferenced(trx, item.ev.pubkey, nip09.deletionTargets(item.ev), item.ev.created_at);
     if (deps.forwarding) await deps.forwarding.enqueueForwarding(trx, item.user, item.ev, saved.rowId);
-    else await enqueuePlanned(trx, { rowId: saved.rowId, eventId: item.ev.id, userId: item.user.id }, NOT_FORWARDED);
+    else
+      await enqueuePlanned(
+        trx,
+        { rowId: saved.rowId, eventId: item.ev.id, userId: item.user.id },
+        NOT_FORWARDED_IMPORT,
+      );
     return saved;
   }
 
@@ -263,7 +268,7 @@ export async function importEvents(
         lane.map((item) => ({
           ev: item.ev,
           extras: { ...extrasOf(item), dTag: kinds.replaceKey(item.ev) ?? '' },
-          forwarding: plans.get(item) ?? NOT_FORWARDED,
+          forwarding: plans.get(item) ?? NOT_FORWARDED_IMPORT,
         })),
       );
       return lane.map((item) => saved.get(item.ev.id) ?? { status: 'duplicate' });

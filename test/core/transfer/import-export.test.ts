@@ -22,6 +22,7 @@ import {
 } from '../../../src/core/transfer/index.js';
 import { createTestDatabase, onBothDatabases } from '../../helpers/db.js';
 import { explainExportPage } from '../../../src/store/events.js';
+import { findEventRecord } from '../../../src/store/event-records.js';
 import { buildEvent, newKey, type Key } from '../../helpers/events.js';
 
 await nip01.initVerifier();
@@ -128,14 +129,25 @@ onBothDatabases(t, async (t, db) => {
     t.equal(Number(quotas[0]?.n), 0, 'no quota was charged');
     const outbox = (await db('relay_publishes').count({ n: '*' })) as { n: string | number }[];
     t.equal(Number(outbox[0]?.n), 0, 'nothing was queued for forwarding');
-    const rows = (await db('nostr_events').distinct('status', 'failure_reason')) as {
+    const rows = (await db('nostr_events').distinct('status', 'failure_reason', 'source_platform')) as {
       status: string;
-      failure_reason: string;
+      failure_reason: string | null;
+      source_platform: string;
     }[];
     t.same(
       rows,
-      [{ status: 'published', failure_reason: 'not forwarded: imported without --forward' }],
-      'each row says why it was not forwarded',
+      [{ status: 'published', failure_reason: null, source_platform: 'import' }],
+      'each row says by its source why it was not forwarded, with no text of its own',
+    );
+    const record = await findEventRecord(db, dump.live[0]!);
+    t.match(
+      record,
+      {
+        status: 'not_forwarded',
+        failureReason: 'not forwarded: imported without --forward',
+        source: { platform: 'import' },
+      },
+      'and its record says it in words',
     );
 
     const again = await importEvents(linesOf(dump.lines), depsFor(db), { batchSize: 5 });
