@@ -141,12 +141,12 @@ interface Sample {
 async function sample(db: Knex): Promise<Sample> {
   const authors = ((await db('users').pluck('nostr_public_key')) as string[]).filter(Boolean);
   // an e tag's event id is stored as its 32 bytes (migration 0030)
-  const referenced = (await db('nostr_event_tags')
-    .where({ name: 'e' })
-    .whereRaw('octet_length(value) = 32')
-    .distinct(db.raw("encode(value, 'hex') as value"))
-    .limit(5000)
-    .pluck('value')) as string[];
+  const referenced = (
+    (await db.raw(
+      `SELECT DISTINCT encode(value, 'hex') AS id FROM nostr_event_tags WHERE name = 'e' AND octet_length(value) = 32
+       LIMIT 5000`,
+    )) as { rows: { id: string }[] }
+  ).rows.map((r) => r.id);
   const span = (await db('nostr_events').min({ from: 'created_at_nostr' }).max({ to: 'created_at_nostr' }).first()) as {
     from: string;
     to: string;
