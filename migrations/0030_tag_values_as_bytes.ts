@@ -12,7 +12,7 @@
 // whatever the tag's name: a `t` tag of 64 hex digits is stored the same way and found the same way.
 // Lookups compare `value = nostrx_tag_key(?)`, an expression PostgreSQL inlines (a SQL function of one expression,
 // IMMUTABLE, not STRICT) and evaluates once per scan: the key is used as before. Nothing reads a value back as text.
-// The column's rewrite holds nostr_event_tags for its length: ~10 s for a million events' 1.9 million rows here.
+// The table is copied and its key built while the migration holds it: ~10 s for a million events' 1.9 million rows.
 import type { Knex } from 'knex';
 
 const statements: readonly string[] = [
@@ -23,7 +23,21 @@ const statements: readonly string[] = [
       ELSE decode(replace(value, '\\', '\\\\'), 'escape')
     END
   $$`,
-  `ALTER TABLE nostr_event_tags ALTER COLUMN value TYPE bytea USING nostrx_tag_key(value)`,
+  // the table is written anew rather than altered: its columns in an order with no padding between them (the 8-byte
+  // created_at first, the 33-byte value last) take ~10 B a row less; the grants come from 0005's default privileges
+  `CREATE TABLE nostr_event_tags_bytes (
+    created_at_nostr BIGINT NOT NULL,
+    event_row_id UUID NOT NULL,
+    event_kind INTEGER NOT NULL,
+    name VARCHAR(1) NOT NULL,
+    value BYTEA NOT NULL,
+    CONSTRAINT valid_tag_name CHECK (name ~ '^[A-Za-z]$')
+  )`,
+  `INSERT INTO nostr_event_tags_bytes (created_at_nostr, event_row_id, event_kind, name, value)
+    SELECT created_at_nostr, event_row_id, event_kind, name, nostrx_tag_key(value) FROM nostr_event_tags`,
+  `DROP TABLE nostr_event_tags`,
+  `ALTER TABLE nostr_event_tags_bytes RENAME TO nostr_event_tags`,
+  `ALTER TABLE nostr_event_tags ADD CONSTRAINT nostr_event_tags_pkey PRIMARY KEY (name, value, created_at_nostr, event_row_id)`,
   `CREATE OR REPLACE FUNCTION nostrx_erase_event_tags() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
       DELETE FROM nostr_event_tags t

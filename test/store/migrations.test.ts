@@ -422,6 +422,13 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
       0,
       'the erasing trigger finds them all',
     );
+    const [rights] = await rows<{ read: boolean; write: boolean; admin: boolean }>(
+      knex,
+      `SELECT has_table_privilege('nostrx_app_read', 'nostr_event_tags', 'SELECT') AS read,
+         has_table_privilege('nostrx_app_write', 'nostr_event_tags', 'INSERT') AS write,
+         has_table_privilege('nostrx_admin', 'nostr_event_tags', 'DELETE') AS admin`,
+    );
+    t.same(rights, { read: true, write: true, admin: true }, 'the table written anew keeps the roles’ rights');
   });
 
   await t.test('an event id is stored once, kept unique by a hash index (migration 0029)', async (t) => {
