@@ -12,6 +12,7 @@ import { NO_UPSTREAM, notForwarded } from '../../src/store/forwarding-plan.js';
 import { ensureDefaultRelays } from '../../src/store/user-relays.js';
 import { upsertUserByPubkey } from '../../src/store/users.js';
 import { storedTagValue } from '../helpers/tag-rows.js';
+import { backendPid, blockedBy, untilLocked } from '../helpers/locks.js';
 
 const extras = (userId: string) => ({ userId, dTag: null, expiresAt: undefined });
 const daily = { type: 'daily' as const, date: '2026-11-25', resetsAt: '2026-11-26T00:00:00Z' };
@@ -269,7 +270,41 @@ async function race(t: Test, db: Knex): Promise<void> {
   }
 }
 
+/**
+ * One event stored by two batches at once (two processes given the same event): the second waits on the first's row
+ * in the event id's hash index (an exclusion constraint, migration 0029) and, once the first commits, skips it as
+ * stored; had the first rolled back, it would store it itself.
+ */
+async function sameEventAtOnce(t: Test, db: Knex): Promise<void> {
+  const k = newKey();
+  const { user } = await upsertUserByPubkey(db, k.pk);
+  const item = (ev: ReturnType<typeof buildEvent>): BatchItem => ({
+    ev,
+    extras: extras(user.id),
+    forwarding: NO_UPSTREAM,
+  });
+  for (const firstCommits of [true, false]) {
+    const ev = buildEvent(k.sk, { content: `twice at once, first ${firstCommits ? 'commits' : 'rolls back'}` });
+    const trx = await db.transaction();
+    const first = await insertBatch(trx, [item(ev)]);
+    t.equal(first.rowIds.size, 1);
+    const pid = await backendPid(trx);
+    const second = insertBatch(db, [item(ev)]);
+    await untilLocked(db, 'the second batch waits for the first', () => blockedBy(db, pid));
+    if (firstCommits) await trx.commit();
+    else await trx.rollback();
+    const written = await second;
+    const rows = (await db('nostr_events').where({ event_id: ev.id }).pluck('id')) as string[];
+    t.equal(rows.length, 1, 'one row for the event');
+    if (firstCommits) {
+      t.equal(written.rowIds.size, 0, 'the second skips it as stored');
+      t.same(rows, [first.rowIds.get(ev.id)]);
+    } else t.same(rows, [written.rowIds.get(ev.id)], 'the second stores it, the first having rolled back');
+  }
+}
+
 t.test('the batch and its skips', async (t) => onBothDatabases(t, exercise));
+t.test('one event in two batches at once', async (t) => sameEventAtOnce(t, (await createTestDatabase(t)).knex));
 t.test('capped charges: all or nothing', async (t) => onBothDatabases(t, capped));
 t.test('two batches for one capped user at once', async (t) => race(t, (await createTestDatabase(t)).knex));
 t.test("new authors' accounts saved with their events", async (t) => onBothDatabases(t, newAuthors));
