@@ -407,8 +407,14 @@ t.test("the plan of one author's read scans an index led by the author and stops
     })),
   );
   await db.raw('ANALYZE nostr_events');
+  // an author is estimated from the statistics of the index's expression, which PostgreSQL uses only for an index
+  // without a predicate (migration 0031): without them a read of several authors was planned as a scan of a kind
+  const { rows: stats } = (await db.raw(
+    `SELECT n_distinct FROM pg_stats WHERE tablename = 'idx_nostr_events_author_kind'`,
+  )) as { rows: { n_distinct: number }[] };
+  t.equal(stats.length, 1, "ANALYZE keeps the statistics of the authors' keys");
   const plan = (await explainFilter(db, { authors: [pk], kinds: [1] }, 5, NOW, 'REQ')).join('\n');
-  t.match(plan, /Index Scan using idx_nostr_events_live_pubkey_kind/, 'by (pubkey, kind)');
+  t.match(plan, /Index Scan using idx_nostr_events_author_kind/, 'by (pubkey, kind)');
   t.notMatch(plan, /Seq Scan on nostr_events/);
   // a read of any kind: the author's kinds found in the same index one probe each, then each kind as above
   const anyKind = (await explainFilter(db, { authors: [pk] }, 5, NOW, 'REQ')).join('\n');
@@ -422,11 +428,11 @@ t.test("the plan of one author's read scans an index led by the author and stops
         ),
       ),
     ],
-    ['idx_nostr_events_live_pubkey_kind'],
+    ['idx_nostr_events_author_kind'],
     'every scan of the events by the index led by (pubkey, kind)',
   );
   // the first scan stops at the limit (5 of the 39 live notes), the second reads from the cutoff's second on
-  t.match(plan, /Index Scan using idx_nostr_events_live_pubkey_kind[^\n]*rows=5 loops=1/);
+  t.match(plan, /Index Scan using idx_nostr_events_author_kind[^\n]*rows=5 loops=1/);
   const { note } = await taggedEvents(db);
   await db.raw('ANALYZE nostr_event_tags');
   await db.raw('ANALYZE nostr_events');
