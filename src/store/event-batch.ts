@@ -9,7 +9,7 @@ import { preparedColumns } from './array-columns.js';
 import { numbered, queryPrepared } from './db.js';
 import { EVENT_ID_UNIQUE, indexedTags, type EventRowExtras, type SaveOutcome } from './events.js';
 import { keptOver } from '../nips/kinds.js';
-import { CONNECTION_TYPE_SQL, TARGETS_SQL, type Forwarding } from './forwarding-plan.js';
+import { CONNECTION_TYPE_SQL, NOT_FORWARDED_SQL, TARGETS_SQL, type Forwarding } from './forwarding-plan.js';
 import type { LedgerPeriod, LedgerPeriodType } from './quotas.js';
 import { SAVE_USERS_CONFLICT, userFromRow, type UserRecord, type UserStatus } from './users.js';
 import type { RelayTarget } from './user-relays.js';
@@ -121,7 +121,7 @@ ev AS (
     CAST(CASE WHEN n.n > 0 THEN 'publishing' ELSE 'published' END AS event_status_enum),
     CASE WHEN n.n > 0 THEN NULL ELSE now() END,
     CASE WHEN n.n > 0 THEN NULL ELSE 0 END,
-    CASE WHEN n.n > 0 THEN NULL ELSE 'not forwarded: ' || i.not_forwarded END
+    CASE WHEN n.n > 0 THEN NULL ELSE ${NOT_FORWARDED_SQL} || i.not_forwarded END
   FROM input i JOIN author_of a ON a.event_id = i.event_id LEFT JOIN target_count n ON n.event_id = i.event_id
   -- deleted by its author (NIP-09): looked up per event, by its id and its author (the LIMIT keeps the planner from
   -- turning it into a join, which a plan cached while the store was small made a scan of every deletion)

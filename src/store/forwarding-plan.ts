@@ -44,8 +44,14 @@ export const IMPORTED = 'import';
  */
 export const NOT_FORWARDED_IMPORT: Forwarding = { ownRelaysFirst: false, targets: [], notForwarded: null };
 
-/** Why an imported event was not forwarded, as its record says. */
-export const IMPORTED_REASON = 'not forwarded: imported without --forward';
+/** How a row's failure_reason begins when the event was sent nowhere, and the reason follows. */
+const NOT_FORWARDED_PREFIX = 'not forwarded: ';
+
+/** NOT_FORWARDED_PREFIX as the SQL literal the storing statements write. */
+export const NOT_FORWARDED_SQL = `'${NOT_FORWARDED_PREFIX}'`;
+
+/** Why an imported event was not forwarded, as its record says (the text its row would have held). */
+export const IMPORTED_REASON = `${NOT_FORWARDED_PREFIX}imported without --forward`;
 
 const CUSTOM_SOURCES = customSources.map((s) => `'${s}'`).join(', ');
 
@@ -97,7 +103,7 @@ UPDATE nostr_events e SET
   status = CAST(CASE WHEN e.total_relays + c.n > 0 THEN 'publishing' ELSE 'published' END AS event_status_enum),
   published_at = CASE WHEN e.total_relays + c.n > 0 THEN e.published_at ELSE now() END,
   publish_duration_ms = CASE WHEN e.total_relays + c.n > 0 THEN e.publish_duration_ms ELSE 0 END,
-  failure_reason = CASE WHEN e.total_relays + c.n > 0 THEN e.failure_reason ELSE 'not forwarded: ' || p.not_forwarded END,
+  failure_reason = CASE WHEN e.total_relays + c.n > 0 THEN e.failure_reason ELSE ${NOT_FORWARDED_SQL} || p.not_forwarded END,
   updated_at = now()
 FROM counted c, plan p
 WHERE e.id = p.row_id
