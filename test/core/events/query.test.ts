@@ -443,4 +443,8 @@ t.test("the plan of one author's read scans an index led by the author and stops
   t.ok(scan, 'a tag value: its key');
   t.ok(Number(scan?.[1]) <= 5, `stops at the limit: ${scan?.[1]} tag rows read`);
   t.notMatch(thread, /Seq Scan/);
+  // events by id: the hash index that keeps an id unique (migration 0029), a bitmap scan for a list of them
+  const byIds = (await explainFilter(db, { ids: [note, others[0]!.id] }, 2, NOW, 'REQ')).join('\n');
+  t.match(byIds, /Bitmap Index Scan on nostr_events_event_id_excl/, 'ids: the hash index');
+  t.notMatch(byIds, /Seq Scan/);
 });
