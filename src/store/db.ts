@@ -97,12 +97,29 @@ const IDLE_TRANSACTION_MS = 60_000;
 // millisecond; compiling one took ~17 ms, every execution (docs/benchmarks.md, "A leaner event store").
 const SESSION_OPTIONS = '-c jit=off';
 
+/**
+ * The URL and session options a connection is opened with: ours first, then the operator's own from the URL's
+ * `options=` (a managed server may need one, such as an endpoint name), so that an operator's `-c` for the same
+ * setting wins. pg takes a URL's `options` over the one passed beside it, dropping ours: it leaves the URL here.
+ */
+function sessionOf(url: string): { connectionString: string; options: string } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { connectionString: url, options: SESSION_OPTIONS }; // pg reports what it cannot parse
+  }
+  const theirs = parsed.searchParams.get('options');
+  if (theirs === null) return { connectionString: url, options: SESSION_OPTIONS };
+  parsed.searchParams.delete('options');
+  return { connectionString: parsed.toString(), options: `${SESSION_OPTIONS} ${theirs}`.trim() };
+}
+
 /** The pg settings that bound every wait: connect, statement, and the wait for any answer (read timeout). */
 function connectionOf(url: string, limits: DbLimits | undefined): Knex.PgConnectionConfig {
-  if (!limits) return { connectionString: url, options: SESSION_OPTIONS };
+  if (!limits) return sessionOf(url);
   return {
-    connectionString: url,
-    options: SESSION_OPTIONS,
+    ...sessionOf(url),
     connectionTimeoutMillis: limits.connectMs,
     // A peer that vanished without closing (host down, partition) is noticed by the kernel on an idle connection.
     keepAlive: true,

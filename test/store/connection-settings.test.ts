@@ -15,3 +15,42 @@ for (const limits of [undefined, { connectMs: 2000, acquireMs: 3000, queryMs: 50
     t.equal(rows[0]?.jit, 'off');
   });
 }
+
+// A DATABASE_URL may carry session options of its own (`options=`; a managed server may need one): pg would take
+// them instead of ours, so both are sent, ours first.
+const withOptions = (options: string): string => {
+  const url = new URL(databaseUrl);
+  url.searchParams.set('options', options);
+  return url.toString();
+};
+
+const settingsOf = async (url: string, names: readonly string[]): Promise<Record<string, string>> => {
+  const db = await openDatabase({ databaseUrl: url, dataDir: '', poolMax: 1 });
+  try {
+    const { rows } = (await db.knex.raw('SELECT name, setting FROM pg_settings WHERE name = ANY(?)', [[...names]])) as {
+      rows: { name: string; setting: string }[];
+    };
+    return Object.fromEntries(rows.map((r) => [r.name, r.setting]));
+  } finally {
+    await db.close();
+  }
+};
+
+t.test("the URL's own session options are applied beside ours", async (t) => {
+  const s = await settingsOf(withOptions('-c lock_timeout=4321 -c application_name=nostrx_operator'), [
+    'jit',
+    'lock_timeout',
+    'application_name',
+  ]);
+  t.same(s, { jit: 'off', lock_timeout: '4321', application_name: 'nostrx_operator' });
+});
+
+t.test("an operator's own setting of JIT wins over ours", async (t) => {
+  const s = await settingsOf(withOptions('-c jit=on'), ['jit']);
+  t.same(s, { jit: 'on' });
+});
+
+t.test('a URL without options is used as it is', async (t) => {
+  const s = await settingsOf(databaseUrl, ['jit']);
+  t.same(s, { jit: 'off' });
+});
