@@ -431,6 +431,47 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
     t.same(rights, { read: true, write: true, admin: true }, 'the table written anew keeps the roles’ rights');
   });
 
+  await t.test('the tag key tells an id from text as 0030 did, without a bounded regex (migration 0032)', async (t) => {
+    const key = hex(64);
+    // around every edge of "64 lowercase hex digits": length, case, a trailing newline, multibyte text of 64 bytes
+    const values = [
+      key,
+      key.slice(1),
+      `${key}0`,
+      key.toUpperCase(),
+      `${key.slice(1)}\n`,
+      `${key.slice(2)}é`,
+      `${key.slice(1)}g`,
+      ' '.repeat(64),
+      'a'.repeat(32),
+      '',
+    ];
+    const same = await rows<{ value: string; same: boolean }>(
+      knex,
+      `SELECT v AS value, nostrx_tag_key(v) = CASE
+          WHEN v ~ '^[0-9a-f]{64}$' THEN decode(v, 'hex')
+          WHEN octet_length(v) = 32 THEN decode(replace(v, '\\', '\\\\'), 'escape') || '\\x00'::bytea
+          ELSE decode(replace(v, '\\', '\\\\'), 'escape')
+        END AS same
+       FROM unnest(CAST(? AS text[])) AS v`,
+      [values],
+    );
+    t.same(
+      same.filter((r) => !r.same),
+      [],
+      "every value gets 0030's key",
+    );
+    t.equal(same.length, values.length);
+    const plan = await rows<{ 'QUERY PLAN': string }>(
+      knex,
+      `EXPLAIN (VERBOSE, COSTS OFF) SELECT nostrx_tag_key(v) FROM unnest(CAST(? AS text[])) AS v`,
+      [values],
+    );
+    const text = plan.map((r) => r['QUERY PLAN']).join('\n');
+    t.match(text, /CASE WHEN/, 'inlined: the plan computes the expression');
+    t.notMatch(text, /nostrx_tag_key/, 'with no call of the function');
+  });
+
   await t.test('an event id is stored once, kept unique by a hash index (migration 0029)', async (t) => {
     const userId = await newUser(knex);
     const eventId = hex(64);
