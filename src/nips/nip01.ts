@@ -3,7 +3,8 @@
  * state is the signature backend loaded once by `initVerifier()`: nostr-wasm always, and the
  * native one (bip340-native.ts) unless told otherwise.
  */
-import { getEventHash, verifyEvent as verifyEventPure } from 'nostr-tools/pure';
+import { createHash } from 'node:crypto';
+import { serializeEvent, verifyEvent as verifyEventPure } from 'nostr-tools/pure';
 import type { NostrEvent } from 'nostr-tools/pure';
 import { setNostrWasm } from 'nostr-tools/wasm';
 import { initNostrWasm } from 'nostr-wasm';
@@ -152,9 +153,13 @@ export function checkLimits(ev: NostrEvent, limits: EventLimits, nowSeconds: num
   return undefined;
 }
 
+/**
+ * nostr-tools' serialisation (it refuses a malformed event) hashed by Node's own SHA-256: half the time of
+ * getEventHash's JavaScript SHA-256 for a 500-byte event (~5 µs of every check, on the verifier threads).
+ */
 function computeId(ev: NostrEvent): string | undefined {
   try {
-    return getEventHash(ev);
+    return createHash('sha256').update(serializeEvent(ev)).digest('hex');
   } catch {
     return undefined; // nostr-tools refuses to serialise a malformed event
   }
@@ -258,7 +263,7 @@ export function copyEvent(ev: NostrEvent): NostrEvent {
 }
 
 /**
- * Computes the id (getEventHash) and checks the BIP-340 signature, freshly every time: it works
+ * Computes the id (computeId) and checks the BIP-340 signature, freshly every time: it works
  * on a copy, so no cached "verified" mark (nostr-tools sets one on objects it has seen) can be
  * read or left behind. Returns that copy, branded. `backend` (tests) picks one of the loaded
  * backends; by default the one initVerifier() chose. Throws if `initVerifier()` has not run.

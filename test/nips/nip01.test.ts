@@ -186,6 +186,12 @@ t.test('checkId accepts the NIP-01 vectors, whose serialisation was written inde
   );
 });
 
+t.test('checkId hashes lone surrogates as getEventHash does (each as U+FFFD)', async (t) => {
+  const ev = finalizeEvent({ kind: 1, created_at: now, tags: [['t', '\uD83D']], content: 'a\uD800b \uDFFF' }, alice.sk);
+  t.equal(getEventHash(ev), ev.id);
+  t.equal(nip01.checkId(ev), undefined);
+});
+
 t.test('checkId rejects an event whose id does not match its hash', async (t) => {
   const ev = vectors[1]!.event;
   t.equal(nip01.checkId({ ...ev, content: ev.content + ' ' })?.message, 'invalid: id does not match the event hash');
