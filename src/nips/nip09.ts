@@ -27,6 +27,14 @@ export interface DeletionTargets {
 const KIND = /^(0|[1-9][0-9]{0,4})$/;
 
 /**
+ * Whether a deletion request can remove, or refuse, an event of this kind: any but a deletion request itself ("a
+ * deletion request against a deletion request has no effect", whether it came first or after).
+ */
+export function canBeDeletedByRequest(kind: number): boolean {
+  return kind !== EventDeletion;
+}
+
+/**
  * The event ids (`e` tags with a 64-hex value) and addresses (`a` tags `kind:pubkey:d`) that a
  * kind-5 event asks to delete. Deduplicated, in tag order. Ignored: a non-kind-5 event (empty
  * result), malformed values, coordinates whose pubkey is not the deletion's author, and

@@ -9,6 +9,7 @@ import { preparedColumns } from './array-columns.js';
 import { numbered, queryPrepared } from './db.js';
 import { EVENT_ID_UNIQUE, indexedTags, type EventRowExtras, type SaveOutcome } from './events.js';
 import { keptOver } from '../nips/kinds.js';
+import { canBeDeletedByRequest } from '../nips/nip09.js';
 import { CONNECTION_TYPE_SQL, NOT_FORWARDED_SQL, TARGETS_SQL, type Forwarding } from './forwarding-plan.js';
 import type { LedgerPeriod, LedgerPeriodType } from './quotas.js';
 import { SAVE_USERS_CONFLICT, userFromRow, type UserRecord, type UserStatus } from './users.js';
@@ -46,8 +47,9 @@ export interface BatchWritten {
   readonly authorRelays: Map<string, RelayTarget[]>;
 }
 
-/** Ids among these events that a live kind-5 event by the same author names in an e tag. */
-export async function deletedByAuthors(trx: Knex, events: readonly NostrEvent[]): Promise<Set<string>> {
+/** Ids among these events that a live kind-5 event by the same author names in an e tag (never a deletion's). */
+export async function deletedByAuthors(trx: Knex, all: readonly NostrEvent[]): Promise<Set<string>> {
+  const events = all.filter((e) => canBeDeletedByRequest(e.kind));
   if (events.length === 0) return new Set();
   const { rows } = (await trx.raw(
     `SELECT v.id, d.pubkey FROM unnest(CAST(? AS text[])) AS v (id)
@@ -124,10 +126,12 @@ ev AS (
     CASE WHEN n.n > 0 THEN NULL ELSE ${NOT_FORWARDED_SQL} || i.not_forwarded END
   FROM input i JOIN author_of a ON a.event_id = i.event_id LEFT JOIN target_count n ON n.event_id = i.event_id
   -- deleted by its author (NIP-09): looked up per event, by its id and its author (the LIMIT keeps the planner from
-  -- turning it into a join, which a plan cached while the store was small made a scan of every deletion)
+  -- turning it into a join, which a plan cached while the store was small made a scan of every deletion); never a
+  -- deletion itself (nips/nip09.ts canBeDeletedByRequest)
   LEFT JOIN LATERAL (
     SELECT true AS hit FROM nostr_event_tags t JOIN nostr_events d ON d.id = t.event_row_id
-    WHERE t.name = 'e' AND t.value = nostrx_tag_key(i.event_id) AND d.event_kind = 5 AND d.pubkey = i.pubkey AND d.removed_at IS NULL
+    WHERE i.kind <> 5 AND t.name = 'e' AND t.value = nostrx_tag_key(i.event_id) AND d.event_kind = 5
+      AND d.pubkey = i.pubkey AND d.removed_at IS NULL
     LIMIT 1
   ) deletion ON true
   WHERE deletion.hit IS NULL

@@ -5,6 +5,8 @@ import type { Knex } from 'knex';
 import { eventJson, type EventText, type NostrEvent } from '../nips/nip01.js';
 import { newestFirst, type Filter } from '../nips/filter.js';
 import { keptOver } from '../nips/kinds.js';
+import { canBeDeletedByRequest, type DeletionTargets } from '../nips/nip09.js';
+import { arrayColumns } from './array-columns.js';
 import { numbered, queryPrepared } from './db.js';
 
 export type SaveOutcome =
@@ -166,7 +168,7 @@ async function deletedByAuthor(trx: Knex, ev: NostrEvent, dTag: string | null): 
  * violation (23505), which the caller retries.
  */
 export async function saveEvent(trx: Knex.Transaction, ev: NostrEvent, extras: EventRowExtras): Promise<SaveOutcome> {
-  if (await deletedByAuthor(trx, ev, extras.dTag)) {
+  if (canBeDeletedByRequest(ev.kind) && (await deletedByAuthor(trx, ev, extras.dTag))) {
     const exists = (await trx('nostr_events').where({ event_id: ev.id }).first('id')) as { id: string } | undefined;
     return exists ? { status: 'duplicate' } : { status: 'deleted' };
   }
@@ -197,6 +199,13 @@ export async function saveEvent(trx: Knex.Transaction, ev: NostrEvent, extras: E
   return { status: 'inserted', rowId };
 }
 
+/** A stored deletion (kind 5): its author, what it names (nips/nip09.ts deletionTargets), its created_at. */
+export interface StoredDeletion {
+  readonly author: string;
+  readonly targets: DeletionTargets;
+  readonly createdAt: number;
+}
+
 /**
  * NIP-09: marks the author's own events named by id or address as deleted. Deletions (kind 5) themselves are
  * never removed this way. Addressable targets are removed up to the deletion's created_at.
@@ -204,26 +213,50 @@ export async function saveEvent(trx: Knex.Transaction, ev: NostrEvent, extras: E
 export async function deleteReferenced(
   trx: Knex.Transaction,
   author: string,
-  targets: { ids: string[]; addresses: { kind: number; pubkey: string; d: string }[] },
+  targets: StoredDeletion['targets'],
   deletionCreatedAt: number,
 ): Promise<number> {
+  return deleteReferencedMany(trx, [{ author, targets, createdAt: deletionCreatedAt }]);
+}
+
+/**
+ * What many deletions name, removed in two statements whatever their number (one for the ids, one for the
+ * addresses; an import's batch stores its deletions together). No deletion depends on another's removals, since
+ * a deletion is never removed by one, so taking them at once removes what taking them in turn would.
+ */
+export async function deleteReferencedMany(
+  trx: Knex.Transaction,
+  deletions: readonly StoredDeletion[],
+): Promise<number> {
+  const ids = deletions.flatMap((d) => d.targets.ids.map((id) => ({ author: d.author, id })));
+  const addresses = deletions.flatMap((d) =>
+    d.targets.addresses
+      .filter((a) => a.pubkey === d.author && a.kind !== 5)
+      .map((a) => ({ ...a, createdAt: d.createdAt })),
+  );
+  const mark = `removed_at = now(), removed_reason = 'deleted', updated_at = now()`;
   let removed = 0;
-  const mark = { removed_at: trx.fn.now(), removed_reason: 'deleted', updated_at: trx.fn.now() };
-  if (targets.ids.length > 0) {
-    removed += await trx('nostr_events')
-      .where({ pubkey: author })
-      .whereIn('event_id', targets.ids)
-      .whereNot('event_kind', 5)
-      .whereNull('removed_at')
-      .update(mark);
+  if (ids.length > 0) {
+    const col = arrayColumns(trx, ids);
+    const r = (await trx.raw(
+      `UPDATE nostr_events e SET ${mark}
+       FROM unnest(CAST(? AS text[]), CAST(? AS text[])) AS t (author, event_id)
+       WHERE e.event_id = t.event_id AND e.pubkey = t.author AND e.event_kind <> 5 AND e.removed_at IS NULL`,
+      [col((x) => x.author), col((x) => x.id)],
+    )) as { rowCount: number | null };
+    removed += r.rowCount ?? 0;
   }
-  for (const a of targets.addresses) {
-    if (a.pubkey !== author || a.kind === 5) continue;
-    removed += await trx('nostr_events')
-      .where({ pubkey: author, event_kind: a.kind, d_tag: a.d })
-      .where('created_at_nostr', '<=', deletionCreatedAt)
-      .whereNull('removed_at')
-      .update(mark);
+  if (addresses.length > 0) {
+    const col = arrayColumns(trx, addresses);
+    const r = (await trx.raw(
+      `UPDATE nostr_events e SET ${mark}
+       FROM unnest(CAST(? AS text[]), CAST(? AS int[]), CAST(? AS text[]), CAST(? AS bigint[]))
+         AS t (author, kind, d, created_at)
+       WHERE e.pubkey = t.author AND e.event_kind = t.kind AND e.d_tag = t.d AND e.created_at_nostr <= t.created_at
+         AND e.removed_at IS NULL`,
+      [col((a) => a.pubkey), col((a) => a.kind), col((a) => a.d), col((a) => a.createdAt)],
+    )) as { rowCount: number | null };
+    removed += r.rowCount ?? 0;
   }
   return removed;
 }

@@ -396,6 +396,12 @@ t.test('NIP-09: an author deletes own events by id and address; others cannot', 
   await c.publish(deleteTheDeletion);
   const r = await c.req('del', { ids: [del.id] });
   t.equal(r.events.length, 1, 'a deletion aimed at a deletion has no effect');
+
+  const later = buildEvent(alice.sk, { kind: 5, tags: [['e', keep.id]] });
+  const aimedBefore = buildEvent(alice.sk, { kind: 5, tags: [['e', later.id]] });
+  t.same(await c.publish(aimedBefore), [true, '']);
+  t.same(await c.publish(later), [true, ''], 'nor on one that comes after it');
+  t.equal((await c.req('later', { ids: [later.id] })).events.length, 1);
 });
 
 t.test('NIP-40: expired events are refused and stop being served when they expire', async (t) => {

@@ -2,9 +2,9 @@
 // signature (shape, limits, NIP-40 expiry, bans), every signature verified on the verifier threads, and the same
 // store functions: regular events many to one statement (store/event-batch.ts insertBatch, as the group commit
 // writes them); replaceable and addressable events a few statements per transaction (saveVersions, the bulk
-// counterpart of store/events.ts saveEvent, deciding by the same kinds.keptOver); deletions one by one as admission
-// stores them (saveEvent and deleteReferenced). No quota is charged; nothing is queued for forwarding unless a
-// forwarding stage is given (--forward). Lines are taken in batches committed in file order, so "every line up to
+// counterpart of store/events.ts saveEvent, deciding by the same kinds.keptOver); deletions as regular events, then
+// what they name removed, in one transaction (deleteReferencedMany). No quota is charged; nothing is queued for
+// forwarding unless a forwarding stage is given (--forward). Lines are taken in batches committed in file order, so "every line up to
 // N is committed" is always known: the caller keeps that as a checkpoint and a later run resumes after it.
 import type { Knex } from 'knex';
 import { LRUCache } from 'lru-cache';
@@ -14,10 +14,11 @@ import * as nip01 from '../../nips/nip01.js';
 import * as nip09 from '../../nips/nip09.js';
 import * as nip40 from '../../nips/nip40.js';
 import type { Rejection, Result } from '../../nips/result.js';
-import { deletedByAuthors, insertBatch, saveVersions } from '../../store/event-batch.js';
+import { deletedByAuthors, insertBatch, saveVersions, type BatchWritten } from '../../store/event-batch.js';
 import {
   analyzeEventTables,
   deleteReferenced,
+  deleteReferencedMany,
   saveEvent,
   type EventRowExtras,
   type SaveOutcome,
@@ -157,16 +158,14 @@ export async function importEvents(
     return out;
   }
 
-  /** Regular events: one statement for all, as the group commit writes them. */
-  async function storeRegular(
+  /** Events that need no read before their write, in one statement, as the group commit writes them. */
+  function insertItems(
+    conn: Knex,
     items: readonly Item[],
     plans: ReadonlyMap<Item, Forwarding>,
-    tally: Tally,
-    bad: BadLine[],
-  ): Promise<void> {
-    if (items.length === 0) return;
-    const { rowIds } = await insertBatch(
-      db,
+  ): Promise<BatchWritten> {
+    return insertBatch(
+      conn,
       items.map((item) => ({
         ev: item.ev,
         extras: extrasOf(item),
@@ -174,6 +173,15 @@ export async function importEvents(
         charges: [],
       })),
     );
+  }
+
+  /** Counts what one statement stored; an event it left out is stored already, or deleted by its author. */
+  async function countWritten(
+    items: readonly Item[],
+    rowIds: ReadonlyMap<string, string>,
+    tally: Tally,
+    bad: BadLine[],
+  ): Promise<void> {
     const missing = items.filter((i) => !rowIds.has(i.ev.id));
     const deleted = await deletedByAuthors(
       db,
@@ -184,6 +192,54 @@ export async function importEvents(
       if (!deleted.has(i.ev.id)) tally.duplicate++;
       else bad.push({ line: i.line, reason: DELETED.message, id: i.ev.id });
     }
+  }
+
+  /** Regular events: one statement for all. */
+  async function storeRegular(
+    items: readonly Item[],
+    plans: ReadonlyMap<Item, Forwarding>,
+    tally: Tally,
+    bad: BadLine[],
+  ): Promise<void> {
+    if (items.length === 0) return;
+    const { rowIds } = await insertItems(db, items, plans);
+    await countWritten(items, rowIds, tally, bad);
+  }
+
+  /**
+   * Deletions: stored as regular events are, and what they name removed, in one transaction of three statements
+   * whatever their number (a deletion is never removed nor refused by another, so storing them together gives what
+   * storing them in turn would). One that fails (a deadlock with the relay's own deletions) is written again an
+   * event per transaction, as the relay does.
+   */
+  async function storeDeletions(
+    items: readonly Item[],
+    plans: ReadonlyMap<Item, Forwarding>,
+    tally: Tally,
+    bad: BadLine[],
+  ): Promise<void> {
+    if (items.length === 0) return;
+    let rowIds: ReadonlyMap<string, string>;
+    try {
+      rowIds = await db.transaction(async (trx) => {
+        const written = await insertItems(trx, items, plans);
+        const stored = items.filter((i) => written.rowIds.has(i.ev.id));
+        await deleteReferencedMany(
+          trx,
+          stored.map((i) => ({
+            author: i.ev.pubkey,
+            targets: nip09.deletionTargets(i.ev),
+            createdAt: i.ev.created_at,
+          })),
+        );
+        return written.rowIds;
+      });
+    } catch (err) {
+      deps.log.warn({ err, events: items.length }, 'an import transaction failed; storing its events one by one');
+      await storeEach(items, tally, bad);
+      return;
+    }
+    await countWritten(items, rowIds, tally, bad);
   }
 
   /** One replaceable or addressable event, or a deletion, in the caller's transaction, as admission stores it. */
@@ -246,7 +302,7 @@ export async function importEvents(
     });
   }
 
-  /** Deletions (and relay lists with --forward): admission's one-event path, event after event in each lane. */
+  /** Relay lists with --forward (and deletions a batch could not store together): admission's one-event path. */
   async function storeEach(items: readonly Item[], tally: Tally, bad: BadLine[]): Promise<void> {
     await inLanes(items, tally, bad, async (trx, lane) => {
       const out: SaveOutcome[] = [];
@@ -356,7 +412,7 @@ export async function importEvents(
         .then(() => (took.versionsMs = Date.now() - started)),
     ]);
     const deletionsAt = Date.now();
-    await storeEach(items.filter(isDeletion), tally, bad);
+    await storeDeletions(items.filter(isDeletion), plans, tally, bad);
     took.deletionsMs = Date.now() - deletionsAt;
     return took;
   }

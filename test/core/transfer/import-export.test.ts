@@ -176,6 +176,38 @@ onBothDatabases(t, async (t, db) => {
     },
   );
 
+  t.test("a batch's deletions are stored together, each as the relay would take it in turn", async (t) => {
+    const k = newKey();
+    const note = buildEvent(k.sk, { content: 'twice deleted', created_at: now - 500 });
+    const kept = buildEvent(k.sk, { content: 'kept', created_at: now - 490 });
+    const byId = buildEvent(k.sk, { kind: 5, created_at: now - 100, tags: [['e', note.id]] });
+    const again = buildEvent(k.sk, { kind: 5, created_at: now - 90, tags: [['e', note.id]] });
+    const later = buildEvent(k.sk, { kind: 5, created_at: now - 80, tags: [['e', kept.id]] });
+    // aimed at `later`, on an earlier line: no effect (NIP-09), so `later` is stored and removes `kept`
+    const atDeletion = buildEvent(k.sk, { kind: 5, created_at: now - 70, tags: [['e', later.id]] });
+    const lines = [note, kept, byId, atDeletion, again, later].map((e) => JSON.stringify(e));
+    const bad: BadLine[] = [];
+    const r = await importEvents(linesOf(lines), depsFor(db), { batchSize: 100, onRejected: (b) => bad.push(b) });
+    t.same(r.counts, { lines: 6, imported: 6, duplicate: 0, superseded: 0, rejected: 0 });
+    t.same(bad, []);
+    t.same(
+      await liveIds(db, { authors: [k.pk] }),
+      [byId.id, again.id, later.id, atDeletion.id].sort(),
+      'both notes removed, every deletion served',
+    );
+    const reasons = (await db('nostr_events')
+      .whereIn('event_id', [note.id, kept.id])
+      .distinct('removed_reason')
+      .pluck('removed_reason')) as string[];
+    t.same(reasons, ['deleted']);
+    const repeat = await importEvents(linesOf(lines), depsFor(db), { batchSize: 100 });
+    t.same(
+      repeat.counts,
+      { lines: 6, imported: 0, duplicate: 4, superseded: 0, rejected: 2 },
+      'again: the deletions are duplicates, the notes deleted',
+    );
+  });
+
   t.test('an interrupted import resumed after its checkpoint ends as one run would', async (t) => {
     const dump = sampleDump(newKey(), newKey());
     const abort = new AbortController();
