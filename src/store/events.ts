@@ -215,7 +215,7 @@ export async function deleteReferenced(
   author: string,
   targets: StoredDeletion['targets'],
   deletionCreatedAt: number,
-): Promise<number> {
+): Promise<void> {
   return deleteReferencedMany(trx, [{ author, targets, createdAt: deletionCreatedAt }]);
 }
 
@@ -224,10 +224,7 @@ export async function deleteReferenced(
  * addresses; an import's batch stores its deletions together). No deletion depends on another's removals, since
  * a deletion is never removed by one, so taking them at once removes what taking them in turn would.
  */
-export async function deleteReferencedMany(
-  trx: Knex.Transaction,
-  deletions: readonly StoredDeletion[],
-): Promise<number> {
+export async function deleteReferencedMany(trx: Knex.Transaction, deletions: readonly StoredDeletion[]): Promise<void> {
   const ids = deletions.flatMap((d) => d.targets.ids.map((id) => ({ author: d.author, id })));
   const addresses = deletions.flatMap((d) =>
     d.targets.addresses
@@ -235,30 +232,26 @@ export async function deleteReferencedMany(
       .map((a) => ({ ...a, createdAt: d.createdAt })),
   );
   const mark = `removed_at = now(), removed_reason = 'deleted', updated_at = now()`;
-  let removed = 0;
   if (ids.length > 0) {
     const col = arrayColumns(trx, ids);
-    const r = (await trx.raw(
+    await trx.raw(
       `UPDATE nostr_events e SET ${mark}
        FROM unnest(CAST(? AS text[]), CAST(? AS text[])) AS t (author, event_id)
        WHERE e.event_id = t.event_id AND e.pubkey = t.author AND e.event_kind <> 5 AND e.removed_at IS NULL`,
       [col((x) => x.author), col((x) => x.id)],
-    )) as { rowCount: number | null };
-    removed += r.rowCount ?? 0;
+    );
   }
   if (addresses.length > 0) {
     const col = arrayColumns(trx, addresses);
-    const r = (await trx.raw(
+    await trx.raw(
       `UPDATE nostr_events e SET ${mark}
        FROM unnest(CAST(? AS text[]), CAST(? AS int[]), CAST(? AS text[]), CAST(? AS bigint[]))
          AS t (author, kind, d, created_at)
        WHERE e.pubkey = t.author AND e.event_kind = t.kind AND e.d_tag = t.d AND e.created_at_nostr <= t.created_at
          AND e.removed_at IS NULL`,
       [col((a) => a.pubkey), col((a) => a.kind), col((a) => a.d), col((a) => a.createdAt)],
-    )) as { rowCount: number | null };
-    removed += r.rowCount ?? 0;
+    );
   }
-  return removed;
 }
 
 function applyFilter<Q extends Knex.QueryBuilder>(q: Q, db: Knex, f: Filter, nowSeconds: number): Q {

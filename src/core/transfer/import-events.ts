@@ -4,8 +4,9 @@
 // writes them); replaceable and addressable events a few statements per transaction (saveVersions, the bulk
 // counterpart of store/events.ts saveEvent, deciding by the same kinds.keptOver); deletions as regular events, then
 // what they name removed, in one transaction (deleteReferencedMany). No quota is charged; nothing is queued for
-// forwarding unless a forwarding stage is given (--forward). Lines are taken in batches committed in file order, so "every line up to
-// N is committed" is always known: the caller keeps that as a checkpoint and a later run resumes after it.
+// forwarding unless a forwarding stage is given (--forward). Lines are taken in batches committed in file order,
+// so "every line up to N is committed" is always known: the caller keeps that as a checkpoint and a later run
+// resumes after it.
 import type { Knex } from 'knex';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../../log.js';
