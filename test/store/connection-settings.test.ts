@@ -18,8 +18,9 @@ for (const limits of [undefined, { connectMs: 2000, acquireMs: 3000, queryMs: 50
 
 // A DATABASE_URL may carry session options of its own (`options=`; a managed server may need one): pg would take
 // them instead of ours, so both are sent, ours first.
-const withOptions = (options: string): string => {
+const withOptions = (options: string, more: Record<string, string> = {}): string => {
   const url = new URL(databaseUrl);
+  for (const [k, v] of Object.entries(more)) url.searchParams.set(k, v);
   url.searchParams.set('options', options);
   return url.toString();
 };
@@ -43,6 +44,15 @@ t.test("the URL's own session options are applied beside ours", async (t) => {
     'application_name',
   ]);
   t.same(s, { jit: 'off', lock_timeout: '4321', application_name: 'nostrx_operator' });
+});
+
+t.test("the URL's other parameters are kept beside its options", async (t) => {
+  const s = await settingsOf(withOptions('-c lock_timeout=1234', { application_name: 'nostrx op+s' }), [
+    'jit',
+    'lock_timeout',
+    'application_name',
+  ]);
+  t.same(s, { jit: 'off', lock_timeout: '1234', application_name: 'nostrx op+s' });
 });
 
 t.test("an operator's own setting of JIT wins over ours", async (t) => {
