@@ -208,6 +208,32 @@ onBothDatabases(t, async (t, db) => {
     );
   });
 
+  t.test("a batch's deletions cost the same statements however many there are", async (t) => {
+    const statementsFor = async (n: number): Promise<number> => {
+      const k = newKey();
+      const notes = Array.from({ length: n }, (_, i) =>
+        buildEvent(k.sk, { content: `note ${i}`, created_at: now - 1000 + i }),
+      );
+      const deletions = notes.map((note, i) =>
+        buildEvent(k.sk, { kind: 5, created_at: now - 500 + i, tags: [['e', note.id]] }),
+      );
+      let sent = 0;
+      const count = () => void sent++;
+      db.on('query', count);
+      try {
+        const r = await importEvents(linesOf([...notes, ...deletions].map((e) => JSON.stringify(e))), depsFor(db), {
+          batchSize: 1000,
+        });
+        t.equal(r.counts.imported, 2 * n);
+      } finally {
+        db.off('query', count);
+      }
+      t.same(await liveIds(db, { authors: [k.pk] }), deletions.map((d) => d.id).sort(), 'every note removed');
+      return sent;
+    };
+    t.equal(await statementsFor(20), await statementsFor(2));
+  });
+
   t.test('an interrupted import resumed after its checkpoint ends as one run would', async (t) => {
     const dump = sampleDump(newKey(), newKey());
     const abort = new AbortController();
