@@ -228,7 +228,7 @@ export async function deleteReferencedMany(trx: Knex.Transaction, deletions: rea
   const ids = deletions.flatMap((d) => d.targets.ids.map((id) => ({ author: d.author, id })));
   const addresses = deletions.flatMap((d) =>
     d.targets.addresses
-      .filter((a) => a.pubkey === d.author && a.kind !== 5)
+      .filter((a) => a.pubkey === d.author && canBeDeletedByRequest(a.kind))
       .map((a) => ({ ...a, createdAt: d.createdAt })),
   );
   const mark = `removed_at = now(), removed_reason = 'deleted', updated_at = now()`;

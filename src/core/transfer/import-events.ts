@@ -176,13 +176,46 @@ export async function importEvents(
     );
   }
 
-  /** Counts what one statement stored; an event it left out is stored already, or deleted by its author. */
-  async function countWritten(
+  /**
+   * Regular events, or the batch's deletions, in one statement whatever their number, counted once committed (one
+   * left out is stored already, or deleted by its author). Deletions also remove what they name, in the same
+   * transaction: a deletion is never removed nor refused by another, so storing them together gives what storing
+   * them in turn would. A deletions' transaction that fails (a deadlock with the relay's own deletions) is written
+   * again an event per transaction, as the relay does.
+   */
+  async function storeTogether(
     items: readonly Item[],
-    rowIds: ReadonlyMap<string, string>,
+    plans: ReadonlyMap<Item, Forwarding>,
     tally: Tally,
     bad: BadLine[],
   ): Promise<void> {
+    if (items.length === 0) return;
+    const deletions = items.filter((i) => i.ev.kind === kinds.EventDeletion);
+    let rowIds: ReadonlyMap<string, string>;
+    try {
+      rowIds =
+        deletions.length === 0
+          ? (await insertItems(db, items, plans)).rowIds
+          : await db.transaction(async (trx) => {
+              const written = await insertItems(trx, items, plans);
+              await deleteReferencedMany(
+                trx,
+                deletions
+                  .filter((i) => written.rowIds.has(i.ev.id))
+                  .map((i) => ({
+                    author: i.ev.pubkey,
+                    targets: nip09.deletionTargets(i.ev),
+                    createdAt: i.ev.created_at,
+                  })),
+              );
+              return written.rowIds;
+            });
+    } catch (err) {
+      if (deletions.length === 0) throw err;
+      deps.log.warn({ err, events: items.length }, 'an import transaction failed; storing its events one by one');
+      await storeEach(items, tally, bad);
+      return;
+    }
     const missing = items.filter((i) => !rowIds.has(i.ev.id));
     const deleted = await deletedByAuthors(
       db,
@@ -193,54 +226,6 @@ export async function importEvents(
       if (!deleted.has(i.ev.id)) tally.duplicate++;
       else bad.push({ line: i.line, reason: DELETED.message, id: i.ev.id });
     }
-  }
-
-  /** Regular events: one statement for all. */
-  async function storeRegular(
-    items: readonly Item[],
-    plans: ReadonlyMap<Item, Forwarding>,
-    tally: Tally,
-    bad: BadLine[],
-  ): Promise<void> {
-    if (items.length === 0) return;
-    const { rowIds } = await insertItems(db, items, plans);
-    await countWritten(items, rowIds, tally, bad);
-  }
-
-  /**
-   * Deletions: stored as regular events are, and what they name removed, in one transaction of three statements
-   * whatever their number (a deletion is never removed nor refused by another, so storing them together gives what
-   * storing them in turn would). One that fails (a deadlock with the relay's own deletions) is written again an
-   * event per transaction, as the relay does.
-   */
-  async function storeDeletions(
-    items: readonly Item[],
-    plans: ReadonlyMap<Item, Forwarding>,
-    tally: Tally,
-    bad: BadLine[],
-  ): Promise<void> {
-    if (items.length === 0) return;
-    let rowIds: ReadonlyMap<string, string>;
-    try {
-      rowIds = await db.transaction(async (trx) => {
-        const written = await insertItems(trx, items, plans);
-        const stored = items.filter((i) => written.rowIds.has(i.ev.id));
-        await deleteReferencedMany(
-          trx,
-          stored.map((i) => ({
-            author: i.ev.pubkey,
-            targets: nip09.deletionTargets(i.ev),
-            createdAt: i.ev.created_at,
-          })),
-        );
-        return written.rowIds;
-      });
-    } catch (err) {
-      deps.log.warn({ err, events: items.length }, 'an import transaction failed; storing its events one by one');
-      await storeEach(items, tally, bad);
-      return;
-    }
-    await countWritten(items, rowIds, tally, bad);
   }
 
   /** One replaceable or addressable event, or a deletion, in the caller's transaction, as admission stores it. */
@@ -400,7 +385,7 @@ export async function importEvents(
     const parts = Array.from({ length: REGULAR_STATEMENTS }, (_, k) => regular.slice(k * half, (k + 1) * half));
     const took = { regularMs: 0, versionsMs: 0, deletionsMs: 0 };
     await Promise.all([
-      Promise.all(parts.map((part) => storeRegular(part, plans, tally, bad))).then(
+      Promise.all(parts.map((part) => storeTogether(part, plans, tally, bad))).then(
         () => (took.regularMs = Date.now() - started),
       ),
       storeVersions(
@@ -413,7 +398,7 @@ export async function importEvents(
         .then(() => (took.versionsMs = Date.now() - started)),
     ]);
     const deletionsAt = Date.now();
-    await storeDeletions(items.filter(isDeletion), plans, tally, bad);
+    await storeTogether(items.filter(isDeletion), plans, tally, bad);
     took.deletionsMs = Date.now() - deletionsAt;
     return took;
   }
