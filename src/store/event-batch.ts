@@ -127,11 +127,14 @@ ev AS (
   FROM input i JOIN author_of a ON a.event_id = i.event_id LEFT JOIN target_count n ON n.event_id = i.event_id
   -- deleted by its author (NIP-09): looked up per event, by its id and its author (the LIMIT keeps the planner from
   -- turning it into a join, which a plan cached while the store was small made a scan of every deletion); never a
-  -- deletion itself (nips/nip09.ts canBeDeletedByRequest)
+  -- deletion itself (nips/nip09.ts canBeDeletedByRequest). The naming event is read in a sub-select, which only its
+  -- primary key can answer: as a join, the generic plan cached on an empty store read it through the live events'
+  -- time index with a filter on the id, a walk over every live event for each tag that names the id
   LEFT JOIN LATERAL (
-    SELECT true AS hit FROM nostr_event_tags t JOIN nostr_events d ON d.id = t.event_row_id
-    WHERE i.kind <> 5 AND t.name = 'e' AND t.value = nostrx_tag_key(i.event_id) AND d.event_kind = 5
-      AND d.pubkey = i.pubkey AND d.removed_at IS NULL
+    SELECT true AS hit FROM nostr_event_tags t
+    WHERE i.kind <> 5 AND t.name = 'e' AND t.value = nostrx_tag_key(i.event_id)
+      AND (SELECT d.event_kind = 5 AND d.pubkey = i.pubkey AND d.removed_at IS NULL FROM nostr_events d
+           WHERE d.id = t.event_row_id)
     LIMIT 1
   ) deletion ON true
   WHERE deletion.hit IS NULL

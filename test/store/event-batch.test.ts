@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import t, { type Test } from 'tap';
 import type { Knex } from 'knex';
 import { createTestDatabase, onBothDatabases } from '../helpers/db.js';
+import { openDatabase } from '../../src/store/db.js';
 import { buildEvent, newKey } from '../helpers/events.js';
 import { deletedByAuthors, insertBatch, type BatchItem } from '../../src/store/event-batch.js';
 import { isQuotaRefusal } from '../../src/store/retryable-errors.js';
@@ -303,8 +304,43 @@ async function sameEventAtOnce(t: Test, db: Knex): Promise<void> {
   }
 }
 
+/**
+ * The plan PostgreSQL caches for the batch once it stops planning each execution (a generic plan) is made from the
+ * statistics of the moment, an empty store's at a service's first start. Forced here on the service's own prepared
+ * statement: the deletion that names an event must still be read by its primary key, not found by walking another
+ * index with a filter, which on a full store would read every live event for each tag naming an id.
+ */
+async function genericPlan(t: Test, url: string): Promise<void> {
+  const one = await openDatabase({ databaseUrl: url, dataDir: '', poolMax: 1 });
+  t.teardown(() => one.close());
+  const db = one.knex;
+  await db.raw('SET plan_cache_mode = force_generic_plan');
+  const k = newKey();
+  const { user } = await upsertUserByPubkey(db, k.pk);
+  await insertBatch(db, [{ ev: buildEvent(k.sk), extras: extras(user.id), forwarding: NO_UPSTREAM, charges }]);
+  const { rows } = (await db.raw(
+    `SELECT cardinality(parameter_types) AS n FROM pg_prepared_statements WHERE name = 'nostrx_insert_batch'`,
+  )) as { rows: { n: number }[] };
+  t.equal(rows.length, 1, 'the batch ran as a prepared statement on this connection');
+  const nulls = Array.from({ length: rows[0]?.n ?? 0 }, () => 'NULL').join(', ');
+  const plan = (
+    (await db.raw(`EXPLAIN (COSTS OFF) EXECUTE nostrx_insert_batch(${nulls})`)) as { rows: { 'QUERY PLAN': string }[] }
+  ).rows
+    .map((r) => r['QUERY PLAN'])
+    .join('\n');
+  t.notOk(/\$\d/.test(plan.split('\n')[0] ?? ''), 'explained as executed');
+  // the planner numbers the aliases of a statement's inner queries (d_2)
+  t.match(
+    plan,
+    /Index Scan using nostr_events_pkey on nostr_events d(_\d+)?\n\s+Index Cond: \(id = t\.event_row_id\)/,
+    'the naming deletion read by its key',
+  );
+  t.notMatch(plan, /on nostr_events d(_\d+)?\n\s+(Join )?Filter/, 'and by nothing else with a filter');
+}
+
 t.test('the batch and its skips', async (t) => onBothDatabases(t, exercise));
 t.test('one event in two batches at once', async (t) => sameEventAtOnce(t, (await createTestDatabase(t)).knex));
+t.test('the generic plan of an empty store', async (t) => genericPlan(t, (await createTestDatabase(t)).url));
 t.test('capped charges: all or nothing', async (t) => onBothDatabases(t, capped));
 t.test('two batches for one capped user at once', async (t) => race(t, (await createTestDatabase(t)).knex));
 t.test("new authors' accounts saved with their events", async (t) => onBothDatabases(t, newAuthors));
