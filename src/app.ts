@@ -65,6 +65,7 @@ import { memoryTokenBuckets, redisTokenBuckets } from './store/rate-limit-store.
 import { openDatabase, type Database } from './store/db.js';
 import { primaryReads, replicaReads, type Reads } from './store/read-replica.js';
 import { migrateLatest } from './store/migrate.js';
+import { analyzesAsTablesGrow } from './store/server-settings.js';
 import { ensureMonthlyPartitions } from './store/partitions.js';
 import { outboxBacklog } from './store/outbox.js';
 import { redisChannel } from './store/pubsub.js';
@@ -186,6 +187,12 @@ export async function startApp(opts: AppOptions): Promise<App> {
     return names;
   });
   if (applied.length > 0) log.info({ applied, db: db.kind }, 'migrations applied');
+  // PGlite runs no statement as a prepared one, so no plan outlives the statistics it was made from
+  if (db.kind === 'pg' && !(await analyzesAsTablesGrow(db.knex)))
+    log.warn(
+      { autovacuum: 'off' },
+      'PostgreSQL does not analyze tables as they grow (autovacuum or track_counts off): plans cached on a small store are kept as it grows; see docs/operations.md',
+    );
   const metrics = createMetrics();
   // Reads that tolerate lag (REQ, COUNT, reports, exports) go to the replica while it is well, else to the primary.
   const reads: Reads = db.replica
