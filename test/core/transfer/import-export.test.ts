@@ -208,6 +208,51 @@ onBothDatabases(t, async (t, db) => {
     );
   });
 
+  t.test(
+    "a batch's deletions whose transaction fails are stored one by one, nothing of the failed one kept",
+    async (t) => {
+      // A real failure of the batched removal, staged in this database: a statement that removes more than one event
+      // at once is refused, as a deadlock with the relay's own deletions would fail it; one at a time passes.
+      await db.raw(`CREATE FUNCTION test_one_removal_at_a_time() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF (SELECT count(*) FROM changed WHERE removed_at IS NOT NULL) > 1 THEN
+          RAISE EXCEPTION 'test: more than one removal in a statement';
+        END IF;
+        RETURN NULL;
+      END $$`);
+      await db.raw(`CREATE TRIGGER test_one_removal_at_a_time AFTER UPDATE ON nostr_events
+      REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION test_one_removal_at_a_time()`);
+      t.teardown(async () => {
+        await db.raw('DROP TRIGGER test_one_removal_at_a_time ON nostr_events');
+        await db.raw('DROP FUNCTION test_one_removal_at_a_time()');
+      });
+      const k = newKey();
+      const notes = [0, 1, 2].map((i) => buildEvent(k.sk, { content: `note ${i}`, created_at: now - 1000 + i }));
+      const deletions = notes.map((note, i) =>
+        buildEvent(k.sk, { kind: 5, created_at: now - 500 + i, tags: [['e', note.id]] }),
+      );
+      const warned: { msg: string; events?: number }[] = [];
+      const watching = pino(
+        { level: 'warn' },
+        { write: (line: string) => void warned.push(JSON.parse(line) as (typeof warned)[number]) },
+      );
+      const r = await importEvents(
+        linesOf([...notes, ...deletions].map((e) => JSON.stringify(e))),
+        depsFor(db, { log: watching }),
+        { batchSize: 100 },
+      );
+      t.same(
+        warned.map((w) => [w.msg, w.events]),
+        [['an import transaction failed; storing its events one by one', 3]],
+        'the failed transaction was the deletions',
+      );
+      t.same(r.counts, { lines: 6, imported: 6, duplicate: 0, superseded: 0, rejected: 0 }, 'each counted once');
+      t.same(await liveIds(db, { authors: [k.pk] }), deletions.map((d) => d.id).sort(), 'every note removed');
+      const rows = (await db('nostr_events').where({ pubkey: k.pk }).count('* as n').first()) as { n: string | number };
+      t.equal(Number(rows.n), 6, 'one row per event: the failed transaction left none behind');
+    },
+  );
+
   t.test("a batch's deletions cost the same statements however many there are", async (t) => {
     const statementsFor = async (n: number): Promise<number> => {
       const k = newKey();
