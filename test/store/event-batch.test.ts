@@ -336,6 +336,7 @@ async function genericPlan(t: Test, url: string): Promise<void> {
     'the naming deletion read by its key',
   );
   t.notMatch(plan, /on nostr_events d(_\d+)?\n\s+(Join )?Filter/, 'and by nothing else with a filter');
+  t.notMatch(plan, /Seq Scan/, "no table read whole (a user's own relays are looked up by their key)");
 }
 
 t.test('the batch and its skips', async (t) => onBothDatabases(t, exercise));
