@@ -162,17 +162,30 @@ export async function upsertUserByPubkey(
 }
 
 /**
- * The users of these pubkeys, creating the missing ones (active, plan basic by having no subscription) in one
- * statement: what a bulk import needs for a batch of authors. Pubkeys must be distinct.
+ * Accounts one statement makes at most. Each holds a lock until its statement commits (the key's check against linked
+ * keys, migration 0019), and PostgreSQL's lock table holds max_locks_per_transaction × max_connections of them for
+ * all sessions together (6,400 as installed): an import batch of more new authors than that failed with "out of
+ * shared memory".
+ */
+const ACCOUNTS_PER_STATEMENT = 1000;
+
+/**
+ * The users of these pubkeys, creating the missing ones (active, plan basic by having no subscription): what a bulk
+ * import needs for a batch of authors, in statements of ACCOUNTS_PER_STATEMENT keys, each committed on its own
+ * unless `db` is a transaction. Pubkeys must be distinct.
  */
 export async function upsertUsersByPubkeys(db: Knex, pubkeys: readonly string[]): Promise<Map<string, UserRecord>> {
-  if (pubkeys.length === 0) return new Map();
-  await db.raw(
-    `INSERT INTO users (nostr_public_key) SELECT unnest(CAST(? AS text[])) ORDER BY 1 ON CONFLICT (nostr_public_key) DO NOTHING`,
-    [db.raw('?', [pubkeys as string[]])],
-  );
-  const rows = (await db('users').whereIn('nostr_public_key', pubkeys).select(columns)) as UserRow[];
-  return new Map(rows.map((r) => [r.nostr_public_key, toRecord(r)]));
+  const out = new Map<string, UserRecord>();
+  for (let i = 0; i < pubkeys.length; i += ACCOUNTS_PER_STATEMENT) {
+    const part = pubkeys.slice(i, i + ACCOUNTS_PER_STATEMENT);
+    await db.raw(
+      `INSERT INTO users (nostr_public_key) SELECT unnest(CAST(? AS text[])) ORDER BY 1 ON CONFLICT (nostr_public_key) DO NOTHING`,
+      [db.raw('?', [part])],
+    );
+    const rows = (await db('users').whereIn('nostr_public_key', part).select(columns)) as UserRow[];
+    for (const r of rows) out.set(r.nostr_public_key, toRecord(r));
+  }
+  return out;
 }
 
 /** Sets the status inside the caller's transaction (the row locked first); returns the user before and after. */
