@@ -5,7 +5,7 @@ import type { Knex } from 'knex';
 import { eventJson, type EventText, type NostrEvent } from '../nips/nip01.js';
 import { newestFirst, type Filter } from '../nips/filter.js';
 import { keptOver } from '../nips/kinds.js';
-import { canBeDeletedByRequest, type DeletionTargets } from '../nips/nip09.js';
+import { canBeDeletedByRequest, deletionTargets } from '../nips/nip09.js';
 import { arrayColumns } from './array-columns.js';
 import { numbered, queryPrepared } from './db.js';
 
@@ -199,34 +199,17 @@ export async function saveEvent(trx: Knex.Transaction, ev: NostrEvent, extras: E
   return { status: 'inserted', rowId };
 }
 
-/** A stored deletion (kind 5): its author, what it names (nips/nip09.ts deletionTargets), its created_at. */
-export interface StoredDeletion {
-  readonly author: string;
-  readonly targets: DeletionTargets;
-  readonly createdAt: number;
-}
-
 /**
- * NIP-09: marks the author's own events named by id or address as deleted. Deletions (kind 5) themselves are
- * never removed this way. Addressable targets are removed up to the deletion's created_at.
+ * NIP-09: what these stored deletions (kind 5) name, removed: their authors' own events named by id, and by address
+ * up to the deletion's created_at; never a deletion (nips/nip09.ts canBeDeletedByRequest). Two statements however
+ * many deletions (one for the ids, one for the addresses; an import's batch stores its deletions together). No
+ * deletion depends on another's removals, since a deletion is never removed by one, so taking them at once removes
+ * what taking them in turn would.
  */
-export async function deleteReferenced(
-  trx: Knex.Transaction,
-  author: string,
-  targets: StoredDeletion['targets'],
-  deletionCreatedAt: number,
-): Promise<void> {
-  return deleteReferencedMany(trx, [{ author, targets, createdAt: deletionCreatedAt }]);
-}
-
-/**
- * What many deletions name, removed in two statements whatever their number (one for the ids, one for the
- * addresses; an import's batch stores its deletions together). No deletion depends on another's removals, since
- * a deletion is never removed by one, so taking them at once removes what taking them in turn would.
- */
-export async function deleteReferencedMany(trx: Knex.Transaction, deletions: readonly StoredDeletion[]): Promise<void> {
-  const ids = deletions.flatMap((d) => d.targets.ids.map((id) => ({ author: d.author, id })));
-  const addresses = deletions.flatMap((d) =>
+export async function deleteReferenced(trx: Knex.Transaction, deletions: readonly NostrEvent[]): Promise<void> {
+  const named = deletions.map((d) => ({ author: d.pubkey, targets: deletionTargets(d), createdAt: d.created_at }));
+  const ids = named.flatMap((d) => d.targets.ids.map((id) => ({ author: d.author, id })));
+  const addresses = named.flatMap((d) =>
     d.targets.addresses
       .filter((a) => a.pubkey === d.author && canBeDeletedByRequest(a.kind))
       .map((a) => ({ ...a, createdAt: d.createdAt })),

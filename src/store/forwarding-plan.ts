@@ -63,10 +63,10 @@ const CUSTOM_SOURCES = customSources.map((s) => `'${s}'`).join(', ');
  */
 export const TARGETS_SQL = `
 own AS (
-  SELECT r.user_id, r.relay_id, r.url
+  SELECT u.user_id, r.relay_id, r.url
   FROM (SELECT DISTINCT user_id FROM plan WHERE own_first) u
   CROSS JOIN LATERAL (
-    SELECT r.user_id, r.id AS relay_id, r.relay_url AS url FROM user_relays r
+    SELECT r.id AS relay_id, r.relay_url AS url FROM user_relays r
     WHERE r.user_id = u.user_id AND r.is_active AND r.write AND r.source IN (${CUSTOM_SOURCES})
     -- OFFSET 0 keeps this a look-up per user by the (user_id, relay_url) key rather than a join the planner may
     -- make a scan of every user's relays from a cached plan (store/event-batch.ts)

@@ -158,8 +158,7 @@ export function createAdmission(deps: AdmissionDeps): AdmissionPipeline {
         ...(user.unsaved ? { author } : {}),
       };
       if (saved.status !== 'inserted') return saved;
-      if (ev.kind === kinds.EventDeletion)
-        await deleteReferenced(trx, ev.pubkey, nip09.deletionTargets(ev), ev.created_at);
+      if (ev.kind === kinds.EventDeletion) await deleteReferenced(trx, [ev]);
       const over = await stages.chargeQuota?.(trx, author, ev);
       if (over) throw new QuotaRollback(over);
       const queued = (await stages.enqueueForwarding?.(trx, author, ev, saved.rowId)) ?? false;

@@ -3,7 +3,7 @@
 // store functions: regular events many to one statement (store/event-batch.ts insertBatch, as the group commit
 // writes them); replaceable and addressable events a few statements per transaction (saveVersions, the bulk
 // counterpart of store/events.ts saveEvent, deciding by the same kinds.keptOver); deletions as regular events, then
-// what they name removed, in one transaction (deleteReferencedMany). No quota is charged; nothing is queued for
+// what they name removed, in one transaction (deleteReferenced). No quota is charged; nothing is queued for
 // forwarding unless a forwarding stage is given (--forward). Lines are taken in batches committed in file order,
 // so "every line up to N is committed" is always known: the caller keeps that as a checkpoint and a later run
 // resumes after it.
@@ -12,14 +12,12 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from '../../log.js';
 import * as kinds from '../../nips/kinds.js';
 import * as nip01 from '../../nips/nip01.js';
-import * as nip09 from '../../nips/nip09.js';
 import * as nip40 from '../../nips/nip40.js';
 import type { Rejection, Result } from '../../nips/result.js';
 import { deletedByAuthors, insertBatch, saveVersions, type BatchWritten } from '../../store/event-batch.js';
 import {
   analyzeEventTables,
   deleteReferenced,
-  deleteReferencedMany,
   saveEvent,
   type EventRowExtras,
   type SaveOutcome,
@@ -198,15 +196,9 @@ export async function importEvents(
           ? (await insertItems(db, items, plans)).rowIds
           : await db.transaction(async (trx) => {
               const written = await insertItems(trx, items, plans);
-              await deleteReferencedMany(
+              await deleteReferenced(
                 trx,
-                deletions
-                  .filter((i) => written.rowIds.has(i.ev.id))
-                  .map((i) => ({
-                    author: i.ev.pubkey,
-                    targets: nip09.deletionTargets(i.ev),
-                    createdAt: i.ev.created_at,
-                  })),
+                deletions.filter((i) => written.rowIds.has(i.ev.id)).map((i) => i.ev),
               );
               return written.rowIds;
             });
@@ -232,8 +224,7 @@ export async function importEvents(
   async function storeIn(trx: Knex.Transaction, item: Item): Promise<SaveOutcome> {
     const saved = await saveEvent(trx, item.ev, extrasOf(item));
     if (saved.status !== 'inserted') return saved;
-    if (item.ev.kind === kinds.EventDeletion)
-      await deleteReferenced(trx, item.ev.pubkey, nip09.deletionTargets(item.ev), item.ev.created_at);
+    if (item.ev.kind === kinds.EventDeletion) await deleteReferenced(trx, [item.ev]);
     if (deps.forwarding) await deps.forwarding.enqueueForwarding(trx, item.user, item.ev, saved.rowId);
     else
       await enqueuePlanned(
