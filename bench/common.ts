@@ -4,10 +4,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import knexFactory from 'knex';
 
+/** Rounded to hundredths, as every figure is reported. */
+export const round2 = (n: number): number => Math.round(n * 100) / 100;
+
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return Math.round((sorted[i] ?? NaN) * 100) / 100;
+  return round2(sorted[i] ?? NaN);
 }
 
 /** p50/p95/p99/max of samples in any order. */
@@ -81,11 +84,10 @@ export function writeBatchSummary(
   after: Awaited<ReturnType<typeof writeBatchTotals>>,
 ): { batches: number; mean_events: number; mean_ms: number } {
   const batches = after.batches - before.batches;
-  const round = (n: number) => Math.round(n * 100) / 100;
   return {
     batches,
-    mean_events: round((after.events - before.events) / Math.max(1, batches)),
-    mean_ms: round(((after.seconds - before.seconds) * 1000) / Math.max(1, batches)),
+    mean_events: round2((after.events - before.events) / Math.max(1, batches)),
+    mean_ms: round2(((after.seconds - before.seconds) * 1000) / Math.max(1, batches)),
   };
 }
 
