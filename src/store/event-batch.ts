@@ -8,7 +8,7 @@ import type { NostrEvent } from '../nips/nip01.js';
 import { preparedColumns } from './array-columns.js';
 import { numbered, queryPrepared } from './db.js';
 import { EVENT_ID_UNIQUE, indexedTags, type EventRowExtras, type SaveOutcome } from './events.js';
-import { keptOver } from '../nips/kinds.js';
+import { EventDeletion, keptOver } from '../nips/kinds.js';
 import { canBeDeletedByRequest } from '../nips/nip09.js';
 import { CONNECTION_TYPE_SQL, NOT_FORWARDED_SQL, TARGETS_SQL, type Forwarding } from './forwarding-plan.js';
 import type { LedgerPeriod, LedgerPeriodType } from './quotas.js';
@@ -55,7 +55,7 @@ export async function deletedByAuthors(trx: Knex, all: readonly NostrEvent[]): P
     `SELECT v.id, d.pubkey FROM unnest(CAST(? AS text[])) AS v (id)
      JOIN nostr_event_tags t ON t.name = 'e' AND t.value = nostrx_tag_key(v.id)
      JOIN nostr_events d ON d.id = t.event_row_id
-     WHERE d.event_kind = 5 AND d.removed_at IS NULL`,
+     WHERE d.event_kind = ${EventDeletion} AND d.removed_at IS NULL`,
     [trx.raw('?', [events.map((e) => e.id)])],
   )) as { rows: { id: string; pubkey: string }[] };
   const authorOf = new Map(events.map((e) => [e.id, e.pubkey]));
@@ -132,8 +132,8 @@ ev AS (
   -- time index with a filter on the id, a walk over every live event for each tag that names the id
   LEFT JOIN LATERAL (
     SELECT true AS hit FROM nostr_event_tags t
-    WHERE i.kind <> 5 AND t.name = 'e' AND t.value = nostrx_tag_key(i.event_id)
-      AND (SELECT d.event_kind = 5 AND d.pubkey = i.pubkey AND d.removed_at IS NULL FROM nostr_events d
+    WHERE i.kind <> ${EventDeletion} AND t.name = 'e' AND t.value = nostrx_tag_key(i.event_id)
+      AND (SELECT d.event_kind = ${EventDeletion} AND d.pubkey = i.pubkey AND d.removed_at IS NULL FROM nostr_events d
            WHERE d.id = t.event_row_id)
     LIMIT 1
   ) deletion ON true
@@ -298,7 +298,7 @@ export async function saveVersions(
     `SELECT v.name, v.value, d.pubkey, d.created_at_nostr FROM unnest(CAST(? AS text[]), CAST(? AS text[])) AS v (name, value)
      JOIN nostr_event_tags t ON t.name = v.name AND t.value = nostrx_tag_key(v.value)
      JOIN nostr_events d ON d.id = t.event_row_id
-     WHERE d.event_kind = 5 AND d.removed_at IS NULL`,
+     WHERE d.event_kind = ${EventDeletion} AND d.removed_at IS NULL`,
     [
       trx.raw('?', [[...items.map(() => 'e'), ...items.map(() => 'a')]]),
       trx.raw('?', [[...items.map((i) => i.ev.id), ...items.map(address)]]),

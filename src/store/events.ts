@@ -4,7 +4,7 @@
 import type { Knex } from 'knex';
 import { eventJson, type EventText, type NostrEvent } from '../nips/nip01.js';
 import { newestFirst, type Filter } from '../nips/filter.js';
-import { keptOver } from '../nips/kinds.js';
+import { EventDeletion, keptOver } from '../nips/kinds.js';
 import { canBeDeletedByRequest, deletionTargets } from '../nips/nip09.js';
 import { arrayColumns } from './array-columns.js';
 import { numbered, queryPrepared } from './db.js';
@@ -141,7 +141,7 @@ async function insertTags(trx: Knex, rowId: string, ev: NostrEvent): Promise<voi
 async function deletedByAuthor(trx: Knex, ev: NostrEvent, dTag: string | null): Promise<boolean> {
   const byId = trx('nostr_event_tags as t')
     .join('nostr_events as d', 'd.id', 't.event_row_id')
-    .where({ 't.name': 'e', 'd.event_kind': 5, 'd.pubkey': ev.pubkey })
+    .where({ 't.name': 'e', 'd.event_kind': EventDeletion, 'd.pubkey': ev.pubkey })
     .where('t.value', tagKey(trx, ev.id))
     .whereNull('d.removed_at')
     .select(trx.raw('1'));
@@ -151,7 +151,7 @@ async function deletedByAuthor(trx: Knex, ev: NostrEvent, dTag: string | null): 
       : byId.union(
           trx('nostr_event_tags as t')
             .join('nostr_events as d', 'd.id', 't.event_row_id')
-            .where({ 't.name': 'a', 'd.event_kind': 5, 'd.pubkey': ev.pubkey })
+            .where({ 't.name': 'a', 'd.event_kind': EventDeletion, 'd.pubkey': ev.pubkey })
             .where('t.value', tagKey(trx, `${ev.kind}:${ev.pubkey}:${dTag}`))
             .where('d.created_at_nostr', '>=', ev.created_at)
             .whereNull('d.removed_at')
@@ -220,7 +220,7 @@ export async function deleteReferenced(trx: Knex.Transaction, deletions: readonl
     await trx.raw(
       `UPDATE nostr_events e SET ${mark}
        FROM unnest(CAST(? AS text[]), CAST(? AS text[])) AS t (author, event_id)
-       WHERE e.event_id = t.event_id AND e.pubkey = t.author AND e.event_kind <> 5 AND e.removed_at IS NULL`,
+       WHERE e.event_id = t.event_id AND e.pubkey = t.author AND e.event_kind <> ${EventDeletion} AND e.removed_at IS NULL`,
       [col((x) => x.author), col((x) => x.id)],
     );
   }
