@@ -109,7 +109,7 @@ export function serverLatencySummary(
     .map(([le, n]) => ({ le: le === '+Inf' ? Infinity : Number(le), n: n - (before.get(le) ?? 0) }))
     .sort((a, b) => a.le - b.le);
   const total = rows.at(-1)?.n ?? 0;
-  const edge = (q: number) => (rows.find((r) => r.n >= q * total)?.le ?? Infinity) * 1000;
+  const edge = (q: number) => round2((rows.find((r) => r.n >= q * total)?.le ?? Infinity) * 1000);
   return { p50_le_ms: edge(0.5), p99_le_ms: edge(0.99) };
 }
 
