@@ -8,7 +8,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import type { WebSocket } from 'ws';
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import { finalizeEvent, setNostrWasm, verifyEvent } from 'nostr-tools/wasm';
@@ -17,7 +17,7 @@ import type { NostrEvent } from 'nostr-tools/pure';
 import * as nip01 from '../src/nips/nip01.js';
 import { prepareKeys } from './prepare.js';
 import { connectTo, publishOn, type PublishResult } from './publish.js';
-import type { FloodJob } from './flood-worker.js';
+import type { PublishJob, PublishReport } from './publish-worker.js';
 import { openDbProbe, startWireCounterThread, type DbProbe } from './db-probe.js';
 import { scenarioScale } from './scale.js';
 import {
@@ -114,6 +114,19 @@ function publishAll(
   return publishOn(conns, events, { ...opts, maxSeconds });
 }
 
+/** `job` published by bench/publish-worker.ts on a thread of its own; resolves with its report. */
+async function publishOnThread(job: PublishJob): Promise<PublishReport> {
+  const worker = new Worker(new URL('./publish-worker.js', import.meta.url), { workerData: job });
+  try {
+    return await new Promise<PublishReport>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+  } finally {
+    await worker.terminate();
+  }
+}
+
 /** Publishes events as fast as they are accepted (8 connections, 256 unanswered each): the saturation figures. */
 async function saturate(events: NostrEvent[]): Promise<Record<string, unknown>> {
   const conns = await Promise.all(Array.from({ length: Number(env.BENCH_CONNECTIONS ?? 8) }, connect));
@@ -186,15 +199,10 @@ async function scenarioLatency(keys: Uint8Array[] | 'new'): Promise<Record<strin
   const rate = steadyRate;
   const seconds = steadySeconds;
   const events = steadyEvents(keys, rate * seconds, 'steady');
-  const conns = await Promise.all(Array.from({ length: 8 }, connect));
   const before = await acceptedLatencyBuckets(port);
-  // the load generator's own event-loop delays: an answer read late is timed late, whatever the service did
-  const loop = monitorEventLoopDelay({ resolution: 1 });
-  loop.enable();
-  const r = await publishAll(conns, events, { inflight: 64, ratePerSecond: rate });
-  loop.disable();
+  // timed on a thread of its own, away from this process's heap and its collections
+  const r = await publishOnThread({ port, events, connections: 8, inflight: 64, maxSeconds, ratePerSecond: rate });
   const serverSide = serverLatencySummary(before, await acceptedLatencyBuckets(port));
-  for (const ws of conns) ws.close();
   // the in-service figure (admission histogram bucket edges) tells the service's share from the load generator's
   return {
     rate_per_s: rate,
@@ -202,10 +210,11 @@ async function scenarioLatency(keys: Uint8Array[] | 'new'): Promise<Record<strin
     accepted: r.accepted,
     ok_latency_ms: latencySummary(r.latenciesMs),
     admission_ms_in_service: serverSide,
+    // the timing thread's own event-loop delays: an answer read late is timed late, whatever the service did
     load_generator_loop_delay_ms: {
-      p50: round2(loop.percentile(50) / 1e6),
-      p99: round2(loop.percentile(99) / 1e6),
-      max: round2(loop.max / 1e6),
+      p50: round2(r.loopDelayNs.p50 / 1e6),
+      p99: round2(r.loopDelayNs.p99 / 1e6),
+      max: round2(r.loopDelayNs.max / 1e6),
     },
   };
 }
@@ -250,23 +259,17 @@ async function floodBeside(
   flood: NostrEvent[],
   others: NostrEvent[],
   floodRate?: number,
-): Promise<{ f: Omit<PublishResult, 'latenciesMs'>; o: PublishResult }> {
+): Promise<{ f: PublishResult; o: PublishResult }> {
   const otherConns = await Promise.all(Array.from({ length: 4 }, connect));
-  const job: FloodJob = {
+  const flooded = publishOnThread({
     port: floodPort,
     events: flood,
     connections: 4,
     inflight: 512,
     maxSeconds,
     ...(floodRate ? { ratePerSecond: floodRate } : {}),
-  };
-  const worker = new Worker(new URL('./flood-worker.js', import.meta.url), { workerData: job });
-  const flooded = new Promise<Omit<PublishResult, 'latenciesMs'>>((resolve, reject) => {
-    worker.once('message', resolve);
-    worker.once('error', reject);
   });
   const [f, o] = await Promise.all([flooded, publishAll(otherConns, others, { inflight: 64, ratePerSecond: 300 })]);
-  await worker.terminate();
   for (const ws of otherConns) ws.close();
   return { f, o };
 }
