@@ -89,7 +89,7 @@ author AS (
   ${SAVE_USERS_CONFLICT}
 ),
 -- a presumed new author's events are stored only under the account this statement saved with the caller's id: one
--- another process saved first, or none (the key is linked to an account: users_skip_linked_key, migration 0019),
+-- another process saved first, or none (the key is linked to an account: users_claim_key, migration 0033),
 -- leaves them out, and the caller admits them again as an existing author's (core/admission/pipeline.ts)
 author_of AS (
   SELECT i.event_id, i.user_id FROM input i LEFT JOIN author a ON a.nostr_public_key = i.pubkey

@@ -25,19 +25,18 @@ class DirMigrationSource implements Knex.MigrationSource<string> {
   }
 }
 
+/** The migrations on disk, as knex reads them (a test can stop before one of them with `knex.migrate.up`). */
+export function migrationSource(): Knex.MigrationSource<string> {
+  return new DirMigrationSource(migrationsDir);
+}
+
 export async function migrateLatest(knex: Knex): Promise<string[]> {
-  const [, applied] = (await knex.migrate.latest({ migrationSource: new DirMigrationSource(migrationsDir) })) as [
-    number,
-    string[],
-  ];
+  const [, applied] = (await knex.migrate.latest({ migrationSource: migrationSource() })) as [number, string[]];
   return applied;
 }
 
 /** True when every migration on disk has been applied (used by /readyz). */
 export async function migrationsCurrent(knex: Knex): Promise<boolean> {
-  const [, pending] = (await knex.migrate.list({ migrationSource: new DirMigrationSource(migrationsDir) })) as [
-    unknown[],
-    unknown[],
-  ];
+  const [, pending] = (await knex.migrate.list({ migrationSource: migrationSource() })) as [unknown[], unknown[]];
   return pending.length === 0;
 }

@@ -82,14 +82,9 @@ export async function findUsersWithPlans(db: Knex, pubkeys: readonly string[]): 
   return new Map(rows.map((r) => [r.key, { user: toRecord(r), planCode: r.plan_code }]));
 }
 
-// The keys of both tables in one order, a page at a time after a cursor: each branch reads its unique index from the
-// cursor on, and the merged page continues where its last key ends.
+// Every key that names an account is in account_keys (migration 0033), once: a page is a walk of its primary key.
 const ACCOUNT_KEYS = `
-  SELECT key FROM (
-    (SELECT nostr_public_key AS key FROM users WHERE nostr_public_key > $1 ORDER BY nostr_public_key LIMIT $2)
-    UNION ALL
-    (SELECT pubkey FROM user_identities WHERE pubkey > $1 ORDER BY pubkey LIMIT $2)
-  ) k ORDER BY key LIMIT $2`;
+  SELECT encode(key, 'hex') AS key FROM account_keys WHERE key > decode($1, 'hex') ORDER BY key LIMIT $2`;
 
 /** Every key that names an account (primary or linked), in order, `limit` at a time after `after` ('' to start). */
 export async function listAccountKeys(db: Knex, after: string, limit: number): Promise<string[]> {
@@ -99,9 +94,7 @@ export async function listAccountKeys(db: Knex, after: string, limit: number): P
 
 /** How many keys name an account (primary and linked). */
 export async function countAccountKeys(db: Knex): Promise<number> {
-  const { rows } = (await db.raw(
-    'SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM user_identities) AS n',
-  )) as { rows: { n: string | number }[] };
+  const { rows } = (await db.raw('SELECT count(*) AS n FROM account_keys')) as { rows: { n: string | number }[] };
   return Number(rows[0]?.n ?? 0);
 }
 
@@ -142,7 +135,7 @@ export async function saveUsers(db: Knex, users: readonly UserRecord[]): Promise
 /**
  * Returns the user for this pubkey, creating it (status active, plan basic by having no subscription), with `id`
  * when one is given (an unsaved account's). A key linked to an account gets no row of its own (the
- * users_skip_linked_key trigger skips it): the account it is linked to.
+ * users_claim_key trigger skips it, migration 0033): the account it is linked to.
  */
 export async function upsertUserByPubkey(
   db: Knex,
@@ -162,30 +155,23 @@ export async function upsertUserByPubkey(
 }
 
 /**
- * Accounts one statement makes at most. Each holds a lock until its statement commits (the key's check against linked
- * keys, migration 0019), and PostgreSQL's lock table holds max_locks_per_transaction × max_connections of them for
- * all sessions together (6,400 as installed): an import batch of more new authors than that failed with "out of
- * shared memory".
- */
-const ACCOUNTS_PER_STATEMENT = 1000;
-
-/**
  * The users of these pubkeys, creating the missing ones (active, plan basic by having no subscription): what a bulk
- * import needs for a batch of authors, in statements of ACCOUNTS_PER_STATEMENT keys, each committed on its own
- * unless `db` is a transaction. Pubkeys must be distinct.
+ * import needs for a batch of authors, in two statements. Pubkeys must be distinct. Accounts are made in key order, as
+ * the group commit makes them, so that two writers making some of the same accounts wait on each other's keys in one
+ * order and never deadlock (account_keys, migration 0033).
  */
 export async function upsertUsersByPubkeys(db: Knex, pubkeys: readonly string[]): Promise<Map<string, UserRecord>> {
-  const out = new Map<string, UserRecord>();
-  for (let i = 0; i < pubkeys.length; i += ACCOUNTS_PER_STATEMENT) {
-    const part = pubkeys.slice(i, i + ACCOUNTS_PER_STATEMENT);
-    await db.raw(
-      `INSERT INTO users (nostr_public_key) SELECT unnest(CAST(? AS text[])) ORDER BY 1 ON CONFLICT (nostr_public_key) DO NOTHING`,
-      [db.raw('?', [part])],
-    );
-    const rows = (await db('users').whereIn('nostr_public_key', part).select(columns)) as UserRow[];
-    for (const r of rows) out.set(r.nostr_public_key, toRecord(r));
-  }
-  return out;
+  if (pubkeys.length === 0) return new Map();
+  const keys = db.raw('?', [[...pubkeys]]);
+  await db.raw(
+    `INSERT INTO users (nostr_public_key) SELECT unnest(CAST(? AS text[])) ORDER BY 1 ON CONFLICT (nostr_public_key) DO NOTHING`,
+    [keys],
+  );
+  const { rows } = (await db.raw(
+    `SELECT ${columns.join(', ')} FROM users WHERE nostr_public_key = ANY(CAST(? AS text[]))`,
+    [keys],
+  )) as { rows: UserRow[] };
+  return new Map(rows.map((r) => [r.nostr_public_key, toRecord(r)]));
 }
 
 /** Sets the status inside the caller's transaction (the row locked first); returns the user before and after. */

@@ -1,8 +1,8 @@
-// Accounts for a bulk import's authors (store/users.ts upsertUsersByPubkeys). Each account made holds a lock until
-// its statement commits (the check against linked keys, migration 0019), and PostgreSQL's lock table has room for
-// max_locks_per_transaction × max_connections of them across all sessions (and some slack of shared memory: here a
-// statement failed with "out of shared memory" between 7,400 and 20,000). Four times that many authors at once must
-// still be saved.
+// Accounts for a bulk import's authors (store/users.ts upsertUsersByPubkeys). Until migration 0033 each account made
+// held a slot of PostgreSQL's shared lock table until its statement committed (the check against linked keys), and
+// the table has room for max_locks_per_transaction × max_connections of them across all sessions: a statement of
+// 20,000 new authors failed with "out of shared memory", and so, for a moment, did every other session that needed a
+// lock. Now a key is claimed in a UNIQUE index, which takes no lock per key.
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { upsertUsersByPubkeys } from '../../src/store/users.js';
@@ -30,4 +30,18 @@ t.test(`four times as many new authors at once as the server's ${slots} lock slo
     keys.every((k) => again.get(k)?.id === made.get(k)?.id),
     'asked again, the same accounts, none made',
   );
+});
+
+t.test('saving accounts holds no lock per account until its transaction ends', async (t) => {
+  const keys = Array.from({ length: 2000 }, () => randomBytes(32).toString('hex'));
+  await db.transaction(async (trx) => {
+    const made = await upsertUsersByPubkeys(trx, keys);
+    t.equal(made.size, keys.length);
+    const { rows } = (await trx.raw(
+      `SELECT count(*)::int AS held, count(*) FILTER (WHERE locktype = 'advisory')::int AS advisory
+       FROM pg_locks WHERE pid = pg_backend_pid()`,
+    )) as { rows: { held: number; advisory: number }[] };
+    t.equal(rows[0]?.advisory, 0, 'no advisory lock');
+    t.ok((rows[0]?.held ?? Infinity) < 50, `a few locks of tables and indexes (${rows[0]?.held}), not one a key`);
+  });
 });

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import type { Knex } from 'knex';
 import { createTestDatabase, createTestDatabaseUrl } from '../helpers/db.js';
 import { openDatabase, type Database } from '../../src/store/db.js';
-import { migrateLatest, migrationsDir } from '../../src/store/migrate.js';
+import { migrateLatest, migrationSource, migrationsDir } from '../../src/store/migrate.js';
 import { dropPartitionsBefore, ensureMonthlyPartitions } from '../../src/store/partitions.js';
 import { storedTagValue } from '../helpers/tag-rows.js';
 
@@ -659,6 +659,47 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
     for (const part of later) await knex.raw(`DROP TABLE ${part}`);
   });
 
+  await t.test('a key names one account, as a primary or a linked key (migration 0033)', async (t) => {
+    const keyOf = async (pubkey: string) =>
+      (
+        await rows<{ linked: boolean }>(knex, `SELECT linked FROM account_keys WHERE key = decode(?, 'hex')`, [pubkey])
+      )[0]?.linked;
+    const primary = hex(64);
+    const [owner] = (await knex('users').insert({ nostr_public_key: primary }).returning('id')) as { id: string }[];
+    t.equal(await keyOf(primary), false, "an account's key is claimed as a primary key");
+    const linked = hex(64);
+    await knex('user_identities').insert({ user_id: owner!.id, pubkey: linked });
+    t.equal(await keyOf(linked), true, 'a linked key as a linked key');
+
+    const skipped = await knex('users').insert({ nostr_public_key: linked }).onConflict('nostr_public_key').ignore();
+    t.equal((skipped as unknown as { rowCount: number }).rowCount, 0, 'a users row for a linked key is skipped');
+    const again = (await knex('users')
+      .insert({ nostr_public_key: primary })
+      .onConflict('nostr_public_key')
+      .merge(['timezone'])
+      .returning('id')) as { id: string }[];
+    t.same(again, [{ id: owner!.id }], "a primary key's own ON CONFLICT clause still meets its account");
+    for (const pubkey of [primary, linked]) {
+      await t.rejects(
+        knex('user_identities').insert({ user_id: owner!.id, pubkey }),
+        { code: '23505' },
+        `linking a key already claimed (${pubkey === primary ? 'primary' : 'linked'}) is a unique violation`,
+      );
+    }
+
+    const moved = hex(64);
+    await knex('user_identities').where({ pubkey: linked }).update({ pubkey: moved });
+    t.same([await keyOf(linked), await keyOf(moved)], [undefined, true], 'a changed key moves its claim');
+    const renamed = hex(64);
+    await knex('users').where({ id: owner!.id }).update({ nostr_public_key: renamed });
+    t.same([await keyOf(primary), await keyOf(renamed)], [undefined, false], "so does an account's");
+    await knex('users').where({ id: owner!.id }).delete();
+    t.same([await keyOf(renamed), await keyOf(moved)], [undefined, undefined], 'removing the account frees both keys');
+    await knex('users').insert({ nostr_public_key: moved });
+    t.equal(await keyOf(moved), false, 'a freed key can name an account again');
+    await knex('users').where({ nostr_public_key: moved }).delete();
+  });
+
   await t.test('payments.archived exists for the retention rule', async (t) => {
     const userId = await newUser(knex);
     await knex('payments').insert({ user_id: userId, amount: '4.99', provider_data_encrypted: Buffer.from([1, 2, 3]) });
@@ -744,6 +785,52 @@ t.test('PostgreSQL 15', async (t) => {
   t.same(ledger, migrationNames, 'every migration is applied, recorded without its extension');
   t.same(await migrateLatest(db.knex), [], 'a second run applies nothing');
   await checkSchema(t, db.knex);
+});
+
+t.test('PostgreSQL 15: 0033 claims the keys of the accounts and links made before it', async (t) => {
+  const url = await createTestDatabaseUrl(t);
+  const db = await openDatabase({ databaseUrl: url, dataDir: '', poolMax: 2 });
+  t.teardown(() => db.close());
+  const source = { migrationSource: migrationSource() };
+  const before = migrationNames.indexOf('0033_account_keys');
+  for (let i = 0; i < before; i++) await db.knex.migrate.up(source);
+  const primaries = [hex(64), hex(64)];
+  const ids = (await db
+    .knex('users')
+    .insert(primaries.map((k) => ({ nostr_public_key: k })))
+    .returning('id')) as {
+    id: string;
+  }[];
+  const linked = hex(64);
+  await db.knex('user_identities').insert({ user_id: ids[0]!.id, pubkey: linked });
+
+  t.same(await migrateLatest(db.knex), migrationNames.slice(before), 'the rest apply');
+  const claimed = await rows<{ key: string; linked: boolean }>(
+    db.knex,
+    `SELECT encode(key, 'hex') AS key, linked FROM account_keys ORDER BY key`,
+  );
+  t.same(
+    claimed,
+    [...primaries.map((key) => ({ key, linked: false })), { key: linked, linked: true }].sort((a, b) =>
+      a.key < b.key ? -1 : 1,
+    ),
+    'every key, with its kind',
+  );
+  const old = await rows<{ n: number }>(
+    db.knex,
+    `SELECT count(*)::int AS n FROM pg_proc
+     WHERE proname IN ('nostrx_users_skip_linked_key', 'nostrx_identities_refuse_primary_key')`,
+  );
+  t.same(old, [{ n: 0 }], "0019's lock-taking functions are gone");
+
+  await db.knex.raw('TRUNCATE user_identities');
+  t.same(
+    await rows<{ linked: boolean }>(db.knex, 'SELECT DISTINCT linked FROM account_keys'),
+    [{ linked: false }],
+    'emptying the links frees their keys only',
+  );
+  await db.knex.raw('TRUNCATE users CASCADE');
+  t.same(await rows(db.knex, 'SELECT * FROM account_keys'), [], 'and emptying the accounts, theirs');
 });
 
 t.test('PostgreSQL 15: two databases of one cluster migrate at the same time', async (t) => {

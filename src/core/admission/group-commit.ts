@@ -51,13 +51,6 @@ export interface WriterDeps {
   readonly single: (job: WriteJob) => Promise<WriteResult>;
   readonly maxBatch?: number;
   /**
-   * Distinct new authors one batch saves accounts for, at most (default 100). Each new account holds a lock of the
-   * server's shared lock table until its statement commits (store/users.ts ACCOUNTS_PER_STATEMENT says why), and a
-   * full table fails every transaction on the server that needs a lock, not only ours: 500 a batch, two batches a
-   * process and eight processes (WORKERS) would overflow the 6,400 slots of a server as installed.
-   */
-  readonly maxNewAuthors?: number;
-  /**
    * Transactions written at once (default 2). Each batch locks its rows in a fixed order (events by id, quota
    * rows by user), so concurrent batches wait on each other but do not deadlock; if one ever did (with them or with
    * another transaction), the batch is written again, and after the last try its events one by one.
@@ -79,29 +72,8 @@ interface Pending {
   reject(e: unknown): void;
 }
 
-/**
- * How many jobs at the head of the queue one batch takes: at most `maxBatch`, and no job of a new author past the
- * `maxNewAuthors`-th distinct one (that job and those after it wait for the next batch, so the order is kept).
- */
-export function batchLength(
-  queue: readonly { readonly job: Pick<WriteJob, 'user'> }[],
-  maxBatch: number,
-  maxNewAuthors: number,
-): number {
-  const newAuthors = new Set<string>();
-  let n = 0;
-  for (; n < queue.length && n < maxBatch; n++) {
-    const { user } = queue[n]!.job;
-    if (user.unsaved !== true || newAuthors.has(user.pubkey)) continue;
-    if (newAuthors.size === maxNewAuthors) break;
-    newAuthors.add(user.pubkey);
-  }
-  return n;
-}
-
 export function createWriter(deps: WriterDeps): Writer {
   const maxBatch = deps.maxBatch ?? 500;
-  const maxNewAuthors = deps.maxNewAuthors ?? 100;
   let queue: Pending[] = [];
   const concurrency = deps.concurrency ?? 2;
   const running = new Set<Promise<void>>();
@@ -258,7 +230,7 @@ export function createWriter(deps: WriterDeps): Writer {
 
   function pump(): void {
     while (running.size < concurrency && queue.length > 0) {
-      const batch = queue.slice(0, batchLength(queue, maxBatch, maxNewAuthors));
+      const batch = queue.slice(0, maxBatch);
       queue = queue.slice(batch.length);
       const p: Promise<void> = flush(batch).finally(() => {
         running.delete(p);
