@@ -1,6 +1,8 @@
 // The composition root: builds store, core, relay and api with plain calls and shows the whole topology here.
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import type { Knex } from 'knex';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { relayUrl as relayUrlOf, verifyThreadsOf, withPort, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
@@ -148,6 +150,15 @@ function quietErrors(log: Logger, msg: string): (err: unknown) => void {
 
 const quietPaths = new Set(['/healthz', '/readyz', '/metrics']);
 
+/** Logs a warning when the server does not analyze tables as they grow (store/server-settings.ts says why it matters). */
+export async function warnUnlessTablesAnalyzed(knex: Knex, log: Logger): Promise<void> {
+  if (await analyzesAsTablesGrow(knex)) return;
+  log.warn(
+    { autovacuum: 'off' },
+    'PostgreSQL does not analyze tables as they grow (autovacuum or track_counts off): plans cached on a small store are kept as it grows; see docs/operations.md',
+  );
+}
+
 export async function startApp(opts: AppOptions): Promise<App> {
   let config = opts.config;
   const log = opts.log ?? createLogger(config.logLevel);
@@ -187,12 +198,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
     return names;
   });
   if (applied.length > 0) log.info({ applied, db: db.kind }, 'migrations applied');
-  // PGlite runs no statement as a prepared one, so no plan outlives the statistics it was made from
-  if (db.kind === 'pg' && !(await analyzesAsTablesGrow(db.knex)))
-    log.warn(
-      { autovacuum: 'off' },
-      'PostgreSQL does not analyze tables as they grow (autovacuum or track_counts off): plans cached on a small store are kept as it grows; see docs/operations.md',
-    );
+  // PGlite runs no statement as a prepared one, so no plan outlives the statistics it was made from. A cluster's
+  // workers leave the check to the primary, which says it once (index.ts).
+  if (db.kind === 'pg' && !cluster.isWorker) await warnUnlessTablesAnalyzed(db.knex, log);
   const metrics = createMetrics();
   // Reads that tolerate lag (REQ, COUNT, reports, exports) go to the replica while it is well, else to the primary.
   const reads: Reads = db.replica

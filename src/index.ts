@@ -4,7 +4,7 @@
 import cluster from 'node:cluster';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
-import { startApp } from './app.js';
+import { startApp, warnUnlessTablesAnalyzed } from './app.js';
 import { openDatabase } from './store/db.js';
 import { migrateLatest } from './store/migrate.js';
 
@@ -64,6 +64,7 @@ async function runPrimary(config: Config, log: Logger): Promise<void> {
   }
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: 1 });
   const applied = await migrateLatest(db.knex);
+  await warnUnlessTablesAnalyzed(db.knex, log);
   await db.close();
   log.info({ applied, workers: config.workers }, 'migrations applied; forking workers');
 
