@@ -42,10 +42,11 @@ export interface UserWithPlan {
   readonly planCode: string;
 }
 
-// A key is some account's primary key (users) or linked to one (user_identities), never both (account_keys, migration 0033).
-// At most one subscription per user is active (idx_subscriptions_one_active). Its plan is read per account, by that
-// index: as a join, a plan made while the table's statistics said "a few active subscriptions" (thousands made
-// within the minute before autovacuum's next analyze) hashed every active subscription for each look-up.
+// A key is some account's primary key (users) or linked to one (user_identities), never both (account_keys,
+// migration 0033). At most one subscription per user is active (idx_subscriptions_one_active). Its plan is read per
+// account, by that index: as a join, a plan made while the table's statistics said "a few active subscriptions"
+// (thousands made within the minute before autovacuum's next analyze) hashed every active subscription for each
+// look-up.
 const userColumns = columns.map((c) => `u.${c}`).join(', ');
 const USERS_WITH_PLANS = `
   WITH keyed AS (
