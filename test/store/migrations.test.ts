@@ -700,6 +700,27 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
     await knex('users').where({ nostr_public_key: moved }).delete();
   });
 
+  await t.test("usage rows follow their account without a foreign key's lock (migration 0034)", async (t) => {
+    const userId = await newUser(knex);
+    const usage = () =>
+      knex('usage_events').insert({ user_id: userId, event_type: 'quota_usage', event_action: 'post_charged' });
+    await usage();
+    await usage();
+    await knex.transaction(async (trx) => {
+      await trx('usage_events').insert({ user_id: userId, event_type: 'quota_usage', event_action: 'post_charged' });
+      const locked = await rows<{ n: number }>(
+        trx,
+        `SELECT count(*)::int AS n FROM users WHERE id = ? AND xmax = CAST(txid_current() AS text)::xid`,
+        [userId],
+      );
+      t.same(locked, [{ n: 0 }], "writing a usage row leaves the user's row unlocked");
+    });
+    const count = async () => Number((await knex('usage_events').where({ user_id: userId }).count({ n: '*' }))[0]!.n);
+    t.equal(await count(), 3);
+    await knex('users').where({ id: userId }).delete();
+    t.equal(await count(), 0, "deleting the account deletes its usage rows, as the key's cascade did");
+  });
+
   await t.test('payments.archived exists for the retention rule', async (t) => {
     const userId = await newUser(knex);
     await knex('payments').insert({ user_id: userId, amount: '4.99', provider_data_encrypted: Buffer.from([1, 2, 3]) });

@@ -186,11 +186,13 @@ t.test('rows the database refuses are dropped; later rows are written', async (t
   const rec = createUsageRecorder({ db: db.knex, log, flushMs: 60_000 });
   t.teardown(() => rec.close());
   const userId = await newUser();
+  // a platform longer than its column (VARCHAR(50)): a data exception (22001)
   rec.event({
-    userId: '00000000-0000-0000-0000-000000000000',
+    userId,
     type: 'quota_usage',
     action: 'post_charged',
     occurredAt: new Date(),
+    sourcePlatform: 'x'.repeat(51),
   });
   await rec.flush();
   t.equal(rec.pending(), 0, 'the refused batch is not retried forever');
