@@ -1,6 +1,7 @@
 // user_identities: the Nostr keys linked to an account besides its primary key (users.nostr_public_key). Linking
 // and unlinking each run in one transaction with the account row locked, so that two links at once cannot both
-// pass the account's limit; the triggers of migration 0033 (account_keys) keep a key from being both a primary and a linked key.
+// pass the account's limit; the triggers of migration 0033 (account_keys) keep a key from being both a primary and a
+// linked key.
 import type { Knex } from 'knex';
 import { writeAudit } from './audit.js';
 
@@ -100,7 +101,8 @@ export async function linkIdentity(
       };
     });
   } catch (err) {
-    // Lost a race for this pubkey: to another account's link, or to the key's own first event (account_keys, migration 0033).
+    // Lost a race for this pubkey: to another account's link, or to the key's own first event (account_keys,
+    // migration 0033).
     if ((err as { code?: string }).code !== UNIQUE_VIOLATION) throw err;
     return { status: 'taken', by: (await primaryKeyExists(db, pubkey)) ? 'own_account' : 'other_account' };
   }
