@@ -65,7 +65,7 @@ const statements: readonly string[] = [
   `CREATE TRIGGER user_identities_claim_key BEFORE INSERT ON user_identities
     FOR EACH ROW EXECUTE FUNCTION nostrx_identities_claim_key()`,
 
-  // Nothing in the service changes a key in place; an operator's UPDATE is kept to the same rule.
+  // An erasure replaces the account's key with random bytes (store/user-data.ts eraseUser): the old key is freed.
   `CREATE FUNCTION nostrx_account_key_changed() RETURNS trigger LANGUAGE plpgsql AS $$
   DECLARE
     old_key bytea := ${key(`to_jsonb(OLD) ->> TG_ARGV[0]`)};

@@ -9,7 +9,12 @@ import { newKey } from '../../helpers/events.js';
 import { linkIdentity, listIdentities, unlinkIdentity } from '../../../src/store/identities.js';
 import { insertSession } from '../../../src/store/sessions.js';
 import { eraseUser } from '../../../src/store/user-data.js';
-import { findUserByPubkey, findUsersWithPlans, upsertUserByPubkey } from '../../../src/store/users.js';
+import {
+  countAccountKeys,
+  findUserByPubkey,
+  findUsersWithPlans,
+  upsertUserByPubkey,
+} from '../../../src/store/users.js';
 
 const opts = { label: null, maxKeys: 3, actor: 'user' };
 
@@ -145,6 +150,11 @@ async function exercise(t: Test, db: Knex): Promise<void> {
   t.equal(await eraseUser(db, user.id), true);
   t.equal(await findUserByPubkey(db, third), undefined, 'erasing the account frees its linked keys');
   t.equal((await upsertUserByPubkey(db, third)).created, true);
+  t.equal((await upsertUserByPubkey(db, alice.pk)).created, true, 'and its primary key');
+  // the erasure replaced the account's key in place (store/user-data.ts): the claims of migration 0033 followed it
+  const rows = Number((await db('users').count({ n: '*' }))[0]!.n);
+  const links = Number((await db('user_identities').count({ n: '*' }))[0]!.n);
+  t.equal(await countAccountKeys(db), rows + links, 'one claimed key for every account and every link, no more');
 }
 
 t.test('linked keys, one owner each, audited', async (t) => onBothDatabases(t, exercise));
