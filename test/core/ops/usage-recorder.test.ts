@@ -4,7 +4,7 @@
 // dropped without blocking later ones, and rows survive an outage.
 import t from 'tap';
 import knexFactory from 'knex';
-import { createTestDatabase, dbUrl } from '../../helpers/db.js';
+import { createTestDatabase, dbUrl, onBothDatabases } from '../../helpers/db.js';
 import { newKey } from '../../helpers/events.js';
 import { createLogger } from '../../../src/log.js';
 import { createUsageRecorder } from '../../../src/core/ops/usage-recorder.js';
@@ -56,6 +56,81 @@ t.test('120 events and 3 users’ stats are written with one statement each', as
   await rec.flush();
   const s2 = await db.knex('daily_usage_stats').where({ user_id: users[0] }).first('total_posts', 'successful_posts');
   t.same(s2, { total_posts: 41, successful_posts: 37 }, 'a later flush adds to the stored row');
+});
+
+t.test('every column of a row is written as given, and an absent one as NULL', (t) => {
+  onBothDatabases(t, async (t, knex) => {
+    const userId = (await upsertUserByPubkey(knex, newKey().pk)).user.id;
+    const rec = createUsageRecorder({ db: knex, log, flushMs: 60_000 });
+    t.teardown(() => rec.close());
+    const at = new Date(Math.floor(Date.now() / 1000) * 1000);
+    const data = {
+      event_id: 'ab'.repeat(32),
+      kind: 1,
+      note: 'a "quoted", {braced} ünïcode \\ value',
+      nested: [1, null],
+    };
+    rec.event({
+      userId,
+      type: 'quota_usage',
+      action: 'post_charged',
+      occurredAt: at,
+      sourcePlatform: 'x.com',
+      postsUsedBefore: 2,
+      postsUsedAfter: 3,
+      quotaLimit: 25,
+      data,
+      ip: '2001:db8::1',
+      timezone: 'Europe/Paris',
+    });
+    rec.event({ userId, type: 'tier_change', action: 'plan_changed', occurredAt: at });
+    await rec.flush();
+    const rows = (await knex('usage_events')
+      .where({ user_id: userId })
+      .orderBy('event_type')
+      .select(
+        'event_type',
+        'event_action',
+        'occurred_at',
+        'source_platform',
+        'posts_used_before',
+        'posts_used_after',
+        'quota_limit',
+        'event_data',
+        knex.raw('host(ip_address) AS ip'),
+        'timezone',
+      )) as Record<string, unknown>[];
+    t.same(
+      rows.map((r) => ({ ...r, occurred_at: new Date(r.occurred_at as string | Date).getTime() })),
+      [
+        {
+          event_type: 'quota_usage',
+          event_action: 'post_charged',
+          occurred_at: at.getTime(),
+          source_platform: 'x.com',
+          posts_used_before: 2,
+          posts_used_after: 3,
+          quota_limit: 25,
+          event_data: data,
+          ip: '2001:db8::1',
+          timezone: 'Europe/Paris',
+        },
+        {
+          event_type: 'tier_change',
+          event_action: 'plan_changed',
+          occurred_at: at.getTime(),
+          source_platform: null,
+          posts_used_before: null,
+          posts_used_after: null,
+          quota_limit: null,
+          event_data: null,
+          ip: null,
+          timezone: null,
+        },
+      ],
+    );
+  });
+  t.end();
 });
 
 t.test('usage buffered when the account is erased is not written back', async (t) => {
