@@ -307,7 +307,12 @@ t.test('usage_events and daily_usage_stats are written in batches', async (t) =>
       [2, 3, 3],
     ],
   );
-  t.equal(byType('post_success').length, 3);
+  t.equal(byType('post_success').length, 0, 'a stored post is one row: its charge');
+  t.equal(
+    new Set(byType('quota_usage').map((e) => (e.event_data as { event_id?: string }).event_id)).size,
+    3,
+    'each charge names its own event',
+  );
   // Refusals between two flushes share one row (the timer may flush between these two: then two rows).
   t.equal(
     byType('quota_exceeded').reduce((n, e) => n + (e.event_data.attempts ?? 0), 0),
