@@ -13,6 +13,8 @@ import { openDatabase, type Database } from '../../src/store/db.js';
 import { migrateLatest, migrationSource, migrationsDir } from '../../src/store/migrate.js';
 import { dropPartitionsBefore, ensureMonthlyPartitions } from '../../src/store/partitions.js';
 import { storedTagValue } from '../helpers/tag-rows.js';
+import { addDailyStats } from '../../src/store/usage.js';
+import { upsertUsersByPubkeys } from '../../src/store/users.js';
 
 const migrationNames = fs
   .readdirSync(migrationsDir)
@@ -719,6 +721,43 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
     t.equal(await count(), 3);
     await knex('users').where({ id: userId }).delete();
     t.equal(await count(), 0, "deleting the account deletes its usage rows, as the key's cascade did");
+  });
+
+  await t.test("a user's daily totals are updated on their row's own page (migration 0035)", async (t) => {
+    const users = await upsertUsersByPubkeys(
+      knex,
+      Array.from({ length: 200 }, () => hex(64)),
+    );
+    const deltas = [...users.values()].map((u) => ({
+      userId: u.id,
+      date: '2026-03-01',
+      totalPosts: 1,
+      successfulPosts: 1,
+      failedPosts: 0,
+      twitterPosts: 1,
+      xComPosts: 0,
+    }));
+    const pages = async () =>
+      new Map(
+        (
+          await rows<{ user_id: string; page: number }>(
+            knex,
+            `SELECT user_id, (ctid::text::point)[0] AS page FROM daily_usage_stats WHERE stat_date = '2026-03-01'`,
+          )
+        ).map((r) => [r.user_id, r.page]),
+      );
+    await addDailyStats(knex, deltas);
+    const before = await pages();
+    t.equal(before.size, 200);
+    await addDailyStats(knex, deltas);
+    const after = await pages();
+    const moved = [...before].filter(([user, page]) => after.get(user) !== page).length;
+    t.equal(moved, 0, "every row's new version stayed on its page (an update that can be heap-only)");
+    const totals = await rows<{ n: number }>(
+      knex,
+      `SELECT count(*)::int AS n FROM daily_usage_stats WHERE stat_date = '2026-03-01' AND total_posts = 2`,
+    );
+    t.same(totals, [{ n: 200 }]);
   });
 
   await t.test('payments.archived exists for the retention rule', async (t) => {
