@@ -8,13 +8,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Knex } from 'knex';
-import { createTestDatabase, createTestDatabaseUrl } from '../helpers/db.js';
+import { createTestDatabase, createTestDatabaseUrl, onBothDatabases } from '../helpers/db.js';
 import { openDatabase, type Database } from '../../src/store/db.js';
 import { migrateLatest, migrationSource, migrationsDir } from '../../src/store/migrate.js';
 import { dropPartitionsBefore, ensureMonthlyPartitions } from '../../src/store/partitions.js';
 import { storedTagValue } from '../helpers/tag-rows.js';
 import { addDailyStats } from '../../src/store/usage.js';
 import { upsertUsersByPubkeys } from '../../src/store/users.js';
+import { saveEvent } from '../../src/store/events.js';
+import { buildEvent, newKey } from '../helpers/events.js';
 
 const migrationNames = fs
   .readdirSync(migrationsDir)
@@ -723,6 +725,33 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
     t.equal(await count(), 0, "deleting the account deletes its usage rows, as the key's cascade did");
   });
 
+  await t.test("events follow their account without a foreign key's lock (migration 0036)", async (t) => {
+    const userId = await newUser(knex);
+    const ev = buildEvent(newKey().sk, { tags: [['t', 'without-a-key']] });
+    await knex.transaction(async (trx) => {
+      await saveEvent(trx, ev, { userId, dTag: null, expiresAt: undefined });
+      const locked = await rows<{ n: number }>(
+        trx,
+        `SELECT count(*)::int AS n FROM users WHERE id = ? AND xmax = CAST(txid_current() AS text)::xid`,
+        [userId],
+      );
+      t.same(locked, [{ n: 0 }], "storing an event leaves its author's row unlocked");
+    });
+    const stored = async () => ({
+      events: Number((await knex('nostr_events').where({ user_id: userId }).count({ n: '*' }))[0]!.n),
+      tags: Number((await knex('nostr_event_tags').where({ name: 't' }).count({ n: '*' }))[0]!.n),
+    });
+    const before = await stored();
+    t.equal(before.events, 1);
+    t.ok(before.tags >= 1);
+    await knex('users').where({ id: userId }).delete();
+    t.same(
+      await stored(),
+      { events: 0, tags: before.tags - 1 },
+      'deleting the account deletes its events and their tags',
+    );
+  });
+
   await t.test("a user's daily totals are updated on their row's own page (migration 0035)", async (t) => {
     const users = await upsertUsersByPubkeys(
       knex,
@@ -891,6 +920,22 @@ t.test('PostgreSQL 15: 0033 claims the keys of the accounts and links made befor
   );
   await db.knex.raw('TRUNCATE users CASCADE');
   t.same(await rows(db.knex, 'SELECT * FROM account_keys'), [], 'and emptying the accounts, theirs');
+});
+
+t.test('emptying users empties the events, their tag rows and outbox with them (migration 0036)', (t) => {
+  onBothDatabases(t, async (t, knex) => {
+    const userId = await newUser(knex);
+    const ev = buildEvent(newKey().sk, { tags: [['t', 'truncated']] });
+    await knex.transaction((trx) => saveEvent(trx, ev, { userId, dTag: null, expiresAt: undefined }));
+    const count = async (table: string) =>
+      (await rows<{ n: number }>(knex, `SELECT count(*)::int AS n FROM ${table}`))[0]!.n;
+    t.equal(await count('nostr_events'), 1);
+    t.ok((await count('nostr_event_tags')) > 0);
+    await knex.raw('TRUNCATE users CASCADE');
+    for (const table of ['nostr_events', 'nostr_event_tags', 'relay_publishes'])
+      t.equal(await count(table), 0, `${table} is empty`);
+  });
+  t.end();
 });
 
 t.test('PostgreSQL 15: two databases of one cluster migrate at the same time', async (t) => {
