@@ -1,11 +1,10 @@
 // A post whose write transaction PostgreSQL picks as a deadlock victim (40P01) is written again, and the client gets
 // OK true; when every try is a victim, the client gets `error:` and nothing of the post is stored or charged.
 //
-// The deadlocks are real. The group commit is one statement: it inserts the event's row, upserts the author's
-// ledger row (locking it), and at its end checks its foreign keys (FOR KEY SHARE on the author's users row). For
-// each try, a "gate" transaction of the test's own makes a deadlock with it:
-// - the gate locks one of the two rows the statement needs, the users row or the ledger row, so the statement,
-//   having inserted the event's row, waits for it;
+// The deadlocks are real. The group commit is one statement: it inserts the event's row and upserts the author's
+// ledger rows, locking each: on a plan with a daily and a monthly limit, the day's row and the month's. For each
+// try, a "gate" transaction of the test's own makes a deadlock with it:
+// - the gate locks one of the two ledger rows, so the statement, having inserted the event's row, waits for it;
 // - the gate then inserts a row with the same event id (for another user), and so waits for the statement's
 //   uncommitted row: a cycle.
 // The gate's deadlock_timeout is one minute and the service's the server's default (1 s), so the group commit is
@@ -22,6 +21,7 @@ import { waitFor } from '../../helpers/wait-for.js';
 import { backendPid, blockedBy, untilLocked } from '../../helpers/locks.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { CONFLICT_ATTEMPTS } from '../../../src/core/admission/conflict-retry.js';
+import { changePlan } from '../../../src/core/accounts/account-admin.js';
 import type { NostrEvent } from 'nostr-tools/pure';
 
 const databaseUrl = await createTestDatabaseUrl(t);
@@ -36,9 +36,17 @@ t.teardown(() => actors.destroy());
 const client = await RawClient.connect(app.relayUrl);
 t.teardown(() => client.close());
 
-// The rival's row belongs to another user: its foreign-key check must not touch the author's users row, which the
-// next gate takes while the rival is still open.
+// The rival's row belongs to another user.
 const bystander = (await app.accounts.forPubkey(newKey().pk)).id;
+// Two ledger rows a post: the authors' plan limits both the day and the month.
+await app.db.knex('subscription_plans').insert({
+  plan_code: 'day_and_month',
+  name: 'Day and month',
+  price_monthly: '1.00',
+  daily_post_limit: 50,
+  monthly_post_limit: 500,
+});
+app.invalidation.allPlans();
 
 /** Sends the event and resolves with its OK answer, however long the tries take. */
 function publishSlowly(ev: NostrEvent): Promise<[boolean, string]> {
@@ -53,12 +61,12 @@ interface Author {
 }
 
 /**
- * An author with one post stored, so their users row and today's ledger row exist. The post's usage rows are written
- * before the test takes its locks: a usage flush waiting behind a gate (its foreign key on users) would be a third
- * party in the staged lock graph.
+ * An author on the two-period plan with one post stored, so their ledger rows for today and this month exist. The
+ * post's usage rows are written before the test takes its locks, so that no flush runs beside the staged lock graph.
  */
 async function author(t: Test): Promise<Author> {
   const key = newKey();
+  await changePlan(app.accountAdmin, (await app.accounts.forPubkey(key.pk)).id, 'day_and_month', 'test');
   const first = buildEvent(key.sk, { content: 'first' });
   t.same(await client.publish(first), [true, '']);
   await waitFor('the first post’s usage rows to be written', async () => {
@@ -69,14 +77,18 @@ async function author(t: Test): Promise<Author> {
   return { key, id: (await app.accounts.forPubkey(key.pk)).id };
 }
 
-type Row = 'users' | 'ledger';
+type Period = 'daily' | 'monthly';
 
-/** A gate on the author's users row or ledger row, taken at once (no one holds it). */
-async function gate(a: Author, row: Row): Promise<{ trx: Knex.Transaction; pid: number }> {
+/** A gate on the author's ledger row of one period, taken at once (no one holds it). */
+async function gate(a: Author, period: Period): Promise<{ trx: Knex.Transaction; pid: number }> {
   const trx = await actors.transaction();
   await trx.raw(`SET LOCAL deadlock_timeout = '60s'`);
-  if (row === 'users') await trx.raw('SELECT 1 FROM users WHERE id = ? FOR UPDATE', [a.id]);
-  else await trx.raw(`SELECT 1 FROM user_quotas WHERE user_id = ? AND quota_type = 'daily' FOR UPDATE`, [a.id]);
+  const [row] = (
+    (await trx.raw(`SELECT id FROM user_quotas WHERE user_id = ? AND quota_type = ? FOR UPDATE`, [a.id, period])) as {
+      rows: unknown[];
+    }
+  ).rows;
+  if (row === undefined) throw new Error(`no ${period} ledger row to lock for ${a.id}`);
   return { trx, pid: await backendPid(trx) };
 }
 
@@ -123,7 +135,7 @@ async function ledger(a: Author): Promise<number> {
 t.test('a post whose write is a deadlock victim is written again and answered OK true', async (t) => {
   const alice = await author(t);
   const ev = buildEvent(alice.key.sk, { content: 'second' });
-  const held = await gate(alice, 'users');
+  const held = await gate(alice, 'daily');
   const answer = publishSlowly(ev);
   const rival = await deadlockOnce(ev, held);
   await rival.rollback(); // the retry, waiting for the gate's row, goes on
@@ -138,7 +150,7 @@ t.test(
   async (t) => {
     const bob = await author(t);
     const ev = buildEvent(bob.key.sk, { content: 'unlucky' });
-    let held = await gate(bob, 'users');
+    let held = await gate(bob, 'daily');
     const answer = publishSlowly(ev);
     let settled = false;
     void answer.then(() => (settled = true));
@@ -149,7 +161,7 @@ t.test(
       if (attempt === CONFLICT_ATTEMPTS) break;
       t.notOk(settled, 'not answered while tries are left');
       // The next try waits for this gate's row; the next gate, on the other row, is in place before this one goes.
-      held = await gate(bob, attempt % 2 === 1 ? 'ledger' : 'users');
+      held = await gate(bob, attempt % 2 === 1 ? 'monthly' : 'daily');
       await rival.rollback();
     }
     t.same(await answer, [false, 'error: could not store the event, try again later']);

@@ -290,7 +290,8 @@ t.test('usage_events and daily_usage_stats are written in batches', async (t) =>
   const events = (await app.db
     .knex('usage_events')
     .where({ user_id: id })
-    .orderBy('occurred_at')
+    // the clock stands still, so every row has the same occurred_at: the count orders a user's charges
+    .orderBy(['occurred_at', 'posts_used_after'])
     .select('event_type', 'posts_used_before', 'posts_used_after', 'quota_limit', 'event_data')) as {
     event_type: string;
     posts_used_before: number | null;
