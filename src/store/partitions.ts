@@ -13,7 +13,8 @@
 // transaction. Neither lock conflicts with the ROW EXCLUSIVE / ROW SHARE / ACCESS SHARE locks that reads and writes
 // take, so while the attach waits for the referenced tables it holds nothing a writer waits for: it can wait, never
 // deadlock. Its wait is bounded by lock_timeout (writers that arrive meanwhile queue behind the waiting request),
-// and a timed-out try is made again a little later.
+// and a timed-out try is made again a little later. Since migrations 0034 and 0037 neither parent has a foreign key,
+// so an attach waits only for what holds its parent in SHARE UPDATE EXCLUSIVE or more (an ANALYZE, a VACUUM).
 import type { Knex } from 'knex';
 import { retrying } from '../lib/retry.js';
 import { isLockTimeout } from './retryable-errors.js';

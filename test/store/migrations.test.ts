@@ -752,6 +752,36 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
     );
   });
 
+  await t.test("outbox rows follow their event and relay without a foreign key's lock (migration 0037)", async (t) => {
+    const userId = await newUser(knex);
+    const [relay] = (await knex('user_relays')
+      .insert({ user_id: userId, relay_url: 'wss://outbox.example' })
+      .returning('id')) as { id: string }[];
+    const ev = buildEvent(newKey().sk, { tags: [['t', 'outbox']] });
+    await knex.transaction(async (trx) => {
+      await saveEvent(trx, ev, { userId, dTag: null, expiresAt: undefined });
+      const [row] = (await trx('nostr_events').where({ event_id: ev.id }).select('id')) as { id: string }[];
+      await trx('relay_publishes').insert({
+        event_id: row!.id,
+        user_relay_id: relay!.id,
+        relay_url: 'wss://outbox.example',
+      });
+      const locked = await rows<{ n: number }>(
+        trx,
+        `SELECT (SELECT count(*) FROM nostr_events WHERE id = ? AND xmax = CAST(txid_current() AS text)::xid)
+              + (SELECT count(*) FROM user_relays WHERE id = ? AND xmax = CAST(txid_current() AS text)::xid) AS n`,
+        [row!.id, relay!.id],
+      );
+      t.same(locked, [{ n: 0 }], 'queuing a publish locks neither its event nor its relay row');
+    });
+    const outbox = () => knex('relay_publishes').where({ relay_url: 'wss://outbox.example' }).select('user_relay_id');
+    t.same(await outbox(), [{ user_relay_id: relay!.id }]);
+    await knex('user_relays').where({ id: relay!.id }).delete();
+    t.same(await outbox(), [{ user_relay_id: null }], "removing the relay keeps its rows, without the relay's id");
+    await knex('nostr_events').where({ event_id: ev.id }).delete();
+    t.same(await outbox(), [], 'deleting the event deletes its outbox rows');
+  });
+
   await t.test("a user's daily totals are updated on their row's own page (migration 0035)", async (t) => {
     const users = await upsertUsersByPubkeys(
       knex,
@@ -934,6 +964,36 @@ t.test('emptying users empties the events, their tag rows and outbox with them (
     await knex.raw('TRUNCATE users CASCADE');
     for (const table of ['nostr_events', 'nostr_event_tags', 'relay_publishes'])
       t.equal(await count(table), 0, `${table} is empty`);
+  });
+  t.end();
+});
+
+t.test('emptying the relays or the events keeps or empties the outbox as its keys did (migration 0037)', (t) => {
+  onBothDatabases(t, async (t, knex) => {
+    const userId = await newUser(knex);
+    const [relay] = (await knex('user_relays')
+      .insert({ user_id: userId, relay_url: 'wss://emptied.example' })
+      .returning('id')) as { id: string }[];
+    const ev = buildEvent(newKey().sk, { tags: [['t', 'emptied']] });
+    await knex.transaction(async (trx) => {
+      await saveEvent(trx, ev, { userId, dTag: null, expiresAt: undefined });
+      const [row] = (await trx('nostr_events').where({ event_id: ev.id }).select('id')) as { id: string }[];
+      await trx('relay_publishes').insert({
+        event_id: row!.id,
+        user_relay_id: relay!.id,
+        relay_url: 'wss://emptied.example',
+      });
+    });
+    const count = async (table: string) =>
+      (await rows<{ n: number }>(knex, `SELECT count(*)::int AS n FROM ${table}`))[0]!.n;
+    await knex.raw('TRUNCATE user_relays');
+    t.same(
+      await knex('relay_publishes').select('user_relay_id'),
+      [{ user_relay_id: null }],
+      'emptying the relays keeps the outbox',
+    );
+    await knex.raw('TRUNCATE nostr_events');
+    for (const table of ['relay_publishes', 'nostr_event_tags']) t.equal(await count(table), 0, `${table} is empty`);
   });
   t.end();
 });
