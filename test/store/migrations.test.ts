@@ -60,6 +60,28 @@ async function newUser(knex: Knex): Promise<string> {
   return row!.id;
 }
 
+/** A new user with one relay row of theirs at `url`. */
+async function userWithRelay(knex: Knex, url: string): Promise<{ userId: string; relayId: string }> {
+  const userId = await newUser(knex);
+  const [relay] = (await knex('user_relays').insert({ user_id: userId, relay_url: url }).returning('id')) as {
+    id: string;
+  }[];
+  return { userId, relayId: relay!.id };
+}
+
+/** Stores an event of the user's in `trx` and queues it for their relay, as the group commit does; its row id. */
+async function storeQueued(
+  trx: Knex.Transaction,
+  owner: { userId: string; relayId: string },
+  url: string,
+): Promise<{ eventId: string; rowId: string }> {
+  const ev = buildEvent(newKey().sk, { tags: [['t', url]] });
+  await saveEvent(trx, ev, { userId: owner.userId, dTag: null, expiresAt: undefined });
+  const [row] = (await trx('nostr_events').where({ event_id: ev.id }).select('id')) as { id: string }[];
+  await trx('relay_publishes').insert({ event_id: row!.id, user_relay_id: owner.relayId, relay_url: url });
+  return { eventId: ev.id, rowId: row!.id };
+}
+
 async function planId(knex: Knex, code: string): Promise<string> {
   const row = (await knex('subscription_plans').where({ plan_code: code }).first('id')) as { id: string };
   return row.id;
@@ -753,32 +775,24 @@ async function checkSchema(t: Test, knex: Knex): Promise<void> {
   });
 
   await t.test("outbox rows follow their event and relay without a foreign key's lock (migration 0037)", async (t) => {
-    const userId = await newUser(knex);
-    const [relay] = (await knex('user_relays')
-      .insert({ user_id: userId, relay_url: 'wss://outbox.example' })
-      .returning('id')) as { id: string }[];
-    const ev = buildEvent(newKey().sk, { tags: [['t', 'outbox']] });
-    await knex.transaction(async (trx) => {
-      await saveEvent(trx, ev, { userId, dTag: null, expiresAt: undefined });
-      const [row] = (await trx('nostr_events').where({ event_id: ev.id }).select('id')) as { id: string }[];
-      await trx('relay_publishes').insert({
-        event_id: row!.id,
-        user_relay_id: relay!.id,
-        relay_url: 'wss://outbox.example',
-      });
+    const url = 'wss://outbox.example';
+    const owner = await userWithRelay(knex, url);
+    const queued = await knex.transaction(async (trx) => {
+      const q = await storeQueued(trx, owner, url);
       const locked = await rows<{ n: number }>(
         trx,
         `SELECT (SELECT count(*) FROM nostr_events WHERE id = ? AND xmax = CAST(txid_current() AS text)::xid)
               + (SELECT count(*) FROM user_relays WHERE id = ? AND xmax = CAST(txid_current() AS text)::xid) AS n`,
-        [row!.id, relay!.id],
+        [q.rowId, owner.relayId],
       );
       t.same(locked, [{ n: 0 }], 'queuing a publish locks neither its event nor its relay row');
+      return q;
     });
-    const outbox = () => knex('relay_publishes').where({ relay_url: 'wss://outbox.example' }).select('user_relay_id');
-    t.same(await outbox(), [{ user_relay_id: relay!.id }]);
-    await knex('user_relays').where({ id: relay!.id }).delete();
+    const outbox = () => knex('relay_publishes').where({ relay_url: url }).select('user_relay_id');
+    t.same(await outbox(), [{ user_relay_id: owner.relayId }]);
+    await knex('user_relays').where({ id: owner.relayId }).delete();
     t.same(await outbox(), [{ user_relay_id: null }], "removing the relay keeps its rows, without the relay's id");
-    await knex('nostr_events').where({ event_id: ev.id }).delete();
+    await knex('nostr_events').where({ event_id: queued.eventId }).delete();
     t.same(await outbox(), [], 'deleting the event deletes its outbox rows');
   });
 
@@ -970,20 +984,9 @@ t.test('emptying users empties the events, their tag rows and outbox with them (
 
 t.test('emptying the relays or the events keeps or empties the outbox as its keys did (migration 0037)', (t) => {
   onBothDatabases(t, async (t, knex) => {
-    const userId = await newUser(knex);
-    const [relay] = (await knex('user_relays')
-      .insert({ user_id: userId, relay_url: 'wss://emptied.example' })
-      .returning('id')) as { id: string }[];
-    const ev = buildEvent(newKey().sk, { tags: [['t', 'emptied']] });
-    await knex.transaction(async (trx) => {
-      await saveEvent(trx, ev, { userId, dTag: null, expiresAt: undefined });
-      const [row] = (await trx('nostr_events').where({ event_id: ev.id }).select('id')) as { id: string }[];
-      await trx('relay_publishes').insert({
-        event_id: row!.id,
-        user_relay_id: relay!.id,
-        relay_url: 'wss://emptied.example',
-      });
-    });
+    const url = 'wss://emptied.example';
+    const owner = await userWithRelay(knex, url);
+    await knex.transaction((trx) => storeQueued(trx, owner, url));
     const count = async (table: string) =>
       (await rows<{ n: number }>(knex, `SELECT count(*)::int AS n FROM ${table}`))[0]!.n;
     await knex.raw('TRUNCATE user_relays');
