@@ -7,7 +7,7 @@
 // What the key promised is kept where it matters:
 //   - every writer stores an event under the account it has just saved or read: the group commit's statement saves a
 //     new author in the same statement (store/event-batch.ts), the import saves the authors of a batch before its
-//     events, saveEvent reads the account first;
+//     events, and saveEvent's callers pass the account they have read (core/admission/pipeline.ts);
 //   - the service never deletes a users row (an erasure keeps it, status 'deleted', and deletes the user's events
 //     itself: store/user-data.ts eraseUser); an operator's DELETE or TRUNCATE of users still takes the events with it,
 //     by the triggers below, as ON DELETE CASCADE did. Emptying users empties the tag rows too, which have had no
