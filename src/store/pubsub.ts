@@ -36,13 +36,24 @@ function subscriberOf(redis: Redis): Subscriber {
   });
   // Each time the connection is ready (the first time, and after every reconnection), every channel is subscribed,
   // including one whose SUBSCRIBE failed while Redis was away (its retries used up), which would otherwise stay deaf
-  // for good. At the first connection this repeats the channels' own SUBSCRIBE, which changes nothing.
+  // for good. The channels made before the first connection are subscribed only here (subscribeWhenReady).
   conn.on('ready', () => {
     if (routes.size > 0) conn.subscribe(...routes.keys()).catch(() => undefined); // reported through 'error'
   });
   const created = { conn, routes };
   subscribers.set(redis, created);
   return created;
+}
+
+/**
+ * SUBSCRIBEs `channel` now if the subscriber connection is ready; otherwise its 'ready' handler (subscriberOf) does,
+ * and a connection not yet opened (lazyConnect) is opened. A SUBSCRIBE queued before the connection is ready would
+ * wait there under the command timeout: at a start-up that holds the event loop longer than that, it failed as "timed
+ * out" although ioredis still sent it and it took effect (an ERROR line at each start of a loaded machine, for nothing).
+ */
+function subscribeWhenReady(conn: Redis, channel: string, onError: (err: unknown) => void): void {
+  if (conn.status === 'ready') conn.subscribe(channel).catch(onError);
+  else if (conn.status === 'wait') conn.connect().catch(() => undefined); // reported through 'error'
 }
 
 export function redisChannel(redis: Redis, channel: string, onError: (err: unknown) => void): Channel {
@@ -58,7 +69,7 @@ export function redisChannel(redis: Redis, channel: string, onError: (err: unkno
   let listeners = sub.routes.get(channel);
   if (!listeners) {
     sub.routes.set(channel, (listeners = new Set()));
-    sub.conn.subscribe(channel).catch(onError);
+    subscribeWhenReady(sub.conn, channel, onError);
   }
   listeners.add(route);
   let closed = false;

@@ -91,3 +91,28 @@ t.test('closing one of two channels on a name keeps the other listening', async 
   await sender.close();
   t.same(failures, []);
 });
+
+t.test(
+  'a start-up that holds the event loop past the command timeout: no failure reported, every channel heard',
+  async (t) => {
+    // a process whose client gives up on a command after 100 ms, and whose channels are made while its start-up runs
+    // on (here: 400 ms of work without a pause) before the subscriber connection can be ready
+    const errors: unknown[] = [];
+    const slow = await openRedis(testRedisUrl, name, (err) => errors.push(err), { timeoutMs: 100 });
+    t.teardown(() => slow.disconnect());
+    const names = ['events', 'invalidate', 'bans'].map((n) => `${prefix}startup-${n}`);
+    const channelErrors: unknown[] = [];
+    const channels = names.map((n) => redisChannel(slow, n, (err) => channelErrors.push(err)));
+    const heardSlow = channels.map(heard);
+    const busyUntil = Date.now() + 400;
+    while (Date.now() < busyUntil); // the start-up's synchronous work
+    await waitFor('every channel subscribed', async () => (await subscribed(names)).every((n) => n === 1));
+    const senders = names.map((n) => redisChannel(processB, n, onError));
+    senders.forEach((s, i) => s.publish(`to ${i}`));
+    await waitFor('each channel to hear its message', () => heardSlow.every((got) => got.length === 1));
+    t.same(heardSlow, [['to 0'], ['to 1'], ['to 2']]);
+    t.same(channelErrors, [], 'no SUBSCRIBE reported as failed');
+    t.same(errors, []);
+    for (const c of [...channels, ...senders]) await c.close();
+  },
+);
