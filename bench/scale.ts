@@ -241,11 +241,19 @@ async function measureRead(
   target: ReadTarget,
   probe: DbProbe,
   sc: ReadScenario,
-): Promise<ReadResult & { service_cpu_us_per_request: number | null; pg_cpu_us_per_request: number }> {
+): Promise<
+  ReadResult & {
+    service_cpu_us_per_request: number | null;
+    pg_cpu_us_per_request: number;
+    client_cpu_us_per_request: number;
+  }
+> {
   const cpu = () => (target.pid === undefined ? undefined : serviceCpuMs(target.pid).process);
   const cpu0 = cpu();
   await probe.begin();
+  const client0 = process.cpuUsage();
   const measured = await withConnections(target.port, (conns) => readOn(conns, { ...sc.load, request: sc.request }));
+  const client = process.cpuUsage(client0);
   const pg = await probe.end(measured.answered);
   const cpu1 = cpu();
   return {
@@ -255,6 +263,8 @@ async function measureRead(
         ? Math.round(((cpu1 - cpu0) * 1000) / Math.max(1, measured.answered))
         : null,
     pg_cpu_us_per_request: pg.pg_cpu_us_per_event,
+    // this process, the load generator: on a 2-core machine its share is taken from the service and PostgreSQL
+    client_cpu_us_per_request: Math.round((client.user + client.system) / Math.max(1, measured.answered)),
   };
 }
 
